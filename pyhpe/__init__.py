@@ -1,0 +1,29 @@
+"""pyhpe: human pose estimation with C++/CUDA kernels exposed as PyTorch ops.
+
+Importing pyhpe loads the compiled extension, which registers every op under
+``torch.ops.pyhpe``; the typed Python wrappers live in :mod:`pyhpe.ops`.
+"""
+from ._version import __version__
+
+import torch  # noqa: F401  (the extension links against torch's libraries)
+
+from . import _C  # noqa: E402  registers torch.ops.pyhpe.*
+from . import ops  # noqa: E402,F401
+
+
+def info():
+    """Build information: versions, whether CUDA kernels were compiled, for which archs."""
+    return {
+        "pyhpe": __version__,
+        "extension": _C.version(),
+        "torch": torch.__version__,
+        "torch_compiled_against": _C.torch_version(),
+        "cuda_compiled": _C.has_cuda(),
+        "cuda_version": _C.cuda_version() or None,
+        "cuda_archs": _C.cuda_archs() or None,
+        "cuda_available": torch.cuda.is_available(),
+        "num_threads": torch.get_num_threads(),
+    }
+
+
+__all__ = ["__version__", "info", "ops"]

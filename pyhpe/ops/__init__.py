@@ -1,0 +1,1 @@
+from .oks import oks_matrix, oks_matrix_ragged  # noqa: F401

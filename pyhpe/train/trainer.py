@@ -42,7 +42,8 @@ class TrainConfig:
     out_dir: str = "work_dir"
     resume: bool = True                 # auto-resume from out_dir/last.pth
     save_every_steps: int = 0           # also checkpoint mid-epoch every N steps (0: epoch ends)
-    max_steps: Optional[int] = None     # stop after this many optimizer steps (tests, budgets)
+    max_steps: Optional[int] = None     # schedule length cap: train at most this many steps
+    stop_at_step: Optional[int] = None  # interrupt (checkpoint, return) here; schedule unchanged
     time_budget_s: Optional[float] = None  # stop training after this many seconds
     calibrate_steps: int = 0            # with a time budget: after this many steps, fit the
                                         # LR schedule (and max_steps) to the measured speed
@@ -264,6 +265,10 @@ class Trainer:
             bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
                        disable=not (cfg.progress and self.is_main), file=sys.stderr, mininterval=1.0)
             for batch in bar:
+                if (cfg.max_steps and self.step >= cfg.max_steps) or \
+                        (cfg.stop_at_step and self.step >= cfg.stop_at_step):
+                    stop = True
+                    break
                 loss = self.train_step(batch)
                 losses.append(loss)
                 self._loss_acc.append(loss)
@@ -282,8 +287,13 @@ class Trainer:
                     cfg.max_steps = self.total_steps
                     if self.is_main:
                         self.log(f"calibrated: {per_step * 1000:.0f} ms/step -> {self.total_steps} steps")
+                over_time = bool(cfg.time_budget_s and time.time() - t_start > cfg.time_budget_s)
+                if self.ddp and cfg.time_budget_s:  # every rank must stop at the same step
+                    flag = torch.tensor([float(over_time)])
+                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                    over_time = bool(flag.item() > 0)
                 if (cfg.max_steps and self.step >= cfg.max_steps) or \
-                        (cfg.time_budget_s and time.time() - t_start > cfg.time_budget_s):
+                        (cfg.stop_at_step and self.step >= cfg.stop_at_step) or over_time:
                     stop = True
                     break
             bar.close()

@@ -116,6 +116,12 @@ class Trainer:
             self.model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.train_dataset, self.val_dataset, self.val_gt, self.sigmas = train_dataset, val_dataset, val_gt, sigmas
+        per_rank = len(train_dataset) // self.world
+        if per_rank == 0:
+            raise ValueError(f"Trainer: the training set has {len(train_dataset)} items, fewer than "
+                             f"the {self.world} processes")
+        if config.batch_size > per_rank:  # tiny data sets: one (smaller) batch per epoch
+            config.batch_size = per_rank
         self.sampler = _ShardedOrder(len(train_dataset), config.batch_size, config.seed, self.rank, self.world)
         self.steps_per_epoch = max(len(self.sampler.indices()) // config.batch_size, 1)
         self.total_steps = self.steps_per_epoch * config.epochs

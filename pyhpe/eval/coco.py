@@ -60,23 +60,15 @@ def _load(obj, what: str):
                     f"got {type(obj).__name__}")
 
 
-def _keypoint_array(anns, K: int, what: str) -> np.ndarray:
-    if not anns:
-        return np.zeros((0, K * 3), dtype=np.float64)
-    try:
-        kp = np.array([a["keypoints"] for a in anns], dtype=np.float64)
-    except KeyError:
-        bad = next(a for a in anns if "keypoints" not in a)
-        raise ValueError(f"COCOKeypointEval: {what} annotation {bad.get('id', '?')} "
-                         "has no 'keypoints'") from None
-    except ValueError:
-        bad = next(a for a in anns if len(a["keypoints"]) != K * 3)
-        raise ValueError(f"COCOKeypointEval: every {what} 'keypoints' must have 3*K={3 * K} "
-                         f"values (K from sigmas), got {len(bad['keypoints'])}") from None
-    if kp.ndim != 2 or kp.shape[1] != K * 3:
-        raise ValueError(f"COCOKeypointEval: every {what} 'keypoints' must have 3*K={3 * K} "
-                         f"values (K from sigmas), got array of shape {kp.shape}")
-    return kp
+def _index_in(values: np.ndarray, keys) -> np.ndarray:
+    """Position of each value in the sorted list `keys`, -1 where absent."""
+    keys = np.asarray(keys)
+    if keys.size == 0:
+        return np.full(len(values), -1, dtype=np.int64)
+    if keys.dtype.kind not in "iu":
+        raise TypeError("non-integer ids")
+    pos = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    return np.where(keys[pos] == values, pos, -1).astype(np.int64)
 
 
 def _linspace_params():
@@ -144,50 +136,71 @@ class COCOKeypointEval:
         self.stats = np.zeros(0)
 
     # ------------------------------------------------------------------ preparation
-    def _gt_arrays(self, img_index: dict, cat_index: dict, K: int) -> dict:
+    def _extract(self, anns, K: int, what: str) -> dict:
+        """Flat arrays of a list of annotation dicts, with image/category as indices into
+        params.imgIds/catIds (-1 when absent there)."""
+        p = self.params
+        try:
+            r = _C.extract_annotations(anns, K)
+            r["image"] = _index_in(r["image_id"], p.imgIds)
+            r["category"] = _index_in(r["category_id"], p.catIds)
+        except TypeError:
+            # Non-integer ids (COCO allows any hashable key): map them through dicts.
+            img_index = {v: n for n, v in enumerate(p.imgIds)}
+            cat_index = {v: n for n, v in enumerate(p.catIds)}
+            ids = {}
+            remapped = [dict(a, image_id=img_index.get(a.get("image_id"), -1),
+                             category_id=cat_index.get(a.get("category_id"), -1),
+                             id=ids.setdefault(a.get("id"), len(ids) + 1)) for a in anns]
+            r = _C.extract_annotations(remapped, K)
+            r["image"], r["category"] = r["image_id"], r["category_id"]
+        if len(anns) and not r["keypoints_ok"].all():
+            i = int(np.flatnonzero(~r["keypoints_ok"].astype(bool))[0])
+            got = len(anns[i]["keypoints"]) if "keypoints" in anns[i] else "no 'keypoints'"
+            raise ValueError(f"COCOKeypointEval: every {what} 'keypoints' must have 3*K={3 * K} "
+                             f"values (K from sigmas); annotation {i} has {got}")
+        return r
+
+    def _gt_arrays(self, K: int) -> dict:
         anns = self.gt_dataset.get("annotations", [])
-        by_id = {a["id"]: a for a in anns}
-        if len(by_id) != len(anns):  # COCO.anns keeps the last annotation of each id
-            anns = [by_id[a["id"]] for a in anns]
-        anns = [a for a in anns if a["image_id"] in img_index and a["category_id"] in cat_index]
-        n = len(anns)
-        kp = _keypoint_array(anns, K, "GT")
-        iscrowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=np.uint8)
-        bbox = np.array([a.get("bbox", (np.nan,) * 4) for a in anns],
-                        dtype=np.float64).reshape(n, 4)
+        r = self._extract(anns, K, "GT")
+        keep = (r["image"] >= 0) & (r["category"] >= 0)
+        ids = r["id"]
+        if not r["has_id"].all():
+            raise ValueError("COCOKeypointEval: every GT annotation needs an 'id'")
+        src = np.arange(len(anns))
+        if len(np.unique(ids)) != len(ids):
+            # COCO.anns keeps the last annotation of each id; loadAnns returns that one.
+            last = {}
+            for i, v in enumerate(ids.tolist()):
+                last[v] = i
+            src = np.array([last[v] for v in ids.tolist()], dtype=np.int64)
+        src = src[keep]
         if self.mode == "xtcocotools":
-            no_kpt = (kp[:, 2::3] > 0).sum(1) == 0
+            no_kpt = (r["keypoints"][:, 2::3] > 0).sum(1) == 0
         else:
-            try:
-                no_kpt = np.array([a["num_keypoints"] == 0 for a in anns], dtype=bool)
-            except KeyError:
+            if not r["has_num_keypoints"][src].all():
                 raise ValueError("COCOKeypointEval: GT annotations need 'num_keypoints' "
-                                 f"(mode={self.mode!r})") from None
-        box_area = bbox[:, 3] * bbox[:, 2] * 0.53
+                                 f"(mode={self.mode!r})")
+            no_kpt = r["num_keypoints_nonzero"] == 0
+        bbox = r["bbox"]
         if self.use_area:
-            try:
-                area = np.array([a["area"] for a in anns], dtype=np.float64)
-            except KeyError:
+            if not r["has_area"][src].all():
                 raise ValueError("COCOKeypointEval: GT annotations need 'area' "
-                                 "(or use_area=False in xtcocotools/crowdpose modes)") from None
-            range_area = area
+                                 "(or use_area=False in xtcocotools/crowdpose modes)")
+            area = r["area"]
         else:
-            area = box_area
-            range_area = box_area
+            area = bbox[:, 3] * bbox[:, 2] * 0.53
+        iscrowd = r["iscrowd"]
         return {
-            "count": n,
-            "image": np.array([img_index[a["image_id"]] for a in anns], dtype=np.int64),
-            "category": np.array([cat_index[a["category_id"]] for a in anns], dtype=np.int64),
-            "id": np.array([a["id"] for a in anns], dtype=np.int64),
-            "keypoints": kp,
-            "oks_area": area,
-            "range_area": range_area,
-            "bbox": bbox,
-            "iscrowd": iscrowd,
-            "ignore": (iscrowd.astype(bool) | no_kpt).astype(np.uint8),
+            "count": len(src),
+            "image": r["image"][src], "category": r["category"][src], "id": ids[src],
+            "keypoints": r["keypoints"][src], "oks_area": area[src], "range_area": area[src],
+            "bbox": bbox[src], "iscrowd": iscrowd[src],
+            "ignore": (iscrowd.astype(bool) | no_kpt)[src].astype(np.uint8),
         }
 
-    def _dt_arrays(self, img_index: dict, cat_index: dict, K: int) -> dict:
+    def _dt_arrays(self, K: int) -> dict:
         src = self._dt_source
         loaded = hasattr(src, "dataset") and isinstance(src.dataset, dict)
         anns = _load(src, "dt")
@@ -198,50 +211,38 @@ class COCOKeypointEval:
             anns = anns.get("annotations", [])
         if not isinstance(anns, list):
             raise TypeError("COCOKeypointEval: results must be a list of objects")
+        r = self._extract(anns, K, "result")
         if not loaded and anns:
             gt_images = {img["id"] for img in self.gt_dataset.get("images", [])}
-            if not {a["image_id"] for a in anns} <= gt_images:
+            if not (r["image"] >= 0).all() and not {a["image_id"] for a in anns} <= gt_images:
                 raise ValueError("COCOKeypointEval: results do not correspond to the GT set "
                                  "(some image_id is not among the GT images)")
-            kp_all = _keypoint_array(anns, K, "result")
             first = anns[0]
+            # COCO.loadRes picks the area rule from the first result only.
             if "bbox" in first and not first["bbox"] == []:
-                try:
-                    bb = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
-                except (KeyError, ValueError):
-                    raise ValueError("COCOKeypointEval: the first result has a 'bbox', so (as in "
-                                     "COCO.loadRes) every result needs one") from None
-                area_all = bb[:, 2] * bb[:, 3]
+                if not r["has_bbox"].all():
+                    raise ValueError("COCOKeypointEval: the first result has a 'bbox', so (as "
+                                     "in COCO.loadRes) every result needs a 4-number 'bbox'")
+                area = r["bbox"][:, 2] * r["bbox"][:, 3]
             elif "keypoints" in first:
-                x, y = kp_all[:, 0::3], kp_all[:, 1::3]
-                area_all = (x.max(1) - x.min(1)) * (y.max(1) - y.min(1))
+                x, y = r["keypoints"][:, 0::3], r["keypoints"][:, 1::3]
+                area = (x.max(1) - x.min(1)) * (y.max(1) - y.min(1))
             else:
                 raise ValueError("COCOKeypointEval: results need 'keypoints' (and optionally "
                                  "'bbox'); caption/segmentation results are not keypoints")
-            ids_all = np.arange(1, len(anns) + 1, dtype=np.int64)
+            ids = np.arange(1, len(anns) + 1, dtype=np.int64)
         else:
-            kp_all = _keypoint_array(anns, K, "result")
-            area_all = np.array([a["area"] for a in anns], dtype=np.float64)
-            ids_all = np.array([a["id"] for a in anns], dtype=np.int64)
-        keep = np.array([a["image_id"] in img_index and a["category_id"] in cat_index
-                         for a in anns], dtype=bool)
+            area, ids = r["area"], r["id"]
+        keep = (r["image"] >= 0) & (r["category"] >= 0)
         if self.mode != "pycocotools" and len(anns):
-            keep &= (kp_all[:, 2::3] > 0).sum(1) > 0
-        idx = np.flatnonzero(keep)
-        kept = [anns[i] for i in idx]
-        try:
-            score = np.array([a["score"] for a in kept], dtype=np.float64)
-        except KeyError:
-            raise ValueError("COCOKeypointEval: every result needs a 'score'") from None
+            keep &= (r["keypoints"][:, 2::3] > 0).sum(1) > 0
+        if not r["has_score"][keep].all():
+            raise ValueError("COCOKeypointEval: every result needs a 'score'")
         return {
-            "count": len(kept),
-            "image": np.array([img_index[a["image_id"]] for a in kept], dtype=np.int64),
-            "category": np.array([cat_index[a["category_id"]] for a in kept], dtype=np.int64),
-            "id": ids_all[idx],
-            "keypoints": kp_all[idx].reshape(len(kept), K * 3),
-            "oks_area": area_all[idx],
-            "range_area": area_all[idx],
-            "score": score,
+            "count": int(keep.sum()),
+            "image": r["image"][keep], "category": r["category"][keep], "id": ids[keep],
+            "keypoints": r["keypoints"][keep], "oks_area": area[keep],
+            "range_area": area[keep], "score": r["score"][keep],
         }
 
     # ------------------------------------------------------------------ pycocotools API
@@ -254,10 +255,8 @@ class COCOKeypointEval:
         if not p.catIds:
             raise ValueError("COCOKeypointEval: the GT has no categories")
         K = len(p.kpt_oks_sigmas)
-        img_index = {int(i): n for n, i in enumerate(p.imgIds)}
-        cat_index = {int(c): n for n, c in enumerate(p.catIds)}
-        self._gt = self._gt_arrays(img_index, cat_index, K)
-        self._dt = self._dt_arrays(img_index, cat_index, K)
+        self._gt = self._gt_arrays(K)
+        self._dt = self._dt_arrays(K)
         params = {
             "num_images": len(p.imgIds),
             "num_categories": len(p.catIds),
@@ -268,7 +267,8 @@ class COCOKeypointEval:
             "max_dets": [int(m) for m in p.maxDets],
             "zero_gt_id_is_unmatched": self.mode == "pycocotools",
         }
-        self._img_index, self._cat_index = img_index, cat_index
+        self._img_index = {v: n for n, v in enumerate(p.imgIds)}
+        self._cat_index = {v: n for n, v in enumerate(p.catIds)}
         self._core = _C.KeypointEvaluator(self._gt, self._dt, params)
         self._core.evaluate()
         return self
@@ -284,8 +284,8 @@ class COCOKeypointEval:
         if img_ids is None:
             images = list(range(len(p.imgIds)))
         else:
-            images = sorted({self._img_index[int(i)] for i in np.unique(img_ids)
-                             if int(i) in self._img_index})
+            images = sorted({self._img_index[i] for i in np.unique(img_ids).tolist()
+                             if i in self._img_index})
         acc = self._core.accumulate(images)
         self.eval = {
             "params": p,
@@ -361,13 +361,13 @@ class COCOKeypointEval:
     def ious(self, img_id, cat_id) -> np.ndarray:
         """pycocotools ``self.ious[img_id, cat_id]``: (dets sorted & cut) x (GT)."""
         self._require()
-        return self._core.ious(self._img_index[int(img_id)], self._cat_index[int(cat_id)])
+        return self._core.ious(self._img_index[img_id], self._cat_index[cat_id])
 
     def eval_img(self, img_id, cat_id, area_index: int = 0):
         """Per-image matching like pycocotools ``evalImgs`` (None where it is None)."""
         self._require()
-        return self._core.image_result(self._cat_index[int(cat_id)], area_index,
-                                       self._img_index[int(img_id)])
+        return self._core.image_result(self._cat_index[cat_id], area_index,
+                                       self._img_index[img_id])
 
 
 def pycocotools_stats(gt, dt, sigmas=None) -> np.ndarray:

@@ -210,3 +210,16 @@ def test_identical_to_xtcocotools_crowdpose(seed, tmp_path):
     stats = ours.run()
     assert len(stats) == 9
     assert np.array_equal(stats, ref.stats), (stats, ref.stats)
+
+
+def test_cli_eval_matches_pycocotools(tmp_path):
+    import subprocess
+    gt, dt = synthetic_keypoint_eval_set(15, 4)
+    gp, dp = tmp_path / "gt.json", tmp_path / "dt.json"
+    gp.write_text(json.dumps(gt))
+    dp.write_text(json.dumps(dt))
+    out = subprocess.run([sys.executable, "-m", "pyhpe", "eval", str(gp), str(dp),
+                          "--compare-pycocotools"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "pycocotools stats identical: True" in out.stdout
+    assert "AP" in out.stdout

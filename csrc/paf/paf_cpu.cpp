@@ -18,9 +18,9 @@ void find_peaks_cpu(const PeakArgs<T>& args) {
 
 template <typename T>
 void paf_scores_cpu(const ScoreArgs<T>& args) {
-  const int64_t total = args.B * args.L * args.M * args.M;
-  at::parallel_for(0, total, 1024, [&](int64_t begin, int64_t end) {
-    for (int64_t idx = begin; idx < end; ++idx) score_element(args, idx);
+  const int64_t rows = args.B * args.L * args.M;
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) score_row(args, row);
   });
 }
 

@@ -178,17 +178,32 @@ PYHPE_HD void peak_write_element(const PeakArgs<T>& a, int64_t idx) {
   refine_peak(a.heatmaps + c * hw, a.W, a.H, x, y, a.radius, a.peaks + (c * a.max_peaks + rank - 1) * 3);
 }
 
-// CPU form: one channel, raster order, as nmsCpu.
+// CPU form: one channel, raster order, as nmsCpu. Most pixels are below the threshold, so a
+// tight pre-test skips them before the neighbourhood test.
 template <typename T>
 PYHPE_HD void peak_channel(const PeakArgs<T>& a, int64_t c) {
   const int64_t hw = static_cast<int64_t>(a.H) * a.W;
   const T* map = a.heatmaps + c * hw;
+  const T threshold = a.threshold;
   int64_t count = 0;
-  for (int y = 0; y < a.H && count < a.max_peaks; ++y) {
-    for (int x = 0; x < a.W && count < a.max_peaks; ++x) {
-      if (!is_peak(map, a.W, a.H, x, y, a.threshold, a.mode)) continue;
-      refine_peak(map, a.W, a.H, x, y, a.radius, a.peaks + (c * a.max_peaks + count) * 3);
-      ++count;
+  constexpr int kBlock = 16;
+  for (int y = 0; y < a.H; ++y) {
+    const T* row = map + static_cast<int64_t>(y) * a.W;
+    for (int x0 = 0; x0 < a.W; x0 += kBlock) {
+      const int x1 = x0 + kBlock < a.W ? x0 + kBlock : a.W;
+      // Branch-free block maximum (vectorizes); NaN never exceeds the threshold either way.
+      T block_max = row[x0];
+      for (int x = x0 + 1; x < x1; ++x) block_max = row[x] > block_max ? row[x] : block_max;
+      if (!(block_max > threshold)) continue;
+      for (int x = x0; x < x1; ++x) {
+        if (!(row[x] > threshold)) continue;
+        if (!is_peak(map, a.W, a.H, x, y, threshold, a.mode)) continue;
+        refine_peak(map, a.W, a.H, x, y, a.radius, a.peaks + (c * a.max_peaks + count) * 3);
+        if (++count == a.max_peaks) {
+          a.counts[c] = count;
+          return;
+        }
+      }
     }
   }
   a.counts[c] = count;
@@ -217,7 +232,15 @@ PYHPE_HD T score_pair(const T* pa, const T* pb, const T* map_x, const T* map_y, 
   const T step_x = dx / T(n), step_y = dy / T(n);
   T sum = T(0);
   int count = 0;
+  // A pair is accepted when count / n > min_fraction; once even every remaining sample
+  // counting could not get there, the line integral cannot matter (count / n is monotonic in
+  // count), so the loop stops: same result, most wrong pairs cost a sample or two.
+  const T guess = mul_rn(min_fraction, T(n));
+  int needed = guess <= T(0) ? 0 : (guess >= T(n + 1) ? n + 1 : static_cast<int>(guess));
+  while (needed > 0 && T(needed - 1) / T(n) > min_fraction) --needed;
+  while (needed <= n && !(T(needed) / T(n) > min_fraction)) ++needed;
   for (int m = 0; m < n; ++m) {
+    if (count + (n - m) < needed) break;
     const int sx = clamp_int(int_round(add_rn(pa[0], mul_rn(T(m), step_x))), 0, W - 1);
     const int sy = clamp_int(int_round(add_rn(pa[1], mul_rn(T(m), step_y))), 0, H - 1);
     const int64_t i = static_cast<int64_t>(sy) * W + sx;
@@ -251,6 +274,22 @@ struct ScoreArgs {
   T* out;                   // B x L x M x M
 };
 
+// Score of peak i of part A and peak j of part B for limb l of image b.
+template <typename T>
+PYHPE_HD T score_at(const ScoreArgs<T>& a, int64_t b, int64_t l, int64_t i, int64_t j) {
+  const int64_t M = a.M;
+  const int64_t part_a = a.limbs[2 * l], part_b = a.limbs[2 * l + 1];
+  if (i >= a.counts[b * a.K + part_a] || j >= a.counts[b * a.K + part_b]) return T(kInvalidScore);
+  const int64_t hw = static_cast<int64_t>(a.H) * a.W;
+  const T* pa = a.peaks + ((b * a.K + part_a) * M + i) * 3;
+  const T* pb = a.peaks + ((b * a.K + part_b) * M + j) * 3;
+  const T* map_x = a.pafs + (b * a.C + a.channels[2 * l]) * hw;
+  const T* map_y = a.pafs + (b * a.C + a.channels[2 * l + 1]) * hw;
+  return score_pair(pa, pb, map_x, map_y, a.W, a.H, a.num_samples, a.inter_threshold,
+                    a.min_fraction, a.distance_prior, a.prior_score);
+}
+
+// One output element of out[B, L, M, M] (the CUDA form).
 template <typename T>
 PYHPE_HD void score_element(const ScoreArgs<T>& a, int64_t idx) {
   const int64_t M = a.M;
@@ -258,18 +297,18 @@ PYHPE_HD void score_element(const ScoreArgs<T>& a, int64_t idx) {
   const int64_t i = (idx / M) % M;
   const int64_t l = (idx / (M * M)) % a.L;
   const int64_t b = idx / (M * M * a.L);
-  const int64_t part_a = a.limbs[2 * l], part_b = a.limbs[2 * l + 1];
-  if (i >= a.counts[b * a.K + part_a] || j >= a.counts[b * a.K + part_b]) {
-    a.out[idx] = T(kInvalidScore);
-    return;
-  }
-  const int64_t hw = static_cast<int64_t>(a.H) * a.W;
-  const T* pa = a.peaks + ((b * a.K + part_a) * M + i) * 3;
-  const T* pb = a.peaks + ((b * a.K + part_b) * M + j) * 3;
-  const T* map_x = a.pafs + (b * a.C + a.channels[2 * l]) * hw;
-  const T* map_y = a.pafs + (b * a.C + a.channels[2 * l + 1]) * hw;
-  a.out[idx] = score_pair(pa, pb, map_x, map_y, a.W, a.H, a.num_samples, a.inter_threshold,
-                          a.min_fraction, a.distance_prior, a.prior_score);
+  a.out[idx] = score_at(a, b, l, i, j);
+}
+
+// One output row out[b, l, i, :] (the CPU form: the index decode is paid once per row).
+template <typename T>
+PYHPE_HD void score_row(const ScoreArgs<T>& a, int64_t row) {
+  const int64_t M = a.M;
+  const int64_t i = row % M;
+  const int64_t l = (row / M) % a.L;
+  const int64_t b = row / (M * a.L);
+  T* out = a.out + row * M;
+  for (int64_t j = 0; j < M; ++j) out[j] = score_at(a, b, l, i, j);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -49,6 +49,12 @@ def test_find_peaks_matches_openpose(device, dtype, border, radius):
         assert got_c.dtype == torch.int64
         np.testing.assert_array_equal(got_c.cpu().numpy(), want_c)
         np.testing.assert_array_equal(got_p.cpu().numpy(), want_p)
+        # The GPU's flag + compaction form gives the same answer.
+        got_p, got_c = ops.find_peaks(torch.from_numpy(hm).to(device), 0.3, max_peaks,
+                                      refine=radius >= 0, refine_radius=max(radius, 0),
+                                      border=border, two_pass=True)
+        np.testing.assert_array_equal(got_c.cpu().numpy(), want_c)
+        np.testing.assert_array_equal(got_p.cpu().numpy(), want_p)
     assert want_c.max() > 1
 
 
@@ -282,6 +288,8 @@ def test_bad_inputs():
         ops.group_poses(p, c + 100, s, [(0, 1)])
     with pytest.raises(ValueError, match="unknown skeleton"):
         ops.paf_group(hm, torch.rand(1, 2, 8, 8), "body25")
+    with pytest.raises(ValueError, match="'min_fraction' and 'inter_threshold' must be finite"):
+        ops.paf_scores(torch.rand(1, 2, 8, 8), p, c, [(0, 1)], min_fraction=float("nan"))
     with pytest.raises(ValueError, match="'num_samples' must be positive"):
         ops.paf_scores(torch.rand(1, 2, 8, 8), p, c, [(0, 1)], num_samples=0)
 
@@ -298,7 +306,7 @@ def test_opcheck(device):
     channels = torch.tensor([[0, 1], [2, 3]], device=device)
     pafs = torch.from_numpy(smooth_noise(rng, (2, 4, 12, 14), np.float64) * 2 - 1).to(device)
     utils = ("test_schema", "test_autograd_registration", "test_faketensor")
-    torch.library.opcheck(torch.ops.pyhpe.paf_find_peaks.default, (hm, 0.4, 8, 3, "cpu"),
+    torch.library.opcheck(torch.ops.pyhpe.paf_find_peaks.default, (hm, 0.4, 8, 3, "cpu", False),
                           test_utils=utils + ("test_aot_dispatch_dynamic",))
     args = (pafs, p, c, limbs, channels, 10, 0.05, 0.3, True, 0.05)
     torch.library.opcheck(torch.ops.pyhpe.paf_scores.default, args,

@@ -8,6 +8,7 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <string>
 #include <tuple>
 
@@ -21,7 +22,7 @@ namespace {
 
 std::tuple<at::Tensor, at::Tensor> find_peaks_op(const at::Tensor& heatmaps_in, double threshold,
                                                  int64_t max_peaks, int64_t refine_radius,
-                                                 c10::string_view border) {
+                                                 c10::string_view border, bool two_pass) {
   const char* op = "pyhpe.paf_find_peaks";
   checks::floating(op, heatmaps_in, "heatmaps");
   checks::dim(op, heatmaps_in, "heatmaps", 4, "(B, K, H, W)");
@@ -68,6 +69,16 @@ std::tuple<at::Tensor, at::Tensor> find_peaks_op(const at::Tensor& heatmaps_in, 
       return;
     }
 #endif
+    if (two_pass) {
+      // The GPU's flag + compaction form on the CPU, so that CPU tests cover its math.
+      at::Tensor flags = at::empty({B * K, H * W}, heatmaps.options().dtype(at::kInt));
+      a.flags = flags.data_ptr<int32_t>();
+      peak_flags_cpu<scalar_t>(a);
+      at::Tensor ranks = at::cumsum(flags, 1, at::kLong);
+      a.ranks = ranks.data_ptr<int64_t>();
+      peak_write_cpu<scalar_t>(a);
+      return;
+    }
     find_peaks_cpu<scalar_t>(a);
   });
   return {peaks, counts};
@@ -111,6 +122,9 @@ at::Tensor paf_scores_op(const at::Tensor& pafs_in, const at::Tensor& peaks_in,
   checks::same_dtype(op, peaks_in, "peaks", pafs_in, "pafs");
   checks::same_device(op, peaks_in, "peaks", pafs_in, "pafs");
   checks::size(op, peaks_in, "peaks", 0, pafs_in.size(0), "(B, K, M, 3)");
+  TORCH_CHECK_VALUE(std::isfinite(min_fraction) && std::isfinite(inter_threshold), op,
+                    ": 'min_fraction' and 'inter_threshold' must be finite, got ", min_fraction,
+                    " and ", inter_threshold);
   require_cuda_build(op, pafs_in);
   const int64_t B = pafs_in.size(0), C = pafs_in.size(1), H = pafs_in.size(2),
                 W = pafs_in.size(3), K = peaks_in.size(1), M = peaks_in.size(2),
@@ -259,7 +273,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> group_poses_op(
 TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
   m.def(
       "paf_find_peaks(Tensor heatmaps, float threshold=0.05, int max_peaks=64, "
-      "int refine_radius=3, str border='cpu') -> (Tensor, Tensor)");
+      "int refine_radius=3, str border='cpu', bool two_pass=False) -> (Tensor, Tensor)");
   m.def(
       "paf_scores(Tensor pafs, Tensor peaks, Tensor counts, Tensor limbs, Tensor paf_channels, "
       "int num_samples=10, float inter_threshold=0.05, float min_fraction=0.95, "

@@ -13,7 +13,12 @@ namespace paf {
 // CPU: one task per channel, raster order (OpenPose nmsCpu).
 template <typename T>
 void find_peaks_cpu(const PeakArgs<T>& args);
-// CPU: one task per (b, limb, i, j).
+// CPU runs of the GPU's two passes (flags, then compaction), for validation.
+template <typename T>
+void peak_flags_cpu(const PeakArgs<T>& args);
+template <typename T>
+void peak_write_cpu(const PeakArgs<T>& args);
+// CPU: one task per output row (b, limb, i).
 template <typename T>
 void paf_scores_cpu(const ScoreArgs<T>& args);
 

@@ -17,6 +17,22 @@ void find_peaks_cpu(const PeakArgs<T>& args) {
 }
 
 template <typename T>
+void peak_flags_cpu(const PeakArgs<T>& args) {
+  const int64_t total = args.channels * args.H * args.W;
+  at::parallel_for(0, total, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t idx = begin; idx < end; ++idx) peak_flag_element(args, idx);
+  });
+}
+
+template <typename T>
+void peak_write_cpu(const PeakArgs<T>& args) {
+  const int64_t total = args.channels * args.H * args.W;
+  at::parallel_for(0, total, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t idx = begin; idx < end; ++idx) peak_write_element(args, idx);
+  });
+}
+
+template <typename T>
 void paf_scores_cpu(const ScoreArgs<T>& args) {
   const int64_t rows = args.B * args.L * args.M;
   at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
@@ -228,6 +244,10 @@ void group_poses_cpu(const GroupArgs<T>& args, std::vector<GroupedImage<T>>& out
 
 template void find_peaks_cpu<float>(const PeakArgs<float>&);
 template void find_peaks_cpu<double>(const PeakArgs<double>&);
+template void peak_flags_cpu<float>(const PeakArgs<float>&);
+template void peak_flags_cpu<double>(const PeakArgs<double>&);
+template void peak_write_cpu<float>(const PeakArgs<float>&);
+template void peak_write_cpu<double>(const PeakArgs<double>&);
 template void paf_scores_cpu<float>(const ScoreArgs<float>&);
 template void paf_scores_cpu<double>(const ScoreArgs<double>&);
 template void group_poses_cpu<float>(const GroupArgs<float>&, std::vector<GroupedImage<float>>&);

@@ -41,7 +41,8 @@ SKELETONS = {
 
 
 @torch.library.register_fake("pyhpe::paf_find_peaks")
-def _find_peaks_fake(heatmaps, threshold=0.05, max_peaks=64, refine_radius=3, border="cpu"):
+def _find_peaks_fake(heatmaps, threshold=0.05, max_peaks=64, refine_radius=3, border="cpu",
+                     two_pass=False):
     torch._check(heatmaps.dim() == 4, lambda: "pyhpe.paf_find_peaks: 'heatmaps' must be (B, K, H, W)")
     B, K = heatmaps.shape[0], heatmaps.shape[1]
     return (heatmaps.new_empty((B, K, max_peaks, 3)),
@@ -69,7 +70,8 @@ def _group_poses_fake(peaks, counts, scores, limbs, redundant, min_parts=3, min_
 
 
 def find_peaks(heatmaps, threshold: float = 0.05, max_peaks: int = 64, refine: bool = True, *,
-               refine_radius: int = 3, border: str = "cpu") -> Tuple[torch.Tensor, torch.Tensor]:
+               refine_radius: int = 3, border: str = "cpu",
+               two_pass: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """Part candidates of every heatmap, OpenPose ``nmsBase`` semantics.
 
     ``(B, K, H, W) -> peaks (B, K, max_peaks, 3) [x, y, score], counts (B, K) int64``.
@@ -83,7 +85,8 @@ def find_peaks(heatmaps, threshold: float = 0.05, max_peaks: int = 64, refine: b
     nmsAccuratePeakPosition: the centroid of the positive values in the
     (2r+1) x (2r+1) window around the peak, r = ``refine_radius`` (OpenPose: 3, a 7x7 window;
     1 gives a 3x3 window); the score is the heatmap value at the peak pixel.
-    GPU: one thread per pixel flags peaks, a per-channel running count compacts them.
+    GPU: one thread per pixel flags peaks, a per-channel running count compacts them
+    (``two_pass=True`` runs that form on the CPU too, to validate it; same results).
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
     if heatmaps.dim() != 4:
@@ -92,7 +95,8 @@ def find_peaks(heatmaps, threshold: float = 0.05, max_peaks: int = 64, refine: b
     if refine and refine_radius < 0:
         raise ValueError(f"find_peaks: 'refine_radius' must be >= 0, got {refine_radius}")
     return torch.ops.pyhpe.paf_find_peaks(heatmaps, float(threshold), int(max_peaks),
-                                          int(refine_radius) if refine else -1, border)
+                                          int(refine_radius) if refine else -1, border,
+                                          bool(two_pass))
 
 
 def _index_pairs(x, name: str, device) -> torch.Tensor:

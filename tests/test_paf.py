@@ -145,14 +145,20 @@ def _random_grouping_inputs(rng, B, K, M, limbs, dtype):
 
 @cpu_and_cuda()
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("method", ["greedy", "hungarian"])
-@pytest.mark.parametrize("skeleton", ["coco18", "coco17", "mpi15"])
-def test_group_poses_matches_openpose(device, dtype, method, skeleton):
+@pytest.mark.parametrize("method,assembly", [("greedy", "cpu"), ("hungarian", "cpu"),
+                                             ("greedy", "gpu")])
+@pytest.mark.parametrize("skeleton", ["coco18", "coco17", "mpi15", "body25"])
+def test_group_poses_matches_openpose(device, dtype, method, assembly, skeleton):
     rng = np.random.default_rng(3)
     if skeleton == "coco18":
         limbs, K = COCO18_LIMBS, 18
     elif skeleton == "coco17":
         limbs, K = COCO17_LIMBS, 17
+    elif skeleton == "body25":  # K == 25: feet do not count towards min_parts
+        limbs, K = [(1, 8), (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10),
+                    (10, 11), (8, 12), (12, 13), (13, 14), (1, 0), (0, 15), (15, 17), (0, 16),
+                    (16, 18), (2, 17), (5, 18), (14, 19), (19, 20), (14, 21), (11, 22),
+                    (22, 23), (11, 24)], 25
     else:  # K == 15: OpenPose's MPI rule keeps duplicate one-part people
         limbs, K = [(0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 14), (14, 8),
                     (8, 9), (9, 10), (14, 11), (11, 12), (12, 13)], 15
@@ -160,11 +166,11 @@ def test_group_poses_matches_openpose(device, dtype, method, skeleton):
                                                 (5, 2, 0.3, 3)):
         peaks, counts, scores = _random_grouping_inputs(rng, 3, K, M, limbs, dtype)
         want = ref.group_poses(peaks, counts, scores, limbs, min_parts, min_mean, method,
-                               max_persons)
+                               max_persons, assembly=assembly)
         t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
         persons, pscores, pcounts, idx = ops.group_poses(
             t(peaks), t(counts), t(scores), limbs, min_parts, min_mean, method,
-            max_persons=max_persons, return_indices=True)
+            max_persons=max_persons, assembly=assembly, return_indices=True)
         assert persons.device.type == device
         assert pcounts.tolist() == [len(w[1]) for w in want]
         for b, (parts, sc) in enumerate(want):
@@ -209,24 +215,43 @@ def _match_people(found, truth, tol):
 
 @cpu_and_cuda()
 @pytest.mark.parametrize("skeleton", ["coco18", "coco17"])
-@pytest.mark.parametrize("method", ["greedy", "hungarian"])
-def test_rendered_scenes_are_grouped_back_exactly(device, skeleton, method):
+@pytest.mark.parametrize("method,assembly", [("greedy", "cpu"), ("hungarian", "cpu"),
+                                             ("greedy", "gpu")])
+def test_rendered_scenes_are_grouped_back_exactly(device, skeleton, method, assembly):
     rng = np.random.default_rng(4)
     limbs = COCO18_LIMBS if skeleton == "coco18" else COCO17_LIMBS
     channels = COCO18_PAF_CHANNELS if skeleton == "coco18" else None
     people, hm, pf = ref.render_batch(rng, 2, 9, 110, 170, limbs, channels, parts=skeleton)
     bkg = np.maximum(0, 1 - hm.max(axis=1, keepdims=True))  # OpenPose's extra channel
     out = ops.paf_group(torch.from_numpy(np.concatenate([hm, bkg], 1)).to(device),
-                        torch.from_numpy(pf).to(device), skeleton, method=method)
+                        torch.from_numpy(pf).to(device), skeleton, method=method,
+                        assembly=assembly)
     assert len(out) == 2
     for b, (keypoints, scores) in enumerate(out):
         assert keypoints.shape == (9, len(people[b][0]), 3) and scores.shape == (9,)
         _match_people(keypoints.numpy(), people[b], tol=0.5)
         assert (scores > 0).all()
-    want = ref.openpose_pipeline(hm, pf, limbs, channels, method=method)
+    want = ref.openpose_pipeline(hm, pf, limbs, channels, method=method, assembly=assembly)
     for (kp, sc), (wkp, wsc) in zip(out, want):
         np.testing.assert_array_equal(kp.numpy(), wkp)
         np.testing.assert_array_equal(sc.numpy(), wsc)
+
+
+def test_gpu_assembly_merges_people_grown_from_both_ends():
+    # Chain 0-1-2-3 with limbs listed (0, 1), (2, 3), (1, 2): the CPU assembly starts a second
+    # person at limb (2, 3) and cannot join them; the GPU assembly merges them at (1, 2).
+    limbs = [(0, 1), (2, 3), (1, 2)]
+    peaks = torch.zeros(1, 4, 1, 3, dtype=torch.float64)
+    peaks[..., 2] = 1.0
+    counts = torch.ones(1, 4, dtype=torch.int64)
+    scores = torch.full((1, 3, 1, 1), 0.9, dtype=torch.float64)
+    _, s_cpu, n_cpu, idx = ops.group_poses(peaks, counts, scores, limbs, 1, 0.0,
+                                           return_indices=True)
+    assert n_cpu.tolist() == [2]
+    _, s_gpu, n_gpu, idx = ops.group_poses(peaks, counts, scores, limbs, 1, 0.0,
+                                           assembly="gpu", return_indices=True)
+    assert n_gpu.tolist() == [1] and idx[0, 0].tolist() == [0, 0, 0, 0]
+    assert s_gpu[0, 0].item() == pytest.approx((4 * 1.0 + 3 * 0.9) / (4 + 3))
 
 
 def test_custom_skeleton_and_unbatched():
@@ -282,6 +307,10 @@ def test_bad_inputs():
     s = ops.paf_scores(torch.rand(1, 2, 8, 8), p, c, [(0, 1)])
     with pytest.raises(ValueError, match="'method' must be 'greedy' or 'hungarian'"):
         ops.group_poses(p, c, s, [(0, 1)], method="auction")
+    with pytest.raises(ValueError, match="'assembly' must be 'cpu' or 'gpu'"):
+        ops.group_poses(p, c, s, [(0, 1)], assembly="tpu")
+    with pytest.raises(ValueError, match="'method' must be 'greedy'"):
+        ops.group_poses(p, c, s, [(0, 1)], method="hungarian", assembly="gpu")
     with pytest.raises(ValueError, match="'scores' must have shape"):
         ops.group_poses(p, c, s[:, :, :3], [(0, 1)])
     with pytest.raises(ValueError, match="'counts' must lie in"):
@@ -315,7 +344,7 @@ def test_opcheck(device):
     redundant = torch.zeros(2, dtype=torch.bool, device=device)
     # The number of people is data-dependent: fake tensors give it an unbacked size.
     torch.library.opcheck(torch.ops.pyhpe.paf_group_poses.default,
-                          (p, c, s, limbs, redundant, 1, 0.0, "greedy", -1, True),
+                          (p, c, s, limbs, redundant, 1, 0.0, "greedy", -1, True, "gpu"),
                           test_utils=("test_schema", "test_autograd_registration"))
 
 

@@ -177,7 +177,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> group_poses_op(
     const at::Tensor& peaks_in, const at::Tensor& counts_in, const at::Tensor& scores_in,
     const at::Tensor& limbs_in, const at::Tensor& redundant_in, int64_t min_parts,
     double min_mean_score, c10::string_view method_str, int64_t max_persons,
-    bool dedupe_singletons) {
+    bool dedupe_singletons, c10::string_view assembly_str) {
   const char* op = "pyhpe.paf_group_poses";
   check_peaks(op, peaks_in, counts_in);
   const int64_t B = peaks_in.size(0), K = peaks_in.size(1), M = peaks_in.size(2);
@@ -202,6 +202,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> group_poses_op(
     TORCH_CHECK_VALUE(false, op, ": 'method' must be 'greedy' or 'hungarian', got '",
                       std::string(method_str), "'");
   }
+  int assembly;
+  if (assembly_str == "cpu") {
+    assembly = kAssemblyCpu;
+  } else if (assembly_str == "gpu") {
+    assembly = kAssemblyGpu;
+  } else {
+    TORCH_CHECK_VALUE(false, op, ": 'assembly' must be 'cpu' or 'gpu' (OpenPose's "
+                      "connectBodyPartsCpu or connectBodyPartsGpu), got '", std::string(assembly_str), "'");
+  }
+  TORCH_CHECK_VALUE(assembly == kAssemblyCpu || method == kGreedy, op,
+                    ": assembly='gpu' sorts all limbs' connections globally; it has no "
+                    "per-limb matching, so 'method' must be 'greedy', got '",
+                    std::string(method_str), "'");
   // Grouping is sequential per image: it runs on the host for every device.
   at::Tensor peaks = peaks_in.to(at::kCPU).contiguous();
   at::Tensor counts = counts_in.to(at::kCPU).to(at::kLong).contiguous();
@@ -230,6 +243,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> group_poses_op(
     a.method = method;
     a.max_persons = max_persons;
     a.dedupe_singletons = dedupe_singletons;
+    a.assembly = assembly;
     std::vector<GroupedImage<scalar_t>> grouped;
     if (B > 0 && K > 0) group_poses_cpu<scalar_t>(a, grouped);
     else grouped.assign(B, GroupedImage<scalar_t>{});
@@ -281,7 +295,8 @@ TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
   m.def(
       "paf_group_poses(Tensor peaks, Tensor counts, Tensor scores, Tensor limbs, "
       "Tensor redundant, int min_parts=3, float min_mean_score=0.2, str method='greedy', "
-      "int max_persons=-1, bool dedupe_singletons=True) -> (Tensor, Tensor, Tensor, Tensor)");
+      "int max_persons=-1, bool dedupe_singletons=True, str assembly='cpu') "
+      "-> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(pyhpe, CPU, m) {

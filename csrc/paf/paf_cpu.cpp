@@ -100,9 +100,122 @@ struct Person {
   T score;
 };
 
+// pafPtrIntoVector + pafVectorIntoPeopleVector (OpenPose's GPU-build assembly).
+// removePeopleBelowThresholds (CPU build) or removePeopleBelowThresholdsAndFillFaces (GPU
+// build; they differ for BODY_25 feet only), then peopleVectorToPeopleArray.
+template <typename T>
+void filter_people(const GroupArgs<T>& a, const std::vector<Person<T>>& people,
+                   GroupedImage<T>& result) {
+  const int K = a.K, L = a.L;
+  auto run = [&](bool maximize_positives) {
+    result.parts.clear();
+    result.scores.clear();
+    int64_t kept = 0;
+    for (const auto& p : people) {
+      int counter = p.count;
+      if (K == 25 && !maximize_positives) {  // BODY_25: feet do not count towards min_parts
+        int feet = 0;
+        for (int k = 19; k < 25; ++k) feet += p.parts[k] > 0;
+        counter -= feet;
+        if (a.assembly == kAssemblyGpu && feet > 0 && counter <= 4) continue;
+      }
+      if (counter >= a.min_parts && p.score / T(counter) >= a.min_mean_score) {
+        for (int k = 0; k < K; ++k) result.parts.push_back(p.parts[k] - 1);
+        result.scores.push_back(p.score / T(K + L));
+        if (++kept == a.max_persons) break;
+      }
+    }
+    return kept;
+  };
+  // The GPU build retries without the feet rule when nobody passes.
+  if (run(false) == 0 && a.assembly == kAssemblyGpu && K == 25) run(true);
+}
+
+template <typename T>
+std::vector<Person<T>> assemble_globally(const GroupArgs<T>& a, int64_t b) {
+  const int K = a.K, M = a.M, L = a.L;
+  const T* peaks = a.peaks + b * K * M * 3;
+  const int64_t* counts = a.counts + b * K;
+  auto peak_score = [&](int part, int number) { return peaks[(part * M + number - 1) * 3 + 2]; };
+  // (total score used for sorting, PAF score, limb, 1-based A, 1-based B)
+  std::vector<std::tuple<T, T, int, int, int>> connections;
+  for (int l = 0; l < L; ++l) {
+    const int part_a = static_cast<int>(a.limbs[2 * l]);
+    const int part_b = static_cast<int>(a.limbs[2 * l + 1]);
+    const int na = static_cast<int>(counts[part_a]), nb = static_cast<int>(counts[part_b]);
+    const T* s = a.scores + (b * L + l) * M * M;
+    for (int i = 0; i < na; ++i) {
+      for (int j = 0; j < nb; ++j) {
+        const T score = s[i * M + j];
+        if (!(score > T(1e-6))) continue;
+        const T total = score + T(0.1) * peak_score(part_a, i + 1) + T(0.1) * peak_score(part_b, j + 1);
+        connections.emplace_back(total, score, l, i + 1, j + 1);
+      }
+    }
+  }
+  std::sort(connections.begin(), connections.end(), std::greater<std::tuple<T, T, int, int, int>>());
+  std::vector<Person<T>> people;
+  std::vector<int> assigned(static_cast<size_t>(K) * M, -1);
+  std::vector<char> removed;
+  for (const auto& c : connections) {
+    const T paf = std::get<1>(c);
+    const int l = std::get<2>(c), i = std::get<3>(c), j = std::get<4>(c);
+    const int part_a = static_cast<int>(a.limbs[2 * l]);
+    const int part_b = static_cast<int>(a.limbs[2 * l + 1]);
+    int& a_assigned = assigned[part_a * M + i - 1];
+    int& b_assigned = assigned[part_b * M + j - 1];
+    if (a_assigned < 0 && b_assigned < 0) {
+      Person<T> p{std::vector<int>(K, 0), 2, peak_score(part_a, i) + peak_score(part_b, j) + paf};
+      p.parts[part_a] = i;
+      p.parts[part_b] = j;
+      a_assigned = b_assigned = static_cast<int>(people.size());
+      people.push_back(std::move(p));
+      removed.push_back(0);
+    } else if ((a_assigned >= 0) != (b_assigned >= 0)) {
+      const int owner = a_assigned >= 0 ? a_assigned : b_assigned;
+      int& other = a_assigned >= 0 ? b_assigned : a_assigned;
+      const int part = a_assigned >= 0 ? part_b : part_a;
+      const int number = a_assigned >= 0 ? j : i;
+      auto& p = people[owner];
+      if (p.parts[part] == 0) {  // otherwise a better-scored peak already holds that part
+        p.parts[part] = number;
+        p.count++;
+        p.score += peak_score(part, number) + paf;
+        other = owner;
+      }
+    } else if (a_assigned == b_assigned) {
+      people[a_assigned].score += paf;
+    } else {
+      const int first = std::min(a_assigned, b_assigned), second = std::max(a_assigned, b_assigned);
+      auto& p1 = people[first];
+      const auto& p2 = people[second];
+      bool disjoint = true;
+      for (int k = 0; k < K && disjoint; ++k) disjoint = !(p1.parts[k] > 0 && p2.parts[k] > 0);
+      if (disjoint) {
+        for (int k = 0; k < K; ++k)
+          if (p1.parts[k] == 0) p1.parts[k] = p2.parts[k];
+        p1.count += p2.count;
+        p1.score += p2.score + paf;
+        removed[second] = 1;
+        for (auto& e : assigned)
+          if (e == second) e = first;
+      }
+    }
+  }
+  std::vector<Person<T>> kept;
+  kept.reserve(people.size());
+  for (size_t p = 0; p < people.size(); ++p)
+    if (!removed[p]) kept.push_back(std::move(people[p]));
+  return kept;
+}
+
 template <typename T>
 void group_image(const GroupArgs<T>& a, int64_t b, GroupedImage<T>& result) {
   const int K = a.K, M = a.M, L = a.L;
+  if (a.assembly == kAssemblyGpu) {
+    filter_people(a, assemble_globally(a, b), result);
+    return;
+  }
   const T* peaks = a.peaks + b * K * M * 3;
   const int64_t* counts = a.counts + b * K;
   auto peak_score = [&](int part, int number) { return peaks[(part * M + number - 1) * 3 + 2]; };
@@ -216,20 +329,7 @@ void group_image(const GroupArgs<T>& a, int64_t b, GroupedImage<T>& result) {
       }
     }
   }
-  // removePeopleBelowThresholds + peopleVectorToPeopleArray.
-  result.parts.clear();
-  result.scores.clear();
-  int64_t kept = 0;
-  for (const auto& p : people) {
-    int counter = p.count;
-    if (K == 25)  // OpenPose BODY_25: foot parts do not count towards min_parts
-      for (int k = 19; k < 25; ++k) counter -= p.parts[k] > 0;
-    if (counter >= a.min_parts && p.score / T(counter) >= a.min_mean_score) {
-      for (int k = 0; k < K; ++k) result.parts.push_back(p.parts[k] - 1);
-      result.scores.push_back(p.score / T(K + L));
-      if (++kept == a.max_persons) break;
-    }
-  }
+  filter_people(a, people, result);
 }
 
 }  // namespace

@@ -315,6 +315,11 @@ PYHPE_HD void score_row(const ScoreArgs<T>& a, int64_t row) {
 // Grouping (host only: sequential per image, as OpenPose's connectBodyPartsCpu).
 
 enum GroupMethod : int { kGreedy = 0, kHungarian = 1 };
+// kAssemblyCpu: connectBodyPartsCpu (createPeopleVector: limb by limb, no merging).
+// kAssemblyGpu: the assembly of OpenPose's connectBodyPartsGpu (pafPtrIntoVector +
+// pafVectorIntoPeopleVector: all connections of all limbs sorted by score + 0.1 (sA + sB),
+// people grown from either end and merged when their parts are disjoint).
+enum Assembly : int { kAssemblyCpu = 0, kAssemblyGpu = 1 };
 
 template <typename T>
 struct GroupArgs {
@@ -330,6 +335,7 @@ struct GroupArgs {
   int method;                // GroupMethod
   int64_t max_persons;       // < 0: unlimited
   bool dedupe_singletons;    // OpenPose: every model but MPI-15
+  int assembly;              // Assembly
 };
 
 }  // namespace paf

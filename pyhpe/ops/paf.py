@@ -60,7 +60,7 @@ def _paf_scores_fake(pafs, peaks, counts, limbs, paf_channels, num_samples=10,
 
 @torch.library.register_fake("pyhpe::paf_group_poses")
 def _group_poses_fake(peaks, counts, scores, limbs, redundant, min_parts=3, min_mean_score=0.2,
-                      method="greedy", max_persons=-1, dedupe_singletons=True):
+                      method="greedy", max_persons=-1, dedupe_singletons=True, assembly="cpu"):
     ctx = torch.library.get_ctx()
     P = ctx.new_dynamic_size()
     B, K = peaks.shape[0], peaks.shape[1]
@@ -161,7 +161,8 @@ def _redundant_limbs(K: int, L: int, redundant_limbs) -> torch.Tensor:
 
 def group_poses(peaks, counts, scores, limbs, min_parts: int = 3, min_mean_score: float = 0.2,
                 method: str = "greedy", *, max_persons: Optional[int] = None,
-                redundant_limbs: Optional[Sequence[int]] = None, return_indices: bool = False):
+                redundant_limbs: Optional[Sequence[int]] = None, assembly: str = "cpu",
+                return_indices: bool = False):
     """Assemble people from peaks and pair scores (OpenPose connectBodyPartsCpu).
 
     peaks ``(B, K, M, 3)``, counts ``(B, K)``, scores ``(B, L, M, M)`` (from
@@ -181,6 +182,13 @@ def group_poses(peaks, counts, scores, limbs, min_parts: int = 3, min_mean_score
     people with >= ``min_parts`` parts and score/parts >= ``min_mean_score`` are kept in
     creation order (the first ``max_persons``), and their reported score is the sum / (K+L)
     (OpenPose poseScores). OpenPose's own defaults are min_parts=3, min_mean_score=0.4.
+
+    ``assembly='gpu'`` is instead the assembly of OpenPose's connectBodyPartsGpu
+    (pafPtrIntoVector + pafVectorIntoPeopleVector; greedy only): every candidate connection of
+    every limb, sorted by score + 0.1 (score_A + score_B), either creates a person, extends the
+    person holding one of its ends (if that person lacks the other part), adds its score to
+    the person holding both, or merges the two people holding its ends when their parts are
+    disjoint. Same filter and scores (BODY_25 feet rules as that build).
     Runs on the host (sequential per image, parallel over images) for any device.
     """
     peaks = as_float_tensor(peaks, "peaks")
@@ -194,7 +202,7 @@ def group_poses(peaks, counts, scores, limbs, min_parts: int = 3, min_mean_score
     redundant = _redundant_limbs(K, L, redundant_limbs).to(peaks.device)
     persons, person_scores, person_counts, indices = torch.ops.pyhpe.paf_group_poses(
         peaks, counts, scores, limbs_t, redundant, int(min_parts), float(min_mean_score),
-        method, -1 if max_persons is None else int(max_persons), K != 15)
+        method, -1 if max_persons is None else int(max_persons), K != 15, assembly)
     if return_indices:
         return persons, person_scores, person_counts, indices
     return persons, person_scores, person_counts
@@ -216,8 +224,8 @@ def paf_group(heatmaps, pafs, skeleton: Union[str, Sequence[Tuple[int, int]]] = 
               refine: bool = True, paf_channels=None, num_samples: Optional[int] = 10,
               inter_threshold: float = 0.05, min_fraction: float = 0.95,
               distance_prior: bool = True, min_parts: int = 3, min_mean_score: float = 0.2,
-              method: str = "greedy", max_persons: Optional[int] = None
-              ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+              method: str = "greedy", max_persons: Optional[int] = None,
+              assembly: str = "cpu") -> List[Tuple[torch.Tensor, torch.Tensor]]:
     """Whole OpenPose pipeline: heatmaps ``(B, K[+1], H, W)`` and pafs ``(B, 2L, H, W)`` to a
     list of B ``(keypoints (P_b, K, 3), scores (P_b,))`` pairs.
 
@@ -244,7 +252,7 @@ def paf_group(heatmaps, pafs, skeleton: Union[str, Sequence[Tuple[int, int]]] = 
                         prior_score=threshold)
     persons, person_scores, person_counts = group_poses(
         peaks, counts, scores, limbs, min_parts, min_mean_score, method,
-        max_persons=max_persons)
+        max_persons=max_persons, assembly=assembly)
     persons, person_scores = persons.cpu(), person_scores.cpu()
     return [(persons[b, :n], person_scores[b, :n])
             for b, n in enumerate(person_counts.cpu().tolist())]

@@ -4,7 +4,9 @@ A faithful reimplementation, loop for loop, of OpenPose (CMU-Perceptual-Computin
 src/openpose/net): ``nmsRegisterKernelCPU`` / CUDA ``nmsRegisterKernel`` and
 ``nmsAccuratePeakPosition`` (nmsBase), ``getScoreAB`` with the distance prior of the CUDA
 ``process`` (bodyPartConnectorBase), and ``connectBodyPartsCpu``: createPeopleVector on
-precomputed pair scores, removePeopleBelowThresholds and peopleVectorToPeopleArray.
+precomputed pair scores, removePeopleBelowThresholds and peopleVectorToPeopleArray (and, with
+``assembly='gpu'``, the pafPtrIntoVector + pafVectorIntoPeopleVector assembly of
+``connectBodyPartsGpu``, which merges people).
 Arithmetic runs in the input's numpy dtype (float32 or float64) in OpenPose's operation order,
 so the ops in :mod:`pyhpe.ops.paf` must agree with it exactly. It doubles as the pure-Python
 baseline of bench/bench_paf.py and as the documented fallback.
@@ -168,14 +170,96 @@ def _hungarian_pairs(cands, na, nb):
     return [(i, j, s) for s, i, j in cands if (i, j) in taken]
 
 
+def _assemble_globally(peaks, counts, scores, limbs):
+    """pafPtrIntoVector + pafVectorIntoPeopleVector (OpenPose's GPU-build assembly)."""
+    dt = peaks.dtype.type
+    K, M = peaks.shape[:2]
+
+    def pscore(part, number):
+        return peaks[part, number - 1, 2]
+
+    conns = []
+    for l, (pa, pb) in enumerate(limbs):
+        for i in range(int(counts[pa])):
+            for j in range(int(counts[pb])):
+                s = scores[l, i, j]
+                if s > dt(1e-6):
+                    total = s + dt(0.1) * pscore(pa, i + 1) + dt(0.1) * pscore(pb, j + 1)
+                    conns.append((total, s, l, i + 1, j + 1))
+    conns.sort(reverse=True)
+    people = []
+    removed = []
+    assigned = {}
+    for _, paf, l, i, j in conns:
+        pa, pb = limbs[l]
+        ka, kb = (pa, i), (pb, j)
+        a_own, b_own = assigned.get(ka, -1), assigned.get(kb, -1)
+        if a_own < 0 and b_own < 0:
+            parts = [0] * K
+            parts[pa], parts[pb] = i, j
+            assigned[ka] = assigned[kb] = len(people)
+            people.append([parts, 2, pscore(pa, i) + pscore(pb, j) + paf])
+            removed.append(False)
+        elif (a_own >= 0) != (b_own >= 0):
+            owner = a_own if a_own >= 0 else b_own
+            part, number, key = (pb, j, kb) if a_own >= 0 else (pa, i, ka)
+            p = people[owner]
+            if p[0][part] == 0:
+                p[0][part] = number
+                p[1] += 1
+                p[2] = p[2] + (pscore(part, number) + paf)
+                assigned[key] = owner
+        elif a_own == b_own:
+            people[a_own][2] = people[a_own][2] + paf
+        else:
+            first, second = min(a_own, b_own), max(a_own, b_own)
+            p1, p2 = people[first], people[second]
+            if not any(x > 0 and y > 0 for x, y in zip(p1[0], p2[0])):
+                p1[0] = [x if x != 0 else y for x, y in zip(p1[0], p2[0])]
+                p1[1] += p2[1]
+                p1[2] = p1[2] + (p2[2] + paf)
+                removed[second] = True
+                for key, owner in assigned.items():
+                    if owner == second:
+                        assigned[key] = first
+    return [p for p, gone in zip(people, removed) if not gone]
+
+
+def _filter_people(people, K, L, dt, min_parts, min_mean_score, max_persons, assembly):
+    def run(maximize_positives):
+        out_parts, out_scores = [], []
+        for parts, count, score in people:
+            counter = count
+            if K == 25 and not maximize_positives:
+                feet = sum(parts[k] > 0 for k in range(19, 25))
+                counter -= feet
+                if assembly == "gpu" and feet > 0 and counter <= 4:
+                    continue
+            if counter >= min_parts and score / dt(counter) >= dt(min_mean_score):
+                out_parts.append([v - 1 for v in parts])
+                out_scores.append(score / dt(K + L))
+                if max_persons is not None and len(out_scores) == max_persons:
+                    break
+        return out_parts, out_scores
+
+    out_parts, out_scores = run(False)
+    if not out_scores and assembly == "gpu" and K == 25:
+        out_parts, out_scores = run(True)
+    return (np.asarray(out_parts, dtype=np.int64).reshape(-1, K),
+            np.asarray(out_scores, dtype=dt))
+
+
 def group_image(peaks, counts, scores, limbs, min_parts=3, min_mean_score=0.2, method="greedy",
-                max_persons=None, redundant_limbs=None):
+                max_persons=None, redundant_limbs=None, assembly="cpu"):
     """One image: peaks (K, M, 3), counts (K,), scores (L, M, M) -> (parts (P, K) peak indices
     with -1 where missing, person scores (P,)), OpenPose's order."""
     peaks = np.asarray(peaks)
     dt = peaks.dtype.type
     K = peaks.shape[0]
     L = len(limbs)
+    if assembly == "gpu":
+        people = _assemble_globally(peaks, counts, np.asarray(scores), limbs)
+        return _filter_people(people, K, L, dt, min_parts, min_mean_score, max_persons, "gpu")
     redundant = set(_default_redundant(K) if redundant_limbs is None else redundant_limbs)
     people = []  # [parts (1-based peak numbers, 0 missing), count, score]
 
@@ -237,25 +321,15 @@ def group_image(peaks, counts, scores, limbs, min_parts=3, min_mean_score=0.2, m
                     parts = [0] * K
                     parts[pa], parts[pb] = i, j
                     people.append([parts, 2, pscore(pa, i) + pscore(pb, j) + sc])
-    out_parts, out_scores = [], []
-    for parts, count, score in people:
-        counter = count
-        if K == 25:
-            counter -= sum(parts[k] > 0 for k in range(19, 25))
-        if counter >= min_parts and score / dt(counter) >= dt(min_mean_score):
-            out_parts.append([v - 1 for v in parts])
-            out_scores.append(score / dt(K + L))
-            if max_persons is not None and len(out_scores) == max_persons:
-                break
-    return (np.asarray(out_parts, dtype=np.int64).reshape(-1, K),
-            np.asarray(out_scores, dtype=peaks.dtype))
+    return _filter_people(people, K, L, dt, min_parts, min_mean_score, max_persons, "cpu")
 
 
 def group_poses(peaks, counts, scores, limbs, min_parts=3, min_mean_score=0.2, method="greedy",
-                max_persons=None, redundant_limbs=None):
+                max_persons=None, redundant_limbs=None, assembly="cpu"):
     """Batched :func:`group_image`: list of B (parts (P, K), scores (P,))."""
     return [group_image(peaks[b], counts[b], scores[b], limbs, min_parts, min_mean_score,
-                        method, max_persons, redundant_limbs) for b in range(len(peaks))]
+                        method, max_persons, redundant_limbs, assembly)
+            for b in range(len(peaks))]
 
 
 def keypoints_of(peaks, parts):
@@ -271,12 +345,13 @@ def keypoints_of(peaks, parts):
 
 def openpose_pipeline(heatmaps, pafs, limbs, paf_channels=None, threshold=0.05, max_peaks=64,
                       refine_radius=3, num_samples=10, inter_threshold=0.05, min_fraction=0.95,
-                      min_parts=3, min_mean_score=0.2, method="greedy"):
+                      min_parts=3, min_mean_score=0.2, method="greedy", assembly="cpu"):
     """Heatmaps (B, K, H, W) + PAFs -> list of B (keypoints (P, K, 3), scores (P,))."""
     peaks, counts = find_peaks(heatmaps, threshold, max_peaks, refine_radius)
     scores = paf_scores(pafs, peaks, counts, limbs, num_samples, inter_threshold, min_fraction,
                         paf_channels, True, threshold)
-    grouped = group_poses(peaks, counts, scores, limbs, min_parts, min_mean_score, method)
+    grouped = group_poses(peaks, counts, scores, limbs, min_parts, min_mean_score, method,
+                          assembly=assembly)
     return [(keypoints_of(peaks[b], parts), sc) for b, (parts, sc) in enumerate(grouped)]
 
 

@@ -5,7 +5,7 @@ import torch
 from conftest import cpu_and_cuda
 
 import pyhpe.ops as ops
-from pyhpe.ops.paf import COCO17_LIMBS, COCO18_LIMBS, COCO18_PAF_CHANNELS
+from pyhpe.ops.paf import COCO17_LIMBS, COCO18_LIMBS, COCO18_PAF_CHANNELS, PAFGrouper
 from pyhpe.reference import paf as ref
 
 DTYPES = [np.float32, np.float64]
@@ -163,7 +163,7 @@ def test_group_poses_matches_openpose(device, dtype, method, assembly, skeleton)
         limbs, K = [(0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 14), (14, 8),
                     (8, 9), (9, 10), (14, 11), (11, 12), (12, 13)], 15
     for M, min_parts, min_mean, max_persons in ((6, 3, 0.2, None), (4, 1, 0.0, None),
-                                                (5, 2, 0.3, 3)):
+                                                (5, 2, 0.3, 3), (3, 1, 0.0, 0)):
         peaks, counts, scores = _random_grouping_inputs(rng, 3, K, M, limbs, dtype)
         want = ref.group_poses(peaks, counts, scores, limbs, min_parts, min_mean, method,
                                max_persons, assembly=assembly)
@@ -180,7 +180,7 @@ def test_group_poses_matches_openpose(device, dtype, method, assembly, skeleton)
             np.testing.assert_array_equal(persons[b, :n].cpu().numpy(),
                                           ref.keypoints_of(peaks[b], parts))
             assert (persons[b, n:] == 0).all() and (idx[b, n:] == -1).all()
-        assert sum(pcounts.tolist()) > 0
+        assert sum(pcounts.tolist()) > 0 or max_persons == 0
 
 
 def test_hungarian_beats_greedy_on_a_trap():
@@ -263,6 +263,10 @@ def test_custom_skeleton_and_unbatched():
     out = ops.paf_group(torch.from_numpy(hm), torch.from_numpy(pf), limbs)
     assert len(out) == 1
     _match_people(out[0][0].numpy(), people, tol=0.5)
+    grouper = PAFGrouper(limbs, min_parts=4)
+    kp, sc = grouper(torch.from_numpy(hm)[None], torch.from_numpy(pf)[None])[0]
+    np.testing.assert_array_equal(kp.numpy(), out[0][0].numpy())
+    assert "skeleton=3 limbs" in repr(grouper)
 
 
 # ------------------------------------------------------------------------------------------

@@ -111,6 +111,7 @@ void filter_people(const GroupArgs<T>& a, const std::vector<Person<T>>& people,
     result.parts.clear();
     result.scores.clear();
     int64_t kept = 0;
+    if (a.max_persons == 0) return kept;
     for (const auto& p : people) {
       int counter = p.count;
       if (K == 25 && !maximize_positives) {  // BODY_25: feet do not count towards min_parts

@@ -198,6 +198,8 @@ def group_poses(peaks, counts, scores, limbs, min_parts: int = 3, min_mean_score
     if peaks.dim() != 4:
         raise ValueError("pyhpe.paf_group_poses: 'peaks' must have shape (B, K, M, 3), got "
                          f"shape {tuple(peaks.shape)}")
+    if max_persons is not None and max_persons < 0:
+        raise ValueError(f"group_poses: 'max_persons' must be >= 0 or None, got {max_persons}")
     K, L = peaks.shape[1], limbs_t.shape[0]
     redundant = _redundant_limbs(K, L, redundant_limbs).to(peaks.device)
     persons, person_scores, person_counts, indices = torch.ops.pyhpe.paf_group_poses(
@@ -258,5 +260,26 @@ def paf_group(heatmaps, pafs, skeleton: Union[str, Sequence[Tuple[int, int]]] = 
             for b, n in enumerate(person_counts.cpu().tolist())]
 
 
-__all__ = ["COCO17_LIMBS", "COCO18_LIMBS", "COCO18_PAF_CHANNELS", "SKELETONS", "find_peaks",
+class PAFGrouper(torch.nn.Module):
+    """:func:`paf_group` with its skeleton and thresholds fixed at construction.
+
+    ``forward(heatmaps (B, K[+1], H, W), pafs (B, C, H, W))`` returns the list of B
+    ``(keypoints (P_b, K, 3), scores (P_b,))``. Keyword arguments are those of :func:`paf_group`.
+    """
+
+    def __init__(self, skeleton: Union[str, Sequence[Tuple[int, int]]] = "coco18", **options):
+        super().__init__()
+        resolve_skeleton(skeleton, options.get("paf_channels"))  # fail early on a bad name
+        self.skeleton = skeleton
+        self.options = options
+
+    def forward(self, heatmaps: torch.Tensor, pafs: torch.Tensor):
+        return paf_group(heatmaps, pafs, self.skeleton, **self.options)
+
+    def extra_repr(self) -> str:
+        name = self.skeleton if isinstance(self.skeleton, str) else f"{len(self.skeleton)} limbs"
+        return f"skeleton={name}, " + ", ".join(f"{k}={v}" for k, v in self.options.items())
+
+
+__all__ = ["COCO17_LIMBS", "PAFGrouper", "COCO18_LIMBS", "COCO18_PAF_CHANNELS", "SKELETONS", "find_peaks",
            "group_poses", "paf_group", "paf_scores", "resolve_skeleton"]

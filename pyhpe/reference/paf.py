@@ -228,7 +228,7 @@ def _assemble_globally(peaks, counts, scores, limbs):
 def _filter_people(people, K, L, dt, min_parts, min_mean_score, max_persons, assembly):
     def run(maximize_positives):
         out_parts, out_scores = [], []
-        for parts, count, score in people:
+        for parts, count, score in (people if max_persons != 0 else []):
             counter = count
             if K == 25 and not maximize_positives:
                 feet = sum(parts[k] > 0 for k in range(19, 25))

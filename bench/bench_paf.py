@@ -86,3 +86,16 @@ def test_group_poses_python_openpose(benchmark, scene):
     benchmark.pedantic(ref.group_poses, (scene["peaks"].numpy(), scene["counts"].numpy(),
                                          scene["scores"].numpy(), COCO18_LIMBS),
                        rounds=5, iterations=1)
+
+
+@pytest.mark.benchmark(group="group_poses 30 people, assembly='gpu' (merging)")
+def test_group_poses_gpu_assembly_pyhpe(benchmark, scene):
+    benchmark(ops.group_poses, scene["peaks"], scene["counts"], scene["scores"], COCO18_LIMBS,
+              assembly="gpu")
+
+
+@pytest.mark.benchmark(group="group_poses 30 people, assembly='gpu' (merging)")
+def test_group_poses_gpu_assembly_python_openpose(benchmark, scene):
+    benchmark.pedantic(ref.group_poses, (scene["peaks"].numpy(), scene["counts"].numpy(),
+                                         scene["scores"].numpy(), COCO18_LIMBS),
+                       dict(assembly="gpu"), rounds=5, iterations=1)

@@ -124,7 +124,9 @@ def paf_scores(pafs, peaks, counts, limbs, num_samples: Optional[int] = 10,
     interMinAboveThreshold). Otherwise, with ``distance_prior`` (OpenPose's CUDA scorer), parts
     closer than sqrt(H*W)/150 pixels score ``prior_score`` + 1e-6 (OpenPose passes its NMS
     threshold). **Invalid pairs are -1**: failed pairs, coincident parts and the padding
-    beyond ``counts``. Valid scores are > 0. GPU: one thread per (b, l, i, j).
+    beyond ``counts``. Valid scores are > ``inter_threshold`` (or the prior score), so with
+    the default thresholds > 0; :func:`group_poses` takes pairs scoring > 1e-6.
+    GPU: one thread per (b, l, i, j); CPU: the same math per output row.
     """
     pafs = as_float_tensor(pafs, "pafs")
     peaks = as_float_tensor(peaks, "peaks", like=pafs)

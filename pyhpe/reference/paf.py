@@ -7,6 +7,10 @@ src/openpose/net): ``nmsRegisterKernelCPU`` / CUDA ``nmsRegisterKernel`` and
 precomputed pair scores, removePeopleBelowThresholds and peopleVectorToPeopleArray (and, with
 ``assembly='gpu'``, the pafPtrIntoVector + pafVectorIntoPeopleVector assembly of
 ``connectBodyPartsGpu``, which merges people).
+Source read: bodyPartConnectorBase.cpp at OpenPose commit 2c3fcc6 (person score = sum / (K + L),
+people capped at the first ``max_persons``); some later versions multiply by 1 / (K + L)
+instead (last-bit differences in float32) and drop the cap; the scoring, matching and
+assembly are the same. Peaks: nmsBase.cpp/.cu (the refinement window is +-3 pixels).
 Arithmetic runs in the input's numpy dtype (float32 or float64) in OpenPose's operation order,
 so the ops in :mod:`pyhpe.ops.paf` must agree with it exactly. It doubles as the pure-Python
 baseline of bench/bench_paf.py and as the documented fallback.

@@ -1,1 +1,2 @@
 from .oks import oks_matrix, oks_matrix_ragged  # noqa: F401
+from .paf import find_peaks, group_poses, paf_group, paf_scores  # noqa: F401

@@ -1,1 +1,2 @@
 from .oks import oks_matrix, oks_matrix_ragged  # noqa: F401
+from .nms import oks_nms, pose_nms_alphapose, soft_oks_nms  # noqa: F401

@@ -3,6 +3,8 @@
 // Image batching is ragged: image m owns rows image_offsets[m]..image_offsets[m+1].
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/amax.h>
+#include <ATen/ops/amin.h>
 #include <ATen/ops/arange.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/cumsum.h>
@@ -214,6 +216,21 @@ std::tuple<at::Tensor, at::Tensor> oks_nms(const at::Tensor& kpts_in, const at::
   at::Tensor mask_offsets = to_device(mask_off, kpts);
   at::Tensor mask = at::empty({total_words}, at::TensorOptions().dtype(at::kUInt64).device(kpts.device()));
   at::Tensor flags = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(kpts.device()));
+  // Keypoint boxes for the O(1) pre-check (only sound for thr above its 1e-3 margin).
+  const double r = 1.0 - thr + 1e-3;
+  double box_skip = 0.0;
+  at::Tensor boxes;
+  if (r > 0.0 && r < 1.0 && kpts.size(1) > 0) {
+    at::Tensor xy = kpts.slice(2, 0, 2);
+    boxes = at::cat({at::amin(xy, {1}), at::amax(xy, {1})}, 1).contiguous();
+    at::Tensor sig_cpu = sigmas.to(at::kDouble).cpu().contiguous();
+    double max_var = 0.0;
+    for (int64_t k = 0; k < sig_cpu.numel(); ++k) {
+      const double v = 4.0 * sig_cpu.data_ptr<double>()[k] * sig_cpu.data_ptr<double>()[k];
+      max_var = v > max_var ? v : max_var;
+    }
+    box_skip = r / (1.0 - r) * max_var * 2.0;
+  }
   AT_DISPATCH_FLOATING_TYPES(kpts.scalar_type(), "oks_nms", [&] {
     OksNmsMaskArgs<scalar_t> a;
     a.kpts = kpts.data_ptr<scalar_t>();
@@ -222,6 +239,8 @@ std::tuple<at::Tensor, at::Tensor> oks_nms(const at::Tensor& kpts_in, const at::
     a.order = order.data_ptr<int64_t>();
     a.offsets = seg.dev.data_ptr<int64_t>();
     a.mask_offsets = mask_offsets.data_ptr<int64_t>();
+    a.boxes = boxes.defined() ? boxes.data_ptr<scalar_t>() : nullptr;
+    a.box_skip = box_skip;
     a.M = seg.M();
     a.K = static_cast<int>(kpts.size(1));
     a.has_vis_thr = vis_thr.has_value();

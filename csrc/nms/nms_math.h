@@ -121,6 +121,8 @@ struct OksNmsMaskArgs {
   const int64_t* order;         // N: global row of each sorted position (per image)
   const int64_t* offsets;       // M + 1
   const int64_t* mask_offsets;  // M + 1 (words)
+  const T* boxes;               // N x 4 (x0, y0, x1, y1) over all keypoints, or nullptr
+  double box_skip;              // see box_rules_out
   int64_t M;
   int K;
   bool has_vis_thr;
@@ -128,6 +130,19 @@ struct OksNmsMaskArgs {
   float thr;
   uint64_t* mask;
 };
+
+// O(1) pre-check on the keypoint boxes: boxes a gap g apart put every keypoint pair at
+// least g apart, so e_k >= g^2 / (max_var * denom * 2) for every k, and the mean of exp(-e_k)
+// stays below thr - 1e-3 once e_min / (1 + e_min) > 1 - thr + 1e-3 =: r, i.e.
+// g^2 > r / (1 - r) * max_var * 2 * denom = box_skip * denom (box_skip <= 0 disables it).
+template <typename T>
+PYHPE_HD_INLINE bool box_rules_out(const T* ba, const T* bb, double denom, double box_skip) {
+  if (!(box_skip > 0.0) || !(denom > 0.0)) return false;
+  const double lo_x = ba[0] > bb[0] ? ba[0] : bb[0], hi_x = ba[2] < bb[2] ? ba[2] : bb[2];
+  const double lo_y = ba[1] > bb[1] ? ba[1] : bb[1], hi_y = ba[3] < bb[3] ? ba[3] : bb[3];
+  const double gx = lo_x > hi_x ? lo_x - hi_x : 0.0, gy = lo_y > hi_y ? lo_y - hi_y : 0.0;
+  return gx * gx + gy * gy > box_skip * denom;
+}
 
 template <typename T>
 PYHPE_HD void oks_nms_mask_element(const OksNmsMaskArgs<T>& a, int64_t idx) {
@@ -145,6 +160,12 @@ PYHPE_HD void oks_nms_mask_element(const OksNmsMaskArgs<T>& a, int64_t idx) {
     if (col <= row) continue;
     if (col >= n) break;
     const int64_t di = a.order[start + col];
+    if (a.boxes != nullptr &&
+        box_rules_out(a.boxes + gi * 4, a.boxes + di * 4,
+                      (double(a.areas[gi]) + double(a.areas[di])) / 2.0 + oks::kAreaEps,
+                      a.box_skip)) {
+      continue;
+    }
     if (oks_exceeds(g, a.kpts + di * a.K * 3, a.areas[gi], a.areas[di], a.sigmas, a.K,
                     a.has_vis_thr, a.vis_thr, a.thr)) {
       bits |= uint64_t(1) << t;

@@ -1,2 +1,3 @@
 from .oks import oks_matrix, oks_matrix_ragged  # noqa: F401
 from .paf import find_peaks, group_poses, paf_group, paf_scores  # noqa: F401
+from .nms import oks_nms, pose_nms_alphapose, soft_oks_nms  # noqa: F401

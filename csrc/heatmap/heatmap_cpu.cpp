@@ -21,11 +21,39 @@ inline int64_t map_grain(int64_t pixels_per_map) {
 
 }  // namespace
 
+// MSRA patches are identical for every keypoint with the same sigma: the values of one
+// window, indexed by (y - top, x - left), are computed once and reused (bit-identical, since
+// gaussian_value depends on nothing else).
+template <typename T>
+struct MsraPatchCache {
+  std::vector<T> values;
+  int64_t size = 0;
+  double two_var = -1.0, centre = -1.0;
+
+  // Patch for window w, or nullptr when it would be too large to be worth caching.
+  const T* get(const GaussianWindow<T>& w) {
+    const int64_t need = 2 * static_cast<int64_t>(w.cx) + 2;  // >= right - left
+    if (need > 256) return nullptr;
+    if (w.two_var != two_var || w.cx != centre) {
+      size = need;
+      two_var = w.two_var;
+      centre = w.cx;
+      values.resize(size * size);
+      for (int64_t gy = 0; gy < size; ++gy)
+        for (int64_t gx = 0; gx < size; ++gx)
+          values[gy * size + gx] = gaussian_value(w, kMSRA, w.left + gx, w.top + gy);
+    }
+    return values.data();
+  }
+};
+
 template <typename T>
 void gaussian_heatmaps_cpu(const GaussianArgs<T>& a) {
   const int64_t plane = a.H * a.W;
   at::parallel_for(0, a.B * a.K, map_grain(plane), [&](int64_t begin, int64_t end) {
-    std::vector<T> factor_x(a.encoding == kUnbiased ? a.W : 0);
+    MsraPatchCache<T> cache;
+    std::vector<T> factor_t;       // UNBIASED x factors
+    std::vector<double> factor_d;  // UDP x factors
     for (int64_t map = begin; map < end; ++map) {
       const int64_t b = map / a.K, k = map % a.K;
       T* out = a.heatmaps + map * plane;
@@ -35,24 +63,41 @@ void gaussian_heatmaps_cpu(const GaussianArgs<T>& a) {
         if (!w.active) continue;
         const int64_t x0 = std::max<int64_t>(w.left, 0), x1 = std::min(w.right, a.W);
         const int64_t y0 = std::max<int64_t>(w.top, 0), y1 = std::min(w.bottom, a.H);
+        if (x0 >= x1 || y0 >= y1) continue;
+        // Each branch evaluates exactly gaussian_value(w, encoding, x, y).
         if (a.encoding == kUnbiased) {
-          // gaussian_value's two factors, each computed once per column / row.
-          for (int64_t x = 0; x < a.W; ++x) factor_x[x] = unbiased_factor(T(x), w.ux, w.two_var_t);
-          for (int64_t y = 0; y < a.H; ++y) {
+          factor_t.resize(x1 - x0);
+          for (int64_t x = x0; x < x1; ++x)
+            factor_t[x - x0] = unbiased_factor(T(x), w.ux, w.two_var_t);
+          for (int64_t y = y0; y < y1; ++y) {
             const T fy = unbiased_factor(T(y), w.uy, w.two_var_t);
             T* row = out + y * a.W;
-            for (int64_t x = 0; x < a.W; ++x) {
-              const T v = mul_rn(factor_x[x], fy);
+            for (int64_t x = x0; x < x1; ++x) {
+              const T v = mul_rn(factor_t[x - x0], fy);
               row[x] = v > row[x] ? v : row[x];
             }
           }
-          continue;
-        }
-        for (int64_t y = y0; y < y1; ++y) {
-          T* row = out + y * a.W;
-          for (int64_t x = x0; x < x1; ++x) {
-            const T v = gaussian_value(w, a.encoding, x, y);
-            if (v > row[x]) row[x] = v;
+        } else if (a.encoding == kUDP) {
+          factor_d.resize(x1 - x0);
+          for (int64_t x = x0; x < x1; ++x)
+            factor_d[x - x0] = udp_factor(static_cast<double>(x - w.left) - w.cx, w.two_var);
+          for (int64_t y = y0; y < y1; ++y) {
+            const double fy = udp_factor(static_cast<double>(y - w.top) - w.cy, w.two_var);
+            T* row = out + y * a.W;
+            for (int64_t x = x0; x < x1; ++x) {
+              const T v = T(mul_rn(factor_d[x - x0], fy));
+              row[x] = v > row[x] ? v : row[x];
+            }
+          }
+        } else {
+          const T* patch = cache.get(w);
+          for (int64_t y = y0; y < y1; ++y) {
+            T* row = out + y * a.W;
+            for (int64_t x = x0; x < x1; ++x) {
+              const T v = patch ? patch[(y - w.top) * cache.size + (x - w.left)]
+                                : gaussian_value(w, a.encoding, x, y);
+              row[x] = v > row[x] ? v : row[x];
+            }
           }
         }
       }
@@ -62,13 +107,30 @@ void gaussian_heatmaps_cpu(const GaussianArgs<T>& a) {
   for (int64_t i = 0; i < instances; ++i) gaussian_weight_element(a, i);
 }
 
+// One label row per task item (x rows, then y rows), centre computed once per row; the
+// values are simcc_value, as in the GPU's simcc_element.
 template <typename T>
-void simcc_labels_cpu(const SimCCArgs<T>& args) {
-  const int64_t total = args.B * args.K * (args.Wx + args.Wy);
-  at::parallel_for(0, total, 4096, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) simcc_element(args, i);
+void simcc_labels_cpu(const SimCCArgs<T>& a) {
+  const int64_t BK = a.B * a.K;
+  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, a.Wx + a.Wy));
+  at::parallel_for(0, 2 * BK, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const bool is_x = r < BK;
+      const int64_t bk = is_x ? r : r - BK;
+      const int64_t len = is_x ? a.Wx : a.Wy;
+      T* row = (is_x ? a.x_labels : a.y_labels) + bk * len;
+      int64_t mx = 0, my = 0;
+      bool hit;
+      if (!simcc_centre(a, bk, &mx, &my, &hit)) {
+        std::fill(row, row + len, T(0));
+        continue;
+      }
+      const int64_t mu = is_x ? mx : my;
+      const double sigma = is_x ? a.sigma_x : a.sigma_y;
+      for (int64_t i = 0; i < len; ++i) row[i] = simcc_value<T>(i, mu, sigma, a.normalize);
+    }
   });
-  for (int64_t bk = 0; bk < args.B * args.K; ++bk) simcc_weight_element(args, bk);
+  for (int64_t bk = 0; bk < BK; ++bk) simcc_weight_element(a, bk);
 }
 
 template <typename T>

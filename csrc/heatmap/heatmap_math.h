@@ -9,7 +9,8 @@
 //            gaussian index = pixel - left, centred at floor((6s + 1) / 2); value
 //            exp(-(dx^2 + dy^2) / (2 s^2)) in the input dtype.
 //   UDP      generate_udp_gaussian_heatmaps: same window, centre shifted by the fraction
-//            kp - mu; computed in float64 (numpy promotes the float64 centre), then rounded.
+//            kp - mu; computed in float64 (numpy promotes the float64 centre), then rounded;
+//            evaluated as a product of two 1-D float64 factors (see udp_factor).
 //   UNBIASED generate_unbiased_gaussian_heatmaps: centre kp over the whole map, in the input
 //            dtype; a keypoint is dropped only when kp -/+ 3s (+1) misses the map. Evaluated
 //            as exp(-dx^2/2s^2) * exp(-dy^2/2s^2) (see unbiased_factor).
@@ -181,13 +182,18 @@ PYHPE_HD_INLINE T unbiased_factor(T coord, T centre, T two_var_t) {
   return exp_of(-mul_rn(d, d) / two_var_t);
 }
 
+// UDP factorizes the same way, in float64: the float64 product rounded to float32 equals
+// float32(exp of the sum) except within 1e-16 relative of a rounding boundary (1 ulp then).
+PYHPE_HD_INLINE double udp_factor(double d, double two_var) {
+  return exp_of(-mul_rn(d, d) / two_var);
+}
+
 // Value of one window at map pixel (x, y); the caller guarantees the pixel is inside it.
 template <typename T>
 PYHPE_HD T gaussian_value(const GaussianWindow<T>& w, int encoding, int64_t x, int64_t y) {
   if (encoding == kUDP) {
-    const double dx = static_cast<double>(x - w.left) - w.cx;
-    const double dy = static_cast<double>(y - w.top) - w.cy;
-    return T(exp_of(-add_rn(mul_rn(dx, dx), mul_rn(dy, dy)) / w.two_var));
+    return T(mul_rn(udp_factor(static_cast<double>(x - w.left) - w.cx, w.two_var),
+                    udp_factor(static_cast<double>(y - w.top) - w.cy, w.two_var)));
   }
   if (encoding == kUnbiased) {
     return mul_rn(unbiased_factor(T(x), w.ux, w.two_var_t),
@@ -286,7 +292,10 @@ PYHPE_HD bool simcc_centre(const SimCCArgs<T>& a, int64_t bk, int64_t* mx, int64
 template <typename T>
 PYHPE_HD T simcc_value(int64_t i, int64_t mu, double sigma, bool normalize) {
   const double d = static_cast<double>(i) - static_cast<double>(mu);
-  T v = T(exp(-mul_rn(d, d) / (2.0 * (sigma * sigma))));
+  const double e = -mul_rn(d, d) / (2.0 * (sigma * sigma));
+  // Below these exponents exp() rounds to 0 in T anyway (float: exp(-104) < 2^-150).
+  if (e < (sizeof(T) == sizeof(float) ? -104.0 : -746.0)) return T(0);
+  T v = T(exp(e));
   if (normalize) v = T(static_cast<double>(v) / mul_rn(sigma, 2.5066282746310002));
   return v;
 }

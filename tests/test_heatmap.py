@@ -209,7 +209,9 @@ def test_simcc_matches_mmpose(device, rng, normalize, sigma, ratio):
     B, K, w, h = 6, 7, 48, 61
     kp = np.stack([rng.uniform(-20, w + 20, (B, K)), rng.uniform(-20, h + 20, (B, K))],
                   -1).astype(np.float32)
-    kp[0, :4] = [[0.25, 0.75], [10.25, 3.75], [-0.25, -8.0], [w, h]]  # half-way rounding
+    # half-way rounding, centres left of / right of the label range but within 3 sigma
+    kp[0, :6] = [[0.25, 0.75], [10.25, 3.75], [-0.25, -8.0], [w, h], [-3.0, -2.5],
+                 [w + 2.5, h + 3.0]]
     vis = rng.choice(np.array([0.0, 1.0, 1.0, 0.4], np.float32), (B, K))
     x, y, wt = pyhpe.ops.simcc_labels(_t(kp, device), _t(vis, device), (w, h), sigma, ratio,
                                       normalize)

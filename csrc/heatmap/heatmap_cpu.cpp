@@ -107,12 +107,21 @@ void gaussian_heatmaps_cpu(const GaussianArgs<T>& a) {
   for (int64_t i = 0; i < instances; ++i) gaussian_weight_element(a, i);
 }
 
-// One label row per task item (x rows, then y rows), centre computed once per row; the
-// values are simcc_value, as in the GPU's simcc_element.
+// One label row per task item (x rows, then y rows). simcc_value depends on i - mu only
+// (exact integers in float64), so every row is a slice of one table per axis, built with
+// simcc_value itself: identical to the GPU's per-element evaluation.
 template <typename T>
 void simcc_labels_cpu(const SimCCArgs<T>& a) {
   const int64_t BK = a.B * a.K;
-  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, a.Wx + a.Wy));
+  auto table_for = [&](int64_t len, double sigma) {
+    std::vector<T> table(len > 0 ? 2 * len - 1 : 0);
+    for (int64_t d = -(len - 1); d < len; ++d)
+      table[d + len - 1] = simcc_value<T>(d, 0, sigma, a.normalize);
+    return table;
+  };
+  const std::vector<T> table_x = table_for(a.Wx, a.sigma_x);
+  const std::vector<T> table_y = table_for(a.Wy, a.sigma_y);
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, a.Wx + a.Wy));
   at::parallel_for(0, 2 * BK, grain, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const bool is_x = r < BK;
@@ -126,8 +135,13 @@ void simcc_labels_cpu(const SimCCArgs<T>& a) {
         continue;
       }
       const int64_t mu = is_x ? mx : my;
-      const double sigma = is_x ? a.sigma_x : a.sigma_y;
-      for (int64_t i = 0; i < len; ++i) row[i] = simcc_value<T>(i, mu, sigma, a.normalize);
+      const T* table = (is_x ? table_x : table_y).data() + (len - 1);
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t d = i - mu;  // |d| < len unless mu lies off the row (then compute it)
+        row[i] = (d > -len && d < len) ? table[d]
+                                       : simcc_value<T>(i, mu, is_x ? a.sigma_x : a.sigma_y,
+                                                        a.normalize);
+      }
     }
   });
   for (int64_t bk = 0; bk < BK; ++bk) simcc_weight_element(a, bk);

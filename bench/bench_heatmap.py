@@ -4,13 +4,19 @@ zeros of the output shape.
 
 Top-down case of the issue: B=64 images, K=17 keypoints, 64x48 heatmaps, sigma=2, N=1.
 Run: python -m pytest bench/bench_heatmap.py --benchmark-only -q
+PYHPE_BENCH_THREADS=n sets torch's intra-op threads (the numpy loop is single-threaded).
 """
+import os
+
 import numpy as np
 import pytest
 import torch
 
 import pyhpe
 from pyhpe.reference import heatmap as ref
+
+if os.environ.get("PYHPE_BENCH_THREADS"):
+    torch.set_num_threads(int(os.environ["PYHPE_BENCH_THREADS"]))
 
 B, N, K, W, H, SIGMA = 64, 1, 17, 48, 64, 2.0
 OPS = {"msra": pyhpe.ops.msra_heatmaps, "udp": pyhpe.ops.udp_heatmaps,

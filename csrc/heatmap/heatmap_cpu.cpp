@@ -1,7 +1,8 @@
 // CPU loops over heatmap_math.h. The GPU computes each output pixel independently (looping
-// over the instances); here each map is zero-filled once and only the pixels inside an
-// instance's window/box are evaluated, with the same window, value and accumulation
-// functions and the same per-pixel instance order, so the results are identical.
+// over the instances); here each map is zero-filled once (unless an instance covers all of
+// it) and only the pixels inside an instance's window/box are evaluated, with the same
+// window, value and accumulation functions and the same per-pixel instance order, so the
+// results are identical (checked bit for bit against the element functions run on the CPU).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -57,23 +58,36 @@ void gaussian_heatmaps_cpu(const GaussianArgs<T>& a) {
     for (int64_t map = begin; map < end; ++map) {
       const int64_t b = map / a.K, k = map % a.K;
       T* out = a.heatmaps + map * plane;
-      std::fill(out, out + plane, T(0));
+      // An UNBIASED instance covers the whole map, so the first one is written directly
+      // (max(0, v) == v, exp is never negative) instead of over a zero fill.
+      bool written = false;
       for (int64_t n = 0; n < a.N; ++n) {
         const GaussianWindow<T> w = gaussian_window(a, b, n, k);
         if (!w.active) continue;
         const int64_t x0 = std::max<int64_t>(w.left, 0), x1 = std::min(w.right, a.W);
         const int64_t y0 = std::max<int64_t>(w.top, 0), y1 = std::min(w.bottom, a.H);
         if (x0 >= x1 || y0 >= y1) continue;
+        if (!written && a.encoding != kUnbiased) {
+          std::fill(out, out + plane, T(0));
+          written = true;
+        }
         // Each branch evaluates exactly gaussian_value(w, encoding, x, y).
         if (a.encoding == kUnbiased) {
           factor_t.resize(x1 - x0);
           for (int64_t x = x0; x < x1; ++x)
             factor_t[x - x0] = unbiased_factor(T(x), w.ux, w.two_var_t);
+          const T* __restrict__ fx = factor_t.data() - x0;
+          const bool first = !written;
+          written = true;
           for (int64_t y = y0; y < y1; ++y) {
             const T fy = unbiased_factor(T(y), w.uy, w.two_var_t);
-            T* row = out + y * a.W;
+            T* __restrict__ row = out + y * a.W;
+            if (first) {
+              for (int64_t x = x0; x < x1; ++x) row[x] = mul_rn(fx[x], fy);
+              continue;
+            }
             for (int64_t x = x0; x < x1; ++x) {
-              const T v = mul_rn(factor_t[x - x0], fy);
+              const T v = mul_rn(fx[x], fy);
               row[x] = v > row[x] ? v : row[x];
             }
           }
@@ -101,6 +115,7 @@ void gaussian_heatmaps_cpu(const GaussianArgs<T>& a) {
           }
         }
       }
+      if (!written) std::fill(out, out + plane, T(0));
     }
   });
   const int64_t instances = a.B * a.N * a.K;
@@ -136,6 +151,10 @@ void simcc_labels_cpu(const SimCCArgs<T>& a) {
       }
       const int64_t mu = is_x ? mx : my;
       const T* table = (is_x ? table_x : table_y).data() + (len - 1);
+      if (mu >= 0 && mu < len) {  // the whole row lies in the table
+        std::copy(table - mu, table - mu + len, row);
+        continue;
+      }
       for (int64_t i = 0; i < len; ++i) {
         const int64_t d = i - mu;  // |d| < len unless mu lies off the row (then compute it)
         row[i] = (d > -len && d < len) ? table[d]

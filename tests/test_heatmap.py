@@ -396,7 +396,8 @@ def _opcheck_samples(device="cpu"):
 
 @cpu_and_cuda()
 def test_opcheck(device):
-    utils = ("test_schema", "test_autograd_registration", "test_faketensor")
+    utils = ("test_schema", "test_autograd_registration", "test_faketensor",
+             "test_aot_dispatch_dynamic")
     for op, args in _opcheck_samples(device):
         torch.library.opcheck(op, args, test_utils=utils)
 
@@ -416,3 +417,22 @@ def test_torch_compile_smoke():
     compiled = torch.compile(targets, fullgraph=True, backend="aot_eager")
     for got, want in zip(compiled(kp, vis), targets(kp, vis)):
         torch.testing.assert_close(got, want)
+
+
+def test_torch_compile_out_variants():
+    kp = torch.rand(2, 2, 4, 2) * 10
+    vis = torch.ones(2, 2, 4)
+
+    def targets(kp, vis, hm_out, paf_out):
+        _, w = pyhpe.ops.msra_heatmaps(kp, vis, (12, 10), 2.0, out=hm_out)
+        _, counts = pyhpe.ops.paf_targets(kp, vis, [[0, 1], [2, 3]], (12, 10), out=paf_out)
+        return w, counts
+
+    compiled = torch.compile(targets, fullgraph=True, backend="aot_eager")
+    hm1, paf1 = torch.zeros(2, 4, 10, 12), torch.zeros(2, 4, 10, 12)
+    hm2, paf2 = torch.zeros(2, 4, 10, 12), torch.zeros(2, 4, 10, 12)
+    for got, want in zip(compiled(kp, vis, hm1, paf1), targets(kp, vis, hm2, paf2)):
+        torch.testing.assert_close(got, want)
+    torch.testing.assert_close(hm1, hm2)
+    torch.testing.assert_close(paf1, paf2)
+    assert hm1.max() > 0

@@ -70,14 +70,14 @@ def _simcc_labels_out_fake(keypoints, visibility, sigma_x, sigma_y, simcc_split_
 
 @torch.library.register_fake("pyhpe::paf_targets")
 def _paf_targets_fake(keypoints, visibility, limbs, width, height, limb_width=1.0,
-                      mode="hard"):
+                      paf_mode="hard"):
     B, L = keypoints.shape[0], limbs.shape[0]
     return (keypoints.new_empty((B, 2 * L, height, width)),
             keypoints.new_empty((B, L, height, width)))
 
 
 @torch.library.register_fake("pyhpe::paf_targets_out")
-def _paf_targets_out_fake(keypoints, visibility, limbs, limb_width, mode, out):
+def _paf_targets_out_fake(keypoints, visibility, limbs, limb_width, paf_mode, out):
     B, L = keypoints.shape[0], limbs.shape[0]
     return keypoints.new_empty((B, L, out.shape[2], out.shape[3]))
 

@@ -100,7 +100,7 @@ def _wh(op: str, size, name: str) -> Tuple[int, int]:
     return w, h
 
 
-def _keypoints_and_visibility(op: str, keypoints, visibility, batched_dim: int):
+def _keypoints_and_visibility(keypoints, visibility):
     """Float keypoints plus visibility of the same dtype/device (ones when None)."""
     kp = as_float_tensor(keypoints, "keypoints")
     if visibility is None:
@@ -153,7 +153,7 @@ def _check_out(op: str, out: torch.Tensor, name: str, shape, kp: torch.Tensor) -
 
 
 def _gaussian(op: str, encoding: str, keypoints, visibility, heatmap_size, sigma, out):
-    kp, vis = _keypoints_and_visibility(op, keypoints, visibility, 4)
+    kp, vis = _keypoints_and_visibility(keypoints, visibility)
     batched = kp.dim() != 3
     if not batched:
         kp, vis = kp.unsqueeze(0), vis.unsqueeze(0)
@@ -255,7 +255,7 @@ def simcc_labels(keypoints, visibility, input_size: Size, sigma=(6.0, 6.0),
     bins; weight 0 when ``mu ± 3σ`` misses the label range.
     """
     op = "pyhpe.simcc_labels"
-    kp, vis = _keypoints_and_visibility(op, keypoints, visibility, 3)
+    kp, vis = _keypoints_and_visibility(keypoints, visibility)
     if kp.dim() != 3:
         raise ValueError(f"{op}: 'keypoints' must be (B, K, 2), got shape {tuple(kp.shape)}")
     w, h = _wh(op, input_size, "input_size")
@@ -308,7 +308,7 @@ def paf_targets(keypoints, visibility, limbs, heatmap_size: Size, limb_width: fl
       out: optional preallocated ``(B, 2L, H, W)`` tensor for the fields.
     """
     op = "pyhpe.paf_targets"
-    kp, vis = _keypoints_and_visibility(op, keypoints, visibility, 4)
+    kp, vis = _keypoints_and_visibility(keypoints, visibility)
     batched = kp.dim() != 3
     if not batched:
         kp, vis = kp.unsqueeze(0), vis.unsqueeze(0)
@@ -327,7 +327,7 @@ def paf_targets(keypoints, visibility, limbs, heatmap_size: Size, limb_width: fl
     if out is None:
         pafs, counts = torch.ops.pyhpe.paf_targets(kp, vis, lim, W, H, float(limb_width), mode)
     else:
-        B, L = kp.shape[0], lim.shape[0] if lim.dim() == 2 else -1
+        B, L = kp.shape[0], (lim.shape[0] if lim.dim() == 2 else -1)
         _check_out(op, out, "out", (B, 2 * L, H, W) if batched else (2 * L, H, W), kp)
         counts = torch.ops.pyhpe.paf_targets_out(kp, vis, lim, float(limb_width), mode,
                                                  out if batched else out.unsqueeze(0))

@@ -101,6 +101,13 @@ def test_simcc_mmpose_numpy(benchmark, topdown):
                                                         False), rounds=5, warmup_rounds=1)
 
 
+def test_simcc_torch_vectorized(benchmark, topdown):
+    benchmark.group = "simcc"
+    kp = torch.from_numpy(topdown[0][:, 0] * 4)
+    vis = torch.from_numpy(topdown[1][:, 0])
+    benchmark(ref.simcc_labels_torch, kp, vis, (192, 256), (4.9, 5.66), 2.0, False)
+
+
 def test_simcc_floor_zeros(benchmark):
     benchmark.group = "simcc"
     benchmark(lambda: (torch.zeros(B, K, 384), torch.zeros(B, K, 512)))
@@ -117,6 +124,13 @@ def test_paf_pyhpe(benchmark, bottomup):
 def test_paf_mmpose_numpy(benchmark, bottomup):
     benchmark.group = "paf"
     benchmark.pedantic(ref.paf_targets_numpy, args=(*bottomup, COCO_LIMBS, (PAF_W, PAF_H), 1.0),
+                       rounds=3, warmup_rounds=1)
+
+
+def test_paf_torch_vectorized(benchmark, bottomup):
+    benchmark.group = "paf"
+    kp, vis = (torch.from_numpy(a) for a in bottomup)
+    benchmark.pedantic(ref.paf_targets_torch, args=(kp, vis, COCO_LIMBS, (PAF_W, PAF_H), 1.0),
                        rounds=3, warmup_rounds=1)
 
 

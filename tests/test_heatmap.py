@@ -368,6 +368,24 @@ def test_vectorized_torch_reference_matches_mmpose(rng, encoding):
     np.testing.assert_array_equal(w.numpy(), e_w)
 
 
+def test_vectorized_torch_simcc_and_paf_match_mmpose(rng):
+    kp = rng.uniform(-20, 70, (5, 6, 2)).astype(np.float32)
+    vis = rng.choice(np.array([0.0, 1.0, 0.4], np.float32), (5, 6))
+    for normalize in (False, True):
+        got = ref.simcc_labels_torch(torch.from_numpy(kp), torch.from_numpy(vis), (48, 61),
+                                     (4.9, 5.66), 2.0, normalize)
+        want = ref.mmpose_simcc_gaussian(kp, vis, (48, 61), (4.9, 5.66), 2.0, normalize)
+        for g, w in zip(got, want):
+            _assert_close(g, w)
+    kp, vis = _instances(rng, 2, 4, 6, 22, 17, margin=4.0)
+    for mode in ("hard", "soft"):
+        got = ref.paf_targets_torch(torch.from_numpy(kp), torch.from_numpy(vis), LIMBS, (22, 17),
+                                    1.5, mode)
+        want = ref.paf_targets_numpy(kp, vis, LIMBS, (22, 17), 1.5, mode)
+        for g, w in zip(got, want):
+            _assert_close(g, w)
+
+
 def _opcheck_samples(device="cpu"):
     g = torch.Generator().manual_seed(0)
     kp = (torch.rand(2, 2, 3, 2, generator=g) * 10 - 1).to(device)

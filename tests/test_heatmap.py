@@ -386,6 +386,32 @@ def test_vectorized_torch_simcc_and_paf_match_mmpose(rng):
             _assert_close(g, w)
 
 
+def test_cpu_matches_gpu_element_functions(rng, monkeypatch):
+    """The CUDA kernels call the per-element functions; run those on the CPU and require the
+    per-map CPU loops to match them bit for bit (float32 and float64)."""
+    B, N, K, W, H = 3, 4, 6, 21, 17
+    kp, vis = _instances(rng, B, N, K, W, H)
+    sig = torch.from_numpy(rng.choice([1.5, 2.0, 2.5], (B, N, K)))
+    kp2 = torch.from_numpy(rng.uniform(-20, 70, (B, K, 2)).astype(np.float32))
+    vis2 = torch.from_numpy(rng.choice(np.array([0.0, 1.0], np.float32), (B, K)))
+
+    def run_all(dtype):
+        k, v = torch.from_numpy(kp).to(dtype), torch.from_numpy(vis).to(dtype)
+        outs = [fn(k, v, (W, H), sig) for fn in ENCODINGS.values()]
+        outs += [pyhpe.ops.simcc_labels(kp2.to(dtype), vis2.to(dtype), (48, 64), (4.9, 5.66), 2.0,
+                                        norm) for norm in (False, True)]
+        outs += [pyhpe.ops.paf_targets(k, v, LIMBS, (W, H), 1.5, mode) for mode in ("hard", "soft")]
+        return [t for group in outs for t in group]
+
+    for dtype in (torch.float32, torch.float64):
+        fast = run_all(dtype)
+        monkeypatch.setenv("PYHPE_HEATMAP_CPU_ELEMENTWISE", "1")
+        element = run_all(dtype)
+        monkeypatch.delenv("PYHPE_HEATMAP_CPU_ELEMENTWISE")
+        for f, e in zip(fast, element):
+            assert torch.equal(f, e)
+
+
 def _opcheck_samples(device="cpu"):
     g = torch.Generator().manual_seed(0)
     kp = (torch.rand(2, 2, 3, 2, generator=g) * 10 - 1).to(device)

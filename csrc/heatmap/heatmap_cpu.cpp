@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "heatmap/heatmap.h"
@@ -14,6 +15,20 @@ namespace pyhpe {
 namespace heatmap {
 
 namespace {
+
+// PYHPE_HEATMAP_CPU_ELEMENTWISE=1 runs the GPU's per-element functions on the CPU instead of
+// the per-map loops (slower): the tests use it to check the CUDA code path without a GPU.
+bool elementwise_requested() {
+  const char* v = std::getenv("PYHPE_HEATMAP_CPU_ELEMENTWISE");
+  return v != nullptr && v[0] == '1';
+}
+
+template <typename F>
+void for_each_element(int64_t total, F&& element) {
+  at::parallel_for(0, total, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) element(i);
+  });
+}
 
 // Maps are H*W pixels (typically 3k): a few per task amortize the scheduling.
 inline int64_t map_grain(int64_t pixels_per_map) {
@@ -50,6 +65,11 @@ struct MsraPatchCache {
 
 template <typename T>
 void gaussian_heatmaps_cpu(const GaussianArgs<T>& a) {
+  if (elementwise_requested()) {
+    for_each_element(a.B * a.K * a.H * a.W, [&](int64_t i) { gaussian_heatmap_element(a, i); });
+    for_each_element(a.B * a.N * a.K, [&](int64_t i) { gaussian_weight_element(a, i); });
+    return;
+  }
   const int64_t plane = a.H * a.W;
   at::parallel_for(0, a.B * a.K, map_grain(plane), [&](int64_t begin, int64_t end) {
     MsraPatchCache<T> cache;
@@ -128,6 +148,11 @@ void gaussian_heatmaps_cpu(const GaussianArgs<T>& a) {
 template <typename T>
 void simcc_labels_cpu(const SimCCArgs<T>& a) {
   const int64_t BK = a.B * a.K;
+  if (elementwise_requested()) {
+    for_each_element(BK * (a.Wx + a.Wy), [&](int64_t i) { simcc_element(a, i); });
+    for_each_element(BK, [&](int64_t i) { simcc_weight_element(a, i); });
+    return;
+  }
   auto table_for = [&](int64_t len, double sigma) {
     std::vector<T> table(len > 0 ? 2 * len - 1 : 0);
     for (int64_t d = -(len - 1); d < len; ++d)
@@ -168,6 +193,10 @@ void simcc_labels_cpu(const SimCCArgs<T>& a) {
 
 template <typename T>
 void paf_targets_cpu(const PafArgs<T>& a) {
+  if (elementwise_requested()) {
+    for_each_element(a.B * a.L * a.H * a.W, [&](int64_t i) { paf_element(a, i); });
+    return;
+  }
   const int64_t plane = a.H * a.W;
   at::parallel_for(0, a.B * a.L, map_grain(plane), [&](int64_t begin, int64_t end) {
     for (int64_t map = begin; map < end; ++map) {

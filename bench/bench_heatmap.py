@@ -86,6 +86,14 @@ def test_floor_zeros(benchmark, encoding):
     benchmark(torch.zeros, B, K, H, W)
 
 
+@pytest.mark.parametrize("encoding", list(OPS))
+def test_floor_zero_inplace(benchmark, encoding):
+    """Floor of the out= variant: zeroing a preallocated output (no page faults)."""
+    benchmark.group = f"heatmap-{encoding}"
+    out = torch.empty(B, K, H, W)
+    benchmark(out.zero_)
+
+
 # SimCC: RTMPose-m COCO setting, input 192x256, split ratio 2, sigma (4.9, 5.66).
 def test_simcc_pyhpe(benchmark, topdown):
     benchmark.group = "simcc"
@@ -132,6 +140,21 @@ def test_paf_torch_vectorized(benchmark, bottomup):
     kp, vis = (torch.from_numpy(a) for a in bottomup)
     benchmark.pedantic(ref.paf_targets_torch, args=(kp, vis, COCO_LIMBS, (PAF_W, PAF_H), 1.0),
                        rounds=3, warmup_rounds=1)
+
+
+def test_paf_pyhpe_out(benchmark, bottomup):
+    benchmark.group = "paf"
+    kp, vis = (torch.from_numpy(a) for a in bottomup)
+    limbs = torch.tensor(COCO_LIMBS)
+    out = torch.empty(PAF_B, 2 * len(COCO_LIMBS), PAF_H, PAF_W)
+    benchmark(pyhpe.ops.paf_targets, kp, vis, limbs, (PAF_W, PAF_H), 1.0, out=out)
+
+
+def test_paf_floor_zero_inplace(benchmark):
+    benchmark.group = "paf"
+    L = len(COCO_LIMBS)
+    pafs, counts = torch.empty(PAF_B, 2 * L, PAF_H, PAF_W), torch.empty(PAF_B, L, PAF_H, PAF_W)
+    benchmark(lambda: (pafs.zero_(), counts.zero_()))
 
 
 def test_paf_floor_zeros(benchmark):

@@ -391,6 +391,12 @@ def test_cpu_matches_gpu_element_functions(rng, monkeypatch):
     per-map CPU loops to match them bit for bit (float32 and float64)."""
     B, N, K, W, H = 3, 4, 6, 21, 17
     kp, vis = _instances(rng, B, N, K, W, H)
+    # horizontal, almost horizontal, vertical and integer-aligned limbs (PAF band edges)
+    kp[0, 0, 1] = kp[0, 0, 0] + [9.0, 0.0]
+    kp[0, 1, 1] = kp[0, 1, 0] + [9.0, 1e-5]
+    kp[0, 2, 1] = kp[0, 2, 0] + [0.0, 7.0]
+    kp[1, 0, :3] = [[2.0, 3.0], [8.0, 3.0], [8.0, 9.0]]
+    vis[:2, :3, :3] = 1.0
     sig = torch.from_numpy(rng.choice([1.5, 2.0, 2.5], (B, N, K)))
     kp2 = torch.from_numpy(rng.uniform(-20, 70, (B, K, 2)).astype(np.float32))
     vis2 = torch.from_numpy(rng.choice(np.array([0.0, 1.0], np.float32), (B, K)))

@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <vector>
 
@@ -208,6 +209,8 @@ void paf_targets_cpu(const PafArgs<T>& a) {
       std::fill(pc, pc + plane, T(0));
       // The x/y planes hold the running sums until the final division.
       int64_t ux0 = a.W, ux1 = -1, uy0 = a.H, uy1 = -1;
+      bool overlap = false;  // some pixel has count > 1 and needs the division
+      const double reach = a.mode == kPafSoft ? 3.0 * a.limb_width : a.limb_width;
       for (int64_t n = 0; n < a.N; ++n) {
         const PafLimb<T> lm = paf_limb(a, b, n, l);
         if (!lm.active) continue;
@@ -215,14 +218,31 @@ void paf_targets_cpu(const PafArgs<T>& a) {
         ux1 = std::max(ux1, lm.x1);
         uy0 = std::min(uy0, lm.y0);
         uy1 = std::max(uy1, lm.y1);
+        const double ux = lm.ux, uy = lm.uy, sx = lm.sx, sy = lm.sy;
         for (int64_t y = lm.y0; y <= lm.y1; ++y) {
-          for (int64_t x = lm.x0; x <= lm.x1; ++x) {
+          int64_t xa = lm.x0, xb = lm.x1;
+          if (std::fabs(uy) > 1e-6) {
+            // The band |(x - sx) uy - (y - sy) ux| < reach is the open interval (lo, hi) of
+            // x; widened by a pixel against rounding, it only skips pixels paf_weight would
+            // reject, and paf_weight still decides every pixel it keeps.
+            const double c = (static_cast<double>(y) - sy) * ux;
+            double lo = sx + (c - reach) / uy, hi = sx + (c + reach) / uy;
+            if (lo > hi) std::swap(lo, hi);
+            lo = std::floor(lo) - 1.0;
+            hi = std::ceil(hi) + 1.0;
+            if (lo > static_cast<double>(lm.x1) || hi < static_cast<double>(lm.x0)) continue;
+            if (lo > static_cast<double>(xa)) xa = static_cast<int64_t>(lo);
+            if (hi < static_cast<double>(xb)) xb = static_cast<int64_t>(hi);
+          }
+          for (int64_t x = xa; x <= xb; ++x) {
             const int64_t p = y * a.W + x;
             paf_accumulate(lm, paf_weight(lm, a.limb_width, a.mode, x, y), a.mode, px + p,
                            py + p, pc + p);
+            overlap = overlap || pc[p] > T(1);
           }
         }
       }
+      if (!overlap) continue;  // sum / max(count, 1) == sum everywhere
       for (int64_t y = uy0; y <= uy1; ++y) {
         for (int64_t x = ux0; x <= ux1; ++x) {
           const int64_t p = y * a.W + x;

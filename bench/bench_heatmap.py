@@ -4,13 +4,19 @@ zeros of the output shape.
 
 Top-down case of the issue: B=64 images, K=17 keypoints, 64x48 heatmaps, sigma=2, N=1.
 Run: python -m pytest bench/bench_heatmap.py --benchmark-only -q
+PYHPE_BENCH_THREADS=n sets torch's intra-op threads (the numpy loop is single-threaded).
 """
+import os
+
 import numpy as np
 import pytest
 import torch
 
 import pyhpe
 from pyhpe.reference import heatmap as ref
+
+if os.environ.get("PYHPE_BENCH_THREADS"):
+    torch.set_num_threads(int(os.environ["PYHPE_BENCH_THREADS"]))
 
 B, N, K, W, H, SIGMA = 64, 1, 17, 48, 64, 2.0
 OPS = {"msra": pyhpe.ops.msra_heatmaps, "udp": pyhpe.ops.udp_heatmaps,
@@ -80,6 +86,14 @@ def test_floor_zeros(benchmark, encoding):
     benchmark(torch.zeros, B, K, H, W)
 
 
+@pytest.mark.parametrize("encoding", list(OPS))
+def test_floor_zero_inplace(benchmark, encoding):
+    """Floor of the out= variant: zeroing a preallocated output (no page faults)."""
+    benchmark.group = f"heatmap-{encoding}"
+    out = torch.empty(B, K, H, W)
+    benchmark(out.zero_)
+
+
 # SimCC: RTMPose-m COCO setting, input 192x256, split ratio 2, sigma (4.9, 5.66).
 def test_simcc_pyhpe(benchmark, topdown):
     benchmark.group = "simcc"
@@ -93,6 +107,13 @@ def test_simcc_mmpose_numpy(benchmark, topdown):
     kp, vis = topdown[0][:, 0] * 4, topdown[1][:, 0]
     benchmark.pedantic(ref.mmpose_simcc_gaussian, args=(kp, vis, (192, 256), (4.9, 5.66), 2.0,
                                                         False), rounds=5, warmup_rounds=1)
+
+
+def test_simcc_torch_vectorized(benchmark, topdown):
+    benchmark.group = "simcc"
+    kp = torch.from_numpy(topdown[0][:, 0] * 4)
+    vis = torch.from_numpy(topdown[1][:, 0])
+    benchmark(ref.simcc_labels_torch, kp, vis, (192, 256), (4.9, 5.66), 2.0, False)
 
 
 def test_simcc_floor_zeros(benchmark):
@@ -112,6 +133,28 @@ def test_paf_mmpose_numpy(benchmark, bottomup):
     benchmark.group = "paf"
     benchmark.pedantic(ref.paf_targets_numpy, args=(*bottomup, COCO_LIMBS, (PAF_W, PAF_H), 1.0),
                        rounds=3, warmup_rounds=1)
+
+
+def test_paf_torch_vectorized(benchmark, bottomup):
+    benchmark.group = "paf"
+    kp, vis = (torch.from_numpy(a) for a in bottomup)
+    benchmark.pedantic(ref.paf_targets_torch, args=(kp, vis, COCO_LIMBS, (PAF_W, PAF_H), 1.0),
+                       rounds=3, warmup_rounds=1)
+
+
+def test_paf_pyhpe_out(benchmark, bottomup):
+    benchmark.group = "paf"
+    kp, vis = (torch.from_numpy(a) for a in bottomup)
+    limbs = torch.tensor(COCO_LIMBS)
+    out = torch.empty(PAF_B, 2 * len(COCO_LIMBS), PAF_H, PAF_W)
+    benchmark(pyhpe.ops.paf_targets, kp, vis, limbs, (PAF_W, PAF_H), 1.0, out=out)
+
+
+def test_paf_floor_zero_inplace(benchmark):
+    benchmark.group = "paf"
+    L = len(COCO_LIMBS)
+    pafs, counts = torch.empty(PAF_B, 2 * L, PAF_H, PAF_W), torch.empty(PAF_B, L, PAF_H, PAF_W)
+    benchmark(lambda: (pafs.zero_(), counts.zero_()))
 
 
 def test_paf_floor_zeros(benchmark):

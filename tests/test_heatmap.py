@@ -368,6 +368,56 @@ def test_vectorized_torch_reference_matches_mmpose(rng, encoding):
     np.testing.assert_array_equal(w.numpy(), e_w)
 
 
+def test_vectorized_torch_simcc_and_paf_match_mmpose(rng):
+    kp = rng.uniform(-20, 70, (5, 6, 2)).astype(np.float32)
+    vis = rng.choice(np.array([0.0, 1.0, 0.4], np.float32), (5, 6))
+    for normalize in (False, True):
+        got = ref.simcc_labels_torch(torch.from_numpy(kp), torch.from_numpy(vis), (48, 61),
+                                     (4.9, 5.66), 2.0, normalize)
+        want = ref.mmpose_simcc_gaussian(kp, vis, (48, 61), (4.9, 5.66), 2.0, normalize)
+        for g, w in zip(got, want):
+            _assert_close(g, w)
+    kp, vis = _instances(rng, 2, 4, 6, 22, 17, margin=4.0)
+    for mode in ("hard", "soft"):
+        got = ref.paf_targets_torch(torch.from_numpy(kp), torch.from_numpy(vis), LIMBS, (22, 17),
+                                    1.5, mode)
+        want = ref.paf_targets_numpy(kp, vis, LIMBS, (22, 17), 1.5, mode)
+        for g, w in zip(got, want):
+            _assert_close(g, w)
+
+
+def test_cpu_matches_gpu_element_functions(rng, monkeypatch):
+    """The CUDA kernels call the per-element functions; run those on the CPU and require the
+    per-map CPU loops to match them bit for bit (float32 and float64)."""
+    B, N, K, W, H = 3, 4, 6, 21, 17
+    kp, vis = _instances(rng, B, N, K, W, H)
+    # horizontal, almost horizontal, vertical and integer-aligned limbs (PAF band edges)
+    kp[0, 0, 1] = kp[0, 0, 0] + [9.0, 0.0]
+    kp[0, 1, 1] = kp[0, 1, 0] + [9.0, 1e-5]
+    kp[0, 2, 1] = kp[0, 2, 0] + [0.0, 7.0]
+    kp[1, 0, :3] = [[2.0, 3.0], [8.0, 3.0], [8.0, 9.0]]
+    vis[:2, :3, :3] = 1.0
+    sig = torch.from_numpy(rng.choice([1.5, 2.0, 2.5], (B, N, K)))
+    kp2 = torch.from_numpy(rng.uniform(-20, 70, (B, K, 2)).astype(np.float32))
+    vis2 = torch.from_numpy(rng.choice(np.array([0.0, 1.0], np.float32), (B, K)))
+
+    def run_all(dtype):
+        k, v = torch.from_numpy(kp).to(dtype), torch.from_numpy(vis).to(dtype)
+        outs = [fn(k, v, (W, H), sig) for fn in ENCODINGS.values()]
+        outs += [pyhpe.ops.simcc_labels(kp2.to(dtype), vis2.to(dtype), (48, 64), (4.9, 5.66), 2.0,
+                                        norm) for norm in (False, True)]
+        outs += [pyhpe.ops.paf_targets(k, v, LIMBS, (W, H), 1.5, mode) for mode in ("hard", "soft")]
+        return [t for group in outs for t in group]
+
+    for dtype in (torch.float32, torch.float64):
+        fast = run_all(dtype)
+        monkeypatch.setenv("PYHPE_HEATMAP_CPU_ELEMENTWISE", "1")
+        element = run_all(dtype)
+        monkeypatch.delenv("PYHPE_HEATMAP_CPU_ELEMENTWISE")
+        for f, e in zip(fast, element):
+            assert torch.equal(f, e)
+
+
 def _opcheck_samples(device="cpu"):
     g = torch.Generator().manual_seed(0)
     kp = (torch.rand(2, 2, 3, 2, generator=g) * 10 - 1).to(device)
@@ -396,7 +446,8 @@ def _opcheck_samples(device="cpu"):
 
 @cpu_and_cuda()
 def test_opcheck(device):
-    utils = ("test_schema", "test_autograd_registration", "test_faketensor")
+    utils = ("test_schema", "test_autograd_registration", "test_faketensor",
+             "test_aot_dispatch_dynamic")
     for op, args in _opcheck_samples(device):
         torch.library.opcheck(op, args, test_utils=utils)
 
@@ -416,3 +467,22 @@ def test_torch_compile_smoke():
     compiled = torch.compile(targets, fullgraph=True, backend="aot_eager")
     for got, want in zip(compiled(kp, vis), targets(kp, vis)):
         torch.testing.assert_close(got, want)
+
+
+def test_torch_compile_out_variants():
+    kp = torch.rand(2, 2, 4, 2) * 10
+    vis = torch.ones(2, 2, 4)
+
+    def targets(kp, vis, hm_out, paf_out):
+        _, w = pyhpe.ops.msra_heatmaps(kp, vis, (12, 10), 2.0, out=hm_out)
+        _, counts = pyhpe.ops.paf_targets(kp, vis, [[0, 1], [2, 3]], (12, 10), out=paf_out)
+        return w, counts
+
+    compiled = torch.compile(targets, fullgraph=True, backend="aot_eager")
+    hm1, paf1 = torch.zeros(2, 4, 10, 12), torch.zeros(2, 4, 10, 12)
+    hm2, paf2 = torch.zeros(2, 4, 10, 12), torch.zeros(2, 4, 10, 12)
+    for got, want in zip(compiled(kp, vis, hm1, paf1), targets(kp, vis, hm2, paf2)):
+        torch.testing.assert_close(got, want)
+    torch.testing.assert_close(hm1, hm2)
+    torch.testing.assert_close(paf1, paf2)
+    assert hm1.max() > 0

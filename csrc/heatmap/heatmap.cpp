@@ -337,6 +337,8 @@ at::Tensor paf_targets_out(const at::Tensor& keypoints, const at::Tensor& visibi
 
 }  // namespace
 
+// The PAF mode argument is called paf_mode: an argument named `mode` on a mutating op
+// collides with a keyword of torch's functionalization redirect (torch 2.14).
 TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
   m.def(
       "gaussian_heatmaps(Tensor keypoints, Tensor visibility, Tensor sigma, int width, "
@@ -353,10 +355,10 @@ TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
       "float simcc_split_ratio, bool normalize, Tensor(a!) x_out, Tensor(b!) y_out) -> Tensor");
   m.def(
       "paf_targets(Tensor keypoints, Tensor visibility, Tensor limbs, int width, int height, "
-      "float limb_width=1.0, str mode='hard') -> (Tensor, Tensor)");
+      "float limb_width=1.0, str paf_mode='hard') -> (Tensor, Tensor)");
   m.def(
       "paf_targets_out(Tensor keypoints, Tensor visibility, Tensor limbs, float limb_width, "
-      "str mode, Tensor(a!) out) -> Tensor");
+      "str paf_mode, Tensor(a!) out) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(pyhpe, CPU, m) {

@@ -14,8 +14,9 @@
 //   UNBIASED generate_unbiased_gaussian_heatmaps: centre kp over the whole map, in the input
 //            dtype; a keypoint is dropped only when kp -/+ 3s (+1) misses the map. Evaluated
 //            as exp(-dx^2/2s^2) * exp(-dy^2/2s^2) (see unbiased_factor).
-// Keypoints with visibility < 0.5 are skipped (weight keeps the visibility value); a skipped
-// window sets the weight to 0. Instances sharing a map are combined with max.
+// Keypoints with visibility < 0.5 are skipped (weight keeps the visibility value); a visible
+// keypoint whose window misses the map gets weight 0. Instances sharing a map are combined
+// with max.
 // SimCC follows mmpose SimCCLabel (gaussian smoothing), PAFs mmpose 0.x PAFGenerator.
 #pragma once
 

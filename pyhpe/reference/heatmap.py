@@ -329,8 +329,74 @@ def gaussian_heatmaps_torch(keypoints: torch.Tensor, visibility: torch.Tensor, h
     return heatmaps, weights
 
 
+def simcc_labels_torch(keypoints: torch.Tensor, visibility: torch.Tensor, input_size,
+                       sigma=(6.0, 6.0), simcc_split_ratio: float = 2.0,
+                       normalize: bool = False):
+    """Vectorized torch SimCC labels (mmpose gaussian mode): (B, K, 2) -> (B, K, Wx),
+    (B, K, Wy), (B, K). Labels are computed in float64 and rounded, as numpy 2 does."""
+    sx, sy = (float(sigma), float(sigma)) if np.ndim(sigma) == 0 else map(float, sigma)
+    w, h = input_size
+    dtype, device = keypoints.dtype, keypoints.device
+    lengths = (int(round(w * simcc_split_ratio)), int(round(h * simcc_split_ratio)))
+    centre = torch.round(keypoints[..., :2] * simcc_split_ratio).to(torch.int64)  # half-even
+    labelled = visibility >= 0.5
+    miss = torch.zeros_like(labelled)
+    labels = []
+    for axis, (length, s) in enumerate(zip(lengths, (sx, sy))):
+        mu = centre[..., axis].double()
+        miss = miss | (mu - 3 * s >= length) | (mu + 3 * s + 1 < 0)
+        d = torch.arange(length, dtype=torch.float64, device=device) - mu[..., None]
+        lab = torch.exp(-(d * d) / (2 * (s * s))).to(dtype)
+        if normalize:
+            lab = (lab.double() / (s * np.sqrt(np.pi * 2))).to(dtype)
+        labels.append(lab)
+    active = (labelled & ~miss)[..., None]
+    zero = torch.zeros((), dtype=dtype, device=device)
+    weights = torch.where(labelled & miss, torch.zeros_like(visibility), visibility)
+    return torch.where(active, labels[0], zero), torch.where(active, labels[1], zero), weights
+
+
+def paf_targets_torch(keypoints: torch.Tensor, visibility: torch.Tensor, limbs, heatmap_size,
+                      limb_width: float = 1.0, mode: str = "hard"):
+    """Vectorized torch PAFs with pyhpe's semantics (mmpose 0.x PAFGenerator, zero-length
+    limbs skipped; 'soft' as in :func:`mmpose_paf`): (B, N, K, 2) -> (B, 2L, H, W),
+    (B, L, H, W). Memory O(B·N·L·H·W) in float64."""
+    W, H = heatmap_size
+    dtype, device = keypoints.dtype, keypoints.device
+    lim = torch.as_tensor(limbs, dtype=torch.int64, device=device).reshape(-1, 2)
+    B, L = keypoints.shape[0], lim.shape[0]
+    src, dst = keypoints[:, :, lim[:, 0], :2], keypoints[:, :, lim[:, 1], :2]  # (B, N, L, 2)
+    vec = dst - src
+    norm = torch.sqrt(vec[..., 0] * vec[..., 0] + vec[..., 1] * vec[..., 1])
+    active = (visibility[:, :, lim[:, 0]] > 0) & (visibility[:, :, lim[:, 1]] > 0) & (norm > 0)
+    unit = vec / torch.where(norm > 0, norm, torch.ones_like(norm))[..., None]
+    reach = torch.tensor(limb_width if mode == "hard" else 3 * limb_width, dtype=dtype)
+    lo = torch.floor(torch.minimum(src, dst) - reach).clamp(min=0)
+    hi = torch.ceil(torch.maximum(src, dst) + reach)
+    hi = torch.minimum(hi, torch.tensor([W - 1, H - 1], dtype=dtype, device=device))
+    xs = torch.arange(W, device=device, dtype=torch.float64)
+    ys = torch.arange(H, device=device, dtype=torch.float64)
+    in_x = (xs >= lo[..., 0:1].double()) & (xs <= hi[..., 0:1].double())
+    in_y = (ys >= lo[..., 1:2].double()) & (ys <= hi[..., 1:2].double())
+    dx = xs - src[..., 0:1].double()
+    dy = ys - src[..., 1:2].double()
+    dist = (dx[..., None, :] * unit[..., 1, None, None].double()
+            - dy[..., :, None] * unit[..., 0, None, None].double()).abs()
+    inside = in_x[..., None, :] & in_y[..., :, None] & active[..., None, None]
+    if mode == "hard":
+        weight = (inside & (dist < limb_width)).to(dtype)
+    else:
+        g = torch.exp(-(dist * dist) / (2.0 * (limb_width * limb_width))).to(dtype)
+        weight = torch.where(inside & (dist < 3 * limb_width), g, torch.zeros((), dtype=dtype))
+    count = weight.sum(dim=1)  # (B, L, H, W)
+    sums = (weight[:, :, :, None] * unit[..., None, None]).sum(dim=1)  # (B, L, 2, H, W)
+    pafs = sums / count.clamp(min=1)[:, :, None]
+    return pafs.reshape(B, 2 * L, H, W), count
+
+
 __all__ = [
     "mmpose_gaussian_heatmaps", "mmpose_udp_gaussian_heatmaps",
     "mmpose_unbiased_gaussian_heatmaps", "mmpose_simcc_gaussian", "mmpose_paf",
     "gaussian_heatmaps_numpy", "paf_targets_numpy", "gaussian_heatmaps_torch",
+    "simcc_labels_torch", "paf_targets_torch",
 ]

@@ -295,7 +295,12 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match=r"'center' must have shape \(B, 2\)"):
         ops.transform_preds(torch.rand(2, 3, 2), torch.rand(3, 2), torch.rand(2, 2), (4, 4))
     with pytest.raises(ValueError, match="'grad' must have shape"):
-        torch.ops.pyhpe.soft_argmax_backward(torch.rand(2, 3, 3), h, 1.0, "softmax")
+        torch.ops.pyhpe.soft_argmax_backward(torch.rand(2, 3, 3), h,
+                                             torch.zeros(2, 3, 8, dtype=torch.float64), 1.0,
+                                             "softmax")
+    with pytest.raises(TypeError, match="'stats' must be the float64 statistics"):
+        torch.ops.pyhpe.soft_argmax_backward(torch.rand(2, 3, 2), h, torch.zeros(2, 3, 8), 1.0,
+                                             "softmax")
     with pytest.raises(ValueError, match="H, W > 0"):
         ops.soft_argmax(torch.rand(2, 3, 0, 4))
 
@@ -334,9 +339,11 @@ def test_opcheck(device):
     _opcheck(P.debiased_soft_argmax.default, (hg, 1.5, "mmpose"))
     _opcheck(P.dsnt.default, (hg,))
     gr = torch.rand(2, 3, 2, generator=g, dtype=torch.float64).to(device)
-    _opcheck(P.soft_argmax_backward.default, (gr, h, 1.5, "sum"))
-    _opcheck(P.debiased_soft_argmax_backward.default, (gr, h, 1.5, "paper"))
-    _opcheck(P.dsnt_backward.default, (gr, h))
+    st = P.soft_argmax(h, 1.5, "sum")[1]
+    _opcheck(P.soft_argmax_backward.default, (gr, h, st, 1.5, "sum"))
+    st = P.debiased_soft_argmax(h, 1.5, "paper")[1]
+    _opcheck(P.debiased_soft_argmax_backward.default, (gr, h, st, 1.5, "paper"))
+    _opcheck(P.dsnt_backward.default, (gr, h, P.dsnt(h)[1]))
     c = gr.clone().requires_grad_(True)
     ctr = torch.rand(2, 2, dtype=torch.float64, device=device)
     _opcheck(P.transform_preds.default, (c, ctr, ctr + 1, 8, 9, True))

@@ -19,8 +19,16 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/hd.h"
+
+// Host-only SIMD for the max / min scans (the compiler cannot if-convert float compares under
+// the default -ftrapping-math). Never seen by nvcc, whose host code only launches kernels.
+#if !defined(__CUDACC__) && defined(__SSE2__)
+#include <emmintrin.h>
+#define PYHPE_DECODE_SSE2 1
+#endif
 
 namespace pyhpe {
 namespace decode {
@@ -40,6 +48,31 @@ PYHPE_HD_INLINE float log_of(float v) { return logf(v); }
 PYHPE_HD_INLINE double log_of(double v) { return log(v); }
 PYHPE_HD_INLINE float exp_of(float v) { return expf(v); }
 PYHPE_HD_INLINE double exp_of(double v) { return exp(v); }
+
+// Branch-free expf for the host's auto-vectorized softmax loops: Cephes polynomial after
+// round-to-nearest range reduction, within 2 ulp of expf where exp(x) is a normal float;
+// results below FLT_MIN flush to 0 and inputs above ~88.7 give 0 as well (callers pass
+// x <= 0). No float comparison, so GCC vectorizes it under the default -ftrapping-math.
+// NaN inputs must be excluded by the caller.
+PYHPE_HD_INLINE float expf_vectorizable(float x) {
+  const float t = x * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23: rounds to nearest
+  const float n = t - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t ni = static_cast<int32_t>(n);
+  const int32_t in_range = -static_cast<int32_t>((ni >= -126) & (ni <= 127));
+  const int32_t bits = ((ni + 127) << 23) & in_range;
+  float scale;
+  memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
 
 template <typename T>
 PYHPE_HD_INLINE bool is_nan(T v) {
@@ -74,7 +107,7 @@ PYHPE_HD_INLINE int clamp_index(int i, int n) {
 
 // First maximum of n values (numpy argmax semantics); returns the index, writes the value.
 template <typename T>
-PYHPE_HD int64_t numpy_argmax(const T* v, int64_t n, T* max_out) {
+PYHPE_HD int64_t numpy_argmax_scalar(const T* v, int64_t n, T* max_out) {
   int64_t best_i = 0;
   T best = v[0];
   for (int64_t i = 1; i < n; ++i) {
@@ -85,6 +118,91 @@ PYHPE_HD int64_t numpy_argmax(const T* v, int64_t n, T* max_out) {
   }
   *max_out = best;
   return best_i;
+}
+
+#ifdef PYHPE_DECODE_SSE2
+// Max and min of v[0..n) (n >= 8); false when any value is NaN (results then unused).
+inline bool simd_minmax(const float* v, int64_t n, float* mx, float* mn) {
+  __m128 hi0 = _mm_loadu_ps(v), hi1 = _mm_loadu_ps(v + 4);
+  __m128 lo0 = hi0, lo1 = hi1;
+  __m128 nan = _mm_or_ps(_mm_cmpunord_ps(hi0, hi0), _mm_cmpunord_ps(hi1, hi1));
+  int64_t j = 8;
+  for (; j + 8 <= n; j += 8) {
+    const __m128 a = _mm_loadu_ps(v + j), b = _mm_loadu_ps(v + j + 4);
+    hi0 = _mm_max_ps(hi0, a);
+    hi1 = _mm_max_ps(hi1, b);
+    lo0 = _mm_min_ps(lo0, a);
+    lo1 = _mm_min_ps(lo1, b);
+    nan = _mm_or_ps(nan, _mm_or_ps(_mm_cmpunord_ps(a, a), _mm_cmpunord_ps(b, b)));
+  }
+  if (_mm_movemask_ps(nan)) return false;
+  float h4[4], l4[4];
+  _mm_storeu_ps(h4, _mm_max_ps(hi0, hi1));
+  _mm_storeu_ps(l4, _mm_min_ps(lo0, lo1));
+  float best = h4[0], worst = l4[0];
+  for (int l = 1; l < 4; ++l) {
+    best = h4[l] > best ? h4[l] : best;
+    worst = l4[l] < worst ? l4[l] : worst;
+  }
+  for (; j < n; ++j) {
+    if (v[j] != v[j]) return false;
+    best = v[j] > best ? v[j] : best;
+    worst = v[j] < worst ? v[j] : worst;
+  }
+  *mx = best;
+  *mn = worst;
+  return true;
+}
+
+inline bool simd_minmax(const double* v, int64_t n, double* mx, double* mn) {
+  __m128d hi0 = _mm_loadu_pd(v), hi1 = _mm_loadu_pd(v + 2);
+  __m128d lo0 = hi0, lo1 = hi1;
+  __m128d nan = _mm_or_pd(_mm_cmpunord_pd(hi0, hi0), _mm_cmpunord_pd(hi1, hi1));
+  int64_t j = 4;
+  for (; j + 4 <= n; j += 4) {
+    const __m128d a = _mm_loadu_pd(v + j), b = _mm_loadu_pd(v + j + 2);
+    hi0 = _mm_max_pd(hi0, a);
+    hi1 = _mm_max_pd(hi1, b);
+    lo0 = _mm_min_pd(lo0, a);
+    lo1 = _mm_min_pd(lo1, b);
+    nan = _mm_or_pd(nan, _mm_or_pd(_mm_cmpunord_pd(a, a), _mm_cmpunord_pd(b, b)));
+  }
+  if (_mm_movemask_pd(nan)) return false;
+  double h2[2], l2[2];
+  _mm_storeu_pd(h2, _mm_max_pd(hi0, hi1));
+  _mm_storeu_pd(l2, _mm_min_pd(lo0, lo1));
+  double best = h2[0] > h2[1] ? h2[0] : h2[1], worst = l2[0] < l2[1] ? l2[0] : l2[1];
+  for (; j < n; ++j) {
+    if (v[j] != v[j]) return false;
+    best = v[j] > best ? v[j] : best;
+    worst = v[j] < worst ? v[j] : worst;
+  }
+  *mx = best;
+  *mn = worst;
+  return true;
+}
+#endif
+
+template <typename T>
+PYHPE_HD int64_t numpy_argmax(const T* v, int64_t n, T* max_out) {
+#ifdef PYHPE_DECODE_SSE2
+  // Host: the same result in two SIMD-friendly passes (the maximum, then the first block
+  // holding it); NaN inputs take the scalar path.
+  constexpr int kLanes = 8;
+  T best, worst;
+  if (n >= 4 * kLanes && simd_minmax(v, n, &best, &worst)) {
+    int64_t b = 0;
+    for (; b + kLanes <= n; b += kLanes) {
+      int hit = 0;
+      for (int l = 0; l < kLanes; ++l) hit |= v[b + l] == best;
+      if (hit) break;
+    }
+    while (!(v[b] == best)) ++b;
+    *max_out = best;
+    return b;
+  }
+#endif
+  return numpy_argmax_scalar(v, n, max_out);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -343,7 +461,8 @@ PYHPE_HD void simcc_decode_element(const SimccDecodeArgs<T>& a, int64_t m) {
 //          ((W - 1) / 2, (H - 1) / 2): removes exactly the uniform part of the softmax.
 //   mmpose (IntegralRegressionHead debias=True): C = sum(exp(h)) (no beta), c = (W/2, H/2)
 //          (mmpose's 1/(2C) on the [0, 1) grid j / W, here scaled back to pixels).
-// Statistics are accumulated in double; exponentials are max-shifted.
+// Sums are accumulated in double; exponentials are max-shifted and evaluated in the input
+// dtype. Loops run over rows and columns (no per-element integer division).
 
 enum Normalize : int { kNormSoftmax = 0, kNormSum = 1, kNormNone = 2 };
 enum Debias : int { kDebiasNone = 0, kDebiasPaper = 1, kDebiasMMPose = 2 };
@@ -367,31 +486,98 @@ struct ExpectationArgs {
   T* out;                 // forward: M x 2 coords; backward: M x H x W
 };
 
+// max_j(scale * h_j) in double, NaN if any h_j is NaN. Multiplying by a constant is
+// monotonic under rounding, so this is scale * max(h) (or * min(h) for scale < 0); the
+// host reduces in 8 auto-vectorized lanes.
+template <typename T>
+PYHPE_HD double scaled_max(const T* h, int64_t n, double scale) {
+  const bool neg = scale < 0.0;
+#ifdef PYHPE_DECODE_SSE2
+  if (n >= 16) {
+    T mx, mn;
+    if (!simd_minmax(h, n, &mx, &mn)) return static_cast<double>(NAN);
+    return scale * static_cast<double>(neg ? mn : mx);
+  }
+#endif
+  T best = h[0];
+  int nan_seen = h[0] != h[0];
+  for (int64_t j = 1; j < n; ++j) {
+    const T x = h[j];
+    nan_seen |= x != x;
+    best = neg ? (x < best ? x : best) : (x > best ? x : best);
+  }
+  if (nan_seen) return static_cast<double>(NAN);
+  return scale * static_cast<double>(best);
+}
+
+// Host fast path of one softmax row in float: exponentials in auto-vectorized chunks, sums
+// in 8 independent float lanes promoted to double per row. Handles the whole row.
+PYHPE_HD_INLINE void softmax_row_lanes(const float* hr, int W, float beta, float mmax, int* col,
+                                       double* rs, double* rc) {
+  constexpr int kChunk = 64, kLanes = 8;
+  float buf[kChunk];
+  float acc_s[kLanes] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  float acc_c[kLanes] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  double tail_s = 0.0, tail_c = 0.0;
+  for (int c0 = 0; c0 < W; c0 += kChunk) {
+    const int len = W - c0 < kChunk ? W - c0 : kChunk;
+    for (int i = 0; i < len; ++i) buf[i] = expf_vectorizable(beta * hr[c0 + i] - mmax);
+    int i = 0;
+    for (; i + kLanes <= len; i += kLanes)
+      for (int l = 0; l < kLanes; ++l) {
+        acc_s[l] += buf[i + l];
+        acc_c[l] += buf[i + l] * static_cast<float>(c0 + i + l);
+      }
+    for (; i < len; ++i) {
+      tail_s += static_cast<double>(buf[i]);
+      tail_c += static_cast<double>(buf[i]) * (c0 + i);
+    }
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    tail_s += static_cast<double>(acc_s[l]);
+    tail_c += static_cast<double>(acc_c[l]);
+  }
+  *rs += tail_s;
+  *rc += tail_c;
+  *col = W;
+}
+
+// Per-map statistics (the forward pass); the backward reuses them (the op returns them).
 template <typename T>
 PYHPE_HD void expectation_stats(const ExpectationArgs<T>& a, int64_t m) {
-  const int64_t HW = static_cast<int64_t>(a.H) * a.W;
+  const int H = a.H, W = a.W;
+  const int64_t HW = static_cast<int64_t>(H) * W;
   const T* h = a.heatmaps + m * HW;
   double* st = a.stats + m * kNumStats;
   double mmax = 0.0, S = 0.0, Sc = 0.0, Sr = 0.0;
-  if (a.normalize == kNormSoftmax) {
-    mmax = a.beta * static_cast<double>(h[0]);
-    for (int64_t j = 1; j < HW; ++j) {
-      const double v = a.beta * static_cast<double>(h[j]);
-      if (numpy_replaces(v, mmax)) mmax = v;
+  const bool softmax = a.normalize == kNormSoftmax;
+  if (softmax) mmax = scaled_max(h, HW, a.beta);
+  const T beta_t = static_cast<T>(a.beta), mmax_t = static_cast<T>(mmax);
+  for (int row = 0; row < H; ++row) {
+    const T* hr = h + static_cast<int64_t>(row) * W;
+    double rs = 0.0, rc = 0.0;
+    if (softmax) {
+      int col = 0;
+#if !defined(__CUDA_ARCH__)
+      if (sizeof(T) == sizeof(float) && mmax == mmax)
+        softmax_row_lanes(reinterpret_cast<const float*>(hr), W, static_cast<float>(a.beta),
+                          static_cast<float>(mmax), &col, &rs, &rc);
+#endif
+      for (; col < W; ++col) {
+        const T e = exp_of(T(beta_t * hr[col] - mmax_t));
+        rs += static_cast<double>(e);
+        rc += static_cast<double>(e) * col;
+      }
+    } else {
+      for (int col = 0; col < W; ++col) {
+        const double v = static_cast<double>(hr[col]);
+        rs += v;
+        rc += v * col;
+      }
     }
-    for (int64_t j = 0; j < HW; ++j) {
-      const double e = exp(a.beta * static_cast<double>(h[j]) - mmax);
-      S += e;
-      Sc += e * static_cast<double>(j % a.W);
-      Sr += e * static_cast<double>(j / a.W);
-    }
-  } else {
-    for (int64_t j = 0; j < HW; ++j) {
-      const double v = static_cast<double>(h[j]);
-      S += v;
-      Sc += v * static_cast<double>(j % a.W);
-      Sr += v * static_cast<double>(j / a.W);
-    }
+    S += rs;
+    Sc += rc;
+    Sr += rs * row;
   }
   double xbar, ybar;
   if (a.normalize == kNormNone) {
@@ -412,13 +598,10 @@ PYHPE_HD void expectation_stats(const ExpectationArgs<T>& a, int64_t m) {
   if (a.debias != kDebiasNone) {
     double mg = mmax, Sg = S;
     if (a.gamma != a.beta) {
-      mg = a.gamma * static_cast<double>(h[0]);
-      for (int64_t j = 1; j < HW; ++j) {
-        const double v = a.gamma * static_cast<double>(h[j]);
-        if (numpy_replaces(v, mg)) mg = v;
-      }
+      mg = scaled_max(h, HW, a.gamma);
+      const T gamma_t = static_cast<T>(a.gamma), mg_t = static_cast<T>(mg);
       Sg = 0.0;
-      for (int64_t j = 0; j < HW; ++j) Sg += exp(a.gamma * static_cast<double>(h[j]) - mg);
+      for (int64_t j = 0; j < HW; ++j) Sg += static_cast<double>(exp_of(T(gamma_t * h[j] - mg_t)));
     }
     st[4] = mg;
     st[5] = Sg;
@@ -440,33 +623,113 @@ PYHPE_HD void expectation_forward_element(const ExpectationArgs<T>& a, int64_t m
   a.out[2 * m + 1] = static_cast<T>(y);
 }
 
-// d(loss)/d(h) for one heatmap element; expectation_stats must have run for its map.
+// The gradient is affine in the column within a row:
+//   dL/dh = f_j * (k1 * col + k0(row)) + kr * r_j
+// with f_j = exp(beta * h_j - m) (softmax) or 1, and
+// r_j = exp(gamma * h_j - m_gamma) only for the mmpose debiasing with beta != 1.
+//   softmax: beta p (g . (x_j - xbar)) [/ (1 - u)]  - gamma r u / (1 - u)^2 g . (xbar - c)
+//   sum:     g . (x_j - xbar) / S;     none: g . x_j
+// Coefficients in double; the per-element product in the input dtype.
+struct GradRowCoeffs {
+  double k1, k0, kr;
+};
+
+template <typename T>
+PYHPE_HD_INLINE GradRowCoeffs expectation_grad_coeffs(const ExpectationArgs<T>& a,
+                                                      const double* st, double gx, double gy,
+                                                      int row) {
+  const double yj = a.ay * row + a.by;
+  GradRowCoeffs c;
+  c.kr = 0.0;
+  if (a.normalize == kNormNone) {
+    c.k1 = gx * a.ax;
+    c.k0 = gx * a.bx + gy * yj;
+    return c;
+  }
+  const double lin0 = gx * (a.bx - st[2]) + gy * (yj - st[3]);
+  if (a.normalize == kNormSum) {
+    c.k1 = gx * a.ax / st[1];
+    c.k0 = lin0 / st[1];
+    return c;
+  }
+  double scale = a.beta / st[1];
+  double extra = 0.0;
+  if (a.debias != kDebiasNone) {
+    const double u = st[6], inv = 1.0 / (1.0 - u);
+    scale *= inv;
+    const double d = -a.gamma * u * inv * inv * (gx * (st[2] - a.cx) + gy * (st[3] - a.cy));
+    if (a.gamma == a.beta) {
+      extra = d / st[1];  // r_j = p_j = f_j / S
+    } else {
+      c.kr = d;
+    }
+  }
+  c.k1 = scale * gx * a.ax;
+  c.k0 = scale * lin0 + extra;
+  return c;
+}
+
+template <typename T>
+PYHPE_HD_INLINE T expectation_grad_value(const ExpectationArgs<T>& a, const double* st,
+                                         const GradRowCoeffs& c, int col, T h) {
+  T v = static_cast<T>(c.k1) * static_cast<T>(col) + static_cast<T>(c.k0);
+  if (a.normalize == kNormSoftmax)
+    v *= exp_of(T(static_cast<T>(a.beta) * h - static_cast<T>(st[0])));
+  if (c.kr != 0.0)
+    v += static_cast<T>(c.kr / st[5]) *
+         exp_of(T(static_cast<T>(a.gamma) * h - static_cast<T>(st[4])));
+  return v;
+}
+
+// Backward gradient of one heatmap element (CUDA: one thread each), from the statistics
+// the forward returned.
 template <typename T>
 PYHPE_HD void expectation_backward_element(const ExpectationArgs<T>& a, int64_t idx) {
   const int64_t HW = static_cast<int64_t>(a.H) * a.W;
   const int64_t m = idx / HW, j = idx % HW;
   const double* st = a.stats + m * kNumStats;
   const double gx = static_cast<double>(a.grad[2 * m]), gy = static_cast<double>(a.grad[2 * m + 1]);
-  const double xj = a.ax * static_cast<double>(j % a.W) + a.bx;
-  const double yj = a.ay * static_cast<double>(j / a.W) + a.by;
-  const double h = static_cast<double>(a.heatmaps[idx]);
-  double g;
-  if (a.normalize == kNormNone) {
-    g = gx * xj + gy * yj;
-  } else if (a.normalize == kNormSum) {
-    g = (gx * (xj - st[2]) + gy * (yj - st[3])) / st[1];
-  } else {
-    const double p = exp(a.beta * h - st[0]) / st[1];
-    if (a.debias == kDebiasNone) {
-      g = a.beta * p * (gx * (xj - st[2]) + gy * (yj - st[3]));
+  const GradRowCoeffs c = expectation_grad_coeffs(a, st, gx, gy, static_cast<int>(j / a.W));
+  a.out[idx] = expectation_grad_value(a, st, c, static_cast<int>(j % a.W), a.heatmaps[idx]);
+}
+
+// Host fast path of one softmax gradient row in float (auto-vectorized).
+PYHPE_HD_INLINE void softmax_grad_row(const float* hr, float* orow, int W, float beta, float m,
+                                      float k1, float k0) {
+  for (int col = 0; col < W; ++col)
+    orow[col] = (k1 * static_cast<float>(col) + k0) * expf_vectorizable(beta * hr[col] - m);
+}
+
+// Backward of a whole map (CPU): the same math, looping rows/columns; one read of the map
+// and one write of its gradient.
+template <typename T>
+PYHPE_HD void expectation_backward_map(const ExpectationArgs<T>& a, int64_t m) {
+  const int64_t HW = static_cast<int64_t>(a.H) * a.W;
+  const double* st = a.stats + m * kNumStats;
+  const double gx = static_cast<double>(a.grad[2 * m]), gy = static_cast<double>(a.grad[2 * m + 1]);
+  const T* h = a.heatmaps + m * HW;
+  T* o = a.out + m * HW;
+  const bool softmax = a.normalize == kNormSoftmax;
+  for (int row = 0; row < a.H; ++row) {
+    const GradRowCoeffs c = expectation_grad_coeffs(a, st, gx, gy, row);
+    T* orow = o + static_cast<int64_t>(row) * a.W;
+    const T* hrow = h + static_cast<int64_t>(row) * a.W;
+    const T k1 = static_cast<T>(c.k1), k0 = static_cast<T>(c.k0);
+#if !defined(__CUDA_ARCH__)
+    if (sizeof(T) == sizeof(float) && softmax && c.kr == 0.0 && st[0] == st[0]) {
+      softmax_grad_row(reinterpret_cast<const float*>(hrow), reinterpret_cast<float*>(orow),
+                       a.W, static_cast<float>(a.beta), static_cast<float>(st[0]),
+                       static_cast<float>(c.k1), static_cast<float>(c.k0));
+      continue;
+    }
+#endif
+    if (!softmax && c.kr == 0.0) {
+      for (int col = 0; col < a.W; ++col) orow[col] = k1 * static_cast<T>(col) + k0;
     } else {
-      const double u = st[6], inv = 1.0 / (1.0 - u);
-      const double r = exp(a.gamma * h - st[4]) / st[5];
-      g = a.beta * p * inv * (gx * (xj - st[2]) + gy * (yj - st[3])) -
-          a.gamma * r * u * inv * inv * (gx * (st[2] - a.cx) + gy * (st[3] - a.cy));
+      for (int col = 0; col < a.W; ++col)
+        orow[col] = expectation_grad_value(a, st, c, col, hrow[col]);
     }
   }
-  a.out[idx] = static_cast<T>(g);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -46,13 +46,16 @@ def _simcc_decode_fake(x_labels, y_labels, split_ratio=2.0, kernel_x=0, kernel_y
 
 def _expectation_fake(heatmaps, *args):
     torch._check(heatmaps.dim() == 4, lambda: "pyhpe: 'heatmaps' must be (B, K, H, W)")
-    return heatmaps.new_empty((heatmaps.shape[0], heatmaps.shape[1], 2))
+    B, K = heatmaps.shape[0], heatmaps.shape[1]
+    return heatmaps.new_empty((B, K, 2)), heatmaps.new_empty((B, K, _NUM_STATS),
+                                                              dtype=torch.float64)
 
 
-def _expectation_backward_fake(grad, heatmaps, *args):
+def _expectation_backward_fake(grad, heatmaps, stats, *args):
     return torch.empty_like(heatmaps, memory_format=torch.contiguous_format)
 
 
+_NUM_STATS = 8  # kNumStats in decode_math.h
 for _name in ("soft_argmax", "debiased_soft_argmax", "dsnt"):
     torch.library.register_fake(f"pyhpe::{_name}", _expectation_fake)
     torch.library.register_fake(f"pyhpe::{_name}_backward", _expectation_backward_fake)
@@ -71,38 +74,44 @@ def _affine_transform_points_fake(coords, matrix):
 # ---- autograd: each backward is its own op (CPU + CUDA over the same math) --------------
 
 
+# The forward ops return (coords, stats); stats (per-map float64 max / sums / expectations)
+# are not differentiable and feed the backward op, which then reads each map only once.
 def _soft_argmax_setup(ctx, inputs, output):
     heatmaps, beta, normalize = inputs
-    ctx.save_for_backward(heatmaps)
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(heatmaps, output[1])
     ctx.beta, ctx.normalize = beta, normalize
 
 
-def _soft_argmax_bwd(ctx, grad):
-    (heatmaps,) = ctx.saved_tensors
-    g = torch.ops.pyhpe.soft_argmax_backward(grad.contiguous(), heatmaps, ctx.beta, ctx.normalize)
+def _soft_argmax_bwd(ctx, grad, _grad_stats):
+    heatmaps, stats = ctx.saved_tensors
+    g = torch.ops.pyhpe.soft_argmax_backward(grad.contiguous(), heatmaps, stats, ctx.beta,
+                                             ctx.normalize)
     return g, None, None
 
 
 def _debiased_setup(ctx, inputs, output):
     heatmaps, beta, form = inputs
-    ctx.save_for_backward(heatmaps)
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(heatmaps, output[1])
     ctx.beta, ctx.form = beta, form
 
 
-def _debiased_bwd(ctx, grad):
-    (heatmaps,) = ctx.saved_tensors
-    g = torch.ops.pyhpe.debiased_soft_argmax_backward(grad.contiguous(), heatmaps, ctx.beta,
-                                                      ctx.form)
+def _debiased_bwd(ctx, grad, _grad_stats):
+    heatmaps, stats = ctx.saved_tensors
+    g = torch.ops.pyhpe.debiased_soft_argmax_backward(grad.contiguous(), heatmaps, stats,
+                                                      ctx.beta, ctx.form)
     return g, None, None
 
 
 def _dsnt_setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0])
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(inputs[0], output[1])
 
 
-def _dsnt_bwd(ctx, grad):
-    (heatmaps,) = ctx.saved_tensors
-    return torch.ops.pyhpe.dsnt_backward(grad.contiguous(), heatmaps)
+def _dsnt_bwd(ctx, grad, _grad_stats):
+    heatmaps, stats = ctx.saved_tensors
+    return torch.ops.pyhpe.dsnt_backward(grad.contiguous(), heatmaps, stats)
 
 
 torch.library.register_autograd("pyhpe::soft_argmax", _soft_argmax_bwd,
@@ -259,7 +268,7 @@ def soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, normalize: str = "softma
     Backward: ``torch.ops.pyhpe.soft_argmax_backward`` (first order only).
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    return torch.ops.pyhpe.soft_argmax(heatmaps, float(beta), normalize)
+    return torch.ops.pyhpe.soft_argmax(heatmaps, float(beta), normalize)[0]
 
 
 def debiased_soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, form: str = "paper") -> Tensor:
@@ -280,7 +289,7 @@ def debiased_soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, form: str = "pa
     Backward: ``torch.ops.pyhpe.debiased_soft_argmax_backward``.
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    return torch.ops.pyhpe.debiased_soft_argmax(heatmaps, float(beta), form)
+    return torch.ops.pyhpe.debiased_soft_argmax(heatmaps, float(beta), form)[0]
 
 
 def dsnt(heatmaps_normalized: Tensor) -> Tensor:
@@ -293,7 +302,7 @@ def dsnt(heatmaps_normalized: Tensor) -> Tensor:
     Backward: ``torch.ops.pyhpe.dsnt_backward``.
     """
     heatmaps_normalized = as_float_tensor(heatmaps_normalized, "heatmaps_normalized")
-    return torch.ops.pyhpe.dsnt(heatmaps_normalized)
+    return torch.ops.pyhpe.dsnt(heatmaps_normalized)[0]
 
 
 def transform_preds(coords: Tensor, center: Tensor, scale: Tensor,

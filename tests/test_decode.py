@@ -67,6 +67,25 @@ def test_argmax_ties_sentinel_and_nan(device):
     assert coords[0, 3].tolist() == [5.0, 4.0]
 
 
+@cpu_and_cuda()
+@pytest.mark.parametrize("shape", [(2, 3, 7, 13), (2, 3, 64, 48), (1, 2, 3, 5), (1, 1, 10, 13)])
+def test_argmax_ties_match_numpy(device, shape, rng):
+    # Few distinct values: many ties across the host's 64-element chunks and the tail.
+    hm = rng.integers(-3, 4, size=shape).astype(np.float32)
+    hm[0, 0].flat[-1] = 9.0  # maximum in the tail
+    if shape[1] > 1:
+        hm[0, 1].flat[min(70, hm[0, 1].size - 1)] = np.nan
+    coords, scores = ops.argmax_decode(to_t(hm, device), quarter_offset=False)
+    exp_coords, exp_scores = ref.argmax_decode(hm.copy(), False)
+    np.testing.assert_array_equal(coords.cpu().numpy(), exp_coords)
+    np.testing.assert_array_equal(scores.cpu().numpy(), exp_scores)
+    flat = hm.reshape(shape[0] * shape[1], -1)
+    idx = np.argmax(flat, axis=1)
+    pos = coords.cpu().numpy().reshape(-1, 2)
+    ok = np.amax(flat, axis=1) > 0
+    np.testing.assert_array_equal(pos[ok, 0] + pos[ok, 1] * shape[3], idx[ok])
+
+
 # ---- DARK ---------------------------------------------------------------------------
 
 

@@ -183,23 +183,74 @@ inline bool simd_minmax(const double* v, int64_t n, double* mx, double* mn) {
 }
 #endif
 
+#ifdef PYHPE_DECODE_SSE2
+// Max of v[0..64); false when any value is NaN.
+inline bool simd_max64(const float* v, float* mx) {
+  __m128 a0 = _mm_loadu_ps(v), a1 = _mm_loadu_ps(v + 4);
+  __m128 nan = _mm_or_ps(_mm_cmpunord_ps(a0, a0), _mm_cmpunord_ps(a1, a1));
+  for (int j = 8; j < 64; j += 8) {
+    const __m128 a = _mm_loadu_ps(v + j), b = _mm_loadu_ps(v + j + 4);
+    a0 = _mm_max_ps(a0, a);
+    a1 = _mm_max_ps(a1, b);
+    nan = _mm_or_ps(nan, _mm_or_ps(_mm_cmpunord_ps(a, a), _mm_cmpunord_ps(b, b)));
+  }
+  if (_mm_movemask_ps(nan)) return false;
+  a0 = _mm_max_ps(a0, a1);
+  a0 = _mm_max_ps(a0, _mm_movehl_ps(a0, a0));
+  a0 = _mm_max_ss(a0, _mm_shuffle_ps(a0, a0, 1));
+  *mx = _mm_cvtss_f32(a0);
+  return true;
+}
+
+inline bool simd_max64(const double* v, double* mx) {
+  double hi, lo;
+  if (!simd_minmax(v, 64, &hi, &lo)) return false;
+  *mx = hi;
+  return true;
+}
+#endif
+
 template <typename T>
 PYHPE_HD int64_t numpy_argmax(const T* v, int64_t n, T* max_out) {
 #ifdef PYHPE_DECODE_SSE2
-  // Host: the same result in two SIMD-friendly passes (the maximum, then the first block
-  // holding it); NaN inputs take the scalar path.
-  constexpr int kLanes = 8;
-  T best, worst;
-  if (n >= 4 * kLanes && simd_minmax(v, n, &best, &worst)) {
-    int64_t b = 0;
-    for (; b + kLanes <= n; b += kLanes) {
-      int hit = 0;
-      for (int l = 0; l < kLanes; ++l) hit |= v[b + l] == best;
-      if (hit) break;
+  // Host: one SIMD pass of 64-element chunk maxima (the first chunk holding the maximum
+  // wins, as strict > keeps the earlier one), then a search inside that chunk only. NaN
+  // inputs take the scalar path.
+  constexpr int kChunk = 64;
+  if (n >= kChunk) {
+    T best = v[0];
+    int64_t best_chunk = 0;
+    bool ok = true;
+    const int64_t full = n / kChunk * kChunk;
+    for (int64_t c = 0; c < full && ok; c += kChunk) {
+      T cm;
+      ok = simd_max64(v + c, &cm);
+      if (ok && (c == 0 || cm > best)) {
+        best = cm;
+        best_chunk = c;
+      }
     }
-    while (!(v[b] == best)) ++b;
-    *max_out = best;
-    return b;
+    if (ok) {
+      int64_t best_i = -1;
+      for (int64_t j = full; j < n; ++j) {
+        if (v[j] != v[j]) {
+          ok = false;
+          break;
+        }
+        if (v[j] > best) {
+          best = v[j];
+          best_i = j;
+        }
+      }
+      if (ok) {
+        if (best_i < 0) {
+          best_i = best_chunk;
+          while (!(v[best_i] == best)) ++best_i;
+        }
+        *max_out = best;
+        return best_i;
+      }
+    }
   }
 #endif
   return numpy_argmax_scalar(v, n, max_out);
@@ -227,6 +278,49 @@ PYHPE_HD T blur2d_at(const T* hm, int H, int W, int x, int y, const T* w, int r)
     acc += w[dy + r] * racc;
   }
   return acc;
+}
+
+// blur2d_at at `count` (<= 13) points whose rows span at most 5 per column, sharing the
+// horizontal passes between points of the same column: the same sums in the same order
+// as blur2d_at, about half the multiply-adds for the DARK stencil.
+template <typename T>
+PYHPE_HD void blur2d_points(const T* hm, int H, int W, const int* sx, const int* sy, int count,
+                            const T* w, int r, T* out) {
+  T hb[kMaxKernel + 4];
+  bool done[13] = {false, false, false, false, false, false, false,
+                   false, false, false, false, false, false};
+  for (int i = 0; i < count; ++i) {
+    if (done[i]) continue;
+    const int px = sx[i];
+    int ymin = sy[i], ymax = sy[i];
+    for (int k = i + 1; k < count; ++k)
+      if (sx[k] == px) {
+        ymin = sy[k] < ymin ? sy[k] : ymin;
+        ymax = sy[k] > ymax ? sy[k] : ymax;
+      }
+    const int r0 = ymin - r, r1 = ymax + r;
+    const int x0 = px - r < 0 ? 0 : px - r;
+    const int x1 = px + r > W - 1 ? W - 1 : px + r;
+    for (int yy = r0; yy <= r1; ++yy) {
+      T racc = T(0);
+      if (yy >= 0 && yy < H) {
+        const T* row = hm + static_cast<int64_t>(yy) * W;
+        for (int xx = x0; xx <= x1; ++xx) racc += w[xx - px + r] * row[xx];
+      }
+      hb[yy - r0] = racc;
+    }
+    for (int k = i; k < count; ++k) {
+      if (done[k] || sx[k] != px) continue;
+      T acc = T(0);
+      for (int dy = -r; dy <= r; ++dy) {
+        const int yy = sy[k] + dy;
+        if (yy < 0 || yy >= H) continue;
+        acc += w[dy + r] * hb[yy - r0];
+      }
+      out[k] = acc;
+      done[k] = true;
+    }
+  }
 }
 
 // np.max of the whole blurred map (the slow path; only taken when the fast path cannot
@@ -342,8 +436,13 @@ PYHPE_HD void heatmap_decode_element(const HeatmapDecodeArgs<T>& a, int64_t m) {
       // Samples: centre, x-2, x-1, x+1, x+2, y-2, y-1, y+1, y+2, and the 4 diagonals.
       const int ox[13] = {0, -2, -1, 1, 2, 0, 0, 0, 0, 1, 1, -1, -1};
       const int oy[13] = {0, 0, 0, 0, 0, -2, -1, 1, 2, 1, -1, 1, -1};
+      int sx[13], sy[13];
+      for (int i = 0; i < 13; ++i) {
+        sx[i] = x + ox[i];
+        sy[i] = y + oy[i];
+      }
       T L[13];
-      for (int i = 0; i < 13; ++i) L[i] = blur2d_at(hm, H, W, x + ox[i], y + oy[i], w, r);
+      blur2d_points(hm, H, W, sx, sy, 13, w, r, L);
       modulate_samples(L, 13, maxval, T(1e-10), T(0), false, Blur2dMax<T>{hm, H, W, w, r});
       const T dx = T(0.5) * (L[3] - L[2]);
       const T dy = T(0.5) * (L[7] - L[6]);
@@ -364,7 +463,7 @@ PYHPE_HD void heatmap_decode_element(const HeatmapDecodeArgs<T>& a, int64_t m) {
     const int sx[7] = {x, xp, xm, x, x, xp, xm};
     const int sy[7] = {y, y, y, yp, ym, yp, ym};
     T L[7];
-    for (int i = 0; i < 7; ++i) L[i] = blur2d_at(hm, H, W, sx[i], sy[i], w, r);
+    blur2d_points(hm, H, W, sx, sy, 7, w, r, L);
     modulate_samples(L, 7, maxval, T(1e-3), T(50), true, Blur2dMax<T>{hm, H, W, w, r});
     const T dx = T(0.5) * (L[1] - L[2]);
     const T dy = T(0.5) * (L[3] - L[4]);
@@ -510,32 +609,41 @@ PYHPE_HD double scaled_max(const T* h, int64_t n, double scale) {
   return scale * static_cast<double>(best);
 }
 
+static const float kIota64[64] = {
+    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+    22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+    44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+
 // Host fast path of one softmax row in float: exponentials in auto-vectorized chunks, sums
 // in 8 independent float lanes promoted to double per row. Handles the whole row.
 PYHPE_HD_INLINE void softmax_row_lanes(const float* hr, int W, float beta, float mmax, int* col,
                                        double* rs, double* rc) {
   constexpr int kChunk = 64, kLanes = 8;
   float buf[kChunk];
-  float acc_s[kLanes] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-  float acc_c[kLanes] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   double tail_s = 0.0, tail_c = 0.0;
   for (int c0 = 0; c0 < W; c0 += kChunk) {
     const int len = W - c0 < kChunk ? W - c0 : kChunk;
     for (int i = 0; i < len; ++i) buf[i] = expf_vectorizable(beta * hr[c0 + i] - mmax);
+    // sum_i e_i * (c0 + i) = c0 * sum_i e_i + sum_i e_i * i, with i < 64 exact in float.
+    float cs[kLanes] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    float cc[kLanes] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     int i = 0;
     for (; i + kLanes <= len; i += kLanes)
       for (int l = 0; l < kLanes; ++l) {
-        acc_s[l] += buf[i + l];
-        acc_c[l] += buf[i + l] * static_cast<float>(c0 + i + l);
+        cs[l] += buf[i + l];
+        cc[l] += buf[i + l] * kIota64[i + l];
       }
-    for (; i < len; ++i) {
-      tail_s += static_cast<double>(buf[i]);
-      tail_c += static_cast<double>(buf[i]) * (c0 + i);
+    double chunk_s = 0.0, chunk_c = 0.0;
+    for (int l = 0; l < kLanes; ++l) {
+      chunk_s += static_cast<double>(cs[l]);
+      chunk_c += static_cast<double>(cc[l]);
     }
-  }
-  for (int l = 0; l < kLanes; ++l) {
-    tail_s += static_cast<double>(acc_s[l]);
-    tail_c += static_cast<double>(acc_c[l]);
+    for (; i < len; ++i) {
+      chunk_s += static_cast<double>(buf[i]);
+      chunk_c += static_cast<double>(buf[i]) * i;
+    }
+    tail_s += chunk_s;
+    tail_c += chunk_c + static_cast<double>(c0) * chunk_s;
   }
   *rs += tail_s;
   *rc += tail_c;

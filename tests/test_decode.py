@@ -99,7 +99,7 @@ def test_dark_decode_matches_mmpose(device, dtype, udp, kernel, rng):
     coords, scores = ops.dark_decode(to_t(hm, device), kernel=kernel, udp=udp)
     exp_coords, exp_scores = ref.dark_decode(hm.copy(), kernel, udp)
     # mmpose keeps keypoints in float32 whatever the heatmap dtype (3.8e-6 ulp at 64).
-    tol = 2e-3 if dtype == torch.float32 else 1e-5
+    tol = 1e-4 if dtype == torch.float32 else 1e-5  # measured: 3.8e-6 and 1.9e-6
     np.testing.assert_allclose(coords.cpu().numpy(), exp_coords, rtol=0, atol=tol)
     np.testing.assert_array_equal(scores.cpu().numpy(), exp_scores)
 
@@ -149,8 +149,8 @@ def test_simcc_decode_matches_mmpose(device, dtype, dark, rng):
     k = ops.decode.simcc_dark_kernel(6.0) if dark else 0
     assert not dark or k == 37
     exp_coords, exp_scores = ref.simcc_decode(x.copy(), y.copy(), 2.0, k, k)
-    # mmpose keeps keypoints in float32 whatever the heatmap dtype (3.8e-6 ulp at 64).
-    tol = 2e-3 if dtype == torch.float32 else 1e-5
+    # float32 locations up to 512 (ulp 3e-5) refined by a Newton step; measured <= 3.1e-5.
+    tol = 2e-4 if dtype == torch.float32 else 5e-5
     np.testing.assert_allclose(coords.cpu().numpy(), exp_coords, rtol=0, atol=tol)
     np.testing.assert_array_equal(scores.cpu().numpy(), exp_scores)
 

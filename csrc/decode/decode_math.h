@@ -609,45 +609,55 @@ PYHPE_HD double scaled_max(const T* h, int64_t n, double scale) {
   return scale * static_cast<double>(best);
 }
 
-static const float kIota64[64] = {
-    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
-    22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
-    44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+#ifdef PYHPE_DECODE_SSE2
+// expf_vectorizable on 4 lanes: the same operations in the same order, so bitwise equal.
+inline __m128 expf_sse(__m128 x) {
+  const __m128 magic = _mm_set1_ps(12582912.0f);
+  const __m128 t = _mm_add_ps(_mm_mul_ps(x, _mm_set1_ps(1.44269504088896341f)), magic);
+  const __m128 n = _mm_sub_ps(t, magic);
+  __m128 r = _mm_sub_ps(x, _mm_mul_ps(n, _mm_set1_ps(0.693359375f)));
+  r = _mm_sub_ps(r, _mm_mul_ps(n, _mm_set1_ps(-2.12194440e-4f)));
+  __m128 p = _mm_set1_ps(1.9875691500e-4f);
+  p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(1.3981999507e-3f));
+  p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(8.3334519073e-3f));
+  p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(4.1665795894e-2f));
+  p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(1.6666665459e-1f));
+  p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(5.0000001201e-1f));
+  p = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_mul_ps(p, r), r), r), _mm_set1_ps(1.0f));
+  const __m128i ni = _mm_cvttps_epi32(n);
+  const __m128i in_range = _mm_and_si128(_mm_cmpgt_epi32(ni, _mm_set1_epi32(-127)),
+                                         _mm_cmplt_epi32(ni, _mm_set1_epi32(128)));
+  const __m128i bits =
+      _mm_and_si128(_mm_slli_epi32(_mm_add_epi32(ni, _mm_set1_epi32(127)), 23), in_range);
+  return _mm_mul_ps(p, _mm_castsi128_ps(bits));
+}
+#endif
 
-// Host fast path of one softmax row in float: exponentials in auto-vectorized chunks, sums
-// in 8 independent float lanes promoted to double per row. Handles the whole row.
+// Host fast path of one softmax row in float: 4-lane exponentials and float partial sums
+// (at most W / 4 terms per lane), promoted to double per row. Advances *col past the
+// columns it handled; the caller finishes the rest.
 PYHPE_HD_INLINE void softmax_row_lanes(const float* hr, int W, float beta, float mmax, int* col,
                                        double* rs, double* rc) {
-  constexpr int kChunk = 64, kLanes = 8;
-  float buf[kChunk];
-  double tail_s = 0.0, tail_c = 0.0;
-  for (int c0 = 0; c0 < W; c0 += kChunk) {
-    const int len = W - c0 < kChunk ? W - c0 : kChunk;
-    for (int i = 0; i < len; ++i) buf[i] = expf_vectorizable(beta * hr[c0 + i] - mmax);
-    // sum_i e_i * (c0 + i) = c0 * sum_i e_i + sum_i e_i * i, with i < 64 exact in float.
-    float cs[kLanes] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    float cc[kLanes] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    int i = 0;
-    for (; i + kLanes <= len; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) {
-        cs[l] += buf[i + l];
-        cc[l] += buf[i + l] * kIota64[i + l];
-      }
-    double chunk_s = 0.0, chunk_c = 0.0;
-    for (int l = 0; l < kLanes; ++l) {
-      chunk_s += static_cast<double>(cs[l]);
-      chunk_c += static_cast<double>(cc[l]);
-    }
-    for (; i < len; ++i) {
-      chunk_s += static_cast<double>(buf[i]);
-      chunk_c += static_cast<double>(buf[i]) * i;
-    }
-    tail_s += chunk_s;
-    tail_c += chunk_c + static_cast<double>(c0) * chunk_s;
+#ifdef PYHPE_DECODE_SSE2
+  const __m128 vb = _mm_set1_ps(beta), vm = _mm_set1_ps(mmax), four = _mm_set1_ps(4.0f);
+  __m128 s = _mm_setzero_ps(), sc = _mm_setzero_ps(), idx = _mm_setr_ps(0.f, 1.f, 2.f, 3.f);
+  int c = 0;
+  for (; c + 4 <= W; c += 4) {
+    const __m128 e = expf_sse(_mm_sub_ps(_mm_mul_ps(vb, _mm_loadu_ps(hr + c)), vm));
+    s = _mm_add_ps(s, e);
+    sc = _mm_add_ps(sc, _mm_mul_ps(e, idx));
+    idx = _mm_add_ps(idx, four);
   }
-  *rs += tail_s;
-  *rc += tail_c;
-  *col = W;
+  float s4[4], c4[4];
+  _mm_storeu_ps(s4, s);
+  _mm_storeu_ps(c4, sc);
+  *rs += (static_cast<double>(s4[0]) + s4[1]) + (static_cast<double>(s4[2]) + s4[3]);
+  *rc += (static_cast<double>(c4[0]) + c4[1]) + (static_cast<double>(c4[2]) + c4[3]);
+  *col = c;
+#else
+  (void)hr, (void)W, (void)beta, (void)mmax, (void)rs, (void)rc;
+  *col = 0;
+#endif
 }
 
 // Per-map statistics (the forward pass); the backward reuses them (the op returns them).
@@ -804,7 +814,18 @@ PYHPE_HD void expectation_backward_element(const ExpectationArgs<T>& a, int64_t 
 // Host fast path of one softmax gradient row in float (auto-vectorized).
 PYHPE_HD_INLINE void softmax_grad_row(const float* hr, float* orow, int W, float beta, float m,
                                       float k1, float k0) {
-  for (int col = 0; col < W; ++col)
+  int col = 0;
+#ifdef PYHPE_DECODE_SSE2
+  const __m128 vb = _mm_set1_ps(beta), vm = _mm_set1_ps(m), vk1 = _mm_set1_ps(k1),
+               vk0 = _mm_set1_ps(k0), four = _mm_set1_ps(4.0f);
+  __m128 idx = _mm_setr_ps(0.f, 1.f, 2.f, 3.f);
+  for (; col + 4 <= W; col += 4) {
+    const __m128 e = expf_sse(_mm_sub_ps(_mm_mul_ps(vb, _mm_loadu_ps(hr + col)), vm));
+    _mm_storeu_ps(orow + col, _mm_mul_ps(_mm_add_ps(_mm_mul_ps(vk1, idx), vk0), e));
+    idx = _mm_add_ps(idx, four);
+  }
+#endif
+  for (; col < W; ++col)
     orow[col] = (k1 * static_cast<float>(col) + k0) * expf_vectorizable(beta * hr[col] - m);
 }
 

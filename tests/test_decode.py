@@ -250,6 +250,35 @@ def test_gradients_match_autograd_of_reference(device):
         torch.testing.assert_close(a.grad.cpu(), b.grad)
 
 
+@cpu_and_cuda()
+@pytest.mark.parametrize("shape", [(2, 3, 9, 7), (2, 17, 64, 48)])
+def test_float32_gradients_match_reference(device, shape):
+    # float32 takes the host SIMD paths (polynomial exp, 4-lane sums) in both directions.
+    h = torch.randn(*shape, generator=torch.Generator().manual_seed(8)) * 3
+    w = torch.randn(shape[0], shape[1], 2, generator=torch.Generator().manual_seed(9))
+    for ours, theirs in [(lambda t: ops.soft_argmax(t, beta=1.5), lambda t: ref.soft_argmax(t, 1.5)),
+                         (lambda t: ops.debiased_soft_argmax(t, form="mmpose"),
+                          lambda t: ref.debiased_soft_argmax_mmpose(t) * torch.tensor(
+                              [shape[3], shape[2]], dtype=t.dtype))]:
+        a = h.clone().to(device).requires_grad_(True)
+        out = ours(a)
+        (out * w.to(device)).sum().backward()
+        b = h.clone().double().requires_grad_(True)
+        exp = theirs(b)
+        (exp * w.double()).sum().backward()
+        torch.testing.assert_close(out.cpu().double(), exp.detach(), rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(a.grad.cpu().double(), b.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_soft_argmax_module():
+    h = torch.randn(2, 3, 8, 6, dtype=torch.float64)
+    torch.testing.assert_close(ops.decode.SoftArgmax2d(2.0)(h), ops.soft_argmax(h, beta=2.0))
+    torch.testing.assert_close(ops.decode.SoftArgmax2d(2.0, debias="paper")(h),
+                               ops.debiased_soft_argmax(h, beta=2.0))
+    with pytest.raises(ValueError, match="needs normalize='softmax'"):
+        ops.decode.SoftArgmax2d(normalize="sum", debias="paper")
+
+
 # ---- back-transforms ----------------------------------------------------------------
 
 

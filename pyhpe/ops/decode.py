@@ -334,5 +334,31 @@ def affine_transform_points(coords: Tensor, matrix: Tensor) -> Tensor:
     return torch.ops.pyhpe.affine_transform_points(coords, matrix)
 
 
-__all__ = ["affine_transform_points", "argmax_decode", "dark_decode", "debiased_soft_argmax",
+class SoftArgmax2d(torch.nn.Module):
+    """Module form of :func:`soft_argmax` / :func:`debiased_soft_argmax`:
+    ``(B, K, H, W) -> (B, K, 2)`` in pixels.
+
+    ``beta`` is a fixed float (the ops take it as a scalar; a learnable beta would need a
+    gradient with respect to it, which the backward ops do not compute). ``debias`` selects
+    the debiased IPR form ('paper' or 'mmpose'); then ``normalize`` must be 'softmax'.
+    """
+
+    def __init__(self, beta: float = 1.0, normalize: str = "softmax",
+                 debias: Optional[str] = None):
+        super().__init__()
+        if debias is not None and normalize != "softmax":
+            raise ValueError(f"SoftArgmax2d: debias={debias!r} needs normalize='softmax', "
+                             f"got {normalize!r}")
+        self.beta, self.normalize, self.debias = float(beta), normalize, debias
+
+    def forward(self, heatmaps: Tensor) -> Tensor:
+        if self.debias is not None:
+            return debiased_soft_argmax(heatmaps, beta=self.beta, form=self.debias)
+        return soft_argmax(heatmaps, beta=self.beta, normalize=self.normalize)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, normalize={self.normalize!r}, debias={self.debias!r}"
+
+
+__all__ = ["SoftArgmax2d", "affine_transform_points", "argmax_decode", "dark_decode", "debiased_soft_argmax",
            "dsnt", "simcc_dark_kernel", "simcc_decode", "soft_argmax", "transform_preds"]

@@ -175,14 +175,14 @@ def argmax_decode(heatmaps: Tensor, *, quarter_offset: bool = True,
     * location = first maximum in row-major order (``np.argmax``; a NaN counts as the
       maximum), score = the maximum value (``maxvals``), unchanged in every case;
     * sentinel: where the maximum is ``<= 0`` (or NaN) the coords are ``(-1, -1)`` and get no
-      shift (mmpose / HRNet set ``preds = -1`` there; the score stays the max value);
+      shift, as mmpose 0.x/1.x (``np.where(maxvals > 0, preds, -1)``); the score stays the
+      max value. HRNet's own ``get_max_preds`` multiplies by the mask instead, giving
+      ``(0, 0)``: use ``torch.where(scores[..., None] > 0, coords, 0)`` for that;
     * quarter offset: with ``offset_rule='hrnet'`` (default; HRNet and mmpose 0.x) both
       axes move by ``0.25 * sign(h[y, x+1] - h[y, x-1])`` / ``sign(h[y+1, x] - h[y-1, x])``
       only when ``1 < x < W - 1 and 1 < y < H - 1`` (note: column/row 1 gets no shift,
       as in the references). ``offset_rule='mmpose1'`` is mmpose 1.x ``refine_keypoints``:
       x is shifted when ``1 < x < W - 1 and 0 < y``, y when ``1 < y < H - 1 and 0 < x``.
-      HRNet's own ``get_max_preds`` multiplies the sentinel coords by 0 instead of -1;
-      like mmpose we return -1.
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
     return torch.ops.pyhpe.argmax_decode(heatmaps, quarter_offset, offset_rule)

@@ -23,8 +23,11 @@
 
 #include "common/hd.h"
 
-// Host-only SIMD for the max / min scans (the compiler cannot if-convert float compares under
-// the default -ftrapping-math). Never seen by nvcc, whose host code only launches kernels.
+// Host-only SSE2 for the max / min scans (the compiler cannot if-convert float compares under
+// the default -ftrapping-math) and the float softmax rows. Every SIMD path computes the same
+// result as its scalar twin (the max, the first maximum, the polynomial exp bit for bit);
+// only partial sums are grouped differently. Never seen by nvcc, whose host code only
+// launches kernels, nor by compilers without SSE2 (scalar fallbacks).
 #if !defined(__CUDACC__) && defined(__SSE2__)
 #include <emmintrin.h>
 #define PYHPE_DECODE_SSE2 1
@@ -49,7 +52,7 @@ PYHPE_HD_INLINE double log_of(double v) { return log(v); }
 PYHPE_HD_INLINE float exp_of(float v) { return expf(v); }
 PYHPE_HD_INLINE double exp_of(double v) { return exp(v); }
 
-// Branch-free expf for the host's auto-vectorized softmax loops: Cephes polynomial after
+// Branch-free expf (scalar twin of expf_sse below, used for row tails): Cephes polynomial after
 // round-to-nearest range reduction, within 2 ulp of expf where exp(x) is a normal float;
 // results below FLT_MIN flush to 0 and inputs above ~88.7 give 0 as well (callers pass
 // x <= 0). No float comparison, so GCC vectorizes it under the default -ftrapping-math.

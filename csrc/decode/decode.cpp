@@ -225,17 +225,18 @@ ExpectationArgs<T> make_expectation_args(const ExpectationParams& p, int64_t M, 
   return a;
 }
 
-at::Tensor expectation_forward(const char* op, const at::Tensor& hm_in,
-                               const ExpectationParams& p) {
+// Returns (coords (B, K, 2), stats (B, K, kNumStats) float64); the backward takes the stats.
+std::tuple<at::Tensor, at::Tensor> expectation_forward(const char* op, const at::Tensor& hm_in,
+                                                       const ExpectationParams& p) {
   check_maps(op, hm_in, "heatmaps");
   TORCH_CHECK_VALUE(std::isfinite(p.beta), op, ": 'beta' must be finite, got ", p.beta);
   const int64_t B = hm_in.size(0), K = hm_in.size(1), H = hm_in.size(2), W = hm_in.size(3);
   at::Tensor out = at::empty({B, K, 2}, hm_in.options());
-  if (B * K == 0) return out;
+  at::Tensor stats = at::empty({B, K, kNumStats}, hm_in.options().dtype(at::kDouble));
+  if (B * K == 0) return {out, stats};
   TORCH_CHECK_VALUE(H > 0 && W > 0, op, ": 'heatmaps' must have H, W > 0, got ",
                     checks::describe(hm_in));
   at::Tensor hm = hm_in.contiguous();
-  at::Tensor stats = at::empty({B * K, kNumStats}, hm.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(hm.scalar_type(), "expectation_forward", [&] {
     auto a = make_expectation_args<scalar_t>(p, B * K, H, W);
     a.heatmaps = hm.data_ptr<scalar_t>();
@@ -250,11 +251,12 @@ at::Tensor expectation_forward(const char* op, const at::Tensor& hm_in,
 #endif
     expectation_forward_cpu<scalar_t>(a);
   });
-  return out;
+  return {out, stats};
 }
 
 at::Tensor expectation_backward(const char* op, const at::Tensor& grad_in,
-                                const at::Tensor& hm_in, const ExpectationParams& p) {
+                                const at::Tensor& hm_in, const at::Tensor& stats_in,
+                                const ExpectationParams& p) {
   check_maps(op, hm_in, "heatmaps");
   const int64_t B = hm_in.size(0), K = hm_in.size(1), H = hm_in.size(2), W = hm_in.size(3);
   checks::dim(op, grad_in, "grad", 3, "(B, K, 2)");
@@ -263,10 +265,17 @@ at::Tensor expectation_backward(const char* op, const at::Tensor& grad_in,
   checks::size(op, grad_in, "grad", 0, B, "(B, K, 2)");
   checks::size(op, grad_in, "grad", 1, K, "(B, K, 2)");
   checks::size(op, grad_in, "grad", 2, 2, "(B, K, 2)");
+  TORCH_CHECK_TYPE(stats_in.scalar_type() == at::kDouble, op,
+                   ": 'stats' must be the float64 statistics returned by the forward, got ",
+                   checks::describe(stats_in));
+  checks::same_device(op, stats_in, "stats", hm_in, "heatmaps");
+  checks::dim(op, stats_in, "stats", 3, "(B, K, 8)");
+  checks::size(op, stats_in, "stats", 0, B, "(B, K, 8)");
+  checks::size(op, stats_in, "stats", 1, K, "(B, K, 8)");
+  checks::size(op, stats_in, "stats", 2, kNumStats, "(B, K, 8)");
   at::Tensor out = at::empty({B, K, H, W}, hm_in.options());
   if (out.numel() == 0) return out;
-  at::Tensor hm = hm_in.contiguous(), grad = grad_in.contiguous();
-  at::Tensor stats = at::empty({B * K, kNumStats}, hm.options().dtype(at::kDouble));
+  at::Tensor hm = hm_in.contiguous(), grad = grad_in.contiguous(), stats = stats_in.contiguous();
   AT_DISPATCH_FLOATING_TYPES(hm.scalar_type(), "expectation_backward", [&] {
     auto a = make_expectation_args<scalar_t>(p, B * K, H, W);
     a.heatmaps = hm.data_ptr<scalar_t>();
@@ -306,34 +315,38 @@ ExpectationParams dsnt_params() {
   return p;
 }
 
-at::Tensor soft_argmax(const at::Tensor& heatmaps, double beta, c10::string_view normalize) {
+std::tuple<at::Tensor, at::Tensor> soft_argmax(const at::Tensor& heatmaps, double beta,
+                                               c10::string_view normalize) {
   const char* op = "pyhpe.soft_argmax";
   return expectation_forward(op, heatmaps, soft_params(op, beta, normalize));
 }
 
-at::Tensor soft_argmax_backward(const at::Tensor& grad, const at::Tensor& heatmaps, double beta,
-                                c10::string_view normalize) {
+at::Tensor soft_argmax_backward(const at::Tensor& grad, const at::Tensor& heatmaps,
+                                const at::Tensor& stats, double beta, c10::string_view normalize) {
   const char* op = "pyhpe.soft_argmax_backward";
-  return expectation_backward(op, grad, heatmaps, soft_params(op, beta, normalize));
+  return expectation_backward(op, grad, heatmaps, stats, soft_params(op, beta, normalize));
 }
 
-at::Tensor debiased_soft_argmax(const at::Tensor& heatmaps, double beta, c10::string_view form) {
+std::tuple<at::Tensor, at::Tensor> debiased_soft_argmax(const at::Tensor& heatmaps, double beta,
+                                                        c10::string_view form) {
   const char* op = "pyhpe.debiased_soft_argmax";
   return expectation_forward(op, heatmaps, debias_params(op, beta, form));
 }
 
 at::Tensor debiased_soft_argmax_backward(const at::Tensor& grad, const at::Tensor& heatmaps,
-                                         double beta, c10::string_view form) {
+                                         const at::Tensor& stats, double beta,
+                                         c10::string_view form) {
   const char* op = "pyhpe.debiased_soft_argmax_backward";
-  return expectation_backward(op, grad, heatmaps, debias_params(op, beta, form));
+  return expectation_backward(op, grad, heatmaps, stats, debias_params(op, beta, form));
 }
 
-at::Tensor dsnt(const at::Tensor& heatmaps) {
+std::tuple<at::Tensor, at::Tensor> dsnt(const at::Tensor& heatmaps) {
   return expectation_forward("pyhpe.dsnt", heatmaps, dsnt_params());
 }
 
-at::Tensor dsnt_backward(const at::Tensor& grad, const at::Tensor& heatmaps) {
-  return expectation_backward("pyhpe.dsnt_backward", grad, heatmaps, dsnt_params());
+at::Tensor dsnt_backward(const at::Tensor& grad, const at::Tensor& heatmaps,
+                         const at::Tensor& stats) {
+  return expectation_backward("pyhpe.dsnt_backward", grad, heatmaps, stats, dsnt_params());
 }
 
 // ---- back-transforms --------------------------------------------------------------------
@@ -430,13 +443,18 @@ TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
   m.def("dark_decode(Tensor heatmaps, int kernel=11, bool udp=False) -> (Tensor, Tensor)");
   m.def("simcc_decode(Tensor x_labels, Tensor y_labels, float split_ratio=2.0, int kernel_x=0, "
         "int kernel_y=0) -> (Tensor, Tensor)");
-  m.def("soft_argmax(Tensor heatmaps, float beta=1.0, str normalize='softmax') -> Tensor");
-  m.def("soft_argmax_backward(Tensor grad, Tensor heatmaps, float beta, str normalize) -> Tensor");
-  m.def("debiased_soft_argmax(Tensor heatmaps, float beta=1.0, str form='paper') -> Tensor");
-  m.def("debiased_soft_argmax_backward(Tensor grad, Tensor heatmaps, float beta, str form) "
-        "-> Tensor");
-  m.def("dsnt(Tensor heatmaps) -> Tensor");
-  m.def("dsnt_backward(Tensor grad, Tensor heatmaps) -> Tensor");
+  // The soft-argmax family returns (coords, stats): per-map float64 statistics (max, sums,
+  // expectations, 1/C) that the backward ops reuse instead of re-reading the maps.
+  m.def("soft_argmax(Tensor heatmaps, float beta=1.0, str normalize='softmax') "
+        "-> (Tensor, Tensor)");
+  m.def("soft_argmax_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta, "
+        "str normalize) -> Tensor");
+  m.def("debiased_soft_argmax(Tensor heatmaps, float beta=1.0, str form='paper') "
+        "-> (Tensor, Tensor)");
+  m.def("debiased_soft_argmax_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta, "
+        "str form) -> Tensor");
+  m.def("dsnt(Tensor heatmaps) -> (Tensor, Tensor)");
+  m.def("dsnt_backward(Tensor grad, Tensor heatmaps, Tensor stats) -> Tensor");
   m.def("transform_preds(Tensor coords, Tensor center, Tensor scale, int width, int height, "
         "bool use_udp=False) -> Tensor");
   m.def("affine_transform_points(Tensor coords, Tensor matrix) -> Tensor");

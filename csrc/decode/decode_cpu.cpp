@@ -29,13 +29,8 @@ void expectation_forward_cpu(const ExpectationArgs<T>& args) {
 
 template <typename T>
 void expectation_backward_cpu(const ExpectationArgs<T>& args) {
-  const int64_t HW = static_cast<int64_t>(args.H) * args.W;
-  // Per map: statistics, then its H*W gradients while the map is still in cache.
   at::parallel_for(0, args.num_maps, 8, [&](int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) {
-      expectation_stats(args, m);
-      for (int64_t idx = m * HW; idx < (m + 1) * HW; ++idx) expectation_backward_element(args, idx);
-    }
+    for (int64_t m = begin; m < end; ++m) expectation_backward_map(args, m);
   });
 }
 

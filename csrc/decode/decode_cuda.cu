@@ -1,5 +1,5 @@
 // Thin CUDA kernels over decode_math.h: one thread per (instance, keypoint) map, per
-// keypoint, or (soft-argmax backward) per heatmap element after a per-map statistics pass.
+// keypoint, or (soft-argmax backward, from the forward's statistics) per heatmap element.
 #include "common/cuda_utils.cuh"
 #include "decode/decode.h"
 
@@ -19,11 +19,6 @@ __global__ void simcc_decode_kernel(SimccDecodeArgs<T> args) {
 template <typename T>
 __global__ void expectation_forward_kernel(ExpectationArgs<T> args) {
   PYHPE_GRID_STRIDE_LOOP(m, args.num_maps) { expectation_forward_element(args, m); }
-}
-
-template <typename T>
-__global__ void expectation_stats_kernel(ExpectationArgs<T> args) {
-  PYHPE_GRID_STRIDE_LOOP(m, args.num_maps) { expectation_stats(args, m); }
 }
 
 template <typename T>
@@ -72,9 +67,6 @@ template <typename T>
 void expectation_backward_cuda(const ExpectationArgs<T>& args, void* stream) {
   const int64_t total = args.num_maps * static_cast<int64_t>(args.H) * args.W;
   if (total == 0) return;
-  expectation_stats_kernel<T><<<cuda::blocks_for(args.num_maps, kMapThreads), kMapThreads, 0,
-                                cuda::as_stream(stream)>>>(args);
-  cuda::check_launch("expectation_stats");
   expectation_backward_kernel<T><<<cuda::blocks_for(total), cuda::kThreadsPerBlock, 0,
                                    cuda::as_stream(stream)>>>(args, total);
   cuda::check_launch("expectation_backward");

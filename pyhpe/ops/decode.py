@@ -46,13 +46,16 @@ def _simcc_decode_fake(x_labels, y_labels, split_ratio=2.0, kernel_x=0, kernel_y
 
 def _expectation_fake(heatmaps, *args):
     torch._check(heatmaps.dim() == 4, lambda: "pyhpe: 'heatmaps' must be (B, K, H, W)")
-    return heatmaps.new_empty((heatmaps.shape[0], heatmaps.shape[1], 2))
+    B, K = heatmaps.shape[0], heatmaps.shape[1]
+    return heatmaps.new_empty((B, K, 2)), heatmaps.new_empty((B, K, _NUM_STATS),
+                                                              dtype=torch.float64)
 
 
-def _expectation_backward_fake(grad, heatmaps, *args):
+def _expectation_backward_fake(grad, heatmaps, stats, *args):
     return torch.empty_like(heatmaps, memory_format=torch.contiguous_format)
 
 
+_NUM_STATS = 8  # kNumStats in decode_math.h
 for _name in ("soft_argmax", "debiased_soft_argmax", "dsnt"):
     torch.library.register_fake(f"pyhpe::{_name}", _expectation_fake)
     torch.library.register_fake(f"pyhpe::{_name}_backward", _expectation_backward_fake)
@@ -71,38 +74,44 @@ def _affine_transform_points_fake(coords, matrix):
 # ---- autograd: each backward is its own op (CPU + CUDA over the same math) --------------
 
 
+# The forward ops return (coords, stats); stats (per-map float64 max / sums / expectations)
+# are not differentiable and feed the backward op, which then reads each map only once.
 def _soft_argmax_setup(ctx, inputs, output):
     heatmaps, beta, normalize = inputs
-    ctx.save_for_backward(heatmaps)
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(heatmaps, output[1])
     ctx.beta, ctx.normalize = beta, normalize
 
 
-def _soft_argmax_bwd(ctx, grad):
-    (heatmaps,) = ctx.saved_tensors
-    g = torch.ops.pyhpe.soft_argmax_backward(grad.contiguous(), heatmaps, ctx.beta, ctx.normalize)
+def _soft_argmax_bwd(ctx, grad, _grad_stats):
+    heatmaps, stats = ctx.saved_tensors
+    g = torch.ops.pyhpe.soft_argmax_backward(grad.contiguous(), heatmaps, stats, ctx.beta,
+                                             ctx.normalize)
     return g, None, None
 
 
 def _debiased_setup(ctx, inputs, output):
     heatmaps, beta, form = inputs
-    ctx.save_for_backward(heatmaps)
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(heatmaps, output[1])
     ctx.beta, ctx.form = beta, form
 
 
-def _debiased_bwd(ctx, grad):
-    (heatmaps,) = ctx.saved_tensors
-    g = torch.ops.pyhpe.debiased_soft_argmax_backward(grad.contiguous(), heatmaps, ctx.beta,
-                                                      ctx.form)
+def _debiased_bwd(ctx, grad, _grad_stats):
+    heatmaps, stats = ctx.saved_tensors
+    g = torch.ops.pyhpe.debiased_soft_argmax_backward(grad.contiguous(), heatmaps, stats,
+                                                      ctx.beta, ctx.form)
     return g, None, None
 
 
 def _dsnt_setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0])
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(inputs[0], output[1])
 
 
-def _dsnt_bwd(ctx, grad):
-    (heatmaps,) = ctx.saved_tensors
-    return torch.ops.pyhpe.dsnt_backward(grad.contiguous(), heatmaps)
+def _dsnt_bwd(ctx, grad, _grad_stats):
+    heatmaps, stats = ctx.saved_tensors
+    return torch.ops.pyhpe.dsnt_backward(grad.contiguous(), heatmaps, stats)
 
 
 torch.library.register_autograd("pyhpe::soft_argmax", _soft_argmax_bwd,
@@ -166,14 +175,14 @@ def argmax_decode(heatmaps: Tensor, *, quarter_offset: bool = True,
     * location = first maximum in row-major order (``np.argmax``; a NaN counts as the
       maximum), score = the maximum value (``maxvals``), unchanged in every case;
     * sentinel: where the maximum is ``<= 0`` (or NaN) the coords are ``(-1, -1)`` and get no
-      shift (mmpose / HRNet set ``preds = -1`` there; the score stays the max value);
+      shift, as mmpose 0.x/1.x (``np.where(maxvals > 0, preds, -1)``); the score stays the
+      max value. HRNet's own ``get_max_preds`` multiplies by the mask instead, giving
+      ``(0, 0)``: use ``torch.where(scores[..., None] > 0, coords, 0)`` for that;
     * quarter offset: with ``offset_rule='hrnet'`` (default; HRNet and mmpose 0.x) both
       axes move by ``0.25 * sign(h[y, x+1] - h[y, x-1])`` / ``sign(h[y+1, x] - h[y-1, x])``
       only when ``1 < x < W - 1 and 1 < y < H - 1`` (note: column/row 1 gets no shift,
       as in the references). ``offset_rule='mmpose1'`` is mmpose 1.x ``refine_keypoints``:
       x is shifted when ``1 < x < W - 1 and 0 < y``, y when ``1 < y < H - 1 and 0 < x``.
-      HRNet's own ``get_max_preds`` multiplies the sentinel coords by 0 instead of -1;
-      like mmpose we return -1.
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
     return torch.ops.pyhpe.argmax_decode(heatmaps, quarter_offset, offset_rule)
@@ -259,7 +268,7 @@ def soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, normalize: str = "softma
     Backward: ``torch.ops.pyhpe.soft_argmax_backward`` (first order only).
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    return torch.ops.pyhpe.soft_argmax(heatmaps, float(beta), normalize)
+    return torch.ops.pyhpe.soft_argmax(heatmaps, float(beta), normalize)[0]
 
 
 def debiased_soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, form: str = "paper") -> Tensor:
@@ -280,7 +289,7 @@ def debiased_soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, form: str = "pa
     Backward: ``torch.ops.pyhpe.debiased_soft_argmax_backward``.
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    return torch.ops.pyhpe.debiased_soft_argmax(heatmaps, float(beta), form)
+    return torch.ops.pyhpe.debiased_soft_argmax(heatmaps, float(beta), form)[0]
 
 
 def dsnt(heatmaps_normalized: Tensor) -> Tensor:
@@ -293,7 +302,7 @@ def dsnt(heatmaps_normalized: Tensor) -> Tensor:
     Backward: ``torch.ops.pyhpe.dsnt_backward``.
     """
     heatmaps_normalized = as_float_tensor(heatmaps_normalized, "heatmaps_normalized")
-    return torch.ops.pyhpe.dsnt(heatmaps_normalized)
+    return torch.ops.pyhpe.dsnt(heatmaps_normalized)[0]
 
 
 def transform_preds(coords: Tensor, center: Tensor, scale: Tensor,
@@ -325,5 +334,31 @@ def affine_transform_points(coords: Tensor, matrix: Tensor) -> Tensor:
     return torch.ops.pyhpe.affine_transform_points(coords, matrix)
 
 
-__all__ = ["affine_transform_points", "argmax_decode", "dark_decode", "debiased_soft_argmax",
+class SoftArgmax2d(torch.nn.Module):
+    """Module form of :func:`soft_argmax` / :func:`debiased_soft_argmax`:
+    ``(B, K, H, W) -> (B, K, 2)`` in pixels.
+
+    ``beta`` is a fixed float (the ops take it as a scalar; a learnable beta would need a
+    gradient with respect to it, which the backward ops do not compute). ``debias`` selects
+    the debiased IPR form ('paper' or 'mmpose'); then ``normalize`` must be 'softmax'.
+    """
+
+    def __init__(self, beta: float = 1.0, normalize: str = "softmax",
+                 debias: Optional[str] = None):
+        super().__init__()
+        if debias is not None and normalize != "softmax":
+            raise ValueError(f"SoftArgmax2d: debias={debias!r} needs normalize='softmax', "
+                             f"got {normalize!r}")
+        self.beta, self.normalize, self.debias = float(beta), normalize, debias
+
+    def forward(self, heatmaps: Tensor) -> Tensor:
+        if self.debias is not None:
+            return debiased_soft_argmax(heatmaps, beta=self.beta, form=self.debias)
+        return soft_argmax(heatmaps, beta=self.beta, normalize=self.normalize)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, normalize={self.normalize!r}, debias={self.debias!r}"
+
+
+__all__ = ["SoftArgmax2d", "affine_transform_points", "argmax_decode", "dark_decode", "debiased_soft_argmax",
            "dsnt", "simcc_dark_kernel", "simcc_decode", "soft_argmax", "transform_preds"]

@@ -23,7 +23,8 @@ import torch
 
 
 def get_max_preds(heatmaps: np.ndarray):
-    """HRNet get_max_preds: (N, K, H, W) -> preds (N, K, 2) float32, maxvals (N, K, 1)."""
+    """mmpose 0.x _get_max_preds (HRNet get_max_preds with a -1 instead of a 0 sentinel):
+    (N, K, H, W) -> preds (N, K, 2) float32, maxvals (N, K, 1)."""
     N, K, H, W = heatmaps.shape
     flat = heatmaps.reshape(N, K, H * W)
     idx = np.argmax(flat, axis=2).reshape(N, K, 1)

@@ -390,6 +390,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
   at::Tensor widths = bboxes_in.select(1, 2).sub(bboxes_in.select(1, 0));
   at::Tensor heights = bboxes_in.select(1, 3).sub(bboxes_in.select(1, 1));
   at::Tensor ref_dists = at::maximum(widths, heights).mul(alpha).contiguous();
+  at::Tensor boxes = at::cat({at::amin(preds, {1}), at::amax(preds, {1})}, 1).contiguous();
   const std::vector<int64_t> mask_off = mask_offsets_of(seg);
   const int64_t total_words = mask_off.back();
   std::vector<int64_t> removed_off(seg.M() + 1, 0);
@@ -415,6 +416,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
     a.order = order.data_ptr<int64_t>();
     a.offsets = seg.dev.data_ptr<int64_t>();
     a.mask_offsets = mask_offsets.data_ptr<int64_t>();
+    a.boxes = boxes.data_ptr<scalar_t>();
     a.M = seg.M();
     a.K = static_cast<int>(K);
     a.prm = prm;

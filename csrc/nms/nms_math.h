@@ -405,11 +405,31 @@ struct AlphaMaskArgs {
   const int64_t* order;    // N: pick order (mean score desc, ties by lower index)
   const int64_t* offsets;
   const int64_t* mask_offsets;
+  const T* boxes;          // N x 4 (x0, y0, x1, y1) keypoint boxes, or nullptr
   int64_t M;
   int K;
   AlphaPoseParams prm;
   uint64_t* mask;          // rows: positions a; bit b (b >= a): a deletes b
 };
+
+// O(1) pre-check: keypoint boxes a gap g apart put every joint pair at least g apart, so
+// no score term (needs d <= 1), no PCK match (needs d <= min(ref, 7)) and a point term of at
+// most exp(-g / delta2) each: pose b survives when g clears both distances and
+// K * mu * exp(-g / delta2) stays below gamma (margins far above rounding).
+template <typename T>
+PYHPE_HD_INLINE bool alphapose_box_spares(const T* ba, const T* bb, T ref_dist, int K,
+                                          const AlphaPoseParams& prm) {
+  if (!(prm.delta2 > 0.0) || prm.mu < 0.0) return false;
+  const double lo_x = ba[0] > bb[0] ? ba[0] : bb[0], hi_x = ba[2] < bb[2] ? ba[2] : bb[2];
+  const double lo_y = ba[1] > bb[1] ? ba[1] : bb[1], hi_y = ba[3] < bb[3] ? ba[3] : bb[3];
+  const double gx = lo_x > hi_x ? lo_x - hi_x : 0.0, gy = lo_y > hi_y ? lo_y - hi_y : 0.0;
+  const double g = sqrt(gx * gx + gy * gy);
+  const double pck_ref = double(capped(ref_dist, kPckRefCap));
+  if (!(pck_ref > 0.0)) return false;  // a non-positive reference matches every joint
+  const double reach = pck_ref > 1.0 ? pck_ref : 1.0;
+  if (!(g > reach * (1.0 + 1e-5) + 1e-9)) return false;
+  return K * prm.mu * exp(-g / prm.delta2) < prm.gamma * (1.0 - 1e-5) - 1e-9;
+}
 
 // Whether picking pose i deletes pose j (get_parametric_distance > gamma or PCK_match >=
 // matchThreds). AlphaPose keeps its score_dists buffer in float32 (torch.zeros default dtype),
@@ -449,6 +469,10 @@ PYHPE_HD void alpha_mask_element(const AlphaMaskArgs<T>& a, int64_t idx) {
     if (col < row) continue;
     if (col >= n) break;
     const int64_t gj = a.order[start + col];
+    if (a.boxes != nullptr && col != row &&
+        alphapose_box_spares(a.boxes + gi * 4, a.boxes + gj * 4, a.ref_dists[gi], a.K, a.prm)) {
+      continue;
+    }
     if (alphapose_deletes(a.preds + gi * a.K * 2, a.scores + gi * a.K, a.preds + gj * a.K * 2,
                           a.scores + gj * a.K, a.ref_dists[gi], a.K, a.prm)) {
       bits |= uint64_t(1) << t;

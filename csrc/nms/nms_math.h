@@ -78,10 +78,10 @@ PYHPE_HD T mmpose_oks(const T* g, const T* d, T a_g, T a_d, const T* sigmas, int
                              has_vis_thr, vis_thr);
 }
 
-// Whether float32(oks(g, d)) > thr, deciding most far-apart pairs without any exp():
-// exp(-e) <= 1 / (1 + e) for e >= 0, so once the accumulated deficit sum(e / (1 + e)) rules
-// out a mean above thr (with a 1e-3 margin that dwarfs every rounding error) the pair cannot
-// be suppressed. Everything else goes through the exact mmpose formula.
+// Whether float32(oks(g, d)) > thr, deciding most pairs without any exp(): for e >= 0,
+// 1 - e <= exp(-e) <= 1 / (1 + e), so the deficit n - sum(exp(-e_k)) lies between
+// sum(e / (1 + e)) and sum(e). Either bound clearing thr by a 1e-3 margin (which dwarfs every
+// rounding error) settles the pair; only the rest goes through the exact mmpose formula.
 template <typename T>
 PYHPE_HD bool oks_exceeds(const T* g, const T* d, T a_g, T a_d, const T* sigmas, int K,
                           bool has_vis_thr, T vis_thr, float thr) {
@@ -94,7 +94,9 @@ PYHPE_HD bool oks_exceeds(const T* g, const T* d, T a_g, T a_d, const T* sigmas,
   const double denom = (double(a_g) + double(a_d)) / 2.0 + oks::kAreaEps;
   const double max_deficit = (1.0 - double(thr) + 1e-3) * included;
   if (denom > 0.0 && max_deficit < included) {
-    double deficit = 0.0;
+    // 1 - exp(-e) also lies below e, so a small sum of e proves the mean above thr + 1e-3.
+    const double min_deficit = (1.0 - double(thr) - 1e-3) * included;
+    double deficit = 0.0, e_sum = 0.0;
     for (int k = 0; k < K; ++k) {
       if (has_vis_thr && !(g[3 * k + 2] > vis_thr && d[3 * k + 2] > vis_thr)) continue;
       const double dx = double(d[3 * k]) - double(g[3 * k]);
@@ -102,8 +104,10 @@ PYHPE_HD bool oks_exceeds(const T* g, const T* d, T a_g, T a_d, const T* sigmas,
       const double s2 = 2.0 * double(sigmas[k]);
       const double e = (dx * dx + dy * dy) / (s2 * s2 * denom * 2.0);
       deficit += e / (1.0 + e);
+      e_sum += e;
       if (deficit > max_deficit) return false;
     }
+    if (e_sum < min_deficit) return true;
   }
   const float oks = static_cast<float>(mmpose_oks(g, d, a_g, a_d, sigmas, K, has_vis_thr, vis_thr));
   return oks > thr;

@@ -342,3 +342,22 @@ def test_torch_compile_smoke():
                                                             areas.numpy(), 0.5, stable=True))
     np.testing.assert_array_equal(soft.numpy(), ref.soft_oks_nms(kpts.numpy(), scores.numpy(),
                                                                  areas.numpy(), 0.3, stable=True))
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("K", [5, 17, 133])
+def test_soft_oks_nms_score_per_joint(device, K):
+    # The per-joint mean must be numpy's (pairwise summation) to the bit: it is rescored.
+    rng = np.random.default_rng(15)
+    for dtype in (np.float64, np.float32):
+        n = 40
+        kpts = np.concatenate([rng.random((n, K, 2)) * 30, rng.random((n, K, 1))], -1)
+        joint_scores = rng.random((n, K))
+        areas = rng.random(n) * 100 + 50
+        sigmas = rng.random(K) * 0.1 + 0.02
+        kpts, joint_scores, areas = (x.astype(dtype) for x in (kpts, joint_scores, areas))
+        expect = ref.soft_oks_nms(kpts, joint_scores, areas, 0.3, max_dets=n, sigmas=sigmas,
+                                  score_per_joint=True)
+        got = soft_oks_nms(T(kpts, device), T(joint_scores, device), T(areas, device), 0.3, n,
+                           sigmas=sigmas, score_per_joint=True)
+        np.testing.assert_array_equal(got.cpu().numpy(), expect)

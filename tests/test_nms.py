@@ -120,13 +120,19 @@ def test_batched_images_match_per_image(device, op):
     np.testing.assert_array_equal(counts.cpu().numpy(), np.bincount(image_of_keep, minlength=8))
 
 
-def test_oks_nms_float32_close_to_float64():
+@cpu_and_cuda()
+@pytest.mark.parametrize("vis_thr", [None, 0.4])
+def test_oks_nms_float32_follows_numpy_promotions(device, vis_thr):
+    # float32 poses with mmpose's float64 sigmas: float32 distances and mean area, float64 e.
     rng = np.random.default_rng(5)
-    kpts, scores, areas = random_poses(rng, 60)
-    expect = ref.oks_nms(kpts, scores, areas, 0.7)
-    got = oks_nms(torch.tensor(kpts, dtype=torch.float32), torch.tensor(scores).float(),
-                  torch.tensor(areas).float(), 0.7)
-    np.testing.assert_array_equal(got.numpy(), expect)
+    for trial in range(8):
+        kpts, scores, areas = random_poses(rng, int(rng.integers(1, 90)), spread=60,
+                                           tie_levels=3 if trial % 2 else None, dtype=np.float32)
+        for thr in (0.9, 0.5):
+            expect = ref.oks_nms(kpts, scores, areas, thr, vis_thr=vis_thr)
+            got = oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr,
+                          vis_thr=vis_thr)
+            np.testing.assert_array_equal(got.cpu().numpy(), expect)
 
 
 # --------------------------------------------------------------------------- soft-OKS-NMS

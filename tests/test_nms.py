@@ -120,13 +120,19 @@ def test_batched_images_match_per_image(device, op):
     np.testing.assert_array_equal(counts.cpu().numpy(), np.bincount(image_of_keep, minlength=8))
 
 
-def test_oks_nms_float32_close_to_float64():
+@cpu_and_cuda()
+@pytest.mark.parametrize("vis_thr", [None, 0.4])
+def test_oks_nms_float32_follows_numpy_promotions(device, vis_thr):
+    # float32 poses with mmpose's float64 sigmas: float32 distances and mean area, float64 e.
     rng = np.random.default_rng(5)
-    kpts, scores, areas = random_poses(rng, 60)
-    expect = ref.oks_nms(kpts, scores, areas, 0.7)
-    got = oks_nms(torch.tensor(kpts, dtype=torch.float32), torch.tensor(scores).float(),
-                  torch.tensor(areas).float(), 0.7)
-    np.testing.assert_array_equal(got.numpy(), expect)
+    for trial in range(8):
+        kpts, scores, areas = random_poses(rng, int(rng.integers(1, 90)), spread=60,
+                                           tie_levels=3 if trial % 2 else None, dtype=np.float32)
+        for thr in (0.9, 0.5):
+            expect = ref.oks_nms(kpts, scores, areas, thr, vis_thr=vis_thr)
+            got = oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr,
+                          vis_thr=vis_thr)
+            np.testing.assert_array_equal(got.cpu().numpy(), expect)
 
 
 # --------------------------------------------------------------------------- soft-OKS-NMS
@@ -342,3 +348,22 @@ def test_torch_compile_smoke():
                                                             areas.numpy(), 0.5, stable=True))
     np.testing.assert_array_equal(soft.numpy(), ref.soft_oks_nms(kpts.numpy(), scores.numpy(),
                                                                  areas.numpy(), 0.3, stable=True))
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("K", [5, 17, 133])
+def test_soft_oks_nms_score_per_joint(device, K):
+    # The per-joint mean must be numpy's (pairwise summation) to the bit: it is rescored.
+    rng = np.random.default_rng(15)
+    for dtype in (np.float64, np.float32):
+        n = 40
+        kpts = np.concatenate([rng.random((n, K, 2)) * 30, rng.random((n, K, 1))], -1)
+        joint_scores = rng.random((n, K))
+        areas = rng.random(n) * 100 + 50
+        sigmas = rng.random(K) * 0.1 + 0.02
+        kpts, joint_scores, areas = (x.astype(dtype) for x in (kpts, joint_scores, areas))
+        expect = ref.soft_oks_nms(kpts, joint_scores, areas, 0.3, max_dets=n, sigmas=sigmas,
+                                  score_per_joint=True)
+        got = soft_oks_nms(T(kpts, device), T(joint_scores, device), T(areas, device), 0.3, n,
+                           sigmas=sigmas, score_per_joint=True)
+        np.testing.assert_array_equal(got.cpu().numpy(), expect)

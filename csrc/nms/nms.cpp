@@ -141,7 +141,7 @@ void check_poses(const char* op, const at::Tensor& kpts, const at::Tensor& score
   checks::same_device(op, areas, "areas", kpts, "keypoints");
   checks::dim(op, areas, "areas", 1, "(N,)");
   checks::size(op, areas, "areas", 0, N, "(N,)");
-  checks::same_dtype(op, sigmas, "sigmas", kpts, "keypoints");
+  checks::floating(op, sigmas, "sigmas");
   checks::same_device(op, sigmas, "sigmas", kpts, "keypoints");
   checks::dim(op, sigmas, "sigmas", 1, "(K,)");
   checks::size(op, sigmas, "sigmas", 0, K, "(K,)");
@@ -193,6 +193,23 @@ std::vector<int64_t> mask_offsets_of(const Segments& s) {
   return off;
 }
 
+// Keypoint boxes (x0, y0, x1, y1) over all K keypoints and max_k (2 sigma_k)^2, for the
+// O(1) pair pre-checks.
+at::Tensor keypoint_boxes(const at::Tensor& kpts) {
+  at::Tensor xy = kpts.slice(2, 0, 2);
+  return at::cat({at::amin(xy, {1}), at::amax(xy, {1})}, 1).contiguous();
+}
+
+double max_variance(const at::Tensor& sigmas) {
+  at::Tensor sig = sigmas.to(at::kDouble).cpu().contiguous();
+  double max_var = 0.0;
+  for (int64_t k = 0; k < sig.numel(); ++k) {
+    const double v = 4.0 * sig.data_ptr<double>()[k] * sig.data_ptr<double>()[k];
+    max_var = v > max_var ? v : max_var;
+  }
+  return max_var;
+}
+
 std::tuple<at::Tensor, at::Tensor> oks_nms(const at::Tensor& kpts_in, const at::Tensor& scores_in,
                                            const at::Tensor& areas_in, const at::Tensor& sigmas_in,
                                            double thr, std::optional<double> vis_thr,
@@ -208,8 +225,9 @@ std::tuple<at::Tensor, at::Tensor> oks_nms(const at::Tensor& kpts_in, const at::
   if (N == 0) {
     return {at::empty({0}, long_on(kpts_in)), at::zeros({seg.M()}, long_on(kpts_in))};
   }
+  // mmpose's sigmas are float64 whatever the pose dtype.
   at::Tensor kpts = kpts_in.contiguous(), areas = areas_in.contiguous(),
-             sigmas = sigmas_in.contiguous();
+             sigmas = sigmas_in.to(at::kDouble).contiguous();
   if (!order.defined()) order = segmented_order(pose_scores(scores_in), seg, true);
   const std::vector<int64_t> mask_off = mask_offsets_of(seg);
   const int64_t total_words = mask_off.back();
@@ -221,21 +239,14 @@ std::tuple<at::Tensor, at::Tensor> oks_nms(const at::Tensor& kpts_in, const at::
   double box_skip = 0.0;
   at::Tensor boxes;
   if (r > 0.0 && r < 1.0 && kpts.size(1) > 0) {
-    at::Tensor xy = kpts.slice(2, 0, 2);
-    boxes = at::cat({at::amin(xy, {1}), at::amax(xy, {1})}, 1).contiguous();
-    at::Tensor sig_cpu = sigmas.to(at::kDouble).cpu().contiguous();
-    double max_var = 0.0;
-    for (int64_t k = 0; k < sig_cpu.numel(); ++k) {
-      const double v = 4.0 * sig_cpu.data_ptr<double>()[k] * sig_cpu.data_ptr<double>()[k];
-      max_var = v > max_var ? v : max_var;
-    }
-    box_skip = r / (1.0 - r) * max_var * 2.0;
+    boxes = keypoint_boxes(kpts);
+    box_skip = r / (1.0 - r) * max_variance(sigmas) * 2.0;
   }
   AT_DISPATCH_FLOATING_TYPES(kpts.scalar_type(), "oks_nms", [&] {
     OksNmsMaskArgs<scalar_t> a;
     a.kpts = kpts.data_ptr<scalar_t>();
     a.areas = areas.data_ptr<scalar_t>();
-    a.sigmas = sigmas.data_ptr<scalar_t>();
+    a.sigmas = sigmas.data_ptr<double>();
     a.order = order.data_ptr<int64_t>();
     a.offsets = seg.dev.data_ptr<int64_t>();
     a.mask_offsets = mask_offsets.data_ptr<int64_t>();
@@ -291,24 +302,29 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
   if (N == 0) {
     return {at::empty({0}, long_on(kpts_in)), at::zeros({seg.M()}, long_on(kpts_in))};
   }
+  // mmpose's sigmas are float64 whatever the pose dtype.
   at::Tensor kpts = kpts_in.contiguous(), areas = areas_in.contiguous(),
-             sigmas = sigmas_in.contiguous();
+             sigmas = sigmas_in.to(at::kDouble).contiguous();
   at::Tensor scores = pose_scores(scores_in);
   if (!order.defined()) order = segmented_order(scores, seg, true);
   at::Tensor work = at::empty({2 * N}, long_on(kpts));
   at::Tensor work_scores = at::empty({2 * N}, kpts.options());
   at::Tensor keep = at::zeros({N}, long_on(kpts));
   at::Tensor flags = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(kpts.device()));
+  at::Tensor boxes = kpts.size(1) > 0 ? keypoint_boxes(kpts) : at::Tensor();
+  const double max_var = max_variance(sigmas);
   AT_DISPATCH_FLOATING_TYPES(kpts.scalar_type(), "soft_oks_nms", [&] {
     SoftNmsArgs<scalar_t> a;
     a.kpts = kpts.data_ptr<scalar_t>();
     a.scores = scores.data_ptr<scalar_t>();
     a.areas = areas.data_ptr<scalar_t>();
-    a.sigmas = sigmas.data_ptr<scalar_t>();
+    a.sigmas = sigmas.data_ptr<double>();
     a.order = order.data_ptr<int64_t>();
     a.offsets = seg.dev.data_ptr<int64_t>();
     a.sim = nullptr;
     a.sim_offsets = nullptr;
+    a.boxes = boxes.defined() ? boxes.data_ptr<scalar_t>() : nullptr;
+    a.max_var = max_var;
     a.M = seg.M();
     a.K = static_cast<int>(kpts.size(1));
     a.has_vis_thr = vis_thr.has_value();
@@ -337,6 +353,10 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
       s.sigmas = a.sigmas;
       s.offsets = a.offsets;
       s.sim_offsets = sim_offsets.data_ptr<int64_t>();
+      s.boxes = a.boxes;
+      s.max_var = a.max_var;
+      s.thr = a.thr;
+      s.method = a.method;
       s.M = a.M;
       s.K = a.K;
       s.has_vis_thr = a.has_vis_thr;
@@ -390,6 +410,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
   at::Tensor widths = bboxes_in.select(1, 2).sub(bboxes_in.select(1, 0));
   at::Tensor heights = bboxes_in.select(1, 3).sub(bboxes_in.select(1, 1));
   at::Tensor ref_dists = at::maximum(widths, heights).mul(alpha).contiguous();
+  at::Tensor boxes = at::cat({at::amin(preds, {1}), at::amax(preds, {1})}, 1).contiguous();
   const std::vector<int64_t> mask_off = mask_offsets_of(seg);
   const int64_t total_words = mask_off.back();
   std::vector<int64_t> removed_off(seg.M() + 1, 0);
@@ -415,6 +436,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
     a.order = order.data_ptr<int64_t>();
     a.offsets = seg.dev.data_ptr<int64_t>();
     a.mask_offsets = mask_offsets.data_ptr<int64_t>();
+    a.boxes = boxes.data_ptr<scalar_t>();
     a.M = seg.M();
     a.K = static_cast<int>(K);
     a.prm = prm;

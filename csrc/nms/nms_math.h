@@ -71,20 +71,87 @@ PYHPE_HD void row_mean_element(const RowMeanArgs<T>& a, int64_t i) {
 
 // ---------------------------------------------------------------------------------------
 // OKS between pose g (the kept one) and pose d, as mmpose oks_iou(g, d, a_g, a_d) computes it.
-template <typename T>
-PYHPE_HD T mmpose_oks(const T* g, const T* d, T a_g, T a_d, const T* sigmas, int K,
-                      bool has_vis_thr, T vis_thr) {
-  return oks::compute_oks<T>(d, 3, g, sigmas, K, a_g, nullptr, a_d, oks::kModeMMPose,
-                             has_vis_thr, vis_thr);
+// mmpose's sigmas are a float64 array, so they are float64 here whatever the pose dtype.
+PYHPE_HD_INLINE double mmpose_oks(const double* g, const double* d, double a_g, double a_d,
+                                  const double* sigmas, int K, bool has_vis_thr,
+                                  double vis_thr) {
+  return oks::compute_oks<double>(d, 3, g, sigmas, K, a_g, nullptr, a_d, oks::kModeMMPose,
+                                  has_vis_thr, vis_thr);
 }
 
-// Whether float32(oks(g, d)) > thr, deciding most far-apart pairs without any exp():
-// exp(-e) <= 1 / (1 + e) for e >= 0, so once the accumulated deficit sum(e / (1 + e)) rules
-// out a mean above thr (with a 1e-3 margin that dwarfs every rounding error) the pair cannot
-// be suppressed. Everything else goes through the exact mmpose formula.
+// float32 poses follow numpy's promotions in oks_iou: dx, dy, dx**2 + dy**2 and
+// (a_g + a_d) / 2 stay float32; dividing by the float64 vars and adding np.spacing(1) turn
+// e float64, and exp, the pairwise sum and the mean run in float64.
+struct MixedOks {
+  const float* g;
+  const float* d;
+  const double* sigmas;
+  int K;
+  bool has_vis_thr;
+  float vis_thr;
+  double denom;
+
+  PYHPE_HD bool included(int k) const {
+    return !has_vis_thr || (g[3 * k + 2] > vis_thr && d[3 * k + 2] > vis_thr);
+  }
+  PYHPE_HD double term(int k) const {
+    const float dx = d[3 * k] - g[3 * k], dy = d[3 * k + 1] - g[3 * k + 1];
+    const float d2 = oks::add_rn(oks::mul_rn(dx, dx), oks::mul_rn(dy, dy));
+    const double two_sigma = oks::mul_rn(sigmas[k], 2.0);
+    const double var = oks::mul_rn(two_sigma, two_sigma);
+    return exp(-(double(d2) / var / denom / 2.0));
+  }
+};
+
+// numpy's pairwise summation of the terms of the included keypoints ranked [first, first+n).
+inline PYHPE_HD double mixed_pairwise_sum(const MixedOks& p, int first, int n) {
+  if (n > 128) {
+    int half = n / 2;
+    half -= half % 8;
+    return mixed_pairwise_sum(p, first, half) + mixed_pairwise_sum(p, first + half, n - half);
+  }
+  double r[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  double res = 0.0;
+  const int blocked = n < 8 ? 0 : n - n % 8;
+  bool combined = n < 8;
+  int rank = 0;
+  for (int k = 0; k < p.K && rank < first + n; ++k) {
+    if (!p.included(k)) continue;
+    const int i = rank++ - first;
+    if (i < 0) continue;
+    const double v = p.term(k);
+    if (i < blocked) {
+      r[i % 8] = i < 8 ? v : r[i % 8] + v;
+      continue;
+    }
+    if (!combined) {
+      res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+      combined = true;
+    }
+    res += v;
+  }
+  if (!combined) res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+  return res;
+}
+
+PYHPE_HD_INLINE double mmpose_oks(const float* g, const float* d, float a_g, float a_d,
+                                  const double* sigmas, int K, bool has_vis_thr, float vis_thr) {
+  MixedOks p{g, d, sigmas, K, has_vis_thr, vis_thr, 0.0};
+  int n = 0;
+  for (int k = 0; k < K; ++k) n += p.included(k);
+  if (n == 0) return 0.0;
+  const float half = oks::add_rn(a_g, a_d) / 2.0f;
+  p.denom = double(half) + oks::kAreaEps;
+  return (0.0 + mixed_pairwise_sum(p, 0, n)) / double(n);
+}
+
+// Whether float32(oks(g, d)) > thr, deciding most pairs without any exp(): for e >= 0,
+// 1 - e <= exp(-e) <= 1 / (1 + e), so the deficit n - sum(exp(-e_k)) lies between
+// sum(e / (1 + e)) and sum(e). Either bound clearing thr by a 1e-3 margin (which dwarfs every
+// rounding error) settles the pair; only the rest goes through the exact mmpose formula.
 template <typename T>
-PYHPE_HD bool oks_exceeds(const T* g, const T* d, T a_g, T a_d, const T* sigmas, int K,
-                          bool has_vis_thr, T vis_thr, float thr) {
+PYHPE_HD bool oks_exceeds(const T* g, const T* d, T a_g, T a_d, const double* sigmas,
+                          int K, bool has_vis_thr, T vis_thr, float thr) {
   int included = K;
   if (has_vis_thr) {
     included = 0;
@@ -94,7 +161,9 @@ PYHPE_HD bool oks_exceeds(const T* g, const T* d, T a_g, T a_d, const T* sigmas,
   const double denom = (double(a_g) + double(a_d)) / 2.0 + oks::kAreaEps;
   const double max_deficit = (1.0 - double(thr) + 1e-3) * included;
   if (denom > 0.0 && max_deficit < included) {
-    double deficit = 0.0;
+    // 1 - exp(-e) also lies below e, so a small sum of e proves the mean above thr + 1e-3.
+    const double min_deficit = (1.0 - double(thr) - 1e-3) * included;
+    double deficit = 0.0, e_sum = 0.0;
     for (int k = 0; k < K; ++k) {
       if (has_vis_thr && !(g[3 * k + 2] > vis_thr && d[3 * k + 2] > vis_thr)) continue;
       const double dx = double(d[3 * k]) - double(g[3 * k]);
@@ -102,8 +171,10 @@ PYHPE_HD bool oks_exceeds(const T* g, const T* d, T a_g, T a_d, const T* sigmas,
       const double s2 = 2.0 * double(sigmas[k]);
       const double e = (dx * dx + dy * dy) / (s2 * s2 * denom * 2.0);
       deficit += e / (1.0 + e);
+      e_sum += e;
       if (deficit > max_deficit) return false;
     }
+    if (e_sum < min_deficit) return true;
   }
   const float oks = static_cast<float>(mmpose_oks(g, d, a_g, a_d, sigmas, K, has_vis_thr, vis_thr));
   return oks > thr;
@@ -117,7 +188,7 @@ template <typename T>
 struct OksNmsMaskArgs {
   const T* kpts;                // N x K x 3 (x, y, score)
   const T* areas;               // N
-  const T* sigmas;              // K
+  const double* sigmas;         // K (float64, as mmpose)
   const int64_t* order;         // N: global row of each sorted position (per image)
   const int64_t* offsets;       // M + 1
   const int64_t* mask_offsets;  // M + 1 (words)
@@ -208,11 +279,13 @@ struct SoftNmsArgs {
   const T* kpts;            // N x K x 3
   const T* scores;          // N
   const T* areas;           // N
-  const T* sigmas;          // K
+  const double* sigmas;     // K (float64, as mmpose)
   const int64_t* order;     // N: initial score order (global rows, per image)
   const int64_t* offsets;   // M + 1
   const float* sim;         // per image n_m x n_m float32 OKS (local rows), or nullptr
   const int64_t* sim_offsets;  // M + 1 or nullptr
+  const T* boxes;           // N x 4 keypoint boxes for soft_rescore_is_identity, or nullptr
+  double max_var;           // max_k (2 sigma_k)^2
   int64_t M;
   int K;
   bool has_vis_thr;
@@ -299,6 +372,46 @@ PYHPE_HD_INLINE float numpy_exp_f32(float x) {
   return (poly * ldexpf(1.0f, -125)) / ldexpf(1.0f, -125 - ki);
 }
 
+// Whether the pair's float32 OKS o provably leaves a soft-NMS score untouched, so that o
+// need not be computed: Gaussian, numpy's float32 exp returns exactly 1 for |x| < 4e-8
+// (k = 0, and both rational-polynomial factors round to 1), so o^2 / thr < 1e-8 suffices;
+// linear, o < thr. The bound on o uses exp(-e) <= 1 / (1 + e + e^2/2 + e^3/6) for e >= 0,
+// first with the smallest e the two keypoint boxes allow (O(1)), then per keypoint.
+template <typename T>
+PYHPE_HD bool soft_rescore_is_identity(const T* g, const T* d, T a_g, T a_d, const double* sigmas,
+                                       int K, bool has_vis_thr, T vis_thr, float thr, int method,
+                                       const T* box_g, const T* box_d, double max_var) {
+  if (!(thr > 0.0f)) return false;
+  const double limit = method == kSoftLinear ? double(thr) * (1.0 - 1e-4) - 1e-9
+                                             : sqrt(1e-8 * double(thr));
+  const double denom = (double(a_g) + double(a_d)) / 2.0 + oks::kAreaEps;
+  if (!(denom > 0.0)) return false;
+  // 1 + 1e-5: headroom for the rounding of o, o * o and the bounds themselves.
+  const double slack = 1.0 + 1e-5;
+  if (box_g != nullptr && max_var > 0.0) {
+    const double lo_x = box_g[0] > box_d[0] ? box_g[0] : box_d[0];
+    const double hi_x = box_g[2] < box_d[2] ? box_g[2] : box_d[2];
+    const double lo_y = box_g[1] > box_d[1] ? box_g[1] : box_d[1];
+    const double hi_y = box_g[3] < box_d[3] ? box_g[3] : box_d[3];
+    const double gx = lo_x > hi_x ? lo_x - hi_x : 0.0, gy = lo_y > hi_y ? lo_y - hi_y : 0.0;
+    const double e = (gx * gx + gy * gy) / (max_var * denom * 2.0);
+    if (slack / (1.0 + e + e * e / 2.0 + e * e * e / 6.0) < limit) return true;
+  }
+  double bound = 0.0;
+  int included = 0;
+  for (int k = 0; k < K; ++k) {
+    if (has_vis_thr && !(g[3 * k + 2] > vis_thr && d[3 * k + 2] > vis_thr)) continue;
+    ++included;
+    const double dx = double(d[3 * k]) - double(g[3 * k]);
+    const double dy = double(d[3 * k + 1]) - double(g[3 * k + 1]);
+    const double s2 = 2.0 * double(sigmas[k]);
+    const double e = (dx * dx + dy * dy) / (s2 * s2 * denom * 2.0);
+    bound += 1.0 / (1.0 + e + e * e / 2.0 + e * e * e / 6.0);
+  }
+  if (included == 0) return true;  // o = 0
+  return bound / included * slack < limit;
+}
+
 template <typename T>
 PYHPE_HD void soft_nms_image(const SoftNmsArgs<T>& a, int64_t m) {
   const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
@@ -323,7 +436,12 @@ PYHPE_HD void soft_nms_image(const SoftNmsArgs<T>& a, int64_t m) {
     for (int64_t p = 0; p < rest; ++p) {
       const int64_t di = cur[1 + p];
       float o;
-      if (a.sim != nullptr) {
+      if (a.sim == nullptr && a.boxes != nullptr &&
+          soft_rescore_is_identity(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3, a.areas[gi],
+                                   a.areas[di], a.sigmas, a.K, a.has_vis_thr, a.vis_thr, a.thr,
+                                   a.method, a.boxes + gi * 4, a.boxes + di * 4, a.max_var)) {
+        o = 0.0f;  // same rescored score as the exact o
+      } else if (a.sim != nullptr) {
         o = a.sim[a.sim_offsets[m] + (gi - start) * n + (di - start)];
       } else {
         o = static_cast<float>(mmpose_oks(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3,
@@ -353,9 +471,13 @@ template <typename T>
 struct OksSimArgs {
   const T* kpts;
   const T* areas;
-  const T* sigmas;
+  const double* sigmas;
   const int64_t* offsets;
   const int64_t* sim_offsets;
+  const T* boxes;      // N x 4 or nullptr: cells that cannot change a score are written as 0
+  double max_var;
+  float thr;
+  int method;
   int64_t M;
   int K;
   bool has_vis_thr;
@@ -369,6 +491,13 @@ PYHPE_HD void oks_sim_element(const OksSimArgs<T>& a, int64_t idx) {
   const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
   const int64_t local = idx - a.sim_offsets[m];
   const int64_t gi = start + local / n, di = start + local % n;
+  if (a.boxes != nullptr &&
+      soft_rescore_is_identity(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3, a.areas[gi],
+                               a.areas[di], a.sigmas, a.K, a.has_vis_thr, a.vis_thr, a.thr,
+                               a.method, a.boxes + gi * 4, a.boxes + di * 4, a.max_var)) {
+    a.sim[idx] = 0.0f;
+    return;
+  }
   a.sim[idx] = static_cast<float>(mmpose_oks(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3,
                                              a.areas[gi], a.areas[di], a.sigmas, a.K,
                                              a.has_vis_thr, a.vis_thr));
@@ -405,11 +534,31 @@ struct AlphaMaskArgs {
   const int64_t* order;    // N: pick order (mean score desc, ties by lower index)
   const int64_t* offsets;
   const int64_t* mask_offsets;
+  const T* boxes;          // N x 4 (x0, y0, x1, y1) keypoint boxes, or nullptr
   int64_t M;
   int K;
   AlphaPoseParams prm;
   uint64_t* mask;          // rows: positions a; bit b (b >= a): a deletes b
 };
+
+// O(1) pre-check: keypoint boxes a gap g apart put every joint pair at least g apart, so
+// no score term (needs d <= 1), no PCK match (needs d <= min(ref, 7)) and a point term of at
+// most exp(-g / delta2) each: pose b survives when g clears both distances and
+// K * mu * exp(-g / delta2) stays below gamma (margins far above rounding).
+template <typename T>
+PYHPE_HD_INLINE bool alphapose_box_spares(const T* ba, const T* bb, T ref_dist, int K,
+                                          const AlphaPoseParams& prm) {
+  if (!(prm.delta2 > 0.0) || prm.mu < 0.0) return false;
+  const double lo_x = ba[0] > bb[0] ? ba[0] : bb[0], hi_x = ba[2] < bb[2] ? ba[2] : bb[2];
+  const double lo_y = ba[1] > bb[1] ? ba[1] : bb[1], hi_y = ba[3] < bb[3] ? ba[3] : bb[3];
+  const double gx = lo_x > hi_x ? lo_x - hi_x : 0.0, gy = lo_y > hi_y ? lo_y - hi_y : 0.0;
+  const double g = sqrt(gx * gx + gy * gy);
+  const double pck_ref = double(capped(ref_dist, kPckRefCap));
+  if (!(pck_ref > 0.0)) return false;  // a non-positive reference matches every joint
+  const double reach = pck_ref > 1.0 ? pck_ref : 1.0;
+  if (!(g > reach * (1.0 + 1e-5) + 1e-9)) return false;
+  return K * prm.mu * exp(-g / prm.delta2) < prm.gamma * (1.0 - 1e-5) - 1e-9;
+}
 
 // Whether picking pose i deletes pose j (get_parametric_distance > gamma or PCK_match >=
 // matchThreds). AlphaPose keeps its score_dists buffer in float32 (torch.zeros default dtype),
@@ -449,6 +598,10 @@ PYHPE_HD void alpha_mask_element(const AlphaMaskArgs<T>& a, int64_t idx) {
     if (col < row) continue;
     if (col >= n) break;
     const int64_t gj = a.order[start + col];
+    if (a.boxes != nullptr && col != row &&
+        alphapose_box_spares(a.boxes + gi * 4, a.boxes + gj * 4, a.ref_dists[gi], a.K, a.prm)) {
+      continue;
+    }
     if (alphapose_deletes(a.preds + gi * a.K * 2, a.scores + gi * a.K, a.preds + gj * a.K * 2,
                           a.scores + gj * a.K, a.ref_dists[gi], a.K, a.prm)) {
       bits |= uint64_t(1) << t;

@@ -65,7 +65,8 @@ def _prepare(op, keypoints, scores, areas, sigmas, image_offsets, score_per_join
             raise ValueError(f"{op}: 'sigmas' is required for K={K} keypoints "
                              "(the default is COCO-17)")
         sigmas = COCO_SIGMAS
-    sigmas = torch.as_tensor(sigmas, dtype=keypoints.dtype, device=keypoints.device)
+    # float64 like mmpose's sigmas array, whatever the pose dtype (see oks_nms).
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float64, device=keypoints.device)
     if image_offsets is not None:
         image_offsets = torch.as_tensor(image_offsets, device=keypoints.device)
     if validate:
@@ -107,8 +108,10 @@ def oks_nms(keypoints, scores, areas, thr: float = 0.9, sigmas=None,
     stores it. ``tie_break='numpy'`` orders equal scores exactly as numpy's
     ``scores.argsort()[::-1]`` does (computed on the host with numpy); ``'stable'`` puts the
     higher row first (``np.argsort(kind='stable')[::-1]``), stays on the device and works
-    under torch.compile. float64 inputs reproduce mmpose bit for bit; float32 inputs compute
-    in float32.
+    under torch.compile. Arithmetic follows numpy's promotions in mmpose with float64 sigmas:
+    float64 poses reproduce mmpose bit for bit, and so do float32 keypoints/areas/scores
+    (mmpose's usual input), whose distances and mean area stay float32 while e, exp and the
+    mean run in float64.
     """
     op = "pyhpe.oks_nms"
     keypoints, scores, areas, sig, image_offsets = _prepare(

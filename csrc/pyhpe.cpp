@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cocoeval/cocoeval.h"
+#include "cocoeval/extract.h"
 
 namespace py = pybind11;
 
@@ -161,6 +162,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_version", &cuda_version, "CUDA runtime version compiled against ('' if none)");
   m.def("cuda_archs", [] { return std::string(PYHPE_CUDA_ARCHS); },
         "TORCH_CUDA_ARCH_LIST the kernels were compiled for ('' if none)");
+
+  pyhpe::cocoeval::bind_extract(m);
 
   py::class_<PyKeypointEvaluator>(m, "KeypointEvaluator")
       .def(py::init<const py::dict&, const py::dict&, const py::dict&>(), py::arg("gt"),

@@ -15,48 +15,21 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "common/fp.h"
 #include "common/hd.h"
 
 namespace pyhpe {
 namespace oks {
 
+// TODO(merge): nms_math.h still spells these oks::mul_rn; drop once it uses pyhpe::.
+using ::pyhpe::add_rn;
+using ::pyhpe::exp_of;
+using ::pyhpe::mul_rn;
+
 enum Mode : int { kModeCoco = 0, kModeMMPose = 1 };
 
 // np.spacing(1.0): pycocotools adds it to the area to avoid dividing by zero.
 constexpr double kAreaEps = 2.220446049250313e-16;
-
-// Round-to-nearest arithmetic that nvcc may not fuse into FMAs, so that the GPU computes
-// the same bits as numpy (which never contracts).
-PYHPE_HD_INLINE double mul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-PYHPE_HD_INLINE float mul_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-PYHPE_HD_INLINE double add_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-PYHPE_HD_INLINE float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-PYHPE_HD_INLINE double exp_of(double x) { return exp(x); }
-PYHPE_HD_INLINE float exp_of(float x) { return expf(x); }
 
 template <typename T>
 PYHPE_HD_INLINE T max0(T v) {

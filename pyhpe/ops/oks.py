@@ -29,6 +29,8 @@ def _oks_matrix_ragged_fake(dt, gt, gt_areas, sigmas, dt_offsets, gt_offsets, to
 
 
 def _sigmas_for(sigmas, K: int, like: torch.Tensor) -> torch.Tensor:
+    if like.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"pyhpe.oks_matrix: 'dt' must be float32 or float64, got {like.dtype}")
     if sigmas is None:
         if K != 17:
             raise ValueError(f"oks_matrix: 'sigmas' is required for K={K} keypoints "

@@ -1,0 +1,74 @@
+"""End-to-end COCO keypoint evaluation on a 5000-image synthetic set: pyhpe vs pycocotools
+vs faster-coco-eval, each from the same in-memory GT dict and results list to the 10 stats.
+All three must give identical stats (checked before timing)."""
+import contextlib
+import copy
+import io
+
+import numpy as np
+import pytest
+
+from pyhpe.eval import COCOKeypointEval
+from pyhpe.eval.synthetic import synthetic_keypoint_eval_set
+
+NUM_IMAGES = 5000
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return synthetic_keypoint_eval_set(NUM_IMAGES, 0)
+
+
+def run_pyhpe(gt, dt):
+    return COCOKeypointEval(gt, dt).run()
+
+
+def run_pycocotools(gt, dt):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = gt
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(dt), "keypoints")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev.stats
+
+
+def run_faster_coco_eval(gt, dt):
+    from faster_coco_eval import COCO, COCOeval_faster
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(gt)
+        ev = COCOeval_faster(coco, coco.loadRes(dt), "keypoints",
+                             print_function=lambda *a, **k: None)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev.stats[:10]
+
+
+def fresh(dataset):
+    # pycocotools and faster-coco-eval mutate their inputs (loadRes adds area/id/bbox).
+    gt, dt = dataset
+    return (copy.deepcopy(gt), copy.deepcopy(dt)), {}
+
+
+def test_stats_identical(dataset):
+    ours = run_pyhpe(*dataset)
+    assert np.array_equal(ours, run_pycocotools(*fresh(dataset)[0]))
+    assert np.array_equal(ours, run_faster_coco_eval(*fresh(dataset)[0]))
+
+
+def test_pyhpe(benchmark, dataset):
+    benchmark.pedantic(run_pyhpe, setup=lambda: fresh(dataset), rounds=5)
+
+
+def test_faster_coco_eval(benchmark, dataset):
+    pytest.importorskip("faster_coco_eval")
+    benchmark.pedantic(run_faster_coco_eval, setup=lambda: fresh(dataset), rounds=3)
+
+
+def test_pycocotools(benchmark, dataset):
+    benchmark.pedantic(run_pycocotools, setup=lambda: fresh(dataset), rounds=1)

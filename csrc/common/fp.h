@@ -1,0 +1,57 @@
+// Floating-point helpers shared by every *_math.h header (torch-free).
+//
+// *_rn: round-to-nearest products and sums that nvcc may not contract into FMAs, so that
+// the GPU computes the same bits as the CPU loops and the numpy references (host compilers
+// here never contract: torch builds in ISO C++ mode without -mfma).
+// *_of: float/double overloads of libm functions usable from host and device code.
+#pragma once
+
+#include <math.h>
+
+#include "common/hd.h"
+
+namespace pyhpe {
+
+PYHPE_HD_INLINE double mul_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+PYHPE_HD_INLINE float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+PYHPE_HD_INLINE double add_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+PYHPE_HD_INLINE float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
+PYHPE_HD_INLINE double exp_of(double x) { return exp(x); }
+PYHPE_HD_INLINE float exp_of(float x) { return expf(x); }
+PYHPE_HD_INLINE double log_of(double x) { return log(x); }
+PYHPE_HD_INLINE float log_of(float x) { return logf(x); }
+PYHPE_HD_INLINE double sqrt_of(double x) { return sqrt(x); }
+PYHPE_HD_INLINE float sqrt_of(float x) { return sqrtf(x); }
+PYHPE_HD_INLINE double floor_of(double x) { return floor(x); }
+PYHPE_HD_INLINE float floor_of(float x) { return floorf(x); }
+PYHPE_HD_INLINE double ceil_of(double x) { return ceil(x); }
+PYHPE_HD_INLINE float ceil_of(float x) { return ceilf(x); }
+PYHPE_HD_INLINE double rint_of(double x) { return rint(x); }
+PYHPE_HD_INLINE float rint_of(float x) { return rintf(x); }
+
+}  // namespace pyhpe

@@ -1,0 +1,385 @@
+// Schemas and CPU/CUDA registration of the heatmap (target generation) family:
+// torch.ops.pyhpe.gaussian_heatmaps[_out], simcc_labels[_out], paf_targets[_out].
+// The *_out variants write the main target into a caller's tensor (declared mutated) and
+// return only the freshly allocated weights, so no op returns an alias of an input.
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <string>
+#include <tuple>
+
+#include "common/checks.h"
+#include "common/torch_utils.h"
+#include "heatmap/heatmap.h"
+
+namespace pyhpe {
+namespace heatmap {
+namespace {
+
+int parse_encoding(const char* op, c10::string_view s) {
+  if (s == "msra") return kMSRA;
+  if (s == "udp") return kUDP;
+  if (s == "unbiased") return kUnbiased;
+  TORCH_CHECK_VALUE(false, op, ": 'encoding' must be 'msra', 'udp' or 'unbiased', got '",
+                    std::string(s), "'");
+}
+
+int parse_paf_mode(const char* op, c10::string_view s) {
+  if (s == "hard") return kPafHard;
+  if (s == "soft") return kPafSoft;
+  TORCH_CHECK_VALUE(false, op, ": 'mode' must be 'hard' or 'soft', got '", std::string(s), "'");
+}
+
+void check_size(const char* op, int64_t width, int64_t height, const char* what) {
+  TORCH_CHECK_VALUE(width >= 0 && height >= 0, op, ": '", what,
+                    "' must be non-negative (W, H), got (", width, ", ", height, ")");
+}
+
+// keypoints (B, N, K, C>=2) and visibility (B, N, K) of one floating dtype and device.
+void check_instances(const char* op, const at::Tensor& kp, const at::Tensor& vis) {
+  checks::floating(op, kp, "keypoints");
+  checks::dim(op, kp, "keypoints", 4, "(B, N, K, 2)");
+  TORCH_CHECK_VALUE(kp.size(3) >= 2, op, ": 'keypoints' must have shape (B, N, K, 2) "
+                    "(x, y first), got ", checks::describe(kp));
+  checks::same_dtype(op, vis, "visibility", kp, "keypoints");
+  checks::same_device(op, vis, "visibility", kp, "keypoints");
+  checks::dim(op, vis, "visibility", 3, "(B, N, K)");
+  for (int d = 0; d < 3; ++d) checks::size(op, vis, "visibility", d, kp.size(d), "(B, N, K)");
+}
+
+// Writes into `out` directly when it is contiguous, else through a temporary.
+template <typename F>
+void write_into(at::Tensor& out, F&& fill) {
+  if (out.is_contiguous()) {
+    fill(out);
+    return;
+  }
+  at::Tensor tmp = at::empty(out.sizes(), out.options());
+  fill(tmp);
+  out.copy_(tmp);
+}
+
+void check_out(const char* op, const at::Tensor& out, const char* name, const at::Tensor& kp,
+               c10::IntArrayRef expected, const char* expected_shape) {
+  checks::same_dtype(op, out, name, kp, "keypoints");
+  checks::same_device(op, out, name, kp, "keypoints");
+  TORCH_CHECK_VALUE(out.sizes() == expected, op, ": '", name, "' must have shape ",
+                    expected_shape, " = ", expected, ", got ", checks::describe(out));
+}
+
+// ----------------------------------------------------------------------------------------
+// Gaussian heatmaps
+// ----------------------------------------------------------------------------------------
+
+at::Tensor gaussian_impl(const char* op, const at::Tensor& kp_in, const at::Tensor& vis_in,
+                         const at::Tensor& sigma_in, int encoding, at::Tensor& heatmaps) {
+  const int64_t B = kp_in.size(0), N = kp_in.size(1), K = kp_in.size(2);
+  checks::floating(op, sigma_in, "sigma");
+  checks::same_device(op, sigma_in, "sigma", kp_in, "keypoints");
+  checks::dim(op, sigma_in, "sigma", 3, "(B|1, N|1, K|1)");
+  const int64_t full[3] = {B, N, K};
+  for (int d = 0; d < 3; ++d) {
+    TORCH_CHECK_VALUE(sigma_in.size(d) == 1 || sigma_in.size(d) == full[d], op,
+                      ": 'sigma' must broadcast to (B, N, K) = (", B, ", ", N, ", ", K,
+                      "), got ", checks::describe(sigma_in));
+  }
+  at::Tensor weights = at::empty({B, N, K}, kp_in.options());
+  if (heatmaps.numel() == 0 && weights.numel() == 0) return weights;
+  at::Tensor kp = kp_in.contiguous(), vis = vis_in.contiguous();
+  at::Tensor sigma = sigma_in.to(at::kDouble).expand({B, N, K}).contiguous();
+  write_into(heatmaps, [&](at::Tensor& hm) {
+    AT_DISPATCH_FLOATING_TYPES(kp.scalar_type(), "gaussian_heatmaps", [&] {
+      GaussianArgs<scalar_t> a;
+      a.keypoints = kp.data_ptr<scalar_t>();
+      a.visibility = vis.data_ptr<scalar_t>();
+      a.sigma = sigma.data_ptr<double>();
+      a.B = B;
+      a.N = N;
+      a.K = K;
+      a.C = kp.size(3);
+      a.H = hm.size(2);
+      a.W = hm.size(3);
+      a.encoding = encoding;
+      a.heatmaps = hm.data_ptr<scalar_t>();
+      a.weights = weights.data_ptr<scalar_t>();
+#ifdef PYHPE_WITH_CUDA
+      if (kp.is_cuda()) {
+        c10::cuda::CUDAGuard guard(kp.device());
+        gaussian_heatmaps_cuda<scalar_t>(a, cuda_stream_of(kp));
+        return;
+      }
+#endif
+      gaussian_heatmaps_cpu<scalar_t>(a);
+    });
+  });
+  return weights;
+}
+
+std::tuple<at::Tensor, at::Tensor> gaussian_heatmaps(const at::Tensor& keypoints,
+                                                     const at::Tensor& visibility,
+                                                     const at::Tensor& sigma, int64_t width,
+                                                     int64_t height, c10::string_view enc) {
+  const char* op = "pyhpe.gaussian_heatmaps";
+  const int encoding = parse_encoding(op, enc);
+  check_instances(op, keypoints, visibility);
+  check_size(op, width, height, "heatmap_size");
+  require_cuda_build(op, keypoints);
+  at::Tensor heatmaps =
+      at::empty({keypoints.size(0), keypoints.size(2), height, width}, keypoints.options());
+  at::Tensor weights = gaussian_impl(op, keypoints, visibility, sigma, encoding, heatmaps);
+  return {heatmaps, weights};
+}
+
+at::Tensor gaussian_heatmaps_out(const at::Tensor& keypoints, const at::Tensor& visibility,
+                                 const at::Tensor& sigma, c10::string_view enc,
+                                 at::Tensor& out) {
+  const char* op = "pyhpe.gaussian_heatmaps_out";
+  const int encoding = parse_encoding(op, enc);
+  check_instances(op, keypoints, visibility);
+  require_cuda_build(op, keypoints);
+  checks::dim(op, out, "out", 4, "(B, K, H, W)");
+  check_out(op, out, "out", keypoints,
+            {keypoints.size(0), keypoints.size(2), out.size(2), out.size(3)}, "(B, K, H, W)");
+  return gaussian_impl(op, keypoints, visibility, sigma, encoding, out);
+}
+
+// ----------------------------------------------------------------------------------------
+// SimCC labels
+// ----------------------------------------------------------------------------------------
+
+void check_simcc(const char* op, const at::Tensor& kp, const at::Tensor& vis, double sigma_x,
+                 double sigma_y, double split_ratio) {
+  checks::floating(op, kp, "keypoints");
+  checks::dim(op, kp, "keypoints", 3, "(B, K, 2)");
+  TORCH_CHECK_VALUE(kp.size(2) >= 2, op, ": 'keypoints' must have shape (B, K, 2), got ",
+                    checks::describe(kp));
+  checks::same_dtype(op, vis, "visibility", kp, "keypoints");
+  checks::same_device(op, vis, "visibility", kp, "keypoints");
+  checks::dim(op, vis, "visibility", 2, "(B, K)");
+  for (int d = 0; d < 2; ++d) checks::size(op, vis, "visibility", d, kp.size(d), "(B, K)");
+  TORCH_CHECK_VALUE(sigma_x > 0 && sigma_y > 0 && std::isfinite(sigma_x) &&
+                        std::isfinite(sigma_y),
+                    op, ": 'sigma' must be positive and finite, got (", sigma_x, ", ", sigma_y,
+                    ")");
+  TORCH_CHECK_VALUE(split_ratio > 0 && std::isfinite(split_ratio), op,
+                    ": 'simcc_split_ratio' must be positive and finite, got ", split_ratio);
+}
+
+at::Tensor simcc_impl(const at::Tensor& kp_in, const at::Tensor& vis_in, double sigma_x,
+                      double sigma_y, double split_ratio, bool normalize, at::Tensor& x_labels,
+                      at::Tensor& y_labels) {
+  const int64_t B = kp_in.size(0), K = kp_in.size(1);
+  at::Tensor weights = at::empty({B, K}, kp_in.options());
+  if (weights.numel() == 0) return weights;
+  at::Tensor kp = kp_in.contiguous(), vis = vis_in.contiguous();
+  write_into(x_labels, [&](at::Tensor& xl) {
+    write_into(y_labels, [&](at::Tensor& yl) {
+      AT_DISPATCH_FLOATING_TYPES(kp.scalar_type(), "simcc_labels", [&] {
+        SimCCArgs<scalar_t> a;
+        a.keypoints = kp.data_ptr<scalar_t>();
+        a.visibility = vis.data_ptr<scalar_t>();
+        a.B = B;
+        a.K = K;
+        a.C = kp.size(2);
+        a.Wx = xl.size(2);
+        a.Wy = yl.size(2);
+        a.sigma_x = sigma_x;
+        a.sigma_y = sigma_y;
+        a.split_ratio = split_ratio;
+        a.normalize = normalize;
+        a.x_labels = xl.data_ptr<scalar_t>();
+        a.y_labels = yl.data_ptr<scalar_t>();
+        a.weights = weights.data_ptr<scalar_t>();
+#ifdef PYHPE_WITH_CUDA
+        if (kp.is_cuda()) {
+          c10::cuda::CUDAGuard guard(kp.device());
+          simcc_labels_cuda<scalar_t>(a, cuda_stream_of(kp));
+          return;
+        }
+#endif
+        simcc_labels_cpu<scalar_t>(a);
+      });
+    });
+  });
+  return weights;
+}
+
+// mmpose: W = np.around(w * simcc_split_ratio), half to even.
+int64_t simcc_length(int64_t size, double ratio) {
+  return static_cast<int64_t>(std::nearbyint(static_cast<double>(size) * ratio));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> simcc_labels(
+    const at::Tensor& keypoints, const at::Tensor& visibility, int64_t width, int64_t height,
+    double sigma_x, double sigma_y, double split_ratio, bool normalize) {
+  const char* op = "pyhpe.simcc_labels";
+  check_simcc(op, keypoints, visibility, sigma_x, sigma_y, split_ratio);
+  check_size(op, width, height, "input_size");
+  require_cuda_build(op, keypoints);
+  const int64_t B = keypoints.size(0), K = keypoints.size(1);
+  at::Tensor x_labels = at::empty({B, K, simcc_length(width, split_ratio)}, keypoints.options());
+  at::Tensor y_labels = at::empty({B, K, simcc_length(height, split_ratio)}, keypoints.options());
+  at::Tensor weights = simcc_impl(keypoints, visibility, sigma_x, sigma_y, split_ratio,
+                                  normalize, x_labels, y_labels);
+  return {x_labels, y_labels, weights};
+}
+
+at::Tensor simcc_labels_out(const at::Tensor& keypoints, const at::Tensor& visibility,
+                            double sigma_x, double sigma_y, double split_ratio, bool normalize,
+                            at::Tensor& x_out, at::Tensor& y_out) {
+  const char* op = "pyhpe.simcc_labels_out";
+  check_simcc(op, keypoints, visibility, sigma_x, sigma_y, split_ratio);
+  require_cuda_build(op, keypoints);
+  checks::dim(op, x_out, "x_out", 3, "(B, K, Wx)");
+  checks::dim(op, y_out, "y_out", 3, "(B, K, Wy)");
+  const int64_t B = keypoints.size(0), K = keypoints.size(1);
+  check_out(op, x_out, "x_out", keypoints, {B, K, x_out.size(2)}, "(B, K, Wx)");
+  check_out(op, y_out, "y_out", keypoints, {B, K, y_out.size(2)}, "(B, K, Wy)");
+  return simcc_impl(keypoints, visibility, sigma_x, sigma_y, split_ratio, normalize, x_out,
+                    y_out);
+}
+
+// ----------------------------------------------------------------------------------------
+// Part affinity fields
+// ----------------------------------------------------------------------------------------
+
+// Validated (L, 2) int64 limb list on the keypoints' device.
+at::Tensor checked_limbs(const char* op, const at::Tensor& limbs, const at::Tensor& kp) {
+  checks::integral(op, limbs, "limbs");
+  checks::same_device(op, limbs, "limbs", kp, "keypoints");
+  checks::dim(op, limbs, "limbs", 2, "(L, 2)");
+  checks::size(op, limbs, "limbs", 1, 2, "(L, 2)");
+  at::Tensor lim = limbs.to(at::kLong).contiguous();
+  // Limb lists are tiny: checking them on the host keeps every index in bounds.
+  at::Tensor host = lim.to(at::kCPU);
+  const int64_t* p = host.data_ptr<int64_t>();
+  const int64_t K = kp.size(2);
+  for (int64_t i = 0; i < host.numel(); ++i) {
+    TORCH_CHECK_VALUE(p[i] >= 0 && p[i] < K, op, ": 'limbs' entries must be keypoint indices in "
+                      "[0, K=", K, "), got limbs[", i / 2, "] = (", p[i - i % 2], ", ",
+                      p[i - i % 2 + 1], ")");
+  }
+  return lim;
+}
+
+at::Tensor paf_impl(const char* op, const at::Tensor& kp_in, const at::Tensor& vis_in,
+                    const at::Tensor& limbs_in, double limb_width, int mode, at::Tensor& pafs) {
+  TORCH_CHECK_VALUE(limb_width > 0 && std::isfinite(limb_width), op,
+                    ": 'limb_width' must be positive and finite, got ", limb_width);
+  at::Tensor limbs = checked_limbs(op, limbs_in, kp_in);
+  const int64_t B = kp_in.size(0), L = limbs.size(0), H = pafs.size(2), W = pafs.size(3);
+  at::Tensor counts = at::empty({B, L, H, W}, kp_in.options());
+  if (counts.numel() == 0) return counts;
+  at::Tensor kp = kp_in.contiguous(), vis = vis_in.contiguous();
+  write_into(pafs, [&](at::Tensor& out) {
+    AT_DISPATCH_FLOATING_TYPES(kp.scalar_type(), "paf_targets", [&] {
+      PafArgs<scalar_t> a;
+      a.keypoints = kp.data_ptr<scalar_t>();
+      a.visibility = vis.data_ptr<scalar_t>();
+      a.limbs = limbs.data_ptr<int64_t>();
+      a.B = B;
+      a.N = kp.size(1);
+      a.K = kp.size(2);
+      a.C = kp.size(3);
+      a.L = L;
+      a.H = H;
+      a.W = W;
+      a.limb_width = limb_width;
+      a.mode = mode;
+      a.pafs = out.data_ptr<scalar_t>();
+      a.counts = counts.data_ptr<scalar_t>();
+#ifdef PYHPE_WITH_CUDA
+      if (kp.is_cuda()) {
+        c10::cuda::CUDAGuard guard(kp.device());
+        paf_targets_cuda<scalar_t>(a, cuda_stream_of(kp));
+        return;
+      }
+#endif
+      paf_targets_cpu<scalar_t>(a);
+    });
+  });
+  return counts;
+}
+
+std::tuple<at::Tensor, at::Tensor> paf_targets(const at::Tensor& keypoints,
+                                               const at::Tensor& visibility,
+                                               const at::Tensor& limbs, int64_t width,
+                                               int64_t height, double limb_width,
+                                               c10::string_view mode_str) {
+  const char* op = "pyhpe.paf_targets";
+  const int mode = parse_paf_mode(op, mode_str);
+  check_instances(op, keypoints, visibility);
+  check_size(op, width, height, "heatmap_size");
+  require_cuda_build(op, keypoints);
+  checks::dim(op, limbs, "limbs", 2, "(L, 2)");
+  at::Tensor pafs =
+      at::empty({keypoints.size(0), 2 * limbs.size(0), height, width}, keypoints.options());
+  at::Tensor counts = paf_impl(op, keypoints, visibility, limbs, limb_width, mode, pafs);
+  return {pafs, counts};
+}
+
+at::Tensor paf_targets_out(const at::Tensor& keypoints, const at::Tensor& visibility,
+                           const at::Tensor& limbs, double limb_width,
+                           c10::string_view mode_str, at::Tensor& out) {
+  const char* op = "pyhpe.paf_targets_out";
+  const int mode = parse_paf_mode(op, mode_str);
+  check_instances(op, keypoints, visibility);
+  require_cuda_build(op, keypoints);
+  checks::dim(op, limbs, "limbs", 2, "(L, 2)");
+  checks::dim(op, out, "out", 4, "(B, 2L, H, W)");
+  check_out(op, out, "out", keypoints,
+            {keypoints.size(0), 2 * limbs.size(0), out.size(2), out.size(3)}, "(B, 2L, H, W)");
+  return paf_impl(op, keypoints, visibility, limbs, limb_width, mode, out);
+}
+
+}  // namespace
+
+// The PAF mode argument is called paf_mode: an argument named `mode` on a mutating op
+// collides with a keyword of torch's functionalization redirect (torch 2.14).
+TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
+  m.def(
+      "gaussian_heatmaps(Tensor keypoints, Tensor visibility, Tensor sigma, int width, "
+      "int height, str encoding='msra') -> (Tensor, Tensor)");
+  m.def(
+      "gaussian_heatmaps_out(Tensor keypoints, Tensor visibility, Tensor sigma, str encoding, "
+      "Tensor(a!) out) -> Tensor");
+  m.def(
+      "simcc_labels(Tensor keypoints, Tensor visibility, int width, int height, float sigma_x, "
+      "float sigma_y, float simcc_split_ratio=2.0, bool normalize=False) -> "
+      "(Tensor, Tensor, Tensor)");
+  m.def(
+      "simcc_labels_out(Tensor keypoints, Tensor visibility, float sigma_x, float sigma_y, "
+      "float simcc_split_ratio, bool normalize, Tensor(a!) x_out, Tensor(b!) y_out) -> Tensor");
+  m.def(
+      "paf_targets(Tensor keypoints, Tensor visibility, Tensor limbs, int width, int height, "
+      "float limb_width=1.0, str paf_mode='hard') -> (Tensor, Tensor)");
+  m.def(
+      "paf_targets_out(Tensor keypoints, Tensor visibility, Tensor limbs, float limb_width, "
+      "str paf_mode, Tensor(a!) out) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(pyhpe, CPU, m) {
+  m.impl("gaussian_heatmaps", &gaussian_heatmaps);
+  m.impl("gaussian_heatmaps_out", &gaussian_heatmaps_out);
+  m.impl("simcc_labels", &simcc_labels);
+  m.impl("simcc_labels_out", &simcc_labels_out);
+  m.impl("paf_targets", &paf_targets);
+  m.impl("paf_targets_out", &paf_targets_out);
+}
+
+#ifdef PYHPE_WITH_CUDA
+TORCH_LIBRARY_IMPL(pyhpe, CUDA, m) {
+  m.impl("gaussian_heatmaps", &gaussian_heatmaps);
+  m.impl("gaussian_heatmaps_out", &gaussian_heatmaps_out);
+  m.impl("simcc_labels", &simcc_labels);
+  m.impl("simcc_labels_out", &simcc_labels_out);
+  m.impl("paf_targets", &paf_targets);
+  m.impl("paf_targets_out", &paf_targets_out);
+}
+#endif
+
+}  // namespace heatmap
+}  // namespace pyhpe

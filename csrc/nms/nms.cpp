@@ -1,0 +1,521 @@
+// Schemas and CPU/CUDA registration of the pose NMS family:
+//   torch.ops.pyhpe.oks_nms, soft_oks_nms, pose_nms_alphapose.
+// Image batching is ragged: image m owns rows image_offsets[m]..image_offsets[m+1].
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/amax.h>
+#include <ATen/ops/amin.h>
+#include <ATen/ops/arange.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/cumsum.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/flip.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/index_select.h>
+#include <ATen/ops/maximum.h>
+#include <ATen/ops/mean.h>
+#include <ATen/ops/nonzero.h>
+#include <ATen/ops/sort.h>
+#include <ATen/ops/tensor.h>
+#include <ATen/ops/where.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "common/checks.h"
+#include "common/torch_utils.h"
+#include "nms/nms.h"
+
+namespace pyhpe {
+namespace nms {
+namespace {
+
+at::TensorOptions long_on(const at::Tensor& like) {
+  return at::TensorOptions().dtype(at::kLong).device(like.device());
+}
+
+at::Tensor to_device(const std::vector<int64_t>& v, const at::Tensor& like) {
+  return at::tensor(v, at::TensorOptions().dtype(at::kLong)).to(like.device());
+}
+
+// Image segmentation of N rows: host copy (validated) and a device copy.
+struct Segments {
+  std::vector<int64_t> host;  // M + 1
+  at::Tensor dev;             // M + 1, int64, on the data's device
+  int64_t M() const { return static_cast<int64_t>(host.size()) - 1; }
+};
+
+Segments make_segments(const char* op, const std::optional<at::Tensor>& offsets_in, int64_t N,
+                       const at::Tensor& like) {
+  Segments s;
+  if (!offsets_in.has_value()) {
+    s.host = {0, N};
+    s.dev = to_device(s.host, like);
+    return s;
+  }
+  const at::Tensor& o = *offsets_in;
+  checks::integral(op, o, "image_offsets");
+  checks::same_device(op, o, "image_offsets", like, "keypoints");
+  checks::dim(op, o, "image_offsets", 1, "(M + 1,)");
+  TORCH_CHECK_VALUE(o.size(0) >= 1, op, ": 'image_offsets' must have M + 1 >= 1 entries, got ",
+                    checks::describe(o));
+  at::Tensor host = o.to(at::kLong).cpu().contiguous();
+  const int64_t* p = host.data_ptr<int64_t>();
+  s.host.assign(p, p + host.numel());
+  TORCH_CHECK_VALUE(s.host[0] == 0, op, ": 'image_offsets' must start at 0, got ", s.host[0]);
+  for (size_t m = 1; m < s.host.size(); ++m) {
+    TORCH_CHECK_VALUE(s.host[m] >= s.host[m - 1], op,
+                      ": 'image_offsets' must be non-decreasing (image ", m - 1, ")");
+  }
+  TORCH_CHECK_VALUE(s.host.back() == N, op, ": 'image_offsets[-1]' must equal the number of "
+                    "poses N=", N, ", got ", s.host.back());
+  s.dev = o.to(at::kLong).contiguous();
+  return s;
+}
+
+// Image id of every row, on the data's device.
+at::Tensor segment_ids(const Segments& s, int64_t N, const at::Tensor& like) {
+  std::vector<int64_t> ids(N);
+  for (int64_t m = 0; m < s.M(); ++m)
+    for (int64_t r = s.host[m]; r < s.host[m + 1]; ++r) ids[r] = m;
+  return to_device(ids, like);
+}
+
+// Per-image order by descending key. high_index_first: ties in descending row order, which is
+// numpy's `argsort()[::-1]` over a stable sort (mmpose); otherwise ascending row order, the
+// first-maximum rule of torch.argmax (AlphaPose).
+at::Tensor segmented_order(const at::Tensor& key, const Segments& s, bool high_index_first) {
+  const int64_t N = key.size(0);
+  at::Tensor rows;
+  if (high_index_first) {
+    at::Tensor pos = std::get<1>(at::sort(at::flip(key, {0}), /*stable=*/true, 0, true));
+    rows = pos.mul(-1).add(N - 1);
+  } else {
+    rows = std::get<1>(at::sort(key, /*stable=*/true, 0, true));
+  }
+  if (s.M() <= 1) return rows.contiguous();
+  at::Tensor img = at::index_select(segment_ids(s, N, key), 0, rows);
+  at::Tensor by_image = std::get<1>(at::sort(img, /*stable=*/true, 0, false));
+  return at::index_select(rows, 0, by_image).contiguous();
+}
+
+// A caller-supplied order must be a permutation of each image's own rows.
+at::Tensor check_order(const char* op, const at::Tensor& order, const Segments& s, int64_t N,
+                       const at::Tensor& like) {
+  TORCH_CHECK_TYPE(order.scalar_type() == at::kLong, op, ": 'order' must be int64, got ",
+                   checks::describe(order));
+  checks::same_device(op, order, "order", like, "keypoints");
+  checks::dim(op, order, "order", 1, "(N,)");
+  checks::size(op, order, "order", 0, N, "(N,)");
+  at::Tensor host = order.cpu().contiguous();
+  const int64_t* p = host.data_ptr<int64_t>();
+  std::vector<char> seen(N, 0);
+  for (int64_t m = 0; m < s.M(); ++m) {
+    for (int64_t r = s.host[m]; r < s.host[m + 1]; ++r) {
+      TORCH_CHECK_VALUE(p[r] >= s.host[m] && p[r] < s.host[m + 1] && !seen[p[r]], op,
+                        ": 'order' must list each image's rows exactly once within the image "
+                        "(position ", r, " holds ", p[r], ")");
+      seen[p[r]] = 1;
+    }
+  }
+  return order.contiguous();
+}
+
+void check_poses(const char* op, const at::Tensor& kpts, const at::Tensor& scores,
+                 const at::Tensor& areas, const at::Tensor& sigmas) {
+  checks::floating(op, kpts, "keypoints");
+  checks::dim(op, kpts, "keypoints", 3, "(N, K, 3)");
+  checks::size(op, kpts, "keypoints", 2, 3, "(N, K, 3)");
+  const int64_t N = kpts.size(0), K = kpts.size(1);
+  checks::same_dtype(op, scores, "scores", kpts, "keypoints");
+  checks::same_device(op, scores, "scores", kpts, "keypoints");
+  TORCH_CHECK_VALUE(scores.dim() == 1 || scores.dim() == 2, op,
+                    ": 'scores' must have shape (N,) or, per joint, (N, K), got ",
+                    checks::describe(scores));
+  checks::size(op, scores, "scores", 0, N, "(N,) or (N, K)");
+  if (scores.dim() == 2) checks::size(op, scores, "scores", 1, K, "(N, K)");
+  checks::same_dtype(op, areas, "areas", kpts, "keypoints");
+  checks::same_device(op, areas, "areas", kpts, "keypoints");
+  checks::dim(op, areas, "areas", 1, "(N,)");
+  checks::size(op, areas, "areas", 0, N, "(N,)");
+  checks::floating(op, sigmas, "sigmas");
+  checks::same_device(op, sigmas, "sigmas", kpts, "keypoints");
+  checks::dim(op, sigmas, "sigmas", 1, "(K,)");
+  checks::size(op, sigmas, "sigmas", 0, K, "(K,)");
+}
+
+// Per-pose score: the given one, or mmpose's per-joint mean (numpy summation order).
+at::Tensor pose_scores(const at::Tensor& scores_in) {
+  at::Tensor scores = scores_in.contiguous();
+  if (scores.dim() == 1) return scores;
+  at::Tensor out = at::empty({scores.size(0)}, scores.options());
+  if (scores.size(0) == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "nms_row_mean", [&] {
+    RowMeanArgs<scalar_t> a;
+    a.values = scores.data_ptr<scalar_t>();
+    a.N = scores.size(0);
+    a.K = static_cast<int>(scores.size(1));
+    a.out = out.data_ptr<scalar_t>();
+#ifdef PYHPE_WITH_CUDA
+    if (scores.is_cuda()) {
+      c10::cuda::CUDAGuard guard(scores.device());
+      row_mean_cuda<scalar_t>(a, cuda_stream_of(scores));
+      return;
+    }
+#endif
+    row_mean_cpu<scalar_t>(a);
+  });
+  return out;
+}
+
+// Entries whose flag is set, and how many per image.
+std::tuple<at::Tensor, at::Tensor> compact(const at::Tensor& flags, const at::Tensor& values,
+                                           const Segments& s) {
+  at::Tensor pos = at::nonzero(flags).squeeze(1);
+  at::Tensor kept = at::index_select(values, 0, pos);
+  at::Tensor csum = at::cat({at::zeros({1}, long_on(flags)), at::cumsum(flags, 0, at::kLong)});
+  const int64_t M = s.M();
+  at::Tensor ends = at::index_select(csum, 0, s.dev.slice(0, 1, M + 1));
+  at::Tensor begins = at::index_select(csum, 0, s.dev.slice(0, 0, M));
+  return {kept, ends.sub(begins)};
+}
+
+// Word offsets of the per-image suppression masks (n_m rows of words_for(n_m) words).
+std::vector<int64_t> mask_offsets_of(const Segments& s) {
+  std::vector<int64_t> off(s.M() + 1, 0);
+  for (int64_t m = 0; m < s.M(); ++m) {
+    const int64_t n = s.host[m + 1] - s.host[m];
+    off[m + 1] = off[m] + n * words_for(n);
+  }
+  return off;
+}
+
+// Keypoint boxes (x0, y0, x1, y1) over all K keypoints and max_k (2 sigma_k)^2, for the
+// O(1) pair pre-checks.
+at::Tensor keypoint_boxes(const at::Tensor& kpts) {
+  at::Tensor xy = kpts.slice(2, 0, 2);
+  return at::cat({at::amin(xy, {1}), at::amax(xy, {1})}, 1).contiguous();
+}
+
+double max_variance(const at::Tensor& sigmas) {
+  at::Tensor sig = sigmas.to(at::kDouble).cpu().contiguous();
+  double max_var = 0.0;
+  for (int64_t k = 0; k < sig.numel(); ++k) {
+    const double v = 4.0 * sig.data_ptr<double>()[k] * sig.data_ptr<double>()[k];
+    max_var = v > max_var ? v : max_var;
+  }
+  return max_var;
+}
+
+std::tuple<at::Tensor, at::Tensor> oks_nms(const at::Tensor& kpts_in, const at::Tensor& scores_in,
+                                           const at::Tensor& areas_in, const at::Tensor& sigmas_in,
+                                           double thr, std::optional<double> vis_thr,
+                                           const std::optional<at::Tensor>& image_offsets,
+                                           const std::optional<at::Tensor>& order_in) {
+  const char* op = "pyhpe.oks_nms";
+  check_poses(op, kpts_in, scores_in, areas_in, sigmas_in);
+  require_cuda_build(op, kpts_in);
+  const int64_t N = kpts_in.size(0);
+  Segments seg = make_segments(op, image_offsets, N, kpts_in);
+  at::Tensor order = order_in.has_value() ? check_order(op, *order_in, seg, N, kpts_in)
+                                          : at::Tensor();
+  if (N == 0) {
+    return {at::empty({0}, long_on(kpts_in)), at::zeros({seg.M()}, long_on(kpts_in))};
+  }
+  // mmpose's sigmas are float64 whatever the pose dtype.
+  at::Tensor kpts = kpts_in.contiguous(), areas = areas_in.contiguous(),
+             sigmas = sigmas_in.to(at::kDouble).contiguous();
+  if (!order.defined()) order = segmented_order(pose_scores(scores_in), seg, true);
+  const std::vector<int64_t> mask_off = mask_offsets_of(seg);
+  const int64_t total_words = mask_off.back();
+  at::Tensor mask_offsets = to_device(mask_off, kpts);
+  at::Tensor mask = at::empty({total_words}, at::TensorOptions().dtype(at::kUInt64).device(kpts.device()));
+  at::Tensor flags = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(kpts.device()));
+  // Keypoint boxes for the O(1) pre-check (only sound for thr above its 1e-3 margin).
+  const double r = 1.0 - thr + 1e-3;
+  double box_skip = 0.0;
+  at::Tensor boxes;
+  if (r > 0.0 && r < 1.0 && kpts.size(1) > 0) {
+    boxes = keypoint_boxes(kpts);
+    box_skip = r / (1.0 - r) * max_variance(sigmas) * 2.0;
+  }
+  AT_DISPATCH_FLOATING_TYPES(kpts.scalar_type(), "oks_nms", [&] {
+    OksNmsMaskArgs<scalar_t> a;
+    a.kpts = kpts.data_ptr<scalar_t>();
+    a.areas = areas.data_ptr<scalar_t>();
+    a.sigmas = sigmas.data_ptr<double>();
+    a.order = order.data_ptr<int64_t>();
+    a.offsets = seg.dev.data_ptr<int64_t>();
+    a.mask_offsets = mask_offsets.data_ptr<int64_t>();
+    a.boxes = boxes.defined() ? boxes.data_ptr<scalar_t>() : nullptr;
+    a.box_skip = box_skip;
+    a.M = seg.M();
+    a.K = static_cast<int>(kpts.size(1));
+    a.has_vis_thr = vis_thr.has_value();
+    a.vis_thr = static_cast<scalar_t>(vis_thr.value_or(0.0));
+    a.thr = static_cast<float>(thr);
+    a.mask = mask.data_ptr<uint64_t>();
+    OksNmsReduceArgs r;
+    r.mask = a.mask;
+    r.offsets = a.offsets;
+    r.mask_offsets = a.mask_offsets;
+    r.M = a.M;
+    r.keep_flags = flags.data_ptr<bool>();
+#ifdef PYHPE_WITH_CUDA
+    if (kpts.is_cuda()) {
+      c10::cuda::CUDAGuard guard(kpts.device());
+      oks_nms_mask_cuda<scalar_t>(a, total_words, cuda_stream_of(kpts));
+      oks_nms_reduce_cuda(r, cuda_stream_of(kpts));
+      return;
+    }
+#endif
+    oks_nms_mask_cpu<scalar_t>(a, total_words);
+    oks_nms_reduce_cpu(r);
+  });
+  return compact(flags, order, seg);
+}
+
+int parse_soft_method(const char* op, c10::string_view method) {
+  if (method == "gaussian") return kSoftGaussian;
+  if (method == "linear") return kSoftLinear;
+  TORCH_CHECK_VALUE(false, op, ": 'method' must be 'gaussian' or 'linear', got '",
+                    std::string(method), "'");
+}
+
+std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
+    const at::Tensor& kpts_in, const at::Tensor& scores_in, const at::Tensor& areas_in,
+    const at::Tensor& sigmas_in, double thr, int64_t max_dets, c10::string_view method_str,
+    std::optional<double> vis_thr, const std::optional<at::Tensor>& image_offsets,
+    const std::optional<at::Tensor>& order_in) {
+  const char* op = "pyhpe.soft_oks_nms";
+  const int method = parse_soft_method(op, method_str);
+  check_poses(op, kpts_in, scores_in, areas_in, sigmas_in);
+  require_cuda_build(op, kpts_in);
+  TORCH_CHECK_VALUE(max_dets >= 0, op, ": 'max_dets' must be >= 0, got ", max_dets);
+  const int64_t N = kpts_in.size(0);
+  Segments seg = make_segments(op, image_offsets, N, kpts_in);
+  at::Tensor order = order_in.has_value() ? check_order(op, *order_in, seg, N, kpts_in)
+                                          : at::Tensor();
+  if (N == 0) {
+    return {at::empty({0}, long_on(kpts_in)), at::zeros({seg.M()}, long_on(kpts_in))};
+  }
+  // mmpose's sigmas are float64 whatever the pose dtype.
+  at::Tensor kpts = kpts_in.contiguous(), areas = areas_in.contiguous(),
+             sigmas = sigmas_in.to(at::kDouble).contiguous();
+  at::Tensor scores = pose_scores(scores_in);
+  if (!order.defined()) order = segmented_order(scores, seg, true);
+  at::Tensor work = at::empty({2 * N}, long_on(kpts));
+  at::Tensor work_scores = at::empty({2 * N}, kpts.options());
+  at::Tensor keep = at::zeros({N}, long_on(kpts));
+  at::Tensor flags = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(kpts.device()));
+  at::Tensor boxes = kpts.size(1) > 0 ? keypoint_boxes(kpts) : at::Tensor();
+  const double max_var = max_variance(sigmas);
+  AT_DISPATCH_FLOATING_TYPES(kpts.scalar_type(), "soft_oks_nms", [&] {
+    SoftNmsArgs<scalar_t> a;
+    a.kpts = kpts.data_ptr<scalar_t>();
+    a.scores = scores.data_ptr<scalar_t>();
+    a.areas = areas.data_ptr<scalar_t>();
+    a.sigmas = sigmas.data_ptr<double>();
+    a.order = order.data_ptr<int64_t>();
+    a.offsets = seg.dev.data_ptr<int64_t>();
+    a.sim = nullptr;
+    a.sim_offsets = nullptr;
+    a.boxes = boxes.defined() ? boxes.data_ptr<scalar_t>() : nullptr;
+    a.max_var = max_var;
+    a.M = seg.M();
+    a.K = static_cast<int>(kpts.size(1));
+    a.has_vis_thr = vis_thr.has_value();
+    a.vis_thr = static_cast<scalar_t>(vis_thr.value_or(0.0));
+    a.thr = static_cast<float>(thr);
+    a.method = method;
+    a.max_dets = max_dets;
+    a.work = work.data_ptr<int64_t>();
+    a.work_scores = work_scores.data_ptr<scalar_t>();
+    a.keep = keep.data_ptr<int64_t>();
+    a.keep_flags = flags.data_ptr<bool>();
+#ifdef PYHPE_WITH_CUDA
+    if (kpts.is_cuda()) {
+      c10::cuda::CUDAGuard guard(kpts.device());
+      // The whole float32 OKS matrix of every image on the device, then one thread per image.
+      std::vector<int64_t> sim_off(seg.M() + 1, 0);
+      for (int64_t m = 0; m < seg.M(); ++m) {
+        const int64_t n = seg.host[m + 1] - seg.host[m];
+        sim_off[m + 1] = sim_off[m] + n * n;
+      }
+      at::Tensor sim_offsets = to_device(sim_off, kpts);
+      at::Tensor sim = at::empty({sim_off.back()}, kpts.options().dtype(at::kFloat));
+      OksSimArgs<scalar_t> s;
+      s.kpts = a.kpts;
+      s.areas = a.areas;
+      s.sigmas = a.sigmas;
+      s.offsets = a.offsets;
+      s.sim_offsets = sim_offsets.data_ptr<int64_t>();
+      s.boxes = a.boxes;
+      s.max_var = a.max_var;
+      s.thr = a.thr;
+      s.method = a.method;
+      s.M = a.M;
+      s.K = a.K;
+      s.has_vis_thr = a.has_vis_thr;
+      s.vis_thr = a.vis_thr;
+      s.sim = sim.data_ptr<float>();
+      oks_sim_cuda<scalar_t>(s, sim_off.back(), cuda_stream_of(kpts));
+      a.sim = s.sim;
+      a.sim_offsets = s.sim_offsets;
+      soft_nms_cuda<scalar_t>(a, cuda_stream_of(kpts));
+      return;
+    }
+#endif
+    soft_nms_cpu<scalar_t>(a);
+  });
+  return compact(flags, keep, seg);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
+    const at::Tensor& bboxes_in, const at::Tensor& preds_in, const at::Tensor& scores_in,
+    const std::optional<at::Tensor>& image_offsets, double delta1, double mu, double delta2,
+    double gamma, double score_thr, double match_thr, double alpha, double area_thr) {
+  const char* op = "pyhpe.pose_nms_alphapose";
+  checks::floating(op, preds_in, "pose_preds");
+  checks::dim(op, preds_in, "pose_preds", 3, "(N, K, 2)");
+  checks::size(op, preds_in, "pose_preds", 2, 2, "(N, K, 2)");
+  const int64_t N = preds_in.size(0), K = preds_in.size(1);
+  checks::same_dtype(op, scores_in, "pose_scores", preds_in, "pose_preds");
+  checks::same_device(op, scores_in, "pose_scores", preds_in, "pose_preds");
+  checks::dim(op, scores_in, "pose_scores", 2, "(N, K)");
+  checks::size(op, scores_in, "pose_scores", 0, N, "(N, K)");
+  checks::size(op, scores_in, "pose_scores", 1, K, "(N, K)");
+  checks::same_dtype(op, bboxes_in, "bboxes", preds_in, "pose_preds");
+  checks::same_device(op, bboxes_in, "bboxes", preds_in, "pose_preds");
+  checks::dim(op, bboxes_in, "bboxes", 2, "(N, 4)");
+  checks::size(op, bboxes_in, "bboxes", 0, N, "(N, 4)");
+  checks::size(op, bboxes_in, "bboxes", 1, 4, "(N, 4)");
+  TORCH_CHECK_VALUE(K >= 1 || N == 0, op, ": 'pose_preds' needs at least one keypoint, got ",
+                    checks::describe(preds_in));
+  require_cuda_build(op, preds_in);
+  Segments seg = make_segments(op, image_offsets, N, preds_in);
+  const auto long_opts = long_on(preds_in);
+  if (N == 0) {
+    return {preds_in.new_empty({0, K, 2}), scores_in.new_empty({0, K}), at::empty({0}, long_opts),
+            at::zeros({seg.M()}, long_opts)};
+  }
+  at::Tensor preds = preds_in.contiguous();
+  // AlphaPose: pose_scores[pose_scores == 0] = 1e-5 before anything else.
+  at::Tensor scores = at::where(scores_in.eq(0), 1e-5, scores_in).contiguous();
+  at::Tensor human = at::mean(scores, {1});
+  at::Tensor order = segmented_order(human, seg, false);
+  at::Tensor widths = bboxes_in.select(1, 2).sub(bboxes_in.select(1, 0));
+  at::Tensor heights = bboxes_in.select(1, 3).sub(bboxes_in.select(1, 1));
+  at::Tensor ref_dists = at::maximum(widths, heights).mul(alpha).contiguous();
+  at::Tensor boxes = at::cat({at::amin(preds, {1}), at::amax(preds, {1})}, 1).contiguous();
+  const std::vector<int64_t> mask_off = mask_offsets_of(seg);
+  const int64_t total_words = mask_off.back();
+  std::vector<int64_t> removed_off(seg.M() + 1, 0);
+  for (int64_t m = 0; m < seg.M(); ++m)
+    removed_off[m + 1] = removed_off[m] + words_for(seg.host[m + 1] - seg.host[m]);
+  at::Tensor mask_offsets = to_device(mask_off, preds);
+  at::Tensor removed_offsets = to_device(removed_off, preds);
+  const auto u64 = at::TensorOptions().dtype(at::kUInt64).device(preds.device());
+  at::Tensor mask = at::empty({total_words}, u64);
+  at::Tensor removed = at::empty({removed_off.back()}, u64);
+  at::Tensor picks = at::zeros({N}, long_opts);
+  at::Tensor owner = at::full({N}, -1, long_opts);
+  at::Tensor pick_counts = at::zeros({seg.M()}, long_opts);
+  at::Tensor out_preds = at::zeros({N, K, 2}, preds.options());
+  at::Tensor out_scores = at::zeros({N, K}, preds.options());
+  at::Tensor valid = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(preds.device()));
+  AlphaPoseParams prm{delta1, mu, delta2, gamma, score_thr, match_thr, area_thr};
+  AT_DISPATCH_FLOATING_TYPES(preds.scalar_type(), "pose_nms_alphapose", [&] {
+    AlphaMaskArgs<scalar_t> a;
+    a.preds = preds.data_ptr<scalar_t>();
+    a.scores = scores.data_ptr<scalar_t>();
+    a.ref_dists = ref_dists.data_ptr<scalar_t>();
+    a.order = order.data_ptr<int64_t>();
+    a.offsets = seg.dev.data_ptr<int64_t>();
+    a.mask_offsets = mask_offsets.data_ptr<int64_t>();
+    a.boxes = boxes.data_ptr<scalar_t>();
+    a.M = seg.M();
+    a.K = static_cast<int>(K);
+    a.prm = prm;
+    a.mask = mask.data_ptr<uint64_t>();
+    AlphaReduceArgs r;
+    r.mask = a.mask;
+    r.order = a.order;
+    r.offsets = a.offsets;
+    r.mask_offsets = a.mask_offsets;
+    r.M = a.M;
+    r.removed = removed.data_ptr<uint64_t>();
+    r.removed_offsets = removed_offsets.data_ptr<int64_t>();
+    r.picks = picks.data_ptr<int64_t>();
+    r.owner = owner.data_ptr<int64_t>();
+    r.pick_counts = pick_counts.data_ptr<int64_t>();
+    AlphaMergeArgs<scalar_t> g;
+    g.preds = a.preds;
+    g.scores = a.scores;
+    g.ref_dists = a.ref_dists;
+    g.offsets = a.offsets;
+    g.picks = r.picks;
+    g.owner = r.owner;
+    g.pick_counts = r.pick_counts;
+    g.M = a.M;
+    g.K = a.K;
+    g.prm = prm;
+    g.out_preds = out_preds.data_ptr<scalar_t>();
+    g.out_scores = out_scores.data_ptr<scalar_t>();
+    g.valid = valid.data_ptr<bool>();
+#ifdef PYHPE_WITH_CUDA
+    if (preds.is_cuda()) {
+      c10::cuda::CUDAGuard guard(preds.device());
+      void* stream = cuda_stream_of(preds);
+      alpha_mask_cuda<scalar_t>(a, total_words, stream);
+      alpha_reduce_cuda(r, stream);
+      alpha_merge_cuda<scalar_t>(g, N, stream);
+      return;
+    }
+#endif
+    alpha_mask_cpu<scalar_t>(a, total_words);
+    alpha_reduce_cpu(r);
+    alpha_merge_cpu<scalar_t>(g, N);
+  });
+  at::Tensor pos = at::nonzero(valid).squeeze(1);
+  auto [indices, counts] = compact(valid, picks, seg);
+  return {at::index_select(out_preds, 0, pos), at::index_select(out_scores, 0, pos), indices,
+          counts};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
+  m.def(
+      "oks_nms(Tensor keypoints, Tensor scores, Tensor areas, Tensor sigmas, float thr=0.9, "
+      "float? vis_thr=None, Tensor? image_offsets=None, Tensor? order=None) -> (Tensor, Tensor)");
+  m.def(
+      "soft_oks_nms(Tensor keypoints, Tensor scores, Tensor areas, Tensor sigmas, float thr=0.3, "
+      "int max_dets=20, str method='gaussian', float? vis_thr=None, Tensor? image_offsets=None, "
+      "Tensor? order=None) -> (Tensor, Tensor)");
+  m.def(
+      "pose_nms_alphapose(Tensor bboxes, Tensor pose_preds, Tensor pose_scores, "
+      "Tensor? image_offsets=None, float delta1=1.0, float mu=1.7, float delta2=2.65, "
+      "float gamma=22.48, float score_thr=0.3, float match_thr=5.0, float alpha=0.1, "
+      "float area_thr=0.0) -> (Tensor, Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(pyhpe, CPU, m) {
+  m.impl("oks_nms", &oks_nms);
+  m.impl("soft_oks_nms", &soft_oks_nms);
+  m.impl("pose_nms_alphapose", &pose_nms_alphapose);
+}
+
+#ifdef PYHPE_WITH_CUDA
+TORCH_LIBRARY_IMPL(pyhpe, CUDA, m) {
+  m.impl("oks_nms", &oks_nms);
+  m.impl("soft_oks_nms", &soft_oks_nms);
+  m.impl("pose_nms_alphapose", &pose_nms_alphapose);
+}
+#endif
+
+}  // namespace nms
+}  // namespace pyhpe

@@ -1,0 +1,741 @@
+// Pose NMS math shared by the CPU loops and the CUDA kernels; torch-free.
+//
+// Three algorithms, each over many images at once (image m owns rows offsets[m]..offsets[m+1]):
+//  * OKS-NMS (mmpose oks_nms): visit poses in score order, keep the first, drop every later
+//    pose whose OKS with it exceeds thr. The OKS is mmpose oks_iou (oks_math.h, kModeMMPose),
+//    stored as float32 like mmpose's `ious` array and compared `ious <= thr` in float32.
+//    The pairwise decisions form a suppression bitmask (rows: sorted positions, 64-bit words
+//    over later positions) as in torchvision's nms; a sequential pass per image reduces it.
+//  * soft-OKS-NMS (mmpose soft_oks_nms): repeatedly keep the best pose, rescore the rest by
+//    their OKS with it (Gaussian s * exp(-o^2/thr) or linear s * (1 - o) when o >= thr) and
+//    re-sort, up to max_dets poses. Sequential per image.
+//  * parametric pose NMS (AlphaPose pPose_nms / pose_nms_body): pick the highest mean-score
+//    pose, delete every pose whose parametric distance exceeds gamma or that matches at least
+//    matchThreds keypoints within the reference distance, then merge each group score-weighted.
+#pragma once
+
+#include <math.h>
+#include <stdint.h>
+
+#include "common/hd.h"
+#include "oks/oks_math.h"
+
+namespace pyhpe {
+namespace nms {
+
+constexpr int kWordBits = 64;
+
+PYHPE_HD_INLINE int64_t words_for(int64_t n) { return (n + kWordBits - 1) / kWordBits; }
+
+// Image of a flat item index: the last image whose start is <= idx (skips empty images).
+PYHPE_HD_INLINE int64_t image_of(const int64_t* offsets, int64_t num_images, int64_t idx) {
+  return oks::find_segment(offsets, num_images, idx);
+}
+
+// numpy's pairwise summation of a contiguous array (np.add.reduce / ndarray.mean).
+template <typename T>
+PYHPE_HD T numpy_pairwise_sum(const T* a, int64_t n) {
+  if (n < 8) {
+    T res = T(0);
+    for (int64_t i = 0; i < n; ++i) res += a[i];
+    return res;
+  }
+  if (n <= 128) {
+    T r[8];
+    for (int j = 0; j < 8; ++j) r[j] = a[j];
+    int64_t i = 8;
+    for (; i < n - (n % 8); i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += a[i + j];
+    T res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += a[i];
+    return res;
+  }
+  int64_t half = n / 2;
+  half -= half % 8;
+  return numpy_pairwise_sum(a, half) + numpy_pairwise_sum(a + half, n - half);
+}
+
+// mmpose score_per_joint: scores = k['score'].mean() for each pose.
+template <typename T>
+struct RowMeanArgs {
+  const T* values;  // N x K
+  int64_t N;
+  int K;
+  T* out;           // N
+};
+
+template <typename T>
+PYHPE_HD void row_mean_element(const RowMeanArgs<T>& a, int64_t i) {
+  a.out[i] = (T(0) + numpy_pairwise_sum(a.values + i * a.K, a.K)) / T(a.K);
+}
+
+// ---------------------------------------------------------------------------------------
+// OKS between pose g (the kept one) and pose d, as mmpose oks_iou(g, d, a_g, a_d) computes it.
+// mmpose's sigmas are a float64 array, so they are float64 here whatever the pose dtype.
+PYHPE_HD_INLINE double mmpose_oks(const double* g, const double* d, double a_g, double a_d,
+                                  const double* sigmas, int K, bool has_vis_thr,
+                                  double vis_thr) {
+  return oks::compute_oks<double>(d, 3, g, sigmas, K, a_g, nullptr, a_d, oks::kModeMMPose,
+                                  has_vis_thr, vis_thr);
+}
+
+// float32 poses follow numpy's promotions in oks_iou: dx, dy, dx**2 + dy**2 and
+// (a_g + a_d) / 2 stay float32; dividing by the float64 vars and adding np.spacing(1) turn
+// e float64, and exp, the pairwise sum and the mean run in float64.
+struct MixedOks {
+  const float* g;
+  const float* d;
+  const double* sigmas;
+  int K;
+  bool has_vis_thr;
+  float vis_thr;
+  double denom;
+
+  PYHPE_HD bool included(int k) const {
+    return !has_vis_thr || (g[3 * k + 2] > vis_thr && d[3 * k + 2] > vis_thr);
+  }
+  PYHPE_HD double term(int k) const {
+    const float dx = d[3 * k] - g[3 * k], dy = d[3 * k + 1] - g[3 * k + 1];
+    const float d2 = oks::add_rn(oks::mul_rn(dx, dx), oks::mul_rn(dy, dy));
+    const double two_sigma = oks::mul_rn(sigmas[k], 2.0);
+    const double var = oks::mul_rn(two_sigma, two_sigma);
+    return exp(-(double(d2) / var / denom / 2.0));
+  }
+};
+
+// numpy's pairwise summation of the terms of the included keypoints ranked [first, first+n).
+inline PYHPE_HD double mixed_pairwise_sum(const MixedOks& p, int first, int n) {
+  if (n > 128) {
+    int half = n / 2;
+    half -= half % 8;
+    return mixed_pairwise_sum(p, first, half) + mixed_pairwise_sum(p, first + half, n - half);
+  }
+  double r[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  double res = 0.0;
+  const int blocked = n < 8 ? 0 : n - n % 8;
+  bool combined = n < 8;
+  int rank = 0;
+  for (int k = 0; k < p.K && rank < first + n; ++k) {
+    if (!p.included(k)) continue;
+    const int i = rank++ - first;
+    if (i < 0) continue;
+    const double v = p.term(k);
+    if (i < blocked) {
+      r[i % 8] = i < 8 ? v : r[i % 8] + v;
+      continue;
+    }
+    if (!combined) {
+      res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+      combined = true;
+    }
+    res += v;
+  }
+  if (!combined) res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+  return res;
+}
+
+PYHPE_HD_INLINE double mmpose_oks(const float* g, const float* d, float a_g, float a_d,
+                                  const double* sigmas, int K, bool has_vis_thr, float vis_thr) {
+  MixedOks p{g, d, sigmas, K, has_vis_thr, vis_thr, 0.0};
+  int n = 0;
+  for (int k = 0; k < K; ++k) n += p.included(k);
+  if (n == 0) return 0.0;
+  const float half = oks::add_rn(a_g, a_d) / 2.0f;
+  p.denom = double(half) + oks::kAreaEps;
+  return (0.0 + mixed_pairwise_sum(p, 0, n)) / double(n);
+}
+
+// Whether float32(oks(g, d)) > thr, deciding most pairs without any exp(): for e >= 0,
+// 1 - e <= exp(-e) <= 1 / (1 + e), so the deficit n - sum(exp(-e_k)) lies between
+// sum(e / (1 + e)) and sum(e). Either bound clearing thr by a 1e-3 margin (which dwarfs every
+// rounding error) settles the pair; only the rest goes through the exact mmpose formula.
+template <typename T>
+PYHPE_HD bool oks_exceeds(const T* g, const T* d, T a_g, T a_d, const double* sigmas,
+                          int K, bool has_vis_thr, T vis_thr, float thr) {
+  int included = K;
+  if (has_vis_thr) {
+    included = 0;
+    for (int k = 0; k < K; ++k) included += g[3 * k + 2] > vis_thr && d[3 * k + 2] > vis_thr;
+  }
+  if (included == 0) return 0.0f > thr;
+  const double denom = (double(a_g) + double(a_d)) / 2.0 + oks::kAreaEps;
+  const double max_deficit = (1.0 - double(thr) + 1e-3) * included;
+  if (denom > 0.0 && max_deficit < included) {
+    // 1 - exp(-e) also lies below e, so a small sum of e proves the mean above thr + 1e-3.
+    const double min_deficit = (1.0 - double(thr) - 1e-3) * included;
+    double deficit = 0.0, e_sum = 0.0;
+    for (int k = 0; k < K; ++k) {
+      if (has_vis_thr && !(g[3 * k + 2] > vis_thr && d[3 * k + 2] > vis_thr)) continue;
+      const double dx = double(d[3 * k]) - double(g[3 * k]);
+      const double dy = double(d[3 * k + 1]) - double(g[3 * k + 1]);
+      const double s2 = 2.0 * double(sigmas[k]);
+      const double e = (dx * dx + dy * dy) / (s2 * s2 * denom * 2.0);
+      deficit += e / (1.0 + e);
+      e_sum += e;
+      if (deficit > max_deficit) return false;
+    }
+    if (e_sum < min_deficit) return true;
+  }
+  const float oks = static_cast<float>(mmpose_oks(g, d, a_g, a_d, sigmas, K, has_vis_thr, vis_thr));
+  return oks > thr;
+}
+
+// ---------------------------------------------------------------------------------------
+// OKS-NMS suppression mask. Image m's block starts at word mask_offsets[m] and holds n_m rows
+// (sorted positions a) of words_for(n_m) words; bit b of row a says that the pose at position
+// b > a would be dropped by the pose at position a.
+template <typename T>
+struct OksNmsMaskArgs {
+  const T* kpts;                // N x K x 3 (x, y, score)
+  const T* areas;               // N
+  const double* sigmas;         // K (float64, as mmpose)
+  const int64_t* order;         // N: global row of each sorted position (per image)
+  const int64_t* offsets;       // M + 1
+  const int64_t* mask_offsets;  // M + 1 (words)
+  const T* boxes;               // N x 4 (x0, y0, x1, y1) over all keypoints, or nullptr
+  double box_skip;              // see box_rules_out
+  int64_t M;
+  int K;
+  bool has_vis_thr;
+  T vis_thr;
+  float thr;
+  uint64_t* mask;
+};
+
+// O(1) pre-check on the keypoint boxes: boxes a gap g apart put every keypoint pair at
+// least g apart, so e_k >= g^2 / (max_var * denom * 2) for every k, and the mean of exp(-e_k)
+// stays below thr - 1e-3 once e_min / (1 + e_min) > 1 - thr + 1e-3 =: r, i.e.
+// g^2 > r / (1 - r) * max_var * 2 * denom = box_skip * denom (box_skip <= 0 disables it).
+template <typename T>
+PYHPE_HD_INLINE bool box_rules_out(const T* ba, const T* bb, double denom, double box_skip) {
+  if (!(box_skip > 0.0) || !(denom > 0.0)) return false;
+  const double lo_x = ba[0] > bb[0] ? ba[0] : bb[0], hi_x = ba[2] < bb[2] ? ba[2] : bb[2];
+  const double lo_y = ba[1] > bb[1] ? ba[1] : bb[1], hi_y = ba[3] < bb[3] ? ba[3] : bb[3];
+  const double gx = lo_x > hi_x ? lo_x - hi_x : 0.0, gy = lo_y > hi_y ? lo_y - hi_y : 0.0;
+  return gx * gx + gy * gy > box_skip * denom;
+}
+
+template <typename T>
+PYHPE_HD void oks_nms_mask_element(const OksNmsMaskArgs<T>& a, int64_t idx) {
+  const int64_t m = image_of(a.mask_offsets, a.M, idx);
+  const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
+  const int64_t words = words_for(n);
+  const int64_t local = idx - a.mask_offsets[m];
+  const int64_t row = local / words, block = local % words;
+  uint64_t bits = 0;
+  const int64_t gi = a.order[start + row];
+  const T* g = a.kpts + gi * a.K * 3;
+  const int64_t first = block * kWordBits;
+  for (int t = 0; t < kWordBits; ++t) {
+    const int64_t col = first + t;
+    if (col <= row) continue;
+    if (col >= n) break;
+    const int64_t di = a.order[start + col];
+    if (a.boxes != nullptr &&
+        box_rules_out(a.boxes + gi * 4, a.boxes + di * 4,
+                      (double(a.areas[gi]) + double(a.areas[di])) / 2.0 + oks::kAreaEps,
+                      a.box_skip)) {
+      continue;
+    }
+    if (oks_exceeds(g, a.kpts + di * a.K * 3, a.areas[gi], a.areas[di], a.sigmas, a.K,
+                    a.has_vis_thr, a.vis_thr, a.thr)) {
+      bits |= uint64_t(1) << t;
+    }
+  }
+  a.mask[idx] = bits;
+}
+
+// Sequential reduce of one image: row 0 (position 0 is always kept) doubles as the
+// accumulator of removed positions. keep_flags is indexed by sorted position.
+struct OksNmsReduceArgs {
+  uint64_t* mask;
+  const int64_t* offsets;
+  const int64_t* mask_offsets;
+  int64_t M;
+  bool* keep_flags;  // N
+};
+
+PYHPE_HD_INLINE void oks_nms_reduce_image(const OksNmsReduceArgs& a, int64_t m) {
+  const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
+  if (n == 0) return;
+  const int64_t words = words_for(n);
+  uint64_t* removed = a.mask + a.mask_offsets[m];
+  a.keep_flags[start] = true;
+  for (int64_t row = 1; row < n; ++row) {
+    const bool gone = (removed[row / kWordBits] >> (row % kWordBits)) & 1;
+    a.keep_flags[start + row] = !gone;
+    if (gone) continue;
+    const uint64_t* r = a.mask + a.mask_offsets[m] + row * words;
+    for (int64_t w = row / kWordBits; w < words; ++w) removed[w] |= r[w];
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// soft-OKS-NMS, one image per call. `work` holds 2N int64 and `work_scores` 2N T of scratch.
+enum SoftMethod : int { kSoftGaussian = 0, kSoftLinear = 1 };
+
+template <typename T>
+struct SoftNmsArgs {
+  const T* kpts;            // N x K x 3
+  const T* scores;          // N
+  const T* areas;           // N
+  const double* sigmas;     // K (float64, as mmpose)
+  const int64_t* order;     // N: initial score order (global rows, per image)
+  const int64_t* offsets;   // M + 1
+  const float* sim;         // per image n_m x n_m float32 OKS (local rows), or nullptr
+  const int64_t* sim_offsets;  // M + 1 or nullptr
+  const T* boxes;           // N x 4 keypoint boxes for soft_rescore_is_identity, or nullptr
+  double max_var;           // max_k (2 sigma_k)^2
+  int64_t M;
+  int K;
+  bool has_vis_thr;
+  T vis_thr;
+  float thr;
+  int method;
+  int64_t max_dets;
+  int64_t* work;            // 2N
+  T* work_scores;           // 2N
+  int64_t* keep;            // N: kept global rows, first counts[m] of image m's slots
+  bool* keep_flags;         // N
+};
+
+// Stable merge sort of (idx, score) by descending score; src/dst ping-pong, result in `idx`.
+template <typename T>
+PYHPE_HD void stable_sort_desc(int64_t* idx, T* sc, int64_t* tmp_idx, T* tmp_sc, int64_t n) {
+  int64_t* src_i = idx;
+  T* src_s = sc;
+  int64_t* dst_i = tmp_idx;
+  T* dst_s = tmp_sc;
+  for (int64_t width = 1; width < n; width *= 2) {
+    for (int64_t lo = 0; lo < n; lo += 2 * width) {
+      const int64_t mid = lo + width < n ? lo + width : n;
+      const int64_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+      int64_t i = lo, j = mid, o = lo;
+      while (i < mid && j < hi) {
+        if (src_s[j] > src_s[i]) {
+          dst_i[o] = src_i[j];
+          dst_s[o++] = src_s[j++];
+        } else {
+          dst_i[o] = src_i[i];
+          dst_s[o++] = src_s[i++];
+        }
+      }
+      while (i < mid) { dst_i[o] = src_i[i]; dst_s[o++] = src_s[i++]; }
+      while (j < hi) { dst_i[o] = src_i[j]; dst_s[o++] = src_s[j++]; }
+    }
+    int64_t* ti = src_i; src_i = dst_i; dst_i = ti;
+    T* ts = src_s; src_s = dst_s; dst_s = ts;
+  }
+  if (src_i != idx) {
+    for (int64_t k = 0; k < n; ++k) { idx[k] = src_i[k]; sc[k] = src_s[k]; }
+  }
+}
+
+// numpy's float32 exp (the AVX2/AVX512F SIMD kernel of numpy's loops_exponent_log, which
+// np.exp uses for float32 arrays on x86): Cody-Waite reduction by k = rint(x log2 e), a
+// degree-5/degree-2 rational minimax approximation evaluated with FMAs, scaled by 2^k. It is
+// not correctly rounded (up to 2.52 ulp), so matching mmpose's rescored scores bit for bit
+// needs exactly this sequence of float operations.
+PYHPE_HD_INLINE float fma_f32(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fmaf_rn(a, b, c);
+#else
+  return fmaf(a, b, c);
+#endif
+}
+
+PYHPE_HD_INLINE float numpy_exp_f32(float x) {
+  if (x != x) return x;
+  if (x >= 88.72283935546875f) return INFINITY;
+  if (x <= -103.97208404541015625f) return 0.0f;
+  const float magic = 12582912.0f;  // 0x1.8p23: adding and subtracting it rounds to nearest
+  // volatile: no FMA contraction or reassociation may touch the rounding trick.
+  volatile float scaled = oks::mul_rn(x, 1.44269502163f);  // NPY_LOG2Ef
+  volatile float shifted = scaled + magic;
+  const float k = shifted - magic;
+  float y = fma_f32(k, -6.93145752e-1f, x);
+  y = fma_f32(k, -1.42860677e-6f, y);
+  y = fma_f32(k, 0.0f, y);
+  float num = fma_f32(5.082762527590693718096e-04f, y, 6.757896990527504603057e-03f);
+  num = fma_f32(num, y, 5.114512081637298353406e-02f);
+  num = fma_f32(num, y, 2.473615434895520810817e-01f);
+  num = fma_f32(num, y, 7.257664613233124478488e-01f);
+  num = fma_f32(num, y, 9.999999999980870924916e-01f);
+  float den = fma_f32(2.159509375685829852307e-02f, y, -2.742335390411667452936e-01f);
+  den = fma_f32(den, y, 1.0f);
+  const float poly = num / den;
+  // poly * 2^k as numpy's scalef: exact while the result stays normal; below 2^-125 numpy
+  // scales to 2^-125 first and divides by the rest, which rounds the denormal once.
+  const int ki = static_cast<int>(k);
+  if (ki > 127) return (poly * ldexpf(1.0f, ki - 1)) * 2.0f;
+  if (ki >= -125) return poly * ldexpf(1.0f, ki);
+  return (poly * ldexpf(1.0f, -125)) / ldexpf(1.0f, -125 - ki);
+}
+
+// Whether the pair's float32 OKS o provably leaves a soft-NMS score untouched, so that o
+// need not be computed: Gaussian, numpy's float32 exp returns exactly 1 for |x| < 4e-8
+// (k = 0, and both rational-polynomial factors round to 1), so o^2 / thr < 1e-8 suffices;
+// linear, o < thr. The bound on o uses exp(-e) <= 1 / (1 + e + e^2/2 + e^3/6) for e >= 0,
+// first with the smallest e the two keypoint boxes allow (O(1)), then per keypoint.
+template <typename T>
+PYHPE_HD bool soft_rescore_is_identity(const T* g, const T* d, T a_g, T a_d, const double* sigmas,
+                                       int K, bool has_vis_thr, T vis_thr, float thr, int method,
+                                       const T* box_g, const T* box_d, double max_var) {
+  if (!(thr > 0.0f)) return false;
+  const double limit = method == kSoftLinear ? double(thr) * (1.0 - 1e-4) - 1e-9
+                                             : sqrt(1e-8 * double(thr));
+  const double denom = (double(a_g) + double(a_d)) / 2.0 + oks::kAreaEps;
+  if (!(denom > 0.0)) return false;
+  // 1 + 1e-5: headroom for the rounding of o, o * o and the bounds themselves.
+  const double slack = 1.0 + 1e-5;
+  if (box_g != nullptr && max_var > 0.0) {
+    const double lo_x = box_g[0] > box_d[0] ? box_g[0] : box_d[0];
+    const double hi_x = box_g[2] < box_d[2] ? box_g[2] : box_d[2];
+    const double lo_y = box_g[1] > box_d[1] ? box_g[1] : box_d[1];
+    const double hi_y = box_g[3] < box_d[3] ? box_g[3] : box_d[3];
+    const double gx = lo_x > hi_x ? lo_x - hi_x : 0.0, gy = lo_y > hi_y ? lo_y - hi_y : 0.0;
+    const double e = (gx * gx + gy * gy) / (max_var * denom * 2.0);
+    if (slack / (1.0 + e + e * e / 2.0 + e * e * e / 6.0) < limit) return true;
+  }
+  double bound = 0.0;
+  int included = 0;
+  for (int k = 0; k < K; ++k) {
+    if (has_vis_thr && !(g[3 * k + 2] > vis_thr && d[3 * k + 2] > vis_thr)) continue;
+    ++included;
+    const double dx = double(d[3 * k]) - double(g[3 * k]);
+    const double dy = double(d[3 * k + 1]) - double(g[3 * k + 1]);
+    const double s2 = 2.0 * double(sigmas[k]);
+    const double e = (dx * dx + dy * dy) / (s2 * s2 * denom * 2.0);
+    bound += 1.0 / (1.0 + e + e * e / 2.0 + e * e * e / 6.0);
+  }
+  if (included == 0) return true;  // o = 0
+  return bound / included * slack < limit;
+}
+
+template <typename T>
+PYHPE_HD void soft_nms_image(const SoftNmsArgs<T>& a, int64_t m) {
+  const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
+  if (n == 0) return;
+  int64_t* cur = a.work + start;
+  int64_t* tmp = a.work + a.offsets[a.M] + start;
+  T* cur_s = a.work_scores + start;
+  T* tmp_s = a.work_scores + a.offsets[a.M] + start;
+  for (int64_t p = 0; p < n; ++p) {
+    cur[p] = a.order[start + p];
+    cur_s[p] = a.scores[cur[p]];
+  }
+  int64_t len = n, kept = 0;
+  while (len > 0 && kept < a.max_dets) {
+    const int64_t gi = cur[0];
+    a.keep[start + kept] = gi;
+    a.keep_flags[start + kept] = true;
+    ++kept;
+    // scores[1:] rescored, then `argsort()[::-1]`: a stable sort reversed, i.e. ties come
+    // out in reverse of their current order. Reverse first, then sort stably descending.
+    const int64_t rest = len - 1;
+    for (int64_t p = 0; p < rest; ++p) {
+      const int64_t di = cur[1 + p];
+      float o;
+      if (a.sim == nullptr && a.boxes != nullptr &&
+          soft_rescore_is_identity(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3, a.areas[gi],
+                                   a.areas[di], a.sigmas, a.K, a.has_vis_thr, a.vis_thr, a.thr,
+                                   a.method, a.boxes + gi * 4, a.boxes + di * 4, a.max_var)) {
+        o = 0.0f;  // same rescored score as the exact o
+      } else if (a.sim != nullptr) {
+        o = a.sim[a.sim_offsets[m] + (gi - start) * n + (di - start)];
+      } else {
+        o = static_cast<float>(mmpose_oks(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3,
+                                          a.areas[gi], a.areas[di], a.sigmas, a.K,
+                                          a.has_vis_thr, a.vis_thr));
+      }
+      T s = cur_s[1 + p];
+      if (a.method == kSoftLinear) {
+        if (o >= a.thr) s = s * static_cast<T>(1.0f - o);
+      } else {
+        s = s * static_cast<T>(numpy_exp_f32(-(o * o) / a.thr));
+      }
+      tmp[rest - 1 - p] = di;
+      tmp_s[rest - 1 - p] = s;
+    }
+    for (int64_t p = 0; p < rest; ++p) {
+      cur[p] = tmp[p];
+      cur_s[p] = tmp_s[p];
+    }
+    stable_sort_desc(cur, cur_s, tmp, tmp_s, rest);
+    len = rest;
+  }
+}
+
+// float32 OKS matrix of one image for the device path of soft-OKS-NMS (local rows g, d).
+template <typename T>
+struct OksSimArgs {
+  const T* kpts;
+  const T* areas;
+  const double* sigmas;
+  const int64_t* offsets;
+  const int64_t* sim_offsets;
+  const T* boxes;      // N x 4 or nullptr: cells that cannot change a score are written as 0
+  double max_var;
+  float thr;
+  int method;
+  int64_t M;
+  int K;
+  bool has_vis_thr;
+  T vis_thr;
+  float* sim;
+};
+
+template <typename T>
+PYHPE_HD void oks_sim_element(const OksSimArgs<T>& a, int64_t idx) {
+  const int64_t m = image_of(a.sim_offsets, a.M, idx);
+  const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
+  const int64_t local = idx - a.sim_offsets[m];
+  const int64_t gi = start + local / n, di = start + local % n;
+  if (a.boxes != nullptr &&
+      soft_rescore_is_identity(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3, a.areas[gi],
+                               a.areas[di], a.sigmas, a.K, a.has_vis_thr, a.vis_thr, a.thr,
+                               a.method, a.boxes + gi * 4, a.boxes + di * 4, a.max_var)) {
+    a.sim[idx] = 0.0f;
+    return;
+  }
+  a.sim[idx] = static_cast<float>(mmpose_oks(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3,
+                                             a.areas[gi], a.areas[di], a.sigmas, a.K,
+                                             a.has_vis_thr, a.vis_thr));
+}
+
+// ---------------------------------------------------------------------------------------
+// AlphaPose parametric pose NMS (pose_nms_body) and p_merge_fast.
+struct AlphaPoseParams {
+  double delta1, mu, delta2, gamma, score_thr, match_thr, area_thr;
+};
+
+// Caps on the reference distance from AlphaPose: PCK_match uses min(ref, 7) and
+// p_merge_fast min(ref, 15).
+constexpr double kPckRefCap = 7.0;
+constexpr double kMergeRefCap = 15.0;
+
+template <typename T>
+PYHPE_HD_INLINE T joint_dist(const T* p, const T* q, int k) {
+  const T dx = p[2 * k] - q[2 * k], dy = p[2 * k + 1] - q[2 * k + 1];
+  return sqrt(dx * dx + dy * dy);
+}
+
+// Python's min(ref, cap) with cap an int: ref unless cap < ref.
+template <typename T>
+PYHPE_HD_INLINE T capped(T ref, double cap) {
+  return T(cap) < ref ? T(cap) : ref;
+}
+
+template <typename T>
+struct AlphaMaskArgs {
+  const T* preds;          // N x K x 2
+  const T* scores;         // N x K (zeros already replaced by 1e-5)
+  const T* ref_dists;      // N: alpha * max(w, h)
+  const int64_t* order;    // N: pick order (mean score desc, ties by lower index)
+  const int64_t* offsets;
+  const int64_t* mask_offsets;
+  const T* boxes;          // N x 4 (x0, y0, x1, y1) keypoint boxes, or nullptr
+  int64_t M;
+  int K;
+  AlphaPoseParams prm;
+  uint64_t* mask;          // rows: positions a; bit b (b >= a): a deletes b
+};
+
+// O(1) pre-check: keypoint boxes a gap g apart put every joint pair at least g apart, so
+// no score term (needs d <= 1), no PCK match (needs d <= min(ref, 7)) and a point term of at
+// most exp(-g / delta2) each: pose b survives when g clears both distances and
+// K * mu * exp(-g / delta2) stays below gamma (margins far above rounding).
+template <typename T>
+PYHPE_HD_INLINE bool alphapose_box_spares(const T* ba, const T* bb, T ref_dist, int K,
+                                          const AlphaPoseParams& prm) {
+  if (!(prm.delta2 > 0.0) || prm.mu < 0.0) return false;
+  const double lo_x = ba[0] > bb[0] ? ba[0] : bb[0], hi_x = ba[2] < bb[2] ? ba[2] : bb[2];
+  const double lo_y = ba[1] > bb[1] ? ba[1] : bb[1], hi_y = ba[3] < bb[3] ? ba[3] : bb[3];
+  const double gx = lo_x > hi_x ? lo_x - hi_x : 0.0, gy = lo_y > hi_y ? lo_y - hi_y : 0.0;
+  const double g = sqrt(gx * gx + gy * gy);
+  const double pck_ref = double(capped(ref_dist, kPckRefCap));
+  if (!(pck_ref > 0.0)) return false;  // a non-positive reference matches every joint
+  const double reach = pck_ref > 1.0 ? pck_ref : 1.0;
+  if (!(g > reach * (1.0 + 1e-5) + 1e-9)) return false;
+  return K * prm.mu * exp(-g / prm.delta2) < prm.gamma * (1.0 - 1e-5) - 1e-9;
+}
+
+// Whether picking pose i deletes pose j (get_parametric_distance > gamma or PCK_match >=
+// matchThreds). AlphaPose keeps its score_dists buffer in float32 (torch.zeros default dtype),
+// so the score part is rounded and summed in float32 whatever the input dtype.
+template <typename T>
+PYHPE_HD bool alphapose_deletes(const T* pi, const T* si, const T* pj, const T* sj, T ref_dist,
+                                int K, const AlphaPoseParams& prm) {
+  float score_sum = 0.0f;
+  T point_sum = T(0);
+  int matches = 0;
+  const T pck_ref = capped(ref_dist, kPckRefCap);
+  for (int k = 0; k < K; ++k) {
+    const T dist = joint_dist(pi, pj, k);
+    if (dist <= T(1)) {
+      score_sum += static_cast<float>(tanh(si[k] / T(prm.delta1)) * tanh(sj[k] / T(prm.delta1)));
+    }
+    point_sum += exp(-dist / T(prm.delta2));
+    matches += (dist / pck_ref <= T(1));
+  }
+  // float32 + T: the sum takes the wider of the two dtypes, as torch promotes.
+  const T simi = static_cast<T>(score_sum) + T(prm.mu) * point_sum;
+  return simi > T(prm.gamma) || double(matches) >= prm.match_thr;
+}
+
+template <typename T>
+PYHPE_HD void alpha_mask_element(const AlphaMaskArgs<T>& a, int64_t idx) {
+  const int64_t m = image_of(a.mask_offsets, a.M, idx);
+  const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
+  const int64_t words = words_for(n);
+  const int64_t local = idx - a.mask_offsets[m];
+  const int64_t row = local / words, block = local % words;
+  const int64_t gi = a.order[start + row];
+  uint64_t bits = 0;
+  const int64_t first = block * kWordBits;
+  for (int t = 0; t < kWordBits; ++t) {
+    const int64_t col = first + t;
+    if (col < row) continue;
+    if (col >= n) break;
+    const int64_t gj = a.order[start + col];
+    if (a.boxes != nullptr && col != row &&
+        alphapose_box_spares(a.boxes + gi * 4, a.boxes + gj * 4, a.ref_dists[gi], a.K, a.prm)) {
+      continue;
+    }
+    if (alphapose_deletes(a.preds + gi * a.K * 2, a.scores + gi * a.K, a.preds + gj * a.K * 2,
+                          a.scores + gj * a.K, a.ref_dists[gi], a.K, a.prm)) {
+      bits |= uint64_t(1) << t;
+    }
+  }
+  a.mask[idx] = bits;
+}
+
+// Greedy pass of one image: picks (global rows) fill slots start.. of `picks`; owner[row]
+// is the slot of the pick whose group swallowed the row. A pick that does not delete itself
+// stays and is picked again with the group {itself}, exactly as AlphaPose's loop does.
+struct AlphaReduceArgs {
+  const uint64_t* mask;
+  const int64_t* order;
+  const int64_t* offsets;
+  const int64_t* mask_offsets;
+  int64_t M;
+  uint64_t* removed;          // words_for(n_m) words per image at removed_offsets[m]
+  const int64_t* removed_offsets;
+  int64_t* picks;             // N
+  int64_t* owner;             // N (global rows)
+  int64_t* pick_counts;       // M
+};
+
+PYHPE_HD_INLINE void alpha_reduce_image(const AlphaReduceArgs& a, int64_t m) {
+  const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
+  int64_t count = 0;
+  if (n > 0) {
+    const int64_t words = words_for(n);
+    uint64_t* removed = a.removed + a.removed_offsets[m];
+    for (int64_t w = 0; w < words; ++w) removed[w] = 0;
+    int64_t row = 0;
+    while (row < n) {
+      if ((removed[row / kWordBits] >> (row % kWordBits)) & 1) {
+        ++row;
+        continue;
+      }
+      const uint64_t* r = a.mask + a.mask_offsets[m] + row * words;
+      const int64_t slot = start + count++;
+      bool any = false;
+      for (int64_t w = row / kWordBits; w < words; ++w) {
+        uint64_t group = r[w] & ~removed[w];
+        if (group) any = true;
+        removed[w] |= group;
+        while (group) {
+          int bit = 0;
+          while (!((group >> bit) & 1)) ++bit;
+          group &= group - 1;
+          a.owner[a.order[start + w * kWordBits + bit]] = slot;
+        }
+      }
+      if (!any) {
+        removed[row / kWordBits] |= uint64_t(1) << (row % kWordBits);
+        a.owner[a.order[start + row]] = slot;
+      }
+      a.picks[slot] = a.order[start + row];
+    }
+  }
+  a.pick_counts[m] = count;
+}
+
+// p_merge_fast for one pick slot plus AlphaPose's filters; writes the merged pose and
+// scores and whether the pick survives.
+template <typename T>
+struct AlphaMergeArgs {
+  const T* preds;
+  const T* scores;
+  const T* ref_dists;
+  const int64_t* offsets;
+  const int64_t* picks;
+  const int64_t* owner;
+  const int64_t* pick_counts;
+  int64_t M;
+  int K;
+  AlphaPoseParams prm;
+  T* out_preds;    // N x K x 2 (slots)
+  T* out_scores;   // N x K
+  bool* valid;     // N
+};
+
+template <typename T>
+PYHPE_HD void alpha_merge_element(const AlphaMergeArgs<T>& a, int64_t slot) {
+  const int64_t m = image_of(a.offsets, a.M, slot);
+  const int64_t start = a.offsets[m], end = a.offsets[m + 1];
+  a.valid[slot] = false;
+  if (slot - start >= a.pick_counts[m]) return;
+  const int64_t pi = a.picks[slot];
+  const T* ref = a.preds + pi * a.K * 2;
+  T max_pick = a.scores[pi * a.K];
+  for (int k = 1; k < a.K; ++k) max_pick = a.scores[pi * a.K + k] > max_pick ? a.scores[pi * a.K + k] : max_pick;
+  if (max_pick < T(a.prm.score_thr)) return;
+  const T merge_ref = capped(a.ref_dists[pi], kMergeRefCap);
+  T* op = a.out_preds + slot * a.K * 2;
+  T* os = a.out_scores + slot * a.K;
+  bool has_nan = false;
+  T max_merged = T(0);
+  T xmin = T(0), xmax = T(0), ymin = T(0), ymax = T(0);
+  for (int k = 0; k < a.K; ++k) {
+    T total = T(0);
+    for (int64_t r = start; r < end; ++r) {
+      if (a.owner[r] != slot) continue;
+      if (joint_dist(ref, a.preds + r * a.K * 2, k) <= merge_ref) total += a.scores[r * a.K + k];
+      else total += T(0);
+    }
+    T x = T(0), y = T(0), s = T(0);
+    for (int64_t r = start; r < end; ++r) {
+      if (a.owner[r] != slot) continue;
+      const T masked = joint_dist(ref, a.preds + r * a.K * 2, k) <= merge_ref
+                           ? a.scores[r * a.K + k] : T(0);
+      const T w = masked / total;
+      x += a.preds[(r * a.K + k) * 2] * w;
+      y += a.preds[(r * a.K + k) * 2 + 1] * w;
+      s += masked * w;
+    }
+    op[2 * k] = x;
+    op[2 * k + 1] = y;
+    os[k] = s;
+    // torch.max propagates NaN; Python's max/min over the merged coordinates keep the first.
+    if (s != s) has_nan = true;
+    if (k == 0 || s > max_merged) max_merged = s;
+    if (k == 0) {
+      xmin = xmax = x;
+      ymin = ymax = y;
+    } else {
+      if (x > xmax) xmax = x;
+      if (x < xmin) xmin = x;
+      if (y > ymax) ymax = y;
+      if (y < ymin) ymin = y;
+    }
+  }
+  if (!has_nan && max_merged < T(a.prm.score_thr)) return;
+  if (T(2.25) * (xmax - xmin) * (ymax - ymin) < T(a.prm.area_thr)) return;
+  a.valid[slot] = true;
+}
+
+}  // namespace nms
+}  // namespace pyhpe

@@ -1,0 +1,391 @@
+"""COCO keypoint evaluation with pycocotools' exact numbers, computed in C++.
+
+:class:`COCOKeypointEval` reproduces ``pycocotools.cocoeval.COCOeval(iouType='keypoints')``
+(and, by ``mode``, xtcocotools' variants) stat for stat: the 10 summary numbers are equal
+with ``==``, not approximately. What is reproduced, quirks included:
+
+* ``COCO.loadRes``: detection ids are 1-based positions in the results list; the area rule
+  is chosen by the FIRST result only: if it carries a non-empty ``bbox`` every result's area
+  is ``w*h`` of its bbox, else it is the extent of its keypoints (all K, zero-score ones
+  included); result image ids must belong to the GT images.
+* ``COCOeval._prepare``: only GT images and categories are evaluated; a GT is ignored when
+  ``iscrowd`` or ``num_keypoints == 0`` (any ``ignore`` field is overridden); annotations with
+  a repeated id resolve to the last one with that id, as ``COCO.anns`` does.
+* ``computeOks``: detections stably sorted by score and cut to ``maxDets[-1]`` (20) before
+  OKS; OKS as :func:`pyhpe.ops.oks_matrix` (numpy pairwise sums, bbox fallback).
+* ``evaluateImg``: inclusive area ranges, ignored GTs sorted last, greedy matching with
+  ``min(t, 1-1e-10)`` and pycocotools' tie rules, crowd GTs matched repeatedly, unmatched
+  out-of-range detections ignored; GT id 0 doubles as "unmatched" (pycocotools quirk).
+* ``accumulate``: stable merge sort over all images' detections, pairwise-max precision
+  envelope, ``np.searchsorted(..., 'left')`` at 101 recall thresholds, -1 for absent cells.
+* ``summarize``: numpy means over ``> -1`` cells, exactly as pycocotools.
+
+Modes:
+  ``'pycocotools'`` (default) as above.
+  ``'xtcocotools'``: GT ignored when no keypoint has v > 0; detections whose keypoint scores
+  are all 0 are dropped; -1 as the unmatched sentinel; ``use_area=False`` replaces GT areas by
+  ``0.53 * w * h`` of the GT box (for datasets without areas, e.g. CrowdPose, AIC).
+  ``'crowdpose'``: xtcocotools ``keypoints_crowd``: GT ignored when ``num_keypoints == 0``, 9
+  stats with AP(easy/medium/hard) split by the images' ``crowdIndex`` (< 0.2, < 0.8, rest).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .. import _C
+
+COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
+                        .87, .87, .89, .89]) / 10.0
+
+MODES = ("pycocotools", "xtcocotools", "crowdpose")
+
+
+def _load(obj, what: str):
+    """A COCO-format dict (or results list) from a path, a dict/list, or a COCO object."""
+    if isinstance(obj, (str, os.PathLike)):
+        with open(obj) as f:
+            return json.load(f)
+    if hasattr(obj, "dataset") and isinstance(obj.dataset, dict):
+        return obj.dataset
+    if isinstance(obj, (dict, list)):
+        return obj
+    raise TypeError(f"COCOKeypointEval: '{what}' must be a path, a dict/list or a COCO object, "
+                    f"got {type(obj).__name__}")
+
+
+def _index_in(values: np.ndarray, keys) -> np.ndarray:
+    """Position of each value in the sorted list `keys`, -1 where absent."""
+    keys = np.asarray(keys)
+    if keys.size == 0:
+        return np.full(len(values), -1, dtype=np.int64)
+    if keys.dtype.kind not in "iu":
+        raise TypeError("non-integer ids")
+    pos = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    return np.where(keys[pos] == values, pos, -1).astype(np.int64)
+
+
+def _linspace_params():
+    # Exactly pycocotools Params.setKpParams.
+    iou_thrs = np.linspace(.5, 0.95, int(np.round((0.95 - .5) / .05)) + 1, endpoint=True)
+    rec_thrs = np.linspace(.0, 1.00, int(np.round((1.00 - .0) / .01)) + 1, endpoint=True)
+    return iou_thrs, rec_thrs
+
+
+class Params:
+    """Evaluation parameters, named and valued as pycocotools' ``Params('keypoints')``."""
+
+    def __init__(self):
+        self.imgIds: list = []
+        self.catIds: list = []
+        self.iouThrs, self.recThrs = _linspace_params()
+        self.maxDets = [20]
+        self.areaRng = [[0 ** 2, 1e5 ** 2], [32 ** 2, 96 ** 2], [96 ** 2, 1e5 ** 2]]
+        self.areaRngLbl = ["all", "medium", "large"]
+        self.useCats = 1
+        self.kpt_oks_sigmas = COCO_SIGMAS.copy()
+        self.iouType = "keypoints"
+
+
+class COCOKeypointEval:
+    """COCO keypoint AP/AR identical to pycocotools (see the module docstring).
+
+    Args:
+        gt: COCO keypoint annotations: a json path, a dict, or a pycocotools ``COCO``.
+        dt: results: a json path, a list of ``{image_id, category_id, keypoints, score}``
+            dicts, or a ``COCO`` returned by ``loadRes`` (its areas/ids are used as they are).
+        sigmas: per-keypoint OKS sigmas ``(K,)``; default COCO-17.
+        mode: ``'pycocotools'`` | ``'xtcocotools'`` | ``'crowdpose'``.
+        use_area: xtcocotools/crowdpose only; False uses ``0.53 * w * h`` of the GT box.
+
+    ``run()`` = ``evaluate(); accumulate(); summarize()`` and returns ``stats``.
+    """
+
+    def __init__(self, gt, dt, sigmas: Optional[Sequence[float]] = None, *,
+                 mode: str = "pycocotools", use_area: bool = True):
+        if mode not in MODES:
+            raise ValueError(f"COCOKeypointEval: 'mode' must be one of {MODES}, got {mode!r}")
+        if mode == "pycocotools" and not use_area:
+            raise ValueError("COCOKeypointEval: use_area=False is an xtcocotools option; "
+                             "use mode='xtcocotools' or 'crowdpose'")
+        self.mode = mode
+        self.use_area = use_area
+        self.gt_dataset = _load(gt, "gt")
+        if not isinstance(self.gt_dataset, dict):
+            raise TypeError("COCOKeypointEval: 'gt' must be a COCO dataset dict, got a list")
+        self._dt_source = dt
+        self.params = Params()
+        if sigmas is not None:
+            sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+            if sig.size == 0 or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
+                raise ValueError(f"COCOKeypointEval: 'sigmas' must be positive and finite, "
+                                 f"got {sig.tolist()}")
+            self.params.kpt_oks_sigmas = sig
+        elif mode == "crowdpose":
+            raise ValueError("COCOKeypointEval: mode='crowdpose' needs the dataset's 'sigmas'")
+        self.params.imgIds = sorted({img["id"] for img in self.gt_dataset.get("images", [])})
+        self.params.catIds = sorted({c["id"] for c in self.gt_dataset.get("categories", [])})
+        self._core = None
+        self.eval: dict = {}
+        self.stats = np.zeros(0)
+
+    # ------------------------------------------------------------------ preparation
+    def _extract(self, anns, K: int, what: str) -> dict:
+        """Flat arrays of a list of annotation dicts, with image/category as indices into
+        params.imgIds/catIds (-1 when absent there)."""
+        p = self.params
+        try:
+            r = _C.extract_annotations(anns, K)
+            r["image"] = _index_in(r["image_id"], p.imgIds)
+            r["category"] = _index_in(r["category_id"], p.catIds)
+        except TypeError:
+            # Non-integer ids (COCO allows any hashable key): map them through dicts.
+            img_index = {v: n for n, v in enumerate(p.imgIds)}
+            cat_index = {v: n for n, v in enumerate(p.catIds)}
+            ids = {}
+            remapped = [dict(a, image_id=img_index.get(a.get("image_id"), -1),
+                             category_id=cat_index.get(a.get("category_id"), -1),
+                             id=ids.setdefault(a.get("id"), len(ids) + 1)) for a in anns]
+            r = _C.extract_annotations(remapped, K)
+            r["image"], r["category"] = r["image_id"], r["category_id"]
+        if len(anns) and not r["keypoints_ok"].all():
+            i = int(np.flatnonzero(~r["keypoints_ok"].astype(bool))[0])
+            got = len(anns[i]["keypoints"]) if "keypoints" in anns[i] else "no 'keypoints'"
+            raise ValueError(f"COCOKeypointEval: every {what} 'keypoints' must have 3*K={3 * K} "
+                             f"values (K from sigmas); annotation {i} has {got}")
+        return r
+
+    def _gt_arrays(self, K: int) -> dict:
+        anns = self.gt_dataset.get("annotations", [])
+        r = self._extract(anns, K, "GT")
+        keep = (r["image"] >= 0) & (r["category"] >= 0)
+        ids = r["id"]
+        if not r["has_id"].all():
+            raise ValueError("COCOKeypointEval: every GT annotation needs an 'id'")
+        src = np.arange(len(anns))
+        if len(np.unique(ids)) != len(ids):
+            # COCO.anns keeps the last annotation of each id; loadAnns returns that one.
+            last = {}
+            for i, v in enumerate(ids.tolist()):
+                last[v] = i
+            src = np.array([last[v] for v in ids.tolist()], dtype=np.int64)
+        src = src[keep]
+        if self.mode == "xtcocotools":
+            no_kpt = (r["keypoints"][:, 2::3] > 0).sum(1) == 0
+        else:
+            if not r["has_num_keypoints"][src].all():
+                raise ValueError("COCOKeypointEval: GT annotations need 'num_keypoints' "
+                                 f"(mode={self.mode!r})")
+            no_kpt = r["num_keypoints_nonzero"] == 0
+        bbox = r["bbox"]
+        if self.use_area:
+            if not r["has_area"][src].all():
+                raise ValueError("COCOKeypointEval: GT annotations need 'area' "
+                                 "(or use_area=False in xtcocotools/crowdpose modes)")
+            area = r["area"]
+        else:
+            area = bbox[:, 3] * bbox[:, 2] * 0.53
+        iscrowd = r["iscrowd"]
+        return {
+            "count": len(src),
+            "image": r["image"][src], "category": r["category"][src], "id": ids[src],
+            "keypoints": r["keypoints"][src], "oks_area": area[src], "range_area": area[src],
+            "bbox": bbox[src], "iscrowd": iscrowd[src],
+            "ignore": (iscrowd.astype(bool) | no_kpt)[src].astype(np.uint8),
+        }
+
+    def _dt_arrays(self, K: int) -> dict:
+        src = self._dt_source
+        loaded = hasattr(src, "dataset") and isinstance(src.dataset, dict)
+        anns = _load(src, "dt")
+        if isinstance(anns, dict):
+            if not loaded:
+                raise TypeError("COCOKeypointEval: 'dt' must be a list of results "
+                                "(or a COCO from loadRes), got a dict")
+            anns = anns.get("annotations", [])
+        if not isinstance(anns, list):
+            raise TypeError("COCOKeypointEval: results must be a list of objects")
+        r = self._extract(anns, K, "result")
+        if not loaded and anns:
+            gt_images = {img["id"] for img in self.gt_dataset.get("images", [])}
+            if not (r["image"] >= 0).all() and not {a["image_id"] for a in anns} <= gt_images:
+                raise ValueError("COCOKeypointEval: results do not correspond to the GT set "
+                                 "(some image_id is not among the GT images)")
+            first = anns[0]
+            # COCO.loadRes picks the area rule from the first result only.
+            if "bbox" in first and not first["bbox"] == []:
+                if not r["has_bbox"].all():
+                    raise ValueError("COCOKeypointEval: the first result has a 'bbox', so (as "
+                                     "in COCO.loadRes) every result needs a 4-number 'bbox'")
+                area = r["bbox"][:, 2] * r["bbox"][:, 3]
+            elif "keypoints" in first:
+                x, y = r["keypoints"][:, 0::3], r["keypoints"][:, 1::3]
+                area = (x.max(1) - x.min(1)) * (y.max(1) - y.min(1))
+            else:
+                raise ValueError("COCOKeypointEval: results need 'keypoints' (and optionally "
+                                 "'bbox'); caption/segmentation results are not keypoints")
+            ids = np.arange(1, len(anns) + 1, dtype=np.int64)
+        else:
+            area, ids = r["area"], r["id"]
+        keep = (r["image"] >= 0) & (r["category"] >= 0)
+        if self.mode != "pycocotools" and len(anns):
+            keep &= (r["keypoints"][:, 2::3] > 0).sum(1) > 0
+        if not r["has_score"][keep].all():
+            raise ValueError("COCOKeypointEval: every result needs a 'score'")
+        return {
+            "count": int(keep.sum()),
+            "image": r["image"][keep], "category": r["category"][keep], "id": ids[keep],
+            "keypoints": r["keypoints"][keep], "oks_area": area[keep],
+            "range_area": area[keep], "score": r["score"][keep],
+        }
+
+    # ------------------------------------------------------------------ pycocotools API
+    def evaluate(self):
+        """Per-image OKS and matching for every (category, area range, image)."""
+        p = self.params
+        p.imgIds = list(np.unique(p.imgIds))
+        p.catIds = list(np.unique(p.catIds))
+        p.maxDets = sorted(p.maxDets)
+        if not p.catIds:
+            raise ValueError("COCOKeypointEval: the GT has no categories")
+        K = len(p.kpt_oks_sigmas)
+        self._gt = self._gt_arrays(K)
+        self._dt = self._dt_arrays(K)
+        params = {
+            "num_images": len(p.imgIds),
+            "num_categories": len(p.catIds),
+            "sigmas": [float(s) for s in p.kpt_oks_sigmas],
+            "iou_thrs": [float(t) for t in p.iouThrs],
+            "rec_thrs": [float(r) for r in p.recThrs],
+            "area_rngs": [float(v) for rng in p.areaRng for v in rng],
+            "max_dets": [int(m) for m in p.maxDets],
+            "zero_gt_id_is_unmatched": self.mode == "pycocotools",
+        }
+        self._img_index = {v: n for n, v in enumerate(p.imgIds)}
+        self._cat_index = {v: n for n, v in enumerate(p.catIds)}
+        self._core = _C.KeypointEvaluator(self._gt, self._dt, params)
+        self._core.evaluate()
+        return self
+
+    def _require(self):
+        if self._core is None:
+            raise RuntimeError("COCOKeypointEval: call evaluate() first")
+
+    def accumulate(self, img_ids: Optional[Sequence[int]] = None):
+        """Precision/recall arrays (pycocotools ``self.eval``), over all or some images."""
+        self._require()
+        p = self.params
+        if img_ids is None:
+            images = list(range(len(p.imgIds)))
+        else:
+            images = sorted({self._img_index[i] for i in np.unique(img_ids).tolist()
+                             if i in self._img_index})
+        acc = self._core.accumulate(images)
+        self.eval = {
+            "params": p,
+            "counts": [len(p.iouThrs), len(p.recThrs), len(p.catIds), len(p.areaRng),
+                       len(p.maxDets)],
+            "precision": acc["precision"],
+            "recall": acc["recall"],
+            "scores": acc["scores"],
+        }
+        return self
+
+    def _summarize(self, ap=1, iouThr=None, areaRng="all", maxDets=20):
+        p = self.params
+        aind = [i for i, a in enumerate(p.areaRngLbl) if a == areaRng]
+        mind = [i for i, m in enumerate(p.maxDets) if m == maxDets]
+        if ap == 1:
+            s = self.eval["precision"]
+            if iouThr is not None:
+                s = s[np.where(iouThr == p.iouThrs)[0]]
+            s = s[:, :, :, aind, mind]
+        else:
+            s = self.eval["recall"]
+            if iouThr is not None:
+                s = s[np.where(iouThr == p.iouThrs)[0]]
+            s = s[:, :, aind, mind]
+        return -1 if len(s[s > -1]) == 0 else np.mean(s[s > -1])
+
+    def summarize(self, verbose: bool = False):
+        """The 10 COCO keypoint stats (9 for crowdpose), as pycocotools computes them."""
+        if not self.eval:
+            raise RuntimeError("COCOKeypointEval: call accumulate() first")
+        rows = [(1, None, "all"), (1, .5, "all"), (1, .75, "all"), (1, None, "medium"),
+                (1, None, "large"), (0, None, "all"), (0, .5, "all"), (0, .75, "all"),
+                (0, None, "medium"), (0, None, "large")]
+        if self.mode == "crowdpose":
+            rows = [r for r in rows if r[2] == "all"]
+        stats = [self._summarize(ap, thr, area, 20) for ap, thr, area in rows]
+        labels = [("AP" if ap else "AR") + ("" if thr is None else str(int(thr * 100)))
+                  + ({"all": "", "medium": "m", "large": "l"}[area]) for ap, thr, area in rows]
+        if self.mode == "crowdpose":
+            stats += self._crowd_type_results()
+            labels += ["AP_easy", "AP_medium", "AP_hard"]
+        self.stats = np.zeros((len(stats),))
+        self.stats[:] = stats
+        self.stat_names = labels
+        if verbose:
+            for name, v in zip(labels, self.stats):
+                print(f" {name:10s} = {v:0.3f}")
+        return self.stats
+
+    def _crowd_type_results(self, first=0.2, second=0.8):
+        # xtcocotools get_type_result: re-accumulate per crowdIndex bucket; mean of the
+        # precision cells of area 'all' including -1 cells, rounded to 4 decimals.
+        buckets = ([], [], [])
+        for img in self.gt_dataset["images"]:
+            c = img["crowdIndex"]
+            buckets[0 if c < first else 1 if c < second else 2].append(img["id"])
+        saved = self.eval
+        out = []
+        for ids in buckets:
+            self.accumulate(ids)
+            out.append(round(np.mean(self.eval["precision"][:, :, :, 0, :]), 4))
+        self.eval = saved
+        return out
+
+    def run(self, verbose: bool = False) -> np.ndarray:
+        """evaluate(), accumulate(), summarize(); returns the stats array."""
+        self.evaluate()
+        self.accumulate()
+        return self.summarize(verbose=verbose)
+
+    # ------------------------------------------------------------------ inspection
+    def ious(self, img_id, cat_id) -> np.ndarray:
+        """pycocotools ``self.ious[img_id, cat_id]``: (dets sorted & cut) x (GT)."""
+        self._require()
+        return self._core.ious(self._img_index[img_id], self._cat_index[cat_id])
+
+    def eval_img(self, img_id, cat_id, area_index: int = 0):
+        """Per-image matching like pycocotools ``evalImgs`` (None where it is None)."""
+        self._require()
+        return self._core.image_result(self._cat_index[cat_id], area_index,
+                                       self._img_index[img_id])
+
+
+def pycocotools_stats(gt, dt, sigmas=None) -> np.ndarray:
+    """Reference: the stats pycocotools itself computes (inputs are deep-copied)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt_data = copy.deepcopy(_load(gt, "gt"))
+    dt_data = copy.deepcopy(_load(dt, "dt"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = gt_data
+        coco.createIndex()
+        res = coco.loadRes(dt_data)
+        ev = COCOeval(coco, res, "keypoints")
+        if sigmas is not None:
+            ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev.stats

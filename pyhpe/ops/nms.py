@@ -1,0 +1,195 @@
+"""Pose non-maximum suppression (torch.ops.pyhpe.oks_nms / soft_oks_nms / pose_nms_alphapose).
+
+All three run over many images in one call: concatenate the images' poses and pass
+``image_offsets`` ``(M+1,)`` (image m owns rows ``image_offsets[m]:image_offsets[m+1]``);
+returned indices are rows of the concatenation, image by image, each image's in keep order.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ._common import as_float_tensor, check_finite
+from .oks import COCO_SIGMAS
+
+
+def _num_images(image_offsets) -> int:
+    return 1 if image_offsets is None else image_offsets.shape[0] - 1
+
+
+@torch.library.register_fake("pyhpe::oks_nms")
+def _oks_nms_fake(keypoints, scores, areas, sigmas, thr=0.9, vis_thr=None, image_offsets=None,
+                  order=None):
+    n = torch.library.get_ctx().new_dynamic_size()
+    return (keypoints.new_empty((n,), dtype=torch.int64),
+            keypoints.new_empty((_num_images(image_offsets),), dtype=torch.int64))
+
+
+@torch.library.register_fake("pyhpe::soft_oks_nms")
+def _soft_oks_nms_fake(keypoints, scores, areas, sigmas, thr=0.3, max_dets=20,
+                       method="gaussian", vis_thr=None, image_offsets=None, order=None):
+    n = torch.library.get_ctx().new_dynamic_size()
+    return (keypoints.new_empty((n,), dtype=torch.int64),
+            keypoints.new_empty((_num_images(image_offsets),), dtype=torch.int64))
+
+
+@torch.library.register_fake("pyhpe::pose_nms_alphapose")
+def _pose_nms_alphapose_fake(bboxes, pose_preds, pose_scores, image_offsets=None, delta1=1.0,
+                             mu=1.7, delta2=2.65, gamma=22.48, score_thr=0.3, match_thr=5.0,
+                             alpha=0.1, area_thr=0.0):
+    n = torch.library.get_ctx().new_dynamic_size()
+    K = pose_preds.shape[1]
+    return (pose_preds.new_empty((n, K, 2)), pose_preds.new_empty((n, K)),
+            pose_preds.new_empty((n,), dtype=torch.int64),
+            pose_preds.new_empty((_num_images(image_offsets),), dtype=torch.int64))
+
+
+def _prepare(op, keypoints, scores, areas, sigmas, image_offsets, score_per_joint, validate):
+    keypoints = as_float_tensor(keypoints, "keypoints")
+    scores = as_float_tensor(scores, "scores", like=keypoints)
+    areas = as_float_tensor(areas, "areas", like=keypoints)
+    if keypoints.dim() != 3 or keypoints.shape[-1] != 3:
+        raise ValueError(f"{op}: 'keypoints' must have shape (N, K, 3) [x, y, score], got "
+                         f"shape {tuple(keypoints.shape)}")
+    K = keypoints.shape[1]
+    if score_per_joint and scores.dim() != 2:
+        raise ValueError(f"{op}: score_per_joint=True needs 'scores' of shape (N, K), got "
+                         f"shape {tuple(scores.shape)}")
+    if not score_per_joint and scores.dim() != 1:
+        raise ValueError(f"{op}: 'scores' must have shape (N,) (or (N, K) with "
+                         f"score_per_joint=True), got shape {tuple(scores.shape)}")
+    if sigmas is None:
+        if K != 17:
+            raise ValueError(f"{op}: 'sigmas' is required for K={K} keypoints "
+                             "(the default is COCO-17)")
+        sigmas = COCO_SIGMAS
+    # float64 like mmpose's sigmas array, whatever the pose dtype (see oks_nms).
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float64, device=keypoints.device)
+    if image_offsets is not None:
+        image_offsets = torch.as_tensor(image_offsets, device=keypoints.device)
+    if validate:
+        for name, t in (("keypoints", keypoints), ("scores", scores), ("areas", areas),
+                        ("sigmas", sigmas)):
+            check_finite(t, name, op)
+        if sigmas.numel() and bool((sigmas <= 0).any()):
+            raise ValueError(f"{op}: 'sigmas' must be positive, got {sigmas.tolist()}")
+    return keypoints, scores, areas, sigmas, image_offsets
+
+
+def _numpy_order(scores: torch.Tensor, image_offsets, score_per_joint: bool) -> torch.Tensor:
+    """mmpose's ``scores.argsort()[::-1]`` per image, computed by numpy itself so that ties
+    come out in exactly numpy's (unstable, platform SIMD) order."""
+    s = scores.detach().cpu().numpy()
+    if score_per_joint:
+        s = np.array([row.mean() for row in s], dtype=s.dtype)
+    offs = [0, len(s)] if image_offsets is None else image_offsets.cpu().tolist()
+    parts = [s[a:b].argsort()[::-1] + a for a, b in zip(offs[:-1], offs[1:])]
+    order = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return torch.from_numpy(order.astype(np.int64)).to(scores.device)
+
+
+def oks_nms(keypoints, scores, areas, thr: float = 0.9, sigmas=None,
+            vis_thr: Optional[float] = None, *, image_offsets=None,
+            score_per_joint: bool = False, tie_break: str = "numpy",
+            return_counts: bool = False, validate: bool = True):
+    """OKS non-maximum suppression, mmpose ``oks_nms`` semantics.
+
+    keypoints ``(N, K, 3)`` [x, y, score] in pixels; scores ``(N,)`` (or ``(N, K)`` per-joint
+    scores with ``score_per_joint=True``, averaged as numpy's ``.mean()``); areas ``(N,)``;
+    sigmas ``(K,)`` (default COCO-17); image_offsets ``(M+1,)`` for a ragged batch of M images.
+    Returns keep ``(P,)`` int64 (rows of the input, per image in descending score order) and,
+    with ``return_counts=True``, also kept poses per image ``(M,)``.
+
+    Poses are visited in descending score order; each kept pose drops every later pose whose
+    OKS with it (mmpose ``oks_iou``: area = (a_i + a_j)/2, with ``vis_thr`` the mean over
+    keypoints whose scores both exceed it) is > ``thr``, the OKS rounded to float32 as mmpose
+    stores it. ``tie_break='numpy'`` orders equal scores exactly as numpy's
+    ``scores.argsort()[::-1]`` does (computed on the host with numpy); ``'stable'`` puts the
+    higher row first (``np.argsort(kind='stable')[::-1]``), stays on the device and works
+    under torch.compile. Arithmetic follows numpy's promotions in mmpose with float64 sigmas:
+    float64 poses reproduce mmpose bit for bit, and so do float32 keypoints/areas/scores
+    (mmpose's usual input), whose distances and mean area stay float32 while e, exp and the
+    mean run in float64.
+    """
+    op = "pyhpe.oks_nms"
+    keypoints, scores, areas, sig, image_offsets = _prepare(
+        op, keypoints, scores, areas, sigmas, image_offsets, score_per_joint, validate)
+    if tie_break == "numpy":
+        order = _numpy_order(scores, image_offsets, score_per_joint)
+    elif tie_break == "stable":
+        order = None
+    else:
+        raise ValueError(f"{op}: 'tie_break' must be 'numpy' or 'stable', got {tie_break!r}")
+    keep, counts = torch.ops.pyhpe.oks_nms(keypoints, scores, areas, sig, float(thr), vis_thr,
+                                           image_offsets, order)
+    return (keep, counts) if return_counts else keep
+
+
+def soft_oks_nms(keypoints, scores, areas, thr: float = 0.3, max_dets: int = 20,
+                 method: str = "gaussian", sigmas=None, vis_thr: Optional[float] = None, *,
+                 image_offsets=None, score_per_joint: bool = False,
+                 return_counts: bool = False, validate: bool = True):
+    """Soft OKS-NMS, mmpose ``soft_oks_nms`` semantics.
+
+    Shapes as :func:`oks_nms`. Repeatedly keeps the best remaining pose and rescores the rest
+    by their float32 OKS ``o`` with it: ``'gaussian'`` (mmpose's choice) ``s * exp(-o²/thr)``,
+    ``'linear'`` ``s * (1 - o)`` where ``o >= thr``; then re-sorts, until ``max_dets`` poses
+    per image are kept. Returns keep ``(P,)`` int64 in keep order (``, counts (M,)``).
+    Equal scores are ordered as numpy's ``argsort()[::-1]`` would with a stable sort (higher
+    row first at the start, reversed relative order after each re-sort); numpy's default
+    argsort is not stable, so mmpose itself may order exact ties differently. The float32
+    exp reproduces numpy's x86 SIMD float32 exp bit for bit (it is not correctly rounded, and
+    a last-bit difference reorders rescored ties).
+    """
+    op = "pyhpe.soft_oks_nms"
+    keypoints, scores, areas, sig, image_offsets = _prepare(
+        op, keypoints, scores, areas, sigmas, image_offsets, score_per_joint, validate)
+    keep, counts = torch.ops.pyhpe.soft_oks_nms(keypoints, scores, areas, sig, float(thr),
+                                                int(max_dets), method, vis_thr, image_offsets,
+                                                None)
+    return (keep, counts) if return_counts else keep
+
+
+def pose_nms_alphapose(bboxes, pose_preds, pose_scores, *, image_offsets=None,
+                       delta1: float = 1.0, mu: float = 1.7, delta2: float = 2.65,
+                       gamma: float = 22.48, score_thr: float = 0.3, match_thr: float = 5.0,
+                       alpha: float = 0.1, area_thr: float = 0.0, return_counts: bool = False,
+                       validate: bool = True):
+    """AlphaPose parametric pose NMS (``pPose_nms.pose_nms_body``) with its pose merge.
+
+    bboxes ``(N, 4)`` xyxy (only their size matters: ref_dist = alpha * max(w, h));
+    pose_preds ``(N, K, 2)`` pixels; pose_scores ``(N, K)`` or ``(N, K, 1)``.
+    Returns merged keypoints ``(P, K, 2)``, merged scores ``(P, K)``, the picked rows
+    ``(P,)`` int64 (``, counts (M,)``), per image in pick order.
+
+    Zero scores become 1e-5; poses are picked by mean score (ties: lower row first, as
+    torch.argmax); a pick deletes every remaining pose whose parametric distance
+    sum_k[d_k <= 1] tanh(s_k/delta1) tanh(s'_k/delta1) + mu sum_k exp(-d_k/delta2) exceeds
+    ``gamma`` or that has ``>= match_thr`` keypoints within min(ref_dist, 7); each group is
+    merged score-weighted over keypoints within min(ref_dist, 15) of the pick (p_merge_fast).
+    Picks whose own or merged max score is below ``score_thr``, or whose merged pose spans
+    1.5² · w · h < ``area_thr``, are dropped. Constants default to AlphaPose's; the
+    full-body (133/136 keypoint) variant is not implemented. AlphaPose keeps the score term
+    in float32, and so does this op for float64 input.
+    """
+    op = "pyhpe.pose_nms_alphapose"
+    pose_preds = as_float_tensor(pose_preds, "pose_preds")
+    pose_scores = as_float_tensor(pose_scores, "pose_scores", like=pose_preds)
+    bboxes = as_float_tensor(bboxes, "bboxes", like=pose_preds)
+    if pose_scores.dim() == 3 and pose_scores.shape[-1] == 1:
+        pose_scores = pose_scores.squeeze(-1)
+    if image_offsets is not None:
+        image_offsets = torch.as_tensor(image_offsets, device=pose_preds.device)
+    if validate:
+        for name, t in (("bboxes", bboxes), ("pose_preds", pose_preds),
+                        ("pose_scores", pose_scores)):
+            check_finite(t, name, op)
+    preds, scores, idx, counts = torch.ops.pyhpe.pose_nms_alphapose(
+        bboxes, pose_preds, pose_scores, image_offsets, float(delta1), float(mu), float(delta2),
+        float(gamma), float(score_thr), float(match_thr), float(alpha), float(area_thr))
+    return (preds, scores, idx, counts) if return_counts else (preds, scores, idx)
+
+
+__all__ = ["oks_nms", "soft_oks_nms", "pose_nms_alphapose"]

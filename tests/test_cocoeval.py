@@ -1,0 +1,225 @@
+"""COCOKeypointEval against pycocotools (and xtcocotools) themselves."""
+import contextlib
+import copy
+import io
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from pyhpe.eval import COCOKeypointEval, pycocotools_stats
+from pyhpe.eval.synthetic import synthetic_keypoint_eval_set
+
+pycocotools = pytest.importorskip("pycocotools")
+from pycocotools.coco import COCO  # noqa: E402
+from pycocotools.cocoeval import COCOeval  # noqa: E402
+
+
+def run_pycocotools(gt, dt, sigmas=None):
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = copy.deepcopy(gt)
+        coco.createIndex()
+        res = coco.loadRes(copy.deepcopy(dt))
+        ev = COCOeval(coco, res, "keypoints")
+        if sigmas is not None:
+            ev.params.kpt_oks_sigmas = np.asarray(sigmas)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev
+
+
+def assert_identical(ours: COCOKeypointEval, ref):
+    assert np.array_equal(ours.stats, ref.stats), (ours.stats, ref.stats)
+    for key in ("precision", "recall", "scores"):
+        assert np.array_equal(ours.eval[key], ref.eval[key]), key
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("with_bbox", [True, False])
+def test_identical_to_pycocotools(seed, with_bbox):
+    gt, dt = synthetic_keypoint_eval_set(40, seed, with_bbox=with_bbox)
+    ours = COCOKeypointEval(gt, dt)
+    ours.run()
+    ref = run_pycocotools(gt, dt)
+    assert_identical(ours, ref)
+    for (img_id, cat_id), ious in ref.ious.items():
+        mine = ours.ious(img_id, cat_id)
+        if len(ious) == 0:
+            assert mine.size == 0
+        else:
+            assert np.array_equal(mine, ious)
+
+
+def test_per_image_matching_matches_eval_imgs():
+    gt, dt = synthetic_keypoint_eval_set(25, 99)
+    ours = COCOKeypointEval(gt, dt)
+    ours.run()
+    ref = run_pycocotools(gt, dt)
+    p = ref.params
+    for k, cat in enumerate(p.catIds):
+        for a in range(len(p.areaRng)):
+            for i, img in enumerate(p.imgIds):
+                e = ref.evalImgs[(k * len(p.areaRng) + a) * len(p.imgIds) + i]
+                mine = ours.eval_img(img, cat, a)
+                if e is None:
+                    assert mine is None
+                    continue
+                assert np.array_equal(mine["dtMatches"], e["dtMatches"])
+                assert np.array_equal(mine["dtIgnore"].astype(bool), e["dtIgnore"])
+                assert np.array_equal(mine["gtIgnore"], e["gtIgnore"])
+                assert np.array_equal(mine["dtScores"], e["dtScores"])
+
+
+def test_quirks_gt_id_zero_duplicate_ids_and_ignore_field():
+    gt, dt = synthetic_keypoint_eval_set(30, 7)
+    anns = gt["annotations"]
+    anns[0]["id"] = 0            # pycocotools: a match to GT id 0 counts as unmatched
+    anns[5]["id"] = anns[6]["id"]  # duplicate id: COCO.anns keeps the last
+    anns[8]["ignore"] = 1        # overridden by iscrowd in _prepare
+    ours = COCOKeypointEval(gt, dt)
+    ours.run()
+    assert_identical(ours, run_pycocotools(gt, dt))
+
+
+def test_multiple_categories_and_foreign_category_results():
+    gt, dt = synthetic_keypoint_eval_set(30, 3)
+    gt["categories"].append({"id": 7, "name": "robot"})
+    for i, a in enumerate(gt["annotations"]):
+        if i % 3 == 0:
+            a["category_id"] = 7
+    for i, r in enumerate(dt):
+        if i % 3 == 0:
+            r["category_id"] = 7
+        elif i % 11 == 0:
+            r["category_id"] = 99  # not a GT category: dropped
+    ours = COCOKeypointEval(gt, dt)
+    ours.run()
+    assert_identical(ours, run_pycocotools(gt, dt))
+
+
+def test_custom_keypoint_set():
+    K = 5
+    sigmas = np.array([0.03, 0.05, 0.07, 0.09, 0.11])
+    gt, dt = synthetic_keypoint_eval_set(40, 11, num_keypoints=K)
+    ours = COCOKeypointEval(gt, dt, sigmas=sigmas)
+    ours.run()
+    assert_identical(ours, run_pycocotools(gt, dt, sigmas))
+
+
+def test_inputs_as_path_and_coco_objects(tmp_path):
+    gt, dt = synthetic_keypoint_eval_set(20, 5)
+    gp, dp = tmp_path / "gt.json", tmp_path / "dt.json"
+    gp.write_text(json.dumps(gt))
+    dp.write_text(json.dumps(dt))
+    ref = pycocotools_stats(gt, dt)
+    assert np.array_equal(COCOKeypointEval(str(gp), str(dp)).run(), ref)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(gp))
+        res = coco.loadRes(str(dp))
+    assert np.array_equal(COCOKeypointEval(coco, res).run(), ref)
+
+
+def test_no_results_gives_zero_ap_and_no_gt_gives_minus_one():
+    gt, _ = synthetic_keypoint_eval_set(10, 1)
+    stats = COCOKeypointEval(gt, []).run()
+    assert stats[0] == 0 and stats[5] == 0
+    gt_empty = dict(gt, annotations=[])
+    _, dt = synthetic_keypoint_eval_set(10, 1)
+    stats = COCOKeypointEval(gt_empty, dt).run()
+    assert np.all(stats == -1)
+
+
+def test_bad_inputs():
+    gt, dt = synthetic_keypoint_eval_set(5, 2)
+    with pytest.raises(ValueError, match="3\\*K=15"):
+        COCOKeypointEval(gt, dt, sigmas=[0.1] * 5).run()
+    bad = copy.deepcopy(dt)
+    bad[0]["image_id"] = 123456
+    with pytest.raises(ValueError, match="do not correspond"):
+        COCOKeypointEval(gt, bad).run()
+    bad = copy.deepcopy(dt)
+    del bad[-1]["score"]
+    with pytest.raises(ValueError, match="'score'"):
+        COCOKeypointEval(gt, bad).run()
+    with pytest.raises(ValueError, match="'mode'"):
+        COCOKeypointEval(gt, dt, mode="nope")
+    with pytest.raises(ValueError, match="positive"):
+        COCOKeypointEval(gt, dt, sigmas=[0.1] * 16 + [-1])
+    with pytest.raises(TypeError):
+        COCOKeypointEval(42, dt)
+    with pytest.raises(RuntimeError, match="evaluate"):
+        COCOKeypointEval(gt, dt).accumulate()
+
+
+# ---------------------------------------------------------------- xtcocotools modes
+def _xtcocotools():
+    """xtcocotools' keypoint evaluation (its compiled mask module is not needed)."""
+    xt = pytest.importorskip("xtcocotools")
+    if "xtcocotools.mask" not in sys.modules:
+        try:
+            import xtcocotools.mask  # noqa: F401
+        except Exception:  # binary built against another numpy: keypoints never use it
+            stub = types.ModuleType("xtcocotools.mask")
+            sys.modules["xtcocotools.mask"] = stub
+            xt.mask = stub
+    from xtcocotools.coco import COCO as XCOCO
+    from xtcocotools.cocoeval import COCOeval as XCOCOeval
+    return XCOCO, XCOCOeval
+
+
+def run_xtcocotools(gt, dt, iou_type, sigmas, use_area, tmp_path):
+    XCOCO, XCOCOeval = _xtcocotools()
+    gp = tmp_path / "gt.json"
+    gp.write_text(json.dumps(gt))
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = XCOCO(str(gp))
+        res = coco.loadRes(copy.deepcopy(dt))
+        ev = XCOCOeval(coco, res, iou_type, sigmas, use_area=use_area)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("use_area", [True, False])
+def test_identical_to_xtcocotools(seed, use_area, tmp_path):
+    gt, dt = synthetic_keypoint_eval_set(30, seed)
+    for r in dt[::7]:
+        r["keypoints"][2::3] = [0.0] * 17  # dropped by xtcocotools
+    sigmas = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
+                       .87, .87, .89, .89]) / 10.0
+    ref = run_xtcocotools(gt, dt, "keypoints", sigmas, use_area, tmp_path)
+    ours = COCOKeypointEval(gt, dt, mode="xtcocotools", use_area=use_area)
+    ours.run()
+    assert_identical(ours, ref)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_identical_to_xtcocotools_crowdpose(seed, tmp_path):
+    K = 14
+    sigmas = np.array([.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79,
+                       .79]) / 10.0
+    gt, dt = synthetic_keypoint_eval_set(40, seed, num_keypoints=K, crowd_index=True)
+    ref = run_xtcocotools(gt, dt, "keypoints_crowd", sigmas, False, tmp_path)
+    ours = COCOKeypointEval(gt, dt, sigmas=sigmas, mode="crowdpose", use_area=False)
+    stats = ours.run()
+    assert len(stats) == 9
+    assert np.array_equal(stats, ref.stats), (stats, ref.stats)
+
+
+def test_cli_eval_matches_pycocotools(tmp_path):
+    import subprocess
+    gt, dt = synthetic_keypoint_eval_set(15, 4)
+    gp, dp = tmp_path / "gt.json", tmp_path / "dt.json"
+    gp.write_text(json.dumps(gt))
+    dp.write_text(json.dumps(dt))
+    out = subprocess.run([sys.executable, "-m", "pyhpe", "eval", str(gp), str(dp),
+                          "--compare-pycocotools"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "pycocotools stats identical: True" in out.stdout
+    assert "AP" in out.stdout

@@ -1,0 +1,420 @@
+"""Decode family: argmax / DARK / DARK-UDP / SimCC / soft-argmax / debiased IPR / DSNT /
+back-transforms, against faithful numpy / torch reimplementations of the references and
+against dsntnn and kornia directly."""
+import numpy as np
+import pytest
+import torch
+
+import pyhpe.ops as ops
+from conftest import cpu_and_cuda
+from pyhpe.reference import decode as ref
+
+DTYPES = [torch.float32, torch.float64]
+
+
+def gaussian_maps(rng, B, K, H, W, sigma=2.0, noise=0.02, dtype=np.float32):
+    """Realistic heatmaps: one Gaussian per map at a sub-pixel centre, some near the border,
+    plus noise; a few maps forced non-positive (sentinel) or all-zero."""
+    ys, xs = np.mgrid[0:H, 0:W]
+    cx = rng.uniform(-1, W, size=(B, K))
+    cy = rng.uniform(-1, H, size=(B, K))
+    amp = rng.uniform(0.3, 1.0, size=(B, K))
+    hm = amp[..., None, None] * np.exp(-((xs - cx[..., None, None]) ** 2 +
+                                         (ys - cy[..., None, None]) ** 2) / (2 * sigma ** 2))
+    hm = hm + noise * rng.standard_normal(hm.shape)
+    flat = hm.reshape(B * K, H, W)
+    flat[0] = -np.abs(flat[0])  # max <= 0
+    if B * K > 3:
+        flat[3] = 0.0
+    return flat.reshape(B, K, H, W).astype(dtype)
+
+
+def to_t(a, device, dtype=None):
+    t = torch.from_numpy(np.ascontiguousarray(a)).to(device)
+    return t.to(dtype) if dtype is not None else t
+
+
+# ---- argmax -------------------------------------------------------------------------
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rule", ["hrnet", "mmpose1"])
+@pytest.mark.parametrize("quarter", [True, False])
+def test_argmax_decode_matches_mmpose(device, dtype, rule, quarter, rng):
+    npdt = np.float32 if dtype == torch.float32 else np.float64
+    hm = gaussian_maps(rng, 4, 17, 64, 48, dtype=npdt)
+    # Peaks on rows / columns 0, 1, W-2, W-1 exercise the boundary rules.
+    hm[1, 1, 30, 1] = hm[1, 2, 1, 20] = hm[1, 4, 62, 46] = hm[1, 5, 0, 0] = 5.0
+    coords, scores = ops.argmax_decode(to_t(hm, device), quarter_offset=quarter, offset_rule=rule)
+    exp_coords, exp_scores = ref.argmax_decode(hm.copy(), quarter, rule)
+    assert coords.dtype == dtype and coords.shape == (4, 17, 2) and scores.shape == (4, 17)
+    np.testing.assert_array_equal(coords.cpu().numpy(), exp_coords.astype(npdt))
+    np.testing.assert_array_equal(scores.cpu().numpy(), exp_scores)
+
+
+@cpu_and_cuda()
+def test_argmax_ties_sentinel_and_nan(device):
+    hm = torch.zeros(1, 4, 5, 6, device=device)
+    hm[0, 0, 2, 3] = hm[0, 0, 3, 1] = 1.0  # tie: first in row-major order wins
+    hm[0, 1] = -1.0  # max <= 0: (-1, -1), score stays the max
+    hm[0, 2, 1, 1] = float("nan")  # numpy: NaN is the max -> score NaN, sentinel coords
+    hm[0, 3, 4, 5] = 2.0
+    coords, scores = ops.argmax_decode(hm, quarter_offset=False)
+    assert coords[0, 0].tolist() == [3.0, 2.0] and scores[0, 0] == 1.0
+    assert coords[0, 1].tolist() == [-1.0, -1.0] and scores[0, 1] == -1.0
+    assert coords[0, 2].tolist() == [-1.0, -1.0] and torch.isnan(scores[0, 2])
+    assert coords[0, 3].tolist() == [5.0, 4.0]
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("shape", [(2, 3, 7, 13), (2, 3, 64, 48), (1, 2, 3, 5), (1, 1, 10, 13)])
+def test_argmax_ties_match_numpy(device, shape, rng):
+    # Few distinct values: many ties across the host's 64-element chunks and the tail.
+    hm = rng.integers(-3, 4, size=shape).astype(np.float32)
+    hm[0, 0].flat[-1] = 9.0  # maximum in the tail
+    if shape[1] > 1:
+        hm[0, 1].flat[min(70, hm[0, 1].size - 1)] = np.nan
+    coords, scores = ops.argmax_decode(to_t(hm, device), quarter_offset=False)
+    exp_coords, exp_scores = ref.argmax_decode(hm.copy(), False)
+    np.testing.assert_array_equal(coords.cpu().numpy(), exp_coords)
+    np.testing.assert_array_equal(scores.cpu().numpy(), exp_scores)
+    flat = hm.reshape(shape[0] * shape[1], -1)
+    idx = np.argmax(flat, axis=1)
+    pos = coords.cpu().numpy().reshape(-1, 2)
+    ok = np.amax(flat, axis=1) > 0
+    np.testing.assert_array_equal(pos[ok, 0] + pos[ok, 1] * shape[3], idx[ok])
+
+
+# ---- DARK ---------------------------------------------------------------------------
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("udp", [False, True])
+@pytest.mark.parametrize("kernel", [3, 11, 17])
+def test_dark_decode_matches_mmpose(device, dtype, udp, kernel, rng):
+    npdt = np.float32 if dtype == torch.float32 else np.float64
+    hm = gaussian_maps(rng, 3, 17, 64, 48, dtype=npdt)
+    coords, scores = ops.dark_decode(to_t(hm, device), kernel=kernel, udp=udp)
+    exp_coords, exp_scores = ref.dark_decode(hm.copy(), kernel, udp)
+    # mmpose keeps keypoints in float32 whatever the heatmap dtype (3.8e-6 ulp at 64).
+    tol = 1e-4 if dtype == torch.float32 else 1e-5  # measured: 3.8e-6 and 1.9e-6
+    np.testing.assert_allclose(coords.cpu().numpy(), exp_coords, rtol=0, atol=tol)
+    np.testing.assert_array_equal(scores.cpu().numpy(), exp_scores)
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("udp", [False, True])
+def test_dark_decode_slow_path_noise(device, udp, rng):
+    # Signed noise and isolated spikes: the clamps engage, so the full blurred max is used.
+    hm = rng.uniform(-1, 1, size=(2, 9, 20, 24))
+    hm[0, 0] = 0.0
+    hm[0, 0, 10, 12] = 1.0
+    hm[1, 1] *= 80.0  # upper clip (50) of DARK-UDP
+    coords, _ = ops.dark_decode(to_t(hm, device), kernel=5, udp=udp)
+    exp_coords, _ = ref.dark_decode(hm.copy(), 5, udp)
+    np.testing.assert_allclose(coords.cpu().numpy(), exp_coords, rtol=0, atol=1e-5)
+
+
+def test_dark_decode_recovers_subpixel_centre(rng):
+    H, W, sigma = 64, 48, 2.0
+    ys, xs = np.mgrid[0:H, 0:W]
+    cx, cy = 20.3, 31.7
+    hm = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma ** 2))[None, None]
+    coords, _ = ops.dark_decode(torch.from_numpy(hm), kernel=11)
+    assert abs(coords[0, 0, 0] - cx) < 0.05 and abs(coords[0, 0, 1] - cy) < 0.05
+
+
+# ---- SimCC --------------------------------------------------------------------------
+
+
+def simcc_labels(rng, B, K, Wx, Wy, dtype=np.float32):
+    def axis(n):
+        centre = rng.uniform(0, n, size=(B, K, 1))
+        v = np.exp(-((np.arange(n) - centre) ** 2) / (2 * 12.0 ** 2))
+        return v * rng.uniform(0.2, 1.0, size=(B, K, 1)) + 0.01 * rng.standard_normal((B, K, n))
+    x, y = axis(Wx), axis(Wy)
+    x[0, 0] = -np.abs(x[0, 0])  # sentinel
+    return x.astype(dtype), y.astype(dtype)
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dark", [False, True])
+def test_simcc_decode_matches_mmpose(device, dtype, dark, rng):
+    npdt = np.float32 if dtype == torch.float32 else np.float64
+    x, y = simcc_labels(rng, 3, 17, 384, 512, dtype=npdt)
+    coords, scores = ops.simcc_decode(to_t(x, device), to_t(y, device), split_ratio=2.0, dark=dark)
+    k = ops.decode.simcc_dark_kernel(6.0) if dark else 0
+    assert not dark or k == 37
+    exp_coords, exp_scores = ref.simcc_decode(x.copy(), y.copy(), 2.0, k, k)
+    # float32 locations up to 512 (ulp 3e-5) refined by a Newton step; measured <= 3.1e-5.
+    tol = 2e-4 if dtype == torch.float32 else 5e-5
+    np.testing.assert_allclose(coords.cpu().numpy(), exp_coords, rtol=0, atol=tol)
+    np.testing.assert_array_equal(scores.cpu().numpy(), exp_scores)
+
+
+@cpu_and_cuda()
+def test_simcc_decode_small_kernels_and_clip(device, rng):
+    x = rng.uniform(-1, 60, size=(2, 5, 40))
+    y = rng.uniform(-1, 1, size=(2, 5, 30))
+    coords, _ = ops.simcc_decode(to_t(x, device), to_t(y, device), split_ratio=1.5, dark=(5, 7))
+    exp_coords, _ = ref.simcc_decode(x.copy(), y.copy(), 1.5, 5, 7)
+    np.testing.assert_allclose(coords.cpu().numpy(), exp_coords, rtol=0, atol=1e-5)
+
+
+# ---- soft-argmax family -------------------------------------------------------------
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("normalize", ["softmax", "sum", "none"])
+def test_soft_argmax_matches_reference(device, dtype, normalize):
+    g = torch.Generator().manual_seed(0)
+    h = torch.rand(3, 5, 16, 12, generator=g, dtype=dtype) * 4
+    out = ops.soft_argmax(h.to(device), beta=1.7, normalize=normalize)
+    exp = ref.soft_argmax(h, 1.7, normalize)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out.cpu(), exp, rtol=tol, atol=tol * 16)
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("beta", [1.0, 3.0])
+def test_soft_argmax_equals_kornia(device, beta):
+    kornia = pytest.importorskip("kornia")
+    h = torch.randn(2, 17, 64, 48, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    # kornia 0.9 divides by the temperature (older kornia multiplied): beta = 1 / temperature.
+    exp = kornia.geometry.subpix.spatial_soft_argmax2d(h, temperature=1.0 / beta,
+                                                       normalized_coordinates=False)
+    torch.testing.assert_close(ops.soft_argmax(h.to(device), beta=beta).cpu(), exp)
+
+
+@cpu_and_cuda()
+def test_dsnt_equals_dsntnn(device):
+    dsntnn = pytest.importorskip("dsntnn")
+    h = dsntnn.flat_softmax(torch.randn(2, 17, 64, 48, generator=torch.Generator().manual_seed(2),
+                                        dtype=torch.float64))
+    torch.testing.assert_close(ops.dsnt(h.to(device)).cpu(), dsntnn.dsnt(h))
+    torch.testing.assert_close(ops.dsnt(h.to(device)).cpu(), ref.dsnt(h))
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("beta", [1.0, 2.5])
+def test_debiased_forms(device, beta):
+    h = torch.randn(2, 4, 12, 10, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    H, W = h.shape[-2:]
+    mm = ops.debiased_soft_argmax(h.to(device), beta=beta, form="mmpose").cpu()
+    exp_mm = ref.debiased_soft_argmax_mmpose(h, beta) * torch.tensor([W, H], dtype=h.dtype)
+    torch.testing.assert_close(mm, exp_mm)
+    paper = ops.debiased_soft_argmax(h.to(device), beta=beta, form="paper").cpu()
+    torch.testing.assert_close(paper, ref.debiased_soft_argmax_paper(h, beta))
+
+
+def test_debiased_paper_removes_uniform_background():
+    # A peak on a zero background: the plain expectation is pulled to the centre, the
+    # paper's debiasing recovers the expectation of exp(beta h) - 1, i.e. the peak.
+    h = torch.zeros(1, 1, 21, 31, dtype=torch.float64)
+    h[0, 0, 4, 25] = 3.0
+    plain = ops.soft_argmax(h)[0, 0]
+    deb = ops.debiased_soft_argmax(h, form="paper")[0, 0]
+    assert abs(plain[0] - 25) > 1
+    torch.testing.assert_close(deb, torch.tensor([25.0, 4.0], dtype=torch.float64))
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("op,kwargs", [
+    ("soft_argmax", dict(beta=1.3)), ("soft_argmax", dict(normalize="sum")),
+    ("soft_argmax", dict(normalize="none")), ("debiased_soft_argmax", dict(form="paper", beta=2.0)),
+    ("debiased_soft_argmax", dict(form="mmpose", beta=1.0)),
+    ("debiased_soft_argmax", dict(form="mmpose", beta=1.7)), ("dsnt", {})])
+def test_gradcheck(device, op, kwargs):
+    g = torch.Generator().manual_seed(4)
+    h = (torch.rand(2, 3, 5, 4, generator=g, dtype=torch.float64) + 0.5).to(device)
+    h.requires_grad_(True)
+    fn = getattr(ops, op)
+    assert torch.autograd.gradcheck(lambda t: fn(t, **kwargs), (h,))
+
+
+@cpu_and_cuda()
+def test_gradients_match_autograd_of_reference(device):
+    h = torch.randn(2, 3, 9, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    w = torch.randn(2, 3, 2, dtype=torch.float64)
+    for ours, theirs in [(lambda t: ops.soft_argmax(t, beta=2.0), lambda t: ref.soft_argmax(t, 2.0)),
+                         (lambda t: ops.debiased_soft_argmax(t, beta=2.0),
+                          lambda t: ref.debiased_soft_argmax_paper(t, 2.0))]:
+        a = h.clone().to(device).requires_grad_(True)
+        (ours(a) * w.to(device)).sum().backward()
+        b = h.clone().requires_grad_(True)
+        (theirs(b) * w).sum().backward()
+        torch.testing.assert_close(a.grad.cpu(), b.grad)
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("shape", [(2, 3, 9, 7), (2, 17, 64, 48)])
+def test_float32_gradients_match_reference(device, shape):
+    # float32 takes the host SIMD paths (polynomial exp, 4-lane sums) in both directions.
+    h = torch.randn(*shape, generator=torch.Generator().manual_seed(8)) * 3
+    w = torch.randn(shape[0], shape[1], 2, generator=torch.Generator().manual_seed(9))
+    for ours, theirs in [(lambda t: ops.soft_argmax(t, beta=1.5), lambda t: ref.soft_argmax(t, 1.5)),
+                         (lambda t: ops.debiased_soft_argmax(t, form="mmpose"),
+                          lambda t: ref.debiased_soft_argmax_mmpose(t) * torch.tensor(
+                              [shape[3], shape[2]], dtype=t.dtype))]:
+        a = h.clone().to(device).requires_grad_(True)
+        out = ours(a)
+        (out * w.to(device)).sum().backward()
+        b = h.clone().double().requires_grad_(True)
+        exp = theirs(b)
+        (exp * w.double()).sum().backward()
+        torch.testing.assert_close(out.cpu().double(), exp.detach(), rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(a.grad.cpu().double(), b.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_soft_argmax_module():
+    h = torch.randn(2, 3, 8, 6, dtype=torch.float64)
+    torch.testing.assert_close(ops.decode.SoftArgmax2d(2.0)(h), ops.soft_argmax(h, beta=2.0))
+    torch.testing.assert_close(ops.decode.SoftArgmax2d(2.0, debias="paper")(h),
+                               ops.debiased_soft_argmax(h, beta=2.0))
+    with pytest.raises(ValueError, match="needs normalize='softmax'"):
+        ops.decode.SoftArgmax2d(normalize="sum", debias="paper")
+
+
+# ---- back-transforms ----------------------------------------------------------------
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("use_udp", [False, True])
+def test_transform_preds_matches_mmpose(device, use_udp, rng):
+    coords = rng.uniform(0, 48, size=(5, 17, 2))
+    center = rng.uniform(100, 300, size=(5, 2))
+    scale = rng.uniform(50, 200, size=(5, 2))
+    out = ops.transform_preds(to_t(coords, device), to_t(center, device), to_t(scale, device),
+                              (48, 64), use_udp=use_udp)
+    exp = np.stack([ref.transform_preds(coords[b], center[b], scale[b], [48, 64], use_udp)
+                    for b in range(5)])
+    np.testing.assert_allclose(out.cpu().numpy(), exp, rtol=1e-12, atol=1e-9)
+
+
+@cpu_and_cuda()
+def test_affine_transform_points_matches_mmpose(device, rng):
+    coords = rng.uniform(0, 48, size=(3, 7, 2))
+    mats = rng.normal(size=(3, 2, 3))
+    out = ops.affine_transform_points(to_t(coords, device), to_t(mats, device))
+    exp = np.stack([[ref.affine_transform(p, mats[b]) for p in coords[b]] for b in range(3)])
+    np.testing.assert_allclose(out.cpu().numpy(), exp, rtol=1e-12, atol=1e-12)
+
+
+@cpu_and_cuda()
+def test_transform_gradcheck(device):
+    g = torch.Generator().manual_seed(6)
+    c = torch.rand(2, 3, 2, generator=g, dtype=torch.float64).to(device).requires_grad_(True)
+    ctr = torch.rand(2, 2, generator=g, dtype=torch.float64).to(device).requires_grad_(True)
+    sc = (torch.rand(2, 2, generator=g, dtype=torch.float64) + 1).to(device).requires_grad_(True)
+    m = torch.rand(2, 2, 3, generator=g, dtype=torch.float64).to(device).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b, s: ops.transform_preds(a, b, s, (6, 5)), (c, ctr, sc))
+    assert torch.autograd.gradcheck(ops.affine_transform_points, (c, m))
+
+
+# ---- errors, empty inputs, opcheck, compile -----------------------------------------
+
+
+def test_bad_inputs_raise_clear_errors():
+    h = torch.rand(2, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"'heatmaps' must have shape \(B, K, H, W\)"):
+        ops.argmax_decode(h[0])
+    with pytest.raises(TypeError, match="'heatmaps' must be float32 or float64"):
+        ops.dark_decode(h.to(torch.int32))
+    with pytest.raises(ValueError, match="'kernel' must be an odd integer"):
+        ops.dark_decode(h, kernel=4)
+    with pytest.raises(ValueError, match="'offset_rule' must be 'hrnet' or 'mmpose1'"):
+        ops.argmax_decode(h, offset_rule="x")
+    with pytest.raises(ValueError, match="'normalize' must be"):
+        ops.soft_argmax(h, normalize="l1")
+    with pytest.raises(ValueError, match="'form' must be 'paper' or 'mmpose'"):
+        ops.debiased_soft_argmax(h, form="x")
+    with pytest.raises(ValueError, match="'y_labels' must have shape"):
+        ops.simcc_decode(torch.rand(2, 3, 10), torch.rand(2, 4, 10))
+    with pytest.raises(TypeError, match="'y_labels' must have the dtype"):
+        ops.simcc_decode(torch.rand(2, 3, 10), torch.rand(2, 3, 10, dtype=torch.float64))
+    with pytest.raises(ValueError, match="'split_ratio' must be positive"):
+        ops.simcc_decode(torch.rand(2, 3, 10), torch.rand(2, 3, 10), split_ratio=0)
+    with pytest.raises(ValueError, match=r"'matrix' must have shape \(B, 2, 3\)"):
+        ops.affine_transform_points(torch.rand(2, 3, 2), torch.rand(2, 3, 3))
+    with pytest.raises(ValueError, match=r"'center' must have shape \(B, 2\)"):
+        ops.transform_preds(torch.rand(2, 3, 2), torch.rand(3, 2), torch.rand(2, 2), (4, 4))
+    with pytest.raises(ValueError, match="'grad' must have shape"):
+        torch.ops.pyhpe.soft_argmax_backward(torch.rand(2, 3, 3), h,
+                                             torch.zeros(2, 3, 8, dtype=torch.float64), 1.0,
+                                             "softmax")
+    with pytest.raises(TypeError, match="'stats' must be the float64 statistics"):
+        torch.ops.pyhpe.soft_argmax_backward(torch.rand(2, 3, 2), h, torch.zeros(2, 3, 8), 1.0,
+                                             "softmax")
+    with pytest.raises(ValueError, match="H, W > 0"):
+        ops.soft_argmax(torch.rand(2, 3, 0, 4))
+
+
+@cpu_and_cuda()
+def test_empty_inputs(device):
+    h = torch.rand(0, 17, 8, 6, device=device)
+    for fn in (ops.argmax_decode, ops.dark_decode):
+        c, s = fn(h)
+        assert c.shape == (0, 17, 2) and s.shape == (0, 17)
+    assert ops.soft_argmax(h).shape == (0, 17, 2)
+    assert ops.dsnt(torch.rand(2, 0, 8, 6, device=device)).shape == (2, 0, 2)
+    c, s = ops.simcc_decode(torch.rand(0, 3, 5, device=device), torch.rand(0, 3, 7, device=device))
+    assert c.shape == (0, 3, 2) and s.shape == (0, 3)
+    e = torch.rand(0, 2, device=device)
+    assert ops.transform_preds(torch.rand(0, 3, 2, device=device), e, e, (4, 4)).shape == (0, 3, 2)
+
+
+def _opcheck(op, args, kwargs=None):
+    torch.library.opcheck(op, args, kwargs or {},
+                          test_utils=("test_schema", "test_autograd_registration",
+                                      "test_faketensor", "test_aot_dispatch_static"))
+
+
+@cpu_and_cuda()
+def test_opcheck(device):
+    g = torch.Generator().manual_seed(7)
+    h = torch.rand(2, 3, 9, 8, generator=g, dtype=torch.float64).to(device)
+    hg = h.clone().requires_grad_(True)
+    P = torch.ops.pyhpe
+    _opcheck(P.argmax_decode.default, (h, True, "hrnet"))
+    _opcheck(P.dark_decode.default, (h, 5, False))
+    _opcheck(P.dark_decode.default, (h, 5, True))
+    _opcheck(P.simcc_decode.default, (h[:, :, 0], h[:, :, 1], 2.0, 3, 5))
+    _opcheck(P.soft_argmax.default, (hg, 1.5, "softmax"))
+    _opcheck(P.debiased_soft_argmax.default, (hg, 1.5, "mmpose"))
+    _opcheck(P.dsnt.default, (hg,))
+    gr = torch.rand(2, 3, 2, generator=g, dtype=torch.float64).to(device)
+    st = P.soft_argmax(h, 1.5, "sum")[1]
+    _opcheck(P.soft_argmax_backward.default, (gr, h, st, 1.5, "sum"))
+    st = P.debiased_soft_argmax(h, 1.5, "paper")[1]
+    _opcheck(P.debiased_soft_argmax_backward.default, (gr, h, st, 1.5, "paper"))
+    _opcheck(P.dsnt_backward.default, (gr, h, P.dsnt(h)[1]))
+    c = gr.clone().requires_grad_(True)
+    ctr = torch.rand(2, 2, dtype=torch.float64, device=device)
+    _opcheck(P.transform_preds.default, (c, ctr, ctr + 1, 8, 9, True))
+    _opcheck(P.affine_transform_points.default, (c, torch.rand(2, 2, 3, dtype=torch.float64,
+                                                               device=device)))
+
+
+def test_torch_compile_smoke():
+    def pipeline(h):
+        coords, scores = ops.dark_decode(h, kernel=5)
+        soft = ops.soft_argmax(h, beta=2.0)
+        return coords, scores, soft
+
+    h = torch.rand(2, 3, 12, 10)
+    compiled = torch.compile(pipeline, fullgraph=True, backend="aot_eager")
+    for a, b in zip(compiled(h), pipeline(h)):
+        torch.testing.assert_close(a, b)
+
+    def train_step(h):
+        return ops.debiased_soft_argmax(h, beta=2.0).square().sum()
+
+    hg = h.clone().requires_grad_(True)
+    torch.compile(train_step, fullgraph=True, backend="aot_eager")(hg).backward()
+    hr = h.clone().requires_grad_(True)
+    train_step(hr).backward()
+    torch.testing.assert_close(hg.grad, hr.grad)

@@ -1,0 +1,192 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import cpu_and_cuda
+from pyhpe.ops import oks_matrix, oks_matrix_ragged
+from pyhpe.ops.oks import COCO_SIGMAS
+from pyhpe.reference.oks import coco_oks_matrix, mmpose_oks_iou, mmpose_oks_matrix
+
+
+def make_case(rng, D, G, K=17, vis_p=0.7):
+    gt = np.zeros((G, K, 3))
+    centers = rng.uniform(50, 400, size=(G, 1, 2))
+    gt[..., :2] = centers + rng.normal(0, 40, size=(G, K, 2))
+    gt[..., 2] = rng.choice([0, 1, 2], size=(G, K), p=[1 - vis_p, 0.1, vis_p - 0.1])
+    gt[0, :, 2] = 0  # one GT with no visible keypoint -> box fallback
+    src = rng.integers(0, G, size=D)
+    dt = np.zeros((D, K, 3))
+    dt[..., :2] = gt[src, :, :2] + rng.normal(0, rng.uniform(1, 30, size=(D, 1, 1)), size=(D, K, 2))
+    dt[..., 2] = rng.uniform(0, 1, size=(D, K))
+    areas = rng.uniform(100, 40000, size=G)
+    boxes = np.concatenate([centers[:, 0] - 50, rng.uniform(20, 200, size=(G, 2))], 1)
+    return dt, gt, areas, boxes
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("K", [17, 5, 133, 300])
+def test_coco_mode_matches_pycocotools_loop_bitwise(device, K):
+    rng = np.random.default_rng(K)
+    dt, gt, areas, boxes = make_case(rng, 9, 7, K=K)
+    sigmas = rng.uniform(0.02, 0.12, size=K) if K != 17 else COCO_SIGMAS.numpy()
+    ref = coco_oks_matrix(dt, gt, areas, sigmas, boxes)
+    t = lambda a: torch.tensor(a, dtype=torch.float64, device=device)
+    out = oks_matrix(t(dt), t(gt), t(areas), t(sigmas), t(boxes)).cpu().numpy()
+    if device == "cpu":
+        assert np.array_equal(out, ref)  # same bits as numpy's pairwise sum
+    else:
+        np.testing.assert_allclose(out, ref, rtol=0, atol=1e-12)
+
+
+@cpu_and_cuda()
+def test_float32_close_and_xy_only_detections(device):
+    rng = np.random.default_rng(1)
+    dt, gt, areas, boxes = make_case(rng, 6, 4)
+    ref = coco_oks_matrix(dt, gt, areas, COCO_SIGMAS.numpy(), boxes)
+    t = lambda a: torch.tensor(a, dtype=torch.float32, device=device)
+    out = oks_matrix(t(dt[..., :2]), t(gt), t(areas), None, t(boxes))
+    assert out.dtype == torch.float32
+    np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_gt_without_visible_keypoints_and_no_box_gives_zero():
+    rng = np.random.default_rng(2)
+    dt, gt, areas, _ = make_case(rng, 3, 2)
+    out = oks_matrix(torch.tensor(dt), torch.tensor(gt), torch.tensor(areas))
+    assert torch.all(out[:, 0] == 0)
+    ref = coco_oks_matrix(dt, gt, areas, COCO_SIGMAS.numpy())
+    assert np.array_equal(out.numpy(), ref)
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("vis_thr", [None, 0.3])
+def test_mmpose_mode_matches_oks_iou(device, vis_thr):
+    rng = np.random.default_rng(3)
+    dt, gt, _, _ = make_case(rng, 8, 5)
+    gt[..., 2] = rng.uniform(0, 1, size=gt.shape[:2])
+    gt_areas = rng.uniform(100, 5000, size=5)
+    dt_areas = rng.uniform(100, 5000, size=8)
+    t = lambda a: torch.tensor(a, dtype=torch.float64, device=device)
+    out = oks_matrix(t(dt), t(gt), t(gt_areas), None, dt_areas=t(dt_areas), vis_thr=vis_thr,
+                     mode="mmpose").cpu().numpy()
+    ref = mmpose_oks_matrix(dt, gt, gt_areas, dt_areas, COCO_SIGMAS.numpy(), vis_thr)
+    if device == "cpu":
+        assert np.array_equal(out, ref)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-12)
+    # and mmpose's own per-GT function (float32 output)
+    for j in range(5):
+        col = mmpose_oks_iou(gt[j].reshape(-1), dt.reshape(8, -1), gt_areas[j], dt_areas,
+                             COCO_SIGMAS.numpy(), vis_thr)
+        np.testing.assert_array_equal(out[:, j].astype(np.float32), col)
+
+
+@cpu_and_cuda()
+def test_batched_padded_with_counts(device):
+    rng = np.random.default_rng(4)
+    N, D, G, K = 3, 6, 4, 17
+    cases = [make_case(rng, D, G) for _ in range(N)]
+    t = lambda a: torch.tensor(np.stack(a), dtype=torch.float64, device=device)
+    dt, gt, areas, boxes = (t([c[i] for c in cases]) for i in range(4))
+    dc = torch.tensor([6, 0, 3], device=device)
+    gc = torch.tensor([4, 2, 1], device=device)
+    out = oks_matrix(dt, gt, areas, None, boxes, dt_counts=dc, gt_counts=gc)
+    assert out.shape == (N, D, G)
+    for n in range(N):
+        d, g = int(dc[n]), int(gc[n])
+        ref = coco_oks_matrix(cases[n][0][:d], cases[n][1][:g], cases[n][2][:g],
+                              COCO_SIGMAS.numpy(), cases[n][3][:g])
+        assert np.array_equal(out[n, :d, :g].cpu().numpy(), ref)
+        assert torch.all(out[n, d:] == 0) and torch.all(out[n, :, g:] == 0)
+
+
+@cpu_and_cuda()
+def test_ragged_matches_per_image(device):
+    rng = np.random.default_rng(5)
+    sizes = [(3, 2), (0, 4), (5, 0), (1, 1), (4, 3)]
+    cases = [make_case(rng, d, max(g, 1))[:4] for d, g in sizes]
+    cases = [(c[0], c[1][:g], c[2][:g], c[3][:g]) for c, (d, g) in zip(cases, sizes)]
+    t = lambda a: torch.tensor(np.concatenate(a), dtype=torch.float64, device=device)
+    dt = t([c[0] for c in cases]).reshape(-1, 17, 3)
+    gt = t([c[1] for c in cases]).reshape(-1, 17, 3)
+    areas, boxes = t([c[2] for c in cases]), t([c[3] for c in cases]).reshape(-1, 4)
+    dto = np.concatenate([[0], np.cumsum([d for d, _ in sizes])])
+    gto = np.concatenate([[0], np.cumsum([g for _, g in sizes])])
+    mats = oks_matrix_ragged(dt, gt, areas, dto, gto, None, boxes)
+    assert len(mats) == len(sizes)
+    for m, c, (d, g) in zip(mats, cases, sizes):
+        assert m.shape == (d, g)
+        ref = coco_oks_matrix(c[0], c[1], c[2], COCO_SIGMAS.numpy(), c[3]).reshape(d, g)
+        assert np.array_equal(m.cpu().numpy(), ref)
+
+
+def test_empty_inputs():
+    z = torch.zeros
+    assert oks_matrix(z(0, 17, 3), z(3, 17, 3), z(3)).shape == (0, 3)
+    assert oks_matrix(z(2, 17, 3), z(0, 17, 3), z(0)).shape == (2, 0)
+    assert oks_matrix(z(0, 0, 17, 3), z(0, 0, 17, 3), z(0, 0)).shape == (0, 0, 0)
+    flat = oks_matrix_ragged(z(0, 17, 3), z(0, 17, 3), z(0), [0], [0], split=False)
+    assert flat.shape == (0,)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(sigmas=torch.ones(5, dtype=torch.float64) * 0.1), ValueError, "one entry per keypoint"),
+    (dict(sigmas=-torch.ones(17, dtype=torch.float64)), ValueError, "positive"),
+    (dict(mode="bogus"), ValueError, "'mode' must be"),
+    (dict(vis_thr=0.2), ValueError, "mmpose"),
+    (dict(mode="mmpose"), ValueError, "dt_areas"),
+])
+def test_bad_arguments(kwargs, exc, match):
+    dt = torch.rand(2, 17, 3, dtype=torch.float64)
+    gt = torch.rand(3, 17, 3, dtype=torch.float64)
+    with pytest.raises(exc, match=match):
+        oks_matrix(dt, gt, torch.ones(3, dtype=torch.float64), **kwargs)
+
+
+def test_bad_shapes_dtypes_and_nan():
+    dt = torch.rand(2, 17, 3, dtype=torch.float64)
+    gt = torch.rand(3, 17, 3, dtype=torch.float64)
+    a = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"'gt' must have shape"):
+        oks_matrix(dt, gt[:, :16], a, torch.ones(17, dtype=torch.float64) * 0.1)
+    with pytest.raises(ValueError, match="last dim must be 2"):
+        oks_matrix(torch.rand(2, 17, 4, dtype=torch.float64), gt, a)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        oks_matrix(dt.to(torch.int64), gt.to(torch.int64), a.to(torch.int64))
+    with pytest.raises(TypeError, match="dtype of 'dt'"):
+        torch.ops.pyhpe.oks_matrix(dt[None], gt[None].float(), a[None], COCO_SIGMAS)
+    with pytest.raises(ValueError, match="'gt_areas' must have shape"):
+        oks_matrix(dt, gt, torch.ones(4, dtype=torch.float64))
+    bad = dt.clone()
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="'dt' contains NaN"):
+        oks_matrix(bad, gt, a)
+    with pytest.raises(ValueError, match="'total' must equal"):
+        torch.ops.pyhpe.oks_matrix_ragged(dt, gt, a, COCO_SIGMAS, torch.tensor([0, 2]),
+                                          torch.tensor([0, 3]), 5)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        oks_matrix_ragged(dt, gt, a, [0, 2, 1, 2], [0, 1, 2, 3])
+
+
+def test_opcheck():
+    rng = np.random.default_rng(6)
+    dt, gt, areas, boxes = make_case(rng, 4, 3)
+    t = lambda a: torch.tensor(a, dtype=torch.float64)
+    args = (t(dt)[None], t(gt)[None], t(areas)[None], COCO_SIGMAS, t(boxes)[None])
+    torch.library.opcheck(torch.ops.pyhpe.oks_matrix.default, args)
+    torch.library.opcheck(torch.ops.pyhpe.oks_matrix_ragged.default,
+                          (t(dt), t(gt), t(areas), COCO_SIGMAS, torch.tensor([0, 4]),
+                           torch.tensor([0, 3]), 12, t(boxes)))
+
+
+def test_torch_compile_smoke():
+    rng = np.random.default_rng(7)
+    dt, gt, areas, boxes = make_case(rng, 4, 3)
+    t = lambda a: torch.tensor(a, dtype=torch.float64)
+
+    @torch.compile(fullgraph=True, backend="aot_eager")
+    def f(d, g, a, b):
+        return torch.ops.pyhpe.oks_matrix(d, g, a, COCO_SIGMAS, b).sum(-1)
+
+    out = f(t(dt)[None], t(gt)[None], t(areas)[None], t(boxes)[None])
+    ref = coco_oks_matrix(dt, gt, areas, COCO_SIGMAS.numpy(), boxes).sum(-1)
+    np.testing.assert_allclose(out[0].numpy(), ref, rtol=1e-12)

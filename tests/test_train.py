@@ -169,3 +169,13 @@ def test_ddp_two_processes_gloo(tmp_path):
     ck = torch.load(tmp_path / "run" / "last.pth", weights_only=False)
     assert ck["step"] == 2   # 8 crops / 2 ranks / batch 2 = 2 steps per rank
     assert os.path.exists(tmp_path / "run" / "best.pth")
+
+
+@pytest.mark.parametrize("name,hm_size", [("hourglass", (12, 16)), ("cpm", (6, 8)), ("deeppose", (12, 16))])
+def test_other_model_kinds_train_and_evaluate(tmp_path, name, hm_size):
+    train, val, gt = _datasets(4, 2)
+    cfg = TrainConfig(epochs=1, batch_size=2, out_dir=str(tmp_path), progress=False, eval_every=1)
+    t = Trainer(build_model(name, "tiny"), train, MSRAHeatmap((48, 64), hm_size, sigma=1.0), cfg,
+                val, gt, log=lambda *a: None)
+    t.fit()
+    assert t.step == 2 and t.history[-1]["ap"] != ""

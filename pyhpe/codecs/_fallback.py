@@ -51,7 +51,7 @@ def argmax_decode_torch(heatmaps: torch.Tensor, quarter_offset: bool = True):
     """``(B, K, H, W) -> (B, K, 2), (B, K)``: argmax (x, y) and its value; -1 where max <= 0.
 
     With ``quarter_offset`` each coordinate moves 0.25 px towards the higher neighbour
-    (mmpose ``refine_keypoints``: only when the neighbour exists on both sides).
+    (HRNet ``get_final_preds``: only when ``1 < x < W - 1 and 1 < y < H - 1``).
     """
     B, K, H, W = heatmaps.shape
     flat = heatmaps.reshape(B, K, H * W)
@@ -68,9 +68,9 @@ def argmax_decode_torch(heatmaps: torch.Tensor, quarter_offset: bool = True):
             return hm.reshape(B, K, -1).gather(-1, (yy * W + xx).unsqueeze(-1)).squeeze(-1)
         dx = at(yi, xi + 1) - at(yi, xi - 1)
         dy = at(yi + 1, xi) - at(yi - 1, xi)
-        okx = (xi > 0) & (xi < W - 1)
-        oky = (yi > 0) & (yi < H - 1)
-        coords = coords + 0.25 * torch.stack([torch.sign(dx) * okx, torch.sign(dy) * oky], dim=-1)
+        # HRNet get_final_preds / mmpose 0.x: both axes only when 1 < x < W-1 and 1 < y < H-1
+        ok = (xi > 1) & (xi < W - 1) & (yi > 1) & (yi < H - 1) & (scores > 0)
+        coords = coords + 0.25 * torch.stack([torch.sign(dx), torch.sign(dy)], dim=-1) * ok.unsqueeze(-1)
     coords = torch.where((scores > 0).unsqueeze(-1), coords, torch.full_like(coords, -1.0))
     return coords, scores
 

@@ -101,7 +101,16 @@ def predict_topdown(model: torch.nn.Module, dataset, codec, flip_test: bool = Tr
         with ctx:
             out = model(x)
             out_f = model(x.flip(-1)) if flip_test else None
-        if is_simcc:
+        kind = getattr(model, "output_kind", "heatmap")
+        if kind == "regression":
+            size = torch.as_tensor(dataset.input_size, dtype=torch.float32, device=out.device)
+            coords = out.float() * size
+            if flip_test:
+                cf = out_f.float()[:, flip_index] * size
+                cf[..., 0] = dataset.input_size[0] - 1 - cf[..., 0]
+                coords = (coords + cf) / 2
+            scores = torch.ones(coords.shape[:2])
+        elif is_simcc:
             sx, sy = out[0].float(), out[1].float()
             if flip_test:
                 # x' = W - 1 - x puts the mirrored peak split_ratio - 1 bins too far right
@@ -110,10 +119,11 @@ def predict_topdown(model: torch.nn.Module, dataset, codec, flip_test: bool = Tr
                 sx, sy = (sx + fx) / 2, (sy + fy) / 2
             coords, scores = codec.decode(sx, sy)
         else:
-            hm = out.float()
+            K = dataset.kset.num_keypoints
+            hm = out.float()[:, :K]
             if flip_test:
                 s = codec.scale_factor[0]
-                hm = (hm + flip_back_fractional(out_f.float(), flip_index, 1.0 - 1.0 / s)) / 2
+                hm = (hm + flip_back_fractional(out_f.float()[:, :K], flip_index, 1.0 - 1.0 / s)) / 2
             coords, scores = codec.decode(hm)
         coords = to_image_space(coords.cpu(), batch["center"], batch["scale"], dataset.input_size)
         scores = scores.cpu()

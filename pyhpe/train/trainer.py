@@ -208,13 +208,29 @@ class Trainer:
         vis = batch["visibility"].to(self.device)
         kind = getattr(unwrap(self.model), "output_kind", "heatmap")
         jw = torch.as_tensor(self.train_dataset.kset.joint_weights, device=self.device)
+        core = unwrap(self.model)
+        K = kp.shape[1]
         with self._autocast():
-            out = self.model(x)
+            if kind == "heatmap" and hasattr(core, "forward_stacks") and not self.ddp:
+                outs = core.forward_stacks(x)      # hourglass: intermediate supervision
+            elif kind == "heatmap" and hasattr(core, "forward_stages") and not self.ddp:
+                outs = core.forward_stages(x)      # CPM: every stage is supervised
+            else:
+                outs = None
+                out = self.model(x)
+        if kind == "regression":
+            size = torch.as_tensor(self.train_dataset.input_size, device=self.device, dtype=torch.float32)
+            w = (vis > 0).float() * jw
+            return ((out.float() - kp / size).abs().sum(-1) * w).mean()
         if kind == "simcc":
             tx, ty, w = self.codec.encode(kp, vis)
             return simcc_kl_loss(out[0], out[1], tx.to(self.device), ty.to(self.device), w.to(self.device) * jw)
         hm, w = self.codec.encode(kp[:, None], vis[:, None])
-        return keypoint_mse_loss(out, hm.to(self.device), w[:, 0].to(self.device) * jw) * 1000.0
+        hm, w = hm.to(self.device), w[:, 0].to(self.device) * jw
+        if outs is None:
+            outs = [out]
+        # [:, :K] drops CPM's background belief map
+        return sum(keypoint_mse_loss(o[:, :K], hm, w) for o in outs) * 1000.0
 
     def train_step(self, batch) -> float:
         self.model.train()

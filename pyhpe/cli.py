@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="demo_out")
     s.add_argument("--images", type=int, default=2000, help="synthetic training images")
     s.add_argument("--val-images", type=int, default=300, help="held-out synthetic images")
-    s.add_argument("--budget", type=float, default=170.0, help="training time budget (s)")
+    s.add_argument("--budget", type=float, default=200.0, help="training time budget (s)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quick", action="store_true", help="a few steps only (smoke test)")
     s.add_argument("--no-bench", action="store_true", help="skip the kernel speed table")

@@ -48,7 +48,8 @@ class MSRAHeatmap:
         vis = torch.ones(kp.shape[:-1]) if visibility is None else _as_tensor(visibility)
         if unbatched and visibility is not None:
             vis = vis.unsqueeze(0)
-        vis = vis.to(kp.device)
+        # COCO's v in {0, 1, 2} -> 0/1 weights, as mmpose's dataset parsing does
+        vis = vis.to(kp.device).clamp(0, 1)
         kp_hm = kp / torch.as_tensor(self.scale_factor, device=kp.device)
         op = get_op("msra_heatmaps")
         if op is not None:

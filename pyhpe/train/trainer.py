@@ -134,6 +134,7 @@ class Trainer:
             self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         else:
             self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        self._configured_total = self.total_steps
         self._set_schedule_length(self.total_steps)
         # a plain lambda: LambdaLR does not pickle it, the schedule is rebuilt from the config
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: self._lr_fn(s))
@@ -273,7 +274,7 @@ class Trainer:
     def fit(self) -> Dict:
         from tqdm import tqdm
         cfg = self.cfg
-        t_start = time.time()
+        t_start, t_start_step = time.time(), self.step
         stop = False
         while self.epoch < cfg.epochs and not stop:
             self.train_dataset.set_epoch(self.epoch)
@@ -302,12 +303,16 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
                 if cfg.save_every_steps and self.step % cfg.save_every_steps == 0:
                     self.save_checkpoint()
-                if cfg.time_budget_s and cfg.calibrate_steps and self.step == cfg.calibrate_steps:
-                    per_step = (time.time() - t_start) / self.step
+                if cfg.time_budget_s and cfg.calibrate_steps and self.step >= cfg.calibrate_steps \
+                        and self.step % cfg.calibrate_steps == 0 and not self.ddp:
+                    # fit the schedule to the budget at the speed measured so far (again every
+                    # calibrate_steps steps: shared machines change speed), so it ends annealed
+                    steps_now = self.step - t_start_step
+                    per_step = (time.time() - t_start) / max(steps_now, 1)
                     fit = self.step + int((cfg.time_budget_s - (time.time() - t_start)) / per_step)
-                    self._set_schedule_length(max(min(fit, self.total_steps), self.step + 1))
+                    self._set_schedule_length(max(min(fit, self._configured_total), self.step + 1))
                     cfg.max_steps = self.total_steps
-                    if self.is_main:
+                    if self.is_main and self.step == cfg.calibrate_steps:
                         self.log(f"calibrated: {per_step * 1000:.0f} ms/step -> {self.total_steps} steps")
                 over_time = bool(cfg.time_budget_s and time.time() - t_start > cfg.time_budget_s)
                 if self.ddp and cfg.time_budget_s:  # every rank must stop at the same step

@@ -45,7 +45,7 @@ def _cmd_demo(args) -> int:
     from pyhpe.demo import run_demo
     return run_demo(out_dir=args.out, num_images=args.images, seed=args.seed,
                     budget_s=args.budget, num_val=args.val_images, quick=args.quick,
-                    bench=not args.no_bench)
+                    bench=not args.no_bench, threads=args.threads or None)
 
 
 def _cmd_train(args) -> int:
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quick", action="store_true", help="a few steps only (smoke test)")
     s.add_argument("--no-bench", action="store_true", help="skip the kernel speed table")
+    s.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1, robust on shared CPUs; 0: torch default)")
     s.set_defaults(func=_cmd_demo)
 
     s = sub.add_parser("train", help="train a model from a json config (torchrun for DDP)")

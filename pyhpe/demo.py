@@ -118,8 +118,26 @@ def speed_table(print_fn=print, num_images: int = 200, seed: int = 0) -> List[Di
 def run_demo(out_dir: str = "demo_out", num_images: int = 2000, seed: int = 0,
              budget_s: float = 200.0, num_val: int = 300, target_ap: float = 0.7,
              image_size: int = 128, batch_size: int = 32, quick: bool = False,
-             bench: bool = True, log=print) -> int:
-    """Run the demo; returns 0 when AP >= ``target_ap`` (or in ``quick`` mode), else 1."""
+             bench: bool = True, threads: Optional[int] = 1, log=print) -> int:
+    """Run the demo; returns 0 when AP >= ``target_ap`` (or in ``quick`` mode), else 1.
+
+    ``threads`` (default 1) sets torch's intra-op threads for the run: this model's small
+    convolutions gain little from a second thread, and on a shared machine a descheduled
+    OpenMP thread stalls every step (measured: 0.3 s/step with 1 thread vs up to 2.6 s/step
+    with 2 under load), so one thread is the robust choice. None keeps torch's default.
+    """
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        return _run_demo(out_dir, num_images, seed, budget_s, num_val, target_ap, image_size,
+                         batch_size, quick, bench, log)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run_demo(out_dir, num_images, seed, budget_s, num_val, target_ap, image_size, batch_size,
+              quick, bench, log) -> int:
     from pyhpe.codecs import MSRAHeatmap
     from pyhpe.data import (SyntheticPoseDataset, TopDownAugment, TopDownDataset, records_from_coco)
     from pyhpe.models import SimpleBaseline

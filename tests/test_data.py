@@ -13,6 +13,16 @@ from pyhpe.data import (COCO17, MPII16, BottomUpDataset, CocoImageLoader, Keypoi
                         to_image_space)
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models run fastest on one thread; on a shared CPU a second OpenMP thread can make
+    each small op wait for a descheduled peer (seconds per step). Restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_coco17_metadata():
     assert COCO17.num_keypoints == 17 and len(COCO17.skeleton) == 19
     fi = COCO17.flip_index()

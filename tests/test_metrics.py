@@ -6,7 +6,6 @@ from pyhpe.eval.metrics import (mpjpe, n_mpjpe, normalized_distances, p_mpjpe, p
                                 pckh_accuracy, pcp_accuracy, similarity_transform)
 
 
-
 def test_pck_hand_computed():
     gt = np.zeros((2, 3, 2))
     pred = np.array([[[0.0, 0.0], [3.0, 4.0], [10.0, 0.0]],     # distances 0, 5, 10

@@ -30,6 +30,7 @@ def pycocotools_keypoint_stats(gt, results: List[Dict], sigmas=None) -> np.ndarr
     """The same 10 stats computed by pycocotools' COCOeval (silenced)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
+    import copy
     if not results:
         return np.zeros(10)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -41,9 +42,9 @@ def pycocotools_keypoint_stats(gt, results: List[Dict], sigmas=None) -> np.ndarr
                 import json
                 with open(gt) as f:
                     gt = json.load(f)
-            coco.dataset = gt
+            coco.dataset = copy.deepcopy(gt)  # COCOeval writes 'ignore' into GT annotations
             coco.createIndex()
-        dt = coco.loadRes([dict(r) for r in results])
+        dt = coco.loadRes(copy.deepcopy(list(results)))  # loadRes adds area/bbox/id
         ev = COCOeval(coco, dt, "keypoints")
         if sigmas is not None:
             ev.params.kpt_oks_sigmas = np.asarray(sigmas, np.float64)

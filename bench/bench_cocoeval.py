@@ -1,14 +1,12 @@
 """End-to-end COCO keypoint evaluation on a 5000-image synthetic set: pyhpe vs pycocotools
 vs faster-coco-eval, each from the same in-memory GT dict and results list to the 10 stats.
 All three must give identical stats (checked before timing)."""
-import contextlib
 import copy
-import io
 
 import numpy as np
 import pytest
 
-from pyhpe.eval import COCOKeypointEval
+from pyhpe.eval import COCOKeypointEval, faster_coco_eval_stats, pycocotools_stats
 from pyhpe.eval.synthetic import synthetic_keypoint_eval_set
 
 NUM_IMAGES = 5000
@@ -24,29 +22,11 @@ def run_pyhpe(gt, dt):
 
 
 def run_pycocotools(gt, dt):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO()
-        coco.dataset = gt
-        coco.createIndex()
-        ev = COCOeval(coco, coco.loadRes(dt), "keypoints")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev.stats
+    return pycocotools_stats(gt, dt, copy_inputs=False)
 
 
 def run_faster_coco_eval(gt, dt):
-    from faster_coco_eval import COCO, COCOeval_faster
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(gt)
-        ev = COCOeval_faster(coco, coco.loadRes(dt), "keypoints",
-                             print_function=lambda *a, **k: None)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev.stats[:10]
+    return faster_coco_eval_stats(gt, dt, copy_inputs=False)
 
 
 def fresh(dataset):

@@ -9,27 +9,15 @@ import types
 import numpy as np
 import pytest
 
-from pyhpe.eval import COCOKeypointEval, pycocotools_stats
+from pyhpe.eval import COCOKeypointEval, pycocotools_eval, pycocotools_stats
 from pyhpe.eval.synthetic import synthetic_keypoint_eval_set
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools.coco import COCO  # noqa: E402
-from pycocotools.cocoeval import COCOeval  # noqa: E402
 
 
 def run_pycocotools(gt, dt, sigmas=None):
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO()
-        coco.dataset = copy.deepcopy(gt)
-        coco.createIndex()
-        res = coco.loadRes(copy.deepcopy(dt))
-        ev = COCOeval(coco, res, "keypoints")
-        if sigmas is not None:
-            ev.params.kpt_oks_sigmas = np.asarray(sigmas)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev
+    return pycocotools_eval(gt, dt, sigmas)
 
 
 def assert_identical(ours: COCOKeypointEval, ref):

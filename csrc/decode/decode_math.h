@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/fp.h"
 #include "common/hd.h"
 
 // Host-only SSE2 for the max / min scans (the compiler cannot if-convert float compares under
@@ -47,10 +48,6 @@ enum HeatmapMethod : int {
   kMethodDarkUdp = 4,
 };
 
-PYHPE_HD_INLINE float log_of(float v) { return logf(v); }
-PYHPE_HD_INLINE double log_of(double v) { return log(v); }
-PYHPE_HD_INLINE float exp_of(float v) { return expf(v); }
-PYHPE_HD_INLINE double exp_of(double v) { return exp(v); }
 
 // Branch-free expf (scalar twin of expf_sse below, used for row tails): Cephes polynomial after
 // round-to-nearest range reduction, within 2 ulp of expf where exp(x) is a normal float;

@@ -23,6 +23,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "common/fp.h"
 #include "common/hd.h"
 
 namespace pyhpe {
@@ -30,48 +31,6 @@ namespace heatmap {
 
 enum Encoding : int { kMSRA = 0, kUDP = 1, kUnbiased = 2 };
 enum PafMode : int { kPafHard = 0, kPafSoft = 1 };
-
-// Round-to-nearest products/sums that nvcc may not contract into FMAs, so that the GPU
-// rounds like numpy (which never contracts) and like the CPU build.
-PYHPE_HD_INLINE double mul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-PYHPE_HD_INLINE float mul_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-PYHPE_HD_INLINE double add_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-PYHPE_HD_INLINE float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-PYHPE_HD_INLINE double exp_of(double x) { return exp(x); }
-PYHPE_HD_INLINE float exp_of(float x) { return expf(x); }
-PYHPE_HD_INLINE double sqrt_of(double x) { return sqrt(x); }
-PYHPE_HD_INLINE float sqrt_of(float x) { return sqrtf(x); }
-PYHPE_HD_INLINE double floor_of(double x) { return floor(x); }
-PYHPE_HD_INLINE float floor_of(float x) { return floorf(x); }
-PYHPE_HD_INLINE double ceil_of(double x) { return ceil(x); }
-PYHPE_HD_INLINE float ceil_of(float x) { return ceilf(x); }
-// Round half to even (np.around) under the default rounding mode.
-PYHPE_HD_INLINE double rint_of(double x) { return rint(x); }
-PYHPE_HD_INLINE float rint_of(float x) { return rintf(x); }
 
 // Coordinates beyond this magnitude are treated as missing the map; it keeps every float ->
 // int64 conversion defined (mmpose would also drop them: their window lies off the map).

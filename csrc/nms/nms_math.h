@@ -96,9 +96,9 @@ struct MixedOks {
   }
   PYHPE_HD double term(int k) const {
     const float dx = d[3 * k] - g[3 * k], dy = d[3 * k + 1] - g[3 * k + 1];
-    const float d2 = oks::add_rn(oks::mul_rn(dx, dx), oks::mul_rn(dy, dy));
-    const double two_sigma = oks::mul_rn(sigmas[k], 2.0);
-    const double var = oks::mul_rn(two_sigma, two_sigma);
+    const float d2 = pyhpe::add_rn(pyhpe::mul_rn(dx, dx), pyhpe::mul_rn(dy, dy));
+    const double two_sigma = pyhpe::mul_rn(sigmas[k], 2.0);
+    const double var = pyhpe::mul_rn(two_sigma, two_sigma);
     return exp(-(double(d2) / var / denom / 2.0));
   }
 };
@@ -140,7 +140,7 @@ PYHPE_HD_INLINE double mmpose_oks(const float* g, const float* d, float a_g, flo
   int n = 0;
   for (int k = 0; k < K; ++k) n += p.included(k);
   if (n == 0) return 0.0;
-  const float half = oks::add_rn(a_g, a_d) / 2.0f;
+  const float half = pyhpe::add_rn(a_g, a_d) / 2.0f;
   p.denom = double(half) + oks::kAreaEps;
   return (0.0 + mixed_pairwise_sum(p, 0, n)) / double(n);
 }
@@ -350,7 +350,7 @@ PYHPE_HD_INLINE float numpy_exp_f32(float x) {
   if (x <= -103.97208404541015625f) return 0.0f;
   const float magic = 12582912.0f;  // 0x1.8p23: adding and subtracting it rounds to nearest
   // volatile: no FMA contraction or reassociation may touch the rounding trick.
-  volatile float scaled = oks::mul_rn(x, 1.44269502163f);  // NPY_LOG2Ef
+  volatile float scaled = pyhpe::mul_rn(x, 1.44269502163f);  // NPY_LOG2Ef
   volatile float shifted = scaled + magic;
   const float k = shifted - magic;
   float y = fma_f32(k, -6.93145752e-1f, x);

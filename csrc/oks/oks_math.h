@@ -21,11 +21,6 @@
 namespace pyhpe {
 namespace oks {
 
-// TODO(merge): nms_math.h still spells these oks::mul_rn; drop once it uses pyhpe::.
-using ::pyhpe::add_rn;
-using ::pyhpe::exp_of;
-using ::pyhpe::mul_rn;
-
 enum Mode : int { kModeCoco = 0, kModeMMPose = 1 };
 
 // np.spacing(1.0): pycocotools adds it to the area to avoid dividing by zero.

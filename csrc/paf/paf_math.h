@@ -26,6 +26,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "common/fp.h"
 #include "common/hd.h"
 
 namespace pyhpe {
@@ -35,39 +36,6 @@ enum NmsMode : int { kNmsCpu = 0, kNmsGpu = 1 };
 
 // Value of a pair that is not a candidate connection (OpenPose's pafScoreKernel uses -1).
 constexpr double kInvalidScore = -1.0;
-
-// Round-to-nearest products and sums that nvcc may not contract into FMAs, so the GPU
-// computes the same bits as the CPU loops and the numpy reference.
-PYHPE_HD_INLINE double mul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-PYHPE_HD_INLINE float mul_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-PYHPE_HD_INLINE double add_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-PYHPE_HD_INLINE float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-PYHPE_HD_INLINE double sqrt_of(double x) { return sqrt(x); }
-PYHPE_HD_INLINE float sqrt_of(float x) { return sqrtf(x); }
 
 // OpenPose intRound: int(a + 0.5), truncating toward zero.
 template <typename T>

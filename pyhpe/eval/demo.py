@@ -2,9 +2,7 @@
 `pyhpe demo`): synthetic COCO keypoint data, pyhpe vs pycocotools / faster-coco-eval."""
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import time
 
 import numpy as np
@@ -22,44 +20,20 @@ def _time(fn, *args, repeat=1):
 
 def evaluator_table(num_images: int = 2000, seed: int = 0, references: bool = True):
     """Rows (name, seconds, stats) for pyhpe, pycocotools and faster-coco-eval."""
-    from . import COCOKeypointEval
+    from . import COCOKeypointEval, faster_coco_eval_stats, pycocotools_stats
     from .synthetic import synthetic_keypoint_eval_set
 
     gt, dt = synthetic_keypoint_eval_set(num_images, seed)
     rows = [("pyhpe", *_time(lambda: COCOKeypointEval(gt, dt).run(), repeat=3))]
     if references:
-        try:
-            from pycocotools.coco import COCO
-            from pycocotools.cocoeval import COCOeval
-
-            def pyco(g, d):
-                with contextlib.redirect_stdout(io.StringIO()):
-                    c = COCO()
-                    c.dataset = g
-                    c.createIndex()
-                    ev = COCOeval(c, c.loadRes(d), "keypoints")
-                    ev.evaluate()
-                    ev.accumulate()
-                    ev.summarize()
-                return ev.stats
-            rows.append(("pycocotools", *_time(pyco, copy.deepcopy(gt), copy.deepcopy(dt))))
-        except ImportError:
-            pass
-        try:
-            from faster_coco_eval import COCO as FCOCO, COCOeval_faster
-
-            def fce(g, d):
-                with contextlib.redirect_stdout(io.StringIO()):
-                    c = FCOCO(g)
-                    ev = COCOeval_faster(c, c.loadRes(d), "keypoints",
-                                         print_function=lambda *a, **k: None)
-                    ev.evaluate()
-                    ev.accumulate()
-                    ev.summarize()
-                return ev.stats[:10]
-            rows.append(("faster-coco-eval", *_time(fce, copy.deepcopy(gt), copy.deepcopy(dt))))
-        except ImportError:
-            pass
+        for name, fn, module in (("pycocotools", pycocotools_stats, "pycocotools"),
+                                 ("faster-coco-eval", faster_coco_eval_stats, "faster_coco_eval")):
+            try:
+                __import__(module)
+            except ImportError:
+                continue
+            g, d = copy.deepcopy(gt), copy.deepcopy(dt)
+            rows.append((name, *_time(lambda: fn(g, d, copy_inputs=False))))
     return rows
 
 

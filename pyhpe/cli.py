@@ -31,13 +31,11 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    try:
-        from pyhpe.eval.demo import speed_table
-    except ImportError:
-        from pyhpe.demo import speed_table
-        speed_table(num_images=min(args.images, 500), seed=args.seed)
-        return 0
-    speed_table(num_images=args.images, seed=args.seed)
+    from pyhpe.demo import speed_table
+    from pyhpe.eval.speed import print_evaluator_table
+    speed_table(num_images=min(args.images, 500), seed=args.seed)
+    print()
+    print_evaluator_table(num_images=args.images, seed=args.seed)
     return 0
 
 

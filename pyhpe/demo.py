@@ -18,6 +18,8 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
+from .reference.oks import coco_oks_matrix
+
 DEMO_MODEL = dict(depth=18, layers=[1, 2, 2], widths=(32, 64, 96), stem_channels=32,
                   stem="conv3x2", deconv_channels=(48, 48))
 
@@ -38,21 +40,7 @@ def _median_time(fn: Callable, repeat: int = 5, min_time: float = 0.02) -> float
 
 def _numpy_oks(dts, gts, areas, sigmas):
     """pycocotools ``computeOks`` per image (numpy; the baseline)."""
-    vars_ = (sigmas * 2) ** 2
-    out = []
-    for d, g, a in zip(dts, gts, areas):
-        ious = np.zeros((len(d), len(g)))
-        for j, gt in enumerate(g):
-            xg, yg, vg = gt[:, 0], gt[:, 1], gt[:, 2]
-            k1 = np.count_nonzero(vg > 0)
-            for i, dt in enumerate(d):
-                dx, dy = dt[:, 0] - xg, dt[:, 1] - yg
-                e = (dx ** 2 + dy ** 2) / vars_ / (a[j] + np.spacing(1)) / 2
-                if k1 > 0:
-                    e = e[vg > 0]
-                ious[i, j] = np.sum(np.exp(-e)) / e.shape[0]
-        out.append(ious)
-    return out
+    return [coco_oks_matrix(d, g, a, sigmas) for d, g, a in zip(dts, gts, areas)]
 
 
 def speed_table(print_fn=print, num_images: int = 200, seed: int = 0) -> List[Dict]:

@@ -31,14 +31,45 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from pyhpe.eval.demo import speed_table
+    try:
+        from pyhpe.eval.demo import speed_table
+    except ImportError:
+        from pyhpe.demo import speed_table
+        speed_table(num_images=min(args.images, 500), seed=args.seed)
+        return 0
     speed_table(num_images=args.images, seed=args.seed)
     return 0
 
 
 def _cmd_demo(args) -> int:
-    from pyhpe.eval.demo import run_demo
-    return run_demo(out_dir=args.out, num_images=args.images, seed=args.seed)
+    from pyhpe.demo import run_demo
+    return run_demo(out_dir=args.out, num_images=args.images, seed=args.seed,
+                    budget_s=args.budget, num_val=args.val_images, quick=args.quick,
+                    bench=not args.no_bench)
+
+
+def _cmd_train(args) -> int:
+    from pyhpe.train.run import run_training
+    cfg = args.config
+    if args.set:
+        from pyhpe.train.run import load_config
+        cfg = load_config(cfg)
+        for item in args.set:
+            key, _, val = item.partition("=")
+            node = cfg
+            parts = key.split(".")
+            for k in parts[:-1]:
+                node = node.setdefault(k, {})
+            node[parts[-1]] = json.loads(val) if val[:1] in "[{0123456789-tfn" else val
+    run_training(cfg, out_dir=args.out)
+    return 0
+
+
+def _cmd_infer(args) -> int:
+    from pyhpe.train.run import run_inference
+    run_inference(args.config, args.checkpoint, args.images, boxes=args.boxes, out_dir=args.out,
+                  flip_test=not args.no_flip)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,11 +94,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_bench)
 
-    s = sub.add_parser("demo", help="the main job (see README)")
+    s = sub.add_parser("demo", help="train on synthetic figures, evaluate, draw (see README)")
     s.add_argument("--out", default="demo_out")
-    s.add_argument("--images", type=int, default=2000)
+    s.add_argument("--images", type=int, default=2000, help="synthetic training images")
+    s.add_argument("--val-images", type=int, default=300, help="held-out synthetic images")
+    s.add_argument("--budget", type=float, default=170.0, help="training time budget (s)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quick", action="store_true", help="a few steps only (smoke test)")
+    s.add_argument("--no-bench", action="store_true", help="skip the kernel speed table")
     s.set_defaults(func=_cmd_demo)
+
+    s = sub.add_parser("train", help="train a model from a json config (torchrun for DDP)")
+    s.add_argument("--config", required=True, help="json config (see pyhpe.train.run)")
+    s.add_argument("--out", default=None, help="output dir (overrides train.out_dir)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config entry, e.g. train.epochs=3")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("infer", help="top-down keypoints for images with a trained checkpoint")
+    s.add_argument("--config", required=True)
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--boxes", default=None, help="COCO detections json (default: whole image)")
+    s.add_argument("--out", default="infer_out")
+    s.add_argument("--no-flip", action="store_true")
+    s.add_argument("images", nargs="+")
+    s.set_defaults(func=_cmd_infer)
     return p
 
 

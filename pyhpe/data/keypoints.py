@@ -1,0 +1,149 @@
+"""Keypoint-set metadata: names, flip pairs, OKS sigmas, skeleton, upper/lower body split."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+
+@dataclass
+class KeypointSet:
+    """Description of a keypoint layout.
+
+    ``flip_pairs`` lists (left, right) index pairs swapped by a horizontal flip; ``sigmas`` are
+    the per-keypoint OKS sigmas (pycocotools convention, i.e. already divided by 10);
+    ``skeleton`` lists 0-based (a, b) limbs for drawing and PAFs.
+    """
+
+    name: str
+    names: List[str]
+    flip_pairs: List[Tuple[int, int]]
+    sigmas: np.ndarray
+    skeleton: List[Tuple[int, int]]
+    upper_body: List[int] = field(default_factory=list)
+    lower_body: List[int] = field(default_factory=list)
+    joint_weights: Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        self.sigmas = np.asarray(self.sigmas, dtype=np.float64)
+        k = len(self.names)
+        if self.sigmas.shape != (k,):
+            raise ValueError(f"KeypointSet '{self.name}': 'sigmas' must have shape ({k},), "
+                             f"got {self.sigmas.shape}")
+        for a, b in list(self.flip_pairs) + list(self.skeleton):
+            if not (0 <= a < k and 0 <= b < k):
+                raise ValueError(f"KeypointSet '{self.name}': index pair ({a}, {b}) out of "
+                                 f"range for {k} keypoints")
+        if self.joint_weights is None:
+            self.joint_weights = np.ones(k, dtype=np.float32)
+        self.joint_weights = np.asarray(self.joint_weights, dtype=np.float32)
+
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.names)
+
+    def flip_index(self) -> List[int]:
+        """Permutation mapping keypoint i to its mirror (identity for centre keypoints)."""
+        idx = list(range(self.num_keypoints))
+        for a, b in self.flip_pairs:
+            idx[a], idx[b] = b, a
+        return idx
+
+    def to_dict(self) -> Dict:
+        return {"name": self.name, "names": list(self.names),
+                "flip_pairs": [list(p) for p in self.flip_pairs],
+                "sigmas": self.sigmas.tolist(), "skeleton": [list(s) for s in self.skeleton],
+                "upper_body": list(self.upper_body), "lower_body": list(self.lower_body),
+                "joint_weights": self.joint_weights.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: Dict) -> "KeypointSet":
+        """Build from a metadata dict (keys as in :meth:`to_dict`; sigmas default to 0.05)."""
+        names = list(d["names"])
+        return cls(name=d.get("name", "custom"), names=names,
+                   flip_pairs=[tuple(p) for p in d.get("flip_pairs", [])],
+                   sigmas=d.get("sigmas", [0.05] * len(names)),
+                   skeleton=[tuple(s) for s in d.get("skeleton", [])],
+                   upper_body=list(d.get("upper_body", [])),
+                   lower_body=list(d.get("lower_body", [])),
+                   joint_weights=d.get("joint_weights"))
+
+    @classmethod
+    def from_json(cls, path: str) -> "KeypointSet":
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+    @classmethod
+    def from_coco_category(cls, category: Dict, sigmas=None, flip_pairs=None) -> "KeypointSet":
+        """From a COCO ``categories`` entry (``keypoints`` names, 1-based ``skeleton``).
+
+        Flip pairs are inferred from 'left_'/'right_' name prefixes when not given.
+        """
+        names = list(category["keypoints"])
+        if flip_pairs is None:
+            flip_pairs = []
+            for i, n in enumerate(names):
+                for lp, rp in (("left_", "right_"), ("l_", "r_"), ("left", "right")):
+                    if n.startswith(lp) and (rp + n[len(lp):]) in names:
+                        flip_pairs.append((i, names.index(rp + n[len(lp):])))
+                        break
+        skeleton = [(a - 1, b - 1) for a, b in category.get("skeleton", [])]
+        return cls(name=category.get("name", "custom"), names=names, flip_pairs=flip_pairs,
+                   sigmas=sigmas if sigmas is not None else [0.05] * len(names),
+                   skeleton=skeleton)
+
+
+COCO_NAMES = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
+              "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+              "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
+
+COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
+                        .87, .87, .89, .89]) / 10.0
+
+# pycocotools' person skeleton, 0-based.
+COCO_SKELETON = [(15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6),
+                 (5, 7), (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4),
+                 (3, 5), (4, 6)]
+
+COCO17 = KeypointSet(
+    name="coco17", names=COCO_NAMES,
+    flip_pairs=[(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)],
+    sigmas=COCO_SIGMAS, skeleton=COCO_SKELETON,
+    upper_body=list(range(11)), lower_body=list(range(11, 17)),
+    joint_weights=[1., 1., 1., 1., 1., 1., 1., 1.2, 1.2, 1.5, 1.5, 1., 1., 1.2, 1.2, 1.5, 1.5])
+
+MPII_NAMES = ["right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+              "pelvis", "thorax", "upper_neck", "head_top", "right_wrist", "right_elbow",
+              "right_shoulder", "left_shoulder", "left_elbow", "left_wrist"]
+
+MPII16 = KeypointSet(
+    name="mpii16", names=MPII_NAMES,
+    flip_pairs=[(0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)],
+    sigmas=np.array([.89, .87, 1.07, 1.07, .87, .89, 1.07, 1.07, .87, .89, .62, .72, .79, .79,
+                     .72, .62]) / 10.0,
+    skeleton=[(0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (7, 12),
+              (12, 11), (11, 10), (7, 13), (13, 14), (14, 15)],
+    upper_body=[7, 8, 9, 10, 11, 12, 13, 14, 15], lower_body=[0, 1, 2, 3, 4, 5, 6])
+
+_REGISTRY: Dict[str, KeypointSet] = {"coco17": COCO17, "coco": COCO17, "mpii16": MPII16,
+                                     "mpii": MPII16}
+
+
+def register_keypoint_set(kset: KeypointSet, name: Optional[str] = None) -> None:
+    _REGISTRY[name or kset.name] = kset
+
+
+def get_keypoint_set(name_or_set) -> KeypointSet:
+    """A registered set by name ('coco17', 'mpii16', ...), a dict, a json path or a KeypointSet."""
+    if isinstance(name_or_set, KeypointSet):
+        return name_or_set
+    if isinstance(name_or_set, dict):
+        return KeypointSet.from_dict(name_or_set)
+    if isinstance(name_or_set, str) and name_or_set.endswith(".json"):
+        return KeypointSet.from_json(name_or_set)
+    try:
+        return _REGISTRY[name_or_set]
+    except KeyError:
+        raise ValueError(f"unknown keypoint set {name_or_set!r}; known: {sorted(_REGISTRY)}")

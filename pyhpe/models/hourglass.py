@@ -1,0 +1,82 @@
+"""Stacked Hourglass (Newell et al. 2016) with intermediate supervision."""
+from __future__ import annotations
+
+from typing import List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .common import conv_bn_act, init_weights
+
+
+class _Residual(nn.Module):
+    """Pre-activation bottleneck residual (the hourglass paper's module)."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        mid = max(cout // 2, 1)
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.Conv2d(cin, mid, 1, bias=False),
+            nn.BatchNorm2d(mid), nn.ReLU(inplace=True), nn.Conv2d(mid, mid, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(mid), nn.ReLU(inplace=True), nn.Conv2d(mid, cout, 1, bias=False))
+        self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x):
+        return self.body(x) + self.skip(x)
+
+
+class _Hourglass(nn.Module):
+    def __init__(self, depth, ch, num_blocks):
+        super().__init__()
+        self.up1 = nn.Sequential(*[_Residual(ch, ch) for _ in range(num_blocks)])
+        self.low1 = nn.Sequential(*[_Residual(ch, ch) for _ in range(num_blocks)])
+        self.low2 = _Hourglass(depth - 1, ch, num_blocks) if depth > 1 else \
+            nn.Sequential(*[_Residual(ch, ch) for _ in range(num_blocks)])
+        self.low3 = nn.Sequential(*[_Residual(ch, ch) for _ in range(num_blocks)])
+
+    def forward(self, x):
+        up = self.up1(x)
+        low = self.low3(self.low2(self.low1(F.max_pool2d(x, 2))))
+        return up + F.interpolate(low, size=up.shape[-2:], mode="nearest")
+
+
+class StackedHourglass(nn.Module):
+    """``(B, 3, H, W) -> (B, K, H/4, W/4)``: the last stack's heatmaps.
+
+    :meth:`forward_stacks` returns every stack's heatmaps for intermediate supervision.
+    """
+
+    output_kind = "heatmap"
+
+    def __init__(self, num_keypoints=17, num_stacks=8, channels=256, depth=4, num_blocks=1):
+        super().__init__()
+        c = channels
+        self.stem = nn.Sequential(conv_bn_act(3, c // 4, 7, 2), _Residual(c // 4, c // 2),
+                                  nn.MaxPool2d(2), _Residual(c // 2, c // 2), _Residual(c // 2, c))
+        self.hgs = nn.ModuleList([_Hourglass(depth, c, num_blocks) for _ in range(num_stacks)])
+        self.features = nn.ModuleList([nn.Sequential(_Residual(c, c), conv_bn_act(c, c, 1))
+                                       for _ in range(num_stacks)])
+        self.outs = nn.ModuleList([nn.Conv2d(c, num_keypoints, 1) for _ in range(num_stacks)])
+        self.merge_feat = nn.ModuleList([nn.Conv2d(c, c, 1) for _ in range(num_stacks - 1)])
+        self.merge_pred = nn.ModuleList([nn.Conv2d(num_keypoints, c, 1) for _ in range(num_stacks - 1)])
+        init_weights(self)
+
+    def forward_stacks(self, x) -> List[torch.Tensor]:
+        x = self.stem(x)
+        outs = []
+        for i, hg in enumerate(self.hgs):
+            f = self.features[i](hg(x))
+            p = self.outs[i](f)
+            outs.append(p)
+            if i < len(self.hgs) - 1:
+                x = x + self.merge_feat[i](f) + self.merge_pred[i](p)
+        return outs
+
+    def forward(self, x):
+        return self.forward_stacks(x)[-1]
+
+
+CONFIGS = {"paper": dict(num_stacks=8, channels=256, depth=4, num_blocks=1),
+           "hg2": dict(num_stacks=2, channels=256, depth=4),
+           "tiny": dict(num_stacks=2, channels=16, depth=2, num_blocks=1)}

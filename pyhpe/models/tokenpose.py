@@ -1,0 +1,54 @@
+"""TokenPose (Li et al. 2021): keypoint tokens attend to visual tokens; an MLP turns each
+keypoint token into its flattened heatmap."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .common import BasicBlock, conv_bn_act, init_weights
+from .transformer import Encoder
+
+
+class TokenPose(nn.Module):
+    """``(B, 3, H, W) -> (B, K, H/4, W/4)``: a stride-4 CNN stem, ``patch`` sized patches of its
+    features as visual tokens (with learnt positions), K learnt keypoint tokens, a transformer,
+    and a shared MLP head per keypoint token (TokenPose-S/B/L as in the paper)."""
+
+    output_kind = "heatmap"
+
+    def __init__(self, num_keypoints=17, img_size=(192, 256), patch=(3, 4), dim=192, depth=12,
+                 heads=8, stem_channels=64, stem_blocks=2, mlp_ratio=3.0):
+        super().__init__()
+        w, h = img_size
+        self.hm_size = (h // 4, w // 4)
+        pw, ph = patch
+        self.patch = (ph, pw)
+        self.stem = nn.Sequential(conv_bn_act(3, stem_channels, 3, 2), conv_bn_act(stem_channels, stem_channels, 3, 2),
+                                  *[BasicBlock(stem_channels, stem_channels) for _ in range(stem_blocks)])
+        n_patches = (self.hm_size[0] // ph) * (self.hm_size[1] // pw)
+        self.embed = nn.Linear(stem_channels * ph * pw, dim)
+        self.pos = nn.Parameter(torch.zeros(1, n_patches, dim))
+        self.kp_tokens = nn.Parameter(torch.zeros(1, num_keypoints, dim))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        nn.init.trunc_normal_(self.kp_tokens, std=0.02)
+        self.encoder = Encoder(dim, depth, heads, mlp_ratio)
+        hw = self.hm_size[0] * self.hm_size[1]
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, max(hw // 2, dim)), nn.GELU(),
+                                  nn.Linear(max(hw // 2, dim), hw))
+        self.k = num_keypoints
+        init_weights(self.stem)
+
+    def forward(self, x):
+        f = self.stem(x)
+        b, c, fh, fw = f.shape
+        ph, pw = self.patch
+        t = f.reshape(b, c, fh // ph, ph, fw // pw, pw).permute(0, 2, 4, 1, 3, 5)
+        t = self.embed(t.reshape(b, (fh // ph) * (fw // pw), c * ph * pw)) + self.pos
+        z = self.encoder(torch.cat([self.kp_tokens.expand(b, -1, -1), t], 1))
+        hm = self.head(z[:, :self.k])
+        return hm.view(b, self.k, fh, fw)
+
+
+CONFIGS = {"paper": dict(img_size=(192, 256), patch=(3, 4), dim=192, depth=12, heads=8),  # TokenPose-S-v2
+           "tiny": dict(img_size=(48, 64), patch=(3, 4), dim=32, depth=1, heads=2, stem_channels=8,
+                        stem_blocks=1)}

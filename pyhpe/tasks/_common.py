@@ -80,6 +80,7 @@ def fit(model: torch.nn.Module, batches: Callable[[int], Iterable], loss_fn: Cal
     total = epochs * max(steps_per_epoch, 1)
     if max_steps:
         total = min(total, max_steps)
+    warmup = min(warmup, total // 4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, total, warmup))
     history: List[Dict] = []
     step, t0 = 0, time.time()

@@ -69,12 +69,20 @@ def collate_bottomup(items: List[Dict]) -> Dict:
 
 
 def make_targets(keypoints: torch.Tensor, visibility: torch.Tensor, heatmap_size, stride: float,
-                 limbs, sigma: float = 1.5, limb_width: float = 1.0):
+                 limbs, sigma: float = 1.5, limb_width: float = 1.0, encoding: str = "msra"):
     """Input-pixel ``(B, N, K, 2)`` keypoints -> heatmaps ``(B, K + 1, H, W)`` (last: background
-    ``1 - max``) and PAFs ``(B, 2L, H, W)``, both computed by the pyhpe kernels."""
-    from ..ops import msra_heatmaps, paf_targets
+    ``1 - max``) and PAFs ``(B, 2L, H, W)``, both computed by the pyhpe kernels.
+
+    ``encoding='msra'`` centres each Gaussian on the nearest pixel (:func:`pyhpe.ops.msra_heatmaps`),
+    ``'unbiased'`` on the exact sub-pixel position (:func:`pyhpe.ops.unbiased_heatmaps`, DARK)."""
+    from ..ops import msra_heatmaps, paf_targets, unbiased_heatmaps
     kp_hm = keypoints / float(stride)
-    hm, _ = msra_heatmaps(kp_hm, visibility, heatmap_size, sigma)
+    if encoding == "msra":
+        hm, _ = msra_heatmaps(kp_hm, visibility, heatmap_size, sigma)
+    elif encoding == "unbiased":
+        hm, _ = unbiased_heatmaps(kp_hm, visibility, heatmap_size, sigma)
+    else:
+        raise ValueError(f"make_targets: 'encoding' must be 'msra' or 'unbiased', got {encoding!r}")
     background = (1.0 - hm.amax(1, keepdim=True)).clamp_(0.0, 1.0)
     pafs, _ = paf_targets(kp_hm, visibility, limbs, heatmap_size, limb_width)
     return torch.cat([hm, background], 1), pafs
@@ -113,8 +121,12 @@ def predict(model, dataset, image_hw, input_size, stride: int, limbs, *, device,
         pafs, hms = model(normalize_images(batch["image"].to(device)))
         hms, pafs = hms.float(), pafs.float()
         if up > 1:
-            hms = F.interpolate(hms, scale_factor=up, mode="bilinear", align_corners=False)
-            pafs = F.interpolate(pafs, scale_factor=up, mode="bilinear", align_corners=False)
+            # align_corners with (n - 1) * up + 1 samples keeps every map pixel centre on an
+            # output pixel (q = up * j): a peak stays a strict maximum instead of becoming a
+            # two-pixel plateau that find_peaks would reject
+            size = ((hms.shape[-2] - 1) * up + 1, (hms.shape[-1] - 1) * up + 1)
+            hms = F.interpolate(hms, size=size, mode="bilinear", align_corners=True)
+            pafs = F.interpolate(pafs, size=size, mode="bilinear", align_corners=True)
         people = paf_group(hms, pafs, list(limbs), num_parts=K, threshold=threshold,
                            min_parts=min_parts, min_mean_score=min_mean_score,
                            max_persons=max_persons)
@@ -125,8 +137,8 @@ def predict(model, dataset, image_hw, input_size, stride: int, limbs, *, device,
                 found = kp[:, 2] > 0
                 if not found.any():
                     continue
-                # map pixel centres of the upsampled map back to heatmap, input, image pixels
-                xy = ((kp[:, :2] + 0.5) / up - 0.5) * stride
+                # upsampled map -> heatmap -> input -> image pixels
+                xy = kp[:, :2] / up * stride
                 xy = _input_to_image(xy, image_hw, input_size)
                 xy[~found] = xy[found].mean(0)  # missing parts: the person's centroid
                 out = np.concatenate([xy, kp[:, 2:3]], 1)
@@ -148,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-persons", type=int, default=3, help="persons per synthetic image (1..N)")
     p.add_argument("--occlusion", type=float, default=0.1)
     p.add_argument("--sigma", type=float, default=1.5, help="heatmap Gaussian sigma (map pixels)")
+    p.add_argument("--encoding", default="msra", choices=["msra", "unbiased"],
+                   help="heatmap targets: MSRA (integer centres) or unbiased (sub-pixel, DARK)")
     p.add_argument("--limb-width", type=float, default=1.0, help="PAF half-width (map pixels)")
     p.add_argument("--paf-weight", type=float, default=1.0)
     p.add_argument("--no-augment", action="store_true", help="no flip/scale/rotation augmentation")
@@ -200,7 +214,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     def loss_fn(net, batch):
         kp = batch["keypoints"].to(device)
         vis = batch["visibility"].to(device)
-        hm_t, paf_t = make_targets(kp, vis, heatmap_size, stride, limbs, args.sigma, args.limb_width)
+        hm_t, paf_t = make_targets(kp, vis, heatmap_size, stride, limbs, args.sigma, args.limb_width,
+                                   args.encoding)
         stages = net.forward_stages(normalize_images(batch["image"].to(device)))
         loss, l_hm, l_paf = stage_loss(stages, hm_t, paf_t, args.paf_weight)
         return loss, {"loss_heatmap": l_hm.detach(), "loss_paf": l_paf.detach()}

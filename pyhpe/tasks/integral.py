@@ -33,6 +33,11 @@ from ._common import Logger, add_common_args, coco_stats, fit, setup, write_hist
 HEADS = ("ipr", "dipr", "dsnt")
 
 
+def _float(x: torch.Tensor) -> torch.Tensor:
+    """float32 for half/bfloat16 (AMP) logits; float64 stays float64."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def flat_softmax(logits: torch.Tensor) -> torch.Tensor:
     """Softmax over the H*W pixels of each map (dsntnn ``flat_softmax``)."""
     B, K, H, W = logits.shape
@@ -42,7 +47,7 @@ def flat_softmax(logits: torch.Tensor) -> torch.Tensor:
 def decode(logits: torch.Tensor, head: str, beta: float = 1.0, debias_form: str = "paper"):
     """Map-pixel coordinates ``(B, K, 2)`` (pixel centres at integers) from logits."""
     from ..ops import debiased_soft_argmax, dsnt, soft_argmax
-    logits = logits.float()
+    logits = _float(logits)
     H, W = logits.shape[-2:]
     if head == "ipr":
         return soft_argmax(logits, beta=beta)
@@ -86,15 +91,15 @@ def integral_loss(logits: torch.Tensor, target_hm: torch.Tensor, weights: torch.
     """Loss of one batch: logits ``(B, K, H, W)``, targets ``(B, K, 2)`` in map pixels, weights
     ``(B, K)``. Returns ``(loss, parts)``."""
     H, W = logits.shape[-2:]
-    size = torch.tensor([W, H], dtype=torch.float32, device=logits.device)
     coords = decode(logits, head, beta, debias_form)
-    w = weights.float()
+    size = torch.tensor([W, H], dtype=coords.dtype, device=logits.device)
+    w = weights.to(coords.dtype)
     denom = w.sum().clamp_min(1.0)
     if head == "dsnt":
         # Euclidean distance in dsntnn's (-1, 1) frame
         d = ((coords - target_hm) * 2 / size).norm(dim=-1)
         coord_loss = (d * w).sum() / denom
-        reg = js_regularizer(flat_softmax(logits.float() * beta), target_hm, reg_sigma)
+        reg = js_regularizer(flat_softmax(_float(logits) * beta), target_hm, reg_sigma)
         reg_loss = (reg * w).sum() / denom
         return coord_loss + reg_weight * reg_loss, {"loss_coord": coord_loss.detach(),
                                                     "loss_reg": reg_loss.detach()}

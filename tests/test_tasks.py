@@ -193,6 +193,22 @@ def test_h36m_npz_loader(tmp_path, per_camera_3d):
         lift3d.load_h36m_npz(p3, p2, subjects=["S11"])
 
 
+
+def test_h36m_npz_loader_detections_in_another_joint_order(tmp_path):
+    p3, p2, truth = _fake_h36m(tmp_path)
+    perm = np.random.default_rng(0).permutation(17)
+    with np.load(p2, allow_pickle=True) as f:
+        pos2d = f["positions_2d"].item()
+    det = {s: {a: [v[:, perm] + 0.5 for v in views] for a, views in acts.items()}
+           for s, acts in pos2d.items()}
+    pd = tmp_path / "data_2d_h36m_det.npz"
+    np.savez(pd, positions_2d=det)
+    seqs = lift3d.load_h36m_npz(p3, str(pd), subjects=["S9"], camera_2d=p2)
+    for key, (x2, x3) in seqs.items():
+        np.testing.assert_allclose(x2, det[key[0]][key[1]][key[2]][:25])
+        np.testing.assert_allclose(x3, truth[key], atol=2e-4)
+
+
 def test_fit_camera_recovers_pose():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(100, 3))

@@ -149,7 +149,7 @@ def predict(model, dataset, image_hw, input_size, stride: int, limbs, *, device,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyhpe train --task bottomup", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m pyhpe.tasks bottomup", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, epochs=20, batch_size=16, lr=2e-3, out="runs/bottomup")
     p.add_argument("--net", default="small", choices=sorted(NET_CONFIGS), help="network config")

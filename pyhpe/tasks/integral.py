@@ -131,7 +131,7 @@ def predict(model, dataset, head: str, stride, *, device, beta: float = 1.0,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyhpe train --task integral", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m pyhpe.tasks integral", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, epochs=10, batch_size=32, lr=2e-3, out="runs/integral")
     p.add_argument("--head", default="ipr", choices=HEADS)

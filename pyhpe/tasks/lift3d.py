@@ -110,7 +110,8 @@ def _npz_dict(path: str, key: str) -> Dict:
 
 
 def load_h36m_npz(path_3d: str, path_2d: str, subjects: Optional[Sequence[str]] = None,
-                  max_fit_frames: int = 500) -> Dict[Tuple[str, str, int], Tuple[np.ndarray, np.ndarray]]:
+                  max_fit_frames: int = 500, camera_2d: Optional[str] = None
+                  ) -> Dict[Tuple[str, str, int], Tuple[np.ndarray, np.ndarray]]:
     """Human3.6M in the VideoPose3D npz layout -> ``{(subject, action, camera): (pose_2d
     (T, 17, 2) pixels, pose_3d (T, 17, 3) camera frame, metres)}``.
 
@@ -118,9 +119,12 @@ def load_h36m_npz(path_3d: str, path_2d: str, subjects: Optional[Sequence[str]] 
     (T, 17, 3), or a list of per-camera camera-frame arrays; ``positions_2d[s][a]`` is a list
     of per-camera (T, 17, 2) arrays. Sequences are cut to the shorter of the two (VideoPose3D
     does the same for detections longer than the mocap). World poses are moved to each
-    camera's frame with :func:`fit_camera` on up to ``max_fit_frames`` frames.
+    camera's frame with :func:`fit_camera` on up to ``max_fit_frames`` frames, using the 2-D
+    of ``camera_2d`` when given: pass the ground-truth 2-D file there when ``path_2d`` holds
+    detections in another joint order (e.g. VideoPose3D's COCO-ordered Detectron files).
     """
     pos3d, pos2d = _npz_dict(path_3d, "positions_3d"), _npz_dict(path_2d, "positions_2d")
+    cam2d = pos2d if camera_2d is None else _npz_dict(camera_2d, "positions_2d")
     out = {}
     for s in sorted(pos2d):
         if subjects is not None and s not in subjects:
@@ -143,8 +147,10 @@ def load_h36m_npz(path_3d: str, path_2d: str, subjects: Optional[Sequence[str]] 
                 T = min(len(X), len(kp2d))
                 X, kp2d = X[:T], kp2d[:T]
                 if not per_camera:
-                    step = max(T // max_fit_frames, 1)
-                    _, R, t = fit_camera(X[::step].reshape(-1, 3), kp2d[::step].reshape(-1, 2))
+                    ref = np.asarray(cam2d[s][a][c], np.float64)[:T, :, :2]
+                    Xf = X[:len(ref)]
+                    step = max(len(ref) // max_fit_frames, 1)
+                    _, R, t = fit_camera(Xf[::step].reshape(-1, 3), ref[::step].reshape(-1, 2))
                     X = X @ R.T + t
                 out[(s, a, c)] = (kp2d, X)
     if not out:
@@ -265,12 +271,15 @@ def evaluate(pred: np.ndarray, gt: np.ndarray, actions: Optional[np.ndarray] = N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyhpe train --task lift3d", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m pyhpe.tasks lift3d", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, epochs=30, batch_size=64, lr=1e-3, out="runs/lift3d")
     p.add_argument("--data", default="synthetic", choices=["synthetic", "h36m"])
     p.add_argument("--h36m-3d", default=None, help="data_3d_h36m.npz (VideoPose3D layout)")
     p.add_argument("--h36m-2d", default=None, help="data_2d_h36m_<gt|cpn_ft_h36m_dbb|...>.npz")
+    p.add_argument("--h36m-camera-2d", default=None,
+                   help="2-D file (H36M joint order, e.g. data_2d_h36m_gt.npz) to fit the cameras "
+                        "with, when --h36m-2d holds detections in another joint order")
     p.add_argument("--train-subjects", default=",".join(H36M_TRAIN_SUBJECTS))
     p.add_argument("--test-subjects", default=",".join(H36M_TEST_SUBJECTS))
     p.add_argument("--downsample", type=int, default=1, help="keep every n-th H36M frame")
@@ -302,8 +311,11 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
             raise SystemExit("lift3d: --data h36m needs --h36m-3d and --h36m-2d")
         train_s = [s for s in args.train_subjects.split(",") if s]
         test_s = [s for s in args.test_subjects.split(",") if s]
-        tr2, tr3, _ = h36m_arrays(load_h36m_npz(args.h36m_3d, args.h36m_2d, train_s), args.downsample)
-        te2, te3, test_actions = h36m_arrays(load_h36m_npz(args.h36m_3d, args.h36m_2d, test_s), args.downsample)
+        cam = args.h36m_camera_2d
+        tr2, tr3, _ = h36m_arrays(load_h36m_npz(args.h36m_3d, args.h36m_2d, train_s, camera_2d=cam),
+                                  args.downsample)
+        te2, te3, test_actions = h36m_arrays(
+            load_h36m_npz(args.h36m_3d, args.h36m_2d, test_s, camera_2d=cam), args.downsample)
         root, bones = (0,), H36M_BONES
     else:
         tr2, tr3 = synthetic_lifting_data(args.train_samples, args.seed, args.noise_2d)

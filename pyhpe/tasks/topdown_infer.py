@@ -107,7 +107,7 @@ def apply_oks_nms(results: List[Dict], thr: float = 0.9, sigmas=None, vis_thr: O
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyhpe infer --task topdown", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m pyhpe.tasks topdown_infer", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dets", default=None, help="COCO bbox results json (person detections)")
     p.add_argument("--gt", default=None, help="COCO keypoint annotations (evaluation, file names)")

@@ -82,7 +82,7 @@ def test_bottomup_grouping_of_perfect_maps_scores_high():
     ds = BottomUpDataset(gt, src.image_by_id, "coco17", (256, 256), (64, 64), train=False,
                          with_paf=False)
     net = _OracleNet(ds, 4, COCO17_LIMBS, 1.5, "unbiased")
-    res = bottomup.predict(net, ds, (192, 256), (256, 256), 4, COCO17_LIMBS, device="cpu",
+    res = bottomup.predict(net, ds, None, (256, 256), 4, COCO17_LIMBS, device="cpu",
                            batch_size=5, min_parts=2)
     stats = bottomup.coco_stats(gt, res)
     assert stats["AP"] > 0.75 and stats["AP50"] > 0.9, stats

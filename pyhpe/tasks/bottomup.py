@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -105,10 +105,13 @@ def _input_to_image(points: np.ndarray, image_hw, input_size) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict(model, dataset, image_hw, input_size, stride: int, limbs, *, device,
+def predict(model, dataset, image_hw: Optional[Tuple[int, int]], input_size, stride: int, limbs, *, device,
             batch_size: int = 16, upsample: Optional[int] = None, threshold: float = 0.1,
             min_parts: int = 3, min_mean_score: float = 0.2, max_persons: int = 20) -> List[Dict]:
-    """COCO keypoint results of every image of a (non-augmenting) BottomUpDataset."""
+    """COCO keypoint results of every image of a (non-augmenting) BottomUpDataset.
+
+    ``image_hw`` is the (height, width) of every image; None reads each image's size from
+    the dataset's COCO ``images`` entries."""
     from ..data.topdown import normalize_images
     from ..ops import paf_group
     model.eval()
@@ -117,6 +120,7 @@ def predict(model, dataset, image_hw, input_size, stride: int, limbs, *, device,
                                          collate_fn=collate_bottomup, num_workers=0)
     results = []
     K = dataset.kset.num_keypoints
+    sizes = {im["id"]: (im["height"], im["width"]) for im in dataset.coco["images"]}
     for batch in loader:
         pafs, hms = model(normalize_images(batch["image"].to(device)))
         hms, pafs = hms.float(), pafs.float()
@@ -139,7 +143,7 @@ def predict(model, dataset, image_hw, input_size, stride: int, limbs, *, device,
                     continue
                 # upsampled map -> heatmap -> input -> image pixels
                 xy = kp[:, :2] / up * stride
-                xy = _input_to_image(xy, image_hw, input_size)
+                xy = _input_to_image(xy, image_hw or sizes[image_id], input_size)
                 xy[~found] = xy[found].mean(0)  # missing parts: the person's centroid
                 out = np.concatenate([xy, kp[:, 2:3]], 1)
                 results.append({"image_id": image_id, "category_id": 1,
@@ -229,7 +233,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     torch.save({"model": model.state_dict(), "net": args.net, "stride": stride,
                 "limbs": [list(l) for l in limbs], "input_size": input_size}, os.path.join(args.out, "model.pth"))
     t_inf = time.time()
-    results = predict(model, val_ds, (args.image_size, args.image_size), input_size, stride, limbs,
+    results = predict(model, val_ds, None, input_size, stride, limbs,
                       device=device, upsample=args.upsample, threshold=args.threshold,
                       min_parts=args.min_parts, min_mean_score=args.min_mean_score)
     infer_s = time.time() - t_inf

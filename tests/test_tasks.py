@@ -1,7 +1,6 @@
 """End-to-end tests of the task pipelines (pyhpe.tasks) on tiny configs."""
 import json
 import math
-import os
 
 import numpy as np
 import pytest

@@ -7,7 +7,7 @@ import json
 import math
 import os
 import time
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List
 
 import numpy as np
 import torch

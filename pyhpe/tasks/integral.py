@@ -24,7 +24,6 @@ import os
 import time
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

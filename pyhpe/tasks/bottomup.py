@@ -105,8 +105,8 @@ def _input_to_image(points: np.ndarray, image_hw, input_size) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict(model, dataset, image_hw: Optional[Tuple[int, int]], input_size, stride: int, limbs, *, device,
-            batch_size: int = 16, upsample: Optional[int] = None, threshold: float = 0.1,
+def predict(model, dataset, image_hw: Optional[Tuple[int, int]], input_size, stride: int, limbs,
+            *, device, batch_size: int = 16, upsample: Optional[int] = None, threshold: float = 0.1,
             min_parts: int = 3, min_mean_score: float = 0.2, max_persons: int = 20) -> List[Dict]:
     """COCO keypoint results of every image of a (non-augmenting) BottomUpDataset.
 

@@ -4,8 +4,10 @@ Heads over a heatmap network's logits ``(B, K, h, w)``:
 
 * ``ipr``: integral pose regression (Sun et al. 2018): ``soft_argmax(h, beta)``
   (:func:`pyhpe.ops.soft_argmax`), L1 loss on coordinates normalised by the map size.
-* ``dipr``: debiased IPR (Gu et al. 2021): :func:`pyhpe.ops.debiased_soft_argmax` (``form``
-  'paper' or 'mmpose'), same loss.
+* ``dipr``: debiased IPR (Gu et al. 2021): :func:`pyhpe.ops.debiased_soft_argmax`, same loss.
+  ``form='mmpose'`` (default; mmpose ``IntegralRegressionHead(debias=True)``) trains from a
+  random start; the paper's exact form divides by ``1 - 1/mean(exp(beta h))``, which is ~0 for
+  the flat maps of an untrained network, and stalled in our runs (use it to fine-tune).
 * ``dsnt``: DSNT (Nibali et al. 2018): ``dsnt(flat_softmax(h))`` (:func:`pyhpe.ops.dsnt`) in
   (-1, 1) coordinates, Euclidean loss plus dsntnn's Jensen-Shannon regulariser towards a
   Gaussian of ``--reg-sigma`` map pixels.
@@ -43,7 +45,7 @@ def flat_softmax(logits: torch.Tensor) -> torch.Tensor:
     return logits.reshape(B, K, H * W).softmax(-1).view(B, K, H, W)
 
 
-def decode(logits: torch.Tensor, head: str, beta: float = 1.0, debias_form: str = "paper"):
+def decode(logits: torch.Tensor, head: str, beta: float = 1.0, debias_form: str = "mmpose"):
     """Map-pixel coordinates ``(B, K, 2)`` (pixel centres at integers) from logits."""
     from ..ops import debiased_soft_argmax, dsnt, soft_argmax
     logits = _float(logits)
@@ -85,7 +87,7 @@ def js_regularizer(probs: torch.Tensor, target_hm: torch.Tensor, sigma: float) -
 
 
 def integral_loss(logits: torch.Tensor, target_hm: torch.Tensor, weights: torch.Tensor, head: str,
-                  beta: float = 1.0, debias_form: str = "paper", reg_weight: float = 1.0,
+                  beta: float = 1.0, debias_form: str = "mmpose", reg_weight: float = 1.0,
                   reg_sigma: float = 1.0):
     """Loss of one batch: logits ``(B, K, H, W)``, targets ``(B, K, 2)`` in map pixels, weights
     ``(B, K)``. Returns ``(loss, parts)``."""
@@ -109,7 +111,7 @@ def integral_loss(logits: torch.Tensor, target_hm: torch.Tensor, weights: torch.
 
 @torch.no_grad()
 def predict(model, dataset, head: str, stride, *, device, beta: float = 1.0,
-            debias_form: str = "paper", batch_size: int = 64) -> List[Dict]:
+            debias_form: str = "mmpose", batch_size: int = 64) -> List[Dict]:
     """COCO results for a (non-augmenting) TopDownDataset."""
     from ..data.topdown import collate_topdown, normalize_images, to_image_space
     model.eval()
@@ -135,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_args(p, epochs=10, batch_size=32, lr=2e-3, out="runs/integral")
     p.add_argument("--head", default="ipr", choices=HEADS)
     p.add_argument("--beta", type=float, default=1.0, help="softmax sharpness (logit multiplier)")
-    p.add_argument("--debias-form", default="paper", choices=["paper", "mmpose"])
+    p.add_argument("--debias-form", default="mmpose", choices=["paper", "mmpose"],
+                   help="debiased IPR: 'mmpose' (C = sum exp(h); stable from a random start) or "
+                        "'paper' (C = mean exp(beta h); divides by ~0 on the flat maps of an "
+                        "untrained network and does not train from scratch here)")
     p.add_argument("--reg-weight", type=float, default=1.0, help="DSNT JS regulariser weight")
     p.add_argument("--reg-sigma", type=float, default=1.0, help="DSNT regulariser sigma (map px)")
     p.add_argument("--model", default="simple_baseline", help="heatmap model (pyhpe.models)")

@@ -102,6 +102,11 @@ def test_bottomup_end_to_end(tmp_path):
     for f in ("model.pth", "metrics.json", "results.json", "log.csv"):
         assert (tmp_path / f).exists()
     assert json.loads((tmp_path / "metrics.json").read_text())["task"] == "bottomup"
+    again = bottomup.run(["--net", "tiny", "--val-images", "4", "--train-images", "1",
+                          "--epochs", "0", "--image-size", "96", "--input-size", "96",
+                          "--checkpoint", str(tmp_path / "model.pth"),
+                          "--out", str(tmp_path / "eval"), *FAST])
+    assert again["history"] == [] and again["stats"] == out["stats"]
 
 
 # ---------------------------------------------------------------------------- lift3d

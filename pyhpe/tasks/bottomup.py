@@ -175,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upsample", type=int, default=None,
                    help="upsampling of the maps before grouping (default: the network stride)")
     p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--checkpoint", default=None,
+                   help="start from this model.pth (with --epochs 0: evaluate only)")
     return p
 
 
@@ -196,6 +198,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
                                    max_persons=args.max_persons, occlusion=args.occlusion)
     log(f"rendered {args.train_images} + {args.val_images} synthetic images in {time.time() - t0:.1f}s")
     model, stride = build_network(args.net, 17, limbs)
+    if args.checkpoint:
+        model.load_state_dict(torch.load(args.checkpoint, map_location="cpu", weights_only=False)["model"])
     model.to(device)
     input_size = (args.input_size, args.input_size)
     heatmap_size = (args.input_size // stride, args.input_size // stride)
@@ -226,9 +230,12 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
 
     steps = max(len(train_ds) // args.batch_size, 1)
     t_train = time.time()
-    history = fit(model, batches, loss_fn, epochs=args.epochs, steps_per_epoch=steps, lr=args.lr,
-                  weight_decay=args.weight_decay, max_steps=args.max_steps,
-                  time_budget=args.time_budget, device=device, log=log, warmup=min(50, steps))
+    history = []
+    if args.epochs > 0:
+        history = fit(model, batches, loss_fn, epochs=args.epochs, steps_per_epoch=steps,
+                      lr=args.lr, weight_decay=args.weight_decay, max_steps=args.max_steps,
+                      time_budget=args.time_budget, device=device, log=log,
+                      warmup=min(50, steps))
     train_s = time.time() - t_train
     torch.save({"model": model.state_dict(), "net": args.net, "stride": stride,
                 "limbs": [list(l) for l in limbs], "input_size": input_size}, os.path.join(args.out, "model.pth"))

@@ -1,0 +1,17 @@
+"""``python -m pyhpe.tasks TASK [options]`` (TASK: bottomup | lift3d | integral | topdown_infer)."""
+import sys
+
+from . import run_task, task_names
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        print("tasks:", ", ".join(task_names()), "(TASK --help for its options)")
+        return 0 if argv else 2
+    return run_task(argv[0], argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

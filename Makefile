@@ -41,7 +41,7 @@ demo: build
 	$(VPY) -m pyhpe demo
 
 bench: build
-	$(VPY) -m pytest bench -q --benchmark-only --benchmark-columns=min,median,mean,rounds $(PYTEST_ARGS)
+	$(VPY) -m pytest bench/bench_*.py -q --benchmark-only --benchmark-columns=min,median,rounds --benchmark-sort=name $(PYTEST_ARGS)
 
 clean:
 	rm -rf build pyhpe/*.so

@@ -6,6 +6,9 @@ import json
 import sys
 
 
+TASKS = ("bottomup", "lift3d", "integral", "topdown_infer")
+
+
 def _cmd_info(args) -> int:
     import pyhpe
     info = pyhpe.info()
@@ -47,6 +50,8 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    if not args.config:
+        raise SystemExit("pyhpe train: --config is required for --task topdown")
     from pyhpe.train.run import run_training
     cfg = args.config
     if args.set:
@@ -104,8 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch intra-op threads (default 1, robust on shared CPUs; 0: torch default)")
     s.set_defaults(func=_cmd_demo)
 
-    s = sub.add_parser("train", help="train a model from a json config (torchrun for DDP)")
-    s.add_argument("--config", required=True, help="json config (see pyhpe.train.run)")
+    s = sub.add_parser("train", help="train a model: top-down from a json config (torchrun for "
+                       "DDP), or --task bottomup|lift3d|integral|topdown_infer")
+    s.add_argument("--task", default="topdown",
+                   choices=("topdown",) + TASKS,
+                   help="other tasks take their own flags (python -m pyhpe.tasks TASK --help)")
+    s.add_argument("--config", default=None, help="json config (see pyhpe.train.run)")
     s.add_argument("--out", default=None, help="output dir (overrides train.out_dir)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config entry, e.g. train.epochs=3")
@@ -122,7 +131,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _task_argv(argv):
+    """(task, its own argv) for `train --task X ...` with X other than topdown, else None."""
+    if not argv or argv[0] != "train":
+        return None
+    rest = list(argv[1:])
+    for i, a in enumerate(rest):
+        if a == "--task" and i + 1 < len(rest):
+            task = rest[i + 1]
+            del rest[i:i + 2]
+        elif a.startswith("--task="):
+            task = a.split("=", 1)[1]
+            del rest[i]
+        else:
+            continue
+        return (task, rest) if task != "topdown" else None
+    return None
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    task = _task_argv(argv)
+    if task is not None and task[0] in TASKS:
+        # The task owns every remaining flag (--config, --out, ... mean its own things).
+        from pyhpe.tasks import run_task
+        return int(run_task(*task) or 0)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -350,3 +350,16 @@ def test_topdown_infer_end_to_end(tmp_path):
     assert len(dets) == out["num_boxes"]
     with pytest.raises(SystemExit):
         topdown_infer.run(["--dets", "x.json", "--quiet"])
+
+
+def test_cli_train_task_dispatch(tmp_path):
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "pyhpe", "train", "--task", "lift3d", "--config",
+                          "tiny", "--train-samples", "200", "--test-samples", "50", "--epochs", "1",
+                          "--out", str(tmp_path), *FAST], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "model.pth").exists()
+    bad = subprocess.run([sys.executable, "-m", "pyhpe", "train", "--bogus"], capture_output=True,
+                         text=True)
+    assert bad.returncode != 0

@@ -25,3 +25,13 @@ def rng():
 
 def expect_cuda_build() -> bool:
     return os.environ.get("PYHPE_EXPECT_CUDA_BUILD") == "1"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run fastest on one thread; on a shared CPU a second OpenMP thread can make
+    each small op wait for a descheduled peer (seconds per step). Restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

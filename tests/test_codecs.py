@@ -10,14 +10,7 @@ from pyhpe.codecs._fallback import (argmax_decode_torch, dark_decode_torch, gaus
                                     msra_heatmaps_torch)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; on a shared CPU a second OpenMP thread can make
-    each small op wait for a descheduled peer (seconds per step). Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _mmpose_gaussian_loop(kp, vis, W, H, sigma):

@@ -13,14 +13,7 @@ from pyhpe.data import (COCO17, MPII16, BottomUpDataset, CocoImageLoader, Keypoi
                         to_image_space)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; on a shared CPU a second OpenMP thread can make
-    each small op wait for a descheduled peer (seconds per step). Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_coco17_metadata():

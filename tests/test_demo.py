@@ -11,14 +11,7 @@ from pyhpe.cli import main
 from pyhpe.demo import run_demo, speed_table
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; on a shared CPU a second OpenMP thread can make
-    each small op wait for a descheduled peer (seconds per step). Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_demo_quick_end_to_end(tmp_path):

@@ -19,14 +19,7 @@ from pyhpe.train import (ModelEMA, TrainConfig, Trainer, atomic_save, coco_keypo
 from pyhpe.codecs._fallback import dark_decode_torch
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; on a shared CPU a second OpenMP thread can make
-    each small op wait for a descheduled peer (seconds per step). Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -5,7 +5,6 @@ import os
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from pyhpe.cli import main
 from pyhpe.demo import run_demo, speed_table

@@ -126,6 +126,23 @@ def write_json(path: str, obj) -> None:
         json.dump(obj, f, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 
 
+def save_run(out_dir: str, summary: Dict, history: List[Dict], results=None, args=None) -> Dict:
+    """Writes metrics.json (summary + loss trend + args), log.csv and, when given,
+    results.json under out_dir; returns the summary with the history (and results) attached."""
+    summary = dict(summary, steps=len(history),
+                   first_loss=history[0]["loss"] if history else None,
+                   last_loss=history[-1]["loss"] if history else None,
+                   args=vars(args) if args is not None else None)
+    if results is not None:
+        write_json(os.path.join(out_dir, "results.json"), results)
+    write_json(os.path.join(out_dir, "metrics.json"), summary)
+    write_history(os.path.join(out_dir, "log.csv"), history)
+    summary["history"] = history
+    if results is not None:
+        summary["results"] = results
+    return summary
+
+
 STAT_NAMES = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
 
 

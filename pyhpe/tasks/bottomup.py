@@ -21,8 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._common import (Logger, add_common_args, coco_stats, fit, setup, write_history,
-                      write_json)
+from ._common import Logger, add_common_args, coco_stats, fit, save_run, setup
 
 # OpenPose-style network configs for this task (keyword overrides of pyhpe.models.OpenPoseNet).
 # 'tiny' is for tests; 'small' is a stride-4 network that learns synthetic figures in minutes
@@ -246,16 +245,10 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     infer_s = time.time() - t_inf
     stats = coco_stats(val_gt, results)
     log("COCO keypoint stats (val): " + " ".join(f"{k} {v:.4f}" for k, v in stats.items()))
-    out = {"task": "bottomup", "stats": stats, "num_results": len(results),
-           "num_val_persons": len(val_gt["annotations"]), "train_s": train_s, "infer_s": infer_s,
-           "steps": len(history), "first_loss": history[0]["loss"] if history else None,
-           "last_loss": history[-1]["loss"] if history else None, "args": vars(args)}
-    write_json(os.path.join(args.out, "results.json"), results)
-    write_json(os.path.join(args.out, "metrics.json"), out)
-    write_history(os.path.join(args.out, "log.csv"), history)
-    out["history"] = history
-    out["results"] = results
-    return out
+    return save_run(args.out, {"task": "bottomup", "stats": stats, "num_results": len(results),
+                               "num_val_persons": len(val_gt["annotations"]),
+                               "train_s": train_s, "infer_s": infer_s},
+                    history, results, args)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from ._common import Logger, add_common_args, coco_stats, fit, setup, write_history, write_json
+from ._common import Logger, add_common_args, coco_stats, fit, save_run, setup
 
 HEADS = ("ipr", "dipr", "dsnt")
 
@@ -203,15 +203,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     torch.save({"model": model.state_dict(), "model_name": args.model,
                 "model_config": args.model_config, "head": args.head, "beta": args.beta,
                 "input_size": input_size}, os.path.join(args.out, "model.pth"))
-    out = {"task": "integral", "head": args.head, "stats": stats, "train_s": train_s,
-           "steps": len(history), "first_loss": history[0]["loss"] if history else None,
-           "last_loss": history[-1]["loss"] if history else None, "args": vars(args)}
-    write_json(os.path.join(args.out, "results.json"), results)
-    write_json(os.path.join(args.out, "metrics.json"), out)
-    write_history(os.path.join(args.out, "log.csv"), history)
-    out["history"] = history
-    out["results"] = results
-    return out
+    return save_run(args.out, {"task": "integral", "head": args.head, "stats": stats,
+                               "train_s": train_s}, history, results, args)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -34,7 +34,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ._common import Logger, add_common_args, fit, setup, write_history, write_json
+from ._common import Logger, add_common_args, fit, save_run, setup
 
 #: VideoPose3D keeps these 17 of Human3.6M's 32 mocap joints (Human36mDataset.remove_joints).
 H36M_KEEP_32 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
@@ -369,12 +369,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
                 "num_keypoints": K, "in_mean": in_norm.mean, "in_std": in_norm.std,
                 "out_mean": out_norm.mean, "out_std": out_norm.std, "root": list(root),
                 "center_2d": center}, os.path.join(args.out, "model.pth"))
-    out = {"task": "lift3d", "data": args.data, "metrics": metrics, "train_s": train_s,
-           "steps": len(history), "first_loss": history[0]["loss"] if history else None,
-           "last_loss": history[-1]["loss"] if history else None, "args": vars(args)}
-    write_json(os.path.join(args.out, "metrics.json"), out)
-    write_history(os.path.join(args.out, "log.csv"), history)
-    out["history"] = history
+    out = save_run(args.out, {"task": "lift3d", "data": args.data, "metrics": metrics,
+                              "train_s": train_s}, history, args=args)
     out["pred"] = pred
     return out
 

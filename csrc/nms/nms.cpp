@@ -210,25 +210,56 @@ double max_variance(const at::Tensor& sigmas) {
   return max_var;
 }
 
+// Validated, contiguous inputs shared by oks_nms and soft_oks_nms: per-image segments and
+// the score order (given, or highest score first within each image; `scores` is only
+// filled in that case).
+struct PoseInputs {
+  int64_t N = 0;
+  Segments seg;
+  at::Tensor kpts, areas, sigmas, scores, order;
+
+  std::tuple<at::Tensor, at::Tensor> empty_result() const {
+    return {at::empty({0}, long_on(kpts)), at::zeros({seg.M()}, long_on(kpts))};
+  }
+};
+
+PoseInputs prepare_poses(const char* op, const at::Tensor& kpts_in, const at::Tensor& scores_in,
+                         const at::Tensor& areas_in, const at::Tensor& sigmas_in,
+                         const std::optional<at::Tensor>& image_offsets,
+                         const std::optional<at::Tensor>& order_in) {
+  check_poses(op, kpts_in, scores_in, areas_in, sigmas_in);
+  require_cuda_build(op, kpts_in);
+  PoseInputs in;
+  in.N = kpts_in.size(0);
+  in.seg = make_segments(op, image_offsets, in.N, kpts_in);
+  if (order_in.has_value()) in.order = check_order(op, *order_in, in.seg, in.N, kpts_in);
+  if (in.N == 0) {
+    in.kpts = kpts_in;
+    return in;
+  }
+  // mmpose's sigmas are float64 whatever the pose dtype.
+  in.kpts = kpts_in.contiguous();
+  in.areas = areas_in.contiguous();
+  in.sigmas = sigmas_in.to(at::kDouble).contiguous();
+  if (!in.order.defined()) {
+    in.scores = pose_scores(scores_in);
+    in.order = segmented_order(in.scores, in.seg, true);
+  }
+  return in;
+}
+
 std::tuple<at::Tensor, at::Tensor> oks_nms(const at::Tensor& kpts_in, const at::Tensor& scores_in,
                                            const at::Tensor& areas_in, const at::Tensor& sigmas_in,
                                            double thr, std::optional<double> vis_thr,
                                            const std::optional<at::Tensor>& image_offsets,
                                            const std::optional<at::Tensor>& order_in) {
   const char* op = "pyhpe.oks_nms";
-  check_poses(op, kpts_in, scores_in, areas_in, sigmas_in);
-  require_cuda_build(op, kpts_in);
-  const int64_t N = kpts_in.size(0);
-  Segments seg = make_segments(op, image_offsets, N, kpts_in);
-  at::Tensor order = order_in.has_value() ? check_order(op, *order_in, seg, N, kpts_in)
-                                          : at::Tensor();
-  if (N == 0) {
-    return {at::empty({0}, long_on(kpts_in)), at::zeros({seg.M()}, long_on(kpts_in))};
-  }
-  // mmpose's sigmas are float64 whatever the pose dtype.
-  at::Tensor kpts = kpts_in.contiguous(), areas = areas_in.contiguous(),
-             sigmas = sigmas_in.to(at::kDouble).contiguous();
-  if (!order.defined()) order = segmented_order(pose_scores(scores_in), seg, true);
+  PoseInputs in = prepare_poses(op, kpts_in, scores_in, areas_in, sigmas_in, image_offsets,
+                                order_in);
+  const int64_t N = in.N;
+  const Segments& seg = in.seg;
+  if (N == 0) return in.empty_result();
+  at::Tensor kpts = in.kpts, areas = in.areas, sigmas = in.sigmas, order = in.order;
   const std::vector<int64_t> mask_off = mask_offsets_of(seg);
   const int64_t total_words = mask_off.back();
   at::Tensor mask_offsets = to_device(mask_off, kpts);
@@ -292,21 +323,14 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
     const std::optional<at::Tensor>& order_in) {
   const char* op = "pyhpe.soft_oks_nms";
   const int method = parse_soft_method(op, method_str);
-  check_poses(op, kpts_in, scores_in, areas_in, sigmas_in);
-  require_cuda_build(op, kpts_in);
   TORCH_CHECK_VALUE(max_dets >= 0, op, ": 'max_dets' must be >= 0, got ", max_dets);
-  const int64_t N = kpts_in.size(0);
-  Segments seg = make_segments(op, image_offsets, N, kpts_in);
-  at::Tensor order = order_in.has_value() ? check_order(op, *order_in, seg, N, kpts_in)
-                                          : at::Tensor();
-  if (N == 0) {
-    return {at::empty({0}, long_on(kpts_in)), at::zeros({seg.M()}, long_on(kpts_in))};
-  }
-  // mmpose's sigmas are float64 whatever the pose dtype.
-  at::Tensor kpts = kpts_in.contiguous(), areas = areas_in.contiguous(),
-             sigmas = sigmas_in.to(at::kDouble).contiguous();
-  at::Tensor scores = pose_scores(scores_in);
-  if (!order.defined()) order = segmented_order(scores, seg, true);
+  PoseInputs in = prepare_poses(op, kpts_in, scores_in, areas_in, sigmas_in, image_offsets,
+                                order_in);
+  const int64_t N = in.N;
+  const Segments& seg = in.seg;
+  if (N == 0) return in.empty_result();
+  at::Tensor kpts = in.kpts, areas = in.areas, sigmas = in.sigmas, order = in.order;
+  at::Tensor scores = in.scores.defined() ? in.scores : pose_scores(scores_in);
   at::Tensor work = at::empty({2 * N}, long_on(kpts));
   at::Tensor work_scores = at::empty({2 * N}, kpts.options());
   at::Tensor keep = at::zeros({N}, long_on(kpts));

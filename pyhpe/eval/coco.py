@@ -213,8 +213,10 @@ class COCOKeypointEval:
             raise TypeError("COCOKeypointEval: results must be a list of objects")
         r = self._extract(anns, K, "result")
         if not loaded and anns:
-            gt_images = {img["id"] for img in self.gt_dataset.get("images", [])}
-            if not (r["image"] >= 0).all() and not {a["image_id"] for a in anns} <= gt_images:
+            # Every result found among params.imgIds is a GT image; only otherwise (a user
+            # subset of imgIds) compare against all GT images, as COCO.loadRes does.
+            if not (r["image"] >= 0).all() and not {a["image_id"] for a in anns} <= {
+                    img["id"] for img in self.gt_dataset.get("images", [])}:
                 raise ValueError("COCOKeypointEval: results do not correspond to the GT set "
                                  "(some image_id is not among the GT images)")
             first = anns[0]

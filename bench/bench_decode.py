@@ -7,7 +7,10 @@ bins):
     in pyhpe.reference.decode, cv2 blur included), with torch.amax as the one-read floor;
   * SimCC (+1-D DARK) vs mmpose's numpy SimCC decoding;
   * soft-argmax forward and forward+backward vs kornia spatial_soft_argmax2d;
-  * DSNT forward+backward vs dsntnn.dsnt; debiased IPR vs mmpose's torch head formula.
+  * DSNT forward+backward vs dsntnn.dsnt (on normalized maps) and, fused with the softmax,
+    vs dsntnn.dsnt(dsntnn.flat_softmax(.)); debiased IPR vs mmpose's torch head formula.
+The forward+backward groups carry a memory floor: one copy of the maps (read them once,
+write a gradient of the same size once), which any fwd+bwd has to do.
 """
 import sys
 from pathlib import Path
@@ -136,6 +139,11 @@ def test_soft_argmax_fwdbwd_kornia(benchmark, logits):
     benchmark(fwd_bwd(fn, logits.clone().requires_grad_(True)))
 
 
+@pytest.mark.benchmark(group="soft-argmax fwd+bwd 64x17x64x48")
+def test_soft_argmax_fwdbwd_floor_copy(benchmark, logits):
+    benchmark(lambda: torch.empty_like(logits).copy_(logits))
+
+
 @pytest.mark.benchmark(group="DSNT fwd+bwd 64x17x64x48")
 def test_dsnt_fwdbwd_pyhpe(benchmark, logits):
     probs = torch.softmax(logits.flatten(2), -1).view_as(logits)
@@ -147,6 +155,25 @@ def test_dsnt_fwdbwd_dsntnn(benchmark, logits):
     dsntnn = pytest.importorskip("dsntnn")
     probs = torch.softmax(logits.flatten(2), -1).view_as(logits)
     benchmark(fwd_bwd(dsntnn.dsnt, probs.clone().requires_grad_(True)))
+
+
+@pytest.mark.benchmark(group="DSNT fwd+bwd 64x17x64x48")
+def test_dsnt_fwdbwd_floor_copy(benchmark, logits):
+    probs = torch.softmax(logits.flatten(2), -1).view_as(logits)
+    benchmark(lambda: torch.empty_like(probs).copy_(probs))
+
+
+@pytest.mark.benchmark(group="softmax+DSNT fwd+bwd 64x17x64x48")
+def test_softmax_dsnt_fwdbwd_pyhpe(benchmark, logits):
+    fn = lambda t: ops.dsnt(t, normalize="softmax")  # noqa: E731
+    benchmark(fwd_bwd(fn, logits.clone().requires_grad_(True)))
+
+
+@pytest.mark.benchmark(group="softmax+DSNT fwd+bwd 64x17x64x48")
+def test_softmax_dsnt_fwdbwd_dsntnn(benchmark, logits):
+    dsntnn = pytest.importorskip("dsntnn")
+    fn = lambda t: dsntnn.dsnt(dsntnn.flat_softmax(t))  # noqa: E731
+    benchmark(fwd_bwd(fn, logits.clone().requires_grad_(True)))
 
 
 @pytest.mark.benchmark(group="debiased IPR (mmpose form) fwd+bwd 64x17x64x48")

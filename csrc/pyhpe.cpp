@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "cocoeval/cocoeval.h"
+#include "common/cpu_cache.h"
+#include "common/cpu_features.h"
 #include "cocoeval/extract.h"
 
 namespace py = pybind11;
@@ -162,6 +164,17 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_version", &cuda_version, "CUDA runtime version compiled against ('' if none)");
   m.def("cuda_archs", [] { return std::string(PYHPE_CUDA_ARCHS); },
         "TORCH_CUDA_ARCH_LIST the kernels were compiled for ('' if none)");
+  m.def("cpu_has_avx2", &pyhpe::cpu::has_avx2_fma,
+        "whether this CPU runs the AVX2 + FMA paths of the CPU kernels");
+  m.def("cpu_avx2_enabled", &pyhpe::cpu::avx2_enabled,
+        "whether the CPU kernels take their AVX2 + FMA paths now");
+  m.def("cpu_cache_bytes", &pyhpe::cpu::cached_bytes,
+        "bytes of freed large CPU outputs (the soft-argmax family's gradients) kept for reuse");
+  m.def("empty_cpu_cache", &pyhpe::cpu::empty_cache,
+        "return the kept CPU blocks (cpu_cache_bytes()) to the system allocator");
+  m.def("_set_cpu_avx2", &pyhpe::cpu::set_avx2_enabled, py::arg("on"),
+        "switch the AVX2 + FMA paths on (if the CPU has them) or off; returns the old state. "
+        "For tests and benchmarks of the fallback paths.");
 
   pyhpe::cocoeval::bind_extract(m);
 

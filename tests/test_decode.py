@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import pyhpe
 import pyhpe.ops as ops
 from conftest import cpu_and_cuda
 from pyhpe.reference import decode as ref
@@ -167,10 +168,22 @@ def test_simcc_decode_small_kernels_and_clip(device, rng):
 # ---- soft-argmax family -------------------------------------------------------------
 
 
+@pytest.fixture(params=["avx2", "fallback"])
+def cpu_path(request):
+    """Runs a test on both float32 CPU paths: AVX2 + FMA (decode_avx2.h) and SSE2 / scalar."""
+    want = request.param == "avx2"
+    if want and not pyhpe._C.cpu_has_avx2():
+        pytest.skip("this CPU has no AVX2 + FMA")
+    old = pyhpe._C._set_cpu_avx2(want)
+    assert pyhpe._C.cpu_avx2_enabled() == want
+    yield request.param
+    pyhpe._C._set_cpu_avx2(old)
+
+
 @cpu_and_cuda()
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("normalize", ["softmax", "sum", "none"])
-def test_soft_argmax_matches_reference(device, dtype, normalize):
+def test_soft_argmax_matches_reference(device, dtype, normalize, cpu_path):
     g = torch.Generator().manual_seed(0)
     h = torch.rand(3, 5, 16, 12, generator=g, dtype=dtype) * 4
     out = ops.soft_argmax(h.to(device), beta=1.7, normalize=normalize)
@@ -191,12 +204,81 @@ def test_soft_argmax_equals_kornia(device, beta):
 
 
 @cpu_and_cuda()
-def test_dsnt_equals_dsntnn(device):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dsnt_equals_dsntnn(device, dtype, cpu_path):
     dsntnn = pytest.importorskip("dsntnn")
-    h = dsntnn.flat_softmax(torch.randn(2, 17, 64, 48, generator=torch.Generator().manual_seed(2),
-                                        dtype=torch.float64))
-    torch.testing.assert_close(ops.dsnt(h.to(device)).cpu(), dsntnn.dsnt(h))
-    torch.testing.assert_close(ops.dsnt(h.to(device)).cpu(), ref.dsnt(h))
+    logits = torch.randn(2, 17, 64, 48, generator=torch.Generator().manual_seed(2),
+                         dtype=torch.float64) * 2
+    h = dsntnn.flat_softmax(logits)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else {}
+    torch.testing.assert_close(ops.dsnt(h.to(device, dtype)).cpu().double(), dsntnn.dsnt(h), **tol)
+    torch.testing.assert_close(ops.dsnt(h.to(device, dtype)).cpu().double(), ref.dsnt(h), **tol)
+    # normalize='softmax' fuses dsntnn.flat_softmax(beta * h)
+    for beta in (1.0, 2.5):
+        exp = dsntnn.dsnt(dsntnn.flat_softmax(beta * logits))
+        out = ops.dsnt(logits.to(device, dtype), normalize="softmax", beta=beta)
+        torch.testing.assert_close(out.cpu().double(), exp, **tol)
+    pos = logits.exp()
+    out = ops.dsnt(pos.to(device, dtype), normalize="sum")
+    torch.testing.assert_close(out.cpu().double(), dsntnn.dsnt(pos / pos.sum((2, 3), keepdim=True)),
+                               **tol)
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("normalize", ["none", "softmax"])
+def test_dsnt_gradients_match_dsntnn(device, normalize, cpu_path):
+    dsntnn = pytest.importorskip("dsntnn")
+    logits = torch.randn(3, 5, 20, 13, generator=torch.Generator().manual_seed(12)) * 2
+    w = torch.randn(3, 5, 2, generator=torch.Generator().manual_seed(13))
+    x = (dsntnn.flat_softmax(logits) if normalize == "none" else logits).to(device)
+    a = x.clone().requires_grad_(True)
+    (ops.dsnt(a, normalize=normalize) * w.to(device)).sum().backward()
+    b = x.cpu().double().requires_grad_(True)
+    theirs = dsntnn.dsnt(b if normalize == "none" else dsntnn.flat_softmax(b))
+    (theirs * w.double()).sum().backward()
+    torch.testing.assert_close(a.grad.cpu().double(), b.grad, rtol=1e-4, atol=1e-6)
+
+
+# Float32 maps on the CPU take decode_avx2.h (column blocks of 16, row vectors of 8, masked
+# right edges, flushes every 16 rows) or the SSE2 / scalar loops: odd sizes reach every edge.
+ODD_SHAPES = [(1, 1), (1, 5), (3, 8), (17, 13), (16, 16), (40, 23), (33, 48), (5, 130), (2, 300)]
+
+
+@pytest.mark.parametrize("H,W", ODD_SHAPES)
+@pytest.mark.parametrize("op,kwargs", [
+    ("soft_argmax", dict(beta=1.7)), ("soft_argmax", dict(normalize="sum")),
+    ("soft_argmax", dict(normalize="none")), ("dsnt", {}), ("dsnt", dict(normalize="softmax")),
+    ("debiased_soft_argmax", dict(form="mmpose", beta=2.0))])
+def test_float32_cpu_paths_odd_shapes(H, W, op, kwargs, cpu_path):
+    g = torch.Generator().manual_seed(H * 1000 + W)
+    h = torch.rand(2, 3, H, W, generator=g) * 4 - 1
+    if kwargs.get("normalize") in ("sum", "none") or (op == "dsnt" and not kwargs):
+        h = h.abs() / h.abs().sum((2, 3), keepdim=True)  # probabilities, as dsnt expects
+    w = torch.randn(2, 3, 2, generator=g)
+    fn = getattr(ops, op)
+    a = h.clone().requires_grad_(True)
+    out = fn(a, **kwargs)
+    (out * w).sum().backward()
+    b = h.double().requires_grad_(True)
+    exp = fn(b, **kwargs)
+    (exp * w.double()).sum().backward()
+    scale = max(H, W) if op != "dsnt" else 1.0
+    torch.testing.assert_close(out.double(), exp.detach(), rtol=1e-5, atol=2e-6 * scale)
+    torch.testing.assert_close(a.grad.double(), b.grad, rtol=1e-4,
+                               atol=1e-6 * b.grad.abs().max().item())
+
+
+def test_float32_cpu_paths_propagate_nan(cpu_path):
+    h = torch.rand(2, 3, 9, 20)
+    h[1, 2, 4, 17] = float("nan")
+    for fn, nan_grad in ((lambda t: ops.soft_argmax(t), True),
+                         (lambda t: ops.dsnt(t, normalize="softmax"), True),
+                         (lambda t: ops.dsnt(t), False)):  # d(sum h x)/dh = x, NaN-free
+        a = h.clone().requires_grad_(True)
+        out = fn(a)
+        out.sum().backward()
+        assert out[1, 2].isnan().all() and not out[:1].isnan().any()
+        assert a.grad[1, 2].isnan().any() == nan_grad and not a.grad[:1].isnan().any()
 
 
 @cpu_and_cuda()
@@ -227,7 +309,8 @@ def test_debiased_paper_removes_uniform_background():
     ("soft_argmax", dict(beta=1.3)), ("soft_argmax", dict(normalize="sum")),
     ("soft_argmax", dict(normalize="none")), ("debiased_soft_argmax", dict(form="paper", beta=2.0)),
     ("debiased_soft_argmax", dict(form="mmpose", beta=1.0)),
-    ("debiased_soft_argmax", dict(form="mmpose", beta=1.7)), ("dsnt", {})])
+    ("debiased_soft_argmax", dict(form="mmpose", beta=1.7)), ("dsnt", {}),
+    ("dsnt", dict(normalize="softmax", beta=1.5)), ("dsnt", dict(normalize="sum"))])
 def test_gradcheck(device, op, kwargs):
     g = torch.Generator().manual_seed(4)
     h = (torch.rand(2, 3, 5, 4, generator=g, dtype=torch.float64) + 0.5).to(device)
@@ -252,7 +335,7 @@ def test_gradients_match_autograd_of_reference(device):
 
 @cpu_and_cuda()
 @pytest.mark.parametrize("shape", [(2, 3, 9, 7), (2, 17, 64, 48)])
-def test_float32_gradients_match_reference(device, shape):
+def test_float32_gradients_match_reference(device, shape, cpu_path):
     # float32 takes the host SIMD paths (polynomial exp, 4-lane sums) in both directions.
     h = torch.randn(*shape, generator=torch.Generator().manual_seed(8)) * 3
     w = torch.randn(shape[0], shape[1], 2, generator=torch.Generator().manual_seed(9))
@@ -386,12 +469,14 @@ def test_opcheck(device):
     _opcheck(P.soft_argmax.default, (hg, 1.5, "softmax"))
     _opcheck(P.debiased_soft_argmax.default, (hg, 1.5, "mmpose"))
     _opcheck(P.dsnt.default, (hg,))
+    _opcheck(P.dsnt.default, (hg, 1.5, "softmax"))
     gr = torch.rand(2, 3, 2, generator=g, dtype=torch.float64).to(device)
     st = P.soft_argmax(h, 1.5, "sum")[1]
     _opcheck(P.soft_argmax_backward.default, (gr, h, st, 1.5, "sum"))
     st = P.debiased_soft_argmax(h, 1.5, "paper")[1]
     _opcheck(P.debiased_soft_argmax_backward.default, (gr, h, st, 1.5, "paper"))
     _opcheck(P.dsnt_backward.default, (gr, h, P.dsnt(h)[1]))
+    _opcheck(P.dsnt_backward.default, (gr, h, P.dsnt(h, 2.0, "softmax")[1], 2.0, "softmax"))
     c = gr.clone().requires_grad_(True)
     ctr = torch.rand(2, 2, dtype=torch.float64, device=device)
     _opcheck(P.transform_preds.default, (c, ctr, ctr + 1, 8, 9, True))
@@ -411,7 +496,8 @@ def test_torch_compile_smoke():
         torch.testing.assert_close(a, b)
 
     def train_step(h):
-        return ops.debiased_soft_argmax(h, beta=2.0).square().sum()
+        return (ops.debiased_soft_argmax(h, beta=2.0).square().sum()
+                + ops.dsnt(h, normalize="softmax").square().sum())
 
     hg = h.clone().requires_grad_(True)
     torch.compile(train_step, fullgraph=True, backend="aot_eager")(hg).backward()

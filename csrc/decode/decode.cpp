@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "common/checks.h"
+#include "common/cpu_cache.h"
 #include "common/torch_utils.h"
 #include "decode/decode.h"
 
@@ -273,7 +274,8 @@ at::Tensor expectation_backward(const char* op, const at::Tensor& grad_in,
   checks::size(op, stats_in, "stats", 0, B, "(B, K, 8)");
   checks::size(op, stats_in, "stats", 1, K, "(B, K, 8)");
   checks::size(op, stats_in, "stats", 2, kNumStats, "(B, K, 8)");
-  at::Tensor out = at::empty({B, K, H, W}, hm_in.options());
+  at::Tensor out = hm_in.is_cuda() ? at::empty({B, K, H, W}, hm_in.options())
+                                    : cpu::empty_cached({B, K, H, W}, hm_in.options());
   if (out.numel() == 0) return out;
   at::Tensor hm = hm_in.contiguous(), grad = grad_in.contiguous(), stats = stats_in.contiguous();
   AT_DISPATCH_FLOATING_TYPES(hm.scalar_type(), "expectation_backward", [&] {
@@ -308,9 +310,8 @@ ExpectationParams debias_params(const char* op, double beta, c10::string_view fo
   return p;
 }
 
-ExpectationParams dsnt_params() {
-  ExpectationParams p;
-  p.normalize = kNormNone;
+ExpectationParams dsnt_params(const char* op, double beta, c10::string_view normalize) {
+  ExpectationParams p = soft_params(op, beta, normalize);
   p.dsnt_grid = true;
   return p;
 }
@@ -340,13 +341,16 @@ at::Tensor debiased_soft_argmax_backward(const at::Tensor& grad, const at::Tenso
   return expectation_backward(op, grad, heatmaps, stats, debias_params(op, beta, form));
 }
 
-std::tuple<at::Tensor, at::Tensor> dsnt(const at::Tensor& heatmaps) {
-  return expectation_forward("pyhpe.dsnt", heatmaps, dsnt_params());
+std::tuple<at::Tensor, at::Tensor> dsnt(const at::Tensor& heatmaps, double beta,
+                                        c10::string_view normalize) {
+  const char* op = "pyhpe.dsnt";
+  return expectation_forward(op, heatmaps, dsnt_params(op, beta, normalize));
 }
 
 at::Tensor dsnt_backward(const at::Tensor& grad, const at::Tensor& heatmaps,
-                         const at::Tensor& stats) {
-  return expectation_backward("pyhpe.dsnt_backward", grad, heatmaps, stats, dsnt_params());
+                         const at::Tensor& stats, double beta, c10::string_view normalize) {
+  const char* op = "pyhpe.dsnt_backward";
+  return expectation_backward(op, grad, heatmaps, stats, dsnt_params(op, beta, normalize));
 }
 
 // ---- back-transforms --------------------------------------------------------------------
@@ -453,8 +457,9 @@ TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
         "-> (Tensor, Tensor)");
   m.def("debiased_soft_argmax_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta, "
         "str form) -> Tensor");
-  m.def("dsnt(Tensor heatmaps) -> (Tensor, Tensor)");
-  m.def("dsnt_backward(Tensor grad, Tensor heatmaps, Tensor stats) -> Tensor");
+  m.def("dsnt(Tensor heatmaps, float beta=1.0, str normalize='none') -> (Tensor, Tensor)");
+  m.def("dsnt_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta=1.0, "
+        "str normalize='none') -> Tensor");
   m.def("transform_preds(Tensor coords, Tensor center, Tensor scale, int width, int height, "
         "bool use_udp=False) -> Tensor");
   m.def("affine_transform_points(Tensor coords, Tensor matrix) -> Tensor");

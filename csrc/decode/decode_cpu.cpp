@@ -1,6 +1,10 @@
 #include <ATen/Parallel.h>
 
+#include <type_traits>
+
+#include "common/cpu_features.h"
 #include "decode/decode.h"
+#include "decode/decode_avx2.h"
 
 namespace pyhpe {
 namespace decode {
@@ -20,17 +24,60 @@ void simcc_decode_cpu(const SimccDecodeArgs<T>& args) {
   });
 }
 
+// Float maps take the AVX2 + FMA paths of decode_avx2.h when the CPU has them; float64
+// (gradcheck, references) and the rare cases those paths leave out run the generic math.
+template <typename T>
+MapSums expectation_sums_cpu(const ExpectationArgs<T>& a, int64_t m, int64_t end, bool avx2) {
+#ifdef PYHPE_DECODE_AVX2
+  if (std::is_same<T, float>::value && avx2) {
+    MapSums s;
+    const int64_t HW = static_cast<int64_t>(a.H) * a.W;
+    const float* h = reinterpret_cast<const float*>(a.heatmaps) + m * HW;
+    if (avx2::map_sums(h, a.H, a.W, a.normalize == kNormSoftmax, a.beta, &s,
+                       m + 1 < end ? h + HW : nullptr))
+      return s;
+  }
+#endif
+  (void)avx2, (void)end;
+  return expectation_sums(a, m);
+}
+
 template <typename T>
 void expectation_forward_cpu(const ExpectationArgs<T>& args) {
+  const bool avx2 = cpu::avx2_enabled();
   at::parallel_for(0, args.num_maps, 8, [&](int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) expectation_forward_element(args, m);
+    for (int64_t m = begin; m < end; ++m) {
+      expectation_finish(args, m, expectation_sums_cpu(args, m, end, avx2));
+      expectation_coords(args, m);
+    }
   });
 }
 
 template <typename T>
+void expectation_backward_map_cpu(const ExpectationArgs<T>& a, int64_t m, bool avx2) {
+#ifdef PYHPE_DECODE_AVX2
+  if (std::is_same<T, float>::value && avx2) {
+    const double* st = a.stats + m * kNumStats;
+    const bool softmax = a.normalize == kNormSoftmax;
+    const GradCoeffs c = expectation_grad_coeffs_of_map(a, m);
+    if (c.kr == 0.0 && (!softmax || st[0] == st[0])) {
+      const int64_t off = m * a.H * a.W;
+      avx2::grad_map(reinterpret_cast<const float*>(a.heatmaps) + off,
+                     reinterpret_cast<float*>(a.out) + off, a.H, a.W, softmax,
+                     static_cast<float>(a.beta), static_cast<float>(st[0]), c);
+      return;
+    }
+  }
+#endif
+  (void)avx2;
+  expectation_backward_map(a, m);
+}
+
+template <typename T>
 void expectation_backward_cpu(const ExpectationArgs<T>& args) {
+  const bool avx2 = cpu::avx2_enabled();
   at::parallel_for(0, args.num_maps, 8, [&](int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) expectation_backward_map(args, m);
+    for (int64_t m = begin; m < end; ++m) expectation_backward_map_cpu(args, m, avx2);
   });
 }
 

@@ -660,26 +660,30 @@ PYHPE_HD_INLINE void softmax_row_lanes(const float* hr, int W, float beta, float
 #endif
 }
 
-// Per-map statistics (the forward pass); the backward reuses them (the op returns them).
+// Per-map sums: the softmax's shift m (= max(beta * h), 0 without softmax), S = sum f,
+// Sc = sum f * col and Sr = sum f * row, with f = exp(beta * h - m) (softmax) or h.
+struct MapSums {
+  double mmax, S, Sc, Sr;
+};
+
 template <typename T>
-PYHPE_HD void expectation_stats(const ExpectationArgs<T>& a, int64_t m) {
+PYHPE_HD MapSums expectation_sums(const ExpectationArgs<T>& a, int64_t m) {
   const int H = a.H, W = a.W;
   const int64_t HW = static_cast<int64_t>(H) * W;
   const T* h = a.heatmaps + m * HW;
-  double* st = a.stats + m * kNumStats;
-  double mmax = 0.0, S = 0.0, Sc = 0.0, Sr = 0.0;
+  MapSums r{0.0, 0.0, 0.0, 0.0};
   const bool softmax = a.normalize == kNormSoftmax;
-  if (softmax) mmax = scaled_max(h, HW, a.beta);
-  const T beta_t = static_cast<T>(a.beta), mmax_t = static_cast<T>(mmax);
+  if (softmax) r.mmax = scaled_max(h, HW, a.beta);
+  const T beta_t = static_cast<T>(a.beta), mmax_t = static_cast<T>(r.mmax);
   for (int row = 0; row < H; ++row) {
     const T* hr = h + static_cast<int64_t>(row) * W;
     double rs = 0.0, rc = 0.0;
     if (softmax) {
       int col = 0;
 #if !defined(__CUDA_ARCH__)
-      if (sizeof(T) == sizeof(float) && mmax == mmax)
+      if (sizeof(T) == sizeof(float) && r.mmax == r.mmax)
         softmax_row_lanes(reinterpret_cast<const float*>(hr), W, static_cast<float>(a.beta),
-                          static_cast<float>(mmax), &col, &rs, &rc);
+                          static_cast<float>(r.mmax), &col, &rs, &rc);
 #endif
       for (; col < W; ++col) {
         const T e = exp_of(T(beta_t * hr[col] - mmax_t));
@@ -693,29 +697,39 @@ PYHPE_HD void expectation_stats(const ExpectationArgs<T>& a, int64_t m) {
         rc += v * col;
       }
     }
-    S += rs;
-    Sc += rc;
-    Sr += rs * row;
+    r.S += rs;
+    r.Sc += rc;
+    r.Sr += rs * row;
   }
+  return r;
+}
+
+// Per-map statistics from the sums (the forward pass); the backward reuses them (the op
+// returns them).
+template <typename T>
+PYHPE_HD void expectation_finish(const ExpectationArgs<T>& a, int64_t m, const MapSums& s) {
+  double* st = a.stats + m * kNumStats;
   double xbar, ybar;
   if (a.normalize == kNormNone) {
-    xbar = a.ax * Sc + a.bx * S;
-    ybar = a.ay * Sr + a.by * S;
+    xbar = a.ax * s.Sc + a.bx * s.S;
+    ybar = a.ay * s.Sr + a.by * s.S;
   } else {
-    xbar = a.ax * (Sc / S) + a.bx;
-    ybar = a.ay * (Sr / S) + a.by;
+    xbar = a.ax * (s.Sc / s.S) + a.bx;
+    ybar = a.ay * (s.Sr / s.S) + a.by;
   }
-  st[0] = mmax;
-  st[1] = S;
+  st[0] = s.mmax;
+  st[1] = s.S;
   st[2] = xbar;
   st[3] = ybar;
-  st[4] = mmax;
-  st[5] = S;
+  st[4] = s.mmax;
+  st[5] = s.S;
   st[6] = 0.0;
   st[7] = 0.0;
   if (a.debias != kDebiasNone) {
-    double mg = mmax, Sg = S;
+    double mg = s.mmax, Sg = s.S;
     if (a.gamma != a.beta) {
+      const int64_t HW = static_cast<int64_t>(a.H) * a.W;
+      const T* h = a.heatmaps + m * HW;
       mg = scaled_max(h, HW, a.gamma);
       const T gamma_t = static_cast<T>(a.gamma), mg_t = static_cast<T>(mg);
       Sg = 0.0;
@@ -727,9 +741,9 @@ PYHPE_HD void expectation_stats(const ExpectationArgs<T>& a, int64_t m) {
   }
 }
 
+// Writes the coordinates of map m from its statistics.
 template <typename T>
-PYHPE_HD void expectation_forward_element(const ExpectationArgs<T>& a, int64_t m) {
-  expectation_stats(a, m);
+PYHPE_HD void expectation_coords(const ExpectationArgs<T>& a, int64_t m) {
   const double* st = a.stats + m * kNumStats;
   double x = st[2], y = st[3];
   if (a.debias != kDebiasNone) {
@@ -741,33 +755,41 @@ PYHPE_HD void expectation_forward_element(const ExpectationArgs<T>& a, int64_t m
   a.out[2 * m + 1] = static_cast<T>(y);
 }
 
-// The gradient is affine in the column within a row:
-//   dL/dh = f_j * (k1 * col + k0(row)) + kr * r_j
+template <typename T>
+PYHPE_HD void expectation_forward_element(const ExpectationArgs<T>& a, int64_t m) {
+  expectation_finish(a, m, expectation_sums(a, m));
+  expectation_coords(a, m);
+}
+
+// The gradient is affine in the column and in the row:
+//   dL/dh = f_j * (k1 * col + k00 + k01 * row) + kr * r_j
 // with f_j = exp(beta * h_j - m) (softmax) or 1, and
 // r_j = exp(gamma * h_j - m_gamma) only for the mmpose debiasing with beta != 1.
 //   softmax: beta p (g . (x_j - xbar)) [/ (1 - u)]  - gamma r u / (1 - u)^2 g . (xbar - c)
 //   sum:     g . (x_j - xbar) / S;     none: g . x_j
-// Coefficients in double; the per-element product in the input dtype.
-struct GradRowCoeffs {
-  double k1, k0, kr;
+// Coefficients in double (once per map); k0 = k00 + k01 * row per row; the per-element
+// product in the input dtype.
+struct GradCoeffs {
+  double k1, k00, k01, kr;
+  PYHPE_HD_INLINE double k0(int row) const { return k00 + k01 * row; }
 };
 
 template <typename T>
-PYHPE_HD_INLINE GradRowCoeffs expectation_grad_coeffs(const ExpectationArgs<T>& a,
-                                                      const double* st, double gx, double gy,
-                                                      int row) {
-  const double yj = a.ay * row + a.by;
-  GradRowCoeffs c;
+PYHPE_HD_INLINE GradCoeffs expectation_grad_coeffs(const ExpectationArgs<T>& a,
+                                                   const double* st, double gx, double gy) {
+  GradCoeffs c;
   c.kr = 0.0;
   if (a.normalize == kNormNone) {
     c.k1 = gx * a.ax;
-    c.k0 = gx * a.bx + gy * yj;
+    c.k00 = gx * a.bx + gy * a.by;
+    c.k01 = gy * a.ay;
     return c;
   }
-  const double lin0 = gx * (a.bx - st[2]) + gy * (yj - st[3]);
+  const double lin0 = gx * (a.bx - st[2]) + gy * (a.by - st[3]);
   if (a.normalize == kNormSum) {
     c.k1 = gx * a.ax / st[1];
-    c.k0 = lin0 / st[1];
+    c.k00 = lin0 / st[1];
+    c.k01 = gy * a.ay / st[1];
     return c;
   }
   double scale = a.beta / st[1];
@@ -783,19 +805,26 @@ PYHPE_HD_INLINE GradRowCoeffs expectation_grad_coeffs(const ExpectationArgs<T>& 
     }
   }
   c.k1 = scale * gx * a.ax;
-  c.k0 = scale * lin0 + extra;
+  c.k00 = scale * lin0 + extra;
+  c.k01 = scale * gy * a.ay;
   return c;
 }
 
 template <typename T>
-PYHPE_HD_INLINE T expectation_grad_value(const ExpectationArgs<T>& a, const double* st,
-                                         const GradRowCoeffs& c, int col, T h) {
-  T v = static_cast<T>(c.k1) * static_cast<T>(col) + static_cast<T>(c.k0);
+PYHPE_HD_INLINE GradCoeffs expectation_grad_coeffs_of_map(const ExpectationArgs<T>& a,
+                                                          int64_t m) {
+  return expectation_grad_coeffs(a, a.stats + m * kNumStats, static_cast<double>(a.grad[2 * m]),
+                                 static_cast<double>(a.grad[2 * m + 1]));
+}
+
+template <typename T>
+PYHPE_HD_INLINE T expectation_grad_value(const ExpectationArgs<T>& a, const double* st, T k1,
+                                         T k0, double kr, int col, T h) {
+  T v = k1 * static_cast<T>(col) + k0;
   if (a.normalize == kNormSoftmax)
     v *= exp_of(T(static_cast<T>(a.beta) * h - static_cast<T>(st[0])));
-  if (c.kr != 0.0)
-    v += static_cast<T>(c.kr / st[5]) *
-         exp_of(T(static_cast<T>(a.gamma) * h - static_cast<T>(st[4])));
+  if (kr != 0.0)
+    v += static_cast<T>(kr / st[5]) * exp_of(T(static_cast<T>(a.gamma) * h - static_cast<T>(st[4])));
   return v;
 }
 
@@ -805,13 +834,14 @@ template <typename T>
 PYHPE_HD void expectation_backward_element(const ExpectationArgs<T>& a, int64_t idx) {
   const int64_t HW = static_cast<int64_t>(a.H) * a.W;
   const int64_t m = idx / HW, j = idx % HW;
-  const double* st = a.stats + m * kNumStats;
-  const double gx = static_cast<double>(a.grad[2 * m]), gy = static_cast<double>(a.grad[2 * m + 1]);
-  const GradRowCoeffs c = expectation_grad_coeffs(a, st, gx, gy, static_cast<int>(j / a.W));
-  a.out[idx] = expectation_grad_value(a, st, c, static_cast<int>(j % a.W), a.heatmaps[idx]);
+  const int row = static_cast<int>(j / a.W);
+  const GradCoeffs c = expectation_grad_coeffs_of_map(a, m);
+  a.out[idx] = expectation_grad_value(a, a.stats + m * kNumStats, static_cast<T>(c.k1),
+                                      static_cast<T>(c.k0(row)), c.kr,
+                                      static_cast<int>(j % a.W), a.heatmaps[idx]);
 }
 
-// Host fast path of one softmax gradient row in float (auto-vectorized).
+// Host fast path of one softmax gradient row in float.
 PYHPE_HD_INLINE void softmax_grad_row(const float* hr, float* orow, int W, float beta, float m,
                                       float k1, float k0) {
   int col = 0;
@@ -835,20 +865,20 @@ template <typename T>
 PYHPE_HD void expectation_backward_map(const ExpectationArgs<T>& a, int64_t m) {
   const int64_t HW = static_cast<int64_t>(a.H) * a.W;
   const double* st = a.stats + m * kNumStats;
-  const double gx = static_cast<double>(a.grad[2 * m]), gy = static_cast<double>(a.grad[2 * m + 1]);
+  const GradCoeffs c = expectation_grad_coeffs_of_map(a, m);
   const T* h = a.heatmaps + m * HW;
   T* o = a.out + m * HW;
   const bool softmax = a.normalize == kNormSoftmax;
+  const T k1 = static_cast<T>(c.k1);
   for (int row = 0; row < a.H; ++row) {
-    const GradRowCoeffs c = expectation_grad_coeffs(a, st, gx, gy, row);
     T* orow = o + static_cast<int64_t>(row) * a.W;
     const T* hrow = h + static_cast<int64_t>(row) * a.W;
-    const T k1 = static_cast<T>(c.k1), k0 = static_cast<T>(c.k0);
+    const T k0 = static_cast<T>(c.k0(row));
 #if !defined(__CUDA_ARCH__)
     if (sizeof(T) == sizeof(float) && softmax && c.kr == 0.0 && st[0] == st[0]) {
       softmax_grad_row(reinterpret_cast<const float*>(hrow), reinterpret_cast<float*>(orow),
                        a.W, static_cast<float>(a.beta), static_cast<float>(st[0]),
-                       static_cast<float>(c.k1), static_cast<float>(c.k0));
+                       static_cast<float>(k1), static_cast<float>(k0));
       continue;
     }
 #endif
@@ -856,7 +886,7 @@ PYHPE_HD void expectation_backward_map(const ExpectationArgs<T>& a, int64_t m) {
       for (int col = 0; col < a.W; ++col) orow[col] = k1 * static_cast<T>(col) + k0;
     } else {
       for (int col = 0; col < a.W; ++col)
-        orow[col] = expectation_grad_value(a, st, c, col, hrow[col]);
+        orow[col] = expectation_grad_value(a, st, k1, k0, c.kr, col, hrow[col]);
     }
   }
 }

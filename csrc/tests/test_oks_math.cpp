@@ -4,16 +4,7 @@
 #include <vector>
 
 #include "oks/oks_math.h"
-
-static int failures = 0, checks = 0;
-#define EXPECT(cond)                                                  \
-  do {                                                                \
-    ++checks;                                                         \
-    if (!(cond)) {                                                    \
-      ++failures;                                                     \
-      std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);     \
-    }                                                                 \
-  } while (0)
+#include "tests/expect.h"
 
 using pyhpe::oks::compute_oks;
 using pyhpe::oks::kModeCoco;

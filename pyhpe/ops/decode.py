@@ -76,49 +76,8 @@ def _affine_transform_points_fake(coords, matrix):
 
 # The forward ops return (coords, stats); stats (per-map float64 max / sums / expectations)
 # are not differentiable and feed the backward op, which then reads each map only once.
-def _soft_argmax_setup(ctx, inputs, output):
-    heatmaps, beta, normalize = inputs
-    ctx.mark_non_differentiable(output[1])
-    ctx.save_for_backward(heatmaps, output[1])
-    ctx.beta, ctx.normalize = beta, normalize
-
-
-def _soft_argmax_bwd(ctx, grad, _grad_stats):
-    heatmaps, stats = ctx.saved_tensors
-    g = torch.ops.pyhpe.soft_argmax_backward(grad.contiguous(), heatmaps, stats, ctx.beta,
-                                             ctx.normalize)
-    return g, None, None
-
-
-def _debiased_setup(ctx, inputs, output):
-    heatmaps, beta, form = inputs
-    ctx.mark_non_differentiable(output[1])
-    ctx.save_for_backward(heatmaps, output[1])
-    ctx.beta, ctx.form = beta, form
-
-
-def _debiased_bwd(ctx, grad, _grad_stats):
-    heatmaps, stats = ctx.saved_tensors
-    g = torch.ops.pyhpe.debiased_soft_argmax_backward(grad.contiguous(), heatmaps, stats,
-                                                      ctx.beta, ctx.form)
-    return g, None, None
-
-
-def _dsnt_setup(ctx, inputs, output):
-    ctx.mark_non_differentiable(output[1])
-    ctx.save_for_backward(inputs[0], output[1])
-
-
-def _dsnt_bwd(ctx, grad, _grad_stats):
-    heatmaps, stats = ctx.saved_tensors
-    return torch.ops.pyhpe.dsnt_backward(grad.contiguous(), heatmaps, stats)
-
-
-torch.library.register_autograd("pyhpe::soft_argmax", _soft_argmax_bwd,
-                                setup_context=_soft_argmax_setup)
-torch.library.register_autograd("pyhpe::debiased_soft_argmax", _debiased_bwd,
-                                setup_context=_debiased_setup)
-torch.library.register_autograd("pyhpe::dsnt", _dsnt_bwd, setup_context=_dsnt_setup)
+# Their autograd kernels are C++ (csrc/decode/decode_autograd.cpp): the Python
+# register_autograd route costs about as much as the kernels on typical batches.
 
 
 # The back-transforms are affine in every input; their gradients are small batched
@@ -292,17 +251,22 @@ def debiased_soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, form: str = "pa
     return torch.ops.pyhpe.debiased_soft_argmax(heatmaps, float(beta), form)[0]
 
 
-def dsnt(heatmaps_normalized: Tensor) -> Tensor:
+def dsnt(heatmaps: Tensor, *, normalize: str = "none", beta: float = 1.0) -> Tensor:
     """DSNT (Nibali et al.; ``dsntnn.dsnt``), differentiable.
 
     ``(B, K, H, W) -> (B, K, 2)`` (x, y) in dsntnn normalized coordinates: pixel centre
-    ``j`` maps to ``(2 j + 1) / W - 1``, so the map spans (-1, 1) exclusive of the centres
-    at the edges. The input must already be normalized (e.g. ``dsntnn.flat_softmax``); the
-    op computes ``sum_ij h_ij (x_j, y_i)`` without renormalizing, as dsntnn does.
+    ``(2 j + 1) / W - 1`` (and ``(2 i + 1) / H - 1``), so the map spans exactly (-1, 1)
+    at the edges.
+
+    ``normalize='none'`` (default, ``dsntnn.dsnt``): the maps must already be normalized
+    (e.g. ``dsntnn.flat_softmax``); the op computes ``sum_ij h_ij (x_j, y_i)`` without
+    renormalizing, as dsntnn does. ``normalize='softmax'`` fuses dsntnn's
+    ``flat_softmax(beta * h)`` in (``dsnt(flat_softmax(h))`` in one pass over the maps,
+    without materializing the probabilities); ``'sum'`` divides by ``sum h`` instead.
     Backward: ``torch.ops.pyhpe.dsnt_backward``.
     """
-    heatmaps_normalized = as_float_tensor(heatmaps_normalized, "heatmaps_normalized")
-    return torch.ops.pyhpe.dsnt(heatmaps_normalized)[0]
+    heatmaps = as_float_tensor(heatmaps, "heatmaps")
+    return torch.ops.pyhpe.dsnt(heatmaps, float(beta), normalize)[0]
 
 
 def transform_preds(coords: Tensor, center: Tensor, scale: Tensor,

@@ -55,7 +55,7 @@ def decode(logits: torch.Tensor, head: str, beta: float = 1.0, debias_form: str 
     if head == "dipr":
         return debiased_soft_argmax(logits, beta=beta, form=debias_form)
     if head == "dsnt":
-        c = dsnt(flat_softmax(logits * beta))
+        c = dsnt(logits, normalize="softmax", beta=beta)  # = dsnt(flat_softmax(beta * logits))
         size = torch.tensor([W, H], dtype=c.dtype, device=c.device)
         return ((c + 1) * size - 1) / 2
     raise ValueError(f"integral: unknown head {head!r}; use one of {HEADS}")

@@ -169,10 +169,12 @@ PYHPE_TARGET_AVX2 inline void block_sums(const float* h, int H, int W, int c0, b
 // W <= 8 * kMaxRowVectors.
 constexpr int kMaxRowVectors = 16;
 
-template <bool softmax>
+// kNV > 0: W spans exactly kNV vectors (the last may be partial), so the loops unroll and
+// the per-column sums stay in registers; kNV == 0: any W up to 8 * kMaxRowVectors.
+template <bool softmax, int kNV>
 PYHPE_TARGET_AVX2 inline bool sums_by_rows(const float* h, int H, int W, double beta,
-                                           MapSums* s) {
-  const int full = W / 8, nv = (W + 7) / 8;
+                                           MapSums* s, const float* next) {
+  const int full = W / 8, nv = kNV > 0 ? kNV : (W + 7) / 8;
   const __m256i tail = lane_mask(W - 8 * full);
   const __m256 tail_f = _mm256_castsi256_ps(tail);
   const __m256 vb = _mm256_set1_ps(static_cast<float>(beta));
@@ -188,22 +190,26 @@ PYHPE_TARGET_AVX2 inline bool sums_by_rows(const float* h, int H, int W, double 
       // max(beta * h) is beta * max(h), or beta * min(h) for beta < 0. NaN is not looked
       // for here: it flows through expf8 into the sums, tested at the end.
       const bool neg = beta < 0.0;
-      __m256 ext = neg ? pos_inf : neg_inf;
+      __m256 ext[kNV > 0 ? kNV : kMaxRowVectors];  // one dependency chain per column vector
+      ext[0] = neg ? pos_inf : neg_inf;  // nv >= 1
+      for (int v = 1; v < nv; ++v) ext[v] = ext[0];
       for (int row = r0; row < r1; ++row) {
         const float* p = h + static_cast<int64_t>(row) * W;
         if (neg) {
-          for (int v = 0; v < full; ++v) ext = _mm256_min_ps(ext, _mm256_loadu_ps(p + 8 * v));
+          for (int v = 0; v < full; ++v) ext[v] = _mm256_min_ps(ext[v], _mm256_loadu_ps(p + 8 * v));
         } else {
-          for (int v = 0; v < full; ++v) ext = _mm256_max_ps(ext, _mm256_loadu_ps(p + 8 * v));
+          for (int v = 0; v < full; ++v) ext[v] = _mm256_max_ps(ext[v], _mm256_loadu_ps(p + 8 * v));
         }
         if (full < nv) {
           const __m256 x = _mm256_blendv_ps(neg ? pos_inf : neg_inf,
                                             _mm256_maskload_ps(p + 8 * full, tail), tail_f);
-          ext = neg ? _mm256_min_ps(ext, x) : _mm256_max_ps(ext, x);
+          ext[full] = neg ? _mm256_min_ps(ext[full], x) : _mm256_max_ps(ext[full], x);
         }
       }
+      for (int v = 1; v < nv; ++v)
+        ext[0] = neg ? _mm256_min_ps(ext[0], ext[v]) : _mm256_max_ps(ext[0], ext[v]);
       float e8[8];
-      _mm256_storeu_ps(e8, ext);
+      _mm256_storeu_ps(e8, ext[0]);
       float cmax = e8[0], cmin = e8[0];
       for (int k = 1; k < 8; ++k) {
         cmax = e8[k] > cmax ? e8[k] : cmax;
@@ -229,6 +235,13 @@ PYHPE_TARGET_AVX2 inline bool sums_by_rows(const float* h, int H, int W, double 
     for (int row = r0; row < r1; ++row) {
       const float* p = h + static_cast<int64_t>(row) * W;
       const __m256 vr = _mm256_set1_ps(static_cast<float>(row));
+      if (softmax) {  // the exp pass is compute-bound: fetch the next chunk's row meanwhile
+        const float* q = row + kFlushRows < H ? p + static_cast<int64_t>(kFlushRows) * W
+                         : next != nullptr   ? next + static_cast<int64_t>(row + kFlushRows - H) * W
+                                             : nullptr;
+        if (q != nullptr)
+          for (int b = 0; b < W * 4; b += 64) _mm_prefetch(reinterpret_cast<const char*>(q) + b, _MM_HINT_T0);
+      }
       for (int v = 0; v < full; ++v) {
         __m256 x = _mm256_loadu_ps(p + 8 * v);
         if (softmax) x = expf8(_mm256_fmsub_ps(vb, x, vm));
@@ -270,6 +283,22 @@ PYHPE_TARGET_AVX2 inline bool sums_by_rows(const float* h, int H, int W, double 
   return !softmax || (s->S == s->S && s->Sc == s->Sc && s->Sr == s->Sr);
 }
 
+template <bool softmax>
+PYHPE_TARGET_AVX2 inline bool sums_by_rows_any(const float* h, int H, int W, double beta,
+                                               MapSums* s, const float* next) {
+  switch ((W + 7) / 8) {
+    case 1: return sums_by_rows<softmax, 1>(h, H, W, beta, s, next);
+    case 2: return sums_by_rows<softmax, 2>(h, H, W, beta, s, next);
+    case 3: return sums_by_rows<softmax, 3>(h, H, W, beta, s, next);
+    case 4: return sums_by_rows<softmax, 4>(h, H, W, beta, s, next);
+    case 5: return sums_by_rows<softmax, 5>(h, H, W, beta, s, next);
+    case 6: return sums_by_rows<softmax, 6>(h, H, W, beta, s, next);
+    case 7: return sums_by_rows<softmax, 7>(h, H, W, beta, s, next);
+    case 8: return sums_by_rows<softmax, 8>(h, H, W, beta, s, next);
+    default: return sums_by_rows<softmax, 0>(h, H, W, beta, s, next);
+  }
+}
+
 // expectation_sums of a float map: f = exp(beta * h - m) (softmax) or h, in column blocks of
 // 16 over all rows (the map stays in L1 after the max scan). False when the map holds a NaN
 // under softmax (the caller's generic path then gives NaN).
@@ -279,8 +308,8 @@ PYHPE_TARGET_AVX2 inline bool map_sums(const float* h, int H, int W, bool softma
   Prefetcher pf{reinterpret_cast<const char*>(next), reinterpret_cast<const char*>(next) + bytes};
   MapSums s{0.0, 0.0, 0.0, 0.0};
   if (W <= 8 * kMaxRowVectors) {
-    if (!(softmax ? sums_by_rows<true>(h, H, W, beta, &s)
-                  : sums_by_rows<false>(h, H, W, beta, &s)))
+    if (!(softmax ? sums_by_rows_any<true>(h, H, W, beta, &s, next)
+                  : sums_by_rows_any<false>(h, H, W, beta, &s, next)))
       return false;
     *out = s;
     return true;

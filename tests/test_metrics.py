@@ -77,3 +77,30 @@ def test_shape_mismatch_raises():
         mpjpe(np.zeros((1, 2, 3)), np.zeros((1, 3, 3)))
     with pytest.raises(ValueError, match="alignment"):
         mpjpe(np.zeros((1, 2, 3)), np.zeros((1, 2, 3)), alignment="bad")
+
+
+def _umeyama_reference(src, dst):
+    """One sample, written out (Umeyama 1991, no reflections)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s0, d0 = src - mu_s, dst - mu_d
+    var = (s0 ** 2).sum()
+    if var == 0:
+        return np.broadcast_to(mu_d, src.shape).copy()
+    U, _, Vt = np.linalg.svd(s0.T @ d0)
+    Z = np.eye(src.shape[1])
+    Z[-1, -1] = np.sign(np.linalg.det(Vt.T @ U.T))
+    R = Vt.T @ Z @ U.T
+    return np.trace(R @ s0.T @ d0) / var * s0 @ R.T + mu_d
+
+
+def test_similarity_transform_batched_equals_per_sample():
+    rng = np.random.default_rng(11)
+    src = rng.normal(size=(50, 17, 3))
+    dst = rng.normal(size=(50, 17, 3)) + src @ rng.normal(size=(3, 3))
+    src[7] = 1.0  # no spread: maps to the centroid of dst
+    batched = similarity_transform(src, dst)
+    for i in range(50):
+        np.testing.assert_allclose(batched[i], _umeyama_reference(src[i], dst[i]), atol=1e-12)
+        np.testing.assert_allclose(similarity_transform(src[i], dst[i]), batched[i], atol=1e-12)
+    np.testing.assert_allclose(batched[7], np.broadcast_to(dst[7].mean(0), (17, 3)), atol=1e-12)
+    assert similarity_transform(np.zeros((0, 17, 3)), np.zeros((0, 17, 3))).shape == (0, 17, 3)

@@ -363,3 +363,10 @@ def test_cli_train_task_dispatch(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "pyhpe", "train", "--bogus"], capture_output=True,
                          text=True)
     assert bad.returncode != 0
+
+
+def test_coco_stats_of_no_results():
+    from pyhpe.eval.synthetic import synthetic_keypoint_eval_set
+    from pyhpe.tasks._common import STAT_NAMES, coco_stats
+    stats = coco_stats(synthetic_keypoint_eval_set(5)[0], [])
+    assert list(stats) == list(STAT_NAMES) and stats["AP"] == 0.0 and stats["AR"] == 0.0

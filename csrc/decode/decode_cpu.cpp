@@ -42,10 +42,18 @@ MapSums expectation_sums_cpu(const ExpectationArgs<T>& a, int64_t m, int64_t end
   return expectation_sums(a, m);
 }
 
+// Maps per parallel task: at least ~64 K elements, so a single image's 17 maps run on the
+// calling thread instead of waking a pool thread for a few microseconds of work.
+template <typename T>
+int64_t expectation_grain(const ExpectationArgs<T>& a) {
+  const int64_t hw = static_cast<int64_t>(a.H) * a.W;
+  return hw >= 65536 ? 1 : (65536 + hw - 1) / hw;
+}
+
 template <typename T>
 void expectation_forward_cpu(const ExpectationArgs<T>& args) {
   const bool avx2 = cpu::avx2_enabled();
-  at::parallel_for(0, args.num_maps, 8, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, args.num_maps, expectation_grain(args), [&](int64_t begin, int64_t end) {
     for (int64_t m = begin; m < end; ++m) {
       expectation_finish(args, m, expectation_sums_cpu(args, m, end, avx2));
       expectation_coords(args, m);
@@ -76,7 +84,7 @@ void expectation_backward_map_cpu(const ExpectationArgs<T>& a, int64_t m, bool a
 template <typename T>
 void expectation_backward_cpu(const ExpectationArgs<T>& args) {
   const bool avx2 = cpu::avx2_enabled();
-  at::parallel_for(0, args.num_maps, 8, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, args.num_maps, expectation_grain(args), [&](int64_t begin, int64_t end) {
     for (int64_t m = begin; m < end; ++m) expectation_backward_map_cpu(args, m, avx2);
   });
 }

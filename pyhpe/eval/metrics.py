@@ -98,19 +98,29 @@ def pcp_accuracy(pred, gt, limbs: Sequence[Tuple[int, int]], mask=None, alpha: f
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Align ``src`` (K, D) to ``dst`` by the least-squares similarity transform (Umeyama)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
+    """Align ``src`` to ``dst`` by the least-squares similarity transform (Umeyama, no
+    reflections): ``(K, D)`` or batched ``(N, K, D)`` (one transform per sample, in one
+    batched SVD). A sample whose ``src`` has no spread maps to the centroid of ``dst``."""
+    src, dst = np.asarray(src, dtype=np.float64), np.asarray(dst, dtype=np.float64)
+    if src.ndim == 2:
+        return similarity_transform(src[None], dst[None])[0]
+    N, _, D = src.shape
+    if N == 0:
+        return src.copy()
+    mu_s, mu_d = src.mean(1, keepdims=True), dst.mean(1, keepdims=True)
     s0, d0 = src - mu_s, dst - mu_d
-    var = (s0 ** 2).sum()
-    if var == 0:
-        return np.broadcast_to(mu_d, src.shape).copy()
-    U, S, Vt = np.linalg.svd(s0.T @ d0)
-    V = Vt.T
-    Z = np.eye(src.shape[1])
-    Z[-1, -1] = np.sign(np.linalg.det(V @ U.T))  # no reflections
-    R = V @ Z @ U.T
-    scale = np.trace(R @ s0.T @ d0) / var
-    return scale * s0 @ R.T + mu_d
+    var = (s0 ** 2).sum(axis=(1, 2))
+    cov = s0.transpose(0, 2, 1) @ d0  # (N, D, D)
+    U, _, Vt = np.linalg.svd(cov)
+    V, Ut = Vt.transpose(0, 2, 1), U.transpose(0, 2, 1)
+    Z = np.broadcast_to(np.eye(D), (N, D, D)).copy()
+    Z[:, -1, -1] = np.sign(np.linalg.det(V @ Ut))  # no reflections
+    R = V @ Z @ Ut
+    scale = np.trace(R @ cov, axis1=1, axis2=2) / np.where(var > 0, var, 1.0)
+    out = scale[:, None, None] * (s0 @ R.transpose(0, 2, 1)) + mu_d
+    flat = var == 0
+    out[flat] = np.broadcast_to(mu_d[flat], out[flat].shape)
+    return out
 
 
 def mpjpe(pred, gt, mask=None, alignment: str = "none") -> float:
@@ -123,7 +133,7 @@ def mpjpe(pred, gt, mask=None, alignment: str = "none") -> float:
     N, K, _ = pred.shape
     mask = np.ones((N, K), bool) if mask is None else np.asarray(mask, bool)
     if alignment == "procrustes":
-        pred = np.stack([similarity_transform(p, g) for p, g in zip(pred, gt)]) if N else pred
+        pred = similarity_transform(pred, gt)
     elif alignment == "scale":
         num = (pred * gt).sum(axis=(1, 2))
         den = (pred * pred).sum(axis=(1, 2))

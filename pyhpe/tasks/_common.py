@@ -147,10 +147,8 @@ STAT_NAMES = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "
 
 
 def coco_stats(gt: Dict, results: List[Dict], sigmas=None) -> Dict[str, float]:
-    """COCO keypoint stats as a dict (pyhpe's pycocotools-identical evaluator); zeros when
-    there are no results (pycocotools cannot load an empty list)."""
+    """COCO keypoint stats as a dict (pyhpe's pycocotools-identical evaluator). An empty
+    results list is evaluated too (AP 0 where there is GT; pycocotools cannot load one)."""
     from ..eval import COCOKeypointEval
-    if not results:
-        return {k: 0.0 for k in STAT_NAMES}
     stats = COCOKeypointEval(gt, results, sigmas=sigmas).run()
     return {k: float(v) for k, v in zip(STAT_NAMES, stats)}

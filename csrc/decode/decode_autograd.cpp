@@ -47,6 +47,7 @@ struct ExpectationFunction : public torch::autograd::Function<ExpectationFunctio
     ctx->saved_data["beta"] = c.beta;
     ctx->saved_data["mode"] = c.mode;
     ctx->mark_non_differentiable({stats});
+    ctx->set_materialize_grads(false);  // no zero (B, K, 8) grad for the stats
     return {coords, stats};
   }
 

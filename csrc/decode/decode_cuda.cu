@@ -1,5 +1,9 @@
 // Thin CUDA kernels over decode_math.h: one thread per (instance, keypoint) map, per
 // keypoint, or (soft-argmax backward, from the forward's statistics) per heatmap element.
+// The soft-argmax family's forward runs one warp per map instead: a map is a reduction
+// over H * W elements, and one thread per map would read 32 maps' rows apart (uncoalesced)
+// on a few SMs; the warp's lanes read consecutive elements, and the per-element weight and
+// the statistics come from the same decode_math.h functions as the CPU path.
 #include "common/cuda_utils.cuh"
 #include "decode/decode.h"
 
@@ -16,9 +20,64 @@ __global__ void simcc_decode_kernel(SimccDecodeArgs<T> args) {
   PYHPE_GRID_STRIDE_LOOP(m, args.num_maps) { simcc_decode_element(args, m); }
 }
 
+constexpr int kWarp = 32;
+constexpr unsigned kFullMask = 0xffffffffu;
+
+template <typename V>
+__device__ __forceinline__ V warp_sum(V v) {
+  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
+  return v;
+}
+
 template <typename T>
-__global__ void expectation_forward_kernel(ExpectationArgs<T> args) {
-  PYHPE_GRID_STRIDE_LOOP(m, args.num_maps) { expectation_forward_element(args, m); }
+__device__ __forceinline__ void warp_extremes(T* mx, T* mn) {
+  for (int o = kWarp / 2; o > 0; o >>= 1) {
+    const T a = __shfl_xor_sync(kFullMask, *mx, o), b = __shfl_xor_sync(kFullMask, *mn, o);
+    *mx = a > *mx ? a : *mx;
+    *mn = b < *mn ? b : *mn;
+  }
+}
+
+// One warp per map (grid-stride over maps): lane-strided max scan and sums, warp
+// reductions, then lane 0 writes the statistics and coordinates (expectation_finish /
+// expectation_coords, shared with the CPU).
+template <typename T>
+__global__ void expectation_forward_kernel(ExpectationArgs<T> a) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t first = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x / kWarp;
+  const int64_t HW = static_cast<int64_t>(a.H) * a.W;
+  for (int64_t m = first; m < a.num_maps; m += stride) {
+    const T* h = a.heatmaps + m * HW;
+    MapSums s{0.0, 0.0, 0.0, 0.0};
+    if (a.normalize == kNormSoftmax) {
+      T mx = -INFINITY, mn = INFINITY;
+      bool nan_seen = false;
+      for (int64_t j = lane; j < HW; j += kWarp) {
+        const T v = h[j];
+        nan_seen |= v != v;
+        mx = v > mx ? v : mx;
+        mn = v < mn ? v : mn;
+      }
+      warp_extremes(&mx, &mn);
+      s.mmax = scaled_extreme(a.beta, mx, mn, __any_sync(kFullMask, nan_seen) != 0);
+    }
+    const T beta_t = static_cast<T>(a.beta), mmax_t = static_cast<T>(s.mmax);
+    for (int64_t j = lane; j < HW; j += kWarp) {
+      const int row = static_cast<int>(j / a.W), col = static_cast<int>(j - row * a.W);
+      const double f = expectation_weight(a, h[j], beta_t, mmax_t);
+      s.S += f;
+      s.Sc += f * col;
+      s.Sr += f * row;
+    }
+    s.S = warp_sum(s.S);
+    s.Sc = warp_sum(s.Sc);
+    s.Sr = warp_sum(s.Sr);
+    if (lane == 0) {
+      expectation_finish(a, m, s);
+      expectation_coords(a, m);
+    }
+  }
 }
 
 template <typename T>
@@ -58,8 +117,9 @@ void simcc_decode_cuda(const SimccDecodeArgs<T>& args, void* stream) {
 template <typename T>
 void expectation_forward_cuda(const ExpectationArgs<T>& args, void* stream) {
   if (args.num_maps == 0) return;
-  expectation_forward_kernel<T><<<cuda::blocks_for(args.num_maps, kMapThreads), kMapThreads, 0,
-                                  cuda::as_stream(stream)>>>(args);
+  // One warp per map, 8 maps per 256-thread block.
+  expectation_forward_kernel<T><<<cuda::blocks_for(args.num_maps * kWarp), cuda::kThreadsPerBlock,
+                                  0, cuda::as_stream(stream)>>>(args);
   cuda::check_launch("expectation_forward");
 }
 

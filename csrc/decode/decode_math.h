@@ -585,6 +585,14 @@ struct ExpectationArgs {
   T* out;                 // forward: M x 2 coords; backward: M x H x W
 };
 
+// The softmax shift from a map's extremes: scale * max (scale * min for scale < 0), NaN if
+// the map holds a NaN (as scaled_max).
+template <typename T>
+PYHPE_HD_INLINE double scaled_extreme(double scale, T mx, T mn, bool nan_seen) {
+  if (nan_seen) return static_cast<double>(NAN);
+  return scale * static_cast<double>(scale < 0.0 ? mn : mx);
+}
+
 // max_j(scale * h_j) in double, NaN if any h_j is NaN. Multiplying by a constant is
 // monotonic under rounding, so this is scale * max(h) (or * min(h) for scale < 0); the
 // host reduces in 8 auto-vectorized lanes.
@@ -599,14 +607,13 @@ PYHPE_HD double scaled_max(const T* h, int64_t n, double scale) {
   }
 #endif
   T best = h[0];
-  int nan_seen = h[0] != h[0];
+  bool nan_seen = h[0] != h[0];
   for (int64_t j = 1; j < n; ++j) {
     const T x = h[j];
     nan_seen |= x != x;
     best = neg ? (x < best ? x : best) : (x > best ? x : best);
   }
-  if (nan_seen) return static_cast<double>(NAN);
-  return scale * static_cast<double>(best);
+  return scaled_extreme(scale, best, best, nan_seen);
 }
 
 #ifdef PYHPE_DECODE_SSE2
@@ -666,6 +673,13 @@ struct MapSums {
   double mmax, S, Sc, Sr;
 };
 
+// The summed weight of one element: exp(beta * h - m) under softmax, else h.
+template <typename T>
+PYHPE_HD_INLINE double expectation_weight(const ExpectationArgs<T>& a, T h, T beta_t, T mmax_t) {
+  return a.normalize == kNormSoftmax ? static_cast<double>(exp_of(T(beta_t * h - mmax_t)))
+                                     : static_cast<double>(h);
+}
+
 template <typename T>
 PYHPE_HD MapSums expectation_sums(const ExpectationArgs<T>& a, int64_t m) {
   const int H = a.H, W = a.W;
@@ -686,9 +700,9 @@ PYHPE_HD MapSums expectation_sums(const ExpectationArgs<T>& a, int64_t m) {
                           static_cast<float>(r.mmax), &col, &rs, &rc);
 #endif
       for (; col < W; ++col) {
-        const T e = exp_of(T(beta_t * hr[col] - mmax_t));
-        rs += static_cast<double>(e);
-        rc += static_cast<double>(e) * col;
+        const double e = expectation_weight(a, hr[col], beta_t, mmax_t);
+        rs += e;
+        rc += e * col;
       }
     } else {
       for (int col = 0; col < W; ++col) {
@@ -753,12 +767,6 @@ PYHPE_HD void expectation_coords(const ExpectationArgs<T>& a, int64_t m) {
   }
   a.out[2 * m] = static_cast<T>(x);
   a.out[2 * m + 1] = static_cast<T>(y);
-}
-
-template <typename T>
-PYHPE_HD void expectation_forward_element(const ExpectationArgs<T>& a, int64_t m) {
-  expectation_finish(a, m, expectation_sums(a, m));
-  expectation_coords(a, m);
 }
 
 // The gradient is affine in the column and in the row:

@@ -26,12 +26,13 @@ namespace avx2 {
 constexpr int kFlushRows = 16;
 
 // exp(x) for x <= 0 (callers pass beta * h - max(beta * h)); lanes above are garbage and
-// must be masked by the caller; NaN gives NaN. After the Cody-Waite reduction to |r| <= ln2 / 2, a degree-5
-// polynomial 1 + r + r^2 (c2 + c3 r + c4 r^2 + c5 r^3), minimax in relative error (Lawson
-// iterations; 1.1e-7 on the interval), evaluated by FMA Horner: within 2.2 ulp of exp
-// (the FMA pipes bound this loop, and a softmax needs no more). x is clamped at -88, where the power of two becomes 0, so
-// results below FLT_MIN flush to 0 as in expf_vectorizable. The integer part n sits in the
-// low mantissa bits of t (the 1.5 * 2^23 rounding trick), so 2^n is (t << 23) + (127 << 23).
+// must be masked by the caller; NaN gives NaN. After the Cody-Waite reduction to
+// |r| <= ln2 / 2, a degree-5 polynomial 1 + r + r^2 (c2 + c3 r + c4 r^2 + c5 r^3), minimax
+// in relative error (Lawson iterations; 1.1e-7 on the interval), by FMA Horner: within
+// 2.2 ulp of exp, which a softmax needs no more than. x is clamped at -88, where the power
+// of two becomes 0, so results below FLT_MIN flush to 0 as in expf_vectorizable. The
+// integer part n sits in the low mantissa bits of t (the 1.5 * 2^23 rounding trick), so
+// 2^n is (t << 23) + (127 << 23).
 PYHPE_TARGET_AVX2 inline __m256 expf8(__m256 x) {
   x = _mm256_max_ps(_mm256_set1_ps(-88.0f), x);  // NaN stays NaN (maxps returns operand 2)
   const __m256 magic = _mm256_set1_ps(12582912.0f);
@@ -236,11 +237,13 @@ PYHPE_TARGET_AVX2 inline bool sums_by_rows(const float* h, int H, int W, double 
       const float* p = h + static_cast<int64_t>(row) * W;
       const __m256 vr = _mm256_set1_ps(static_cast<float>(row));
       if (softmax) {  // the exp pass is compute-bound: fetch the next chunk's row meanwhile
-        const float* q = row + kFlushRows < H ? p + static_cast<int64_t>(kFlushRows) * W
-                         : next != nullptr   ? next + static_cast<int64_t>(row + kFlushRows - H) * W
-                                             : nullptr;
+        const int ahead = row + kFlushRows;
+        const float* q = ahead < H         ? p + static_cast<int64_t>(kFlushRows) * W
+                         : next != nullptr ? next + static_cast<int64_t>(ahead - H) * W
+                                           : nullptr;
+        const char* qb = reinterpret_cast<const char*>(q);
         if (q != nullptr)
-          for (int b = 0; b < W * 4; b += 64) _mm_prefetch(reinterpret_cast<const char*>(q) + b, _MM_HINT_T0);
+          for (int b = 0; b < W * 4; b += 64) _mm_prefetch(qb + b, _MM_HINT_T0);
       }
       for (int v = 0; v < full; ++v) {
         __m256 x = _mm256_loadu_ps(p + 8 * v);

@@ -832,7 +832,8 @@ PYHPE_HD_INLINE T expectation_grad_value(const ExpectationArgs<T>& a, const doub
   if (a.normalize == kNormSoftmax)
     v *= exp_of(T(static_cast<T>(a.beta) * h - static_cast<T>(st[0])));
   if (kr != 0.0)
-    v += static_cast<T>(kr / st[5]) * exp_of(T(static_cast<T>(a.gamma) * h - static_cast<T>(st[4])));
+    v += static_cast<T>(kr / st[5]) *
+         exp_of(T(static_cast<T>(a.gamma) * h - static_cast<T>(st[4])));
   return v;
 }
 

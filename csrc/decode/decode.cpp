@@ -274,8 +274,7 @@ at::Tensor expectation_backward(const char* op, const at::Tensor& grad_in,
   checks::size(op, stats_in, "stats", 0, B, "(B, K, 8)");
   checks::size(op, stats_in, "stats", 1, K, "(B, K, 8)");
   checks::size(op, stats_in, "stats", 2, kNumStats, "(B, K, 8)");
-  at::Tensor out = hm_in.is_cuda() ? at::empty({B, K, H, W}, hm_in.options())
-                                    : cpu::empty_cached({B, K, H, W}, hm_in.options());
+  at::Tensor out = cpu::empty_cached({B, K, H, W}, hm_in.options());
   if (out.numel() == 0) return out;
   at::Tensor hm = hm_in.contiguous(), grad = grad_in.contiguous(), stats = stats_in.contiguous();
   AT_DISPATCH_FLOATING_TYPES(hm.scalar_type(), "expectation_backward", [&] {

@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "common/checks.h"
+#include "common/cpu_cache.h"
 #include "common/torch_utils.h"
 #include "heatmap/heatmap.h"
 
@@ -127,8 +128,8 @@ std::tuple<at::Tensor, at::Tensor> gaussian_heatmaps(const at::Tensor& keypoints
   check_instances(op, keypoints, visibility);
   check_size(op, width, height, "heatmap_size");
   require_cuda_build(op, keypoints);
-  at::Tensor heatmaps =
-      at::empty({keypoints.size(0), keypoints.size(2), height, width}, keypoints.options());
+  at::Tensor heatmaps = cpu::empty_cached(
+      {keypoints.size(0), keypoints.size(2), height, width}, keypoints.options());
   at::Tensor weights = gaussian_impl(op, keypoints, visibility, sigma, encoding, heatmaps);
   return {heatmaps, weights};
 }
@@ -220,8 +221,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> simcc_labels(
   check_size(op, width, height, "input_size");
   require_cuda_build(op, keypoints);
   const int64_t B = keypoints.size(0), K = keypoints.size(1);
-  at::Tensor x_labels = at::empty({B, K, simcc_length(width, split_ratio)}, keypoints.options());
-  at::Tensor y_labels = at::empty({B, K, simcc_length(height, split_ratio)}, keypoints.options());
+  at::Tensor x_labels =
+      cpu::empty_cached({B, K, simcc_length(width, split_ratio)}, keypoints.options());
+  at::Tensor y_labels =
+      cpu::empty_cached({B, K, simcc_length(height, split_ratio)}, keypoints.options());
   at::Tensor weights = simcc_impl(keypoints, visibility, sigma_x, sigma_y, split_ratio,
                                   normalize, x_labels, y_labels);
   return {x_labels, y_labels, weights};
@@ -271,7 +274,7 @@ at::Tensor paf_impl(const char* op, const at::Tensor& kp_in, const at::Tensor& v
                     ": 'limb_width' must be positive and finite, got ", limb_width);
   at::Tensor limbs = checked_limbs(op, limbs_in, kp_in);
   const int64_t B = kp_in.size(0), L = limbs.size(0), H = pafs.size(2), W = pafs.size(3);
-  at::Tensor counts = at::empty({B, L, H, W}, kp_in.options());
+  at::Tensor counts = cpu::empty_cached({B, L, H, W}, kp_in.options());
   if (counts.numel() == 0) return counts;
   at::Tensor kp = kp_in.contiguous(), vis = vis_in.contiguous();
   write_into(pafs, [&](at::Tensor& out) {
@@ -315,8 +318,8 @@ std::tuple<at::Tensor, at::Tensor> paf_targets(const at::Tensor& keypoints,
   check_size(op, width, height, "heatmap_size");
   require_cuda_build(op, keypoints);
   checks::dim(op, limbs, "limbs", 2, "(L, 2)");
-  at::Tensor pafs =
-      at::empty({keypoints.size(0), 2 * limbs.size(0), height, width}, keypoints.options());
+  at::Tensor pafs = cpu::empty_cached(
+      {keypoints.size(0), 2 * limbs.size(0), height, width}, keypoints.options());
   at::Tensor counts = paf_impl(op, keypoints, visibility, limbs, limb_width, mode, pafs);
   return {pafs, counts};
 }

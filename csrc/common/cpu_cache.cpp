@@ -8,6 +8,10 @@
 #include <map>
 #include <mutex>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
 namespace pyhpe {
 namespace cpu {
 namespace {
@@ -32,6 +36,9 @@ class CachingCpuAllocator final : public c10::Allocator {
   void copy_data(void* dest, const void* src, std::size_t count) const override {
     default_copy_data(dest, src, count);
   }
+
+  void lock() { mu_.lock(); }
+  void unlock() { mu_.unlock(); }
 
   size_t cached() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -61,9 +68,17 @@ class CachingCpuAllocator final : public c10::Allocator {
   size_t cached_ = 0;
 };
 
-// Never destroyed: tensors may outlive static destruction.
+// Never destroyed: tensors may outlive static destruction. The pool's lock is held across
+// fork() (DataLoader workers), so a child never inherits it locked by a thread it lacks.
 CachingCpuAllocator& allocator() {
-  static auto* a = new CachingCpuAllocator();
+  static auto* a = [] {
+    auto* created = new CachingCpuAllocator();
+#if defined(__unix__) || defined(__APPLE__)
+    pthread_atfork([] { allocator().lock(); }, [] { allocator().unlock(); },
+                   [] { allocator().unlock(); });
+#endif
+    return created;
+  }();
   return *a;
 }
 

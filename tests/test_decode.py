@@ -534,3 +534,25 @@ def test_torch_compile_smoke():
     hr = h.clone().requires_grad_(True)
     train_step(hr).backward()
     torch.testing.assert_close(hg.grad, hr.grad)
+
+
+class _PooledOutputs(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        x = torch.randn(8, 17, 64, 48, generator=torch.Generator().manual_seed(i),
+                        requires_grad=True)
+        ops.soft_argmax(x).sum().backward()  # pooled gradient, freed with x
+        return x.grad.abs().sum()
+
+
+def test_pooled_outputs_in_dataloader_workers():
+    # Worker processes fork from a parent that has used the pool (cpu_cache.cpp holds its
+    # lock across fork()).
+    x = torch.randn(8, 17, 64, 48, requires_grad=True)
+    ops.soft_argmax(x).sum().backward()
+    x.grad = None
+    loader = torch.utils.data.DataLoader(_PooledOutputs(), batch_size=2, num_workers=2)
+    got = torch.cat(list(loader))
+    torch.testing.assert_close(got, torch.stack([_PooledOutputs()[i] for i in range(4)]))

@@ -222,6 +222,7 @@ ExpectationArgs<T> make_expectation_args(const ExpectationParams& p, int64_t M, 
   }
   a.stats = nullptr;
   a.grad = nullptr;
+  a.coeffs = nullptr;
   a.out = nullptr;
   return a;
 }
@@ -286,6 +287,8 @@ at::Tensor expectation_backward(const char* op, const at::Tensor& grad_in,
 #ifdef PYHPE_WITH_CUDA
     if (hm.is_cuda()) {
       c10::cuda::CUDAGuard guard(hm.device());
+      at::Tensor coeffs = at::empty({B * K, kNumCoeffs}, stats.options());
+      a.coeffs = coeffs.data_ptr<double>();
       expectation_backward_cuda<scalar_t>(a, cuda_stream_of(hm));
       return;
     }

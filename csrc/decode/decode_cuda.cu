@@ -81,6 +81,11 @@ __global__ void expectation_forward_kernel(ExpectationArgs<T> a) {
 }
 
 template <typename T>
+__global__ void expectation_coeffs_kernel(ExpectationArgs<T> args) {
+  PYHPE_GRID_STRIDE_LOOP(m, args.num_maps) { expectation_coeffs_element(args, m); }
+}
+
+template <typename T>
 __global__ void expectation_backward_kernel(ExpectationArgs<T> args, int64_t total) {
   PYHPE_GRID_STRIDE_LOOP(idx, total) { expectation_backward_element(args, idx); }
 }
@@ -127,6 +132,11 @@ template <typename T>
 void expectation_backward_cuda(const ExpectationArgs<T>& args, void* stream) {
   const int64_t total = args.num_maps * static_cast<int64_t>(args.H) * args.W;
   if (total == 0) return;
+  if (args.coeffs != nullptr) {  // per-map coefficients first: no double division per element
+    expectation_coeffs_kernel<T><<<cuda::blocks_for(args.num_maps), cuda::kThreadsPerBlock, 0,
+                                   cuda::as_stream(stream)>>>(args);
+    cuda::check_launch("expectation_coeffs");
+  }
   expectation_backward_kernel<T><<<cuda::blocks_for(total), cuda::kThreadsPerBlock, 0,
                                    cuda::as_stream(stream)>>>(args, total);
   cuda::check_launch("expectation_backward");

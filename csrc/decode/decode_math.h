@@ -567,6 +567,7 @@ enum Normalize : int { kNormSoftmax = 0, kNormSum = 1, kNormNone = 2 };
 enum Debias : int { kDebiasNone = 0, kDebiasPaper = 1, kDebiasMMPose = 2 };
 
 constexpr int kNumStats = 8;  // m, S, xbar, ybar, mg, Sg, u, (spare)
+constexpr int kNumCoeffs = 4;  // GradCoeffs: k1, k00, k01, kr
 
 template <typename T>
 struct ExpectationArgs {
@@ -582,6 +583,7 @@ struct ExpectationArgs {
   double cx, cy;          // centre subtracted by the debiasing
   double* stats;          // M x kNumStats (workspace)
   const T* grad;          // M x 2, backward only
+  double* coeffs;         // M x kNumCoeffs, CUDA backward only (nullptr: computed per element)
   T* out;                 // forward: M x 2 coords; backward: M x H x W
 };
 
@@ -837,14 +839,32 @@ PYHPE_HD_INLINE T expectation_grad_value(const ExpectationArgs<T>& a, const doub
   return v;
 }
 
+// Per-map gradient coefficients into a.coeffs (the CUDA backward's first pass, so that
+// the per-element pass does no double divisions).
+template <typename T>
+PYHPE_HD void expectation_coeffs_element(const ExpectationArgs<T>& a, int64_t m) {
+  const GradCoeffs c = expectation_grad_coeffs_of_map(a, m);
+  double* out = a.coeffs + m * kNumCoeffs;
+  out[0] = c.k1;
+  out[1] = c.k00;
+  out[2] = c.k01;
+  out[3] = c.kr;
+}
+
 // Backward gradient of one heatmap element (CUDA: one thread each), from the statistics
-// the forward returned.
+// the forward returned and, when a.coeffs is set, the per-map coefficients.
 template <typename T>
 PYHPE_HD void expectation_backward_element(const ExpectationArgs<T>& a, int64_t idx) {
   const int64_t HW = static_cast<int64_t>(a.H) * a.W;
   const int64_t m = idx / HW, j = idx % HW;
   const int row = static_cast<int>(j / a.W);
-  const GradCoeffs c = expectation_grad_coeffs_of_map(a, m);
+  GradCoeffs c;
+  if (a.coeffs != nullptr) {
+    const double* k = a.coeffs + m * kNumCoeffs;
+    c = GradCoeffs{k[0], k[1], k[2], k[3]};
+  } else {
+    c = expectation_grad_coeffs_of_map(a, m);
+  }
   a.out[idx] = expectation_grad_value(a, a.stats + m * kNumStats, static_cast<T>(c.k1),
                                       static_cast<T>(c.k0(row)), c.kr,
                                       static_cast<int>(j % a.W), a.heatmaps[idx]);

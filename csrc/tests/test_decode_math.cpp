@@ -1,0 +1,137 @@
+// Torch-free tests of the soft-argmax family's GPU forms in csrc/decode/decode_math.h, run
+// on the CPU: the per-element backward (with and without the per-map coefficient pass) must
+// equal the CPU's per-map backward, and the warp forward's order of work (lanes striding
+// over the flat map, then a tree over the lanes) must give the CPU's statistics.
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "decode/decode_math.h"
+#include "tests/expect.h"
+
+using namespace pyhpe::decode;
+
+namespace {
+
+constexpr int kLanes = 32;
+
+struct Case {
+  int normalize, debias;
+  double beta;
+};
+
+ExpectationArgs<double> make_args(const std::vector<double>& h, int M, int H, int W,
+                                  const Case& c) {
+  ExpectationArgs<double> a{};
+  a.heatmaps = h.data();
+  a.num_maps = M;
+  a.H = H;
+  a.W = W;
+  a.normalize = c.normalize;
+  a.beta = c.beta;
+  a.ax = 2.0 / W;  // dsntnn grid, so that the affine terms are exercised
+  a.bx = -(W - 1.0) / W;
+  a.ay = 2.0 / H;
+  a.by = -(H - 1.0) / H;
+  a.debias = c.debias;
+  a.gamma = c.debias == kDebiasPaper ? c.beta : 1.0;
+  a.count_factor = c.debias == kDebiasPaper ? static_cast<double>(H) * W : 1.0;
+  a.cx = c.debias == kDebiasPaper ? (W - 1.0) * 0.5 : W * 0.5;
+  a.cy = c.debias == kDebiasPaper ? (H - 1.0) * 0.5 : H * 0.5;
+  return a;
+}
+
+// The warp kernel's forward (decode_cuda.cu) with lanes as a loop.
+MapSums warp_order_sums(const ExpectationArgs<double>& a, int64_t m) {
+  const int64_t HW = static_cast<int64_t>(a.H) * a.W;
+  const double* h = a.heatmaps + m * HW;
+  MapSums s{0.0, 0.0, 0.0, 0.0};
+  if (a.normalize == kNormSoftmax) {
+    double mx = -INFINITY, mn = INFINITY;
+    bool nan_seen = false;
+    for (int64_t j = 0; j < HW; ++j) {
+      nan_seen |= h[j] != h[j];
+      mx = h[j] > mx ? h[j] : mx;
+      mn = h[j] < mn ? h[j] : mn;
+    }
+    s.mmax = scaled_extreme(a.beta, mx, mn, nan_seen);
+  }
+  double S[kLanes] = {}, Sc[kLanes] = {}, Sr[kLanes] = {};
+  for (int lane = 0; lane < kLanes; ++lane) {
+    for (int64_t j = lane; j < HW; j += kLanes) {
+      const int row = static_cast<int>(j / a.W), col = static_cast<int>(j - row * a.W);
+      const double f = expectation_weight(a, h[j], a.beta, s.mmax);
+      S[lane] += f;
+      Sc[lane] += f * col;
+      Sr[lane] += f * row;
+    }
+  }
+  for (int o = kLanes / 2; o > 0; o >>= 1)
+    for (int lane = 0; lane < o; ++lane) {
+      S[lane] += S[lane + o];
+      Sc[lane] += Sc[lane + o];
+      Sr[lane] += Sr[lane + o];
+    }
+  s.S = S[0];
+  s.Sc = Sc[0];
+  s.Sr = Sr[0];
+  return s;
+}
+
+bool close(double a, double b, double tol) {
+  return std::fabs(a - b) <= tol * (1.0 + std::fabs(b));
+}
+
+void run_case(const Case& c, int H, int W, std::mt19937* rng) {
+  const int M = 5;
+  std::uniform_real_distribution<double> u(0.05, 2.0);
+  std::vector<double> h(static_cast<size_t>(M) * H * W), g(2 * M);
+  for (double& v : h) v = u(*rng);
+  for (double& v : g) v = u(*rng) - 1.0;
+  std::vector<double> st(M * kNumStats), st_warp(M * kNumStats), coords(2 * M);
+  auto a = make_args(h, M, H, W, c);
+  a.grad = g.data();
+  a.out = coords.data();
+  auto w = a;
+  a.stats = st.data();
+  w.stats = st_warp.data();
+  for (int m = 0; m < M; ++m) {
+    expectation_finish(a, m, expectation_sums(a, m));
+    expectation_finish(w, m, warp_order_sums(w, m));
+  }
+  for (size_t i = 0; i < st.size(); ++i) EXPECT(close(st_warp[i], st[i], 1e-12));
+
+  std::vector<double> by_map(h.size()), by_element(h.size()), with_coeffs(h.size());
+  std::vector<double> coeffs(M * kNumCoeffs);
+  auto b = a;
+  b.out = by_map.data();
+  for (int m = 0; m < M; ++m) expectation_backward_map(b, m);
+  b.out = by_element.data();
+  for (size_t i = 0; i < h.size(); ++i) expectation_backward_element(b, static_cast<int64_t>(i));
+  b.coeffs = coeffs.data();
+  for (int m = 0; m < M; ++m) expectation_coeffs_element(b, m);
+  b.out = with_coeffs.data();
+  for (size_t i = 0; i < h.size(); ++i) expectation_backward_element(b, static_cast<int64_t>(i));
+  double scale = 0.0;
+  for (double v : by_map) scale = std::fmax(scale, std::fabs(v));
+  for (size_t i = 0; i < h.size(); ++i) {
+    EXPECT(std::fabs(by_element[i] - by_map[i]) <= 1e-13 * scale);
+    EXPECT(with_coeffs[i] == by_element[i]);
+  }
+}
+
+}  // namespace
+
+int main() {
+  std::mt19937 rng(5);
+  const Case cases[] = {{kNormSoftmax, kDebiasNone, 1.0},  {kNormSoftmax, kDebiasNone, -1.5},
+                        {kNormSum, kDebiasNone, 1.0},      {kNormNone, kDebiasNone, 1.0},
+                        {kNormSoftmax, kDebiasPaper, 2.0}, {kNormSoftmax, kDebiasMMPose, 1.0},
+                        {kNormSoftmax, kDebiasMMPose, 1.7}};
+  const int sizes[][2] = {{1, 1}, {3, 7}, {9, 33}, {64, 48}};
+  for (const Case& c : cases)
+    for (const auto& hw : sizes) run_case(c, hw[0], hw[1], &rng);
+  std::printf("test_decode_math: %d passed, %d failed\n", checks - failures, failures);
+  return failures == 0 ? 0 : 1;
+}

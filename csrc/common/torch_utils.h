@@ -31,6 +31,23 @@ inline void* cuda_stream_of(const at::Tensor& t) {
 }
 #endif
 
+// Runs launcher `name` on the tensor's device, inside AT_DISPATCH (uses scalar_t):
+// name##_cuda<scalar_t>(args..., stream) under a CUDAGuard for a CUDA tensor, else
+// name##_cpu<scalar_t>(args...).
+#ifdef PYHPE_WITH_CUDA
+#define PYHPE_LAUNCH(tensor, name, ...)                                      \
+  do {                                                                       \
+    if ((tensor).is_cuda()) {                                                \
+      c10::cuda::CUDAGuard pyhpe_launch_guard((tensor).device());            \
+      name##_cuda<scalar_t>(__VA_ARGS__, ::pyhpe::cuda_stream_of(tensor));   \
+    } else {                                                                 \
+      name##_cpu<scalar_t>(__VA_ARGS__);                                     \
+    }                                                                        \
+  } while (0)
+#else
+#define PYHPE_LAUNCH(tensor, name, ...) name##_cpu<scalar_t>(__VA_ARGS__)
+#endif
+
 // Fails clearly when the extension was built without CUDA but a CUDA tensor arrives.
 inline void require_cuda_build(const char* op, const at::Tensor& t) {
 #ifndef PYHPE_WITH_CUDA

@@ -81,14 +81,7 @@ std::tuple<at::Tensor, at::Tensor> run_heatmap_decode(const char* op, const at::
     }
     a.coords = coords.data_ptr<scalar_t>();
     a.scores = scores.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
-    if (hm.is_cuda()) {
-      c10::cuda::CUDAGuard guard(hm.device());
-      heatmap_decode_cuda<scalar_t>(a, cuda_stream_of(hm));
-      return;
-    }
-#endif
-    heatmap_decode_cpu<scalar_t>(a);
+    PYHPE_LAUNCH(hm, heatmap_decode, a);
   });
   return {coords, scores};
 }
@@ -154,14 +147,7 @@ std::tuple<at::Tensor, at::Tensor> simcc_decode(const at::Tensor& x_in, const at
     if (kernel_y > 0) opencv_gaussian_kernel<scalar_t>(static_cast<int>(kernel_y), a.weights_y);
     a.coords = coords.data_ptr<scalar_t>();
     a.scores = scores.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
-    if (xl.is_cuda()) {
-      c10::cuda::CUDAGuard guard(xl.device());
-      simcc_decode_cuda<scalar_t>(a, cuda_stream_of(xl));
-      return;
-    }
-#endif
-    simcc_decode_cpu<scalar_t>(a);
+    PYHPE_LAUNCH(xl, simcc_decode, a);
   });
   return {coords, scores};
 }
@@ -244,14 +230,7 @@ std::tuple<at::Tensor, at::Tensor> expectation_forward(const char* op, const at:
     a.heatmaps = hm.data_ptr<scalar_t>();
     a.stats = stats.data_ptr<double>();
     a.out = out.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
-    if (hm.is_cuda()) {
-      c10::cuda::CUDAGuard guard(hm.device());
-      expectation_forward_cuda<scalar_t>(a, cuda_stream_of(hm));
-      return;
-    }
-#endif
-    expectation_forward_cpu<scalar_t>(a);
+    PYHPE_LAUNCH(hm, expectation_forward, a);
   });
   return {out, stats};
 }
@@ -284,16 +263,12 @@ at::Tensor expectation_backward(const char* op, const at::Tensor& grad_in,
     a.stats = stats.data_ptr<double>();
     a.grad = grad.data_ptr<scalar_t>();
     a.out = out.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
+    at::Tensor coeffs;  // the CUDA backward's per-map coefficient pass
     if (hm.is_cuda()) {
-      c10::cuda::CUDAGuard guard(hm.device());
-      at::Tensor coeffs = at::empty({B * K, kNumCoeffs}, stats.options());
+      coeffs = at::empty({B * K, kNumCoeffs}, stats.options());
       a.coeffs = coeffs.data_ptr<double>();
-      expectation_backward_cuda<scalar_t>(a, cuda_stream_of(hm));
-      return;
     }
-#endif
-    expectation_backward_cpu<scalar_t>(a);
+    PYHPE_LAUNCH(hm, expectation_backward, a);
   });
   return out;
 }
@@ -397,14 +372,7 @@ at::Tensor transform_preds(const at::Tensor& coords_in, const at::Tensor& center
     a.size_x = static_cast<scalar_t>(use_udp ? width - 1 : width);
     a.size_y = static_cast<scalar_t>(use_udp ? height - 1 : height);
     a.out = out.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
-    if (coords.is_cuda()) {
-      c10::cuda::CUDAGuard guard(coords.device());
-      transform_preds_cuda<scalar_t>(a, cuda_stream_of(coords));
-      return;
-    }
-#endif
-    transform_preds_cpu<scalar_t>(a);
+    PYHPE_LAUNCH(coords, transform_preds, a);
   });
   return out;
 }
@@ -429,14 +397,7 @@ at::Tensor affine_transform_points(const at::Tensor& coords_in, const at::Tensor
     a.B = B;
     a.K = K;
     a.out = out.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
-    if (coords.is_cuda()) {
-      c10::cuda::CUDAGuard guard(coords.device());
-      affine_points_cuda<scalar_t>(a, cuda_stream_of(coords));
-      return;
-    }
-#endif
-    affine_points_cpu<scalar_t>(a);
+    PYHPE_LAUNCH(coords, affine_points, a);
   });
   return out;
 }

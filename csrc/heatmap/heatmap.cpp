@@ -106,14 +106,7 @@ at::Tensor gaussian_impl(const char* op, const at::Tensor& kp_in, const at::Tens
       a.encoding = encoding;
       a.heatmaps = hm.data_ptr<scalar_t>();
       a.weights = weights.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
-      if (kp.is_cuda()) {
-        c10::cuda::CUDAGuard guard(kp.device());
-        gaussian_heatmaps_cuda<scalar_t>(a, cuda_stream_of(kp));
-        return;
-      }
-#endif
-      gaussian_heatmaps_cpu<scalar_t>(a);
+      PYHPE_LAUNCH(kp, gaussian_heatmaps, a);
     });
   });
   return weights;
@@ -194,14 +187,7 @@ at::Tensor simcc_impl(const at::Tensor& kp_in, const at::Tensor& vis_in, double 
         a.x_labels = xl.data_ptr<scalar_t>();
         a.y_labels = yl.data_ptr<scalar_t>();
         a.weights = weights.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
-        if (kp.is_cuda()) {
-          c10::cuda::CUDAGuard guard(kp.device());
-          simcc_labels_cuda<scalar_t>(a, cuda_stream_of(kp));
-          return;
-        }
-#endif
-        simcc_labels_cpu<scalar_t>(a);
+        PYHPE_LAUNCH(kp, simcc_labels, a);
       });
     });
   });
@@ -294,14 +280,7 @@ at::Tensor paf_impl(const char* op, const at::Tensor& kp_in, const at::Tensor& v
       a.mode = mode;
       a.pafs = out.data_ptr<scalar_t>();
       a.counts = counts.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
-      if (kp.is_cuda()) {
-        c10::cuda::CUDAGuard guard(kp.device());
-        paf_targets_cuda<scalar_t>(a, cuda_stream_of(kp));
-        return;
-      }
-#endif
-      paf_targets_cpu<scalar_t>(a);
+      PYHPE_LAUNCH(kp, paf_targets, a);
     });
   });
   return counts;

@@ -159,14 +159,7 @@ at::Tensor pose_scores(const at::Tensor& scores_in) {
     a.N = scores.size(0);
     a.K = static_cast<int>(scores.size(1));
     a.out = out.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
-    if (scores.is_cuda()) {
-      c10::cuda::CUDAGuard guard(scores.device());
-      row_mean_cuda<scalar_t>(a, cuda_stream_of(scores));
-      return;
-    }
-#endif
-    row_mean_cpu<scalar_t>(a);
+    PYHPE_LAUNCH(scores, row_mean, a);
   });
   return out;
 }

@@ -122,14 +122,7 @@ at::Tensor oks_matrix(const at::Tensor& dt_in, const at::Tensor& gt_in, const at
     a.has_vis_thr = vis_thr.has_value();
     a.vis_thr = static_cast<scalar_t>(vis_thr.value_or(0.0));
     a.out = out.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
-    if (dt.is_cuda()) {
-      c10::cuda::CUDAGuard guard(dt.device());
-      oks_matrix_cuda<scalar_t>(a, cuda_stream_of(dt));
-      return;
-    }
-#endif
-    oks_matrix_cpu<scalar_t>(a);
+    PYHPE_LAUNCH(dt, oks_matrix, a);
   });
   return out;
 }
@@ -199,14 +192,7 @@ at::Tensor oks_matrix_ragged(const at::Tensor& dt_in, const at::Tensor& gt_in,
     a.has_vis_thr = vis_thr.has_value();
     a.vis_thr = static_cast<scalar_t>(vis_thr.value_or(0.0));
     a.out = out.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
-    if (dt.is_cuda()) {
-      c10::cuda::CUDAGuard guard(dt.device());
-      oks_ragged_cuda<scalar_t>(a, total, cuda_stream_of(dt));
-      return;
-    }
-#endif
-    oks_ragged_cpu<scalar_t>(a, total);
+    PYHPE_LAUNCH(dt, oks_ragged, a, total);
   });
   return out;
 }

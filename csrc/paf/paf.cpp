@@ -161,14 +161,7 @@ at::Tensor paf_scores_op(const at::Tensor& pafs_in, const at::Tensor& peaks_in,
     a.distance_prior = distance_prior;
     a.prior_score = static_cast<scalar_t>(prior_score);
     a.out = out.data_ptr<scalar_t>();
-#ifdef PYHPE_WITH_CUDA
-    if (pafs.is_cuda()) {
-      c10::cuda::CUDAGuard guard(pafs.device());
-      paf_scores_cuda<scalar_t>(a, cuda_stream_of(pafs));
-      return;
-    }
-#endif
-    paf_scores_cpu<scalar_t>(a);
+    PYHPE_LAUNCH(pafs, paf_scores, a);
   });
   return out;
 }

@@ -15,6 +15,13 @@ def conv_bn_act(cin, cout, k=3, s=1, p=None, groups=1, act=True):
     return nn.Sequential(*layers)
 
 
+def _projection(cin, cout, stride):
+    """ResNet shortcut: a strided 1x1 conv + BN where the shape changes, else None."""
+    if stride != 1 or cin != cout:
+        return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+    return None
+
+
 class BasicBlock(nn.Module):
     expansion = 1
 
@@ -23,9 +30,7 @@ class BasicBlock(nn.Module):
         cout = planes * self.expansion
         self.conv1 = conv_bn_act(cin, planes, 3, stride)
         self.conv2 = conv_bn_act(planes, cout, 3, 1, act=False)
-        self.down = None
-        if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.down = _projection(cin, cout, stride)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
@@ -42,9 +47,7 @@ class Bottleneck(nn.Module):
         self.conv1 = conv_bn_act(cin, planes, 1)
         self.conv2 = conv_bn_act(planes, planes, 3, stride)
         self.conv3 = conv_bn_act(planes, cout, 1, act=False)
-        self.down = None
-        if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.down = _projection(cin, cout, stride)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):

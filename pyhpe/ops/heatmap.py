@@ -152,7 +152,9 @@ def _check_out(op: str, out: torch.Tensor, name: str, shape, kp: torch.Tensor) -
                         f"{out.dtype} on {out.device}")
 
 
-def _gaussian(op: str, encoding: str, keypoints, visibility, heatmap_size, sigma, out):
+def _instances(op: str, keypoints, visibility):
+    """(B, N, K, C) keypoints and (B, N, K) visibility, and whether the input was batched
+    ((N, K, C) gains a leading B = 1)."""
     kp, vis = _keypoints_and_visibility(keypoints, visibility)
     batched = kp.dim() != 3
     if not batched:
@@ -160,6 +162,11 @@ def _gaussian(op: str, encoding: str, keypoints, visibility, heatmap_size, sigma
     if kp.dim() != 4:
         raise ValueError(f"{op}: 'keypoints' must be (B, N, K, 2) or (N, K, 2), got shape "
                          f"{tuple(kp.shape)}")
+    return kp, vis, batched
+
+
+def _gaussian(op: str, encoding: str, keypoints, visibility, heatmap_size, sigma, out):
+    kp, vis, batched = _instances(op, keypoints, visibility)
     W, H = _wh(op, heatmap_size, "heatmap_size")
     s = _sigma_tensor(op, sigma, kp, batched)
     if out is None:
@@ -315,13 +322,7 @@ def paf_targets(keypoints, visibility, limbs, heatmap_size: Size, limb_width: fl
       out: optional preallocated ``(B, 2L, H, W)`` tensor for the fields.
     """
     op = "pyhpe.paf_targets"
-    kp, vis = _keypoints_and_visibility(keypoints, visibility)
-    batched = kp.dim() != 3
-    if not batched:
-        kp, vis = kp.unsqueeze(0), vis.unsqueeze(0)
-    if kp.dim() != 4:
-        raise ValueError(f"{op}: 'keypoints' must be (B, N, K, 2) or (N, K, 2), got shape "
-                         f"{tuple(kp.shape)}")
+    kp, vis, batched = _instances(op, keypoints, visibility)
     if mode not in ("hard", "soft"):
         raise ValueError(f"{op}: 'mode' must be 'hard' or 'soft', got {mode!r}")
     W, H = _wh(op, heatmap_size, "heatmap_size")

@@ -34,6 +34,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..data.synthetic import _rot
 from ._common import Logger, add_common_args, fit, save_run, setup
 
 #: VideoPose3D keeps these 17 of Human3.6M's 32 mocap joints (Human36mDataset.remove_joints).
@@ -172,15 +173,6 @@ def h36m_arrays(sequences: Dict, downsample: int = 1):
 
 
 # ---------------------------------------------------------------------------- synthetic
-def _rot(axis: str, a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    if axis == "x":
-        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-    if axis == "y":
-        return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-
-
 def synthetic_lifting_data(num: int, seed: int = 0, noise_2d: float = 0.0, difficulty: float = 1.0,
                            focal: float = 1000.0, image_size: int = 1000):
     """Random 3-D poses (COCO-17) seen by random cameras -> (pose_2d (N, 17, 2) pixels,

@@ -6,6 +6,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "common/cpu_features.h"
 #include "oks/oks_math.h"
 
 namespace pyhpe {
@@ -75,6 +76,7 @@ std::vector<double> KeypointEvaluator::oks_block(int64_t g, const std::vector<in
   const int64_t G = gt_start_[g + 1] - gt_start_[g];
   const int64_t D = static_cast<int64_t>(dts.size());
   const int K = params_.num_keypoints;
+  const int exp_path = cpu::numpy_exp_path();
   *rows = G == 0 ? 0 : D;
   *cols = D == 0 ? 0 : G;
   std::vector<double> out(static_cast<size_t>((*rows) * (*cols)));
@@ -84,7 +86,7 @@ std::vector<double> KeypointEvaluator::oks_block(int64_t g, const std::vector<in
       const int64_t t = gt_index_[gt_start_[g] + j];
       out[i * G + j] = oks::compute_oks<double>(
           dt_.keypoints + d * K * 3, 3, gt_.keypoints + t * K * 3, params_.sigmas.data(), K,
-          gt_.oks_area[t], gt_.bbox + t * 4, 0.0, oks::kModeCoco, false, 0.0);
+          gt_.oks_area[t], gt_.bbox + t * 4, 0.0, oks::kModeCoco, false, 0.0, exp_path);
     }
   }
   return out;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/checks.h"
+#include "common/cpu_features.h"
 #include "common/torch_utils.h"
 #include "oks/oks.h"
 
@@ -121,6 +122,7 @@ at::Tensor oks_matrix(const at::Tensor& dt_in, const at::Tensor& gt_in, const at
     a.mode = mode;
     a.has_vis_thr = vis_thr.has_value();
     a.vis_thr = static_cast<scalar_t>(vis_thr.value_or(0.0));
+    a.exp_path = cpu::numpy_exp_path();
     a.out = out.data_ptr<scalar_t>();
     PYHPE_LAUNCH(dt, oks_matrix, a);
   });
@@ -191,6 +193,7 @@ at::Tensor oks_matrix_ragged(const at::Tensor& dt_in, const at::Tensor& gt_in,
     a.mode = mode;
     a.has_vis_thr = vis_thr.has_value();
     a.vis_thr = static_cast<scalar_t>(vis_thr.value_or(0.0));
+    a.exp_path = cpu::numpy_exp_path();
     a.out = out.data_ptr<scalar_t>();
     PYHPE_LAUNCH(dt, oks_ragged, a, total);
   });

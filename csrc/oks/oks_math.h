@@ -82,15 +82,10 @@ struct OksPair {
 };
 
 // Sum of term(k) over the included keypoints whose rank (position among the included
-// ones) lies in [first, first + n), grouped exactly as numpy's pairwise_sum over a
-// contiguous float array: 8 interleaved partial sums up to 128 items, halving above.
+// ones) lies in [first, first + n), n <= 128: numpy's pairwise_sum leaf, 8 interleaved
+// partial sums combined as a tree, then the remainder added in order.
 template <typename T>
-PYHPE_HD T numpy_pairwise_sum(const OksPair<T>& p, int first, int n) {
-  if (n > 128) {
-    int half = n / 2;
-    half -= half % 8;
-    return numpy_pairwise_sum(p, first, half) + numpy_pairwise_sum(p, first + half, n - half);
-  }
+PYHPE_HD T numpy_pairwise_leaf(const OksPair<T>& p, int first, int n) {
   T partial[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
   T res = T(0);
   const int blocked = n < 8 ? 0 : n - n % 8;
@@ -117,6 +112,45 @@ PYHPE_HD T numpy_pairwise_sum(const OksPair<T>& p, int first, int n) {
           ((partial[4] + partial[5]) + (partial[6] + partial[7]));
   }
   return res;
+}
+
+// numpy's pairwise_sum over ranks [first, first + n): above 128 items it splits at half
+// (rounded down to a multiple of 8) and adds the halves' sums. The recursion is unrolled onto
+// a fixed stack (depth <= 25 for any int n) so device threads use no call stack per level;
+// the order of the additions, and so the bits, are numpy's.
+template <typename T>
+PYHPE_HD T numpy_pairwise_sum(const OksPair<T>& p, int first, int n) {
+  if (n <= 128) return numpy_pairwise_leaf(p, first, n);
+  struct Frame {
+    int first, n, stage;
+    T left;
+  };
+  Frame stack[32];
+  int top = 0;
+  stack[0] = Frame{first, n, 0, T(0)};
+  T ret = T(0);
+  while (top >= 0) {
+    Frame& f = stack[top];
+    if (f.n <= 128) {
+      ret = numpy_pairwise_leaf(p, f.first, f.n);
+      --top;
+      continue;
+    }
+    int half = f.n / 2;
+    half -= half % 8;
+    if (f.stage == 0) {
+      f.stage = 1;
+      stack[++top] = Frame{f.first, half, 0, T(0)};
+    } else if (f.stage == 1) {
+      f.left = ret;
+      f.stage = 2;
+      stack[++top] = Frame{f.first + half, f.n - half, 0, T(0)};
+    } else {
+      ret = f.left + ret;
+      --top;
+    }
+  }
+  return ret;
 }
 
 // OKS of one pair; the pair's derived fields are filled here.

@@ -106,6 +106,25 @@ int main() {
   }
   EXPECT(far == 0);
   EXPECT(decreasing == 0);
+  // glibc_exp (the GPU's float64 exp) equals this machine's C library exp: a sweep of the
+  // ranges OKS and Gaussians use, the subnormal and overflow ranges, and random bit patterns.
+  int glibc_mismatch = 0;
+  uint64_t state = 0x9e3779b97f4a7c15ULL;
+  for (int i = 0; i < 400000; ++i) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    double bits_x;
+    memcpy(&bits_x, &state, sizeof bits_x);
+    const double xs[3] = {-60.0 + 1.5e-4 * i, -1100.0 + 5.5e-3 * i, bits_x};
+    for (double x : xs) {
+      const double a = pyhpe::glibc_exp(x), b = exp(x);
+      glibc_mismatch += !same_bits(a, b) && !(isnan(a) && isnan(b));
+    }
+  }
+#if defined(__x86_64__) && defined(__GNUC__)
+  // glibc picks its FMA build on processors with FMA (every x86-64 CPU since 2013).
+  if (__builtin_cpu_supports("fma")) EXPECT(glibc_mismatch == 0);
+#endif
+  EXPECT(pyhpe::exp_of(-3.25) == exp(-3.25));
   std::printf("test_numpy_exp: %d checks, %d failures\n", checks, failures);
   return failures != 0;
 }

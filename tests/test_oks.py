@@ -329,3 +329,16 @@ def test_detached_inputs_under_grad_mode_run_normally():
     assert not out.requires_grad and out.shape == (5, 4)
     mats = oks_matrix_ragged(dt.detach(), gt, areas, [0, 2, 5], [0, 3, 4])
     assert [m.shape for m in mats] == [(2, 3), (3, 1)]
+
+
+def test_torch_compile_keeps_the_not_differentiable_error():
+    rng = np.random.default_rng(8)
+    dt, gt, areas, _ = make_case(rng, 4, 3)
+    t = lambda a: torch.tensor(a, dtype=torch.float64)[None]
+
+    @torch.compile(fullgraph=True, backend="aot_eager")
+    def f(d, g, a):
+        return torch.ops.pyhpe.oks_matrix(d, g, a, COCO_SIGMAS).sum(-1)
+
+    with pytest.raises(RuntimeError, match="pyhpe.oks_matrix: is not differentiable.*'dt'"):
+        f(t(dt).requires_grad_(), t(gt), t(areas))

@@ -252,6 +252,8 @@ _DELETE = object()
     ("dt", (1, "score"), None, TypeError, r"results\[1\]\['score'\] must be a number"),
     ("gt", ("annotations", 3, "area"), "big", TypeError,
      r"annotations\[3\]\['area'\] must be a number, got str"),
+    ("gt", ("annotations", 3, "iscrowd"), "no", TypeError,
+     r"annotations\[3\]\['iscrowd'\] must be a number, got str"),
     ("gt", ("annotations", 3, "num_keypoints"), [3], TypeError,
      r"annotations\[3\]\['num_keypoints'\] must be a number, got list"),
     ("gt", ("annotations", 3, "bbox"), {"x": 1, "y": 2, "w": 3, "h": 4}, TypeError,

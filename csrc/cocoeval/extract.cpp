@@ -167,12 +167,7 @@ py::dict extract_annotations(py::list anns, int64_t K, const std::string& name) 
     hscore[i] = v != nullptr;
     ps[i] = v ? as_double(v, Field{name, i, "score"}) : kNaN;
     v = get(d, k_crowd);
-    int truth = 0;
-    if (v) {
-      truth = PyObject_IsTrue(v);
-      if (truth < 0) throw py::error_already_set();
-    }
-    pcrowd[i] = static_cast<uint8_t>(truth);
+    pcrowd[i] = v ? static_cast<uint8_t>(as_double(v, Field{name, i, "iscrowd"}) != 0.0) : 0;
     v = get(d, k_nk);
     hnk[i] = v != nullptr;
     pnk[i] = v ? static_cast<int64_t>(as_double(v, Field{name, i, "num_keypoints"}) == 0.0 ? 0 : 1)

@@ -1,8 +1,8 @@
 // Schemas and CPU/CUDA registration of the OKS family (torch.ops.pyhpe.oks_*).
 #include <ATen/ATen.h>
+#include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
-#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
 #include <string>

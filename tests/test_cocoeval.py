@@ -213,6 +213,9 @@ def test_ids_beyond_int64_and_string_ids_like_pycocotools():
         r["image_id"] += 2 ** 70
     assert np.array_equal(COCOKeypointEval(*big).run(), pycocotools_stats(*big))
     assert np.array_equal(COCOKeypointEval(*big).run(), ref)
+    # Mapped ids keep pycocotools' "GT id 0 means unmatched" quirk.
+    big[0]["annotations"][0]["id"] = 0
+    assert np.array_equal(COCOKeypointEval(*big).run(), pycocotools_stats(*big))
     named = copy.deepcopy(gt), copy.deepcopy(dt)
     for img in named[0]["images"]:
         img["id"] = f"img{img['id']}"

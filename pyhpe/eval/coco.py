@@ -85,6 +85,15 @@ def _id_kind(v) -> str:
     raise TypeError(f"{type(v).__name__}")
 
 
+def _int64_id(v):
+    """The id as a Python int when it is an integer that fits int64, else None."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        v = int(v)
+    if isinstance(v, (int, np.integer)) and -2 ** 63 <= v < 2 ** 63:
+        return int(v)
+    return None
+
+
 def _sorted_ids(entries, what: str) -> list:
     """Sorted unique 'id's of gt['images'] / gt['categories'], with clear errors for entries
     that are not dicts, lack an 'id', or mix id types (which cannot be sorted)."""
@@ -208,8 +217,8 @@ class COCOKeypointEval:
         img_index = {v: n for n, v in enumerate(p.imgIds)}
         cat_index = {v: n for n, v in enumerate(p.catIds)}
         ids, remapped = {}, []
-        fits = lambda v: isinstance(v, (int, np.integer)) and -2 ** 63 <= v < 2 ** 63
-        next_id = 1 + max([abs(int(a["id"])) for a in anns if "id" in a and fits(a["id"])] + [0])
+        kept = [_int64_id(a["id"]) for a in anns if "id" in a]
+        next_id = 1 + max([abs(v) for v in kept if v is not None] + [0])
         for i, a in enumerate(anns):
             for key in ("image_id", "category_id", "id"):
                 if key in a:
@@ -222,16 +231,18 @@ class COCOKeypointEval:
                      category_id=cat_index.get(a["category_id"], -1))
             if "id" in a:
                 v = a["id"]
-                if not fits(v):
+                if _int64_id(v) is not None:
+                    a["id"] = _int64_id(v)
+                else:  # a string or an int beyond int64 (never 0): a fresh id, same sign
                     if v not in ids:
-                        if isinstance(v, str) or v != 0:
-                            ids[v] = next_id if isinstance(v, str) or v > 0 else -next_id
-                            next_id += 1
-                        else:
-                            ids[v] = 0
+                        ids[v] = next_id if isinstance(v, str) or v > 0 else -next_id
+                        next_id += 1
                     a["id"] = ids[v]
             remapped.append(a)
         r = _C.extract_annotations(remapped, K, name)
+        if not r["int_ids"]:
+            raise ValueError(f"{_OP}: the {name!r} ids could not be mapped into int64 (ids "
+                             "close to the int64 limits mixed with larger ones or strings)")
         r["image"], r["category"] = r["image_id"], r["category_id"]
         return r
 

@@ -16,6 +16,14 @@ namespace {
 // np.spacing(1): pycocotools adds it to tp + fp.
 constexpr double kEps = 2.220446049250313e-16;
 
+// Order of np.argsort(-scores, kind='mergesort'): descending score, stable, and NaN scores
+// last (numpy sorts NaN after every number). `-a < -b` alone is no strict weak ordering once a
+// NaN appears, which std::stable_sort may answer with any order (or worse).
+inline bool score_before(double a, double b) {
+  const double x = -a, y = -b;
+  return x < y || (y != y && x == x);
+}
+
 // Annotation indices grouped by category * num_images + image, stable within a group.
 void group_indices(const Annotations& a, int64_t num_images, int64_t num_groups,
                    std::vector<int64_t>& start, std::vector<int64_t>& index) {
@@ -55,7 +63,7 @@ std::vector<int64_t> KeypointEvaluator::sorted_detections(int64_t g) const {
   std::vector<int64_t> d(dt_index_.begin() + dt_start_[g], dt_index_.begin() + dt_start_[g + 1]);
   // np.argsort(-score, kind='mergesort'): stable, highest score first.
   std::stable_sort(d.begin(), d.end(),
-                   [&](int64_t a, int64_t b) { return -dt_.score[a] < -dt_.score[b]; });
+                   [&](int64_t a, int64_t b) { return score_before(dt_.score[a], dt_.score[b]); });
   const size_t max_det = static_cast<size_t>(params_.max_dets.back());
   if (d.size() > max_det) d.resize(max_det);
   return d;
@@ -229,7 +237,7 @@ Accumulated KeypointEvaluator::accumulate(const std::vector<int64_t>& image_indi
       order.resize(nd);
       std::iota(order.begin(), order.end(), 0);
       std::stable_sort(order.begin(), order.end(),
-                       [&](int64_t x, int64_t y) { return -scores[x] < -scores[y]; });
+                       [&](int64_t x, int64_t y) { return score_before(scores[x], scores[y]); });
       tp.resize(nd);
       fp.resize(nd);
       pr.resize(nd);

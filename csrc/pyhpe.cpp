@@ -30,9 +30,11 @@ using ByteArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast
 
 // np.exp of a float64 array on one of pyhpe's numpy exp paths (the probe at import and tests).
 py::array_t<double> numpy_exp_array(const DoubleArray& x, int path) {
-  if (path != pyhpe::kNumpyExpLibm && path != pyhpe::kNumpyExpSvml) {
-    throw py::value_error("pyhpe._C._numpy_exp: 'path' must be 0 (libm) or 1 (svml), got " +
-                          std::to_string(path));
+  if (path != pyhpe::kNumpyExpLibm && path != pyhpe::kNumpyExpSvml &&
+      path != pyhpe::kNumpyExpAvx512f) {
+    throw py::value_error(
+        "pyhpe._C._numpy_exp: 'path' must be 0 (libm), 1 (svml) or 2 (avx512f), got " +
+        std::to_string(path));
   }
   py::array_t<double> out(x.request().shape);
   const double* in = x.data();
@@ -194,9 +196,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("cpu_has_avx512_skx", &pyhpe::cpu::has_avx512_skx,
         "whether this CPU has numpy's AVX512_SKX group (AVX-512 F/CD/BW/DQ/VL)");
   m.def("numpy_exp_path", &pyhpe::cpu::numpy_exp_path,
-        "the float64 exp path numpy takes here, which ops copying numpy use: 0 libm, 1 SVML");
+        "the float64 exp path numpy takes here, which ops copying numpy use: 0 libm, 1 SVML, "
+        "2 numpy's AVX-512F kernel");
   m.def("_set_numpy_exp_path", &pyhpe::cpu::set_numpy_exp_path, py::arg("path"),
-        "select the float64 exp path (0 libm, 1 SVML); returns the old one");
+        "select the float64 exp path (0 libm, 1 SVML, 2 AVX-512F); returns the old one");
   m.def("_numpy_exp", &numpy_exp_array, py::arg("x"), py::arg("path"),
         "exp of a float64 array as numpy computes it on the given path");
 

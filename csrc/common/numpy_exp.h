@@ -32,7 +32,8 @@ namespace pyhpe {
 
 enum NumpyExpPath : int {
   kNumpyExpLibm = 0,  // the C library's exp (numpy's scalar loop)
-  kNumpyExpSvml = 1,  // SVML's __svml_exp8_ha (numpy on AVX512_SKX machines)
+  kNumpyExpSvml = 1,  // SVML's __svml_exp8_ha (numpy's Linux wheels on AVX512_SKX machines)
+  kNumpyExpAvx512f = 2,  // numpy's own AVX-512F kernel (numpy built without SVML)
 };
 
 namespace npexp {
@@ -216,27 +217,59 @@ PYHPE_HD_INLINE double fma_rn(double a, double b, double c) {
     0x3c77893b4d91cd9dULL, 0x3fefe7c1819e90d8ULL, 0x3c5305c14160cc89ULL, \
     0x3feff3c22b8f71f1ULL }
 
+// numpy's own AVX-512F kernel: 2^(j/32) as a head with 7 zero bits and a tail.
+#define PYHPE_NUMPY_EXP_TOP32 { \
+    0x3ff0000000000000ULL, 0x3ff059b0d3158540ULL, 0x3ff0b5586cf98900ULL, \
+    0x3ff11301d0125b40ULL, 0x3ff172b83c7d5140ULL, 0x3ff1d4873168b980ULL, \
+    0x3ff2387a6e756200ULL, 0x3ff29e9df51fdec0ULL, 0x3ff306fe0a31b700ULL, \
+    0x3ff371a7373aa9c0ULL, 0x3ff3dea64c123400ULL, 0x3ff44e0860618900ULL, \
+    0x3ff4bfdad5362a00ULL, 0x3ff5342b569d4f80ULL, 0x3ff5ab07dd485400ULL, \
+    0x3ff6247eb03a5580ULL, 0x3ff6a09e667f3bc0ULL, 0x3ff71f75e8ec5f40ULL, \
+    0x3ff7a11473eb0180ULL, 0x3ff82589994cce00ULL, 0x3ff8ace5422aa0c0ULL, \
+    0x3ff93737b0cdc5c0ULL, 0x3ff9c49182a3f080ULL, 0x3ffa5503b23e2540ULL, \
+    0x3ffae89f995ad380ULL, 0x3ffb7f76f2fb5e40ULL, 0x3ffc199bdd855280ULL, \
+    0x3ffcb720dcef9040ULL, 0x3ffd5818dcfba480ULL, 0x3ffdfc97337b9b40ULL, \
+    0x3ffea4afa2a490c0ULL, 0x3fff50765b6e4540ULL, }
+#define PYHPE_NUMPY_EXP_TAIL32 { \
+    0x0000000000000000ULL, 0x3d0a1d73e2a475b4ULL, 0x3ceec5317256e308ULL, \
+    0x3cf0a4ebbf1aed93ULL, 0x3d0d6e6fbe462876ULL, 0x3d053c02dc0144c8ULL, \
+    0x3d0c3360fd6d8e0bULL, 0x3d009612e8afad12ULL, 0x3cf52de8d5a46306ULL, \
+    0x3ce54e28aa05e8a9ULL, 0x3d011ada0911f09fULL, 0x3d068189b7a04ef8ULL, \
+    0x3d038ea1cbd7f621ULL, 0x3cbdf0a83c49d86aULL, 0x3d04ac64980a8c8fULL, \
+    0x3cd2c7c3e81bf4b7ULL, 0x3ce921165f626cddULL, 0x3d09ee91b8797785ULL, \
+    0x3cdb5f54408fdb37ULL, 0x3cf28acf88afab35ULL, 0x3cfb5ba7c55a192dULL, \
+    0x3d027a280e1f92a0ULL, 0x3cf01c7c46b071f3ULL, 0x3cfc8b424491caf8ULL, \
+    0x3d06af439a68bb99ULL, 0x3cdbaa9ec206ad4fULL, 0x3cfc2220cb12a092ULL, \
+    0x3d048a81e5e8f4a5ULL, 0x3cdc976816bad9b8ULL, 0x3cfeb968cac39ed3ULL, \
+    0x3cf9858f73a18f5eULL, 0x3c99d3e12dd8a18bULL, }
+
 static const uint64_t kTh16Host[16] = PYHPE_SVML_EXP_TH16;
 static const uint64_t kTlr16Host[16] = PYHPE_SVML_EXP_TLR16;
 static const uint64_t kHi64Host[64] = PYHPE_SVML_EXP_HI64;
 static const uint64_t kLo64Host[64] = PYHPE_SVML_EXP_LO64;
 static const uint64_t kGlibcTabHost[256] = PYHPE_GLIBC_EXP_TAB256;
+static const uint64_t kTop32Host[32] = PYHPE_NUMPY_EXP_TOP32;
+static const uint64_t kTail32Host[32] = PYHPE_NUMPY_EXP_TAIL32;
 #if defined(__CUDACC__)
 static __device__ __constant__ uint64_t kTh16Dev[16] = PYHPE_SVML_EXP_TH16;
 static __device__ __constant__ uint64_t kTlr16Dev[16] = PYHPE_SVML_EXP_TLR16;
 static __device__ __constant__ uint64_t kHi64Dev[64] = PYHPE_SVML_EXP_HI64;
 static __device__ __constant__ uint64_t kLo64Dev[64] = PYHPE_SVML_EXP_LO64;
 static __device__ __constant__ uint64_t kGlibcTabDev[256] = PYHPE_GLIBC_EXP_TAB256;
+static __device__ __constant__ uint64_t kTop32Dev[32] = PYHPE_NUMPY_EXP_TOP32;
+static __device__ __constant__ uint64_t kTail32Dev[32] = PYHPE_NUMPY_EXP_TAIL32;
 #endif
 
-PYHPE_HD_INLINE double svml_table(int which, int i) {
+PYHPE_HD_INLINE double exp_table(int which, int i) {
 #if defined(__CUDA_ARCH__)
   switch (which) {
     case 0: return from_bits(kTh16Dev[i]);
     case 1: return from_bits(kTlr16Dev[i]);
     case 2: return from_bits(kHi64Dev[i]);
     case 3: return from_bits(kLo64Dev[i]);
-    default: return from_bits(kGlibcTabDev[i]);
+    case 4: return from_bits(kGlibcTabDev[i]);
+    case 5: return from_bits(kTop32Dev[i]);
+    default: return from_bits(kTail32Dev[i]);
   }
 #else
   switch (which) {
@@ -244,7 +277,9 @@ PYHPE_HD_INLINE double svml_table(int which, int i) {
     case 1: return from_bits(kTlr16Host[i]);
     case 2: return from_bits(kHi64Host[i]);
     case 3: return from_bits(kLo64Host[i]);
-    default: return from_bits(kGlibcTabHost[i]);
+    case 4: return from_bits(kGlibcTabHost[i]);
+    case 5: return from_bits(kTop32Host[i]);
+    default: return from_bits(kTail32Host[i]);
   }
 #endif
 }
@@ -276,8 +311,8 @@ PYHPE_HD_INLINE double svml_exp_rare(double x) {
   p = mul_rn(add_rn(p, from_bits(0x3fc55555555548f8ULL)), r);
   p = mul_rn(mul_rn(add_rn(p, 0.5), r), r);
   p = add_rn(p, r);
-  const double hi = svml_table(2, j);
-  p = mul_rn(add_rn(p, svml_table(3, j)), hi);
+  const double hi = exp_table(2, j);
+  p = mul_rn(add_rn(p, exp_table(3, j)), hi);
   const uint32_t m_low = low >> 6;  // floor(kd / 64) modulo 2^26
   if (x < from_bits(0xc086232bdd7abcd2ULL)) {
     // Subnormal result: scale by 2^60 first, sum, then scale back in one or two roundings.
@@ -328,8 +363,8 @@ PYHPE_HD_INLINE double svml_exp_main(double x, Fma fused) {
   const double c12 = fused(r, from_bits(0x3fe000000000d008ULL), from_bits(0x3fefffffffffff70ULL));
   const double c36 = fused(c56, r2, c34);
   const double c16 = fused(c36, r2, c12);
-  const double th = svml_table(0, j);
-  const double poly = fused(c16, r, svml_table(1, j));
+  const double th = exp_table(0, j);
+  const double poly = fused(c16, r, exp_table(1, j));
   const double v = fused(poly, th, th);
   // 2^m is exact: for |x| < 707.70, m lies in [-1021, 1021] and v in [1, 2).
   return mul_rn(v, pow2_field(static_cast<uint32_t>(static_cast<int>(m) + 1023)));
@@ -415,8 +450,8 @@ PYHPE_HD_INLINE double glibc_exp(double x) {
   r = fma_rn(kd, from_bits(0xbd0cf79abc9e3b3aULL), r);
   const int idx = 2 * static_cast<int>(ki % 128u);
   const uint64_t top = ki << 45;
-  const double tail = svml_table(4, idx);
-  const uint64_t sbits = to_bits(svml_table(4, idx + 1)) + top;
+  const double tail = exp_table(4, idx);
+  const uint64_t sbits = to_bits(exp_table(4, idx + 1)) + top;
   const double r2 = mul_rn(r, r);
   const double c23 = fma_rn(r, from_bits(0x3fc555555555543cULL), from_bits(0x3fdffffffffffdbdULL));
   const double c45 = fma_rn(r, from_bits(0x3f81111167a4d017ULL), from_bits(0x3fa55555cf172b91ULL));
@@ -427,10 +462,40 @@ PYHPE_HD_INLINE double glibc_exp(double x) {
   return fma_rn(scale, tmp, scale);
 }
 
+// numpy's own AVX-512F float64 exp (Tang's table-driven method, 32 entries), which numpy
+// builds without SVML run on AVX-512F processors: k = rint(32 x / ln2), r = x - k ln2/32 in
+// two parts, a degree-5 polynomial for exp(r) - 1, and 2^(k/32) from the table; |x| < 2^-54
+// gives 1 and the result is scaled once by 2^floor(k/32) (one rounding for subnormals).
+PYHPE_HD_INLINE double numpy_avx512f_exp(double x) {
+  using namespace npexp;
+  if (x != x) return x;
+  if (x > from_bits(0x40862e42fefa39efULL)) return INFINITY;
+  if (x < from_bits(0xc0874910d52d3053ULL)) return 0.0;
+  if (fabs(x) < from_bits(0x3c90000000000000ULL)) return 1.0;
+  const double shift = from_bits(0x4338000000000000ULL);
+  double kd = add_rn(mul_rn(x, from_bits(0x40471547652b82feULL)), shift);
+  const uint64_t ki = to_bits(kd);
+  kd = add_rn(kd, -shift);
+  const double r1 = fma_rn(kd, from_bits(0xbf962e42fef00000ULL), x);
+  const double r2 = mul_rn(kd, from_bits(0xbd8473de6af278edULL));
+  const double r = add_rn(r1, r2);
+  double q = fma_rn(from_bits(0x3f56c1728d739765ULL), r, from_bits(0x3f811115b7aa905eULL));
+  q = fma_rn(q, r, from_bits(0x3fa5555555545d4eULL));
+  q = fma_rn(q, r, from_bits(0x3fc5555555548f7cULL));
+  q = fma_rn(q, r, 0.5);
+  q = mul_rn(q, r);
+  const double p = add_rn(r1, fma_rn(r, q, r2));
+  const int j = static_cast<int>(ki & 31u);
+  const double top = exp_table(5, j), tail = exp_table(6, j);
+  const double res = add_rn(fma_rn(add_rn(top, tail), p, tail), top);
+  return scalbn(res, static_cast<int>(floor(kd * 0.03125)));
+}
+
 // np.exp(x) for a float64 x as numpy computes it on a machine whose path is `path`. On the
 // GPU the C library's path is glibc_exp().
 PYHPE_HD_INLINE double numpy_exp(double x, int path) {
   if (path == kNumpyExpSvml) return svml_exp_ha(x);
+  if (path == kNumpyExpAvx512f) return numpy_avx512f_exp(x);
 #if defined(__CUDA_ARCH__)
   return glibc_exp(x);
 #else

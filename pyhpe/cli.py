@@ -150,14 +150,19 @@ def _task_argv(argv):
 
 
 def main(argv=None) -> int:
+    from pyhpe.train.utils import CheckpointError
     argv = sys.argv[1:] if argv is None else list(argv)
-    task = _task_argv(argv)
-    if task is not None and task[0] in TASKS:
-        # The task owns every remaining flag (--config, --out, ... mean its own things).
-        from pyhpe.tasks import run_task
-        return int(run_task(*task) or 0)
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        task = _task_argv(argv)
+        if task is not None and task[0] in TASKS:
+            # The task owns every remaining flag (--config, --out, ... mean its own things).
+            from pyhpe.tasks import run_task
+            return int(run_task(*task) or 0)
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except CheckpointError as e:
+        print(str(e), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

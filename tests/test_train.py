@@ -118,7 +118,7 @@ def test_training_evaluates_and_keeps_best(tmp_path):
     out = t.fit()
     assert os.path.exists(tmp_path / "best.pth") and os.path.exists(tmp_path / "log.csv")
     assert out["best_ap"] >= 0.0
-    best = torch.load(tmp_path / "best.pth", weights_only=False)
+    best = torch.load(tmp_path / "best.pth", weights_only=True)
     assert len(best["stats"]) == 10
     rows = open(tmp_path / "log.csv").read().splitlines()
     assert rows[0].startswith("epoch,step,loss,lr,ap") and len(rows) == 2
@@ -170,7 +170,7 @@ def test_ddp_two_processes_gloo(tmp_path):
            "-m", "pyhpe", "train", "--config", str(p), "--out", str(tmp_path / "run")]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    ck = torch.load(tmp_path / "run" / "last.pth", weights_only=False)
+    ck = torch.load(tmp_path / "run" / "last.pth", weights_only=True)
     assert ck["step"] == 2   # 8 crops / 2 ranks / batch 2 = 2 steps per rank
     assert os.path.exists(tmp_path / "run" / "best.pth")
 

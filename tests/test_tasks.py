@@ -370,3 +370,67 @@ def test_coco_stats_of_no_results():
     from pyhpe.tasks._common import STAT_NAMES, coco_stats
     stats = coco_stats(synthetic_keypoint_eval_set(5)[0], [])
     assert list(stats) == list(STAT_NAMES) and stats["AP"] == 0.0 and stats["AR"] == 0.0
+
+
+# ---------------------------------------------------------------------------- pyhpe eval
+def _write_eval_set(tmp_path, **kw):
+    from pyhpe.eval.synthetic import synthetic_keypoint_eval_set
+    gt, dt = synthetic_keypoint_eval_set(12, 3, **kw)
+    gp, dp = tmp_path / "gt.json", tmp_path / "dt.json"
+    gp.write_text(json.dumps(gt))
+    dp.write_text(json.dumps(dt))
+    return gt, dt, str(gp), str(dp)
+
+
+@pytest.mark.parametrize("mode", ["pycocotools", "xtcocotools", "xtcocotools_noarea", "crowdpose"])
+def test_cli_eval_every_offered_mode_runs(tmp_path, capsys, mode):
+    from pyhpe.cli import EVAL_MODES, build_parser, main
+    from pyhpe.eval import COCOKeypointEval
+    offered = next(a for a in build_parser()._subparsers._group_actions[0].choices["eval"]._actions
+                   if a.dest == "mode").choices
+    assert sorted(offered) == sorted(EVAL_MODES)
+    kw = dict(num_keypoints=14, crowd_index=True) if mode == "crowdpose" else {}
+    gt, dt, gp, dp = _write_eval_set(tmp_path, **kw)
+    assert main(["eval", gp, dp, "--mode", mode]) == 0
+    out = capsys.readouterr().out
+    assert "AP" in out
+    ev_mode, use_area, kset = EVAL_MODES[mode]
+    from pyhpe.data import get_keypoint_set
+    ref = COCOKeypointEval(gt, dt, sigmas=get_keypoint_set(kset).sigmas, mode=ev_mode,
+                           use_area=use_area).run()
+    assert f"{ref[0]:.3f}" in out and 0 < ref[0] < 1   # the printed AP is that mode's AP
+    assert len(ref) == (9 if mode == "crowdpose" else 10)
+
+
+def test_cli_eval_modes_differ_where_they_should(tmp_path, capsys):
+    from pyhpe.cli import main
+    _, _, gp, dp = _write_eval_set(tmp_path)
+    outs = {}
+    for mode in ("pycocotools", "xtcocotools_noarea"):
+        assert main(["eval", gp, dp, "--mode", mode]) == 0
+        outs[mode] = capsys.readouterr().out
+    assert outs["pycocotools"] != outs["xtcocotools_noarea"]   # the 0.53 box area is used
+
+
+def test_cli_eval_compare_with_empty_results(tmp_path):
+    import subprocess
+    import sys
+    _, _, gp, _ = _write_eval_set(tmp_path)
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    r = subprocess.run([sys.executable, "-m", "pyhpe", "eval", gp, str(empty), "--compare-pycocotools"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert "AP" in r.stdout and "0.000" in r.stdout
+    assert "pycocotools comparison: not applicable" in r.stdout
+    assert "refuses an empty results list" in r.stdout
+
+
+def test_cli_eval_compare_in_other_mode_is_not_applicable(tmp_path, capsys):
+    from pyhpe.cli import main
+    _, _, gp, dp = _write_eval_set(tmp_path)
+    assert main(["eval", gp, dp, "--mode", "xtcocotools", "--compare-pycocotools"]) == 0
+    assert "not applicable" in capsys.readouterr().out
+    assert main(["eval", gp, dp, "--sigmas", "coco17", "--compare-pycocotools"]) == 0
+    assert "pycocotools stats identical: True" in capsys.readouterr().out

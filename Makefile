@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MAX_JOBS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: all venv build test test-py test-cpp demo bench clean
+.PHONY: all venv build console-script test test-py test-cpp demo bench gpu-check clean
 
 all: build
 
@@ -19,10 +19,16 @@ $(VENV)/.deps-stamp: requirements-dev.txt
 
 venv: $(VENV)/.deps-stamp
 
-# In-place build (incremental through ninja) plus a .pth so the venv imports this tree.
+# In-place build (incremental through ninja) plus a .pth so the venv imports this tree, and
+# the `pyhpe` command in the venv (what `pip install -e .` would write, without a rebuild).
 build: venv
 	$(VPY) setup.py build_ext --inplace
 	echo "$(CURDIR)" > "$(SITE)/pyhpe-dev.pth"
+	$(MAKE) --no-print-directory console-script
+
+console-script:
+	printf '#!%s\n# pyhpe console script (written by make build)\nimport sys\nfrom pyhpe.cli import main\nsys.exit(main())\n' "$(VPY)" > "$(VENV)/bin/pyhpe"
+	chmod +x "$(VENV)/bin/pyhpe"
 
 test: test-cpp test-py
 

@@ -63,3 +63,66 @@ def test_make_writes_console_script(tmp_path):
     # the same entry point pip would install
     with open(os.path.join(ROOT, "setup.py")) as f:
         assert '"pyhpe=pyhpe.cli:main"' in f.read()
+
+
+# import name -> distribution name, where they differ
+_DIST_OF = {"cv2": "opencv-python-headless", "PIL": "pillow", "faster_coco_eval": "faster-coco-eval"}
+
+
+def _setup_literal(name):
+    import ast
+    with open(os.path.join(ROOT, "setup.py")) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"setup.py has no {name} literal")
+
+
+def _third_party_imports():
+    """{(top-level module, at module level?)} over every file in pyhpe/."""
+    import ast
+    found = set()
+    for dirpath, _, files in os.walk(os.path.join(ROOT, "pyhpe")):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(dirpath, name)) as f:
+                tree = ast.parse(f.read())
+            module_level = set()
+            for node in tree.body:   # module level, including module-level try/if blocks
+                module_level.update(id(n) for n in ast.walk(node)
+                                    if not isinstance(node, (ast.FunctionDef, ast.ClassDef)))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    mods = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    mods = [node.module]
+                else:
+                    continue
+                for m in mods:
+                    top = m.split(".")[0]
+                    if top != "pyhpe" and top not in sys.stdlib_module_names and top != "__future__":
+                        found.add((top, id(node) in module_level))
+    return found
+
+
+def _dist(req):
+    import re
+    return re.split(r"[<>=!~\[; ]", req, 1)[0].lower()
+
+
+def test_imports_are_declared_dependencies():
+    required = {_dist(r) for r in _setup_literal("INSTALL_REQUIRES")}
+    extras = {_dist(r) for reqs in _setup_literal("EXTRAS_REQUIRE").values() for r in reqs}
+    with open(os.path.join(ROOT, "requirements-dev.txt")) as f:
+        dev = {_dist(l.strip()) for l in f if l.strip() and not l.startswith("#")}
+    imports = _third_party_imports()
+    assert {m for m, _ in imports} >= {"torch", "numpy", "cv2"}   # the walk sees the package
+    for module, at_module_level in sorted(imports):
+        dist = _DIST_OF.get(module, module).lower()
+        if at_module_level:
+            assert dist in required, f"{module} is imported at module level but {dist} is not in install_requires"
+        else:
+            assert dist in required | extras, f"{module} is imported but {dist} is not declared"
+        assert dist in dev, f"{dist} missing from requirements-dev.txt"

@@ -49,5 +49,11 @@ demo: build
 bench: build
 	$(VPY) -m pytest bench/bench_*.py -q --benchmark-only --benchmark-columns=min,median,rounds --benchmark-sort=name $(PYTEST_ARGS)
 
+# On a CUDA machine: build for its GPU, CUDA tests, compute-sanitizer, GPU benches ->
+# bench/RESULTS_gpu.md. Without a GPU: a dry run of the CPU-side steps. Uses a plain python3
+# with torch (GPU_CHECK_PYTHON=... to choose; the venv's only when no other has torch).
+gpu-check:
+	GPU_CHECK_FALLBACK_PYTHON="$(VPY)" bash tools/gpu_check.sh
+
 clean:
 	rm -rf build pyhpe/*.so

@@ -105,7 +105,8 @@ def main(argv=None) -> int:
     def f(v):
         return "-" if v is None else f"{v:.3f}"
     dev = str(device)
-    lines = [f"| op | shape | pyhpe {dev} (ms) | pyhpe cpu (ms) | torch {dev} (ms) | vs cpu | vs torch |",
+    cpu_col = "pyhpe cpu (ms)" if device.type != "cpu" else "-"
+    lines = [f"| op | shape | pyhpe {dev} (ms) | {cpu_col} | torch {dev} (ms) | vs cpu | vs torch |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "error" in r:

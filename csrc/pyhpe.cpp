@@ -17,6 +17,7 @@
 #include "cocoeval/cocoeval.h"
 #include "common/cpu_cache.h"
 #include "common/cpu_features.h"
+#include "common/numpy_exp.h"
 #include "cocoeval/extract.h"
 
 namespace py = pybind11;
@@ -26,6 +27,20 @@ namespace {
 using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 using LongArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 using ByteArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+
+// np.exp of a float64 array on one of pyhpe's numpy exp paths (the probe at import and tests).
+py::array_t<double> numpy_exp_array(const DoubleArray& x, int path) {
+  if (path != pyhpe::kNumpyExpLibm && path != pyhpe::kNumpyExpSvml) {
+    throw py::value_error("pyhpe._C._numpy_exp: 'path' must be 0 (libm) or 1 (svml), got " +
+                          std::to_string(path));
+  }
+  py::array_t<double> out(x.request().shape);
+  const double* in = x.data();
+  double* o = out.mutable_data();
+  const py::ssize_t n = x.size();
+  for (py::ssize_t i = 0; i < n; ++i) o[i] = pyhpe::numpy_exp(in[i], path);
+  return out;
+}
 
 std::string cuda_version() {
 #ifdef PYHPE_WITH_CUDA
@@ -175,6 +190,15 @@ PYBIND11_MODULE(_C, m) {
   m.def("_set_cpu_avx2", &pyhpe::cpu::set_avx2_enabled, py::arg("on"),
         "switch the AVX2 + FMA paths on (if the CPU has them) or off; returns the old state. "
         "For tests and benchmarks of the fallback paths.");
+
+  m.def("cpu_has_avx512_skx", &pyhpe::cpu::has_avx512_skx,
+        "whether this CPU has numpy's AVX512_SKX group (AVX-512 F/CD/BW/DQ/VL)");
+  m.def("numpy_exp_path", &pyhpe::cpu::numpy_exp_path,
+        "the float64 exp path numpy takes here, which ops copying numpy use: 0 libm, 1 SVML");
+  m.def("_set_numpy_exp_path", &pyhpe::cpu::set_numpy_exp_path, py::arg("path"),
+        "select the float64 exp path (0 libm, 1 SVML); returns the old one");
+  m.def("_numpy_exp", &numpy_exp_array, py::arg("x"), py::arg("path"),
+        "exp of a float64 array as numpy computes it on the given path");
 
   pyhpe::cocoeval::bind_extract(m);
 

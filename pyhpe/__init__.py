@@ -8,6 +8,9 @@ from ._version import __version__
 import torch  # noqa: F401  (the extension links against torch's libraries)
 
 from . import _C  # noqa: E402  registers torch.ops.pyhpe.*
+from . import _numpy_exp  # noqa: E402
+
+_numpy_exp.configure()
 from . import ops  # noqa: E402,F401
 
 
@@ -23,6 +26,7 @@ def info():
         "cuda_archs": _C.cuda_archs() or None,
         "cuda_available": torch.cuda.is_available(),
         "num_threads": torch.get_num_threads(),
+        "numpy_exp_path": _numpy_exp.numpy_exp_path(),
     }
 
 

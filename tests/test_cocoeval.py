@@ -143,6 +143,169 @@ def test_bad_inputs():
         COCOKeypointEval(gt, dt).accumulate()
 
 
+def _nan_scores(dt, seed, fraction=0.25):
+    rng = np.random.default_rng(seed)
+    for i in rng.choice(len(dt), size=max(1, int(len(dt) * fraction)), replace=False):
+        dt[int(i)]["score"] = float("nan")
+    return dt
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_nan_scores_sort_like_pycocotools(seed):
+    # numpy's argsort puts NaN after every number; the evaluator's sorts must do the same
+    # (a plain `-a < -b` comparator is no strict weak ordering once NaN appears).
+    gt, dt = synthetic_keypoint_eval_set(20, seed)
+    dt = _nan_scores(dt, seed)
+    ours = COCOKeypointEval(gt, dt)
+    ours.run()
+    ref = run_pycocotools(gt, dt)
+    assert np.array_equal(ours.stats, ref.stats), (ours.stats, ref.stats)
+    for key in ("precision", "recall", "scores"):
+        assert np.array_equal(ours.eval[key], ref.eval[key], equal_nan=True), key
+    p = ref.params
+    for k, cat in enumerate(p.catIds):
+        for i, img in enumerate(p.imgIds):
+            e = ref.evalImgs[k * len(p.areaRng) * len(p.imgIds) + i]
+            mine = ours.eval_img(img, cat, 0)
+            if e is None:
+                assert mine is None
+                continue
+            assert np.array_equal(mine["dtScores"], e["dtScores"], equal_nan=True)
+            assert np.array_equal(mine["dtMatches"], e["dtMatches"])
+
+
+def test_nan_scores_small_case_and_max_dets_cut():
+    # One image, one person; a perfect detection with a NaN score sorts last, behind a
+    # poor one, and 21 detections are cut to 20: the NaN one is cut first.
+    kp = [float(v) for k in range(17) for v in (100 + 3 * k, 200 + 5 * k, 2)]
+    gt = {"images": [{"id": 1}], "categories": [{"id": 1}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "keypoints": kp,
+                           "num_keypoints": 17, "area": 5000.0, "iscrowd": 0,
+                           "bbox": [100, 200, 50, 80]}]}
+    far = [v + (40.0 if i % 3 != 2 else 0.0) for i, v in enumerate(kp)]
+    near = [v + (3.0 if i % 3 != 2 else 0.0) for i, v in enumerate(kp)]
+    dt = [{"image_id": 1, "category_id": 1, "keypoints": kp, "score": float("nan")},
+          {"image_id": 1, "category_id": 1, "keypoints": far, "score": 0.9},
+          {"image_id": 1, "category_id": 1, "keypoints": near, "score": 0.1}]
+    ours = COCOKeypointEval(gt, dt)
+    ours.run()
+    ref = run_pycocotools(gt, dt)
+    assert np.array_equal(ours.stats, ref.stats), (ours.stats, ref.stats)
+    assert np.array_equal(ours.eval_img(1, 1)["dtScores"], [0.9, 0.1, np.nan], equal_nan=True)
+    many = dt + [{"image_id": 1, "category_id": 1, "keypoints": far, "score": 0.5}] * 18
+    ours = COCOKeypointEval(gt, many)
+    ours.run()
+    ref = run_pycocotools(gt, many)
+    assert np.array_equal(ours.stats, ref.stats), (ours.stats, ref.stats)
+    assert not np.isnan(ours.eval_img(1, 1)["dtScores"]).any()
+
+
+def test_ids_beyond_int64_and_string_ids_like_pycocotools():
+    gt, dt = synthetic_keypoint_eval_set(12, 8)
+    ref = pycocotools_stats(gt, dt)
+    big = copy.deepcopy(gt), copy.deepcopy(dt)
+    for img in big[0]["images"]:
+        img["id"] += 2 ** 70
+    for a in big[0]["annotations"]:
+        a["image_id"] += 2 ** 70
+        a["id"] += 2 ** 64
+    for r in big[1]:
+        r["image_id"] += 2 ** 70
+    assert np.array_equal(COCOKeypointEval(*big).run(), pycocotools_stats(*big))
+    assert np.array_equal(COCOKeypointEval(*big).run(), ref)
+    # Mapped ids keep pycocotools' "GT id 0 means unmatched" quirk.
+    big[0]["annotations"][0]["id"] = 0
+    assert np.array_equal(COCOKeypointEval(*big).run(), pycocotools_stats(*big))
+    named = copy.deepcopy(gt), copy.deepcopy(dt)
+    for img in named[0]["images"]:
+        img["id"] = f"img{img['id']}"
+    for a in named[0]["annotations"] + named[1]:
+        a["image_id"] = f"img{a['image_id']}"
+    # Sorted as strings the images change order, and with it the order of tied scores.
+    assert np.array_equal(COCOKeypointEval(*named).run(), pycocotools_stats(*named))
+
+
+def _edit(obj, path, value):
+    *head, last = path
+    for key in head:
+        obj = obj[key]
+    if value is _DELETE:
+        del obj[last]
+    else:
+        obj[last] = value
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("where,path,value,exc,match", [
+    ("gt", ("annotations", 3), [1, 2], TypeError, r"annotations\[3\] must be a dict.*got list"),
+    ("dt", (2,), [{"score": 1}], TypeError, r"results\[2\] must be a dict.*got list"),
+    ("gt", ("annotations", 3, "keypoints"), {i: 0 for i in range(51)}, TypeError,
+     r"annotations\[3\]\['keypoints'\] must be a list of 3\*K=51 numbers, got dict"),
+    ("gt", ("annotations", 3, "keypoints"), "x" * 51, TypeError,
+     r"annotations\[3\]\['keypoints'\] must be a list of 3\*K=51 numbers, got str"),
+    ("dt", (4, "keypoints", 7), "7", TypeError,
+     r"results\[4\]\['keypoints'\] must be a list of 3\*K=51 numbers, got a str at position 7"),
+    ("gt", ("annotations", 3, "keypoints"), [0.0] * 50, ValueError,
+     r"annotations\[3\]\['keypoints'\] must be a list of 3\*K=51 numbers, got 50 values"),
+    ("gt", ("annotations", 1, "keypoints"), _DELETE, ValueError,
+     r"annotations\[1\] has no 'keypoints'"),
+    ("dt", (1, "score"), "0.5", TypeError, r"results\[1\]\['score'\] must be a number, got str"),
+    ("dt", (1, "score"), None, TypeError, r"results\[1\]\['score'\] must be a number"),
+    ("gt", ("annotations", 3, "area"), "big", TypeError,
+     r"annotations\[3\]\['area'\] must be a number, got str"),
+    ("gt", ("annotations", 3, "iscrowd"), "no", TypeError,
+     r"annotations\[3\]\['iscrowd'\] must be a number, got str"),
+    ("gt", ("annotations", 3, "num_keypoints"), [3], TypeError,
+     r"annotations\[3\]\['num_keypoints'\] must be a number, got list"),
+    ("gt", ("annotations", 3, "bbox"), {"x": 1, "y": 2, "w": 3, "h": 4}, TypeError,
+     r"annotations\[3\]\['bbox'\] must be a list of 4 numbers.*got dict"),
+    ("gt", ("annotations", 3, "area"), -5.0, ValueError,
+     r"annotations\[3\]\['area'\] must give a finite area >= 0"),
+    ("gt", ("annotations", 3, "area"), float("nan"), ValueError,
+     r"annotations\[3\]\['area'\] must give a finite area >= 0"),
+    ("gt", ("annotations", 2, "id"), [1], TypeError,
+     r"annotations\[2\]\['id'\] must be an int or a string, got list"),
+    ("dt", (3, "image_id"), (1,), TypeError,
+     r"results\[3\]\['image_id'\] must be an int or a string, got tuple"),
+    ("dt", (0, "image_id"), _DELETE, KeyError, r"results\[0\] has no 'image_id'"),
+    ("gt", ("images", 2, "id"), "abc", TypeError,
+     r"gt\['images'\] ids must be all ints or all strings.*\['images'\]\[2\]\['id'\]"),
+    ("gt", ("categories", 0, "id"), "person", TypeError, None),  # no int left: str is fine
+    ("gt", ("images", 1), [1], TypeError, r"gt\['images'\]\[1\] must be a dict, got list"),
+    ("gt", ("images", 1, "id"), _DELETE, KeyError, r"gt\['images'\]\[1\] has no 'id'"),
+    ("gt", ("images", 1, "id"), [5], TypeError,
+     r"gt\['images'\]\[1\]\['id'\] must be an int or a string, got list"),
+    ("gt", ("annotations",), {"a": 1}, TypeError,
+     r"'annotations' must be a list of annotation dicts, got dict"),
+    ("gt", ("images",), {"a": 1}, TypeError, r"gt\['images'\] must be a list of dicts, got dict"),
+])
+def test_bad_fields_are_named(where, path, value, exc, match):
+    gt, dt = synthetic_keypoint_eval_set(6, 2)
+    _edit(gt if where == "gt" else dt, path, value)
+    if match is None:
+        COCOKeypointEval(gt, dt).run()
+        return
+    with pytest.raises(exc, match="pyhpe.COCOKeypointEval: " + match):
+        COCOKeypointEval(gt, dt).run()
+
+
+def test_mixed_category_id_types_are_named():
+    gt, dt = synthetic_keypoint_eval_set(6, 2)
+    gt["categories"].append({"id": "robot"})
+    with pytest.raises(TypeError, match=r"gt\['categories'\] ids must be all ints or all "
+                                        r"strings.*\['categories'\]\[1\]\['id'\]"):
+        COCOKeypointEval(gt, dt)
+
+
+def test_empty_inputs_still_work():
+    gt = {"images": [], "annotations": [], "categories": [{"id": 1}]}
+    assert np.all(COCOKeypointEval(gt, []).run() == -1)
+    gt, _ = synthetic_keypoint_eval_set(3, 1)
+    assert COCOKeypointEval(gt, []).run()[0] == 0
+
+
 # ---------------------------------------------------------------- xtcocotools modes
 def _xtcocotools():
     """xtcocotools' keypoint evaluation (its compiled mask module is not needed)."""

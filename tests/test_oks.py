@@ -190,3 +190,155 @@ def test_torch_compile_smoke():
     out = f(t(dt)[None], t(gt)[None], t(areas)[None], t(boxes)[None])
     ref = coco_oks_matrix(dt, gt, areas, COCO_SIGMAS.numpy(), boxes).sum(-1)
     np.testing.assert_allclose(out[0].numpy(), ref, rtol=1e-12)
+
+
+def _ragged_case():
+    dt = torch.rand(5, 17, 3, dtype=torch.float64) * 100
+    gt = torch.rand(4, 17, 3, dtype=torch.float64) * 100
+    return dt, gt, torch.full((4,), 900.0, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("field", ["dt", "gt", "gt_areas", "gt_boxes"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_ragged_rejects_non_finite_values_like_padded(field, value):
+    dt, gt, areas = _ragged_case()
+    args = dict(dt=dt, gt=gt, gt_areas=areas, gt_boxes=torch.ones(4, 4, dtype=torch.float64))
+    args[field] = args[field].clone()
+    args[field].view(-1)[3] = value
+    with pytest.raises(ValueError, match=f"pyhpe.oks_matrix_ragged: '{field}' contains NaN"):
+        oks_matrix_ragged(args["dt"], args["gt"], args["gt_areas"], [0, 2, 5], [0, 1, 4],
+                          gt_boxes=args["gt_boxes"])
+    with pytest.raises(ValueError, match=f"pyhpe.oks_matrix: '{field}' contains NaN"):
+        oks_matrix(args["dt"], args["gt"], args["gt_areas"], gt_boxes=args["gt_boxes"])
+
+
+def test_ragged_rejects_bad_sigmas_like_padded():
+    dt, gt, areas = _ragged_case()
+    for sigmas in (-COCO_SIGMAS, COCO_SIGMAS * 0):
+        with pytest.raises(ValueError, match="pyhpe.oks_matrix_ragged: 'sigmas' must be positive"):
+            oks_matrix_ragged(dt, gt, areas, [0, 5], [0, 4], sigmas)
+    with pytest.raises(ValueError, match="pyhpe.oks_matrix_ragged: 'sigmas' is required"):
+        oks_matrix_ragged(dt[:, :5], gt[:, :5], areas, [0, 5], [0, 4])
+    with pytest.raises(ValueError, match="pyhpe.oks_matrix_ragged: 'sigmas' must have one entry"):
+        oks_matrix_ragged(dt, gt, areas, [0, 5], [0, 4], COCO_SIGMAS[:5])
+
+
+@pytest.mark.parametrize("dt_offsets,gt_offsets,exc,match", [
+    (torch.tensor(5), [0, 4], ValueError, r"'dt_offsets' must have shape \(N \+ 1,\)"),
+    ([0, 5], torch.tensor([[0, 4]]), ValueError, r"'gt_offsets' must have shape \(N \+ 1,\)"),
+    ([0.0, 5.0], [0, 4], TypeError, "'dt_offsets' must be int64 or int32"),
+    ([0, 5], torch.tensor([0.0, 4.0]), TypeError, "'gt_offsets' must be int64 or int32"),
+    ([0, 2, 5], [0, 4], ValueError, "'dt_offsets' and 'gt_offsets' must both have N \\+ 1"),
+    (torch.tensor([], dtype=torch.int64), torch.tensor([], dtype=torch.int64), ValueError,
+     "'dt_offsets' and 'gt_offsets' must both have N \\+ 1 >= 1"),
+    ([1, 5], [0, 4], ValueError, "'dt_offsets' must start at 0, got 1"),
+    ([0, 5], [-1, 4], ValueError, "'gt_offsets' must start at 0, got -1"),
+    ([0, 3, 2, 5], [0, 1, 2, 4], ValueError, "'dt_offsets' must be non-decreasing"),
+    ([0, 2, 3, 5], [0, 3, 2, 4], ValueError, "'gt_offsets' must be non-decreasing"),
+    ([0, -2, 5], [0, -1, 4], ValueError, "'dt_offsets' must be non-decreasing"),
+    ([0, 4], [0, 4], ValueError, r"dt_offsets\[-1\] must equal dt.size\(0\)=5"),
+    ([0, 5], [0, 3], ValueError, r"gt_offsets\[-1\] must equal gt.size\(0\)=4"),
+])
+def test_ragged_offsets_are_checked(dt_offsets, gt_offsets, exc, match):
+    dt, gt, areas = _ragged_case()
+    with pytest.raises(exc, match="pyhpe.oks_matrix_ragged: .*" + match):
+        oks_matrix_ragged(dt, gt, areas, dt_offsets, gt_offsets)
+
+
+@pytest.mark.parametrize("counts,exc,match", [
+    (dict(dt_counts=torch.tensor([2, -1])), ValueError, r"'dt_counts' must lie in \[0, 3\]"),
+    (dict(dt_counts=torch.tensor([2, 4])), ValueError, r"'dt_counts' must lie in \[0, 3\]"),
+    (dict(gt_counts=torch.tensor([-3, 1], dtype=torch.int32)), ValueError,
+     r"'gt_counts' must lie in \[0, 4\]"),
+    (dict(gt_counts=torch.tensor([5, 1])), ValueError, r"'gt_counts' must lie in \[0, 4\]"),
+    (dict(dt_counts=torch.tensor([1.0, 2.0])), TypeError, "'dt_counts' must be int64 or int32"),
+    (dict(gt_counts=torch.tensor([1, 2, 3])), ValueError, r"'gt_counts' must have shape \(N,\)"),
+    (dict(dt_counts=torch.tensor(2)), ValueError, r"'dt_counts' must have shape \(N,\)"),
+])
+def test_padded_counts_are_checked(counts, exc, match):
+    dt = torch.rand(2, 3, 17, 3, dtype=torch.float64)
+    gt = torch.rand(2, 4, 17, 3, dtype=torch.float64)
+    with pytest.raises(exc, match="pyhpe.oks_matrix: " + match):
+        oks_matrix(dt, gt, torch.ones(2, 4, dtype=torch.float64), **counts)
+    # The bounds themselves are valid.
+    full = dict(dt_counts=torch.tensor([0, 3]), gt_counts=torch.tensor([4, 0]))
+    out = oks_matrix(dt, gt, torch.ones(2, 4, dtype=torch.float64), **full)
+    assert torch.all(out[0] == 0) and torch.all(out[1] == 0)
+
+
+def test_negative_areas_are_rejected_zero_areas_allowed():
+    dt, gt, areas = _ragged_case()
+    bad = areas.clone()
+    bad[2] = -1.0
+    # Unchecked, a negative area flips the exponent's sign: an OKS above 1.
+    raw = torch.ops.pyhpe.oks_matrix(dt[None], gt[None], bad[None], COCO_SIGMAS)
+    assert bool((raw[0, :, 2] > 1).any())
+    with pytest.raises(ValueError, match="pyhpe.oks_matrix: 'gt_areas' must be >= 0"):
+        oks_matrix(dt, gt, bad)
+    with pytest.raises(ValueError, match="pyhpe.oks_matrix_ragged: 'gt_areas' must be >= 0"):
+        oks_matrix_ragged(dt, gt, bad, [0, 5], [0, 4])
+    dt_areas = torch.full((5,), 100.0, dtype=torch.float64)
+    dt_areas[0] = -5.0
+    with pytest.raises(ValueError, match="pyhpe.oks_matrix: 'dt_areas' must be >= 0"):
+        oks_matrix(dt, gt, areas, dt_areas=dt_areas, mode="mmpose")
+    with pytest.raises(ValueError, match="pyhpe.oks_matrix_ragged: 'dt_areas' must be >= 0"):
+        oks_matrix_ragged(dt, gt, areas, [0, 5], [0, 4], dt_areas=dt_areas, mode="mmpose")
+    # Zero area: pycocotools' eps keeps it defined (1 at zero distance, else about 0).
+    zero = torch.zeros(4, dtype=torch.float64)
+    out = oks_matrix(dt, gt, zero)
+    ref = coco_oks_matrix(dt.numpy(), gt.numpy(), zero.numpy(), COCO_SIGMAS.numpy())
+    np.testing.assert_allclose(out.numpy(), ref, rtol=0, atol=1e-12)
+    assert torch.all((out >= 0) & (out <= 1))
+    # validate=False skips the value checks.
+    assert oks_matrix(dt, gt, bad, validate=False).shape == (5, 4)
+    assert oks_matrix_ragged(dt, gt, bad, [0, 5], [0, 4], validate=False)[0].shape == (5, 4)
+
+
+@pytest.mark.parametrize("name", ["dt", "gt", "gt_areas", "sigmas", "gt_boxes"])
+def test_not_differentiable_error_names_the_input(name):
+    dt, gt, areas = _ragged_case()
+    args = dict(dt=dt[None], gt=gt[None], gt_areas=areas[None], sigmas=COCO_SIGMAS.clone(),
+                gt_boxes=torch.ones(1, 4, 4, dtype=torch.float64))
+    args[name] = args[name].clone().requires_grad_()
+    with pytest.raises(RuntimeError, match=f"pyhpe.oks_matrix: is not differentiable.*'{name}'"):
+        torch.ops.pyhpe.oks_matrix(**args)
+    with pytest.raises(RuntimeError, match=f"pyhpe.oks_matrix: is not differentiable.*'{name}'"):
+        oks_matrix(args["dt"], args["gt"], args["gt_areas"], args["sigmas"], args["gt_boxes"])
+    ragged = {k: (v[0] if k in ("dt", "gt", "gt_areas", "gt_boxes") else v)
+              for k, v in args.items()}
+    with pytest.raises(RuntimeError,
+                       match=f"pyhpe.oks_matrix_ragged: is not differentiable.*'{name}'"):
+        torch.ops.pyhpe.oks_matrix_ragged(ragged["dt"], ragged["gt"], ragged["gt_areas"],
+                                          ragged["sigmas"], torch.tensor([0, 5]),
+                                          torch.tensor([0, 4]), 20, ragged["gt_boxes"])
+    # Without grad mode the op runs and its output does not pretend to carry a gradient.
+    with torch.no_grad():
+        out = oks_matrix(args["dt"], args["gt"], args["gt_areas"], args["sigmas"],
+                         args["gt_boxes"])
+        flat = torch.ops.pyhpe.oks_matrix_ragged(
+            ragged["dt"], ragged["gt"], ragged["gt_areas"], ragged["sigmas"],
+            torch.tensor([0, 5]), torch.tensor([0, 4]), 20, ragged["gt_boxes"])
+    assert not out.requires_grad and not flat.requires_grad
+    ref = oks_matrix(dt, gt, areas, COCO_SIGMAS, torch.ones(4, 4, dtype=torch.float64))
+    assert torch.equal(out[0], ref) and torch.equal(flat.view(5, 4), ref)
+
+
+def test_detached_inputs_under_grad_mode_run_normally():
+    dt, gt, areas = _ragged_case()
+    out = oks_matrix(dt, gt, areas)
+    assert not out.requires_grad and out.shape == (5, 4)
+    mats = oks_matrix_ragged(dt.detach(), gt, areas, [0, 2, 5], [0, 3, 4])
+    assert [m.shape for m in mats] == [(2, 3), (3, 1)]
+
+
+def test_torch_compile_keeps_the_not_differentiable_error():
+    rng = np.random.default_rng(8)
+    dt, gt, areas, _ = make_case(rng, 4, 3)
+    t = lambda a: torch.tensor(a, dtype=torch.float64)[None]
+
+    @torch.compile(fullgraph=True, backend="aot_eager")
+    def f(d, g, a):
+        return torch.ops.pyhpe.oks_matrix(d, g, a, COCO_SIGMAS).sum(-1)
+
+    with pytest.raises(RuntimeError, match="pyhpe.oks_matrix: is not differentiable.*'dt'"):
+        f(t(dt).requires_grad_(), t(gt), t(areas))

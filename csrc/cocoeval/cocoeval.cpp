@@ -6,6 +6,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "common/cpu_features.h"
 #include "oks/oks_math.h"
 
 namespace pyhpe {
@@ -14,6 +15,14 @@ namespace {
 
 // np.spacing(1): pycocotools adds it to tp + fp.
 constexpr double kEps = 2.220446049250313e-16;
+
+// Order of np.argsort(-scores, kind='mergesort'): descending score, stable, and NaN scores
+// last (numpy sorts NaN after every number). `-a < -b` alone is no strict weak ordering once a
+// NaN appears, which std::stable_sort may answer with any order (or worse).
+inline bool score_before(double a, double b) {
+  const double x = -a, y = -b;
+  return x < y || (y != y && x == x);
+}
 
 // Annotation indices grouped by category * num_images + image, stable within a group.
 void group_indices(const Annotations& a, int64_t num_images, int64_t num_groups,
@@ -54,7 +63,7 @@ std::vector<int64_t> KeypointEvaluator::sorted_detections(int64_t g) const {
   std::vector<int64_t> d(dt_index_.begin() + dt_start_[g], dt_index_.begin() + dt_start_[g + 1]);
   // np.argsort(-score, kind='mergesort'): stable, highest score first.
   std::stable_sort(d.begin(), d.end(),
-                   [&](int64_t a, int64_t b) { return -dt_.score[a] < -dt_.score[b]; });
+                   [&](int64_t a, int64_t b) { return score_before(dt_.score[a], dt_.score[b]); });
   const size_t max_det = static_cast<size_t>(params_.max_dets.back());
   if (d.size() > max_det) d.resize(max_det);
   return d;
@@ -75,6 +84,7 @@ std::vector<double> KeypointEvaluator::oks_block(int64_t g, const std::vector<in
   const int64_t G = gt_start_[g + 1] - gt_start_[g];
   const int64_t D = static_cast<int64_t>(dts.size());
   const int K = params_.num_keypoints;
+  const int exp_path = cpu::numpy_exp_path();
   *rows = G == 0 ? 0 : D;
   *cols = D == 0 ? 0 : G;
   std::vector<double> out(static_cast<size_t>((*rows) * (*cols)));
@@ -84,7 +94,7 @@ std::vector<double> KeypointEvaluator::oks_block(int64_t g, const std::vector<in
       const int64_t t = gt_index_[gt_start_[g] + j];
       out[i * G + j] = oks::compute_oks<double>(
           dt_.keypoints + d * K * 3, 3, gt_.keypoints + t * K * 3, params_.sigmas.data(), K,
-          gt_.oks_area[t], gt_.bbox + t * 4, 0.0, oks::kModeCoco, false, 0.0);
+          gt_.oks_area[t], gt_.bbox + t * 4, 0.0, oks::kModeCoco, false, 0.0, exp_path);
     }
   }
   return out;
@@ -227,7 +237,7 @@ Accumulated KeypointEvaluator::accumulate(const std::vector<int64_t>& image_indi
       order.resize(nd);
       std::iota(order.begin(), order.end(), 0);
       std::stable_sort(order.begin(), order.end(),
-                       [&](int64_t x, int64_t y) { return -scores[x] < -scores[y]; });
+                       [&](int64_t x, int64_t y) { return score_before(scores[x], scores[y]); });
       tp.resize(nd);
       fp.resize(nd);
       pr.resize(nd);

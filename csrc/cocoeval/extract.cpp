@@ -21,42 +21,79 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
   throw py::error_already_set();
 }
 
-double as_double(PyObject* v, Py_ssize_t i, const char* key) {
+std::string type_name(PyObject* v) { return Py_TYPE(v)->tp_name; }
+
+// Where a value sits, for messages: "annotations[3]['keypoints']".
+struct Field {
+  const std::string& list;
+  Py_ssize_t i;
+  const char* key;
+  std::string str() const { return list + "[" + std::to_string(i) + "]['" + key + "']"; }
+};
+
+constexpr const char* kPrefix = "pyhpe.COCOKeypointEval: ";
+
+double as_double(PyObject* v, const Field& f) {
   const double d = PyFloat_AsDouble(v);
   if (d == -1.0 && PyErr_Occurred()) {
     PyErr_Clear();
-    fail(PyExc_TypeError, std::string("annotation ") + std::to_string(i) + ": '" + key +
-                              "' must be numeric");
+    fail(PyExc_TypeError, kPrefix + f.str() + " must be a number, got " + type_name(v));
   }
   return d;
 }
 
-// Writes `n` numbers of a list/tuple into out; returns false if the length differs.
-bool read_numbers(PyObject* seq_obj, double* out, Py_ssize_t n, Py_ssize_t i, const char* key) {
-  PyObject* seq = PySequence_Fast(seq_obj, "not a sequence");
-  if (seq == nullptr) {
-    PyErr_Clear();
-    fail(PyExc_TypeError, std::string("annotation ") + std::to_string(i) + ": '" + key +
-                              "' must be a list of numbers");
+// Writes the `n` numbers of a list/tuple (or any other non-string, non-mapping sequence)
+// into out. A dict would otherwise be read as its keys and a string as its characters.
+void read_numbers(PyObject* obj, double* out, Py_ssize_t n, const Field& f, const char* what,
+                  const char* length_hint = "") {
+  if (!PySequence_Check(obj) || PyUnicode_Check(obj) || PyBytes_Check(obj) || PyDict_Check(obj)) {
+    fail(PyExc_TypeError, kPrefix + f.str() + " must be a list of " + what + ", got " +
+                              type_name(obj));
   }
+  PyObject* seq = PySequence_Fast(obj, "not a sequence");
+  if (seq == nullptr) throw py::error_already_set();
   const Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
   if (len != n) {
     Py_DECREF(seq);
-    return false;
+    fail(PyExc_ValueError, kPrefix + f.str() + " must be a list of " + what + ", got " +
+                               std::to_string(len) + " values" + length_hint);
   }
   PyObject** items = PySequence_Fast_ITEMS(seq);
   for (Py_ssize_t j = 0; j < n; ++j) {
     PyObject* v = items[j];
-    out[j] = PyFloat_CheckExact(v) ? PyFloat_AS_DOUBLE(v) : as_double(v, i, key);
+    if (PyFloat_CheckExact(v)) {
+      out[j] = PyFloat_AS_DOUBLE(v);
+      continue;
+    }
+    const double d = PyFloat_AsDouble(v);
+    if (d == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      const std::string got = type_name(v);
+      Py_DECREF(seq);
+      fail(PyExc_TypeError, kPrefix + f.str() + " must be a list of " + what + ", got a " + got +
+                                " at position " + std::to_string(j));
+    }
+    out[j] = d;
   }
   Py_DECREF(seq);
+}
+
+// An int64 id; false (value untouched) for any other id (a string, a float, an int beyond
+// int64), which the caller maps to integers (COCO allows any hashable id).
+bool as_int_id(PyObject* v, int64_t* out) {
+  if (!PyLong_Check(v)) return false;
+  int overflow = 0;
+  const long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+  if (overflow != 0) return false;
+  if (x == -1 && PyErr_Occurred()) throw py::error_already_set();
+  *out = x;
   return true;
 }
 
 // Returns a dict of arrays; `has_*` byte arrays say where optional keys were present.
-// image_id/category_id/id must be integers: a TypeError lets the caller fall back to a
-// generic path (COCO also allows e.g. string image ids).
-py::dict extract_annotations(py::list anns, int64_t K) {
+// `int_ids` is False when some image_id/category_id/id is not an int64: the caller then maps
+// the ids to integers and extracts again. `name` names the list in messages.
+py::dict extract_annotations(py::list anns, int64_t K, const std::string& name) {
   const Py_ssize_t n = PyList_GET_SIZE(anns.ptr());
   py::array_t<int64_t> image({n}), category({n}), id({n}), num_kp({n});
   py::array_t<double> kp({n, static_cast<Py_ssize_t>(3 * K)}), area({n}), bbox({n, Py_ssize_t(4)}),
@@ -75,51 +112,69 @@ py::dict extract_annotations(py::list anns, int64_t K) {
       k_area("area"), k_bbox("bbox"), k_score("score"), k_crowd("iscrowd"),
       k_nk("num_keypoints");
   auto get = [](PyObject* d, const py::str& key) { return PyDict_GetItem(d, key.ptr()); };
-  auto as_int = [](PyObject* v, Py_ssize_t i, const char* key) -> int64_t {
-    if (!PyLong_Check(v)) {
-      fail(PyExc_TypeError, std::string("annotation ") + std::to_string(i) + ": '" + key +
-                                "' is not an int");
-    }
-    const long long x = PyLong_AsLongLong(v);
-    if (x == -1 && PyErr_Occurred()) throw py::error_already_set();
-    return x;
-  };
+  const std::string kp_what = "3*K=" + std::to_string(3 * K) + " numbers";
+  bool int_ids = true;
   for (Py_ssize_t i = 0; i < n; ++i) {
     PyObject* d = PyList_GET_ITEM(anns.ptr(), i);
-    if (!PyDict_Check(d)) fail(PyExc_TypeError, "annotations must be dicts");
+    if (!PyDict_Check(d)) {
+      fail(PyExc_TypeError, kPrefix + name + "[" + std::to_string(i) +
+                                "] must be a dict (one annotation object), got " + type_name(d));
+    }
+    auto missing = [&](const char* key) {
+      fail(PyExc_KeyError, kPrefix + name + "[" + std::to_string(i) + "] has no '" + key + "'");
+    };
     PyObject* v = get(d, k_image);
-    if (!v) fail(PyExc_KeyError, "annotation " + std::to_string(i) + " has no 'image_id'");
-    pi[i] = as_int(v, i, "image_id");
+    if (!v) missing("image_id");
+    pi[i] = 0;
+    int_ids &= as_int_id(v, pi + i);
     v = get(d, k_cat);
-    if (!v) fail(PyExc_KeyError, "annotation " + std::to_string(i) + " has no 'category_id'");
-    pc[i] = as_int(v, i, "category_id");
+    if (!v) missing("category_id");
+    pc[i] = 0;
+    int_ids &= as_int_id(v, pc + i);
     v = get(d, k_id);
     hid[i] = v != nullptr;
-    pid[i] = v ? as_int(v, i, "id") : 0;
+    pid[i] = 0;
+    if (v) int_ids &= as_int_id(v, pid + i);
     v = get(d, k_kp);
-    kok[i] = v != nullptr && read_numbers(v, pk + i * 3 * K, 3 * K, i, "keypoints");
-    if (!kok[i]) std::fill(pk + i * 3 * K, pk + (i + 1) * 3 * K, kNaN);
+    if (!v) {
+      fail(PyExc_ValueError, kPrefix + name + "[" + std::to_string(i) +
+                                 "] has no 'keypoints' (" + kp_what + ", K from sigmas)");
+    }
+    read_numbers(v, pk + i * 3 * K, 3 * K, Field{name, i, "keypoints"}, kp_what.c_str(),
+                 " (K from sigmas)");
+    kok[i] = 1;
     v = get(d, k_area);
     harea[i] = v != nullptr;
-    pa[i] = v ? as_double(v, i, "area") : kNaN;
+    pa[i] = v ? as_double(v, Field{name, i, "area"}) : kNaN;
     v = get(d, k_bbox);
-    hbox[i] = v != nullptr && read_numbers(v, pb + i * 4, 4, i, "bbox");
+    // A bbox of another length counts as absent (COCO.loadRes tests only `bbox != []`).
+    hbox[i] = 0;
+    if (v) {
+      PyObject* seq = PySequence_Check(v) && !PyUnicode_Check(v) && !PyDict_Check(v) ? v : nullptr;
+      if (seq == nullptr) {
+        fail(PyExc_TypeError, kPrefix + Field{name, i, "bbox"}.str() +
+                                  " must be a list of 4 numbers (x, y, w, h), got " + type_name(v));
+      }
+      const Py_ssize_t len = PySequence_Size(seq);
+      if (len < 0) throw py::error_already_set();
+      if (len == 4) {
+        read_numbers(v, pb + i * 4, 4, Field{name, i, "bbox"}, "4 numbers (x, y, w, h)");
+        hbox[i] = 1;
+      }
+    }
     if (!hbox[i]) std::fill(pb + i * 4, pb + i * 4 + 4, kNaN);
     v = get(d, k_score);
     hscore[i] = v != nullptr;
-    ps[i] = v ? as_double(v, i, "score") : kNaN;
+    ps[i] = v ? as_double(v, Field{name, i, "score"}) : kNaN;
     v = get(d, k_crowd);
-    int truth = 0;
-    if (v) {
-      truth = PyObject_IsTrue(v);
-      if (truth < 0) throw py::error_already_set();
-    }
-    pcrowd[i] = static_cast<uint8_t>(truth);
+    pcrowd[i] = v ? static_cast<uint8_t>(as_double(v, Field{name, i, "iscrowd"}) != 0.0) : 0;
     v = get(d, k_nk);
     hnk[i] = v != nullptr;
-    pnk[i] = v ? static_cast<int64_t>(as_double(v, i, "num_keypoints") == 0.0 ? 0 : 1) : -1;
+    pnk[i] = v ? static_cast<int64_t>(as_double(v, Field{name, i, "num_keypoints"}) == 0.0 ? 0 : 1)
+               : -1;
   }
   py::dict out;
+  out["int_ids"] = py::bool_(int_ids);
   out["image_id"] = image;
   out["category_id"] = category;
   out["id"] = id;
@@ -142,6 +197,7 @@ py::dict extract_annotations(py::list anns, int64_t K) {
 
 void bind_extract(py::module_& m) {
   m.def("extract_annotations", &extract_annotations, py::arg("annotations"), py::arg("K"),
+        py::arg("name") = std::string("annotations"),
         "Flat numpy arrays from a list of COCO annotation/result dicts (see pyhpe/eval/coco.py)");
 }
 

@@ -1,6 +1,10 @@
 #include "common/cpu_features.h"
 
 #include <atomic>
+#include <stdexcept>
+#include <string>
+
+#include "common/numpy_exp.h"
 
 namespace pyhpe {
 namespace cpu {
@@ -24,6 +28,34 @@ std::atomic<bool>& avx2_switch() {
 bool avx2_enabled() { return avx2_switch().load(std::memory_order_relaxed); }
 
 bool set_avx2_enabled(bool on) { return avx2_switch().exchange(on && has_avx2_fma()); }
+
+bool has_avx512_skx() {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512vl");
+  return has;
+#else
+  return false;
+#endif
+}
+
+namespace {
+std::atomic<int>& exp_path_switch() {
+  static std::atomic<int> path{has_avx512_skx() ? kNumpyExpSvml : kNumpyExpLibm};
+  return path;
+}
+}  // namespace
+
+int numpy_exp_path() { return exp_path_switch().load(std::memory_order_relaxed); }
+
+int set_numpy_exp_path(int path) {
+  if (path != kNumpyExpLibm && path != kNumpyExpSvml) {
+    throw std::invalid_argument("pyhpe._set_numpy_exp_path: 'path' must be 0 (libm) or 1 (svml), got " +
+                                std::to_string(path));
+  }
+  return exp_path_switch().exchange(path);
+}
 
 }  // namespace cpu
 }  // namespace pyhpe

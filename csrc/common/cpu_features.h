@@ -12,5 +12,14 @@ bool avx2_enabled();
 // Switches the AVX2 paths on (when the processor has them) or off; returns the old state.
 bool set_avx2_enabled(bool on);
 
+// Whether this processor has numpy's AVX512_SKX group (AVX-512 F, CD, BW, DQ and VL).
+bool has_avx512_skx();
+// The float64 exp numpy runs on this machine (a NumpyExpPath, common/numpy_exp.h), which the
+// ops that copy a numpy reference use. Defaults to SVML on AVX512_SKX processors (numpy's
+// Linux wheels) and the C library elsewhere; pyhpe's import asks numpy itself and sets it.
+int numpy_exp_path();
+// Sets the path (kNumpyExpLibm or kNumpyExpSvml); returns the old one. Throws on others.
+int set_numpy_exp_path(int path);
+
 }  // namespace cpu
 }  // namespace pyhpe

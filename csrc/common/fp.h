@@ -3,7 +3,8 @@
 // *_rn: round-to-nearest products and sums that nvcc may not contract into FMAs, so that
 // the GPU computes the same bits as the CPU loops and the numpy references (host compilers
 // here never contract: torch builds in ISO C++ mode without -mfma).
-// *_of: float/double overloads of libm functions usable from host and device code.
+// *_of: float/double overloads of libm functions usable from host and device code; float64
+// exp_of is glibc's exp on both.
 #pragma once
 
 #include <math.h>
@@ -41,7 +42,16 @@ PYHPE_HD_INLINE float add_rn(float a, float b) {
 #endif
 }
 
-PYHPE_HD_INLINE double exp_of(double x) { return exp(x); }
+// The C library's exp as glibc computes it (common/numpy_exp.h): on the GPU, float64 exp gives
+// the host's bits rather than CUDA's own exp, which differs in the last bit.
+PYHPE_HD_INLINE double glibc_exp(double x);
+PYHPE_HD_INLINE double exp_of(double x) {
+#if defined(__CUDA_ARCH__)
+  return glibc_exp(x);
+#else
+  return exp(x);
+#endif
+}
 PYHPE_HD_INLINE float exp_of(float x) { return expf(x); }
 PYHPE_HD_INLINE double log_of(double x) { return log(x); }
 PYHPE_HD_INLINE float log_of(float x) { return logf(x); }
@@ -55,3 +65,5 @@ PYHPE_HD_INLINE double rint_of(double x) { return rint(x); }
 PYHPE_HD_INLINE float rint_of(float x) { return rintf(x); }
 
 }  // namespace pyhpe
+
+#include "common/numpy_exp.h"  // defines glibc_exp

@@ -1,10 +1,14 @@
 // Schemas and CPU/CUDA registration of the OKS family (torch.ops.pyhpe.oks_*).
 #include <ATen/ATen.h>
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/GradMode.h>
 #include <torch/library.h>
 
 #include <string>
 
 #include "common/checks.h"
+#include "common/cpu_features.h"
 #include "common/torch_utils.h"
 #include "oks/oks.h"
 
@@ -75,12 +79,23 @@ void check_common(const char* op, const at::Tensor& dt, const at::Tensor& gt,
 }
 
 at::Tensor check_counts(const char* op, const std::optional<at::Tensor>& counts, const char* name,
-                        const at::Tensor& dt, int64_t N) {
+                        const at::Tensor& dt, int64_t N, int64_t rows, const char* rows_name) {
   checks::integral(op, *counts, name);
   checks::same_device(op, *counts, name, dt, "dt");
   checks::dim(op, *counts, name, 1, "(N,)");
   checks::size(op, *counts, name, 0, N, "(N,)");
-  return counts->to(at::kLong).contiguous();
+  at::Tensor out = counts->to(at::kLong).contiguous();
+  // A count outside [0, rows] would silently mean "all rows" or "none"; counts are tiny,
+  // so checking them on the host costs one small copy.
+  if (N > 0) {
+    const auto minmax = at::aminmax(out);
+    const int64_t lo = std::get<0>(minmax).item<int64_t>();
+    const int64_t hi = std::get<1>(minmax).item<int64_t>();
+    TORCH_CHECK_VALUE(lo >= 0 && hi <= rows, op, ": '", name, "' must lie in [0, ", rows,
+                      "] (", rows_name, " per padded image), got values in [", lo, ", ", hi,
+                      "]");
+  }
+  return out;
 }
 
 at::Tensor oks_matrix(const at::Tensor& dt_in, const at::Tensor& gt_in, const at::Tensor& gt_areas_in,
@@ -95,8 +110,12 @@ at::Tensor oks_matrix(const at::Tensor& dt_in, const at::Tensor& gt_in, const at
   require_cuda_build(op, dt_in);
   const int64_t N = dt_in.size(0), D = dt_in.size(1), G = gt_in.size(1);
   std::optional<at::Tensor> dt_counts, gt_counts;
-  if (dt_counts_in.has_value()) dt_counts = check_counts(op, dt_counts_in, "dt_counts", dt_in, N);
-  if (gt_counts_in.has_value()) gt_counts = check_counts(op, gt_counts_in, "gt_counts", dt_in, N);
+  if (dt_counts_in.has_value()) {
+    dt_counts = check_counts(op, dt_counts_in, "dt_counts", dt_in, N, D, "D rows of 'dt'");
+  }
+  if (gt_counts_in.has_value()) {
+    gt_counts = check_counts(op, gt_counts_in, "gt_counts", dt_in, N, G, "G rows of 'gt'");
+  }
   at::Tensor dt = dt_in.contiguous(), gt = gt_in.contiguous(), gt_areas = gt_areas_in.contiguous(),
              sigmas = sigmas_in.contiguous();
   auto gt_boxes = opt_contiguous(gt_boxes_in);
@@ -121,6 +140,7 @@ at::Tensor oks_matrix(const at::Tensor& dt_in, const at::Tensor& gt_in, const at
     a.mode = mode;
     a.has_vis_thr = vis_thr.has_value();
     a.vis_thr = static_cast<scalar_t>(vis_thr.value_or(0.0));
+    a.exp_path = cpu::numpy_exp_path();
     a.out = out.data_ptr<scalar_t>();
     PYHPE_LAUNCH(dt, oks_matrix, a);
   });
@@ -154,10 +174,13 @@ at::Tensor oks_matrix_ragged(const at::Tensor& dt_in, const at::Tensor& gt_in,
   const int64_t* dp = dto.data_ptr<int64_t>();
   const int64_t* gp = gto.data_ptr<int64_t>();
   std::vector<int64_t> out_off(N + 1, 0);
-  TORCH_CHECK_VALUE(dp[0] == 0 && gp[0] == 0, op, ": offsets must start at 0");
+  TORCH_CHECK_VALUE(dp[0] == 0, op, ": 'dt_offsets' must start at 0, got ", dp[0]);
+  TORCH_CHECK_VALUE(gp[0] == 0, op, ": 'gt_offsets' must start at 0, got ", gp[0]);
   for (int64_t n = 0; n < N; ++n) {
-    TORCH_CHECK_VALUE(dp[n + 1] >= dp[n] && gp[n + 1] >= gp[n], op,
-                      ": offsets must be non-decreasing (image ", n, ")");
+    TORCH_CHECK_VALUE(dp[n + 1] >= dp[n], op, ": 'dt_offsets' must be non-decreasing, got ",
+                      dp[n], " then ", dp[n + 1], " (image ", n, ")");
+    TORCH_CHECK_VALUE(gp[n + 1] >= gp[n], op, ": 'gt_offsets' must be non-decreasing, got ",
+                      gp[n], " then ", gp[n + 1], " (image ", n, ")");
     out_off[n + 1] = out_off[n] + (dp[n + 1] - dp[n]) * (gp[n + 1] - gp[n]);
   }
   TORCH_CHECK_VALUE(dp[N] == dt_in.size(0), op, ": dt_offsets[-1] must equal dt.size(0)=",
@@ -191,10 +214,35 @@ at::Tensor oks_matrix_ragged(const at::Tensor& dt_in, const at::Tensor& gt_in,
     a.mode = mode;
     a.has_vis_thr = vis_thr.has_value();
     a.vis_thr = static_cast<scalar_t>(vis_thr.value_or(0.0));
+    a.exp_path = cpu::numpy_exp_path();
     a.out = out.data_ptr<scalar_t>();
     PYHPE_LAUNCH(dt, oks_ragged, a, total);
   });
   return out;
+}
+
+// Autograd kernel of both ops. OKS matrices are evaluation/matching scores with no
+// backward, so an input that requires grad is an error instead of an output that claims
+// requires_grad=True while no gradient can ever reach the inputs. Without such an input the
+// call goes straight to the backend kernel.
+void oks_autograd(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                  torch::jit::Stack* stack) {
+  if (c10::GradMode::is_enabled()) {
+    const auto& arguments = op.schema().arguments();
+    const auto inputs = torch::jit::last(*stack, arguments.size());
+    for (size_t i = 0; i < arguments.size(); ++i) {
+      const c10::IValue& v = inputs[i];
+      if (!v.isTensor() || !v.toTensor().requires_grad()) continue;
+      std::string name = op.schema().name();
+      const auto colons = name.find("::");
+      if (colons != std::string::npos) name = name.substr(colons + 2);
+      TORCH_CHECK(false, "pyhpe.", name, ": is not differentiable, but '", arguments[i].name(),
+                  "' requires grad; pass detached tensors (.detach()) or call it under "
+                  "torch.no_grad()");
+    }
+  }
+  at::AutoDispatchBelowADInplaceOrView guard;
+  op.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
 }
 
 }  // namespace
@@ -213,6 +261,11 @@ TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
 TORCH_LIBRARY_IMPL(pyhpe, CPU, m) {
   m.impl("oks_matrix", &oks_matrix);
   m.impl("oks_matrix_ragged", &oks_matrix_ragged);
+}
+
+TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
+  m.impl("oks_matrix", torch::CppFunction::makeFromBoxedFunction<&oks_autograd>());
+  m.impl("oks_matrix_ragged", torch::CppFunction::makeFromBoxedFunction<&oks_autograd>());
 }
 
 #ifdef PYHPE_WITH_CUDA

@@ -5,8 +5,9 @@
 //   var = (2*sigma)^2;  e = (dx^2 + dy^2) / var / (area + eps) / 2;  oks = sum(exp(-e)) / n
 // with eps = np.spacing(1), the mean taken over GT keypoints with v > 0, and, for a GT with
 // no visible keypoint, dx/dy measured to the GT box expanded to [x-w, x+2w] x [y-h, y+2h]
-// over all K keypoints. The sum uses numpy's float64 pairwise summation, so float64 results
-// are bitwise equal to pycocotools on a machine whose libm exp matches numpy's.
+// over all K keypoints. exp is numpy's float64 exp on the path numpy takes on the running
+// machine (common/numpy_exp.h) and the sum is numpy's pairwise summation, so float64 results
+// are bitwise equal to pycocotools on every machine.
 //
 // MMPose mode follows mmpose oks_iou: area = (gt_area + dt_area) / 2, and with vis_thr the
 // mean runs over keypoints whose GT and detection scores both exceed vis_thr; 0 when none do.
@@ -17,6 +18,7 @@
 
 #include "common/fp.h"
 #include "common/hd.h"
+#include "common/numpy_exp.h"
 
 namespace pyhpe {
 namespace oks {
@@ -25,6 +27,10 @@ enum Mode : int { kModeCoco = 0, kModeMMPose = 1 };
 
 // np.spacing(1.0): pycocotools adds it to the area to avoid dividing by zero.
 constexpr double kAreaEps = 2.220446049250313e-16;
+
+// np.exp as numpy computes it in float64 on this machine; float32 OKS has no numpy reference.
+PYHPE_HD_INLINE double exp_like_numpy(double x, int exp_path) { return numpy_exp(x, exp_path); }
+PYHPE_HD_INLINE float exp_like_numpy(float x, int) { return exp_of(x); }
 
 template <typename T>
 PYHPE_HD_INLINE T max0(T v) {
@@ -45,6 +51,7 @@ struct OksPair {
   int mode;           // Mode
   bool has_vis_thr;   // MMPose mode only
   T vis_thr;
+  int exp_path;       // NumpyExpPath
 
   // Filled by prepare().
   bool use_box;
@@ -70,20 +77,15 @@ struct OksPair {
     const T two_sigma = mul_rn(sigmas[k], T(2));
     const T var = mul_rn(two_sigma, two_sigma);
     const T e = add_rn(mul_rn(dx, dx), mul_rn(dy, dy)) / var / denom / T(2);
-    return exp_of(-e);
+    return exp_like_numpy(-e, exp_path);
   }
 };
 
 // Sum of term(k) over the included keypoints whose rank (position among the included
-// ones) lies in [first, first + n), grouped exactly as numpy's pairwise_sum over a
-// contiguous float array: 8 interleaved partial sums up to 128 items, halving above.
+// ones) lies in [first, first + n), n <= 128: numpy's pairwise_sum leaf, 8 interleaved
+// partial sums combined as a tree, then the remainder added in order.
 template <typename T>
-PYHPE_HD T numpy_pairwise_sum(const OksPair<T>& p, int first, int n) {
-  if (n > 128) {
-    int half = n / 2;
-    half -= half % 8;
-    return numpy_pairwise_sum(p, first, half) + numpy_pairwise_sum(p, first + half, n - half);
-  }
+PYHPE_HD T numpy_pairwise_leaf(const OksPair<T>& p, int first, int n) {
   T partial[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
   T res = T(0);
   const int blocked = n < 8 ? 0 : n - n % 8;
@@ -110,6 +112,45 @@ PYHPE_HD T numpy_pairwise_sum(const OksPair<T>& p, int first, int n) {
           ((partial[4] + partial[5]) + (partial[6] + partial[7]));
   }
   return res;
+}
+
+// numpy's pairwise_sum over ranks [first, first + n): above 128 items it splits at half
+// (rounded down to a multiple of 8) and adds the halves' sums. The recursion is unrolled onto
+// a fixed stack (depth <= 25 for any int n) so device threads use no call stack per level;
+// the order of the additions, and so the bits, are numpy's.
+template <typename T>
+PYHPE_HD T numpy_pairwise_sum(const OksPair<T>& p, int first, int n) {
+  if (n <= 128) return numpy_pairwise_leaf(p, first, n);
+  struct Frame {
+    int first, n, stage;
+    T left;
+  };
+  Frame stack[32];
+  int top = 0;
+  stack[0] = Frame{first, n, 0, T(0)};
+  T ret = T(0);
+  while (top >= 0) {
+    Frame& f = stack[top];
+    if (f.n <= 128) {
+      ret = numpy_pairwise_leaf(p, f.first, f.n);
+      --top;
+      continue;
+    }
+    int half = f.n / 2;
+    half -= half % 8;
+    if (f.stage == 0) {
+      f.stage = 1;
+      stack[++top] = Frame{f.first, half, 0, T(0)};
+    } else if (f.stage == 1) {
+      f.left = ret;
+      f.stage = 2;
+      stack[++top] = Frame{f.first + half, f.n - half, 0, T(0)};
+    } else {
+      ret = f.left + ret;
+      --top;
+    }
+  }
+  return ret;
 }
 
 // OKS of one pair; the pair's derived fields are filled here.
@@ -146,7 +187,7 @@ PYHPE_HD T oks_pair(OksPair<T>& p) {
 template <typename T>
 PYHPE_HD T compute_oks(const T* dt, int dt_channels, const T* gt, const T* sigmas, int K,
                        T gt_area, const T* gt_box, T dt_area, int mode, bool has_vis_thr,
-                       T vis_thr) {
+                       T vis_thr, int exp_path = kNumpyExpLibm) {
   OksPair<T> p;
   p.dt = dt;
   p.dt_channels = dt_channels;
@@ -159,6 +200,7 @@ PYHPE_HD T compute_oks(const T* dt, int dt_channels, const T* gt, const T* sigma
   p.mode = mode;
   p.has_vis_thr = has_vis_thr;
   p.vis_thr = vis_thr;
+  p.exp_path = exp_path;
   p.use_box = false;
   p.denom = p.x0 = p.x1 = p.y0 = p.y1 = T(0);
   return oks_pair(p);
@@ -180,6 +222,7 @@ struct OksMatrixArgs {
   int K, C, mode;
   bool has_vis_thr;
   T vis_thr;
+  int exp_path;  // NumpyExpPath
   T* out;
 };
 
@@ -196,7 +239,7 @@ PYHPE_HD void oks_matrix_element(const OksMatrixArgs<T>& a, int64_t idx) {
   a.out[idx] = compute_oks<T>(a.dt + di * a.K * a.C, a.C, a.gt + gj * a.K * 3, a.sigmas, a.K,
                               a.gt_areas[gj], a.gt_boxes ? a.gt_boxes + gj * 4 : nullptr,
                               a.dt_areas ? a.dt_areas[di] : T(0), a.mode, a.has_vis_thr,
-                              a.vis_thr);
+                              a.vis_thr, a.exp_path);
 }
 
 // One output element of the ragged form: image n owns rows dt_offsets[n]..dt_offsets[n+1]
@@ -216,6 +259,7 @@ struct OksRaggedArgs {
   int K, C, mode;
   bool has_vis_thr;
   T vis_thr;
+  int exp_path;  // NumpyExpPath
   T* out;
 };
 
@@ -240,7 +284,7 @@ PYHPE_HD void oks_ragged_element(const OksRaggedArgs<T>& a, int64_t idx) {
   a.out[idx] = compute_oks<T>(a.dt + di * a.K * a.C, a.C, a.gt + gj * a.K * 3, a.sigmas, a.K,
                               a.gt_areas[gj], a.gt_boxes ? a.gt_boxes + gj * 4 : nullptr,
                               a.dt_areas ? a.dt_areas[di] : T(0), a.mode, a.has_vis_thr,
-                              a.vis_thr);
+                              a.vis_thr, a.exp_path);
 }
 
 }  // namespace oks

@@ -1,6 +1,7 @@
 // Torch-free unit tests of csrc/oks/oks_math.h (built by `make test-cpp` and CMake/ctest).
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "oks/oks_math.h"
@@ -10,7 +11,63 @@ using pyhpe::oks::compute_oks;
 using pyhpe::oks::kModeCoco;
 using pyhpe::oks::kModeMMPose;
 
+namespace {
+
+// numpy's pairwise_sum as numpy writes it, recursively, over the terms in order.
+double pairwise_reference(const double* a, int n) {
+  if (n < 8) {
+    double res = 0.0;
+    for (int i = 0; i < n; ++i) res += a[i];
+    return res;
+  }
+  if (n <= 128) {
+    double r[8];
+    for (int i = 0; i < 8; ++i) r[i] = a[i];
+    int i = 8;
+    for (; i < n - n % 8; i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += a[i + j];
+    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += a[i];
+    return res;
+  }
+  int half = n / 2;
+  half -= half % 8;
+  return pairwise_reference(a, half) + pairwise_reference(a + half, n - half);
+}
+
+// The unrolled pairwise sum adds in numpy's order at every size, deep splits included.
+void check_pairwise_order() {
+  for (int n : {1, 7, 8, 9, 127, 128, 129, 136, 255, 256, 257, 1000, 4099, 20000}) {
+    std::vector<double> g(n * 3), d(n * 3), s(n), terms(n);
+    pyhpe::oks::OksPair<double> p{};
+    for (int k = 0; k < n; ++k) {
+      g[3 * k] = g[3 * k + 1] = 0.0;
+      g[3 * k + 2] = 2;
+      d[3 * k] = 0.37 * (k % 11) + 1e-3 * k;
+      d[3 * k + 1] = 0.0;
+      d[3 * k + 2] = 1;
+      s[k] = 0.05 + 1e-4 * (k % 13);
+    }
+    p.dt = d.data();
+    p.dt_channels = 3;
+    p.gt = g.data();
+    p.sigmas = s.data();
+    p.num_keypoints = n;
+    p.mode = kModeCoco;
+    p.gt_area = 400.0;
+    p.denom = 400.0 + pyhpe::oks::kAreaEps;
+    p.exp_path = pyhpe::kNumpyExpLibm;
+    for (int k = 0; k < n; ++k) terms[k] = p.term(k);
+    const double got = pyhpe::oks::numpy_pairwise_sum(p, 0, n);
+    const double want = pairwise_reference(terms.data(), n);
+    EXPECT(std::memcmp(&got, &want, sizeof got) == 0);
+  }
+}
+
+}  // namespace
+
 int main() {
+  check_pairwise_order();
   const int K = 4;
   const double sigmas[K] = {0.025, 0.035, 0.079, 0.107};
   double gt[K * 3] = {10, 10, 2, 20, 20, 1, 30, 30, 0, 40, 40, 2};

@@ -19,6 +19,16 @@ with ``==``, not approximately. What is reproduced, quirks included:
 * ``accumulate``: stable merge sort over all images' detections, pairwise-max precision
   envelope, ``np.searchsorted(..., 'left')`` at 101 recall thresholds, -1 for absent cells.
 * ``summarize``: numpy means over ``> -1`` cells, exactly as pycocotools.
+* NaN scores: both sorts place them after every number, in input order, as numpy's
+  ``argsort(kind='mergesort')`` does (so they are the first cut by ``maxDets``).
+* Ids may be ints (any size) or strings, as COCO allows; image ids and category ids must not
+  mix the two (pycocotools cannot sort them either).
+
+Where pycocotools would return garbage or fail deep inside, the inputs are rejected with a
+TypeError/ValueError/KeyError that names the field (``annotations[3]['keypoints']``,
+``results[0]['score']``, ``gt['images'][2]['id']``): non-dict annotations, keypoints that are
+not a list of 3*K numbers, non-numeric numbers, and a GT area (or, with ``use_area=False``,
+bbox area) that is negative or not finite, which the OKS divides by.
 
 Modes:
   ``'pycocotools'`` (default) as above.
@@ -56,8 +66,57 @@ def _load(obj, what: str):
         return obj.dataset
     if isinstance(obj, (dict, list)):
         return obj
-    raise TypeError(f"COCOKeypointEval: '{what}' must be a path, a dict/list or a COCO object, "
-                    f"got {type(obj).__name__}")
+    raise TypeError(f"pyhpe.COCOKeypointEval: '{what}' must be a path, a dict/list or a COCO "
+                    f"object, got {type(obj).__name__}")
+
+
+_OP = "pyhpe.COCOKeypointEval"
+
+
+def _id_kind(v) -> str:
+    """'int' or 'str' for the ids COCO files hold (bools and floats with an integer value
+    count as ints, as they hash like them); raises for anything else."""
+    if isinstance(v, (int, np.integer)):
+        return "int"
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return "int"
+    if isinstance(v, str):
+        return "str"
+    raise TypeError(f"{type(v).__name__}")
+
+
+def _int64_id(v):
+    """The id as a Python int when it is an integer that fits int64, else None."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        v = int(v)
+    if isinstance(v, (int, np.integer)) and -2 ** 63 <= v < 2 ** 63:
+        return int(v)
+    return None
+
+
+def _sorted_ids(entries, what: str) -> list:
+    """Sorted unique 'id's of gt['images'] / gt['categories'], with clear errors for entries
+    that are not dicts, lack an 'id', or mix id types (which cannot be sorted)."""
+    if not isinstance(entries, list):
+        raise TypeError(f"{_OP}: gt[{what!r}] must be a list of dicts, got "
+                        f"{type(entries).__name__}")
+    first = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            raise TypeError(f"{_OP}: gt[{what!r}][{i}] must be a dict, got {type(e).__name__}")
+        if "id" not in e:
+            raise KeyError(f"{_OP}: gt[{what!r}][{i}] has no 'id'")
+        try:
+            kind = _id_kind(e["id"])
+        except TypeError as err:
+            raise TypeError(f"{_OP}: gt[{what!r}][{i}]['id'] must be an int or a string, "
+                            f"got {err}") from None
+        first.setdefault(kind, i)
+    if len(first) > 1:
+        raise TypeError(f"{_OP}: gt[{what!r}] ids must be all ints or all strings, got an int "
+                        f"(gt[{what!r}][{first['int']}]['id']) and a string "
+                        f"(gt[{what!r}][{first['str']}]['id'])")
+    return sorted({e["id"] for e in entries})
 
 
 def _index_in(values: np.ndarray, keys) -> np.ndarray:
@@ -110,64 +169,90 @@ class COCOKeypointEval:
     def __init__(self, gt, dt, sigmas: Optional[Sequence[float]] = None, *,
                  mode: str = "pycocotools", use_area: bool = True):
         if mode not in MODES:
-            raise ValueError(f"COCOKeypointEval: 'mode' must be one of {MODES}, got {mode!r}")
+            raise ValueError(f"pyhpe.COCOKeypointEval: 'mode' must be one of {MODES}, got {mode!r}")
         if mode == "pycocotools" and not use_area:
-            raise ValueError("COCOKeypointEval: use_area=False is an xtcocotools option; "
+            raise ValueError("pyhpe.COCOKeypointEval: use_area=False is an xtcocotools option; "
                              "use mode='xtcocotools' or 'crowdpose'")
         self.mode = mode
         self.use_area = use_area
         self.gt_dataset = _load(gt, "gt")
         if not isinstance(self.gt_dataset, dict):
-            raise TypeError("COCOKeypointEval: 'gt' must be a COCO dataset dict, got a list")
+            raise TypeError("pyhpe.COCOKeypointEval: 'gt' must be a COCO dataset dict, got a list")
         self._dt_source = dt
         self.params = Params()
         if sigmas is not None:
             sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
             if sig.size == 0 or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
-                raise ValueError(f"COCOKeypointEval: 'sigmas' must be positive and finite, "
+                raise ValueError(f"pyhpe.COCOKeypointEval: 'sigmas' must be positive and finite, "
                                  f"got {sig.tolist()}")
             self.params.kpt_oks_sigmas = sig
         elif mode == "crowdpose":
-            raise ValueError("COCOKeypointEval: mode='crowdpose' needs the dataset's 'sigmas'")
-        self.params.imgIds = sorted({img["id"] for img in self.gt_dataset.get("images", [])})
-        self.params.catIds = sorted({c["id"] for c in self.gt_dataset.get("categories", [])})
+            raise ValueError("pyhpe.COCOKeypointEval: mode='crowdpose' needs the dataset's "
+                             "'sigmas'")
+        self.params.imgIds = _sorted_ids(self.gt_dataset.get("images", []), "images")
+        self.params.catIds = _sorted_ids(self.gt_dataset.get("categories", []), "categories")
         self._core = None
         self.eval: dict = {}
         self.stats = np.zeros(0)
 
     # ------------------------------------------------------------------ preparation
-    def _extract(self, anns, K: int, what: str) -> dict:
+    def _extract(self, anns, K: int, name: str) -> dict:
         """Flat arrays of a list of annotation dicts, with image/category as indices into
-        params.imgIds/catIds (-1 when absent there)."""
+        params.imgIds/catIds (-1 when absent there). `name` names the list in messages."""
         p = self.params
-        try:
-            r = _C.extract_annotations(anns, K)
-            r["image"] = _index_in(r["image_id"], p.imgIds)
-            r["category"] = _index_in(r["category_id"], p.catIds)
-        except TypeError:
-            # Non-integer ids (COCO allows any hashable key): map them through dicts.
-            img_index = {v: n for n, v in enumerate(p.imgIds)}
-            cat_index = {v: n for n, v in enumerate(p.catIds)}
-            ids = {}
-            remapped = [dict(a, image_id=img_index.get(a.get("image_id"), -1),
-                             category_id=cat_index.get(a.get("category_id"), -1),
-                             id=ids.setdefault(a.get("id"), len(ids) + 1)) for a in anns]
-            r = _C.extract_annotations(remapped, K)
-            r["image"], r["category"] = r["image_id"], r["category_id"]
-        if len(anns) and not r["keypoints_ok"].all():
-            i = int(np.flatnonzero(~r["keypoints_ok"].astype(bool))[0])
-            got = len(anns[i]["keypoints"]) if "keypoints" in anns[i] else "no 'keypoints'"
-            raise ValueError(f"COCOKeypointEval: every {what} 'keypoints' must have 3*K={3 * K} "
-                             f"values (K from sigmas); annotation {i} has {got}")
+        if not isinstance(anns, list):
+            raise TypeError(f"{_OP}: {name!r} must be a list of annotation dicts, got "
+                            f"{type(anns).__name__}")
+        r = _C.extract_annotations(anns, K, name)
+        if r["int_ids"]:
+            try:
+                r["image"] = _index_in(r["image_id"], p.imgIds)
+                r["category"] = _index_in(r["category_id"], p.catIds)
+                return r
+            except TypeError:  # string image/category ids in the GT
+                pass
+        # Ids that are not int64 (COCO allows any hashable key: strings, ints beyond int64):
+        # map image/category ids through dicts and annotation ids to int64 values that keep
+        # what the evaluator reads from them: equality, and whether an id is 0.
+        img_index = {v: n for n, v in enumerate(p.imgIds)}
+        cat_index = {v: n for n, v in enumerate(p.catIds)}
+        ids, remapped = {}, []
+        kept = [_int64_id(a["id"]) for a in anns if "id" in a]
+        next_id = 1 + max([abs(v) for v in kept if v is not None] + [0])
+        for i, a in enumerate(anns):
+            for key in ("image_id", "category_id", "id"):
+                if key in a:
+                    try:
+                        _id_kind(a[key])
+                    except TypeError as err:
+                        raise TypeError(f"{_OP}: {name}[{i}][{key!r}] must be an int or a "
+                                        f"string, got {err}") from None
+            a = dict(a, image_id=img_index.get(a["image_id"], -1),
+                     category_id=cat_index.get(a["category_id"], -1))
+            if "id" in a:
+                v = a["id"]
+                if _int64_id(v) is not None:
+                    a["id"] = _int64_id(v)
+                else:  # a string or an int beyond int64 (never 0): a fresh id, same sign
+                    if v not in ids:
+                        ids[v] = next_id if isinstance(v, str) or v > 0 else -next_id
+                        next_id += 1
+                    a["id"] = ids[v]
+            remapped.append(a)
+        r = _C.extract_annotations(remapped, K, name)
+        if not r["int_ids"]:
+            raise ValueError(f"{_OP}: the {name!r} ids could not be mapped into int64 (ids "
+                             "close to the int64 limits mixed with larger ones or strings)")
+        r["image"], r["category"] = r["image_id"], r["category_id"]
         return r
 
     def _gt_arrays(self, K: int) -> dict:
         anns = self.gt_dataset.get("annotations", [])
-        r = self._extract(anns, K, "GT")
+        r = self._extract(anns, K, "annotations")
         keep = (r["image"] >= 0) & (r["category"] >= 0)
         ids = r["id"]
         if not r["has_id"].all():
-            raise ValueError("COCOKeypointEval: every GT annotation needs an 'id'")
+            raise ValueError("pyhpe.COCOKeypointEval: every GT annotation needs an 'id'")
         src = np.arange(len(anns))
         if len(np.unique(ids)) != len(ids):
             # COCO.anns keeps the last annotation of each id; loadAnns returns that one.
@@ -180,17 +265,26 @@ class COCOKeypointEval:
             no_kpt = (r["keypoints"][:, 2::3] > 0).sum(1) == 0
         else:
             if not r["has_num_keypoints"][src].all():
-                raise ValueError("COCOKeypointEval: GT annotations need 'num_keypoints' "
+                raise ValueError("pyhpe.COCOKeypointEval: GT annotations need 'num_keypoints' "
                                  f"(mode={self.mode!r})")
             no_kpt = r["num_keypoints_nonzero"] == 0
         bbox = r["bbox"]
         if self.use_area:
             if not r["has_area"][src].all():
-                raise ValueError("COCOKeypointEval: GT annotations need 'area' "
+                raise ValueError("pyhpe.COCOKeypointEval: GT annotations need 'area' "
                                  "(or use_area=False in xtcocotools/crowdpose modes)")
             area = r["area"]
         else:
             area = bbox[:, 3] * bbox[:, 2] * 0.53
+        # pycocotools would divide by such an area: a negative one gives OKS above 1, NaN
+        # matches every detection. Reject it instead of returning garbage stats.
+        bad = ~(area[src] >= 0) | ~np.isfinite(area[src])
+        if bad.any():
+            i = int(src[np.flatnonzero(bad)[0]])
+            field = "area" if self.use_area else "bbox"
+            got = anns[i].get(field)
+            raise ValueError(f"{_OP}: annotations[{i}][{field!r}] must give a finite area >= 0 "
+                             f"(the OKS divides by it), got {got!r}")
         iscrowd = r["iscrowd"]
         return {
             "count": len(src),
@@ -206,31 +300,32 @@ class COCOKeypointEval:
         anns = _load(src, "dt")
         if isinstance(anns, dict):
             if not loaded:
-                raise TypeError("COCOKeypointEval: 'dt' must be a list of results "
+                raise TypeError("pyhpe.COCOKeypointEval: 'dt' must be a list of results "
                                 "(or a COCO from loadRes), got a dict")
             anns = anns.get("annotations", [])
         if not isinstance(anns, list):
-            raise TypeError("COCOKeypointEval: results must be a list of objects")
-        r = self._extract(anns, K, "result")
+            raise TypeError("pyhpe.COCOKeypointEval: results must be a list of objects")
+        r = self._extract(anns, K, "annotations" if loaded else "results")
         if not loaded and anns:
             # Every result found among params.imgIds is a GT image; only otherwise (a user
             # subset of imgIds) compare against all GT images, as COCO.loadRes does.
             if not (r["image"] >= 0).all() and not {a["image_id"] for a in anns} <= {
                     img["id"] for img in self.gt_dataset.get("images", [])}:
-                raise ValueError("COCOKeypointEval: results do not correspond to the GT set "
+                raise ValueError("pyhpe.COCOKeypointEval: results do not correspond to the GT set "
                                  "(some image_id is not among the GT images)")
             first = anns[0]
             # COCO.loadRes picks the area rule from the first result only.
             if "bbox" in first and not first["bbox"] == []:
                 if not r["has_bbox"].all():
-                    raise ValueError("COCOKeypointEval: the first result has a 'bbox', so (as "
-                                     "in COCO.loadRes) every result needs a 4-number 'bbox'")
+                    raise ValueError("pyhpe.COCOKeypointEval: the first result has a 'bbox', so "
+                                     "(as in COCO.loadRes) every result needs a 4-number "
+                                     "'bbox'")
                 area = r["bbox"][:, 2] * r["bbox"][:, 3]
             elif "keypoints" in first:
                 x, y = r["keypoints"][:, 0::3], r["keypoints"][:, 1::3]
                 area = (x.max(1) - x.min(1)) * (y.max(1) - y.min(1))
             else:
-                raise ValueError("COCOKeypointEval: results need 'keypoints' (and optionally "
+                raise ValueError("pyhpe.COCOKeypointEval: results need 'keypoints' (and optionally "
                                  "'bbox'); caption/segmentation results are not keypoints")
             ids = np.arange(1, len(anns) + 1, dtype=np.int64)
         else:
@@ -239,7 +334,7 @@ class COCOKeypointEval:
         if self.mode != "pycocotools" and len(anns):
             keep &= (r["keypoints"][:, 2::3] > 0).sum(1) > 0
         if not r["has_score"][keep].all():
-            raise ValueError("COCOKeypointEval: every result needs a 'score'")
+            raise ValueError("pyhpe.COCOKeypointEval: every result needs a 'score'")
         return {
             "count": int(keep.sum()),
             "image": r["image"][keep], "category": r["category"][keep], "id": ids[keep],
@@ -255,7 +350,7 @@ class COCOKeypointEval:
         p.catIds = list(np.unique(p.catIds))
         p.maxDets = sorted(p.maxDets)
         if not p.catIds:
-            raise ValueError("COCOKeypointEval: the GT has no categories")
+            raise ValueError("pyhpe.COCOKeypointEval: the GT has no categories")
         K = len(p.kpt_oks_sigmas)
         self._gt = self._gt_arrays(K)
         self._dt = self._dt_arrays(K)
@@ -277,7 +372,7 @@ class COCOKeypointEval:
 
     def _require(self):
         if self._core is None:
-            raise RuntimeError("COCOKeypointEval: call evaluate() first")
+            raise RuntimeError("pyhpe.COCOKeypointEval: call evaluate() first")
 
     def accumulate(self, img_ids: Optional[Sequence[int]] = None):
         """Precision/recall arrays (pycocotools ``self.eval``), over all or some images."""
@@ -318,7 +413,7 @@ class COCOKeypointEval:
     def summarize(self, verbose: bool = False):
         """The 10 COCO keypoint stats (9 for crowdpose), as pycocotools computes them."""
         if not self.eval:
-            raise RuntimeError("COCOKeypointEval: call accumulate() first")
+            raise RuntimeError("pyhpe.COCOKeypointEval: call accumulate() first")
         rows = [(1, None, "all"), (1, .5, "all"), (1, .75, "all"), (1, None, "medium"),
                 (1, None, "large"), (0, None, "all"), (0, .5, "all"), (0, .75, "all"),
                 (0, None, "medium"), (0, None, "large")]

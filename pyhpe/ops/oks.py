@@ -28,15 +28,43 @@ def _oks_matrix_ragged_fake(dt, gt, gt_areas, sigmas, dt_offsets, gt_offsets, to
     return dt.new_empty((total,))
 
 
-def _sigmas_for(sigmas, K: int, like: torch.Tensor) -> torch.Tensor:
+def _sigmas_for(op: str, sigmas, K: int, like: torch.Tensor) -> torch.Tensor:
     if like.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"pyhpe.oks_matrix: 'dt' must be float32 or float64, got {like.dtype}")
+        raise TypeError(f"{op}: 'dt' must be float32 or float64, got {like.dtype}")
     if sigmas is None:
         if K != 17:
-            raise ValueError(f"oks_matrix: 'sigmas' is required for K={K} keypoints "
+            raise ValueError(f"{op}: 'sigmas' is required for K={K} keypoints "
                              "(the default is COCO-17)")
         sigmas = COCO_SIGMAS
     return torch.as_tensor(sigmas, dtype=like.dtype, device=like.device)
+
+
+def _check_values(op: str, dt, gt, gt_areas, sigmas, gt_boxes, dt_areas) -> None:
+    """Value checks of both wrappers (the ops check shapes, dtypes and devices)."""
+    for name, t in (("dt", dt), ("gt", gt), ("gt_areas", gt_areas), ("sigmas", sigmas),
+                    ("gt_boxes", gt_boxes), ("dt_areas", dt_areas)):
+        check_finite(t, name, op)
+    if sigmas.numel() and bool((sigmas <= 0).any()):
+        raise ValueError(f"{op}: 'sigmas' must be positive, got {sigmas.tolist()}")
+    # A negative area flips the sign of the exponent: exp(+e) > 1, an OKS above 1.
+    for name, t in (("gt_areas", gt_areas), ("dt_areas", dt_areas)):
+        if t is not None and t.numel() and t.is_floating_point() and bool((t < 0).any()):
+            raise ValueError(f"{op}: '{name}' must be >= 0 (an area in pixels²), got a "
+                             f"minimum of {t.min().item()}")
+
+
+def _offsets_total(dt_offsets: torch.Tensor, gt_offsets: torch.Tensor):
+    """Per-image (D_n, G_n) and the output length sum(D_n * G_n) from well-formed offsets;
+    (None, None, 0) otherwise, leaving the op to reject the offsets with a message."""
+    if (dt_offsets.dim() != 1 or gt_offsets.dim() != 1 or dt_offsets.shape != gt_offsets.shape
+            or dt_offsets.numel() == 0 or dt_offsets.dtype not in (torch.int32, torch.int64)
+            or gt_offsets.dtype not in (torch.int32, torch.int64)):
+        return None, None, 0
+    d_counts = (dt_offsets[1:] - dt_offsets[:-1]).cpu().to(torch.int64)
+    g_counts = (gt_offsets[1:] - gt_offsets[:-1]).cpu().to(torch.int64)
+    if bool((d_counts < 0).any()) or bool((g_counts < 0).any()):
+        return None, None, 0  # the op names the image where the offsets decrease
+    return d_counts, g_counts, int((d_counts * g_counts).sum())
 
 
 def oks_matrix(dt, gt, gt_areas, sigmas=None, gt_boxes=None, *, dt_areas=None, dt_counts=None,
@@ -59,6 +87,13 @@ def oks_matrix(dt, gt, gt_areas, sigmas=None, gt_boxes=None, *, dt_areas=None, d
     ``mode='mmpose'`` is mmpose ``oks_iou``: area = (gt_area + dt_area)/2 and, with
     ``vis_thr``, the mean over keypoints whose GT and detection scores both exceed it.
     Computation runs in the input dtype (float32 or float64) on its device.
+
+    Areas must be >= 0: a negative area turns exp(-e) into exp(+e), an OKS above 1, so with
+    ``validate=True`` (the default) negative, NaN or infinite values, and sigmas <= 0, raise
+    ValueError naming the argument (``validate=False`` skips these value checks, which read
+    the tensors on the host). Counts must lie in [0, D] / [0, G]. The OKS is a matching
+    score, not a loss: it has no gradient, and an input that requires grad (under grad mode)
+    raises RuntimeError.
     """
     op = "pyhpe.oks_matrix"
     dt = as_float_tensor(dt, "dt")
@@ -81,13 +116,9 @@ def oks_matrix(dt, gt, gt_areas, sigmas=None, gt_boxes=None, *, dt_areas=None, d
     if dt.dim() != 4:
         raise ValueError(f"{op}: 'dt' must be (D, K, 2|3) or (N, D, K, 2|3), "
                          f"got shape {tuple(dt.shape)}")
-    sig = _sigmas_for(sigmas, dt.shape[2], dt)
+    sig = _sigmas_for(op, sigmas, dt.shape[2], dt)
     if validate:
-        for name, t in (("dt", dt), ("gt", gt), ("gt_areas", gt_areas), ("sigmas", sig),
-                        ("gt_boxes", gt_boxes), ("dt_areas", dt_areas)):
-            check_finite(t, name, op)
-        if sig.numel() and bool((sig <= 0).any()):
-            raise ValueError(f"{op}: 'sigmas' must be positive, got {sig.tolist()}")
+        _check_values(op, dt, gt, gt_areas, sig, gt_boxes, dt_areas)
     out = torch.ops.pyhpe.oks_matrix(dt, gt, gt_areas, sig, gt_boxes, dt_areas, dt_counts,
                                      gt_counts, vis_thr, mode)
     return out[0] if unbatched else out
@@ -95,13 +126,15 @@ def oks_matrix(dt, gt, gt_areas, sigmas=None, gt_boxes=None, *, dt_areas=None, d
 
 def oks_matrix_ragged(dt, gt, gt_areas, dt_offsets, gt_offsets, sigmas=None, gt_boxes=None, *,
                       dt_areas=None, vis_thr: Optional[float] = None, mode: str = "coco",
-                      split: bool = True):
+                      split: bool = True, validate: bool = True):
     """OKS matrices of many images whose detections/GTs are concatenated (ragged).
 
     dt ``(ΣD, K, 2|3)``, gt ``(ΣG, K, 3)``, gt_areas ``(ΣG,)``, offsets ``(N+1,)`` with
     image n owning rows ``offsets[n]:offsets[n+1]``. Returns a list of N ``(D_n, G_n)``
     matrices (``split=True``) or the flat concatenation of their row-major blocks.
-    Same semantics as :func:`oks_matrix`.
+    Same semantics and the same checks as :func:`oks_matrix` (``validate`` included); the
+    offsets must be int32/int64 ``(N+1,)``, start at 0, never decrease and end at the
+    number of rows of ``dt`` / ``gt``.
     """
     op = "pyhpe.oks_matrix_ragged"
     dt = as_float_tensor(dt, "dt")
@@ -115,10 +148,10 @@ def oks_matrix_ragged(dt, gt, gt_areas, dt_offsets, gt_offsets, sigmas=None, gt_
     gt_offsets = torch.as_tensor(gt_offsets, device=dt.device)
     if dt.dim() != 3:
         raise ValueError(f"{op}: 'dt' must be (sum D, K, 2|3), got shape {tuple(dt.shape)}")
-    sig = _sigmas_for(sigmas, dt.shape[1], dt)
-    d_counts = (dt_offsets[1:] - dt_offsets[:-1]).cpu()
-    g_counts = (gt_offsets[1:] - gt_offsets[:-1]).cpu()
-    total = int((d_counts * g_counts).sum()) if d_counts.numel() else 0
+    sig = _sigmas_for(op, sigmas, dt.shape[1], dt)
+    d_counts, g_counts, total = _offsets_total(dt_offsets, gt_offsets)
+    if validate:
+        _check_values(op, dt, gt, gt_areas, sig, gt_boxes, dt_areas)
     out = torch.ops.pyhpe.oks_matrix_ragged(dt, gt, gt_areas, sig, dt_offsets, gt_offsets, total,
                                             gt_boxes, dt_areas, vis_thr, mode)
     if not split:

@@ -75,6 +75,11 @@ def test_load_checkpoint_file_refuses_code(evil, kind):
 def test_load_checkpoint_file_missing_and_garbage(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         load_checkpoint_file(str(tmp_path / "nope.pth"))
+    from pyhpe.cli import main
+    from pyhpe.train.run import DEFAULT_CONFIG
+    (tmp_path / "c.json").write_text(json.dumps(DEFAULT_CONFIG))
+    assert main(["infer", "--config", str(tmp_path / "c.json"), "--checkpoint",
+                 str(tmp_path / "nope.pth"), str(tmp_path / "x.png")]) == 1
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="junk.pth"):
         load_checkpoint_file(str(tmp_path / "junk.pth"))

@@ -109,22 +109,27 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be (safely) loaded; the message names the file."""
 
 
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint file does not exist."""
+
+
 def load_checkpoint_file(path: str, map_location="cpu"):
     """Read a checkpoint written by :func:`atomic_save` with ``torch.load(weights_only=True)``.
 
     Only tensors and plain containers / numbers / strings are accepted: a file whose unpickling
     would construct arbitrary objects (and so could run code) is refused. A failure is a
-    :class:`CheckpointError` (or ``FileNotFoundError``) naming the file.
+    :class:`CheckpointError` naming the file (:class:`CheckpointNotFoundError`, also a
+    ``FileNotFoundError``, when it does not exist).
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"pyhpe: cannot load checkpoint {str(path)!r}: no such file")
+        raise CheckpointNotFoundError(f"pyhpe: cannot load checkpoint {str(path)!r}: no such file")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - re-raised with the file name
         msg = str(e).strip().splitlines()
         raise CheckpointError(f"pyhpe: cannot load checkpoint {str(path)!r}: "
-                           f"{msg[0] if msg else type(e).__name__} (only tensors and plain "
-                           f"containers are loaded; weights_only=True)") from e
+                              f"{msg[0] if msg else type(e).__name__} (only tensors and plain "
+                              f"containers are loaded; weights_only=True)") from e
 
 
 def get_rng_state() -> Dict:

@@ -91,8 +91,8 @@ PUBLISHED = [
     ("vitpose", "large", {}, 308.0, "ViTPose-L (ViTPose paper: 307 M backbone + decoder)"),
     ("simple_baseline_3d", "paper", {}, 4.29, "Martinez et al. 2017 lifter"),
     ("openpose", "paper", dict(num_keypoints=18, num_limbs=19), 52.3,
-     "OpenPose COCO-18 body model (Cao et al.; released pose_iter_440000 caffemodel, 209 MB of "
-     "float32)"),
+     "OpenPose COCO-18 body model (Cao et al. 2017): its released pose_deploy_linevec.prototxt "
+     "(VGG-19 to conv4_2, 6 two-branch stages) counts 52.3 M"),
 ]
 # Configs whose size is known not to match the paper's model.
 KNOWN_MISMATCH = [

@@ -43,6 +43,20 @@ from torch.utils.cpp_extension import (  # noqa: E402
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ARCHS = "8.0;9.0+PTX"
 
+# What the package imports (tests/test_build.py checks these against every import in pyhpe/).
+INSTALL_REQUIRES = [
+    "torch>=2.4",
+    "numpy",
+    "opencv-python-headless",   # cv2: image reading, affine crops, synthetic rendering, drawing
+    "tqdm",                     # training progress bars
+    "matplotlib",               # training curves (pyhpe.vis, pyhpe demo)
+    "pycocotools",              # the demo's and `pyhpe eval --compare-pycocotools` cross-check
+]
+EXTRAS_REQUIRE = {
+    # the other references pyhpe.reference / pyhpe.eval compare against (tests, benchmarks)
+    "reference": ["faster-coco-eval", "xtcocotools", "scipy", "kornia", "dsntnn"],
+}
+
 
 def read_version():
     with open(os.path.join(ROOT, "pyhpe", "_version.py")) as f:
@@ -132,6 +146,7 @@ setup(
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     entry_points={"console_scripts": ["pyhpe=pyhpe.cli:main"]},
     python_requires=">=3.9",
-    install_requires=["torch>=2.4", "numpy"],
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
     zip_safe=False,
 )

@@ -20,15 +20,54 @@ def _cmd_info(args) -> int:
     return 0
 
 
+# `pyhpe eval --mode` name -> (COCOKeypointEval mode, use_area, default keypoint set for sigmas)
+EVAL_MODES = {
+    "pycocotools": ("pycocotools", True, "coco17"),
+    "xtcocotools": ("xtcocotools", True, "coco17"),
+    "xtcocotools_noarea": ("xtcocotools", False, "coco17"),   # OKS area 0.53 * box w * h
+    "crowdpose": ("crowdpose", False, "crowdpose14"),         # CrowdPose GT has no 'area'
+}
+
+
+def _eval_sigmas(spec):
+    """--sigmas: a keypoint-set name ('coco17', 'crowdpose14', ...) or comma-separated floats."""
+    from pyhpe.data.keypoints import get_keypoint_set
+    try:
+        return [float(v) for v in spec.split(",")]
+    except ValueError:
+        pass
+    try:
+        return get_keypoint_set(spec).sigmas.tolist()
+    except ValueError as e:
+        raise SystemExit(f"pyhpe eval: --sigmas {spec!r}: {e}")
+
+
 def _cmd_eval(args) -> int:
     from pyhpe.eval import COCOKeypointEval
-    ev = COCOKeypointEval(args.gt, args.dt, mode=args.mode)
+    mode, use_area, default_set = EVAL_MODES[args.mode]
+    sigmas = _eval_sigmas(args.sigmas or default_set)
+    try:
+        with open(args.dt) as f:
+            dt = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"pyhpe eval: cannot read results {args.dt!r}: {e}")
+    ev = COCOKeypointEval(args.gt, dt, sigmas=sigmas, mode=mode, use_area=use_area)
     ev.run(verbose=True)
     if args.compare_pycocotools:
+        if mode != "pycocotools":
+            print(f"pycocotools comparison: not applicable (mode {args.mode!r} differs from "
+                  "pycocotools by design)")
+            return 0
+        if isinstance(dt, list) and not dt:
+            print("pycocotools comparison: not applicable (pycocotools' loadRes refuses an empty "
+                  "results list; pyhpe's stats above are those of no detections)")
+            return 0
         from pyhpe.eval.coco import pycocotools_stats
-        ref = pycocotools_stats(args.gt, args.dt)
+        ref = pycocotools_stats(args.gt, dt, sigmas)
         same = list(map(float, ref)) == list(map(float, ev.stats))
         print("pycocotools stats identical:", same)
+        if not same:
+            print("pycocotools stats:", " ".join(f"{v:.6f}" for v in ref))
         return 0 if same else 1
     return 0
 
@@ -86,10 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval", help="COCO keypoint AP/AR of a results file")
     s.add_argument("gt", help="COCO keypoint annotation json")
     s.add_argument("dt", help="COCO results json (list of detections)")
-    s.add_argument("--mode", default="pycocotools",
-                   choices=["pycocotools", "xtcocotools", "xtcocotools_noarea", "crowdpose"])
+    s.add_argument("--mode", default="pycocotools", choices=list(EVAL_MODES),
+                   help="pycocotools (default); xtcocotools; xtcocotools_noarea (OKS area = "
+                        "0.53 * GT box area); crowdpose (xtcocotools keypoints_crowd, no area)")
+    s.add_argument("--sigmas", default=None,
+                   help="OKS sigmas: a keypoint set (coco17, crowdpose14, ...) or comma-separated "
+                        "values (default: crowdpose14 for --mode crowdpose, else coco17)")
     s.add_argument("--compare-pycocotools", action="store_true",
-                   help="also run pycocotools and check the stats are identical")
+                   help="also run pycocotools and check the stats are identical "
+                        "(pycocotools mode only)")
     s.set_defaults(func=_cmd_eval)
 
     s = sub.add_parser("bench", help="short kernel speed table")
@@ -150,14 +194,19 @@ def _task_argv(argv):
 
 
 def main(argv=None) -> int:
+    from pyhpe.train.utils import CheckpointError
     argv = sys.argv[1:] if argv is None else list(argv)
-    task = _task_argv(argv)
-    if task is not None and task[0] in TASKS:
-        # The task owns every remaining flag (--config, --out, ... mean its own things).
-        from pyhpe.tasks import run_task
-        return int(run_task(*task) or 0)
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        task = _task_argv(argv)
+        if task is not None and task[0] in TASKS:
+            # The task owns every remaining flag (--config, --out, ... mean its own things).
+            from pyhpe.tasks import run_task
+            return int(run_task(*task) or 0)
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except CheckpointError as e:
+        print(str(e), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

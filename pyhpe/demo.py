@@ -20,6 +20,12 @@ import torch
 
 from .reference.oks import coco_oks_matrix
 
+# Quick mode (the seconds-long smoke run): a fixed number of steps, no time budget, and an AP
+# floor a working pipeline clears with margin. Measured on 128 training / 16 held-out 96x96
+# images, batch 16: AP 0.245-0.272 over seeds 0-2 after 60 steps; an untrained model scores 0.
+QUICK_STEPS = 60
+QUICK_MIN_AP = 0.10
+
 DEMO_MODEL = dict(depth=18, layers=[1, 2, 2], widths=(32, 64, 96), stem_channels=32,
                   stem="conv3x2", deconv_channels=(48, 48))
 
@@ -107,7 +113,8 @@ def run_demo(out_dir: str = "demo_out", num_images: int = 2000, seed: int = 0,
              budget_s: float = 200.0, num_val: int = 300, target_ap: float = 0.7,
              image_size: int = 128, batch_size: int = 32, quick: bool = False,
              bench: bool = True, threads: Optional[int] = 1, log=print) -> int:
-    """Run the demo; returns 0 when AP >= ``target_ap`` (or in ``quick`` mode), else 1.
+    """Run the demo; returns 0 when AP >= ``target_ap`` (``QUICK_MIN_AP`` in ``quick`` mode)
+    and pyhpe's stats equal pycocotools', else 1.
 
     ``threads`` (default 1) sets torch's intra-op threads for the run: this model's small
     convolutions gain little from a second thread, and on a shared machine a descheduled
@@ -153,11 +160,12 @@ def _run_demo(out_dir, num_images, seed, budget_s, num_val, target_ap, image_siz
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: SimpleBaseline-demo ({n_params / 1e6:.2f} M params), input {input_size[1]}x{input_size[0]}, "
         f"heatmaps 16x12, train budget {budget_s:.0f}s")
-    cfg = TrainConfig(epochs=1000, batch_size=batch_size, lr=2e-3, warmup_steps=min(50, max(budget_s, 1)),
-                      lr_policy="cosine", time_budget_s=budget_s, calibrate_steps=0 if quick else 30,
+    cfg = TrainConfig(epochs=1000, batch_size=batch_size, lr=2e-3,
+                      warmup_steps=10 if quick else min(50, max(budget_s, 1)), lr_policy="cosine",
+                      time_budget_s=None if quick else budget_s, calibrate_steps=0 if quick else 30,
                       out_dir=os.path.join(out_dir, "work_dir"), resume=False, eval_every=0,
                       ema=True, ema_decay=0.998, progress=sys.stderr.isatty(), seed=seed,
-                      max_steps=3 if quick else None)
+                      max_steps=QUICK_STEPS if quick else None)
     trainer = Trainer(model, train_ds, codec, cfg, log=log)
     t_train = time.time()
     trainer.fit()
@@ -171,14 +179,21 @@ def _run_demo(out_dir, num_images, seed, budget_s, num_val, target_ap, image_siz
     with open(os.path.join(out_dir, "val_gt.json"), "w") as f:
         json.dump(val_gt, f)
     ours = coco_keypoint_stats(val_gt, results)
-    ref = pycocotools_keypoint_stats(val_gt, results)
+    try:
+        ref = pycocotools_keypoint_stats(val_gt, results)
+    except ImportError:
+        ref = None
     names = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
     log(f"evaluation on {len(val_ds)} held-out persons (flip test) in {time.time() - t_eval:.1f}s")
     log("           " + " ".join(f"{n:>6s}" for n in names))
     log("pyhpe      " + " ".join(f"{v:6.3f}" for v in ours))
-    log("pycocotools" + " ".join(f"{v:6.3f}" for v in ref))
-    identical = bool(np.array_equal(np.asarray(ours, np.float64), np.asarray(ref, np.float64)))
-    log(f"pyhpe and pycocotools stats identical: {identical}")
+    if ref is None:
+        identical = True
+        log("pycocotools is not installed: cross-check skipped")
+    else:
+        log("pycocotools" + " ".join(f"{v:6.3f}" for v in ref))
+        identical = bool(np.array_equal(np.asarray(ours, np.float64), np.asarray(ref, np.float64)))
+        log(f"pyhpe and pycocotools stats identical: {identical}")
 
     # drawings: predicted skeletons on held-out images, and the training curve
     by_img: Dict[int, list] = {}
@@ -195,7 +210,11 @@ def _run_demo(out_dir, num_images, seed, budget_s, num_val, target_ap, image_siz
     if bench:
         speed_table(log, num_images=50 if quick else 200, seed=seed)
     ap = float(ours[0])
-    log(f"\nAP {ap:.3f} (target {target_ap}) | total wall time {time.time() - t0:.1f}s")
-    if quick:
-        return 0
-    return 0 if ap >= target_ap else 1
+    floor = QUICK_MIN_AP if quick else target_ap
+    log(f"\nAP {ap:.3f} (target {floor}{', quick mode' if quick else ''}) | total wall time "
+        f"{time.time() - t0:.1f}s")
+    if ap < floor:
+        log(f"pyhpe demo: FAILED: AP {ap:.3f} is below {floor}")
+    if not identical:
+        log("pyhpe demo: FAILED: pyhpe's stats differ from pycocotools'")
+    return 0 if ap >= floor and identical else 1

@@ -25,6 +25,18 @@ def test_coco17_metadata():
     assert get_keypoint_set("coco") is COCO17 and get_keypoint_set("mpii16") is MPII16
 
 
+def test_crowdpose14_metadata():
+    from pyhpe.data import get_keypoint_set
+    k = get_keypoint_set("crowdpose")
+    assert k is get_keypoint_set("crowdpose14") and k.num_keypoints == 14
+    # mmpose's crowdpose.py / the CrowdPose API: the COCO body sigmas, head and neck 0.079
+    np.testing.assert_allclose(k.sigmas, [0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107,
+                                          0.087, 0.087, 0.089, 0.089, 0.079, 0.079])
+    for a, b in k.flip_pairs:
+        assert k.names[a].replace("left", "right") == k.names[b]
+    assert sorted(k.upper_body + k.lower_body) == list(range(14))
+
+
 def test_custom_keypoint_sets(tmp_path):
     d = {"name": "hand3", "names": ["wrist", "left_tip", "right_tip"], "flip_pairs": [[1, 2]],
          "skeleton": [[0, 1], [0, 2]]}

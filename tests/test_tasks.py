@@ -90,13 +90,45 @@ def test_bottomup_grouping_of_perfect_maps_scores_high():
                               COCO17_LIMBS, encoding="udp")
 
 
+def _bottomup_val_loss(model_path, image_size=96, n_val=8, seed=0):
+    """OpenPose stage loss of a saved model on held-out synthetic images."""
+    from pyhpe.data import BottomUpDataset, SyntheticPoseDataset
+    from pyhpe.data.topdown import normalize_images
+    from pyhpe.ops.paf import COCO17_LIMBS
+    from pyhpe.train.utils import load_checkpoint_file
+    ck = load_checkpoint_file(model_path)
+    model, stride = bottomup.build_network(ck["net"], 17)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    src = SyntheticPoseDataset(n_val, seed=seed + 7919, size=(image_size,) * 2, max_persons=3)
+    hw = image_size // stride
+    ds = BottomUpDataset(src.coco_dict(), src.image_by_id, "coco17", (image_size,) * 2, (hw, hw),
+                         sigma=1.5, train=False, with_paf=False)
+    batch = bottomup.collate_bottomup([ds[i] for i in range(len(ds))])
+    hm_t, paf_t = bottomup.make_targets(batch["keypoints"], batch["visibility"], (hw, hw), stride,
+                                        COCO17_LIMBS, 1.5)
+    with torch.no_grad():
+        stages = model.forward_stages(normalize_images(batch["image"]))
+    return float(bottomup.stage_loss(stages, hm_t, paf_t)[0])
+
+
 def test_bottomup_end_to_end(tmp_path):
-    out = bottomup.run(["--net", "tiny", "--train-images", "24", "--val-images", "4",
-                        "--epochs", "4", "--batch-size", "8", "--image-size", "96",
-                        "--input-size", "96", "--out", str(tmp_path), *FAST])
+    common = ["--net", "tiny", "--val-images", "4", "--batch-size", "8", "--image-size", "96",
+              "--input-size", "96", *FAST]
+    out = bottomup.run(["--train-images", "24", "--epochs", "4", "--out", str(tmp_path), *common])
     assert _decreased(out["history"], 2)
     assert {"loss_heatmap", "loss_paf"} <= set(out["history"][0])
-    assert set(out["stats"]) >= {"AP", "AP50", "AR"} and -1 <= out["stats"]["AP"] <= 1
+    # A tiny network trained for seconds does not yet find whole people (AP 0 measured; the
+    # grouping chain itself is held to AP > 0.75 by the perfect-maps test above), but its
+    # held-out loss must fall well below that of the same network untrained (--epochs 0
+    # saves the initial weights): measured ratio 0.016-0.25 over seeds 0-2.
+    assert set(out["stats"]) >= {"AP", "AP50", "AR"} and 0 <= out["stats"]["AP"] <= 1
+    init = bottomup.run(["--train-images", "1", "--epochs", "0", "--out", str(tmp_path / "init"),
+                         *common])
+    assert init["history"] == []
+    trained_loss = _bottomup_val_loss(tmp_path / "model.pth")
+    untrained_loss = _bottomup_val_loss(tmp_path / "init" / "model.pth")
+    assert trained_loss < 0.5 * untrained_loss, (trained_loss, untrained_loss)
     for r in out["results"]:
         assert len(r["keypoints"]) == 51 and np.isfinite(r["keypoints"]).all()
     for f in ("model.pth", "metrics.json", "results.json", "log.csv"):
@@ -112,7 +144,7 @@ def test_bottomup_end_to_end(tmp_path):
 # ---------------------------------------------------------------------------- lift3d
 def test_lift3d_synthetic_learns(tmp_path):
     out = lift3d.run(["--config", "tiny", "--train-samples", "1500", "--test-samples", "300",
-                      "--epochs", "3", "--bone-loss", "0.5", "--out", str(tmp_path), *FAST])
+                      "--epochs", "10", "--bone-loss", "0.5", "--out", str(tmp_path), *FAST])
     assert _decreased(out["history"])
     assert "loss_bone" in out["history"][0]
     m = out["metrics"]
@@ -122,7 +154,8 @@ def test_lift3d_synthetic_learns(tmp_path):
     te2, te3 = lift3d.synthetic_lifting_data(300, 7919)
     from pyhpe.eval.metrics import mpjpe
     baseline = mpjpe(np.broadcast_to(tr3.mean(0), te3.shape), te3)
-    assert m["mpjpe"] < baseline, (m["mpjpe"], baseline)
+    # measured 203-208 mm (seeds 0-1) against the mean pose's 314 mm
+    assert m["mpjpe"] < 0.8 * baseline and m["mpjpe"] < 250, (m["mpjpe"], baseline)
     np.testing.assert_allclose(out["pred"].shape, te3.shape)
     assert (tmp_path / "model.pth").exists()
 
@@ -279,15 +312,41 @@ def test_integral_loss_gradients_flow(head):
         (lg,), atol=1e-6)
 
 
+def _mean_keypoint_error(results, gt):
+    """Mean pixel distance of predicted to labelled keypoints (one person per image)."""
+    by_image = {a["image_id"]: np.array(a["keypoints"], np.float64).reshape(-1, 3)
+                for a in gt["annotations"]}
+    errs = []
+    for r in results:
+        g, p = by_image[r["image_id"]], np.array(r["keypoints"], np.float64).reshape(-1, 3)
+        v = g[:, 2] > 0
+        errs.append(np.linalg.norm(p[v, :2] - g[v, :2], axis=1).mean())
+    return float(np.mean(errs))
+
+
+# Measured over seeds 0-2 (demo model, 60 steps, 128 images): mean keypoint error 5.2-7.6 px
+# (IPR, debiased IPR) and 7.6-9.4 px (DSNT) against 22-24 px untrained; AP 0.15-0.37 (IPR,
+# debiased IPR) and 0.005-0.10 (DSNT) against 0 untrained.
+INTEGRAL_MAX_ERROR_PX = {"ipr": 12.0, "dipr": 12.0, "dsnt": 14.0}
+INTEGRAL_MIN_AP = {"ipr": 0.05, "dipr": 0.05, "dsnt": 0.0}
+
+
 @pytest.mark.parametrize("head", integral.HEADS)
 def test_integral_end_to_end(tmp_path, head):
-    out = integral.run(["--head", head, "--model-config", "tiny", "--train-images", "24",
-                        "--val-images", "4", "--epochs", "4", "--batch-size", "8", "--lr", "5e-3",
-                        "--no-augment", "--out", str(tmp_path), *FAST])
+    from pyhpe.data import SyntheticPoseDataset
+    args = ["--head", head, "--model-config", "demo", "--train-images", "128", "--val-images", "8",
+            "--image-size", "96", "--batch-size", "16", "--lr", "2e-3", *FAST]
+    out = integral.run(args + ["--epochs", "100", "--max-steps", "60", "--out", str(tmp_path)])
     assert _decreased(out["history"], 3), [h["loss"] for h in out["history"]]
-    assert len(out["results"]) >= 4 and -1 <= out["stats"]["AP"] <= 1
+    assert len(out["results"]) == 8
     kp = np.array(out["results"][0]["keypoints"]).reshape(17, 3)
     assert np.isfinite(kp).all() and ((kp[:, 2] > 0) & (kp[:, 2] <= 1)).all()
+    gt = SyntheticPoseDataset(8, seed=7919, size=(96, 96), occlusion=0.1).coco_dict()
+    untrained = integral.run(args + ["--epochs", "0", "--out", str(tmp_path / "init")])
+    err, err0 = _mean_keypoint_error(out["results"], gt), _mean_keypoint_error(untrained["results"], gt)
+    assert err <= INTEGRAL_MAX_ERROR_PX[head] and err < 0.6 * err0, (err, err0)
+    assert out["stats"]["AP"] >= INTEGRAL_MIN_AP[head], out["stats"]
+    assert out["stats"]["AP"] > untrained["stats"]["AP"] or head == "dsnt"
 
 
 # ---------------------------------------------------------------------------- top-down
@@ -345,11 +404,24 @@ def test_topdown_infer_end_to_end(tmp_path):
     for r in out["results"]:
         assert len(r["keypoints"]) == 51 and r["area"] > 0
     assert len(out["stats"]) == 10
+    assert out["stats"]["AP"] < 0.02   # untrained weights: the floor below means something
     # the files it wrote reproduce the run from files (GT, detections, images dir unused)
     dets = json.loads((tmp_path / "run" / "detections.json").read_text())
     assert len(dets) == out["num_boxes"]
     with pytest.raises(SystemExit):
         topdown_infer.run(["--dets", "x.json", "--quiet"])
+
+
+def test_topdown_infer_with_trained_model(tmp_path, trained_topdown):
+    """Detections -> crops -> trained model -> OKS-NMS -> COCO AP on new multi-person images;
+    measured AP 0.21-0.27 (seeds 0-2; untrained 0). See conftest.TRAINED_TOPDOWN_INFER_MIN_AP."""
+    from conftest import TRAINED_TOPDOWN_INFER_MIN_AP
+    cfg, best, _ = trained_topdown
+    out = topdown_infer.run(["--synthetic", "8", "--max-persons", "2", "--image-size", "96",
+                             "--config", cfg, "--checkpoint", best, "--out", str(tmp_path),
+                             "--threads", "1", "--quiet", "--device", "cpu"])
+    assert out["stats"]["AP"] >= TRAINED_TOPDOWN_INFER_MIN_AP, out["stats"]
+    assert out["stats"]["AP"] >= out["stats_without_nms"]["AP"] - 0.02
 
 
 def test_cli_train_task_dispatch(tmp_path):
@@ -370,3 +442,67 @@ def test_coco_stats_of_no_results():
     from pyhpe.tasks._common import STAT_NAMES, coco_stats
     stats = coco_stats(synthetic_keypoint_eval_set(5)[0], [])
     assert list(stats) == list(STAT_NAMES) and stats["AP"] == 0.0 and stats["AR"] == 0.0
+
+
+# ---------------------------------------------------------------------------- pyhpe eval
+def _write_eval_set(tmp_path, **kw):
+    from pyhpe.eval.synthetic import synthetic_keypoint_eval_set
+    gt, dt = synthetic_keypoint_eval_set(12, 3, **kw)
+    gp, dp = tmp_path / "gt.json", tmp_path / "dt.json"
+    gp.write_text(json.dumps(gt))
+    dp.write_text(json.dumps(dt))
+    return gt, dt, str(gp), str(dp)
+
+
+@pytest.mark.parametrize("mode", ["pycocotools", "xtcocotools", "xtcocotools_noarea", "crowdpose"])
+def test_cli_eval_every_offered_mode_runs(tmp_path, capsys, mode):
+    from pyhpe.cli import EVAL_MODES, build_parser, main
+    from pyhpe.eval import COCOKeypointEval
+    offered = next(a for a in build_parser()._subparsers._group_actions[0].choices["eval"]._actions
+                   if a.dest == "mode").choices
+    assert sorted(offered) == sorted(EVAL_MODES)
+    kw = dict(num_keypoints=14, crowd_index=True) if mode == "crowdpose" else {}
+    gt, dt, gp, dp = _write_eval_set(tmp_path, **kw)
+    assert main(["eval", gp, dp, "--mode", mode]) == 0
+    out = capsys.readouterr().out
+    assert "AP" in out
+    ev_mode, use_area, kset = EVAL_MODES[mode]
+    from pyhpe.data import get_keypoint_set
+    ref = COCOKeypointEval(gt, dt, sigmas=get_keypoint_set(kset).sigmas, mode=ev_mode,
+                           use_area=use_area).run()
+    assert f"{ref[0]:.3f}" in out and 0 < ref[0] < 1   # the printed AP is that mode's AP
+    assert len(ref) == (9 if mode == "crowdpose" else 10)
+
+
+def test_cli_eval_modes_differ_where_they_should(tmp_path, capsys):
+    from pyhpe.cli import main
+    _, _, gp, dp = _write_eval_set(tmp_path)
+    outs = {}
+    for mode in ("pycocotools", "xtcocotools_noarea"):
+        assert main(["eval", gp, dp, "--mode", mode]) == 0
+        outs[mode] = capsys.readouterr().out
+    assert outs["pycocotools"] != outs["xtcocotools_noarea"]   # the 0.53 box area is used
+
+
+def test_cli_eval_compare_with_empty_results(tmp_path):
+    import subprocess
+    import sys
+    _, _, gp, _ = _write_eval_set(tmp_path)
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    r = subprocess.run([sys.executable, "-m", "pyhpe", "eval", gp, str(empty), "--compare-pycocotools"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert "AP" in r.stdout and "0.000" in r.stdout
+    assert "pycocotools comparison: not applicable" in r.stdout
+    assert "refuses an empty results list" in r.stdout
+
+
+def test_cli_eval_compare_in_other_mode_is_not_applicable(tmp_path, capsys):
+    from pyhpe.cli import main
+    _, _, gp, dp = _write_eval_set(tmp_path)
+    assert main(["eval", gp, dp, "--mode", "xtcocotools", "--compare-pycocotools"]) == 0
+    assert "not applicable" in capsys.readouterr().out
+    assert main(["eval", gp, dp, "--sigmas", "coco17", "--compare-pycocotools"]) == 0
+    assert "pycocotools stats identical: True" in capsys.readouterr().out

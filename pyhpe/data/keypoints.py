@@ -127,8 +127,24 @@ MPII16 = KeypointSet(
               (12, 11), (11, 10), (7, 13), (13, 14), (14, 15)],
     upper_body=[7, 8, 9, 10, 11, 12, 13, 14, 15], lower_body=[0, 1, 2, 3, 4, 5, 6])
 
+# CrowdPose (Li et al. 2019) as in its crowdpose-api / xtcocotools and mmpose's metadata.
+CROWDPOSE_NAMES = ["left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
+                   "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee",
+                   "left_ankle", "right_ankle", "top_head", "neck"]
+
+CROWDPOSE14 = KeypointSet(
+    name="crowdpose14", names=CROWDPOSE_NAMES,
+    flip_pairs=[(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)],
+    sigmas=np.array([.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79,
+                     .79]) / 10.0,
+    skeleton=[(10, 8), (8, 6), (11, 9), (9, 7), (6, 7), (0, 6), (1, 7), (0, 1), (0, 2), (1, 3),
+              (2, 4), (3, 5), (12, 13), (1, 13), (0, 13)],
+    upper_body=[0, 1, 2, 3, 4, 5, 12, 13], lower_body=[6, 7, 8, 9, 10, 11],
+    joint_weights=[1.2, 1.2, 1.1, 1.1, 1., 1., 1.2, 1.2, 1.1, 1.1, 1., 1., 1., 1.])
+
 _REGISTRY: Dict[str, KeypointSet] = {"coco17": COCO17, "coco": COCO17, "mpii16": MPII16,
-                                     "mpii": MPII16}
+                                     "mpii": MPII16, "crowdpose14": CROWDPOSE14,
+                                     "crowdpose": CROWDPOSE14}
 
 
 def register_keypoint_set(kset: KeypointSet, name: Optional[str] = None) -> None:

@@ -1,4 +1,4 @@
-"""End-to-end task pipelines beyond single-person top-down heatmaps (issue 8).
+"""End-to-end task pipelines beyond single-person top-down heatmaps.
 
 ``run_task(task, argv)`` runs one task's command line (``python -m pyhpe.tasks TASK ...``):
 

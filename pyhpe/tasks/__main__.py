@@ -10,7 +10,12 @@ def main(argv=None) -> int:
         print(__doc__.strip())
         print("tasks:", ", ".join(task_names()), "(TASK --help for its options)")
         return 0 if argv else 2
-    return run_task(argv[0], argv[1:])
+    from ..train.utils import CheckpointError
+    try:
+        return run_task(argv[0], argv[1:])
+    except CheckpointError as e:
+        print(str(e), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -198,7 +198,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     log(f"rendered {args.train_images} + {args.val_images} synthetic images in {time.time() - t0:.1f}s")
     model, stride = build_network(args.net, 17, limbs)
     if args.checkpoint:
-        model.load_state_dict(torch.load(args.checkpoint, map_location="cpu", weights_only=False)["model"])
+        from ..train.utils import load_checkpoint_file
+        model.load_state_dict(load_checkpoint_file(args.checkpoint)["model"])
     model.to(device)
     input_size = (args.input_size, args.input_size)
     heatmap_size = (args.input_size // stride, args.input_size // stride)

@@ -103,10 +103,8 @@ def fit_camera(points_3d: np.ndarray, points_2d: np.ndarray) -> Tuple[np.ndarray
 
 # ---------------------------------------------------------------------------- Human3.6M
 def _npz_dict(path: str, key: str) -> Dict:
-    with np.load(path, allow_pickle=True) as f:
-        if key not in f:
-            raise KeyError(f"load_h36m_npz: {path!r} has no {key!r} array (keys: {list(f.keys())})")
-        obj = f[key]
+    from ..data.safe_npz import load_npz_member
+    obj = load_npz_member(path, key, who="load_h36m_npz")
     return obj.item() if obj.dtype == object and obj.shape == () else obj
 
 
@@ -358,8 +356,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     log(f"lift3d test: MPJPE {metrics['mpjpe']:.1f} mm, P-MPJPE {metrics['p_mpjpe']:.1f} mm, "
         f"N-MPJPE {metrics['n_mpjpe']:.1f} mm over {metrics['num_samples']} poses")
     torch.save({"model": model.state_dict(), "config": args.config, "overrides": overrides,
-                "num_keypoints": K, "in_mean": in_norm.mean, "in_std": in_norm.std,
-                "out_mean": out_norm.mean, "out_std": out_norm.std, "root": list(root),
+                "num_keypoints": K, "in_mean": torch.from_numpy(in_norm.mean),
+                "in_std": torch.from_numpy(in_norm.std), "out_mean": torch.from_numpy(out_norm.mean),
+                "out_std": torch.from_numpy(out_norm.std), "root": list(root),
                 "center_2d": center}, os.path.join(args.out, "model.pth"))
     out = save_run(args.out, {"task": "lift3d", "data": args.data, "metrics": metrics,
                               "train_s": train_s}, history, args=args)

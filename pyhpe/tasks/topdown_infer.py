@@ -137,7 +137,8 @@ def _load_model(cfg_path, checkpoint, kset, device, log):
     cfg = load_config(cfg_path or {})
     model = build_model_from_config(cfg, kset.num_keypoints)
     if checkpoint:
-        sd = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        from ..train.utils import load_checkpoint_file
+        sd = load_checkpoint_file(checkpoint)
         if isinstance(sd, dict) and sd.get("ema") and isinstance(sd["ema"], dict) and "module" in sd["ema"]:
             state = sd["ema"]["module"]
         elif isinstance(sd, dict) and "model" in sd:

@@ -2,9 +2,10 @@
 from .evaluation import (coco_keypoint_stats, flip_back_fractional, predict_topdown,
                          pycocotools_keypoint_stats, shift_last_dim)
 from .trainer import TrainConfig, Trainer
-from .utils import (ModelEMA, atomic_save, keypoint_mse_loss, lr_lambda_factory, seed_everything,
-                    simcc_kl_loss)
+from .utils import (CheckpointError, ModelEMA, atomic_save, keypoint_mse_loss, load_checkpoint_file,
+                    lr_lambda_factory, seed_everything, simcc_kl_loss)
 
-__all__ = ["TrainConfig", "Trainer", "ModelEMA", "atomic_save", "coco_keypoint_stats",
-           "flip_back_fractional", "keypoint_mse_loss", "lr_lambda_factory", "predict_topdown",
+__all__ = ["CheckpointError", "TrainConfig", "Trainer", "ModelEMA", "atomic_save", "coco_keypoint_stats",
+           "flip_back_fractional", "keypoint_mse_loss", "load_checkpoint_file",
+           "lr_lambda_factory", "predict_topdown",
            "pycocotools_keypoint_stats", "seed_everything", "shift_last_dim", "simcc_kl_loss"]

@@ -26,6 +26,7 @@ from ..data import (CocoImageLoader, SyntheticPoseDataset, TopDownAugment, TopDo
                     get_keypoint_set, keypoint_set_from_coco, load_coco, records_from_coco)
 from ..models import build_model
 from .trainer import TrainConfig, Trainer
+from .utils import load_checkpoint_file
 
 DEFAULT_CONFIG = {
     "model": "simple_baseline", "model_config": "tiny", "model_args": {}, "keypoints": "coco17",
@@ -119,7 +120,7 @@ def run_training(cfg, out_dir: Optional[str] = None, log=print) -> Dict:
 
 
 def _load_weights(model, checkpoint: str, use_ema: bool = True):
-    sd = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    sd = load_checkpoint_file(checkpoint)
     if use_ema and sd.get("ema"):
         model.load_state_dict(sd["ema"]["module"])
     else:

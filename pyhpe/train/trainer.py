@@ -18,7 +18,7 @@ import torch.nn as nn
 from ..data.topdown import collate_topdown, normalize_images
 from .evaluation import coco_keypoint_stats, predict_topdown
 from .utils import (ModelEMA, atomic_save, dist_info, get_rng_state, keypoint_mse_loss,
-                    lr_lambda_factory, set_rng_state, simcc_kl_loss, unwrap)
+                    load_checkpoint_file, lr_lambda_factory, set_rng_state, simcc_kl_loss, unwrap)
 
 
 @dataclass
@@ -83,6 +83,15 @@ class _ShardedOrder(torch.utils.data.Sampler):
 
     def __len__(self):
         return max(len(self.indices()) - self.skip_batches * self.bs, 0)
+
+
+def _plain(obj):
+    """Tuples -> lists, so the checkpoint holds only what ``weights_only=True`` loads."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 class Trainer:
@@ -174,7 +183,7 @@ class Trainer:
                 "ema": self.ema.state_dict() if self.ema else None, "epoch": self.epoch,
                 "step": self.step, "step_in_epoch": self.step_in_epoch, "best_ap": self.best_ap,
                 "history": self.history, "loss_log": self.loss_log, "loss_acc": self._loss_acc,
-                "rng": get_rng_state(), "config": asdict(self.cfg),
+                "rng": get_rng_state(), "config": _plain(asdict(self.cfg)),
                 "total_steps": self.total_steps}
 
     def save_checkpoint(self, path: Optional[str] = None) -> None:
@@ -182,7 +191,8 @@ class Trainer:
             atomic_save(self.state_dict(), path or self.ckpt_path)
 
     def load_checkpoint(self, path: str) -> None:
-        sd = torch.load(path, map_location=self.device, weights_only=False)
+        # on the CPU: the RNG states must stay CPU tensors; load_state_dict moves the rest
+        sd = load_checkpoint_file(path, map_location="cpu")
         unwrap(self.model).load_state_dict(sd["model"])
         self.optimizer.load_state_dict(sd["optimizer"])
         self.scheduler.load_state_dict(sd["scheduler"])

@@ -105,19 +105,56 @@ def atomic_save(obj, path: str) -> None:
     os.replace(tmp, path)
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be (safely) loaded; the message names the file."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint file does not exist."""
+
+
+def load_checkpoint_file(path: str, map_location="cpu"):
+    """Read a checkpoint written by :func:`atomic_save` with ``torch.load(weights_only=True)``.
+
+    Only tensors and plain containers / numbers / strings are accepted: a file whose unpickling
+    would construct arbitrary objects (and so could run code) is refused. A failure is a
+    :class:`CheckpointError` naming the file (:class:`CheckpointNotFoundError`, also a
+    ``FileNotFoundError``, when it does not exist).
+    """
+    if not os.path.isfile(path):
+        raise CheckpointNotFoundError(f"pyhpe: cannot load checkpoint {str(path)!r}: no such file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+        msg = str(e).strip().splitlines()
+        raise CheckpointError(f"pyhpe: cannot load checkpoint {str(path)!r}: "
+                              f"{msg[0] if msg else type(e).__name__} (only tensors and plain "
+                              f"containers are loaded; weights_only=True)") from e
+
+
 def get_rng_state() -> Dict:
-    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG state as tensors and plain numbers (loadable with ``weights_only=True``)."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    st = {"python": {"version": int(py_version), "state": torch.tensor(py_state, dtype=torch.int64),
+                     "gauss": py_gauss},
+          "numpy": {"kind": str(np_kind), "keys": torch.from_numpy(np_keys.astype(np.int64)),
+                    "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+          "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
+        st["cuda"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
     return st
 
 
 def set_rng_state(st: Dict) -> None:
-    random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
-    torch.set_rng_state(st["torch"])
+    py = st["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    n = st["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["gauss"]))
+    torch.set_rng_state(st["torch"].cpu())
     if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in st["cuda"]])
 
 
 def seed_everything(seed: int) -> None:

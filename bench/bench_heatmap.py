@@ -2,7 +2,7 @@
 pipeline runs it), a vectorized torch version over the whole batch, and the floor of writing
 zeros of the output shape.
 
-Top-down case of the issue: B=64 images, K=17 keypoints, 64x48 heatmaps, sigma=2, N=1.
+Top-down training case: B=64 images, K=17 keypoints, 64x48 heatmaps, sigma=2, N=1.
 Run: python -m pytest bench/bench_heatmap.py --benchmark-only -q
 PYHPE_BENCH_THREADS=n sets torch's intra-op threads (the numpy loop is single-threaded).
 """

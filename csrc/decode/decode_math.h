@@ -52,9 +52,12 @@ enum HeatmapMethod : int {
 // Branch-free expf (scalar twin of expf_sse below, used for row tails): Cephes polynomial after
 // round-to-nearest range reduction, within 2 ulp of expf where exp(x) is a normal float;
 // results below FLT_MIN flush to 0 and inputs above ~88.7 give 0 as well (callers pass
-// x <= 0). No float comparison, so GCC vectorizes it under the default -ftrapping-math.
-// NaN inputs must be excluded by the caller.
+// x <= 0). x is first clamped at -88 (as maxps(-88, x) in expf_sse and expf8), which changes
+// no finite result (both sides flush to 0) but makes exp(-inf) 0 instead of inf - inf = NaN:
+// a map holding -inf (log 0), or beta * h overflowing to -inf, decodes as on the AVX2 and
+// CUDA paths. NaN inputs must be excluded by the caller.
 PYHPE_HD_INLINE float expf_vectorizable(float x) {
+  x = -88.0f > x ? -88.0f : x;
   const float t = x * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23: rounds to nearest
   const float n = t - 12582912.0f;
   float r = x - n * 0.693359375f;
@@ -631,6 +634,7 @@ PYHPE_HD double scaled_max(const T* h, int64_t n, double scale) {
 #ifdef PYHPE_DECODE_SSE2
 // expf_vectorizable on 4 lanes: the same operations in the same order, so bitwise equal.
 inline __m128 expf_sse(__m128 x) {
+  x = _mm_max_ps(_mm_set1_ps(-88.0f), x);  // NaN stays NaN (maxps returns operand 2)
   const __m128 magic = _mm_set1_ps(12582912.0f);
   const __m128 t = _mm_add_ps(_mm_mul_ps(x, _mm_set1_ps(1.44269504088896341f)), magic);
   const __m128 n = _mm_sub_ps(t, magic);

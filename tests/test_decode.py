@@ -737,6 +737,8 @@ def test_options_must_be_integers_and_numbers():
     for fn in (ops.soft_argmax, ops.debiased_soft_argmax, ops.dsnt):
         with pytest.raises(TypeError, match=f"pyhpe.{fn.__name__}: 'beta' must be a number"):
             fn(h, beta="2")
+    with pytest.raises(TypeError, match="pyhpe.SoftArgmax2d: 'beta' must be a number"):
+        ops.decode.SoftArgmax2d("2")
     c, e = torch.rand(1, 2, 2), torch.rand(1, 2)
     with pytest.raises(ValueError, match=r"pyhpe.transform_preds: 'heatmap_size\[0\]' must be "
                                          r"an integer, got 48.9"):
@@ -755,3 +757,21 @@ def test_map_sides_beyond_int_are_refused_before_allocating():
             call()
     with pytest.raises(ValueError, match="'x_labels' is too large"):
         ops.simcc_decode(wide[:, :, 0], wide[:, :, 0, :5])
+
+
+@cpu_and_cuda()
+def test_minus_infinity_in_maps_decodes_alike_on_every_path(device, cpu_path):
+    # log-probability maps hold -inf (log 0); beta * h may also overflow to -inf
+    g = torch.Generator().manual_seed(11)
+    h = torch.rand(2, 3, 5, 37, generator=g)
+    h[0, 0, 1, 3] = h[1, 2, 4, 36] = -float("inf")
+    h[0, 1, 2, ::3] = -1e38
+    for fn in (lambda t: ops.soft_argmax(t, beta=10.0),
+               lambda t: ops.dsnt(t, normalize="softmax", beta=10.0),
+               lambda t: ops.debiased_soft_argmax(t, beta=2.0)):
+        out, grad = _soft_grad(fn, h.to(device))
+        exp, exp_grad = _soft_grad(fn, h.double())
+        assert torch.isfinite(out).all() and torch.isfinite(grad).all()
+        torch.testing.assert_close(out.cpu().double(), exp, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(grad.cpu().double(), exp_grad, rtol=1e-4, atol=1e-5)
+        assert torch.equal(grad[0, 0, 1, 3].cpu(), torch.tensor(0.0))

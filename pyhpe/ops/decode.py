@@ -418,7 +418,8 @@ class SoftArgmax2d(torch.nn.Module):
         if debias is not None and normalize != "softmax":
             raise ValueError(f"SoftArgmax2d: debias={debias!r} needs normalize='softmax', "
                              f"got {normalize!r}")
-        self.beta, self.normalize, self.debias = float(beta), normalize, debias
+        self.beta = _float_option("pyhpe.SoftArgmax2d", beta, "beta")
+        self.normalize, self.debias = normalize, debias
 
     def forward(self, heatmaps: Tensor) -> Tensor:
         if self.debias is not None:

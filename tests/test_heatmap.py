@@ -602,6 +602,13 @@ def test_sizes_and_options_must_be_integers_and_numbers():
     with pytest.raises(ValueError, match=r"pyhpe.paf_targets: 'heatmap_size' must be an "
                                          r"integer, got 11.5"):
         pyhpe.ops.paf_targets(kp, vis, [[0, 1]], (11.5, 10))
+    with pytest.raises(TypeError, match="pyhpe.msra_heatmaps: 'keypoints' must be a tensor or "
+                                        "an array of numbers"):
+        pyhpe.ops.msra_heatmaps([["a", "b"]], None, (12, 10))
+    with pytest.raises(TypeError, match="pyhpe.simcc_labels: 'visibility' must be a tensor"):
+        pyhpe.ops.simcc_labels(kp2, "all", (12, 10))
+    with pytest.raises(TypeError, match="pyhpe.paf_targets: 'limbs' must be a tensor"):
+        pyhpe.ops.paf_targets(kp, vis, [["a", "b"]], (12, 10))
 
 
 @cpu_and_cuda()

@@ -114,13 +114,25 @@ def _wh(op: str, size, name: str) -> Tuple[int, int]:
     return w, h
 
 
-def _keypoints_and_visibility(keypoints, visibility):
+def _tensor_arg(op: str, value, name: str, convert):
+    """convert(value), with a TypeError naming the argument when it holds no numbers."""
+    if isinstance(value, torch.Tensor):
+        return convert(value)
+    try:
+        return convert(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{op}: '{name}' must be a tensor or an array of numbers, got "
+                        f"{type(value).__name__}") from None
+
+
+def _keypoints_and_visibility(keypoints, visibility, op: str):
     """Float keypoints plus visibility of the same dtype/device (ones when None)."""
-    kp = as_float_tensor(keypoints, "keypoints")
+    kp = _tensor_arg(op, keypoints, "keypoints", lambda v: as_float_tensor(v, "keypoints"))
     if visibility is None:
         vis = torch.ones(kp.shape[:-1], dtype=kp.dtype, device=kp.device)
     else:
-        vis = torch.as_tensor(visibility, device=kp.device)
+        vis = _tensor_arg(op, visibility, "visibility",
+                          lambda v: torch.as_tensor(v, device=kp.device))
         if vis.dtype != kp.dtype and kp.is_floating_point():
             vis = vis.to(kp.dtype)
     return kp, vis
@@ -181,7 +193,7 @@ def _check_out(op: str, out: torch.Tensor, name: str, shape, kp: torch.Tensor) -
 def _instances(op: str, keypoints, visibility):
     """(B, N, K, C) keypoints and (B, N, K) visibility, and whether the input was batched
     ((N, K, C) gains a leading B = 1)."""
-    kp, vis = _keypoints_and_visibility(keypoints, visibility)
+    kp, vis = _keypoints_and_visibility(keypoints, visibility, op)
     batched = kp.dim() != 3
     if not batched:
         kp, vis = kp.unsqueeze(0), vis.unsqueeze(0)
@@ -295,7 +307,7 @@ def simcc_labels(keypoints, visibility, input_size: Size, sigma=(6.0, 6.0),
     bins; weight 0 when ``mu ± 3σ`` misses the label range.
     """
     op = "pyhpe.simcc_labels"
-    kp, vis = _keypoints_and_visibility(keypoints, visibility)
+    kp, vis = _keypoints_and_visibility(keypoints, visibility, op)
     if kp.dim() != 3:
         raise ValueError(f"{op}: 'keypoints' must be (B, K, 2), got shape {tuple(kp.shape)}")
     w, h = _wh(op, input_size, "input_size")
@@ -349,7 +361,7 @@ def paf_targets(keypoints, visibility, limbs, heatmap_size: Size, limb_width: fl
     if mode not in ("hard", "soft"):
         raise ValueError(f"{op}: 'mode' must be 'hard' or 'soft', got {mode!r}")
     W, H = _wh(op, heatmap_size, "heatmap_size")
-    lim = torch.as_tensor(limbs, device=kp.device)
+    lim = _tensor_arg(op, limbs, "limbs", lambda v: torch.as_tensor(v, device=kp.device))
     if lim.numel() == 0:
         lim = lim.reshape(0, 2)
     if lim.is_floating_point() or lim.dtype == torch.bool:

@@ -556,3 +556,222 @@ def test_pooled_outputs_in_dataloader_workers():
     loader = torch.utils.data.DataLoader(_PooledOutputs(), batch_size=2, num_workers=2)
     got = torch.cat(list(loader))
     torch.testing.assert_close(got, torch.stack([_PooledOutputs()[i] for i in range(4)]))
+
+
+# ---- degenerate maps: defined answers instead of NaN / inf ---------------------------
+
+
+def _soft_grad(fn, h):
+    x = h.clone().requires_grad_(True)
+    out = fn(x)
+    out.backward(torch.ones_like(out))
+    return out.detach(), x.grad
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_debiased_flat_map_is_the_centre(device, dtype, cpu_path):
+    H, W = 5, 7
+    h = torch.zeros(2, 3, H, W, dtype=dtype, device=device)  # C = mean(exp(0)) = 1
+    out, grad = _soft_grad(lambda t: ops.debiased_soft_argmax(t, beta=2.0), h)
+    assert torch.equal(out.cpu(), torch.tensor([(W - 1) / 2, (H - 1) / 2], dtype=dtype)
+                       .expand(2, 3, 2))
+    assert torch.equal(grad, torch.zeros_like(h))
+    # mmpose form: C = sum(exp(h)) = 1 on a single-pixel map at 0; centre (W / 2, H / 2)
+    one = torch.zeros(1, 2, 1, 1, dtype=dtype, device=device)
+    out, grad = _soft_grad(lambda t: ops.debiased_soft_argmax(t, form="mmpose"), one)
+    assert torch.equal(out.cpu(), torch.full((1, 2, 2), 0.5, dtype=dtype))
+    assert torch.equal(grad, torch.zeros_like(one))
+    # 1 / C overflowing (exp(-beta h) = inf): the centre too, not inf / inf
+    low = torch.full((1, 1, H, W), -1e3, dtype=dtype, device=device)
+    low[0, 0, 1, 2] = -999.0
+    out = ops.debiased_soft_argmax(low, beta=1.0)
+    assert torch.isfinite(out).all()
+    assert torch.equal(out.cpu(), torch.tensor([[[(W - 1) / 2, (H - 1) / 2]]], dtype=dtype))
+    # a flat map away from 0 is regular and still decodes to the centre
+    out = ops.debiased_soft_argmax(torch.full_like(h, 0.5), beta=2.0).cpu()
+    torch.testing.assert_close(out, torch.tensor([(W - 1) / 2, (H - 1) / 2], dtype=dtype)
+                               .expand(2, 3, 2))
+
+
+@pytest.mark.parametrize("beta", [0.0, -1.0, float("inf"), float("nan")])
+def test_debiased_rejects_non_positive_or_non_finite_beta(beta):
+    with pytest.raises(ValueError, match="pyhpe.debiased_soft_argmax: 'beta' must be positive "
+                                         "and finite"):
+        ops.debiased_soft_argmax(torch.rand(1, 2, 4, 4), beta=beta)
+    with pytest.raises(ValueError, match="'beta' must be positive and finite"):
+        ops.decode.SoftArgmax2d(beta, debias="paper")(torch.rand(1, 2, 4, 4))
+
+
+@pytest.mark.parametrize("beta", [float("inf"), float("nan")])
+def test_soft_argmax_rejects_non_finite_beta(beta):
+    for fn in (ops.soft_argmax, ops.dsnt):
+        with pytest.raises(ValueError, match="'beta' must be finite"):
+            fn(torch.rand(1, 2, 4, 4), beta=beta)
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [1e30, -1e30, 1e300])
+def test_saturated_softmax_is_the_argmax_limit(device, dtype, beta, cpu_path):
+    g = torch.Generator().manual_seed(3)
+    H, W = 6, 37  # odd width: SIMD bodies and scalar tails
+    h = torch.rand(2, 3, H, W, generator=g, dtype=dtype)
+    h[0, 0, 2, 5] = h[0, 0, 4, 30] = 2.0   # tied maxima: their mean
+    h[0, 1, 1, 1] = h[0, 1, 3, 9] = -1.0   # tied minima: their mean for beta < 0
+    flat = h.reshape(6, -1)
+    best = flat.max(1, keepdim=True).values if beta > 0 else flat.min(1, keepdim=True).values
+    mask = (flat == best).to(dtype)
+    cols = torch.arange(W, dtype=dtype).repeat(H)
+    rows = torch.arange(H, dtype=dtype).repeat_interleave(W)
+    n = mask.sum(1)
+    exp = torch.stack([(mask * cols).sum(1) / n, (mask * rows).sum(1) / n], -1).reshape(2, 3, 2)
+    out, grad = _soft_grad(lambda t: ops.soft_argmax(t, beta=beta), h.to(device))
+    assert torch.equal(out.cpu(), exp)
+    assert torch.equal(grad, torch.zeros_like(grad))
+    out, grad = _soft_grad(lambda t: ops.dsnt(t, normalize="softmax", beta=beta), h.to(device))
+    dsnt_exp = torch.stack([(2 * exp[..., 0] + 1) / W - 1, (2 * exp[..., 1] + 1) / H - 1], -1)
+    torch.testing.assert_close(out.cpu(), dsnt_exp)
+    assert torch.equal(grad, torch.zeros_like(grad))
+    if beta > 0:  # the debiasing of the limit: u -> 0, J = J~
+        out = ops.debiased_soft_argmax(h.to(device), beta=beta).cpu()
+        torch.testing.assert_close(out, exp)
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_normalization_of_zero_maps_is_the_centre(device, dtype, cpu_path):
+    H, W = 4, 9
+    h = torch.rand(1, 3, H, W, dtype=dtype, device=device)
+    h[0, 1] = 0.0
+    h[0, 2, 0, 0], h[0, 2, 0, 1] = 1.0, -1.0  # sums to 0 as well
+    h[0, 2, 1:] = 0.0
+    h[0, 2, 0, 2:] = 0.0
+    out, grad = _soft_grad(lambda t: ops.soft_argmax(t, normalize="sum"), h)
+    assert torch.isfinite(out).all() and torch.isfinite(grad).all()
+    centre = torch.tensor([(W - 1) / 2, (H - 1) / 2], dtype=dtype)
+    assert torch.equal(out[0, 1].cpu(), centre) and torch.equal(out[0, 2].cpu(), centre)
+    assert torch.equal(grad[0, 1:], torch.zeros_like(grad[0, 1:]))
+    assert grad[0, 0].abs().sum() > 0
+    out, grad = _soft_grad(lambda t: ops.dsnt(t, normalize="sum"), h)
+    assert torch.equal(out[0, 1:].cpu(), torch.zeros(2, 2, dtype=dtype))
+    assert torch.equal(grad[0, 1:], torch.zeros_like(grad[0, 1:]))
+
+
+# ---- autograd: ops without a backward refuse inputs that require grad -----------------
+
+
+@cpu_and_cuda()
+def test_non_differentiable_ops_refuse_inputs_that_require_grad(device):
+    h = torch.rand(2, 3, 9, 8, device=device, requires_grad=True)
+    x = torch.rand(2, 3, 10, device=device, requires_grad=True)
+    cases = [("argmax_decode", "heatmaps", lambda: ops.argmax_decode(h)),
+             ("dark_decode", "heatmaps", lambda: ops.dark_decode(h, kernel=3)),
+             ("simcc_decode", "x_labels", lambda: ops.simcc_decode(x, x.detach())),
+             ("simcc_decode", "y_labels", lambda: ops.simcc_decode(x.detach(), x))]
+    for name, arg, call in cases:
+        with pytest.raises(RuntimeError, match=f"pyhpe.{name}: is not differentiable, but "
+                                               f"'{arg}' requires grad"):
+            call()
+        with torch.no_grad():
+            coords, scores = call()
+        assert not coords.requires_grad and not scores.requires_grad
+    hd = h.detach()
+    gr = torch.rand(2, 3, 2, device=device)
+    st = torch.ops.pyhpe.soft_argmax(hd, 1.0, "softmax")[1]
+    with pytest.raises(RuntimeError, match="pyhpe.soft_argmax_backward: is not differentiable, "
+                                           "but 'heatmaps' requires grad"):
+        torch.ops.pyhpe.soft_argmax_backward(gr, h, st, 1.0, "softmax")
+    with pytest.raises(RuntimeError, match="pyhpe.dsnt_backward: is not differentiable, but "
+                                           "'grad' requires grad"):
+        torch.ops.pyhpe.dsnt_backward(gr.requires_grad_(True), hd, st, 1.0, "softmax")
+    # inputs without requires_grad are unaffected
+    assert not ops.argmax_decode(hd)[0].requires_grad
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("op,kwargs", [
+    ("soft_argmax", dict(beta=1.5)), ("soft_argmax", dict(normalize="sum")),
+    ("debiased_soft_argmax", dict(beta=2.0)), ("debiased_soft_argmax", dict(form="mmpose")),
+    ("dsnt", {}), ("dsnt", dict(normalize="softmax"))])
+def test_double_backward_raises(device, op, kwargs):
+    h = torch.rand(2, 3, 6, 5, dtype=torch.float64, device=device, requires_grad=True)
+    fn = getattr(ops, op)
+    (g1,) = torch.autograd.grad(fn(h, **kwargs).square().sum(), h)
+    (g2,) = torch.autograd.grad(fn(h, **kwargs).square().sum(), h, create_graph=True)
+    torch.testing.assert_close(g1, g2)  # first order under create_graph is unchanged
+    assert g2.requires_grad
+    with pytest.raises(RuntimeError, match=f"pyhpe.{op}: double backward is not supported"):
+        g2.sum().backward()
+
+
+# ---- option types: named errors instead of truncation ---------------------------------
+
+
+def test_options_must_be_integers_and_numbers():
+    h = torch.rand(1, 2, 16, 16)
+    with pytest.raises(ValueError, match="pyhpe.dark_decode: 'kernel' must be an integer, "
+                                         "got 11.7"):
+        ops.dark_decode(h, kernel=11.7)
+    with pytest.raises(TypeError, match="pyhpe.dark_decode: 'kernel' must be an integer"):
+        ops.dark_decode(h, kernel="11")
+    with pytest.raises(TypeError, match="'kernel' must be an integer"):
+        ops.dark_decode(h, kernel=None)
+    with pytest.raises(ValueError, match="'kernel' must fit in int64"):
+        ops.dark_decode(h, kernel=2**70)
+    torch.testing.assert_close(ops.dark_decode(h, kernel=11.0), ops.dark_decode(h, kernel=11))
+    torch.testing.assert_close(ops.dark_decode(h, kernel=np.int64(5)), ops.dark_decode(h, kernel=5))
+    x = torch.rand(1, 2, 20)
+    with pytest.raises(ValueError, match="pyhpe.simcc_decode: 'dark' must be an integer"):
+        ops.simcc_decode(x, x, dark=3.5)
+    with pytest.raises(TypeError, match=r"pyhpe.simcc_decode: 'kernel\[1\]' must be an integer"):
+        ops.simcc_decode(x, x, dark=True, kernel=(3, "5"))
+    with pytest.raises(ValueError, match=r"'kernel' must be a pair"):
+        ops.simcc_decode(x, x, dark=True, kernel=(3, 5, 7))
+    with pytest.raises(TypeError, match="pyhpe.simcc_decode: 'sigma' must be a number"):
+        ops.simcc_decode(x, x, dark=True, sigma="6")
+    with pytest.raises(TypeError, match="pyhpe.simcc_decode: 'split_ratio' must be a number"):
+        ops.simcc_decode(x, x, split_ratio="2")
+    with pytest.raises(ValueError, match="'sigma' must be positive and finite"):
+        ops.decode.simcc_dark_kernel(0.0)
+    for fn in (ops.soft_argmax, ops.debiased_soft_argmax, ops.dsnt):
+        with pytest.raises(TypeError, match=f"pyhpe.{fn.__name__}: 'beta' must be a number"):
+            fn(h, beta="2")
+    with pytest.raises(TypeError, match="pyhpe.SoftArgmax2d: 'beta' must be a number"):
+        ops.decode.SoftArgmax2d("2")
+    c, e = torch.rand(1, 2, 2), torch.rand(1, 2)
+    with pytest.raises(ValueError, match=r"pyhpe.transform_preds: 'heatmap_size\[0\]' must be "
+                                         r"an integer, got 48.9"):
+        ops.transform_preds(c, e, e, (48.9, 64))
+    with pytest.raises(TypeError, match="'heatmap_size' must be a pair of integers"):
+        ops.transform_preds(c, e, e, 48)
+    torch.testing.assert_close(ops.transform_preds(c, e, e, (48.0, 64.0)),
+                               ops.transform_preds(c, e, e, (48, 64)))
+
+
+def test_map_sides_beyond_int_are_refused_before_allocating():
+    wide = torch.zeros(1, 1, 1, 1).expand(1, 1, 1, 2**31)  # no memory behind it
+    for call in (lambda: ops.argmax_decode(wide), lambda: ops.soft_argmax(wide)):
+        with pytest.raises(ValueError, match=r"'heatmaps' is too large: size 2147483648 at "
+                                             r"dim 3"):
+            call()
+    with pytest.raises(ValueError, match="'x_labels' is too large"):
+        ops.simcc_decode(wide[:, :, 0], wide[:, :, 0, :5])
+
+
+@cpu_and_cuda()
+def test_minus_infinity_in_maps_decodes_alike_on_every_path(device, cpu_path):
+    # log-probability maps hold -inf (log 0); beta * h may also overflow to -inf
+    g = torch.Generator().manual_seed(11)
+    h = torch.rand(2, 3, 5, 37, generator=g)
+    h[0, 0, 1, 3] = h[1, 2, 4, 36] = -float("inf")
+    h[0, 1, 2, ::3] = -1e38
+    for fn in (lambda t: ops.soft_argmax(t, beta=10.0),
+               lambda t: ops.dsnt(t, normalize="softmax", beta=10.0),
+               lambda t: ops.debiased_soft_argmax(t, beta=2.0)):
+        out, grad = _soft_grad(fn, h.to(device))
+        exp, exp_grad = _soft_grad(fn, h.double())
+        assert torch.isfinite(out).all() and torch.isfinite(grad).all()
+        torch.testing.assert_close(out.cpu().double(), exp, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(grad.cpu().double(), exp_grad, rtol=1e-4, atol=1e-5)
+        assert torch.equal(grad[0, 0, 1, 3].cpu(), torch.tensor(0.0))

@@ -486,3 +486,185 @@ def test_torch_compile_out_variants():
     torch.testing.assert_close(hm1, hm2)
     torch.testing.assert_close(paf1, paf2)
     assert hm1.max() > 0
+
+
+# ---------------------------------------------------------------------------------------
+# hostile inputs: tiny sigmas, huge sizes, option types, autograd
+# ---------------------------------------------------------------------------------------
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("sigma", [1e-30, 1e-200, 0.0])
+def test_tiny_sigma_draws_the_delta_limit(device, dtype, sigma):
+    # sigma = 0 only reaches the op directly (the wrappers refuse it)
+    kp = torch.tensor([[[[3.0, 2.0], [1.25, 4.0]]]], dtype=dtype, device=device)
+    vis = torch.ones(1, 1, 2, dtype=dtype, device=device)
+    sig = torch.full((1, 1, 1), sigma, dtype=torch.float64, device=device)
+    for encoding in ENCODINGS:
+        hm, w = torch.ops.pyhpe.gaussian_heatmaps(kp, vis, sig, 6, 5, encoding)
+        assert torch.isfinite(hm).all(), encoding
+        exp = torch.zeros(2, 5, 6, dtype=dtype)
+        if encoding != "unbiased":  # the centre pixel int(kp + 0.5) holds 1 (UDP: at 0.0 offset)
+            exp[0, 2, 3] = 1.0
+            if encoding == "msra":
+                exp[1, 4, 1] = 1.0
+        else:
+            exp[0, 2, 3] = 1.0  # the keypoint sits exactly on a pixel
+        assert torch.equal(hm[0].cpu(), exp), encoding
+    if sigma > 0:
+        hm, _ = pyhpe.ops.msra_heatmaps(kp, vis, (6, 5), sigma)
+        assert hm.max() == 1 and hm.sum() == 2
+    kp2, vis2 = kp[:, 0], vis[:, 0]
+    x, y, _ = torch.ops.pyhpe.simcc_labels(kp2, vis2, 6, 5, max(sigma, 1e-300),
+                                           max(sigma, 1e-300), 2.0, False)
+    assert torch.isfinite(x).all() and torch.isfinite(y).all()
+    assert x[0, 0].argmax() == 6 and x[0, 0].sum() == 1 and y[0, 0].sum() == 1
+    limbs = torch.tensor([[0, 1]], device=device)
+    pafs, counts = torch.ops.pyhpe.paf_targets(kp, vis, limbs, 6, 5, max(sigma, 1e-300), "soft")
+    assert torch.isfinite(pafs).all() and torch.isfinite(counts).all()
+
+
+def test_simcc_normalize_refuses_sigma_whose_peak_overflows():
+    kp, vis = torch.rand(2, 3, 2) * 8, torch.ones(2, 3)
+    x, _, _ = pyhpe.ops.simcc_labels(kp, vis, (8, 8), 1e-30, normalize=True)
+    assert torch.isfinite(x).all()
+    with pytest.raises(ValueError, match=r"pyhpe.simcc_labels: 'sigma' is too small for "
+                                         r"normalize=True"):
+        pyhpe.ops.simcc_labels(kp, vis, (8, 8), 1e-40, normalize=True)
+    with pytest.raises(ValueError, match="'sigma' is too small"):
+        torch.ops.pyhpe.simcc_labels_out(kp, vis, 1e-40, 1.0, 2.0, True, torch.empty(2, 3, 16),
+                                         torch.empty(2, 3, 16))
+    x, _, _ = pyhpe.ops.simcc_labels(kp.double(), vis.double(), (8, 8), 1e-40, normalize=True)
+    assert torch.isfinite(x).all()  # float64 holds that peak
+
+
+def test_huge_sizes_are_refused_before_allocating():
+    kp, vis = torch.rand(2, 1, 3, 2), torch.ones(2, 1, 3)
+    for fn in (pyhpe.ops.msra_heatmaps, pyhpe.ops.udp_heatmaps, pyhpe.ops.unbiased_heatmaps):
+        with pytest.raises(ValueError, match=r"pyhpe.gaussian_heatmaps: 'heatmap_size' \(W, H\) "
+                                             r"must be in \[0, 65536\] each, got \(100000, "
+                                             r"100000\)"):
+            fn(kp, vis, (100000, 100000))
+    with pytest.raises(ValueError, match=r"pyhpe.paf_targets: 'heatmap_size'"):
+        pyhpe.ops.paf_targets(kp, vis, [[0, 1]], (100000, 100000))
+    with pytest.raises(ValueError, match=r"pyhpe.simcc_labels: 'input_size'"):
+        pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (2**62, 8))
+    with pytest.raises(ValueError, match=r"pyhpe.simcc_labels: 'input_size' w = 10000000 with "
+                                         r"simcc_split_ratio 2 asks for"):
+        pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (10_000_000, 8))
+    with pytest.raises(ValueError, match="'heatmap_size' must fit in int64"):
+        pyhpe.ops.msra_heatmaps(kp, vis, (2**64, 4))
+    # element counts are checked with overflow-safe products (an expanded batch has no memory)
+    big = torch.zeros(1, 1, 1, 2).expand(2**40, 1, 1, 2)
+    big_vis = torch.ones(1, 1, 1).expand(2**40, 1, 1)
+    with pytest.raises(ValueError, match="pyhpe.gaussian_heatmaps: the requested 'heatmaps' of "
+                                         "shape .* has more elements than int64 can count"):
+        torch.ops.pyhpe.gaussian_heatmaps(big, big_vis, torch.ones(1, 1, 1, dtype=torch.float64),
+                                          65536, 65536, "msra")
+    with pytest.raises(ValueError, match="pyhpe.paf_targets: the requested 'pafs'"):
+        torch.ops.pyhpe.paf_targets(big, big_vis, torch.tensor([[0, 0]]), 65536, 65536, 1.0,
+                                    "hard")
+
+
+def test_sizes_and_options_must_be_integers_and_numbers():
+    kp, vis = torch.rand(2, 1, 3, 2) * 8, torch.ones(2, 1, 3)
+    with pytest.raises(ValueError, match=r"pyhpe.msra_heatmaps: 'heatmap_size' must be an "
+                                         r"integer, got 48.9"):
+        pyhpe.ops.msra_heatmaps(kp, vis, (48.9, 64))
+    with pytest.raises(TypeError, match="pyhpe.udp_heatmaps: 'heatmap_size' must be an integer"):
+        pyhpe.ops.udp_heatmaps(kp, vis, ("48", 64))
+    with pytest.raises(TypeError, match=r"pyhpe.msra_heatmaps: 'heatmap_size' must be \(W, H\)"):
+        pyhpe.ops.msra_heatmaps(kp, vis, 48)
+    a, _ = pyhpe.ops.msra_heatmaps(kp, vis, (12.0, 10.0))
+    b, _ = pyhpe.ops.msra_heatmaps(kp, vis, (np.int64(12), 10))
+    assert torch.equal(a, b) and a.shape == (2, 3, 10, 12)
+    with pytest.raises(TypeError, match="pyhpe.msra_heatmaps: 'sigma' must be a float or a "
+                                        "tensor"):
+        pyhpe.ops.msra_heatmaps(kp, vis, (12, 10), "2")
+    with pytest.raises(TypeError, match="pyhpe.unbiased_heatmaps: 'sigma' must be a float or a "
+                                        "tensor"):
+        pyhpe.ops.unbiased_heatmaps(kp, vis, (12, 10), [object()])
+    with pytest.raises(TypeError, match="pyhpe.msra_heatmaps: 'sigma' must hold real numbers"):
+        pyhpe.ops.msra_heatmaps(kp, vis, (12, 10), torch.tensor([True]))
+    kp2, vis2 = kp[:, 0], vis[:, 0]
+    with pytest.raises(ValueError, match=r"pyhpe.simcc_labels: 'input_size' must be an integer, "
+                                         r"got 48.9"):
+        pyhpe.ops.simcc_labels(kp2, vis2, (48.9, 64))
+    with pytest.raises(TypeError, match=r"pyhpe.simcc_labels: 'sigma\[1\]' must be a number"):
+        pyhpe.ops.simcc_labels(kp2, vis2, (12, 10), (2.0, "x"))
+    with pytest.raises(TypeError, match="pyhpe.simcc_labels: 'sigma' must be a number"):
+        pyhpe.ops.simcc_labels(kp2, vis2, (12, 10), "abc")
+    with pytest.raises(TypeError, match="pyhpe.simcc_labels: 'simcc_split_ratio' must be a "
+                                        "number"):
+        pyhpe.ops.simcc_labels(kp2, vis2, (12, 10), 2.0, "2")
+    with pytest.raises(TypeError, match="pyhpe.paf_targets: 'limb_width' must be a number"):
+        pyhpe.ops.paf_targets(kp, vis, [[0, 1]], (12, 10), limb_width="1")
+    with pytest.raises(ValueError, match=r"pyhpe.paf_targets: 'heatmap_size' must be an "
+                                         r"integer, got 11.5"):
+        pyhpe.ops.paf_targets(kp, vis, [[0, 1]], (11.5, 10))
+    with pytest.raises(TypeError, match="pyhpe.msra_heatmaps: 'keypoints' must be a tensor or "
+                                        "an array of numbers"):
+        pyhpe.ops.msra_heatmaps([["a", "b"]], None, (12, 10))
+    with pytest.raises(TypeError, match="pyhpe.simcc_labels: 'visibility' must be a tensor"):
+        pyhpe.ops.simcc_labels(kp2, "all", (12, 10))
+    with pytest.raises(TypeError, match="pyhpe.paf_targets: 'limbs' must be a tensor"):
+        pyhpe.ops.paf_targets(kp, vis, [["a", "b"]], (12, 10))
+
+
+@cpu_and_cuda()
+def test_targets_are_not_differentiable(device):
+    kp = (torch.rand(2, 1, 3, 2, device=device) * 8).requires_grad_(True)
+    vis = torch.ones(2, 1, 3, device=device)
+    sig = torch.ones(1, 1, 1, dtype=torch.float64, device=device)
+    limbs = torch.tensor([[0, 1]], device=device)
+    cases = [
+        ("gaussian_heatmaps", "keypoints", lambda: pyhpe.ops.msra_heatmaps(kp, vis, (6, 5))),
+        ("gaussian_heatmaps", "keypoints", lambda: pyhpe.ops.udp_heatmaps(kp, vis, (6, 5))),
+        ("gaussian_heatmaps", "keypoints", lambda: pyhpe.ops.unbiased_heatmaps(kp, vis, (6, 5))),
+        ("gaussian_heatmaps", "visibility",
+         lambda: pyhpe.ops.msra_heatmaps(kp.detach(), vis.clone().requires_grad_(True), (6, 5))),
+        ("gaussian_heatmaps", "sigma",
+         lambda: torch.ops.pyhpe.gaussian_heatmaps(kp.detach(), vis,
+                                                   sig.clone().requires_grad_(True), 6, 5,
+                                                   "msra")),
+        ("simcc_labels", "keypoints", lambda: pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (6, 5))),
+        ("paf_targets", "keypoints", lambda: pyhpe.ops.paf_targets(kp, vis, limbs, (6, 5))),
+        ("gaussian_heatmaps_out", "keypoints",
+         lambda: torch.ops.pyhpe.gaussian_heatmaps_out(kp, vis, sig, "msra",
+                                                       torch.empty(2, 3, 5, 6, device=device))),
+    ]
+    for name, arg, call in cases:
+        with pytest.raises(RuntimeError, match=f"pyhpe.{name}: is not differentiable, but "
+                                               f"'{arg}' requires grad"):
+            call()
+        with torch.no_grad():
+            outs = call()
+        assert not any(t.requires_grad for t in outs)
+
+
+@cpu_and_cuda()
+def test_out_must_not_require_grad(device):
+    kp, vis = torch.rand(2, 1, 3, 2, device=device) * 8, torch.ones(2, 1, 3, device=device)
+    leaf = torch.zeros(2, 3, 5, 6, device=device, requires_grad=True)
+    with pytest.raises(RuntimeError, match="pyhpe.msra_heatmaps: 'out' requires grad"):
+        pyhpe.ops.msra_heatmaps(kp, vis, (6, 5), out=leaf)
+    with pytest.raises(RuntimeError, match="pyhpe.gaussian_heatmaps_out: 'out' requires grad"):
+        torch.ops.pyhpe.gaussian_heatmaps_out(kp, vis, torch.ones(1, 1, 1, dtype=torch.float64,
+                                                                  device=device), "msra", leaf)
+    assert leaf.abs().sum() == 0  # nothing was written
+    with pytest.raises(RuntimeError, match=r"pyhpe.simcc_labels: 'out\[1\]' requires grad"):
+        pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (6, 5), 2.0,
+                               out=(torch.zeros(2, 3, 12, device=device),
+                                    torch.zeros(2, 3, 10, device=device, requires_grad=True)))
+    with pytest.raises(RuntimeError, match="pyhpe.paf_targets: 'out' requires grad"):
+        pyhpe.ops.paf_targets(kp, vis, [[0, 1]], (6, 5),
+                              out=torch.zeros(2, 2, 5, 6, device=device, requires_grad=True))
+    with pytest.raises(RuntimeError, match="pyhpe.paf_targets_out: 'out' requires grad"):
+        torch.ops.pyhpe.paf_targets_out(kp, vis, torch.tensor([[0, 1]], device=device), 1.0,
+                                        "hard", torch.zeros(2, 2, 5, 6, device=device,
+                                                            requires_grad=True))
+    # a plain out tensor is written and its version counter moves, as for torch's out= ops
+    out = torch.zeros(2, 3, 5, 6, device=device)
+    before = out._version
+    pyhpe.ops.msra_heatmaps(kp, vis, (6, 5), out=out)
+    assert out._version > before and out.max() > 0

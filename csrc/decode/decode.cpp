@@ -8,6 +8,7 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <tuple>
 
@@ -50,9 +51,18 @@ void check_kernel_size(const char* op, const char* name, int64_t kernel) {
                     "] (mmpose crops a border of (k - 1) / 2), got ", kernel);
 }
 
+// The kernels index a map's rows and columns with int.
+void check_int_extent(const char* op, const at::Tensor& t, const char* name, int64_t d) {
+  TORCH_CHECK_VALUE(t.size(d) <= std::numeric_limits<int>::max(), op, ": '", name,
+                    "' is too large: size ", t.size(d), " at dim ", d, " exceeds ",
+                    std::numeric_limits<int>::max(), ", got ", checks::describe(t));
+}
+
 void check_maps(const char* op, const at::Tensor& t, const char* name) {
   checks::floating(op, t, name);
   checks::dim(op, t, name, 4, "(B, K, H, W)");
+  check_int_extent(op, t, name, 2);
+  check_int_extent(op, t, name, 3);
   require_cuda_build(op, t);
 }
 
@@ -119,6 +129,8 @@ std::tuple<at::Tensor, at::Tensor> simcc_decode(const at::Tensor& x_in, const at
   checks::same_device(op, y_in, "y_labels", x_in, "x_labels");
   checks::size(op, y_in, "y_labels", 0, x_in.size(0), "(B, K, Wy)");
   checks::size(op, y_in, "y_labels", 1, x_in.size(1), "(B, K, Wy)");
+  check_int_extent(op, x_in, "x_labels", 2);
+  check_int_extent(op, y_in, "y_labels", 2);
   require_cuda_build(op, x_in);
   TORCH_CHECK_VALUE(split_ratio > 0 && std::isfinite(split_ratio), op,
                     ": 'split_ratio' must be positive and finite, got ", split_ratio);
@@ -281,6 +293,10 @@ ExpectationParams soft_params(const char* op, double beta, c10::string_view norm
 }
 
 ExpectationParams debias_params(const char* op, double beta, c10::string_view form) {
+  // beta <= 0 makes C <= 1 for every map: the debiasing is undefined (beta = 0: 0 / 0) or
+  // removes the wrong part.
+  TORCH_CHECK_VALUE(beta > 0 && std::isfinite(beta), op,
+                    ": 'beta' must be positive and finite, got ", beta);
   ExpectationParams p;
   p.beta = beta;
   p.debias = parse_form(op, form);

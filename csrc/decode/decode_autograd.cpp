@@ -1,14 +1,21 @@
-// Autograd kernels (C++) of the soft-argmax family: soft_argmax, debiased_soft_argmax and
-// dsnt save (heatmaps, stats) and call their *_backward op. Written in C++ rather than with
+// Autograd kernels (C++) of the decode family. soft_argmax, debiased_soft_argmax and
+// dsnt save (heatmaps, stats) and call their *_backward op, which is first order only: a
+// gradient taken through that backward raises (as torch's once_differentiable). The ops
+// without a backward (argmax_decode, dark_decode, simcc_decode and the *_backward ops)
+// refuse inputs that require grad (decode/not_differentiable.h). Written in C++ rather than with
 // torch.library.register_autograd because the Python route costs ~0.1 ms per forward +
 // backward, as much as the kernels themselves on typical batches. Kept apart from
 // decode.cpp so that only this file pays for the autograd headers.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/functions/basic_ops.h>
 #include <torch/library.h>
 
 #include <string>
+#include <memory>
 #include <tuple>
+
+#include "decode/not_differentiable.h"
 
 namespace pyhpe {
 namespace decode {
@@ -43,6 +50,7 @@ struct ExpectationFunction : public torch::autograd::Function<ExpectationFunctio
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [coords, stats] = find_op<ForwardSig>(c.forward_op).call(heatmaps, c.beta, c.mode);
     ctx->save_for_backward({heatmaps, stats});
+    ctx->saved_data["forward_op"] = std::string(c.forward_op);
     ctx->saved_data["backward_op"] = std::string(c.backward_op);
     ctx->saved_data["beta"] = c.beta;
     ctx->saved_data["mode"] = c.mode;
@@ -55,10 +63,24 @@ struct ExpectationFunction : public torch::autograd::Function<ExpectationFunctio
     const auto saved = ctx->get_saved_variables();
     if (!grads[0].defined()) return {at::Tensor(), at::Tensor()};
     const std::string op = ctx->saved_data["backward_op"].toStringRef();
-    return {find_op<BackwardSig>(op.c_str())
-                .call(grads[0].contiguous(), saved[0], saved[1],
-                      ctx->saved_data["beta"].toDouble(), ctx->saved_data["mode"].toStringRef()),
-            at::Tensor()};
+    at::Tensor grad;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      grad = find_op<BackwardSig>(op.c_str())
+                 .call(grads[0].contiguous(), saved[0], saved[1],
+                       ctx->saved_data["beta"].toDouble(), ctx->saved_data["mode"].toStringRef());
+    }
+    // create_graph=True: the gradient gets a node that raises if it is differentiated.
+    if (c10::GradMode::is_enabled() && (grads[0].requires_grad() || saved[0].requires_grad())) {
+      std::string name = ctx->saved_data["forward_op"].toStringRef();
+      name.replace(name.find("::"), 2, ".");
+      auto error = std::make_shared<torch::autograd::DelayedError>(
+          name + ": double backward is not supported (the backward is first order only); "
+                 "the gradient of its gradient cannot be computed",
+          1);
+      grad = error->apply({grad.detach().requires_grad_(true)})[0];
+    }
+    return {grad, at::Tensor()};
   }
 };
 
@@ -87,6 +109,11 @@ TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
   m.impl("soft_argmax", &soft_argmax_autograd);
   m.impl("debiased_soft_argmax", &debiased_autograd);
   m.impl("dsnt", &dsnt_autograd);
+  for (const char* name : {"argmax_decode", "dark_decode", "simcc_decode", "soft_argmax_backward",
+                           "debiased_soft_argmax_backward", "dsnt_backward"}) {
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<
+                     &autograd_guard::not_differentiable_kernel>());
+  }
 }
 
 }  // namespace decode

@@ -68,7 +68,7 @@ void expectation_backward_map_cpu(const ExpectationArgs<T>& a, int64_t m, bool a
     const double* st = a.stats + m * kNumStats;
     const bool softmax = a.normalize == kNormSoftmax;
     const GradCoeffs c = expectation_grad_coeffs_of_map(a, m);
-    if (c.kr == 0.0 && (!softmax || st[0] == st[0])) {
+    if (c.kr == 0.0 && st[7] == 0.0 && (!softmax || st[0] == st[0])) {
       const int64_t off = m * a.H * a.W;
       avx2::grad_map(reinterpret_cast<const float*>(a.heatmaps) + off,
                      reinterpret_cast<float*>(a.out) + off, a.H, a.W, softmax,

@@ -52,9 +52,12 @@ enum HeatmapMethod : int {
 // Branch-free expf (scalar twin of expf_sse below, used for row tails): Cephes polynomial after
 // round-to-nearest range reduction, within 2 ulp of expf where exp(x) is a normal float;
 // results below FLT_MIN flush to 0 and inputs above ~88.7 give 0 as well (callers pass
-// x <= 0). No float comparison, so GCC vectorizes it under the default -ftrapping-math.
-// NaN inputs must be excluded by the caller.
+// x <= 0). x is first clamped at -88 (as maxps(-88, x) in expf_sse and expf8), which changes
+// no finite result (both sides flush to 0) but makes exp(-inf) 0 instead of inf - inf = NaN:
+// a map holding -inf (log 0), or beta * h overflowing to -inf, decodes as on the AVX2 and
+// CUDA paths. NaN inputs must be excluded by the caller.
 PYHPE_HD_INLINE float expf_vectorizable(float x) {
+  x = -88.0f > x ? -88.0f : x;
   const float t = x * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23: rounds to nearest
   const float n = t - 12582912.0f;
   float r = x - n * 0.693359375f;
@@ -562,11 +565,21 @@ PYHPE_HD void simcc_decode_element(const SimccDecodeArgs<T>& a, int64_t m) {
 //          (mmpose's 1/(2C) on the [0, 1) grid j / W, here scaled back to pixels).
 // Sums are accumulated in double; exponentials are max-shifted and evaluated in the input
 // dtype. Loops run over rows and columns (no per-element integer division).
+//
+// Maps without a usable distribution get a defined answer and a zero gradient (stats[7] = 1),
+// decided in expectation_finish, which every path (SSE2, AVX2, CUDA) shares:
+//   * softmax with |m| = |beta| * max|h| >= 2^23 (float) / 2^52 (double): the shifted
+//     exponent beta * h - m is no longer resolved by the dtype (beta = 1e30 would give
+//     0 / 0); the result is the beta -> inf limit, the mean position of the maxima (the
+//     minima for beta < 0);
+//   * sum with sum(h) == 0: the grid centre;
+//   * debiasing with u == 1 (C == 1: a flat map at h = 0, ...) or u = inf: the centre c.
+// Maps holding NaN (or +-inf under softmax) still propagate NaN.
 
 enum Normalize : int { kNormSoftmax = 0, kNormSum = 1, kNormNone = 2 };
 enum Debias : int { kDebiasNone = 0, kDebiasPaper = 1, kDebiasMMPose = 2 };
 
-constexpr int kNumStats = 8;  // m, S, xbar, ybar, mg, Sg, u, (spare)
+constexpr int kNumStats = 8;  // m, S, xbar, ybar, mg, Sg, u, degenerate (1: zero gradient)
 constexpr int kNumCoeffs = 4;  // GradCoeffs: k1, k00, k01, kr
 
 template <typename T>
@@ -621,6 +634,7 @@ PYHPE_HD double scaled_max(const T* h, int64_t n, double scale) {
 #ifdef PYHPE_DECODE_SSE2
 // expf_vectorizable on 4 lanes: the same operations in the same order, so bitwise equal.
 inline __m128 expf_sse(__m128 x) {
+  x = _mm_max_ps(_mm_set1_ps(-88.0f), x);  // NaN stays NaN (maxps returns operand 2)
   const __m128 magic = _mm_set1_ps(12582912.0f);
   const __m128 t = _mm_add_ps(_mm_mul_ps(x, _mm_set1_ps(1.44269504088896341f)), magic);
   const __m128 n = _mm_sub_ps(t, magic);
@@ -720,15 +734,64 @@ PYHPE_HD MapSums expectation_sums(const ExpectationArgs<T>& a, int64_t m) {
   return r;
 }
 
+// u = 1 / C at which the debiasing J = (J~ - c u) / (1 - u) has no value.
+PYHPE_HD_INLINE bool debias_singular(double u) { return u == 1.0 || u > 1.79769313486231570e308; }
+
+// |beta * h| from which the softmax is taken as saturated (see above): one ulp of the shift
+// m is then >= 1 in the exponent.
+template <typename T>
+PYHPE_HD_INLINE double softmax_saturation() {
+  return sizeof(T) == sizeof(float) ? 8388608.0 : 4503599627370496.0;  // 2^23, 2^52
+}
+
+template <typename T>
+PYHPE_HD_INLINE bool softmax_saturated(const ExpectationArgs<T>& a, double mmax) {
+  return a.normalize == kNormSoftmax && fabs(mmax) >= softmax_saturation<T>() &&
+         fabs(mmax) <= 1.79769313486231570e308;  // finite: NaN / inf maps propagate
+}
+
+// The beta -> inf limit of the softmax sums: weight 1 on each maximum (minimum for
+// beta < 0), 0 elsewhere. A serial pass; it only runs for saturated maps.
+template <typename T>
+PYHPE_HD MapSums saturated_sums(const ExpectationArgs<T>& a, int64_t m, double mmax) {
+  const int64_t HW = static_cast<int64_t>(a.H) * a.W;
+  const T* h = a.heatmaps + m * HW;
+  const bool neg = a.beta < 0.0;
+  T best = h[0];
+  for (int64_t j = 1; j < HW; ++j) best = neg ? (h[j] < best ? h[j] : best)
+                                             : (h[j] > best ? h[j] : best);
+  MapSums r{mmax, 0.0, 0.0, 0.0};
+  for (int row = 0; row < a.H; ++row) {
+    const T* hr = h + static_cast<int64_t>(row) * a.W;
+    for (int col = 0; col < a.W; ++col) {
+      if (hr[col] != best) continue;
+      r.S += 1.0;
+      r.Sc += col;
+      r.Sr += row;
+    }
+  }
+  return r;
+}
+
 // Per-map statistics from the sums (the forward pass); the backward reuses them (the op
 // returns them).
 template <typename T>
-PYHPE_HD void expectation_finish(const ExpectationArgs<T>& a, int64_t m, const MapSums& s) {
+PYHPE_HD void expectation_finish(const ExpectationArgs<T>& a, int64_t m, const MapSums& sums) {
   double* st = a.stats + m * kNumStats;
+  double degenerate = 0.0;
+  MapSums s = sums;
+  if (softmax_saturated(a, s.mmax)) {
+    s = saturated_sums(a, m, s.mmax);
+    degenerate = 1.0;
+  }
   double xbar, ybar;
   if (a.normalize == kNormNone) {
     xbar = a.ax * s.Sc + a.bx * s.S;
     ybar = a.ay * s.Sr + a.by * s.S;
+  } else if (s.S == 0.0) {  // sum normalization of a map summing to 0: the grid centre
+    xbar = a.ax * (static_cast<double>(a.W) - 1.0) * 0.5 + a.bx;
+    ybar = a.ay * (static_cast<double>(a.H) - 1.0) * 0.5 + a.by;
+    degenerate = 1.0;
   } else {
     xbar = a.ax * (s.Sc / s.S) + a.bx;
     ybar = a.ay * (s.Sr / s.S) + a.by;
@@ -740,7 +803,7 @@ PYHPE_HD void expectation_finish(const ExpectationArgs<T>& a, int64_t m, const M
   st[4] = s.mmax;
   st[5] = s.S;
   st[6] = 0.0;
-  st[7] = 0.0;
+  st[7] = degenerate;
   if (a.debias != kDebiasNone) {
     double mg = s.mmax, Sg = s.S;
     if (a.gamma != a.beta) {
@@ -754,6 +817,7 @@ PYHPE_HD void expectation_finish(const ExpectationArgs<T>& a, int64_t m, const M
     st[4] = mg;
     st[5] = Sg;
     st[6] = a.count_factor * exp(-mg) / Sg;  // u = 1 / C
+    if (debias_singular(st[6])) st[7] = 1.0;
   }
 }
 
@@ -764,8 +828,13 @@ PYHPE_HD void expectation_coords(const ExpectationArgs<T>& a, int64_t m) {
   double x = st[2], y = st[3];
   if (a.debias != kDebiasNone) {
     const double u = st[6];
-    x = (x - a.cx * u) / (1.0 - u);
-    y = (y - a.cy * u) / (1.0 - u);
+    if (debias_singular(u)) {  // (J~ - c u) / (1 - u) is 0 / 0 or inf / inf: its centre
+      x = a.cx;
+      y = a.cy;
+    } else {
+      x = (x - a.cx * u) / (1.0 - u);
+      y = (y - a.cy * u) / (1.0 - u);
+    }
   }
   a.out[2 * m] = static_cast<T>(x);
   a.out[2 * m + 1] = static_cast<T>(y);
@@ -830,6 +899,7 @@ PYHPE_HD_INLINE GradCoeffs expectation_grad_coeffs_of_map(const ExpectationArgs<
 template <typename T>
 PYHPE_HD_INLINE T expectation_grad_value(const ExpectationArgs<T>& a, const double* st, T k1,
                                          T k0, double kr, int col, T h) {
+  if (st[7] != 0.0) return T(0);  // degenerate map: its defined answer is constant
   T v = k1 * static_cast<T>(col) + k0;
   if (a.normalize == kNormSoftmax)
     v *= exp_of(T(static_cast<T>(a.beta) * h - static_cast<T>(st[0])));
@@ -899,6 +969,10 @@ PYHPE_HD void expectation_backward_map(const ExpectationArgs<T>& a, int64_t m) {
   T* o = a.out + m * HW;
   const bool softmax = a.normalize == kNormSoftmax;
   const T k1 = static_cast<T>(c.k1);
+  if (st[7] != 0.0) {  // degenerate map: zero gradient
+    for (int64_t j = 0; j < HW; ++j) o[j] = T(0);
+    return;
+  }
   for (int row = 0; row < a.H; ++row) {
     T* orow = o + static_cast<int64_t>(row) * a.W;
     const T* hrow = h + static_cast<int64_t>(row) * a.W;

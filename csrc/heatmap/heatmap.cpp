@@ -5,15 +5,18 @@
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <c10/util/safe_numerics.h>
 #include <torch/library.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <tuple>
 
 #include "common/checks.h"
 #include "common/cpu_cache.h"
 #include "common/torch_utils.h"
+#include "decode/not_differentiable.h"
 #include "heatmap/heatmap.h"
 
 namespace pyhpe {
@@ -34,9 +37,27 @@ int parse_paf_mode(const char* op, c10::string_view s) {
   TORCH_CHECK_VALUE(false, op, ": 'mode' must be 'hard' or 'soft', got '", std::string(s), "'");
 }
 
-void check_size(const char* op, int64_t width, int64_t height, const char* what) {
-  TORCH_CHECK_VALUE(width >= 0 && height >= 0, op, ": '", what,
-                    "' must be non-negative (W, H), got (", width, ", ", height, ")");
+// Largest heatmap side: far above any pose heatmap, low enough that a mistyped size (an
+// image size, 100000) fails here with its name rather than in the allocator.
+constexpr int64_t kMaxMapSide = int64_t(1) << 16;
+// Largest SimCC label length, round(size * ratio).
+constexpr int64_t kMaxSimccBins = int64_t(1) << 24;
+
+void check_size(const char* op, int64_t width, int64_t height, const char* what,
+                int64_t max_side = kMaxMapSide) {
+  TORCH_CHECK_VALUE(width >= 0 && height >= 0 && width <= max_side && height <= max_side, op,
+                    ": '", what, "' (W, H) must be in [0, ", max_side, "] each, got (", width,
+                    ", ", height, ")");
+}
+
+// The element count of an output, refused (naming the output and its shape) when the
+// product overflows int64 before anything is allocated.
+void check_numel(const char* op, const char* what, c10::IntArrayRef shape) {
+  int64_t n = 1;
+  bool overflow = false;
+  for (const int64_t d : shape) overflow |= c10::mul_overflows(n, d, &n);
+  TORCH_CHECK_VALUE(!overflow, op, ": the requested '", what, "' of shape ", shape,
+                    " has more elements than int64 can count");
 }
 
 // keypoints (B, N, K, C>=2) and visibility (B, N, K) of one floating dtype and device.
@@ -121,6 +142,7 @@ std::tuple<at::Tensor, at::Tensor> gaussian_heatmaps(const at::Tensor& keypoints
   check_instances(op, keypoints, visibility);
   check_size(op, width, height, "heatmap_size");
   require_cuda_build(op, keypoints);
+  check_numel(op, "heatmaps", {keypoints.size(0), keypoints.size(2), height, width});
   at::Tensor heatmaps = cpu::empty_cached(
       {keypoints.size(0), keypoints.size(2), height, width}, keypoints.options());
   at::Tensor weights = gaussian_impl(op, keypoints, visibility, sigma, encoding, heatmaps);
@@ -162,6 +184,22 @@ void check_simcc(const char* op, const at::Tensor& kp, const at::Tensor& vis, do
                     ": 'simcc_split_ratio' must be positive and finite, got ", split_ratio);
 }
 
+// normalize divides by sigma * sqrt(2 pi): a sigma so small that the peak overflows the
+// dtype is refused (unnormalized labels take the sigma -> 0 limit instead, heatmap_math.h).
+void check_simcc_peak(const char* op, const at::Tensor& kp, double sigma_x, double sigma_y,
+                      bool normalize) {
+  if (!normalize) return;
+  const double max_value = kp.scalar_type() == at::kFloat
+                               ? static_cast<double>(std::numeric_limits<float>::max())
+                               : std::numeric_limits<double>::max();
+  for (const double sigma : {sigma_x, sigma_y}) {
+    TORCH_CHECK_VALUE(sigma * 2.5066282746310002 >= 1.0 / max_value, op,
+                      ": 'sigma' is too small for normalize=True: the peak 1 / (sigma * "
+                      "sqrt(2 pi)) overflows ", kp.scalar_type(), ", got (", sigma_x, ", ",
+                      sigma_y, ")");
+  }
+}
+
 at::Tensor simcc_impl(const at::Tensor& kp_in, const at::Tensor& vis_in, double sigma_x,
                       double sigma_y, double split_ratio, bool normalize, at::Tensor& x_labels,
                       at::Tensor& y_labels) {
@@ -194,9 +232,13 @@ at::Tensor simcc_impl(const at::Tensor& kp_in, const at::Tensor& vis_in, double 
   return weights;
 }
 
-// mmpose: W = np.around(w * simcc_split_ratio), half to even.
-int64_t simcc_length(int64_t size, double ratio) {
-  return static_cast<int64_t>(std::nearbyint(static_cast<double>(size) * ratio));
+// mmpose: W = np.around(w * simcc_split_ratio), half to even; range-checked before the cast.
+int64_t simcc_length(const char* op, int64_t size, double ratio, const char* axis) {
+  const double bins = std::nearbyint(static_cast<double>(size) * ratio);
+  TORCH_CHECK_VALUE(bins <= static_cast<double>(kMaxSimccBins), op, ": 'input_size' ", axis,
+                    " = ", size, " with simcc_split_ratio ", ratio, " asks for ", bins,
+                    " label bins, more than ", kMaxSimccBins);
+  return static_cast<int64_t>(bins);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> simcc_labels(
@@ -204,13 +246,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> simcc_labels(
     double sigma_x, double sigma_y, double split_ratio, bool normalize) {
   const char* op = "pyhpe.simcc_labels";
   check_simcc(op, keypoints, visibility, sigma_x, sigma_y, split_ratio);
-  check_size(op, width, height, "input_size");
+  check_simcc_peak(op, keypoints, sigma_x, sigma_y, normalize);
+  check_size(op, width, height, "input_size", kMaxSimccBins);
   require_cuda_build(op, keypoints);
   const int64_t B = keypoints.size(0), K = keypoints.size(1);
-  at::Tensor x_labels =
-      cpu::empty_cached({B, K, simcc_length(width, split_ratio)}, keypoints.options());
-  at::Tensor y_labels =
-      cpu::empty_cached({B, K, simcc_length(height, split_ratio)}, keypoints.options());
+  const int64_t Wx = simcc_length(op, width, split_ratio, "w");
+  const int64_t Wy = simcc_length(op, height, split_ratio, "h");
+  check_numel(op, "x_labels", {B, K, Wx});
+  check_numel(op, "y_labels", {B, K, Wy});
+  at::Tensor x_labels = cpu::empty_cached({B, K, Wx}, keypoints.options());
+  at::Tensor y_labels = cpu::empty_cached({B, K, Wy}, keypoints.options());
   at::Tensor weights = simcc_impl(keypoints, visibility, sigma_x, sigma_y, split_ratio,
                                   normalize, x_labels, y_labels);
   return {x_labels, y_labels, weights};
@@ -221,6 +266,7 @@ at::Tensor simcc_labels_out(const at::Tensor& keypoints, const at::Tensor& visib
                             at::Tensor& x_out, at::Tensor& y_out) {
   const char* op = "pyhpe.simcc_labels_out";
   check_simcc(op, keypoints, visibility, sigma_x, sigma_y, split_ratio);
+  check_simcc_peak(op, keypoints, sigma_x, sigma_y, normalize);
   require_cuda_build(op, keypoints);
   checks::dim(op, x_out, "x_out", 3, "(B, K, Wx)");
   checks::dim(op, y_out, "y_out", 3, "(B, K, Wy)");
@@ -297,6 +343,7 @@ std::tuple<at::Tensor, at::Tensor> paf_targets(const at::Tensor& keypoints,
   check_size(op, width, height, "heatmap_size");
   require_cuda_build(op, keypoints);
   checks::dim(op, limbs, "limbs", 2, "(L, 2)");
+  check_numel(op, "pafs", {keypoints.size(0), 2, limbs.size(0), height, width});
   at::Tensor pafs = cpu::empty_cached(
       {keypoints.size(0), 2 * limbs.size(0), height, width}, keypoints.options());
   at::Tensor counts = paf_impl(op, keypoints, visibility, limbs, limb_width, mode, pafs);
@@ -350,6 +397,15 @@ TORCH_LIBRARY_IMPL(pyhpe, CPU, m) {
   m.impl("simcc_labels_out", &simcc_labels_out);
   m.impl("paf_targets", &paf_targets);
   m.impl("paf_targets_out", &paf_targets_out);
+}
+
+// Targets are not differentiable: inputs (or an out tensor) that require grad are refused.
+TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
+  for (const char* name : {"gaussian_heatmaps", "gaussian_heatmaps_out", "simcc_labels",
+                           "simcc_labels_out", "paf_targets", "paf_targets_out"}) {
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<
+                     &autograd_guard::not_differentiable_kernel>());
+  }
 }
 
 #ifdef PYHPE_WITH_CUDA

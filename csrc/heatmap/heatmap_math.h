@@ -41,6 +41,22 @@ PYHPE_HD_INLINE bool usable_coord(T v) {
   return v == v && v < T(kMaxCoord) && v > T(-kMaxCoord);
 }
 
+// A Gaussian's denominator 2 sigma^2, no smaller than the least normal number of T. Tiny
+// sigmas (1e-30, or small enough for sigma^2 to underflow) then draw the sigma -> 0 limit,
+// 1 at a centre that falls exactly on a pixel and 0 elsewhere, instead of 0 / 0 = NaN there;
+// every other sigma is unchanged.
+PYHPE_HD_INLINE double two_variance(double sigma) {
+  const double v = 2.0 * (sigma * sigma);
+  return v < 2.2250738585072014e-308 ? 2.2250738585072014e-308 : v;  // DBL_MIN
+}
+
+template <typename T>
+PYHPE_HD_INLINE T two_variance_in(double two_var) {
+  const T min_normal = sizeof(T) == sizeof(float) ? T(1.17549435e-38f) : T(2.2250738585072014e-308);
+  const T v = T(two_var);
+  return v < min_normal ? min_normal : v;
+}
+
 // ---------------------------------------------------------------------------------------
 // Gaussian heatmaps
 // ---------------------------------------------------------------------------------------
@@ -86,15 +102,17 @@ PYHPE_HD GaussianWindow<T> gaussian_window(const GaussianArgs<T>& a, int64_t b, 
   const T vis = a.visibility[inst];
   if (vis < T(0.5)) return w;  // unlabelled: skipped, weight keeps its value
   const double sigma = a.sigma[inst];
-  w.two_var = 2.0 * (sigma * sigma);
-  w.two_var_t = T(w.two_var);
+  w.two_var = two_variance(sigma);
+  w.two_var_t = two_variance_in<T>(w.two_var);
   const T* kp = a.keypoints + inst * a.C;
   const T kx = kp[0], ky = kp[1];
   if (!usable_coord(kx) || !usable_coord(ky)) {
     w.keep_weight = false;
     return w;
   }
-  const double radius = sigma * 3.0;
+  // Clamped so that the window bounds below convert to int64 defined; a window that wide
+  // covers any map either way.
+  const double radius = sigma * 3.0 < kMaxCoord ? sigma * 3.0 : kMaxCoord;
   if (a.encoding == kUnbiased) {
     // numpy: float32 keypoint with a weak python-float radius, so the input dtype throughout.
     const T r = T(radius);
@@ -252,7 +270,7 @@ PYHPE_HD bool simcc_centre(const SimCCArgs<T>& a, int64_t bk, int64_t* mx, int64
 template <typename T>
 PYHPE_HD T simcc_value(int64_t i, int64_t mu, double sigma, bool normalize) {
   const double d = static_cast<double>(i) - static_cast<double>(mu);
-  const double e = -mul_rn(d, d) / (2.0 * (sigma * sigma));
+  const double e = -mul_rn(d, d) / two_variance(sigma);
   // Below these exponents exp() rounds to 0 in T anyway (float: exp(-104) < 2^-150).
   if (e < (sizeof(T) == sizeof(float) ? -104.0 : -746.0)) return T(0);
   T v = T(exp(e));
@@ -357,7 +375,7 @@ PYHPE_HD T paf_weight(const PafLimb<T>& lm, double limb_width, int mode, int64_t
                            mul_rn(dy, static_cast<double>(lm.ux)));
   if (mode == kPafHard) return dist < limb_width ? T(1) : T(0);
   if (!(dist < 3.0 * limb_width)) return T(0);
-  return T(exp(-mul_rn(dist, dist) / (2.0 * (limb_width * limb_width))));
+  return T(exp(-mul_rn(dist, dist) / two_variance(limb_width)));
 }
 
 // Adds one instance's contribution (weight 0: none) to a pixel's sums, in instance order.

@@ -1,7 +1,8 @@
 // Torch-free tests of the soft-argmax family's GPU forms in csrc/decode/decode_math.h, run
 // on the CPU: the per-element backward (with and without the per-map coefficient pass) must
 // equal the CPU's per-map backward, and the warp forward's order of work (lanes striding
-// over the flat map, then a tree over the lanes) must give the CPU's statistics.
+// over the flat map, then a tree over the lanes) must give the CPU's statistics, also on
+// the degenerate maps that get a defined answer.
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -121,6 +122,59 @@ void run_case(const Case& c, int H, int W, std::mt19937* rng) {
   }
 }
 
+// Maps without a usable distribution (expectation_finish): a saturated softmax gives the
+// mean position of its maxima, a zero-sum map under 'sum' the grid centre, the debiasing at
+// u == 1 its centre c; the CPU and warp forms agree and every backward form is exactly 0.
+void run_degenerate(const Case& c, std::vector<double> h, int H, int W, double x, double y) {
+  std::vector<double> st(kNumStats), st_warp(kNumStats), coords(2), coords_warp(2), g = {0.7, -0.4};
+  auto a = make_args(h, 1, H, W, c);
+  a.grad = g.data();
+  auto w = a;
+  a.stats = st.data();
+  a.out = coords.data();
+  w.stats = st_warp.data();
+  w.out = coords_warp.data();
+  expectation_finish(a, 0, expectation_sums(a, 0));
+  expectation_coords(a, 0);
+  expectation_finish(w, 0, warp_order_sums(w, 0));
+  expectation_coords(w, 0);
+  EXPECT(st[7] == 1.0 && st_warp[7] == 1.0);
+  EXPECT(close(coords[0], x, 1e-15) && close(coords[1], y, 1e-15));
+  EXPECT(coords_warp[0] == coords[0] && coords_warp[1] == coords[1]);
+  std::vector<double> by_map(h.size(), 1.0), by_element(h.size(), 1.0), coeffs(kNumCoeffs);
+  auto b = a;
+  b.out = by_map.data();
+  expectation_backward_map(b, 0);
+  b.out = by_element.data();
+  for (size_t i = 0; i < h.size(); ++i) expectation_backward_element(b, static_cast<int64_t>(i));
+  for (size_t i = 0; i < h.size(); ++i) EXPECT(by_map[i] == 0.0 && by_element[i] == 0.0);
+  b.coeffs = coeffs.data();
+  expectation_coeffs_element(b, 0);
+  for (size_t i = 0; i < h.size(); ++i) {
+    by_element[i] = 1.0;
+    expectation_backward_element(b, static_cast<int64_t>(i));
+    EXPECT(by_element[i] == 0.0);
+  }
+}
+
+void run_degenerate_cases(std::mt19937* rng) {
+  const int H = 3, W = 7;
+  std::uniform_real_distribution<double> u(0.05, 2.0);
+  std::vector<double> peaks(H * W);
+  for (double& v : peaks) v = u(*rng);
+  peaks[1 * W + 2] = peaks[2 * W + 6] = 5.0;  // tied maxima at (2, 1) and (6, 2)
+  for (double beta : {1e30, 1e300})
+    run_degenerate({kNormSoftmax, kDebiasNone, beta}, peaks, H, W, 2.0 / W * 4.0 - (W - 1.0) / W,
+                   2.0 / H * 1.5 - (H - 1.0) / H);
+  std::vector<double> zero_sum(H * W, 0.0);
+  zero_sum[0] = 1.0;
+  zero_sum[5] = -1.0;
+  run_degenerate({kNormSum, kDebiasNone, 1.0}, zero_sum, H, W, 0.0, 0.0);  // dsnt grid centre
+  run_degenerate({kNormSoftmax, kDebiasPaper, 2.0}, std::vector<double>(H * W, 0.0), H, W,
+                 (W - 1.0) * 0.5, (H - 1.0) * 0.5);
+  run_degenerate({kNormSoftmax, kDebiasMMPose, 1.0}, std::vector<double>(1, 0.0), 1, 1, 0.5, 0.5);
+}
+
 }  // namespace
 
 int main() {
@@ -132,6 +186,7 @@ int main() {
   const int sizes[][2] = {{1, 1}, {3, 7}, {9, 33}, {64, 48}};
   for (const Case& c : cases)
     for (const auto& hw : sizes) run_case(c, hw[0], hw[1], &rng);
+  run_degenerate_cases(&rng);
   std::printf("test_decode_math: %d passed, %d failed\n", checks - failures, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -10,6 +10,9 @@ The oracles the tests compare against are in :mod:`pyhpe.reference.decode`.
 """
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -17,6 +20,65 @@ import torch
 from ._common import as_float_tensor
 
 Tensor = torch.Tensor
+
+
+# ---- scalar options: named errors instead of silent truncation -------------------------
+
+
+def _int_option(op: str, value, name: str) -> int:
+    """An integer option: ints (and numpy / 0-d integer tensors) as they are, floats only
+    when integral (48.0); 48.9 is a ValueError and a non-number a TypeError, naming it."""
+    if isinstance(value, torch.SymInt):
+        return value
+    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{op}: '{name}' must be an integer, got {value!r} "
+                        f"({type(value).__name__})")
+    try:
+        result = operator.index(value)
+    except TypeError:
+        if not (isinstance(value, numbers.Real)
+                or (isinstance(value, torch.Tensor) and value.numel() == 1)):
+            raise TypeError(f"{op}: '{name}' must be an integer, got {value!r} "
+                            f"({type(value).__name__})") from None
+        v = float(value)
+        if not (math.isfinite(v) and v.is_integer()):
+            raise ValueError(f"{op}: '{name}' must be an integer, got {value!r}") from None
+        result = int(v)
+    if not -2**63 <= result < 2**63:
+        raise ValueError(f"{op}: '{name}' must fit in int64, got {result}")
+    return result
+
+
+def _float_option(op: str, value, name: str) -> float:
+    """A float option; a non-number is a TypeError naming it (range checks are the op's)."""
+    if isinstance(value, torch.SymFloat):
+        return value
+    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{op}: '{name}' must be a number, got {value!r} "
+                        f"({type(value).__name__})")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: '{name}' must be a number, got {value!r} "
+                        f"({type(value).__name__})") from None
+
+def _float_pair(op: str, value, name: str) -> Tuple[float, float]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{op}: '{name}' must be a number or a pair of numbers, got {value!r}")
+    items = tuple(value)
+    if len(items) != 2:
+        raise ValueError(f"{op}: '{name}' must be a number or a pair of numbers, got {value!r}")
+    return (_float_option(op, items[0], f"{name}[0]"), _float_option(op, items[1], f"{name}[1]"))
+
+
+def _int_pair(op: str, value, name: str) -> Tuple[int, int]:
+    """(a, b) integer options, e.g. sizes (W, H) or per-axis kernels."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{op}: '{name}' must be a pair of integers, got {value!r}")
+    items = tuple(value)
+    if len(items) != 2:
+        raise ValueError(f"{op}: '{name}' must be a pair of integers, got {value!r}")
+    return (_int_option(op, items[0], f"{name}[0]"), _int_option(op, items[1], f"{name}[1]"))
 
 # ---- fake (meta) implementations for torch.compile / opcheck --------------------------
 
@@ -142,6 +204,8 @@ def argmax_decode(heatmaps: Tensor, *, quarter_offset: bool = True,
       only when ``1 < x < W - 1 and 1 < y < H - 1`` (note: column/row 1 gets no shift,
       as in the references). ``offset_rule='mmpose1'`` is mmpose 1.x ``refine_keypoints``:
       x is shifted when ``1 < x < W - 1 and 0 < y``, y when ``1 < y < H - 1 and 0 < x``.
+
+    Not differentiable: maps that require grad raise (detach them or use ``torch.no_grad()``).
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
     return torch.ops.pyhpe.argmax_decode(heatmaps, quarter_offset, offset_rule)
@@ -168,16 +232,22 @@ def dark_decode(heatmaps: Tensor, *, kernel: int = 11, udp: bool = False
 
     Maps whose max is ``<= 0`` keep the ``(-1, -1)`` sentinel (mmpose's UDP refinement
     would index outside the map there; we do not reproduce that). ``kernel`` must be odd in
-    [3, 127]. Only the samples the Taylor step needs are blurred; the full blurred map is
-    computed only when a clamp could change the result, so the output equals the
-    reference's up to float rounding.
+    [3, 127] (an integer; 11.0 is accepted, 11.7 is a ValueError). Only the samples the
+    Taylor step needs are blurred; the full blurred map is computed only when a clamp could
+    change the result, so the output equals the reference's up to float rounding. Not
+    differentiable: maps that require grad raise (detach them or use ``torch.no_grad()``).
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    return torch.ops.pyhpe.dark_decode(heatmaps, int(kernel), bool(udp))
+    kernel = _int_option("pyhpe.dark_decode", kernel, "kernel")
+    return torch.ops.pyhpe.dark_decode(heatmaps, kernel, bool(udp))
 
 
 def simcc_dark_kernel(sigma: float) -> int:
     """mmpose ``SimCCLabel`` blur size for 1-D DARK: ``int((20 * sigma - 7) // 3)``, made odd."""
+    sigma = _float_option("pyhpe.simcc_dark_kernel", sigma, "sigma")
+    if not (0 < sigma < float("inf")):
+        raise ValueError(f"pyhpe.simcc_dark_kernel: 'sigma' must be positive and finite, "
+                         f"got {sigma}")
     k = int((sigma * 20 - 7) // 3)
     return k - int(k % 2 == 0)
 
@@ -200,18 +270,31 @@ def simcc_decode(x_labels: Tensor, y_labels: Tensor, *, split_ratio: float = 2.0
     ``dark`` may be ``True`` or directly the kernel size (int or ``(kx, ky)``); otherwise
     ``kernel`` gives it, and by default it follows mmpose from ``sigma``
     (:func:`simcc_dark_kernel`; sigma 6.0 -> 37).
+
+    Not differentiable: labels that require grad raise (detach them or use
+    ``torch.no_grad()``), as for :func:`argmax_decode` and :func:`dark_decode`.
     """
+    op = "pyhpe.simcc_decode"
     x_labels = as_float_tensor(x_labels, "x_labels")
     y_labels = as_float_tensor(y_labels, "y_labels", like=x_labels)
     kx = ky = 0
     if dark is not False and dark is not None:
+        name = "kernel"
         if dark is not True:
-            kernel = dark
+            kernel, name = dark, "dark"
         if kernel is None:
-            sx, sy = (sigma, sigma) if isinstance(sigma, (int, float)) else tuple(sigma)
+            if isinstance(sigma, (numbers.Real, torch.Tensor)) and not isinstance(sigma, bool):
+                sx = sy = _float_option(op, sigma, "sigma")
+            else:
+                sx, sy = _float_pair(op, sigma, "sigma")
             kernel = (simcc_dark_kernel(sx), simcc_dark_kernel(sy))
-        kx, ky = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
-    return torch.ops.pyhpe.simcc_decode(x_labels, y_labels, float(split_ratio), int(kx), int(ky))
+        if hasattr(kernel, "__iter__") and not isinstance(kernel, (str, bytes, torch.Tensor)):
+            kx, ky = _int_pair(op, kernel, name)
+        else:
+            kx = ky = _int_option(op, kernel, name)
+    return torch.ops.pyhpe.simcc_decode(x_labels, y_labels,
+                                        _float_option(op, split_ratio, "split_ratio"), kx, ky)
+
 
 
 def soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, normalize: str = "softmax") -> Tensor:
@@ -224,10 +307,20 @@ def soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, normalize: str = "softma
 
     ``normalize='softmax'``: ``p = softmax(beta * h)`` over H*W (Sun et al. integral
     regression); ``'sum'``: ``p = h / sum(h)`` (beta unused); ``'none'``: ``p = h``.
-    Backward: ``torch.ops.pyhpe.soft_argmax_backward`` (first order only).
+    Backward: ``torch.ops.pyhpe.soft_argmax_backward`` (first order only: differentiating
+    the gradient again raises).
+
+    Defined answers where the formula has none (zero gradient there; same on every CPU path
+    and on CUDA): with ``'softmax'``, once ``|beta| * max|h|`` (``|beta| * min|h|`` side for
+    beta < 0) reaches 2^23 in float32 (2^52 in float64) the dtype cannot resolve the
+    exponent any more (``beta=1e30`` would give 0 / 0) and the result is the beta -> inf
+    limit, the mean position of the maxima (minima for beta < 0); with ``'sum'`` a map
+    summing to 0 gives the grid centre ``((W - 1) / 2, (H - 1) / 2)``. ``beta`` must be
+    finite. Maps holding NaN give NaN.
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    return torch.ops.pyhpe.soft_argmax(heatmaps, float(beta), normalize)[0]
+    beta = _float_option("pyhpe.soft_argmax", beta, "beta")
+    return torch.ops.pyhpe.soft_argmax(heatmaps, beta, normalize)[0]
 
 
 def debiased_soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, form: str = "paper") -> Tensor:
@@ -245,10 +338,17 @@ def debiased_soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, form: str = "pa
       normalized output.
 
     Evaluated stably as ``(J~ - c u) / (1 - u)`` with ``u = 1 / C`` from max-shifted sums.
-    Backward: ``torch.ops.pyhpe.debiased_soft_argmax_backward``.
+    Backward: ``torch.ops.pyhpe.debiased_soft_argmax_backward`` (first order only).
+
+    ``beta`` must be positive and finite (ValueError otherwise: ``beta = 0`` makes ``C = 1``
+    for every map). Where ``C == 1`` exactly (e.g. a flat map of zeros in the paper form)
+    or ``1 / C`` overflows, the debiasing is ``0 / 0`` or ``inf / inf``: the result is then
+    the centre ``c`` of the form, with zero gradient. A saturated softmax (huge ``beta``)
+    is handled as in :func:`soft_argmax`.
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    return torch.ops.pyhpe.debiased_soft_argmax(heatmaps, float(beta), form)[0]
+    beta = _float_option("pyhpe.debiased_soft_argmax", beta, "beta")
+    return torch.ops.pyhpe.debiased_soft_argmax(heatmaps, beta, form)[0]
 
 
 def dsnt(heatmaps: Tensor, *, normalize: str = "none", beta: float = 1.0) -> Tensor:
@@ -263,10 +363,15 @@ def dsnt(heatmaps: Tensor, *, normalize: str = "none", beta: float = 1.0) -> Ten
     renormalizing, as dsntnn does. ``normalize='softmax'`` fuses dsntnn's
     ``flat_softmax(beta * h)`` in (``dsnt(flat_softmax(h))`` in one pass over the maps,
     without materializing the probabilities); ``'sum'`` divides by ``sum h`` instead.
-    Backward: ``torch.ops.pyhpe.dsnt_backward``.
+    Backward: ``torch.ops.pyhpe.dsnt_backward`` (first order only).
+
+    Degenerate maps as in :func:`soft_argmax`: a saturated softmax gives the mean position
+    of the maxima, a map summing to 0 under ``'sum'`` gives the centre ``(0, 0)``; both with
+    zero gradient.
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    return torch.ops.pyhpe.dsnt(heatmaps, float(beta), normalize)[0]
+    beta = _float_option("pyhpe.dsnt", beta, "beta")
+    return torch.ops.pyhpe.dsnt(heatmaps, beta, normalize)[0]
 
 
 def transform_preds(coords: Tensor, center: Tensor, scale: Tensor,
@@ -282,7 +387,7 @@ def transform_preds(coords: Tensor, center: Tensor, scale: Tensor,
     coords = as_float_tensor(coords, "coords")
     center = as_float_tensor(center, "center", like=coords)
     scale = as_float_tensor(scale, "scale", like=coords)
-    width, height = (int(s) for s in heatmap_size)
+    width, height = _int_pair("pyhpe.transform_preds", heatmap_size, "heatmap_size")
     return torch.ops.pyhpe.transform_preds(coords, center, scale, width, height, bool(use_udp))
 
 
@@ -313,7 +418,8 @@ class SoftArgmax2d(torch.nn.Module):
         if debias is not None and normalize != "softmax":
             raise ValueError(f"SoftArgmax2d: debias={debias!r} needs normalize='softmax', "
                              f"got {normalize!r}")
-        self.beta, self.normalize, self.debias = float(beta), normalize, debias
+        self.beta = _float_option("pyhpe.SoftArgmax2d", beta, "beta")
+        self.normalize, self.debias = normalize, debias
 
     def forward(self, heatmaps: Tensor) -> Tensor:
         if self.debias is not None:

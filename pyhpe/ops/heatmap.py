@@ -17,6 +17,15 @@ compare against live in :mod:`pyhpe.reference.heatmap`:
 
 float32 results agree with mmpose (numpy 2) to 1e-6; float64 inputs are computed in float64
 (mmpose always produces float32).
+
+Shared rules: sizes are integers (48.0 is accepted, 48.9 is a ValueError, a non-number a
+TypeError), each heatmap side at most 65536 and each SimCC label length at most 2^24 (a
+ValueError naming the size, before anything is allocated). A sigma so small that
+``2 sigma^2`` underflows the dtype draws the sigma -> 0 limit (1 at a centre that falls
+exactly on a pixel, 0 elsewhere) where mmpose would produce NaN; SimCC with
+``normalize=True`` refuses a sigma whose peak ``1 / (sigma sqrt(2 pi))`` overflows.
+Targets are not differentiable: inputs, or an ``out`` tensor, that require grad raise under
+grad mode.
 """
 from __future__ import annotations
 
@@ -26,6 +35,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 
 from ._common import as_float_tensor
+from .decode import _float_option, _float_pair, _int_option
 
 Size = Union[Sequence[int], torch.Size]
 
@@ -91,22 +101,38 @@ def _compiling() -> bool:
 
 
 def _wh(op: str, size, name: str) -> Tuple[int, int]:
-    try:
-        w, h = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"{op}: '{name}' must be (W, H), got {size!r}") from None
+    """(W, H) as ints: 48.0 is accepted, 48.9 (ValueError) and non-numbers (TypeError) are
+    refused naming the argument; the op range-checks the values."""
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__iter__"):
+        raise TypeError(f"{op}: '{name}' must be (W, H), got {size!r}")
+    items = tuple(size)
+    if len(items) != 2:
+        raise ValueError(f"{op}: '{name}' must be (W, H), got {size!r}")
+    w, h = (_int_option(op, v, name) for v in items)
     if w < 0 or h < 0:
-        raise ValueError(f"{op}: '{name}' must be non-negative (W, H), got {tuple(size)}")
+        raise ValueError(f"{op}: '{name}' must be non-negative (W, H), got {tuple(items)}")
     return w, h
 
 
-def _keypoints_and_visibility(keypoints, visibility):
+def _tensor_arg(op: str, value, name: str, convert):
+    """convert(value), with a TypeError naming the argument when it holds no numbers."""
+    if isinstance(value, torch.Tensor):
+        return convert(value)
+    try:
+        return convert(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{op}: '{name}' must be a tensor or an array of numbers, got "
+                        f"{type(value).__name__}") from None
+
+
+def _keypoints_and_visibility(keypoints, visibility, op: str):
     """Float keypoints plus visibility of the same dtype/device (ones when None)."""
-    kp = as_float_tensor(keypoints, "keypoints")
+    kp = _tensor_arg(op, keypoints, "keypoints", lambda v: as_float_tensor(v, "keypoints"))
     if visibility is None:
         vis = torch.ones(kp.shape[:-1], dtype=kp.dtype, device=kp.device)
     else:
-        vis = torch.as_tensor(visibility, device=kp.device)
+        vis = _tensor_arg(op, visibility, "visibility",
+                          lambda v: torch.as_tensor(v, device=kp.device))
         if vis.dtype != kp.dtype and kp.is_floating_point():
             vis = vis.to(kp.dtype)
     return kp, vis
@@ -118,7 +144,15 @@ def _sigma_tensor(op: str, sigma, kp: torch.Tensor, batched: bool) -> torch.Tens
         if not (float(sigma) > 0 and float(sigma) < float("inf")):
             raise ValueError(f"{op}: 'sigma' must be positive and finite, got {sigma}")
         return torch.full((1, 1, 1), float(sigma), dtype=torch.float64, device=kp.device)
-    s = torch.as_tensor(sigma, device=kp.device)
+    if isinstance(sigma, (bool, str, bytes)) or sigma is None:
+        raise TypeError(f"{op}: 'sigma' must be a float or a tensor of sigmas, got {sigma!r}")
+    try:
+        s = torch.as_tensor(sigma, device=kp.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{op}: 'sigma' must be a float or a tensor of sigmas, "
+                        f"got {sigma!r}") from None
+    if s.dtype == torch.bool or s.is_complex():
+        raise TypeError(f"{op}: 'sigma' must hold real numbers, got dtype {s.dtype}")
     if not s.is_floating_point():
         s = s.to(torch.float64)
     if not batched:
@@ -150,12 +184,16 @@ def _check_out(op: str, out: torch.Tensor, name: str, shape, kp: torch.Tensor) -
     if out.dtype != kp.dtype or out.device != kp.device:
         raise TypeError(f"{op}: '{name}' must have dtype {kp.dtype} on {kp.device}, got "
                         f"{out.dtype} on {out.device}")
+    if out.requires_grad and torch.is_grad_enabled():
+        raise RuntimeError(f"{op}: '{name}' requires grad, but targets are not differentiable "
+                           f"and cannot be written into a tensor that requires grad; pass a "
+                           f"tensor without requires_grad (or call under torch.no_grad())")
 
 
 def _instances(op: str, keypoints, visibility):
     """(B, N, K, C) keypoints and (B, N, K) visibility, and whether the input was batched
     ((N, K, C) gains a leading B = 1)."""
-    kp, vis = _keypoints_and_visibility(keypoints, visibility)
+    kp, vis = _keypoints_and_visibility(keypoints, visibility, op)
     batched = kp.dim() != 3
     if not batched:
         kp, vis = kp.unsqueeze(0), vis.unsqueeze(0)
@@ -269,19 +307,16 @@ def simcc_labels(keypoints, visibility, input_size: Size, sigma=(6.0, 6.0),
     bins; weight 0 when ``mu ± 3σ`` misses the label range.
     """
     op = "pyhpe.simcc_labels"
-    kp, vis = _keypoints_and_visibility(keypoints, visibility)
+    kp, vis = _keypoints_and_visibility(keypoints, visibility, op)
     if kp.dim() != 3:
         raise ValueError(f"{op}: 'keypoints' must be (B, K, 2), got shape {tuple(kp.shape)}")
     w, h = _wh(op, input_size, "input_size")
-    if isinstance(sigma, numbers.Real):
-        sx = sy = float(sigma)
+    if isinstance(sigma, (numbers.Real, torch.Tensor)) and not isinstance(sigma, bool) and (
+            not isinstance(sigma, torch.Tensor) or sigma.numel() == 1):
+        sx = sy = _float_option(op, sigma, "sigma")
     else:
-        try:
-            sx, sy = (float(v) for v in sigma)
-        except (TypeError, ValueError):
-            raise ValueError(f"{op}: 'sigma' must be a float or (sigma_x, sigma_y), "
-                             f"got {sigma!r}") from None
-    ratio = float(simcc_split_ratio)
+        sx, sy = _float_pair(op, sigma, "sigma")
+    ratio = _float_option(op, simcc_split_ratio, "simcc_split_ratio")
     if out is None:
         return torch.ops.pyhpe.simcc_labels(kp, vis, w, h, sx, sy, ratio, bool(normalize))
     try:
@@ -326,18 +361,19 @@ def paf_targets(keypoints, visibility, limbs, heatmap_size: Size, limb_width: fl
     if mode not in ("hard", "soft"):
         raise ValueError(f"{op}: 'mode' must be 'hard' or 'soft', got {mode!r}")
     W, H = _wh(op, heatmap_size, "heatmap_size")
-    lim = torch.as_tensor(limbs, device=kp.device)
+    lim = _tensor_arg(op, limbs, "limbs", lambda v: torch.as_tensor(v, device=kp.device))
     if lim.numel() == 0:
         lim = lim.reshape(0, 2)
     if lim.is_floating_point() or lim.dtype == torch.bool:
         raise TypeError(f"{op}: 'limbs' must hold integer keypoint indices, got {lim.dtype}")
     lim = lim.to(torch.int64)
+    limb_width = _float_option(op, limb_width, "limb_width")
     if out is None:
-        pafs, counts = torch.ops.pyhpe.paf_targets(kp, vis, lim, W, H, float(limb_width), mode)
+        pafs, counts = torch.ops.pyhpe.paf_targets(kp, vis, lim, W, H, limb_width, mode)
     else:
         B, L = kp.shape[0], (lim.shape[0] if lim.dim() == 2 else -1)
         _check_out(op, out, "out", (B, 2 * L, H, W) if batched else (2 * L, H, W), kp)
-        counts = torch.ops.pyhpe.paf_targets_out(kp, vis, lim, float(limb_width), mode,
+        counts = torch.ops.pyhpe.paf_targets_out(kp, vis, lim, limb_width, mode,
                                                  out if batched else out.unsqueeze(0))
         pafs = out if batched else out.unsqueeze(0)
     if not batched:

@@ -2,7 +2,7 @@
 // dsnt save (heatmaps, stats) and call their *_backward op, which is first order only: a
 // gradient taken through that backward raises (as torch's once_differentiable). The ops
 // without a backward (argmax_decode, dark_decode, simcc_decode and the *_backward ops)
-// refuse inputs that require grad (decode/not_differentiable.h). Written in C++ rather than with
+// refuse inputs that require grad (common/not_differentiable.h). Written in C++ rather than with
 // torch.library.register_autograd because the Python route costs ~0.1 ms per forward +
 // backward, as much as the kernels themselves on typical batches. Kept apart from
 // decode.cpp so that only this file pays for the autograd headers.
@@ -15,7 +15,7 @@
 #include <memory>
 #include <tuple>
 
-#include "decode/not_differentiable.h"
+#include "common/not_differentiable.h"
 
 namespace pyhpe {
 namespace decode {

@@ -16,7 +16,7 @@
 #include "common/checks.h"
 #include "common/cpu_cache.h"
 #include "common/torch_utils.h"
-#include "decode/not_differentiable.h"
+#include "common/not_differentiable.h"
 #include "heatmap/heatmap.h"
 
 namespace pyhpe {

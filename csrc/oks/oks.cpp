@@ -1,14 +1,12 @@
 // Schemas and CPU/CUDA registration of the OKS family (torch.ops.pyhpe.oks_*).
 #include <ATen/ATen.h>
-#include <ATen/core/LegacyTypeDispatch.h>
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <c10/core/GradMode.h>
 #include <torch/library.h>
 
 #include <string>
 
 #include "common/checks.h"
 #include "common/cpu_features.h"
+#include "common/not_differentiable.h"
 #include "common/torch_utils.h"
 #include "oks/oks.h"
 
@@ -221,30 +219,6 @@ at::Tensor oks_matrix_ragged(const at::Tensor& dt_in, const at::Tensor& gt_in,
   return out;
 }
 
-// Autograd kernel of both ops. OKS matrices are evaluation/matching scores with no
-// backward, so an input that requires grad is an error instead of an output that claims
-// requires_grad=True while no gradient can ever reach the inputs. Without such an input the
-// call goes straight to the backend kernel.
-void oks_autograd(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
-                  torch::jit::Stack* stack) {
-  if (c10::GradMode::is_enabled()) {
-    const auto& arguments = op.schema().arguments();
-    const auto inputs = torch::jit::last(*stack, arguments.size());
-    for (size_t i = 0; i < arguments.size(); ++i) {
-      const c10::IValue& v = inputs[i];
-      if (!v.isTensor() || !v.toTensor().requires_grad()) continue;
-      std::string name = op.schema().name();
-      const auto colons = name.find("::");
-      if (colons != std::string::npos) name = name.substr(colons + 2);
-      TORCH_CHECK(false, "pyhpe.", name, ": is not differentiable, but '", arguments[i].name(),
-                  "' requires grad; pass detached tensors (.detach()) or call it under "
-                  "torch.no_grad()");
-    }
-  }
-  at::AutoDispatchBelowADInplaceOrView guard;
-  op.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
-}
-
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
@@ -263,9 +237,12 @@ TORCH_LIBRARY_IMPL(pyhpe, CPU, m) {
   m.impl("oks_matrix_ragged", &oks_matrix_ragged);
 }
 
+// OKS matrices are matching scores with no backward: an input that requires grad is refused.
 TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
-  m.impl("oks_matrix", torch::CppFunction::makeFromBoxedFunction<&oks_autograd>());
-  m.impl("oks_matrix_ragged", torch::CppFunction::makeFromBoxedFunction<&oks_autograd>());
+  for (const char* op : {"oks_matrix", "oks_matrix_ragged"}) {
+    m.impl(op, torch::CppFunction::makeFromBoxedFunction<
+                   &autograd_guard::not_differentiable_kernel>());
+  }
 }
 
 #ifdef PYHPE_WITH_CUDA

@@ -1,10 +1,11 @@
-// Autograd-key kernel for the ops of the decode and heatmap families that have no backward
-// (decoders, target generators, the *_backward ops). Without it the dispatcher's autograd
+// Autograd-key kernel for the ops that have no backward (targets, decoders, OKS, NMS, PAF
+// grouping, the *_backward ops). Without it the dispatcher's autograd
 // fallback hands back outputs with requires_grad=True through which no gradient ever flows.
 // Under grad mode a tensor argument that requires grad is refused, naming it; otherwise the
 // op runs below autograd. Boxed, so one function serves every schema; registered with
 //   m.impl("op", torch::CppFunction::makeFromBoxedFunction<&not_differentiable_kernel>());
-// Only family .cpp files include this (not .cu files).
+// Only family .cpp files include this (not .cu files). Without an argument that requires grad
+// the call goes on to the backend kernel of the same dispatch (no second dispatch from the top).
 #pragma once
 
 #include <ATen/core/LegacyTypeDispatch.h>
@@ -27,7 +28,8 @@ inline std::string dotted_name(const c10::OperatorHandle& op) {
   return name;
 }
 
-inline void not_differentiable_kernel(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+inline void not_differentiable_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                                      torch::jit::Stack* stack) {
   const auto& args = op.schema().arguments();
   const size_t first = stack->size() - args.size();
   const bool grad_mode = c10::GradMode::is_enabled();
@@ -52,7 +54,7 @@ inline void not_differentiable_kernel(const c10::OperatorHandle& op, torch::jit:
   }
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    op.callBoxed(stack);
+    op.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
   }
   for (const at::Tensor& t : written) t.unsafeGetTensorImpl()->bump_version();
 }

@@ -363,6 +363,7 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
     a.max_var = max_var;
     a.identity_box = a.boxes != nullptr ? soft_identity_box(static_cast<float>(thr), method, max_var)
                                         : 0.0;
+    a.identity_limit = soft_identity_limit(static_cast<float>(thr), method);
     a.M = seg.M();
     a.K = static_cast<int>(kpts.size(1));
     a.has_vis_thr = vis_thr.has_value();
@@ -486,6 +487,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
   at::Tensor out_scores = at::zeros({N, K}, preds.options());
   at::Tensor valid = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(preds.device()));
   AlphaPoseParams prm{delta1, mu, delta2, gamma, score_thr, match_thr, area_thr};
+  prm.spare_gap = alphapose_spare_gap(prm, static_cast<int>(K));
   AT_DISPATCH_FLOATING_TYPES(preds.scalar_type(), "pose_nms_alphapose", [&] {
     AlphaMaskArgs<scalar_t> a;
     a.preds = preds.data_ptr<scalar_t>();

@@ -1,5 +1,8 @@
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <cmath>
+#include <set>
 #include <vector>
 
 #include "nms/nms.h"
@@ -39,23 +42,217 @@ constexpr int64_t kRowGrain = int64_t(1) << 13;
 
 int64_t image_size(const int64_t* offsets, int64_t m) { return offsets[m + 1] - offsets[m]; }
 
+// Uniform grid over one image's keypoint boxes: for each cell, the poses whose box overlaps
+// it. A query returns (a superset of) the poses whose box meets a rectangle.
+template <typename T>
+class BoxGrid {
+ public:
+  // False (no grid) for non-finite boxes or when boxes would fill too many cells.
+  bool build(const T* boxes, int64_t start, int64_t n) {
+    double lo_x = INFINITY, lo_y = INFINITY, hi_x = -INFINITY, hi_y = -INFINITY, side = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const T* b = boxes + (start + i) * 4;
+      for (int c = 0; c < 4; ++c)
+        if (!std::isfinite(double(b[c]))) return false;
+      lo_x = std::min(lo_x, double(b[0]));
+      lo_y = std::min(lo_y, double(b[1]));
+      hi_x = std::max(hi_x, double(b[2]));
+      hi_y = std::max(hi_y, double(b[3]));
+      side += std::max(double(b[2]) - double(b[0]), double(b[3]) - double(b[1]));
+    }
+    const double extent = std::max(hi_x - lo_x, hi_y - lo_y);
+    cell_ = std::max({side / double(n), extent / std::sqrt(double(n)), 1e-9});
+    x0_ = lo_x;
+    y0_ = lo_y;
+    nx_ = std::min<int64_t>(static_cast<int64_t>((hi_x - lo_x) / cell_) + 1, kMaxCellsPerSide);
+    ny_ = std::min<int64_t>(static_cast<int64_t>((hi_y - lo_y) / cell_) + 1, kMaxCellsPerSide);
+    starts_.assign(nx_ * ny_ + 1, 0);
+    int64_t entries = 0;
+    for (int pass = 0; pass < 2; ++pass) {
+      for (int64_t i = 0; i < n; ++i) {
+        const T* b = boxes + (start + i) * 4;
+        const int64_t cx0 = cx(b[0]), cx1 = cx(b[2]), cy0 = cy(b[1]), cy1 = cy(b[3]);
+        for (int64_t y = cy0; y <= cy1; ++y) {
+          for (int64_t x = cx0; x <= cx1; ++x) {
+            if (pass == 0) ++starts_[y * nx_ + x + 1];
+            else items_[fill_[y * nx_ + x]++] = i;
+          }
+        }
+        if (pass == 0) {
+          entries += (cx1 - cx0 + 1) * (cy1 - cy0 + 1);
+          if (entries > kMaxEntriesPerPose * n) return false;
+        }
+      }
+      if (pass == 0) {
+        for (int64_t c = 0; c < nx_ * ny_; ++c) starts_[c + 1] += starts_[c];
+        fill_.assign(starts_.begin(), starts_.end() - 1);
+        items_.resize(entries);
+      }
+    }
+    return true;
+  }
+
+  // Calls f(local index) for each pose registered in a cell the rectangle meets (a pose
+  // may come more than once).
+  template <class F>
+  void query(double qx0, double qy0, double qx1, double qy1, F&& f) const {
+    const int64_t cx0 = cx(qx0), cx1 = cx(qx1), cy0 = cy(qy0), cy1 = cy(qy1);
+    for (int64_t y = cy0; y <= cy1; ++y)
+      for (int64_t x = cx0; x <= cx1; ++x)
+        for (int64_t k = starts_[y * nx_ + x]; k < starts_[y * nx_ + x + 1]; ++k) f(items_[k]);
+  }
+
+ private:
+  static constexpr int64_t kMaxCellsPerSide = 4096;
+  static constexpr int64_t kMaxEntriesPerPose = 16;
+  int64_t index(double v, double origin, int64_t cells) const {
+    const double c = std::floor((v - origin) / cell_);
+    if (!(c > 0.0)) return 0;
+    return c >= double(cells - 1) ? cells - 1 : static_cast<int64_t>(c);
+  }
+  int64_t cx(double v) const { return index(v, x0_, nx_); }
+  int64_t cy(double v) const { return index(v, y0_, ny_); }
+  double x0_ = 0, y0_ = 0, cell_ = 1;
+  int64_t nx_ = 0, ny_ = 0;
+  std::vector<int64_t> starts_, fill_, items_;
+};
+
+// Images with at least this many poses run soft-NMS on an ordered set and a box grid.
+constexpr int64_t kIndexedPoses = 48;
+
+template <typename T>
+struct ScoreKey {
+  T s;
+  int64_t id;
+  bool operator<(const ScoreKey& o) const {
+    if (ranks_before(s, o.s)) return true;
+    if (ranks_before(o.s, s)) return false;
+    return id < o.id;
+  }
+};
+
+// soft_nms_image with the same result, for large images. After the first pick (a full sort),
+// while no two remaining scores are equal the order is just the score order: the poses live
+// in an ordered set, each pick rescores only the poses whose keypoint box lies within the
+// reach of soft_identity_box (found on a grid; every other pose keeps its score exactly) and
+// moves only the rescored ones. A pick that would create equal scores hands the list over
+// to the array form (whose tie order it then follows) for the rest of the image.
+template <typename T>
+void soft_nms_image_indexed(const SoftNmsArgs<T>& a, int64_t m) {
+  const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
+  SoftNmsImage<T> st = soft_nms_begin(a, m);
+  int64_t kept = 0;
+  auto array_pick = [&] {
+    soft_nms_keep(a, m, st, kept++);
+    soft_nms_rescore(a, m, st, 0, st.len - 1);
+    soft_nms_reorder(st);
+  };
+  auto finish_array = [&] {
+    while (st.len > 0 && kept < a.max_dets) array_pick();
+  };
+  if (st.len > 0 && kept < a.max_dets) array_pick();
+  bool indexable = a.boxes != nullptr && a.identity_box > 0.0;
+  double max_area = 0.0;
+  for (int64_t i = 0; i < n && indexable; ++i) {
+    const double area = double(a.areas[start + i]);
+    indexable = area >= 0.0 && std::isfinite(area);  // denom > 0 for the reach below
+    max_area = std::max(max_area, area);
+  }
+  for (int64_t p = 1; p < st.len && indexable; ++p) indexable = !same_rank(st.cur_s[p - 1], st.cur_s[p]);
+  BoxGrid<T> grid;
+  if (!indexable || !grid.build(a.boxes, start, n)) return finish_array();
+
+  std::set<ScoreKey<T>> order;
+  std::vector<T> score(n), key_score(n);
+  std::vector<char> alive(n, 0);
+  std::vector<int64_t> seen(n, -1), moved(n, -1);
+  for (int64_t p = 0; p < st.len; ++p) {
+    const int64_t i = st.cur[p] - start;
+    score[i] = key_score[i] = st.cur_s[p];
+    alive[i] = 1;
+    order.insert(order.end(), ScoreKey<T>{st.cur_s[p], st.cur[p]});
+  }
+  std::vector<int64_t> changed;
+  std::vector<T> changed_s;
+  for (int64_t pick = 0; !order.empty() && kept < a.max_dets; ++pick) {
+    const int64_t gi = order.begin()->id;
+    a.keep[start + kept] = gi;
+    a.keep_flags[start + kept] = true;
+    ++kept;
+    order.erase(order.begin());
+    alive[gi - start] = 0;
+    if (kept == a.max_dets || order.empty()) break;
+    // Beyond `reach` of the pick's box, box_rules_out(identity_box) holds for every pose.
+    const double denom = (double(a.areas[gi]) + max_area) / 2.0 + oks::kAreaEps;
+    const double reach = std::sqrt(a.identity_box * denom) * (1.0 + 1e-6) + 1e-9;
+    const T* bg = a.boxes + gi * 4;
+    changed.clear();
+    changed_s.clear();
+    grid.query(double(bg[0]) - reach, double(bg[1]) - reach, double(bg[2]) + reach,
+               double(bg[3]) + reach, [&](int64_t i) {
+                 if (!alive[i] || seen[i] == pick) return;
+                 seen[i] = pick;
+                 const T s = soft_rescored(a, m, gi, start + i, score[i]);
+                 if (same_rank(s, score[i])) {
+                   score[i] = s;
+                   return;
+                 }
+                 moved[i] = pick;
+                 changed.push_back(i);
+                 changed_s.push_back(s);
+               });
+    // Would any two remaining scores become equal?
+    bool tie = false;
+    for (size_t c = 0; c < changed.size() && !tie; ++c) {
+      for (auto it = order.lower_bound(ScoreKey<T>{changed_s[c], INT64_MIN});
+           it != order.end() && same_rank(it->s, changed_s[c]); ++it) {
+        if (moved[it->id - start] != pick) {
+          tie = true;
+          break;
+        }
+      }
+    }
+    if (!tie && changed.size() > 1) {
+      std::vector<T> sorted(changed_s);
+      std::sort(sorted.begin(), sorted.end(), [](T x, T y) { return ranks_before(x, y); });
+      for (size_t c = 1; c < sorted.size() && !tie; ++c) tie = same_rank(sorted[c - 1], sorted[c]);
+    }
+    if (tie) {
+      // Hand over: the array form's reorder of this pick, from the order before it.
+      st.len = 1 + static_cast<int64_t>(order.size());
+      st.cur[0] = gi;
+      int64_t p = 0;
+      for (const auto& key : order) {
+        const int64_t i = key.id - start;
+        st.cur[1 + p] = key.id;
+        st.cur_s[1 + p] = key.s;
+        st.out_s[p] = score[i];
+        ++p;
+      }
+      for (size_t c = 0; c < changed.size(); ++c) score[changed[c]] = changed_s[c];
+      p = 0;
+      for (const auto& key : order) st.out_s[p++] = score[key.id - start];
+      st.sorted = true;
+      soft_nms_reorder(st);
+      return finish_array();
+    }
+    for (size_t c = 0; c < changed.size(); ++c) {
+      const int64_t i = changed[c];
+      order.erase(ScoreKey<T>{key_score[i], start + i});
+      order.insert(ScoreKey<T>{changed_s[c], start + i});
+      score[i] = key_score[i] = changed_s[c];
+    }
+  }
+}
+
 template <typename T>
 void soft_nms_cpu(const SoftNmsArgs<T>& args) {
   at::parallel_for(0, args.M, kImageGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m)
-      if (image_size(args.offsets, m) < kParallelRowPoses) soft_nms_image(args, m);
-  });
-  for (int64_t m = 0; m < args.M; ++m) {
-    if (image_size(args.offsets, m) < kParallelRowPoses) continue;
-    SoftNmsImage<T> st = soft_nms_begin(args, m);
-    for (int64_t kept = 0; st.len > 0 && kept < args.max_dets; ++kept) {
-      soft_nms_keep(args, m, st, kept);
-      at::parallel_for(0, st.len - 1, kRowGrain, [&](int64_t begin, int64_t end) {
-        soft_nms_rescore(args, m, st, begin, end);
-      });
-      soft_nms_reorder(st);
+    for (int64_t m = begin; m < end; ++m) {
+      if (image_size(args.offsets, m) >= kIndexedPoses) soft_nms_image_indexed(args, m);
+      else soft_nms_image(args, m);
     }
-  }
+  });
 }
 
 // The greedy pass of one image without the pairwise mask: each pick's deletions are

@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/hd.h"
 #include "oks/oks_math.h"
@@ -301,6 +302,7 @@ struct SoftNmsArgs {
   double max_var;           // max_k (2 sigma_k)^2
   double identity_box;      // box_rules_out constant implying soft_rescore_is_identity's box
                             // bound (<= 0: none), see soft_identity_box
+  double identity_limit;    // soft_identity_limit(thr, method)
   int64_t M;
   int K;
   bool has_vis_thr;
@@ -387,18 +389,34 @@ PYHPE_HD_INLINE float numpy_exp_f32(float x) {
   return (poly * ldexpf(1.0f, -125)) / ldexpf(1.0f, -125 - ki);
 }
 
+// An upper bound of exp(-e) within a factor 2 and without exp: 2^-k for the largest integer
+// k <= e / ln 2 (the constant is rounded down so that k ln 2 <= e survives rounding); 1 for
+// NaN or e <= 0, and 2^-1000 beyond (every double exp(-e) there is smaller still).
+PYHPE_HD_INLINE double exp_neg_upper(double e) {
+  const double t = floor(e * (1.4426950408889634 * (1.0 - 1e-12)));
+  if (!(t > 0.0)) return 1.0;
+  const uint64_t bits = uint64_t(1023 - (t > 1000.0 ? 1000 : static_cast<int>(t))) << 52;
+  double r;
+  memcpy(&r, &bits, sizeof r);  // 2^-k, a normal double
+  return r;
+}
+
 // Whether the pair's float32 OKS o provably leaves a soft-NMS score untouched, so that o
 // need not be computed: Gaussian, numpy's float32 exp returns exactly 1 for |x| < 4e-8
 // (k = 0, and both rational-polynomial factors round to 1), so o^2 / thr < 1e-8 suffices;
-// linear, o < thr. The bound on o uses exp(-e) <= 1 / (1 + e + e^2/2 + e^3/6) for e >= 0,
-// first with the smallest e the two keypoint boxes allow (O(1)), then per keypoint.
+// linear, o < thr. The bound on o uses exp(-e) <= exp_neg_upper(e), first with the smallest
+// e the two keypoint boxes allow (O(1)), then per keypoint.
+// The bound on o below which a rescored score is provably unchanged (see below).
+PYHPE_HD_INLINE double soft_identity_limit(float thr, int method) {
+  return method == kSoftLinear ? double(thr) * (1.0 - 1e-4) - 1e-9 : sqrt(1e-8 * double(thr));
+}
+
 template <typename T>
 PYHPE_HD bool soft_rescore_is_identity(const T* g, const T* d, T a_g, T a_d, const double* sigmas,
-                                       int K, bool has_vis_thr, T vis_thr, float thr, int method,
-                                       const T* box_g, const T* box_d, double max_var) {
+                                       int K, bool has_vis_thr, T vis_thr, float thr,
+                                       double limit, const T* box_g, const T* box_d,
+                                       double max_var) {
   if (!(thr > 0.0f)) return false;
-  const double limit = method == kSoftLinear ? double(thr) * (1.0 - 1e-4) - 1e-9
-                                             : sqrt(1e-8 * double(thr));
   const double denom = (double(a_g) + double(a_d)) / 2.0 + oks::kAreaEps;
   if (!(denom > 0.0)) return false;
   // 1 + 1e-5: headroom for the rounding of o, o * o and the bounds themselves.
@@ -410,10 +428,13 @@ PYHPE_HD bool soft_rescore_is_identity(const T* g, const T* d, T a_g, T a_d, con
     const double hi_y = box_g[3] < box_d[3] ? box_g[3] : box_d[3];
     const double gx = lo_x > hi_x ? lo_x - hi_x : 0.0, gy = lo_y > hi_y ? lo_y - hi_y : 0.0;
     const double e = (gx * gx + gy * gy) / (max_var * denom * 2.0);
-    if (slack / (1.0 + e + e * e / 2.0 + e * e * e / 6.0) < limit) return true;
+    if (slack * exp_neg_upper(e) < limit) return true;
   }
   double bound = 0.0;
   int included = 0;
+  // The test below needs bound < limit * included / slack <= limit * K / slack: once the
+  // partial sum reaches that, the pair needs the exact o.
+  const double give_up = limit * K / slack;
   for (int k = 0; k < K; ++k) {
     if (has_vis_thr && !(g[3 * k + 2] > vis_thr && d[3 * k + 2] > vis_thr)) continue;
     ++included;
@@ -421,33 +442,33 @@ PYHPE_HD bool soft_rescore_is_identity(const T* g, const T* d, T a_g, T a_d, con
     const double dy = double(d[3 * k + 1]) - double(g[3 * k + 1]);
     const double s2 = 2.0 * double(sigmas[k]);
     const double e = (dx * dx + dy * dy) / (s2 * s2 * denom * 2.0);
-    bound += 1.0 / (1.0 + e + e * e / 2.0 + e * e * e / 6.0);
+    bound += exp_neg_upper(e);
+    if (bound >= give_up) return false;
   }
   if (included == 0) return true;  // o = 0
   return bound / included * slack < limit;
 }
 
+template <typename T>
+PYHPE_HD bool soft_rescore_is_identity(const T* g, const T* d, T a_g, T a_d, const double* sigmas,
+                                       int K, bool has_vis_thr, T vis_thr, float thr, int method,
+                                       const T* box_g, const T* box_d, double max_var) {
+  return soft_rescore_is_identity(g, d, a_g, a_d, sigmas, K, has_vis_thr, vis_thr, thr,
+                                  soft_identity_limit(thr, method), box_g, box_d, max_var);
+}
+
 // The box bound of soft_rescore_is_identity as one comparison per pair: its test
-// slack / (1 + e + e^2/2 + e^3/6) < limit, with e = g^2 / (max_var * denom * 2), holds for
-// every e > e*, the root of 1 + e + e^2/2 + e^3/6 = slack / limit (the polynomial
-// increases), i.e. for g^2 > e* * max_var * 2 * denom. Returns that factor (box_rules_out's
-// box_skip), or 0 where the bound never applies.
+// slack * exp_neg_upper(e) < limit, with e = g^2 / (max_var * denom * 2), holds for every
+// e > e* = ln(2 slack / limit) (1 + 1e-9), since exp_neg_upper(e) <= 2 exp(-e (1 - 1e-12)),
+// i.e. for g^2 > e* * max_var * 2 * denom. Returns that factor (box_rules_out's box_skip),
+// or 0 where the bound never applies.
 inline double soft_identity_box(float thr, int method, double max_var) {
   if (!(thr > 0.0f) || !(max_var > 0.0)) return 0.0;
-  const double limit = method == kSoftLinear ? double(thr) * (1.0 - 1e-4) - 1e-9
-                                             : sqrt(1e-8 * double(thr));
+  const double limit = soft_identity_limit(thr, method);
   if (!(limit > 0.0)) return 0.0;
-  const double target = (1.0 + 1e-5) / limit;
-  auto poly = [](double e) { return 1.0 + e + e * e / 2.0 + e * e * e / 6.0; };
-  if (target <= 1.0) return 0.0;
-  double lo = 0.0, hi = 1.0;
-  while (poly(hi) <= target) hi *= 2.0;
-  for (int i = 0; i < 200 && lo < hi; ++i) {
-    const double mid = 0.5 * (lo + hi);
-    if (mid <= lo || mid >= hi) break;
-    (poly(mid) > target ? hi : lo) = mid;
-  }
-  return hi * (1.0 + 1e-9) * max_var * 2.0;
+  const double e_star = log(2.0 * (1.0 + 1e-5) / limit) * (1.0 + 1e-9);
+  if (!(e_star > 0.0)) return 0.0;
+  return e_star * max_var * 2.0;
 }
 
 // One image's soft-NMS state. The list (cur, cur_s) of the remaining poses is always in the
@@ -498,7 +519,8 @@ PYHPE_HD T soft_rescored(const SoftNmsArgs<T>& a, int64_t m, int64_t gi, int64_t
                      a.identity_box) ||
        soft_rescore_is_identity(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3, a.areas[gi],
                                a.areas[di], a.sigmas, a.K, a.has_vis_thr, a.vis_thr, a.thr,
-                               a.method, a.boxes + gi * 4, a.boxes + di * 4, a.max_var))) {
+                               a.identity_limit, a.boxes + gi * 4, a.boxes + di * 4,
+                               a.max_var))) {
     o = 0.0f;  // same rescored score as the exact o
   } else if (a.sim != nullptr) {
     const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
@@ -634,6 +656,9 @@ PYHPE_HD void oks_sim_element(const OksSimArgs<T>& a, int64_t idx) {
 // AlphaPose parametric pose NMS (pose_nms_body) and p_merge_fast.
 struct AlphaPoseParams {
   double delta1, mu, delta2, gamma, score_thr, match_thr, area_thr;
+  // Box gap beyond which K mu exp(-g / delta2) < gamma holds with alphapose_box_spares'
+  // margins (alphapose_spare_gap); < 0: evaluate the exp per pair.
+  double spare_gap = -1.0;
 };
 
 // Caps on the reference distance from AlphaPose: PCK_match uses min(ref, 7) and
@@ -679,12 +704,25 @@ PYHPE_HD_INLINE bool alphapose_box_spares(const T* ba, const T* bb, T ref_dist, 
   const double lo_x = ba[0] > bb[0] ? ba[0] : bb[0], hi_x = ba[2] < bb[2] ? ba[2] : bb[2];
   const double lo_y = ba[1] > bb[1] ? ba[1] : bb[1], hi_y = ba[3] < bb[3] ? ba[3] : bb[3];
   const double gx = lo_x > hi_x ? lo_x - hi_x : 0.0, gy = lo_y > hi_y ? lo_y - hi_y : 0.0;
-  const double g = sqrt(gx * gx + gy * gy);
+  const double g2 = gx * gx + gy * gy;
   const double pck_ref = double(capped(ref_dist, kPckRefCap));
   if (!(pck_ref > 0.0)) return false;  // a non-positive reference matches every joint
-  const double reach = pck_ref > 1.0 ? pck_ref : 1.0;
-  if (!(g > reach * (1.0 + 1e-5) + 1e-9)) return false;
-  return K * prm.mu * exp(-g / prm.delta2) < prm.gamma * (1.0 - 1e-5) - 1e-9;
+  const double reach = (pck_ref > 1.0 ? pck_ref : 1.0) * (1.0 + 1e-5) + 1e-9;
+  if (!(g2 > reach * reach)) return false;
+  if (prm.spare_gap >= 0.0) return g2 > prm.spare_gap * prm.spare_gap;
+  return K * prm.mu * exp(-sqrt(g2) / prm.delta2) < prm.gamma * (1.0 - 1e-5) - 1e-9;
+}
+
+// AlphaPoseParams::spare_gap for K keypoints: K mu exp(-g / delta2) < gamma (1 - 1e-5) - 1e-9
+// for every g above it (a relative margin of 1e-6 over the logarithm's rounding).
+inline double alphapose_spare_gap(const AlphaPoseParams& prm, int K) {
+  if (!(prm.delta2 > 0.0) || prm.mu < 0.0) return -1.0;
+  const double limit = prm.gamma * (1.0 - 1e-5) - 1e-9;
+  if (!(limit > 0.0)) return INFINITY;
+  const double scale = K * prm.mu;
+  if (!(scale > 0.0)) return 0.0;
+  const double gap = prm.delta2 * log(scale / limit);
+  return (gap > 0.0 ? gap : 0.0) * (1.0 + 1e-6) + 1e-9;
 }
 
 // Whether picking pose i deletes pose j (get_parametric_distance > gamma or PCK_match >=

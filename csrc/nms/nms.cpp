@@ -361,8 +361,8 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
     a.sim_offsets = nullptr;
     a.boxes = boxes.defined() ? boxes.data_ptr<scalar_t>() : nullptr;
     a.max_var = max_var;
-    a.identity_box = a.boxes != nullptr ? soft_identity_box(static_cast<float>(thr), method, max_var)
-                                        : 0.0;
+    a.identity_box =
+        a.boxes != nullptr ? soft_identity_box(static_cast<float>(thr), method, max_var) : 0.0;
     a.identity_limit = soft_identity_limit(static_cast<float>(thr), method);
     a.M = seg.M();
     a.K = static_cast<int>(kpts.size(1));
@@ -563,7 +563,8 @@ void not_differentiable(const c10::OperatorHandle& handle, c10::DispatchKeySet k
     const auto args = torch::jit::last(*stack, n);
     for (size_t i = 0; i < n; ++i) {
       const c10::IValue& v = args[i];
-      const bool needs_grad = v.isTensor() && v.toTensor().defined() && v.toTensor().requires_grad();
+      const bool needs_grad =
+          v.isTensor() && v.toTensor().defined() && v.toTensor().requires_grad();
       if (!needs_grad) continue;
       std::string name = schema.name();
       const auto sep = name.find("::");

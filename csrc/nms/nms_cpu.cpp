@@ -158,7 +158,8 @@ void soft_nms_image_indexed(const SoftNmsArgs<T>& a, int64_t m) {
     indexable = area >= 0.0 && std::isfinite(area);  // denom > 0 for the reach below
     max_area = std::max(max_area, area);
   }
-  for (int64_t p = 1; p < st.len && indexable; ++p) indexable = !same_rank(st.cur_s[p - 1], st.cur_s[p]);
+  for (int64_t p = 1; p < st.len && indexable; ++p)
+    indexable = !same_rank(st.cur_s[p - 1], st.cur_s[p]);
   BoxGrid<T> grid;
   if (!indexable || !grid.build(a.boxes, start, n)) return finish_array();
 
@@ -271,7 +272,8 @@ void alpha_greedy_image(const AlphaMaskArgs<T>& a, const AlphaReduceArgs& r, int
     const int64_t gi = alive[0];
     const int64_t len = static_cast<int64_t>(alive.size());
     auto rows = [&](int64_t begin, int64_t end) {
-      for (int64_t q = begin; q < end; ++q) deleted[q] = alpha_pair_deletes(a, gi, alive[q], q == 0);
+      for (int64_t q = begin; q < end; ++q)
+        deleted[q] = alpha_pair_deletes(a, gi, alive[q], q == 0);
     };
     if (parallel) at::parallel_for(0, len, kRowGrain, rows);
     else rows(0, len);

@@ -584,8 +584,9 @@ PYHPE_HD void soft_nms_reorder(SoftNmsImage<T>& st) {
   }
   int64_t i = 0, j = 0, q = 0;
   while (i < nu || j < nc) {
-    const bool take_c = i == nu || (j < nc && (ranks_before(st.c_s[j], st.u_s[i]) ||
-                                               (same_rank(st.c_s[j], st.u_s[i]) && st.c[j] > st.u[i])));
+    const bool take_c =
+        i == nu || (j < nc && (ranks_before(st.c_s[j], st.u_s[i]) ||
+                               (same_rank(st.c_s[j], st.u_s[i]) && st.c[j] > st.u[i])));
     const int64_t p = take_c ? st.c[j] : st.u[i];
     st.out_s[q] = take_c ? st.c_s[j++] : st.u_s[i++];
     st.out[q++] = st.cur[1 + p];

@@ -348,7 +348,8 @@ void not_differentiable(const c10::OperatorHandle& handle, c10::DispatchKeySet k
     const auto args = torch::jit::last(*stack, n);
     for (size_t i = 0; i < n; ++i) {
       const c10::IValue& v = args[i];
-      const bool needs_grad = v.isTensor() && v.toTensor().defined() && v.toTensor().requires_grad();
+      const bool needs_grad =
+          v.isTensor() && v.toTensor().defined() && v.toTensor().requires_grad();
       if (!needs_grad) continue;
       std::string name = schema.name();
       const auto sep = name.find("::");

@@ -151,10 +151,13 @@ def soft_oks_nms(keypoints, scores, areas, thr: float = 0.3, max_dets: int = 20,
     above every number, as they do in numpy's sort.
 
     ``thr`` must be finite (and > 0 for 'gaussian', where it divides), ``vis_thr`` finite,
-    ``max_dets`` an integer >= 0. Each pick rescores only the remaining poses, skips the
-    pairs whose keypoint boxes prove the score unchanged, and re-sorts only the rescored
-    poses, merging them back into the unchanged order: about O(N) per pick instead of a full
-    O(N log N) sort. Not differentiable (see :func:`oks_nms`).
+    ``max_dets`` an integer >= 0. Each pick rescores only the remaining poses whose keypoint
+    box lies close enough for the score to change (the others provably keep it bit for bit)
+    and re-sorts only the rescored ones: on the CPU, large images keep the poses in an
+    ordered set and find the close ones on a grid (O(log N) per moved pose) while no two
+    scores are equal, and otherwise merge the rescored poses into the unchanged order (O(N)
+    per pick), instead of mmpose's full O(N log N) sort per pick. Not differentiable (see
+    :func:`oks_nms`).
     """
     op = "pyhpe.soft_oks_nms"
     thr = _float_option(thr, "thr", op)
@@ -197,8 +200,10 @@ def pose_nms_alphapose(bboxes, pose_preds, pose_scores, *, image_offsets=None,
     ``delta1`` or ``delta2`` <= 0, and non-finite constants. A zero-size box (ref_dist 0)
     is allowed: no keypoint matches by PCK, and the merge keeps only coincident keypoints.
     On the CPU each pick computes its deletions only against the poses still remaining
-    (in parallel), after an exact-safe pre-check on the squared keypoint distances, rather
-    than the full pairwise matrix. Not differentiable (see :func:`oks_nms`).
+    (what AlphaPose evaluates; in parallel for images of 32,768 poses or more), after
+    exact-safe pre-checks on the keypoint boxes and squared keypoint distances, rather than
+    the full pairwise matrix; each merge reads only its own group. Not differentiable (see
+    :func:`oks_nms`).
     """
     op = "pyhpe.pose_nms_alphapose"
     options = {name: _float_option(value, name, op) for name, value in (

@@ -123,8 +123,8 @@ def find_peaks(heatmaps, threshold: float = 0.05, max_peaks: int = 64, refine: b
     1 gives a 3x3 window, any radius up to 2**31 - 1 is clipped to the map); the score is the
     heatmap value at the peak pixel. Where OpenPose's centroid divides by zero or infinity (a
     +inf pixel in the window, or no positive value when ``threshold`` < 0) the peak keeps its
-    integer position. NaN pixels are never peaks and never weigh in the centroid (a pixel next to a
-    NaN is no strict maximum, as in OpenPose).
+    integer position. NaN pixels are never peaks and never weigh in the centroid (a pixel
+    next to a NaN is no strict maximum, as in OpenPose).
     ``threshold`` must be finite; ``max_peaks`` (at most 2**31 - 1, and the output at most
     2**31 - 1 elements) and ``refine_radius`` must be integers (TypeError/ValueError naming
     the argument otherwise). Not differentiable: an input that requires grad under grad mode

@@ -239,7 +239,7 @@ void soft_nms_image_indexed(const SoftNmsArgs<T>& a, int64_t m) {
     }
     for (size_t c = 0; c < changed.size(); ++c) {
       const int64_t i = changed[c];
-      order.erase(ScoreKey<T>{key_score[i], start + i});
+      order.erase(order.find(ScoreKey<T>{key_score[i], start + i}));
       order.insert(ScoreKey<T>{changed_s[c], start + i});
       score[i] = key_score[i] = changed_s[c];
     }

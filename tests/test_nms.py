@@ -563,3 +563,13 @@ def test_indexed_soft_nms_hands_over_when_rescoring_creates_ties():
     got = soft_oks_nms(torch.tensor(kpts), torch.tensor(scores), torch.tensor(areas), 0.3,
                        max_dets=len(kpts), method="linear")
     np.testing.assert_array_equal(got.numpy(), expect)
+
+
+def test_oks_nms_huge_mask_is_a_size_error():
+    # One image of 380,000 poses needs a 18 GB suppression mask: reported, not allocated.
+    n = 380_000
+    kpts = torch.zeros(n, 1, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"pyhpe.oks_nms: the suppression mask needs \d+ bytes "
+                                         r".* largest image has 380000 poses.*'image_offsets'"):
+        oks_nms(kpts, torch.rand(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64),
+                sigmas=[0.1], tie_break="stable", validate=False)

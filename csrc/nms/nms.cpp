@@ -26,6 +26,7 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <tuple>
@@ -46,6 +47,22 @@ void check_finite_option(const char* op, const char* name, double v) {
 void check_thresholds(const char* op, double thr, const std::optional<double>& vis_thr) {
   check_finite_option(op, "thr", thr);
   if (vis_thr.has_value()) check_finite_option(op, "vis_thr", *vis_thr);
+}
+
+// Pairwise matrices per image (n^2 / 64 mask words for OKS-NMS and AlphaPose on the device,
+// n^2 float32 OKS for soft-NMS on the device); beyond this many bytes the request is
+// reported, naming the largest image, instead of reaching the allocator.
+constexpr int64_t kMaxPairwiseBytes = int64_t(1) << 34;
+
+void check_pairwise_bytes(const char* op, const char* what, int64_t bytes,
+                          const std::vector<int64_t>& offsets) {
+  if (bytes <= kMaxPairwiseBytes) return;
+  int64_t largest = 0;
+  for (size_t m = 1; m < offsets.size(); ++m)
+    largest = std::max(largest, offsets[m] - offsets[m - 1]);
+  TORCH_CHECK_VALUE(false, op, ": ", what, " needs ", bytes, " bytes (more than ",
+                    kMaxPairwiseBytes, "; the largest image has ", largest,
+                    " poses); split 'image_offsets' into smaller images");
 }
 
 at::TensorOptions long_on(const at::Tensor& like) {
@@ -271,6 +288,8 @@ std::tuple<at::Tensor, at::Tensor> oks_nms(const at::Tensor& kpts_in, const at::
   at::Tensor kpts = in.kpts, areas = in.areas, sigmas = in.sigmas, order = in.order;
   const std::vector<int64_t> mask_off = mask_offsets_of(seg);
   const int64_t total_words = mask_off.back();
+  check_pairwise_bytes(op, "the suppression mask", total_words * int64_t(sizeof(uint64_t)),
+                       seg.host);
   at::Tensor mask_offsets = to_device(mask_off, kpts);
   at::Tensor mask = at::empty({total_words}, at::TensorOptions().dtype(at::kUInt64).device(kpts.device()));
   at::Tensor flags = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(kpts.device()));
@@ -384,6 +403,8 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
         const int64_t n = seg.host[m + 1] - seg.host[m];
         sim_off[m + 1] = sim_off[m] + n * n;
       }
+      check_pairwise_bytes(op, "the device's pairwise OKS (use the CPU)",
+                           sim_off.back() * int64_t(sizeof(float)), seg.host);
       at::Tensor sim_offsets = to_device(sim_off, kpts);
       at::Tensor sim = at::empty({sim_off.back()}, kpts.options().dtype(at::kFloat));
       OksSimArgs<scalar_t> s;
@@ -471,6 +492,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
   at::Tensor boxes = at::cat({at::amin(preds, {1}), at::amax(preds, {1})}, 1).contiguous();
   const std::vector<int64_t> mask_off = mask_offsets_of(seg);
   const int64_t total_words = mask_off.back();
+  if (preds.is_cuda())
+    check_pairwise_bytes(op, "the device's suppression mask (use the CPU)",
+                         total_words * int64_t(sizeof(uint64_t)), seg.host);
   std::vector<int64_t> removed_off(seg.M() + 1, 0);
   for (int64_t m = 0; m < seg.M(); ++m)
     removed_off[m + 1] = removed_off[m] + words_for(seg.host[m + 1] - seg.host[m]);

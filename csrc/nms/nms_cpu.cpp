@@ -42,69 +42,57 @@ constexpr int64_t kRowGrain = int64_t(1) << 13;
 
 int64_t image_size(const int64_t* offsets, int64_t m) { return offsets[m + 1] - offsets[m]; }
 
-// Uniform grid over one image's keypoint boxes: for each cell, the poses whose box overlaps
-// it. A query returns (a superset of) the poses whose box meets a rectangle.
+// Uniform grid over one image's keypoint boxes, each pose filed once, under the cell of its
+// box's (x0, y0) corner. A box meets a rectangle only if its corner lies within the
+// rectangle grown by the widest (tallest) box to the left (top), so a query scans that.
 template <typename T>
 class BoxGrid {
  public:
-  // False (no grid) for non-finite boxes or when boxes would fill too many cells.
+  // False (no grid) for non-finite boxes.
   bool build(const T* boxes, int64_t start, int64_t n) {
-    double lo_x = INFINITY, lo_y = INFINITY, hi_x = -INFINITY, hi_y = -INFINITY, side = 0.0;
+    double lo_x = INFINITY, lo_y = INFINITY, hi_x = -INFINITY, hi_y = -INFINITY;
     for (int64_t i = 0; i < n; ++i) {
       const T* b = boxes + (start + i) * 4;
       for (int c = 0; c < 4; ++c)
         if (!std::isfinite(double(b[c]))) return false;
       lo_x = std::min(lo_x, double(b[0]));
       lo_y = std::min(lo_y, double(b[1]));
-      hi_x = std::max(hi_x, double(b[2]));
-      hi_y = std::max(hi_y, double(b[3]));
-      side += std::max(double(b[2]) - double(b[0]), double(b[3]) - double(b[1]));
+      hi_x = std::max(hi_x, double(b[0]));
+      hi_y = std::max(hi_y, double(b[1]));
+      max_w_ = std::max(max_w_, double(b[2]) - double(b[0]));
+      max_h_ = std::max(max_h_, double(b[3]) - double(b[1]));
     }
-    const double extent = std::max(hi_x - lo_x, hi_y - lo_y);
-    cell_ = std::max({side / double(n), extent / std::sqrt(double(n)), 1e-9});
+    // About one pose per cell.
+    cell_ = std::max({hi_x - lo_x, hi_y - lo_y, 1e-6}) / std::sqrt(double(n));
     x0_ = lo_x;
     y0_ = lo_y;
     nx_ = std::min<int64_t>(static_cast<int64_t>((hi_x - lo_x) / cell_) + 1, kMaxCellsPerSide);
     ny_ = std::min<int64_t>(static_cast<int64_t>((hi_y - lo_y) / cell_) + 1, kMaxCellsPerSide);
     starts_.assign(nx_ * ny_ + 1, 0);
-    int64_t entries = 0;
-    for (int pass = 0; pass < 2; ++pass) {
-      for (int64_t i = 0; i < n; ++i) {
-        const T* b = boxes + (start + i) * 4;
-        const int64_t cx0 = cx(b[0]), cx1 = cx(b[2]), cy0 = cy(b[1]), cy1 = cy(b[3]);
-        for (int64_t y = cy0; y <= cy1; ++y) {
-          for (int64_t x = cx0; x <= cx1; ++x) {
-            if (pass == 0) ++starts_[y * nx_ + x + 1];
-            else items_[fill_[y * nx_ + x]++] = i;
-          }
-        }
-        if (pass == 0) {
-          entries += (cx1 - cx0 + 1) * (cy1 - cy0 + 1);
-          if (entries > kMaxEntriesPerPose * n) return false;
-        }
-      }
-      if (pass == 0) {
-        for (int64_t c = 0; c < nx_ * ny_; ++c) starts_[c + 1] += starts_[c];
-        fill_.assign(starts_.begin(), starts_.end() - 1);
-        items_.resize(entries);
-      }
+    std::vector<int64_t> cell(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const T* b = boxes + (start + i) * 4;
+      cell[i] = cy(b[1]) * nx_ + cx(b[0]);
+      ++starts_[cell[i] + 1];
     }
+    for (int64_t c = 0; c < nx_ * ny_; ++c) starts_[c + 1] += starts_[c];
+    std::vector<int64_t> fill(starts_.begin(), starts_.end() - 1);
+    items_.resize(n);
+    for (int64_t i = 0; i < n; ++i) items_[fill[cell[i]]++] = i;
     return true;
   }
 
-  // Calls f(local index) for each pose registered in a cell the rectangle meets (a pose
-  // may come more than once).
+  // Calls f(local index) once for each pose (a superset of those) whose box meets the
+  // rectangle.
   template <class F>
   void query(double qx0, double qy0, double qx1, double qy1, F&& f) const {
-    const int64_t cx0 = cx(qx0), cx1 = cx(qx1), cy0 = cy(qy0), cy1 = cy(qy1);
+    const int64_t cx0 = cx(qx0 - max_w_), cx1 = cx(qx1), cy0 = cy(qy0 - max_h_), cy1 = cy(qy1);
     for (int64_t y = cy0; y <= cy1; ++y)
-      for (int64_t x = cx0; x <= cx1; ++x)
-        for (int64_t k = starts_[y * nx_ + x]; k < starts_[y * nx_ + x + 1]; ++k) f(items_[k]);
+      for (int64_t k = starts_[y * nx_ + cx0]; k < starts_[y * nx_ + cx1 + 1]; ++k) f(items_[k]);
   }
 
  private:
   static constexpr int64_t kMaxCellsPerSide = 4096;
-  static constexpr int64_t kMaxEntriesPerPose = 16;
   int64_t index(double v, double origin, int64_t cells) const {
     const double c = std::floor((v - origin) / cell_);
     if (!(c > 0.0)) return 0;
@@ -112,9 +100,9 @@ class BoxGrid {
   }
   int64_t cx(double v) const { return index(v, x0_, nx_); }
   int64_t cy(double v) const { return index(v, y0_, ny_); }
-  double x0_ = 0, y0_ = 0, cell_ = 1;
+  double x0_ = 0, y0_ = 0, cell_ = 1, max_w_ = 0, max_h_ = 0;
   int64_t nx_ = 0, ny_ = 0;
-  std::vector<int64_t> starts_, fill_, items_;
+  std::vector<int64_t> starts_, items_;
 };
 
 // Images with at least this many poses run soft-NMS on an ordered set and a box grid.
@@ -166,7 +154,7 @@ void soft_nms_image_indexed(const SoftNmsArgs<T>& a, int64_t m) {
   std::set<ScoreKey<T>> order;
   std::vector<T> score(n), key_score(n);
   std::vector<char> alive(n, 0);
-  std::vector<int64_t> seen(n, -1), moved(n, -1);
+  std::vector<int64_t> moved(n, -1);
   for (int64_t p = 0; p < st.len; ++p) {
     const int64_t i = st.cur[p] - start;
     score[i] = key_score[i] = st.cur_s[p];
@@ -191,8 +179,7 @@ void soft_nms_image_indexed(const SoftNmsArgs<T>& a, int64_t m) {
     changed_s.clear();
     grid.query(double(bg[0]) - reach, double(bg[1]) - reach, double(bg[2]) + reach,
                double(bg[3]) + reach, [&](int64_t i) {
-                 if (!alive[i] || seen[i] == pick) return;
-                 seen[i] = pick;
+                 if (!alive[i]) return;
                  const T s = soft_rescored(a, m, gi, start + i, score[i]);
                  if (same_rank(s, score[i])) {
                    score[i] = s;

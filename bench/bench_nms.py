@@ -102,3 +102,38 @@ def test_pose_nms_alphapose_reference_torch(benchmark, n):
     b, p, s = tensors(*alphapose_crowd(n))
     benchmark.group = f"pose_nms_alphapose N={n}"
     benchmark.pedantic(ref.pose_nms_alphapose, args=(b, p, s), rounds=3, iterations=1)
+
+
+# One image with 20,000 poses (4,000 people x 5 detections), every pose kept by soft-NMS:
+# the full-sort soft-NMS and the full pairwise AlphaPose mask took minutes here.
+@pytest.mark.parametrize("canvas", [1000, 4000])
+def test_soft_oks_nms_pyhpe_20000(benchmark, canvas):
+    k, s, a = tensors(*crowd20000(canvas))
+    benchmark.group = f"20,000 poses, {canvas}px image"
+    benchmark.pedantic(soft_oks_nms, args=(k, s, a, 0.3, 20000), rounds=1, iterations=1)
+
+
+@pytest.mark.parametrize("canvas", [1000, 4000])
+def test_oks_nms_pyhpe_20000(benchmark, canvas):
+    k, s, a = tensors(*crowd20000(canvas))
+    benchmark.group = f"20,000 poses, {canvas}px image"
+    benchmark.pedantic(oks_nms, args=(k, s, a, 0.9), rounds=1, iterations=1)
+
+
+@pytest.mark.parametrize("canvas", [1000, 4000])
+def test_pose_nms_alphapose_pyhpe_20000(benchmark, canvas):
+    k, _, _ = crowd20000(canvas)
+    preds = torch.from_numpy(np.ascontiguousarray(k[..., :2] / 4)).float()
+    boxes = torch.cat([preds.amin(1), preds.amax(1)], 1)
+    benchmark.group = f"20,000 poses, {canvas}px image"
+    benchmark.pedantic(pose_nms_alphapose, args=(boxes, preds, torch.from_numpy(k[..., 2]).float()),
+                       rounds=1, iterations=1)
+
+
+def crowd20000(canvas, seed=0):
+    rng = np.random.default_rng(seed)
+    n, people, K = 20000, 4000, 17
+    centres = rng.random((people, 1, 2)) * canvas
+    xy = np.repeat(centres + rng.normal(0, 30, (people, K, 2)), 5, 0) + rng.normal(0, 3, (n, K, 2))
+    kpts = np.concatenate([xy, rng.random((n, K, 1))], -1)
+    return kpts, rng.random(n), np.repeat(rng.random(people) * 8000 + 2000, 5)

@@ -367,3 +367,209 @@ def test_soft_oks_nms_score_per_joint(device, K):
         got = soft_oks_nms(T(kpts, device), T(joint_scores, device), T(areas, device), 0.3, n,
                            sigmas=sigmas, score_per_joint=True)
         np.testing.assert_array_equal(got.cpu().numpy(), expect)
+
+
+# ------------------------------------------------------------------------- hostile options
+def _poses(n=6):
+    rng = np.random.default_rng(20)
+    return tuple(torch.tensor(a) for a in random_poses(rng, n))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_nms_thresholds_must_be_finite(value):
+    kpts, scores, areas = _poses()
+    sig = torch.full((17,), 0.08, dtype=torch.float64)
+    with pytest.raises(ValueError, match="pyhpe.oks_nms: 'thr' must be finite"):
+        oks_nms(kpts, scores, areas, value)
+    with pytest.raises(ValueError, match="pyhpe.oks_nms: 'vis_thr' must be finite"):
+        oks_nms(kpts, scores, areas, 0.5, vis_thr=value)
+    with pytest.raises(ValueError, match="pyhpe.soft_oks_nms: 'thr' must be finite"):
+        soft_oks_nms(kpts, scores, areas, value, method="linear")
+    with pytest.raises(ValueError, match="pyhpe.soft_oks_nms: 'vis_thr' must be finite"):
+        soft_oks_nms(kpts, scores, areas, vis_thr=value)
+    # The ops themselves check too.
+    with pytest.raises(ValueError, match="pyhpe.oks_nms: 'thr' must be finite"):
+        torch.ops.pyhpe.oks_nms(kpts, scores, areas, sig, value)
+    with pytest.raises(ValueError, match="pyhpe.soft_oks_nms: 'thr' must be finite"):
+        torch.ops.pyhpe.soft_oks_nms(kpts, scores, areas, sig, value, 20, "linear")
+    with pytest.raises(ValueError, match="pyhpe.soft_oks_nms: 'vis_thr' must be finite"):
+        torch.ops.pyhpe.soft_oks_nms(kpts, scores, areas, sig, 0.3, 20, "linear", value)
+
+
+def test_soft_oks_nms_option_checks():
+    kpts, scores, areas = _poses()
+    sig = torch.full((17,), 0.08, dtype=torch.float64)
+    for thr in (0.0, -0.5):
+        with pytest.raises(ValueError, match="pyhpe.soft_oks_nms: 'thr' must be > 0 for "
+                                             "method='gaussian'"):
+            soft_oks_nms(kpts, scores, areas, thr)
+        with pytest.raises(ValueError, match="'thr' must be > 0 for method='gaussian'"):
+            torch.ops.pyhpe.soft_oks_nms(kpts, scores, areas, sig, thr, 20, "gaussian")
+    # Linear rescoring is defined for any finite thr (o >= thr).
+    assert soft_oks_nms(kpts, scores, areas, 0.0, method="linear").shape == (6,)
+    for value, error in ((4.5, ValueError), ("20", TypeError), (None, TypeError),
+                         (-1, ValueError)):
+        with pytest.raises(error, match="pyhpe.soft_oks_nms: 'max_dets'"):
+            soft_oks_nms(kpts, scores, areas, max_dets=value)
+    with pytest.raises(TypeError, match="pyhpe.oks_nms: 'thr'"):
+        oks_nms(kpts, scores, areas, "0.9")
+    # Integral floats are integers.
+    assert soft_oks_nms(kpts, scores, areas, max_dets=3.0).shape == (3,)
+
+
+def test_alphapose_rejects_inverted_boxes_and_bad_constants():
+    rng = np.random.default_rng(21)
+    boxes, preds, scores = (torch.tensor(a) for a in alphapose_inputs(rng, 8))
+    inverted = boxes.clone()
+    inverted[3, [0, 2]] = inverted[3, [2, 0]]
+    with pytest.raises(ValueError, match="pyhpe.pose_nms_alphapose: 'bboxes' must be .* "
+                                         "inverted box"):
+        pose_nms_alphapose(inverted, preds, scores)
+    flipped_y = boxes.clone()
+    flipped_y[5, [1, 3]] = flipped_y[5, [3, 1]]
+    with pytest.raises(ValueError, match="'bboxes' must be"):
+        torch.ops.pyhpe.pose_nms_alphapose(flipped_y, preds, scores)
+    for name, value in (("alpha", -0.1), ("delta1", 0.0), ("delta2", -1.0)):
+        with pytest.raises(ValueError, match=f"pyhpe.pose_nms_alphapose: '{name}' must be"):
+            pose_nms_alphapose(boxes, preds, scores, **{name: value})
+    with pytest.raises(ValueError, match="pyhpe.pose_nms_alphapose: 'alpha' must be >= 0"):
+        torch.ops.pyhpe.pose_nms_alphapose(boxes, preds, scores, None, 1.0, 1.7, 2.65, 22.48,
+                                           0.3, 5.0, -0.1, 0.0)
+    for name in ("gamma", "mu", "score_thr", "match_thr", "area_thr", "alpha"):
+        with pytest.raises(ValueError, match=f"pyhpe.pose_nms_alphapose: '{name}' must be "
+                                             "finite"):
+            pose_nms_alphapose(boxes, preds, scores, **{name: float("nan")})
+    with pytest.raises(TypeError, match="pyhpe.pose_nms_alphapose: 'gamma'"):
+        pose_nms_alphapose(boxes, preds, scores, gamma="22")
+
+
+def test_alphapose_zero_size_boxes_match_reference_without_nan():
+    # ref_dist = 0 is defined: no PCK match, and the merge keeps coincident keypoints only.
+    rng = np.random.default_rng(22)
+    boxes, preds, scores = alphapose_inputs(rng, 20, spread=20, dup=4)
+    boxes[:, 2:] = boxes[:, :2]
+    expect = ref.pose_nms_alphapose(torch.tensor(boxes), torch.tensor(preds),
+                                    torch.tensor(scores))
+    got = pose_nms_alphapose(torch.tensor(boxes), torch.tensor(preds), torch.tensor(scores))
+    assert_alphapose_equal(got, expect, 1e-5)
+    assert not torch.isnan(got[0]).any() and not torch.isnan(got[1]).any()
+
+
+# --------------------------------------------------------------------------------- autograd
+def test_requires_grad_inputs_are_rejected():
+    kpts, scores, areas = _poses()
+    sig = torch.full((17,), 0.08, dtype=torch.float64)
+    for name, args in (("keypoints", (kpts.clone().requires_grad_(), scores, areas)),
+                       ("scores", (kpts, scores.clone().requires_grad_(), areas)),
+                       ("areas", (kpts, scores, areas.clone().requires_grad_()))):
+        for fn, op in ((oks_nms, "oks_nms"), (soft_oks_nms, "soft_oks_nms")):
+            with pytest.raises(RuntimeError, match=f"pyhpe.{op}: is not differentiable, but "
+                                                   f"'{name}' requires grad"):
+                fn(*args)
+    with pytest.raises(RuntimeError, match="'sigmas' requires grad"):
+        torch.ops.pyhpe.oks_nms(kpts, scores, areas, sig.clone().requires_grad_())
+    rng = np.random.default_rng(23)
+    boxes, preds, pscores = (torch.tensor(a) for a in alphapose_inputs(rng, 10))
+    with pytest.raises(RuntimeError, match="pyhpe.pose_nms_alphapose: is not differentiable, "
+                                           "but 'pose_preds' requires grad"):
+        pose_nms_alphapose(boxes, preds.requires_grad_(), pscores)
+    # Under no_grad the same inputs run and nothing requires grad.
+    with torch.no_grad():
+        keep = oks_nms(kpts.clone().requires_grad_(), scores, areas)
+        soft = soft_oks_nms(kpts, scores.clone().requires_grad_(), areas)
+        merged = pose_nms_alphapose(boxes, preds, pscores)
+    assert torch.equal(keep, oks_nms(kpts, scores, areas))
+    assert torch.equal(soft, soft_oks_nms(kpts, scores, areas))
+    assert not any(t.requires_grad for t in (keep, soft, *merged))
+    expect = pose_nms_alphapose(boxes, preds.detach(), pscores)
+    for g, e in zip(merged, expect):
+        assert torch.equal(g, e) and not e.requires_grad
+
+
+def test_opcheck_with_grad_requiring_inputs():
+    rng = np.random.default_rng(24)
+    kpts, scores, areas = (torch.tensor(a) for a in random_poses(rng, 10, spread=30))
+    sig = torch.full((17,), 0.08, dtype=torch.float64)
+    with torch.no_grad():
+        torch.library.opcheck(torch.ops.pyhpe.oks_nms.default,
+                              (kpts.requires_grad_(), scores, areas, sig, 0.5),
+                              test_utils=("test_schema", "test_autograd_registration"))
+
+
+# ----------------------------------------------------------------------------------- scale
+def _large_crowd(n, canvas, seed=0):
+    """n = 5 * people poses: each person detected 5 times with 3 px noise, people spread over
+    a canvas x canvas image."""
+    rng = np.random.default_rng(seed)
+    people, K = n // 5, 17
+    centres = rng.random((people, 1, 2)) * canvas
+    xy = np.repeat(centres + rng.normal(0, 30, (people, K, 2)), 5, 0) + rng.normal(0, 3, (n, K, 2))
+    kpts = np.concatenate([xy, rng.random((n, K, 1))], -1)
+    return kpts, rng.random(n), np.repeat(rng.random(people) * 8000 + 2000, 5)
+
+
+@pytest.mark.slow
+def test_20000_poses_in_one_image_finish_quickly():
+    import time
+    kpts, scores, areas = (torch.tensor(a) for a in _large_crowd(20000, 4000.0))
+    start = time.perf_counter()
+    soft = soft_oks_nms(kpts, scores, areas, 0.3, max_dets=20000)
+    soft_s = time.perf_counter() - start
+    boxes = torch.cat([kpts[..., :2].amin(1), kpts[..., :2].amax(1)], 1).float()
+    start = time.perf_counter()
+    merged = pose_nms_alphapose(boxes, kpts[..., :2].float(), kpts[..., 2].float())
+    alpha_s = time.perf_counter() - start
+    assert soft.shape == (20000,) and len(merged[2]) > 0
+    # About a second each on 2 busy cores (the full-sort soft-NMS took minutes); generous
+    # bounds for loaded CI machines.
+    assert soft_s < 30 and alpha_s < 30, (soft_s, alpha_s)
+
+
+def test_indexed_soft_nms_matches_reference_on_a_larger_crowd():
+    # Large images take the ordered-set + grid path; ties send it back to the array form.
+    for seed, ties in ((0, False), (1, True)):
+        kpts, scores, areas = _large_crowd(400, 600.0, seed)
+        if ties:
+            scores = np.round(scores * 8) / 8
+        for method in ("gaussian", "linear"):
+            expect = ref.soft_oks_nms(kpts, scores, areas, 0.3, max_dets=400, method=method,
+                                      stable=ties)
+            got = soft_oks_nms(torch.tensor(kpts), torch.tensor(scores), torch.tensor(areas),
+                               0.3, max_dets=400, method=method)
+            np.testing.assert_array_equal(got.numpy(), expect)
+        boxes = np.concatenate([kpts[..., :2].min(1), kpts[..., :2].max(1)], 1) / 8
+        preds = kpts[..., :2] / 8
+        expect = ref.pose_nms_alphapose(torch.tensor(boxes, dtype=torch.float32),
+                                        torch.tensor(preds, dtype=torch.float32),
+                                        torch.tensor(kpts[..., 2], dtype=torch.float32))
+        got = pose_nms_alphapose(torch.tensor(boxes, dtype=torch.float32),
+                                 torch.tensor(preds, dtype=torch.float32),
+                                 torch.tensor(kpts[..., 2], dtype=torch.float32))
+        assert_alphapose_equal(got, expect, 1e-5)
+
+
+def test_indexed_soft_nms_hands_over_when_rescoring_creates_ties():
+    # Exact copies have OKS 1, so linear rescoring sends their scores to exactly 0, where a
+    # pose with score 0 already is: equal scores appear mid-run.
+    kpts, scores, areas = _large_crowd(300, 500.0, 3)
+    rows = np.arange(20, 30)
+    kpts = np.concatenate([kpts, kpts[rows]])
+    areas = np.concatenate([areas, areas[rows]])
+    scores = np.concatenate([scores, np.random.default_rng(4).random(len(rows))])
+    scores[5] = 0.0
+    assert len(np.unique(scores)) == len(scores)
+    expect = ref.soft_oks_nms(kpts, scores, areas, 0.3, max_dets=len(kpts), method="linear",
+                              stable=True)
+    got = soft_oks_nms(torch.tensor(kpts), torch.tensor(scores), torch.tensor(areas), 0.3,
+                       max_dets=len(kpts), method="linear")
+    np.testing.assert_array_equal(got.numpy(), expect)
+
+
+def test_oks_nms_huge_mask_is_a_size_error():
+    # One image of 380,000 poses needs a 18 GB suppression mask: reported, not allocated.
+    n = 380_000
+    kpts = torch.zeros(n, 1, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"pyhpe.oks_nms: the suppression mask needs \d+ bytes "
+                                         r".* largest image has 380000 poses.*'image_offsets'"):
+        oks_nms(kpts, torch.rand(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64),
+                sigmas=[0.1], tie_break="stable", validate=False)

@@ -321,10 +321,221 @@ def test_bad_inputs():
         ops.group_poses(p, c + 100, s, [(0, 1)])
     with pytest.raises(ValueError, match="unknown skeleton"):
         ops.paf_group(hm, torch.rand(1, 2, 8, 8), "body25")
-    with pytest.raises(ValueError, match="'min_fraction' and 'inter_threshold' must be finite"):
+    with pytest.raises(ValueError, match="'min_fraction' must be finite"):
         ops.paf_scores(torch.rand(1, 2, 8, 8), p, c, [(0, 1)], min_fraction=float("nan"))
-    with pytest.raises(ValueError, match="'num_samples' must be positive"):
+    with pytest.raises(ValueError, match="'inter_threshold' must be finite"):
+        ops.paf_scores(torch.rand(1, 2, 8, 8), p, c, [(0, 1)], inter_threshold=float("inf"))
+    with pytest.raises(ValueError, match=r"'num_samples' must lie in \[1, 65536\], got 0"):
         ops.paf_scores(torch.rand(1, 2, 8, 8), p, c, [(0, 1)], num_samples=0)
+
+
+# ------------------------------------------------------------------------------------------
+# Hostile inputs: integer options, sizes, non-finite values
+
+def _scores_inputs():
+    hm = torch.rand(1, 3, 8, 8)
+    p, c = ops.find_peaks(hm)
+    return hm, torch.rand(1, 2, 8, 8), p, c
+
+
+@pytest.mark.parametrize("value", [2 ** 31, 2 ** 32, 2 ** 63 - 1, -2])
+def test_find_peaks_integer_options_range_checked(value):
+    hm = torch.rand(1, 1, 6, 6)
+    for name in ("max_peaks", "refine_radius"):
+        with pytest.raises(ValueError, match=f"pyhpe.paf_find_peaks: '{name}' must lie in"):
+            ops.find_peaks(hm, **{name: value})
+    # The op itself checks before narrowing to int (refine_radius -1 means no refinement).
+    with pytest.raises(ValueError, match="'max_peaks' must lie in"):
+        torch.ops.pyhpe.paf_find_peaks(hm, 0.05, value, 3, "cpu", False)
+    with pytest.raises(ValueError, match="'refine_radius' must lie in"):
+        torch.ops.pyhpe.paf_find_peaks(hm, 0.05, 8, value, "cpu", False)
+
+
+def test_find_peaks_huge_radius_is_clipped_to_the_map():
+    rng = np.random.default_rng(11)
+    hm = smooth_noise(rng, (1, 2, 9, 11), np.float64)
+    want_p, want_c = ref.find_peaks(hm, 0.3, 16, 20)  # a window beyond the map
+    for radius in (20, 2 ** 31 - 1):
+        got_p, got_c = ops.find_peaks(torch.from_numpy(hm), 0.3, 16, refine_radius=radius)
+        np.testing.assert_array_equal(got_c.numpy(), want_c)
+        np.testing.assert_array_equal(got_p.numpy(), want_p)
+
+
+@pytest.mark.parametrize("name,value,error", [
+    ("max_peaks", 48.9, ValueError), ("max_peaks", "64", TypeError),
+    ("max_peaks", None, TypeError), ("max_peaks", True, TypeError),
+    ("refine_radius", 2.5, ValueError), ("refine_radius", [3], TypeError),
+    ("threshold", "0.1", TypeError), ("threshold", float("nan"), ValueError)])
+def test_find_peaks_option_types(name, value, error):
+    with pytest.raises(error, match=f"pyhpe.paf_find_peaks: '{name}'"):
+        ops.find_peaks(torch.rand(1, 1, 6, 6), **{name: value})
+
+
+def test_integral_floats_are_accepted_not_truncated():
+    hm = torch.rand(1, 2, 7, 7)
+    want = ops.find_peaks(hm, 0.1, 5, refine_radius=2)
+    got = ops.find_peaks(hm, 0.1, 5.0, refine_radius=2.0)
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+
+
+def test_find_peaks_huge_output_is_a_size_error():
+    hm = torch.rand(64, 64, 4, 4)
+    with pytest.raises(ValueError, match="output peaks .* would exceed .* lower 'max_peaks'"):
+        ops.find_peaks(hm, max_peaks=2 ** 31 - 1)
+
+
+@pytest.mark.parametrize("two_pass", [False, True])
+def test_find_peaks_infinite_and_nan_pixels(two_pass):
+    hm = torch.zeros(1, 1, 9, 9, dtype=torch.float64)
+    hm[0, 0, 4, 4] = float("inf")
+    hm[0, 0, 4, 5] = 0.5
+    hm[0, 0, 1, 6] = float("nan")   # never a peak, never weighs
+    hm[0, 0, 6, 2] = 0.8
+    hm[0, 0, 6, 3] = float("nan")  # compares false: (6, 2) is no strict maximum
+    hm[0, 0, 2, 2] = 0.7           # a NaN two pixels away is only outside the centroid
+    hm[0, 0, 1, 4] = float("nan")
+    p, c = ops.find_peaks(hm, 0.1, two_pass=two_pass)
+    assert c.item() == 2
+    # +inf in the window: the centroid is undefined, the peak keeps its integer position
+    # (both peaks here have the inf pixel in their 7x7 window).
+    assert p[0, 0, 0].tolist() == [2.0, 2.0, 0.7]
+    assert p[0, 0, 1].tolist() == [4.0, 4.0, float("inf")]
+    assert torch.isfinite(p[0, 0, :, :2]).all()
+    want_p, want_c = ref.find_peaks(hm.numpy(), 0.1, 64, 3)
+    np.testing.assert_array_equal(p.numpy(), want_p)
+    # A negative threshold with no positive value in the window: integer position too.
+    neg = torch.full((1, 1, 7, 7), -1.0, dtype=torch.float64)
+    neg[0, 0, 3, 3] = -0.5
+    p, c = ops.find_peaks(neg, -0.9)
+    assert c.item() == 1 and p[0, 0, 0].tolist() == [3.0, 3.0, -0.5]
+
+
+@pytest.mark.parametrize("value", [2 ** 16 + 1, 2 ** 31, 2 ** 32, -1])
+def test_paf_scores_num_samples_range_checked(value):
+    hm, pafs, p, c = _scores_inputs()
+    with pytest.raises(ValueError, match="pyhpe.paf_scores: 'num_samples' must lie in"):
+        ops.paf_scores(pafs, p, c, [(0, 1)], num_samples=value)
+    with pytest.raises(ValueError, match="pyhpe.paf_scores: 'num_samples' must lie in"):
+        torch.ops.pyhpe.paf_scores(pafs, p, c, torch.tensor([[0, 1]]), torch.tensor([[0, 1]]),
+                                   value, 0.05, 0.95, True, 0.05)
+
+
+@pytest.mark.parametrize("name,value,error", [
+    ("num_samples", 10.5, ValueError), ("num_samples", "10", TypeError),
+    ("min_fraction", -0.1, ValueError), ("min_fraction", 1.5, ValueError),
+    ("min_fraction", "high", TypeError), ("prior_score", float("inf"), ValueError),
+    ("inter_threshold", None, TypeError)])
+def test_paf_scores_option_checks(name, value, error):
+    hm, pafs, p, c = _scores_inputs()
+    with pytest.raises(error, match=f"pyhpe.paf_scores: '{name}'"):
+        ops.paf_scores(pafs, p, c, [(0, 1)], **{name: value})
+
+
+def test_paf_scores_min_fraction_zero_never_gives_nan():
+    # min_fraction = 0 accepts a pair once one sample counts, so the mean is never 0 / 0.
+    rng = np.random.default_rng(12)
+    pafs = (smooth_noise(rng, (1, 2, 16, 16), np.float64) * 2 - 1)
+    peaks, counts = random_peaks(rng, 1, 2, 6, 16, 16, np.float64, full=True)
+    got = ops.paf_scores(torch.from_numpy(pafs), torch.from_numpy(peaks),
+                         torch.from_numpy(counts), [(0, 1)], min_fraction=0.0)
+    assert not torch.isnan(got).any()
+    want = ref.paf_scores(pafs, peaks, counts, [(0, 1)], 10, 0.05, 0.0)
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_paf_scores_counts_checked():
+    hm, pafs, p, c = _scores_inputs()
+    for bad in (c + 100, c - 100):
+        with pytest.raises(ValueError, match=r"pyhpe.paf_scores: 'counts' must lie in \[0, M"):
+            ops.paf_scores(pafs, p, bad, [(0, 1)])
+    with pytest.raises(TypeError, match="pyhpe.paf_scores: 'counts' must be int64 or int32"):
+        ops.paf_scores(pafs, p, c.double(), [(0, 1)])
+
+
+def test_paf_scores_limbs_shapes():
+    hm, pafs, p, c = _scores_inputs()
+    with pytest.raises(ValueError, match=r"pyhpe.paf_scores: 'limbs' must have shape \(L, 2\)"):
+        ops.paf_scores(pafs, p, c, torch.zeros(3, 0, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"pyhpe.paf_scores: 'limbs' must have shape \(L, 2\)"):
+        ops.paf_scores(pafs, p, c, np.zeros((2, 0), dtype=np.int64))
+    with pytest.raises(TypeError, match="pyhpe.paf_scores: 'limbs' must hold integer"):
+        ops.paf_scores(pafs, p, c, [(0.0, 1.5)])
+    with pytest.raises(ValueError, match=r"pyhpe.paf_scores: 'limbs' must have shape"):
+        torch.ops.pyhpe.paf_scores(pafs, p, c, torch.zeros(3, 0, dtype=torch.int64),
+                                   torch.zeros(3, 2, dtype=torch.int64), 10, 0.05, 0.95, True,
+                                   0.05)
+    # Zero limbs is an empty result, not an error.
+    assert ops.paf_scores(pafs, p, c, torch.zeros(0, 2, dtype=torch.int64)).shape == \
+        (1, 0, 64, 64)
+
+
+def test_paf_scores_huge_output_is_a_size_error():
+    pafs = torch.rand(1, 2, 4, 4)
+    peaks = torch.zeros(1, 2, 2 ** 16, 3)
+    counts = torch.zeros(1, 2, dtype=torch.int64)
+    with pytest.raises(ValueError, match=r"output scores .* would exceed .* lower 'peaks'"):
+        ops.paf_scores(pafs, peaks, counts, [(0, 1)])
+
+
+def test_group_options_checked():
+    hm, pafs, p, c = _scores_inputs()
+    s = ops.paf_scores(pafs, p, c, [(0, 1)])
+    for name, value, error in (("min_parts", -1, ValueError), ("min_parts", 2 ** 31, ValueError),
+                               ("min_parts", 2.5, ValueError), ("max_persons", -3, ValueError),
+                               ("max_persons", "all", TypeError),
+                               ("min_mean_score", float("nan"), ValueError)):
+        with pytest.raises(error, match=f"pyhpe.paf_group_poses: '{name}'"):
+            ops.group_poses(p, c, s, [(0, 1)], **{name: value})
+    with pytest.raises(ValueError, match="'min_parts' must lie in"):
+        torch.ops.pyhpe.paf_group_poses(p, c, s, torch.tensor([[0, 1]]),
+                                        torch.zeros(1, dtype=torch.bool), 2 ** 32, 0.2,
+                                        "greedy", -1, True, "cpu")
+
+
+def test_paf_group_skeleton_errors_name_it():
+    hm, pafs = torch.rand(1, 3, 8, 8), torch.rand(1, 2, 8, 8)
+    with pytest.raises(ValueError, match="paf_group: 'skeleton' must hold at least one"):
+        ops.paf_group(hm, pafs, [])
+    with pytest.raises(ValueError, match=r"paf_group: 'skeleton' must have shape \(L, 2\)"):
+        ops.paf_group(hm, pafs, [(0, 1, 2)])
+    with pytest.raises(ValueError, match="paf_group: 'skeleton' part indices must be >= 0"):
+        ops.paf_group(hm, pafs, [(0, -1)])
+    with pytest.raises(ValueError, match="paf_group: 'skeleton' must hold at least one"):
+        PAFGrouper([])
+    with pytest.raises(TypeError, match="paf_group: 'num_parts'"):
+        ops.paf_group(hm, pafs, [(0, 1)], num_parts="3")
+
+
+# ------------------------------------------------------------------------------------------
+# Autograd: none of the ops is differentiable
+
+def test_requires_grad_inputs_are_rejected_and_outputs_never_require_grad():
+    hm = torch.rand(1, 3, 8, 8, requires_grad=True)
+    pafs = torch.rand(1, 2, 8, 8, requires_grad=True)
+    with pytest.raises(RuntimeError, match="pyhpe.paf_find_peaks: is not differentiable, but "
+                                           "'heatmaps' requires grad"):
+        ops.find_peaks(hm)
+    p, c = ops.find_peaks(hm.detach())
+    assert not p.requires_grad
+    with pytest.raises(RuntimeError, match="pyhpe.paf_scores: is not differentiable, but "
+                                           "'pafs' requires grad"):
+        ops.paf_scores(pafs, p, c, [(0, 1)])
+    with pytest.raises(RuntimeError, match="pyhpe.paf_scores: is not differentiable, but "
+                                           "'peaks' requires grad"):
+        ops.paf_scores(pafs.detach(), p.clone().requires_grad_(), c, [(0, 1)])
+    s = ops.paf_scores(pafs.detach(), p, c, [(0, 1)])
+    with pytest.raises(RuntimeError, match="pyhpe.paf_group_poses: is not differentiable, but "
+                                           "'scores' requires grad"):
+        ops.group_poses(p, c, s.clone().requires_grad_(), [(0, 1)])
+    with torch.no_grad():
+        p2, c2 = ops.find_peaks(hm)
+        s2 = ops.paf_scores(pafs, p2, c2, [(0, 1)])
+        persons = ops.group_poses(p2, c2, s2.requires_grad_(), [(0, 1)], min_parts=1)
+    assert torch.equal(p2, p) and torch.equal(s2, s)
+    assert not any(t.requires_grad for t in (p2, c2, s2.detach(), *persons))
+    groups = ops.paf_group(hm.detach(), pafs.detach(), [(0, 1)], min_parts=1)
+    assert all(not k.requires_grad for k, _ in groups)
 
 
 # ------------------------------------------------------------------------------------------

@@ -6,12 +6,14 @@
 #include <ATen/ops/amax.h>
 #include <ATen/ops/amin.h>
 #include <ATen/ops/arange.h>
+#include <ATen/ops/bincount.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/cumsum.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/flip.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/index_select.h>
+#include <ATen/ops/logical_or.h>
 #include <ATen/ops/maximum.h>
 #include <ATen/ops/mean.h>
 #include <ATen/ops/nonzero.h>
@@ -19,8 +21,13 @@
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/GradMode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -32,6 +39,31 @@
 namespace pyhpe {
 namespace nms {
 namespace {
+
+void check_finite_option(const char* op, const char* name, double v) {
+  TORCH_CHECK_VALUE(std::isfinite(v), op, ": '", name, "' must be finite, got ", v);
+}
+
+void check_thresholds(const char* op, double thr, const std::optional<double>& vis_thr) {
+  check_finite_option(op, "thr", thr);
+  if (vis_thr.has_value()) check_finite_option(op, "vis_thr", *vis_thr);
+}
+
+// Pairwise matrices per image (n^2 / 64 mask words for OKS-NMS and AlphaPose on the device,
+// n^2 float32 OKS for soft-NMS on the device); beyond this many bytes the request is
+// reported, naming the largest image, instead of reaching the allocator.
+constexpr int64_t kMaxPairwiseBytes = int64_t(1) << 34;
+
+void check_pairwise_bytes(const char* op, const char* what, int64_t bytes,
+                          const std::vector<int64_t>& offsets) {
+  if (bytes <= kMaxPairwiseBytes) return;
+  int64_t largest = 0;
+  for (size_t m = 1; m < offsets.size(); ++m)
+    largest = std::max(largest, offsets[m] - offsets[m - 1]);
+  TORCH_CHECK_VALUE(false, op, ": ", what, " needs ", bytes, " bytes (more than ",
+                    kMaxPairwiseBytes, "; the largest image has ", largest,
+                    " poses); split 'image_offsets' into smaller images");
+}
 
 at::TensorOptions long_on(const at::Tensor& like) {
   return at::TensorOptions().dtype(at::kLong).device(like.device());
@@ -247,6 +279,7 @@ std::tuple<at::Tensor, at::Tensor> oks_nms(const at::Tensor& kpts_in, const at::
                                            const std::optional<at::Tensor>& image_offsets,
                                            const std::optional<at::Tensor>& order_in) {
   const char* op = "pyhpe.oks_nms";
+  check_thresholds(op, thr, vis_thr);
   PoseInputs in = prepare_poses(op, kpts_in, scores_in, areas_in, sigmas_in, image_offsets,
                                 order_in);
   const int64_t N = in.N;
@@ -255,6 +288,8 @@ std::tuple<at::Tensor, at::Tensor> oks_nms(const at::Tensor& kpts_in, const at::
   at::Tensor kpts = in.kpts, areas = in.areas, sigmas = in.sigmas, order = in.order;
   const std::vector<int64_t> mask_off = mask_offsets_of(seg);
   const int64_t total_words = mask_off.back();
+  check_pairwise_bytes(op, "the suppression mask", total_words * int64_t(sizeof(uint64_t)),
+                       seg.host);
   at::Tensor mask_offsets = to_device(mask_off, kpts);
   at::Tensor mask = at::empty({total_words}, at::TensorOptions().dtype(at::kUInt64).device(kpts.device()));
   at::Tensor flags = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(kpts.device()));
@@ -317,6 +352,9 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
   const char* op = "pyhpe.soft_oks_nms";
   const int method = parse_soft_method(op, method_str);
   TORCH_CHECK_VALUE(max_dets >= 0, op, ": 'max_dets' must be >= 0, got ", max_dets);
+  check_thresholds(op, thr, vis_thr);
+  TORCH_CHECK_VALUE(method != kSoftGaussian || thr > 0.0, op,
+                    ": 'thr' must be > 0 for method='gaussian' (exp(-o^2 / thr)), got ", thr);
   PoseInputs in = prepare_poses(op, kpts_in, scores_in, areas_in, sigmas_in, image_offsets,
                                 order_in);
   const int64_t N = in.N;
@@ -324,8 +362,8 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
   if (N == 0) return in.empty_result();
   at::Tensor kpts = in.kpts, areas = in.areas, sigmas = in.sigmas, order = in.order;
   at::Tensor scores = in.scores.defined() ? in.scores : pose_scores(scores_in);
-  at::Tensor work = at::empty({2 * N}, long_on(kpts));
-  at::Tensor work_scores = at::empty({2 * N}, kpts.options());
+  at::Tensor work = at::empty({kSoftScratch * N}, long_on(kpts));
+  at::Tensor work_scores = at::empty({kSoftScratch * N}, kpts.options());
   at::Tensor keep = at::zeros({N}, long_on(kpts));
   at::Tensor flags = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(kpts.device()));
   at::Tensor boxes = kpts.size(1) > 0 ? keypoint_boxes(kpts) : at::Tensor();
@@ -342,6 +380,9 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
     a.sim_offsets = nullptr;
     a.boxes = boxes.defined() ? boxes.data_ptr<scalar_t>() : nullptr;
     a.max_var = max_var;
+    a.identity_box =
+        a.boxes != nullptr ? soft_identity_box(static_cast<float>(thr), method, max_var) : 0.0;
+    a.identity_limit = soft_identity_limit(static_cast<float>(thr), method);
     a.M = seg.M();
     a.K = static_cast<int>(kpts.size(1));
     a.has_vis_thr = vis_thr.has_value();
@@ -362,6 +403,8 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
         const int64_t n = seg.host[m + 1] - seg.host[m];
         sim_off[m + 1] = sim_off[m] + n * n;
       }
+      check_pairwise_bytes(op, "the device's pairwise OKS (use the CPU)",
+                           sim_off.back() * int64_t(sizeof(float)), seg.host);
       at::Tensor sim_offsets = to_device(sim_off, kpts);
       at::Tensor sim = at::empty({sim_off.back()}, kpts.options().dtype(at::kFloat));
       OksSimArgs<scalar_t> s;
@@ -412,7 +455,26 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
   checks::size(op, bboxes_in, "bboxes", 1, 4, "(N, 4)");
   TORCH_CHECK_VALUE(K >= 1 || N == 0, op, ": 'pose_preds' needs at least one keypoint, got ",
                     checks::describe(preds_in));
+  for (const auto& [name, value] : {std::pair<const char*, double>{"delta1", delta1},
+                                    {"mu", mu}, {"delta2", delta2}, {"gamma", gamma},
+                                    {"score_thr", score_thr}, {"match_thr", match_thr},
+                                    {"alpha", alpha}, {"area_thr", area_thr}})
+    check_finite_option(op, name, value);
+  TORCH_CHECK_VALUE(delta1 > 0.0, op, ": 'delta1' must be > 0, got ", delta1);
+  TORCH_CHECK_VALUE(delta2 > 0.0, op, ": 'delta2' must be > 0, got ", delta2);
+  // A negative reference distance would make every keypoint a PCK match and every merge
+  // weight 0 / 0.
+  TORCH_CHECK_VALUE(alpha >= 0.0, op, ": 'alpha' must be >= 0 (ref_dist = alpha * max(w, h)), got ",
+                    alpha);
   require_cuda_build(op, preds_in);
+  if (N > 0) {
+    const bool inverted = at::logical_or(bboxes_in.select(1, 2).lt(bboxes_in.select(1, 0)),
+                                         bboxes_in.select(1, 3).lt(bboxes_in.select(1, 1)))
+                              .any()
+                              .item<bool>();
+    TORCH_CHECK_VALUE(!inverted, op, ": 'bboxes' must be (x0, y0, x1, y1) with x1 >= x0 and "
+                      "y1 >= y0, got an inverted box");
+  }
   Segments seg = make_segments(op, image_offsets, N, preds_in);
   const auto long_opts = long_on(preds_in);
   if (N == 0) {
@@ -430,14 +492,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
   at::Tensor boxes = at::cat({at::amin(preds, {1}), at::amax(preds, {1})}, 1).contiguous();
   const std::vector<int64_t> mask_off = mask_offsets_of(seg);
   const int64_t total_words = mask_off.back();
+  if (preds.is_cuda())
+    check_pairwise_bytes(op, "the device's suppression mask (use the CPU)",
+                         total_words * int64_t(sizeof(uint64_t)), seg.host);
   std::vector<int64_t> removed_off(seg.M() + 1, 0);
   for (int64_t m = 0; m < seg.M(); ++m)
     removed_off[m + 1] = removed_off[m] + words_for(seg.host[m + 1] - seg.host[m]);
   at::Tensor mask_offsets = to_device(mask_off, preds);
   at::Tensor removed_offsets = to_device(removed_off, preds);
   const auto u64 = at::TensorOptions().dtype(at::kUInt64).device(preds.device());
-  at::Tensor mask = at::empty({total_words}, u64);
-  at::Tensor removed = at::empty({removed_off.back()}, u64);
+  // The pairwise mask is the device's form; the CPU computes only the rows of its picks.
+  at::Tensor mask = at::empty({preds.is_cuda() ? total_words : 0}, u64);
+  at::Tensor removed = at::empty({preds.is_cuda() ? removed_off.back() : 0}, u64);
   at::Tensor picks = at::zeros({N}, long_opts);
   at::Tensor owner = at::full({N}, -1, long_opts);
   at::Tensor pick_counts = at::zeros({seg.M()}, long_opts);
@@ -445,6 +511,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
   at::Tensor out_scores = at::zeros({N, K}, preds.options());
   at::Tensor valid = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(preds.device()));
   AlphaPoseParams prm{delta1, mu, delta2, gamma, score_thr, match_thr, area_thr};
+  prm.spare_gap = alphapose_spare_gap(prm, static_cast<int>(K));
   AT_DISPATCH_FLOATING_TYPES(preds.scalar_type(), "pose_nms_alphapose", [&] {
     AlphaMaskArgs<scalar_t> a;
     a.preds = preds.data_ptr<scalar_t>();
@@ -469,38 +536,69 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
     r.picks = picks.data_ptr<int64_t>();
     r.owner = owner.data_ptr<int64_t>();
     r.pick_counts = pick_counts.data_ptr<int64_t>();
-    AlphaMergeArgs<scalar_t> g;
-    g.preds = a.preds;
-    g.scores = a.scores;
-    g.ref_dists = a.ref_dists;
-    g.offsets = a.offsets;
-    g.picks = r.picks;
-    g.owner = r.owner;
-    g.pick_counts = r.pick_counts;
-    g.M = a.M;
-    g.K = a.K;
-    g.prm = prm;
-    g.out_preds = out_preds.data_ptr<scalar_t>();
-    g.out_scores = out_scores.data_ptr<scalar_t>();
-    g.valid = valid.data_ptr<bool>();
 #ifdef PYHPE_WITH_CUDA
     if (preds.is_cuda()) {
       c10::cuda::CUDAGuard guard(preds.device());
       void* stream = cuda_stream_of(preds);
       alpha_mask_cuda<scalar_t>(a, total_words, stream);
       alpha_reduce_cuda(r, stream);
-      alpha_merge_cuda<scalar_t>(g, N, stream);
       return;
     }
 #endif
-    alpha_mask_cpu<scalar_t>(a, total_words);
-    alpha_reduce_cpu(r);
-    alpha_merge_cpu<scalar_t>(g, N);
+    alpha_greedy_cpu<scalar_t>(a, r);
+  });
+  // Every row ends in the group of exactly one pick slot: group the rows by slot (ascending
+  // rows within a slot, the merge's summation order) so that each merge reads its own rows.
+  at::Tensor members = std::get<1>(at::sort(owner, /*stable=*/true, 0, false)).contiguous();
+  // member_offsets[s] = rows whose owner is < s.
+  at::Tensor member_offsets = at::cumsum(at::bincount(owner.add(1), {}, N + 1), 0).contiguous();
+  AT_DISPATCH_FLOATING_TYPES(preds.scalar_type(), "pose_nms_alphapose_merge", [&] {
+    AlphaMergeArgs<scalar_t> g;
+    g.preds = preds.data_ptr<scalar_t>();
+    g.scores = scores.data_ptr<scalar_t>();
+    g.ref_dists = ref_dists.data_ptr<scalar_t>();
+    g.offsets = seg.dev.data_ptr<int64_t>();
+    g.picks = picks.data_ptr<int64_t>();
+    g.pick_counts = pick_counts.data_ptr<int64_t>();
+    g.members = members.data_ptr<int64_t>();
+    g.member_offsets = member_offsets.data_ptr<int64_t>();
+    g.M = seg.M();
+    g.K = static_cast<int>(K);
+    g.prm = prm;
+    g.out_preds = out_preds.data_ptr<scalar_t>();
+    g.out_scores = out_scores.data_ptr<scalar_t>();
+    g.valid = valid.data_ptr<bool>();
+    PYHPE_LAUNCH(preds, alpha_merge, g, N);
   });
   at::Tensor pos = at::nonzero(valid).squeeze(1);
   auto [indices, counts] = compact(valid, picks, seg);
   return {at::index_select(out_preds, 0, pos), at::index_select(out_scores, 0, pos), indices,
           counts};
+}
+
+// Autograd kernel of every op here: none is differentiable, so an input that requires grad
+// under grad mode is an error (rather than outputs that falsely require grad); otherwise the
+// call goes straight to the backend kernel.
+void not_differentiable(const c10::OperatorHandle& handle, c10::DispatchKeySet keys,
+                        torch::jit::Stack* stack) {
+  const auto& schema = handle.schema();
+  if (c10::GradMode::is_enabled()) {
+    const size_t n = schema.arguments().size();
+    const auto args = torch::jit::last(*stack, n);
+    for (size_t i = 0; i < n; ++i) {
+      const c10::IValue& v = args[i];
+      const bool needs_grad =
+          v.isTensor() && v.toTensor().defined() && v.toTensor().requires_grad();
+      if (!needs_grad) continue;
+      std::string name = schema.name();
+      const auto sep = name.find("::");
+      if (sep != std::string::npos) name.replace(sep, 2, ".");
+      TORCH_CHECK(false, name, ": is not differentiable, but '", schema.arguments()[i].name(),
+                  "' requires grad; pass a detached tensor or call it under torch.no_grad()");
+    }
+  }
+  at::AutoDispatchBelowADInplaceOrView guard;
+  handle.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
 }
 
 }  // namespace
@@ -533,6 +631,11 @@ TORCH_LIBRARY_IMPL(pyhpe, CUDA, m) {
   m.impl("pose_nms_alphapose", &pose_nms_alphapose);
 }
 #endif
+
+TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
+  for (const char* name : {"oks_nms", "soft_oks_nms", "pose_nms_alphapose"})
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&not_differentiable>());
+}
 
 }  // namespace nms
 }  // namespace pyhpe

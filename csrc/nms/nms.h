@@ -15,9 +15,9 @@ void oks_nms_mask_cpu(const OksNmsMaskArgs<T>& args, int64_t total_words);
 void oks_nms_reduce_cpu(const OksNmsReduceArgs& args);
 template <typename T>
 void soft_nms_cpu(const SoftNmsArgs<T>& args);
+// The mask-free greedy pass (picks, owners, pick counts; `mask` and `removed` unused).
 template <typename T>
-void alpha_mask_cpu(const AlphaMaskArgs<T>& args, int64_t total_words);
-void alpha_reduce_cpu(const AlphaReduceArgs& args);
+void alpha_greedy_cpu(const AlphaMaskArgs<T>& args, const AlphaReduceArgs& reduce);
 template <typename T>
 void alpha_merge_cpu(const AlphaMergeArgs<T>& args, int64_t slots);
 

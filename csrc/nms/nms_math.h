@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/hd.h"
 #include "oks/oks_math.h"
@@ -271,8 +272,21 @@ PYHPE_HD_INLINE void oks_nms_reduce_image(const OksNmsReduceArgs& a, int64_t m) 
 }
 
 // ---------------------------------------------------------------------------------------
-// soft-OKS-NMS, one image per call. `work` holds 2N int64 and `work_scores` 2N T of scratch.
+// soft-OKS-NMS, one image per call. `work` holds kSoftScratch * N int64 and `work_scores`
+// kSoftScratch * N T of scratch.
 enum SoftMethod : int { kSoftGaussian = 0, kSoftLinear = 1 };
+constexpr int64_t kSoftScratch = 4;
+
+// The order of soft-NMS scores: descending, NaN above every number (numpy sorts NaN last,
+// and mmpose reverses the sort). A strict weak order, so sorting and merging agree.
+template <typename T>
+PYHPE_HD_INLINE bool ranks_before(T a, T b) {
+  return a > b || (a != a && b == b);
+}
+template <typename T>
+PYHPE_HD_INLINE bool same_rank(T a, T b) {
+  return !ranks_before(a, b) && !ranks_before(b, a);
+}
 
 template <typename T>
 struct SoftNmsArgs {
@@ -286,6 +300,9 @@ struct SoftNmsArgs {
   const int64_t* sim_offsets;  // M + 1 or nullptr
   const T* boxes;           // N x 4 keypoint boxes for soft_rescore_is_identity, or nullptr
   double max_var;           // max_k (2 sigma_k)^2
+  double identity_box;      // box_rules_out constant implying soft_rescore_is_identity's box
+                            // bound (<= 0: none), see soft_identity_box
+  double identity_limit;    // soft_identity_limit(thr, method)
   int64_t M;
   int K;
   bool has_vis_thr;
@@ -293,13 +310,13 @@ struct SoftNmsArgs {
   float thr;
   int method;
   int64_t max_dets;
-  int64_t* work;            // 2N
-  T* work_scores;           // 2N
+  int64_t* work;            // kSoftScratch * N
+  T* work_scores;           // kSoftScratch * N
   int64_t* keep;            // N: kept global rows, first counts[m] of image m's slots
   bool* keep_flags;         // N
 };
 
-// Stable merge sort of (idx, score) by descending score; src/dst ping-pong, result in `idx`.
+// Stable merge sort of (idx, score) by ranks_before; src/dst ping-pong, result in `idx`.
 template <typename T>
 PYHPE_HD void stable_sort_desc(int64_t* idx, T* sc, int64_t* tmp_idx, T* tmp_sc, int64_t n) {
   int64_t* src_i = idx;
@@ -312,7 +329,7 @@ PYHPE_HD void stable_sort_desc(int64_t* idx, T* sc, int64_t* tmp_idx, T* tmp_sc,
       const int64_t hi = lo + 2 * width < n ? lo + 2 * width : n;
       int64_t i = lo, j = mid, o = lo;
       while (i < mid && j < hi) {
-        if (src_s[j] > src_s[i]) {
+        if (ranks_before(src_s[j], src_s[i])) {
           dst_i[o] = src_i[j];
           dst_s[o++] = src_s[j++];
         } else {
@@ -372,18 +389,34 @@ PYHPE_HD_INLINE float numpy_exp_f32(float x) {
   return (poly * ldexpf(1.0f, -125)) / ldexpf(1.0f, -125 - ki);
 }
 
+// An upper bound of exp(-e) within a factor 2 and without exp: 2^-k for the largest integer
+// k <= e / ln 2 (the constant is rounded down so that k ln 2 <= e survives rounding); 1 for
+// NaN or e <= 0, and 2^-1000 beyond (every double exp(-e) there is smaller still).
+PYHPE_HD_INLINE double exp_neg_upper(double e) {
+  const double t = floor(e * (1.4426950408889634 * (1.0 - 1e-12)));
+  if (!(t > 0.0)) return 1.0;
+  const uint64_t bits = uint64_t(1023 - (t > 1000.0 ? 1000 : static_cast<int>(t))) << 52;
+  double r;
+  memcpy(&r, &bits, sizeof r);  // 2^-k, a normal double
+  return r;
+}
+
 // Whether the pair's float32 OKS o provably leaves a soft-NMS score untouched, so that o
 // need not be computed: Gaussian, numpy's float32 exp returns exactly 1 for |x| < 4e-8
 // (k = 0, and both rational-polynomial factors round to 1), so o^2 / thr < 1e-8 suffices;
-// linear, o < thr. The bound on o uses exp(-e) <= 1 / (1 + e + e^2/2 + e^3/6) for e >= 0,
-// first with the smallest e the two keypoint boxes allow (O(1)), then per keypoint.
+// linear, o < thr. The bound on o uses exp(-e) <= exp_neg_upper(e), first with the smallest
+// e the two keypoint boxes allow (O(1)), then per keypoint.
+// The bound on o below which a rescored score is provably unchanged (see below).
+PYHPE_HD_INLINE double soft_identity_limit(float thr, int method) {
+  return method == kSoftLinear ? double(thr) * (1.0 - 1e-4) - 1e-9 : sqrt(1e-8 * double(thr));
+}
+
 template <typename T>
 PYHPE_HD bool soft_rescore_is_identity(const T* g, const T* d, T a_g, T a_d, const double* sigmas,
-                                       int K, bool has_vis_thr, T vis_thr, float thr, int method,
-                                       const T* box_g, const T* box_d, double max_var) {
+                                       int K, bool has_vis_thr, T vis_thr, float thr,
+                                       double limit, const T* box_g, const T* box_d,
+                                       double max_var) {
   if (!(thr > 0.0f)) return false;
-  const double limit = method == kSoftLinear ? double(thr) * (1.0 - 1e-4) - 1e-9
-                                             : sqrt(1e-8 * double(thr));
   const double denom = (double(a_g) + double(a_d)) / 2.0 + oks::kAreaEps;
   if (!(denom > 0.0)) return false;
   // 1 + 1e-5: headroom for the rounding of o, o * o and the bounds themselves.
@@ -395,10 +428,13 @@ PYHPE_HD bool soft_rescore_is_identity(const T* g, const T* d, T a_g, T a_d, con
     const double hi_y = box_g[3] < box_d[3] ? box_g[3] : box_d[3];
     const double gx = lo_x > hi_x ? lo_x - hi_x : 0.0, gy = lo_y > hi_y ? lo_y - hi_y : 0.0;
     const double e = (gx * gx + gy * gy) / (max_var * denom * 2.0);
-    if (slack / (1.0 + e + e * e / 2.0 + e * e * e / 6.0) < limit) return true;
+    if (slack * exp_neg_upper(e) < limit) return true;
   }
   double bound = 0.0;
   int included = 0;
+  // The test below needs bound < limit * included / slack <= limit * K / slack: once the
+  // partial sum reaches that, the pair needs the exact o.
+  const double give_up = limit * K / slack;
   for (int k = 0; k < K; ++k) {
     if (has_vis_thr && !(g[3 * k + 2] > vis_thr && d[3 * k + 2] > vis_thr)) continue;
     ++included;
@@ -406,63 +442,177 @@ PYHPE_HD bool soft_rescore_is_identity(const T* g, const T* d, T a_g, T a_d, con
     const double dy = double(d[3 * k + 1]) - double(g[3 * k + 1]);
     const double s2 = 2.0 * double(sigmas[k]);
     const double e = (dx * dx + dy * dy) / (s2 * s2 * denom * 2.0);
-    bound += 1.0 / (1.0 + e + e * e / 2.0 + e * e * e / 6.0);
+    bound += exp_neg_upper(e);
+    if (bound >= give_up) return false;
   }
   if (included == 0) return true;  // o = 0
   return bound / included * slack < limit;
 }
 
 template <typename T>
-PYHPE_HD void soft_nms_image(const SoftNmsArgs<T>& a, int64_t m) {
-  const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
-  if (n == 0) return;
-  int64_t* cur = a.work + start;
-  int64_t* tmp = a.work + a.offsets[a.M] + start;
-  T* cur_s = a.work_scores + start;
-  T* tmp_s = a.work_scores + a.offsets[a.M] + start;
+PYHPE_HD bool soft_rescore_is_identity(const T* g, const T* d, T a_g, T a_d, const double* sigmas,
+                                       int K, bool has_vis_thr, T vis_thr, float thr, int method,
+                                       const T* box_g, const T* box_d, double max_var) {
+  return soft_rescore_is_identity(g, d, a_g, a_d, sigmas, K, has_vis_thr, vis_thr, thr,
+                                  soft_identity_limit(thr, method), box_g, box_d, max_var);
+}
+
+// The box bound of soft_rescore_is_identity as one comparison per pair: its test
+// slack * exp_neg_upper(e) < limit, with e = g^2 / (max_var * denom * 2), holds for every
+// e > e* = ln(2 slack / limit) (1 + 1e-9), since exp_neg_upper(e) <= 2 exp(-e (1 - 1e-12)),
+// i.e. for g^2 > e* * max_var * 2 * denom. Returns that factor (box_rules_out's box_skip),
+// or 0 where the bound never applies.
+inline double soft_identity_box(float thr, int method, double max_var) {
+  if (!(thr > 0.0f) || !(max_var > 0.0)) return 0.0;
+  const double limit = soft_identity_limit(thr, method);
+  if (!(limit > 0.0)) return 0.0;
+  const double e_star = log(2.0 * (1.0 + 1e-5) / limit) * (1.0 + 1e-9);
+  if (!(e_star > 0.0)) return 0.0;
+  return e_star * max_var * 2.0;
+}
+
+// One image's soft-NMS state. The list (cur, cur_s) of the remaining poses is always in the
+// order mmpose's loop has them: sorted by ranks_before, and within equal scores in the
+// order its reversed stable argsorts left them.
+template <typename T>
+struct SoftNmsImage {
+  int64_t* cur;   // remaining global rows
+  T* cur_s;       // their scores
+  int64_t* u;     // positions (in cur[1:]) whose score is unchanged by the pick
+  T* u_s;
+  int64_t* c;     // positions whose score changed
+  T* c_s;
+  int64_t* out;   // next list; out_s also receives the rescored scores of cur[1:]
+  T* out_s;
+  int64_t len;
+  bool sorted;    // cur is sorted (false for a caller-supplied order, before the first pick)
+};
+
+template <typename T>
+PYHPE_HD SoftNmsImage<T> soft_nms_begin(const SoftNmsArgs<T>& a, int64_t m) {
+  const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start, N = a.offsets[a.M];
+  SoftNmsImage<T> st;
+  st.cur = a.work + start;
+  st.u = a.work + N + start;
+  st.c = a.work + 2 * N + start;
+  st.out = a.work + 3 * N + start;
+  st.cur_s = a.work_scores + start;
+  st.u_s = a.work_scores + N + start;
+  st.c_s = a.work_scores + 2 * N + start;
+  st.out_s = a.work_scores + 3 * N + start;
   for (int64_t p = 0; p < n; ++p) {
-    cur[p] = a.order[start + p];
-    cur_s[p] = a.scores[cur[p]];
+    st.cur[p] = a.order[start + p];
+    st.cur_s[p] = a.scores[st.cur[p]];
   }
-  int64_t len = n, kept = 0;
-  while (len > 0 && kept < a.max_dets) {
-    const int64_t gi = cur[0];
-    a.keep[start + kept] = gi;
-    a.keep_flags[start + kept] = true;
-    ++kept;
-    // scores[1:] rescored, then `argsort()[::-1]`: a stable sort reversed, i.e. ties come
-    // out in reverse of their current order. Reverse first, then sort stably descending.
-    const int64_t rest = len - 1;
-    for (int64_t p = 0; p < rest; ++p) {
-      const int64_t di = cur[1 + p];
-      float o;
-      if (a.sim == nullptr && a.boxes != nullptr &&
-          soft_rescore_is_identity(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3, a.areas[gi],
-                                   a.areas[di], a.sigmas, a.K, a.has_vis_thr, a.vis_thr, a.thr,
-                                   a.method, a.boxes + gi * 4, a.boxes + di * 4, a.max_var)) {
-        o = 0.0f;  // same rescored score as the exact o
-      } else if (a.sim != nullptr) {
-        o = a.sim[a.sim_offsets[m] + (gi - start) * n + (di - start)];
-      } else {
-        o = static_cast<float>(mmpose_oks(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3,
-                                          a.areas[gi], a.areas[di], a.sigmas, a.K,
-                                          a.has_vis_thr, a.vis_thr));
-      }
-      T s = cur_s[1 + p];
-      if (a.method == kSoftLinear) {
-        if (o >= a.thr) s = s * static_cast<T>(1.0f - o);
-      } else {
-        s = s * static_cast<T>(numpy_exp_f32(-(o * o) / a.thr));
-      }
-      tmp[rest - 1 - p] = di;
-      tmp_s[rest - 1 - p] = s;
+  st.len = n;
+  st.sorted = false;
+  return st;
+}
+
+// Score of remaining pose di after picking gi (mmpose _rescore with the float32 OKS).
+template <typename T>
+PYHPE_HD T soft_rescored(const SoftNmsArgs<T>& a, int64_t m, int64_t gi, int64_t di, T s) {
+  float o;
+  if (a.sim == nullptr && a.boxes != nullptr &&
+      (box_rules_out(a.boxes + gi * 4, a.boxes + di * 4,
+                     (double(a.areas[gi]) + double(a.areas[di])) / 2.0 + oks::kAreaEps,
+                     a.identity_box) ||
+       soft_rescore_is_identity(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3, a.areas[gi],
+                               a.areas[di], a.sigmas, a.K, a.has_vis_thr, a.vis_thr, a.thr,
+                               a.identity_limit, a.boxes + gi * 4, a.boxes + di * 4,
+                               a.max_var))) {
+    o = 0.0f;  // same rescored score as the exact o
+  } else if (a.sim != nullptr) {
+    const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
+    o = a.sim[a.sim_offsets[m] + (gi - start) * n + (di - start)];
+  } else {
+    o = static_cast<float>(mmpose_oks(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3,
+                                      a.areas[gi], a.areas[di], a.sigmas, a.K, a.has_vis_thr,
+                                      a.vis_thr));
+  }
+  if (a.method == kSoftLinear) {
+    if (o >= a.thr) s = s * static_cast<T>(1.0f - o);
+  } else {
+    s = s * static_cast<T>(numpy_exp_f32(-(o * o) / a.thr));
+  }
+  return s;
+}
+
+// Rescored scores of cur[1 + p], p in [begin, end), into out_s[p] (independent per p).
+template <typename T>
+PYHPE_HD void soft_nms_rescore(const SoftNmsArgs<T>& a, int64_t m, const SoftNmsImage<T>& st,
+                               int64_t begin, int64_t end) {
+  const int64_t gi = st.cur[0];
+  for (int64_t p = begin; p < end; ++p)
+    st.out_s[p] = soft_rescored(a, m, gi, st.cur[1 + p], st.cur_s[1 + p]);
+}
+
+// mmpose's `scores[1:]` rescored then `argsort()[::-1]`: the order by score, equal scores in
+// reverse of their current order, i.e. sorted by (score, position descending). Poses whose
+// score is unchanged are already in score order (cur is sorted), so only the runs of equal
+// scores among them flip; the changed ones are sorted on their own and merged in: O(len)
+// plus a sort of the changed poses, where a full re-sort is O(len log len).
+template <typename T>
+PYHPE_HD void soft_nms_reorder(SoftNmsImage<T>& st) {
+  const int64_t rest = st.len - 1;
+  int64_t nu = 0, nc = 0;
+  for (int64_t p = 0; p < rest; ++p) {
+    const T s = st.out_s[p];
+    if (st.sorted && same_rank(s, st.cur_s[1 + p])) {
+      st.u[nu] = p;
+      st.u_s[nu++] = s;
+    } else {
+      st.c[nc] = p;
+      st.c_s[nc++] = s;
     }
-    for (int64_t p = 0; p < rest; ++p) {
-      cur[p] = tmp[p];
-      cur_s[p] = tmp_s[p];
+  }
+  // Changed poses: reversed (position descending), then stably sorted (out is free scratch).
+  for (int64_t i = 0, j = nc - 1; i < j; ++i, --j) {
+    const int64_t tp = st.c[i]; st.c[i] = st.c[j]; st.c[j] = tp;
+    const T ts = st.c_s[i]; st.c_s[i] = st.c_s[j]; st.c_s[j] = ts;
+  }
+  stable_sort_desc(st.c, st.c_s, st.out, st.out_s, nc);
+  // Unchanged poses: each run of equal scores reversed.
+  for (int64_t i = 0; i < nu;) {
+    int64_t j = i + 1;
+    while (j < nu && same_rank(st.u_s[j], st.u_s[i])) ++j;
+    for (int64_t lo = i, hi = j - 1; lo < hi; ++lo, --hi) {
+      const int64_t tp = st.u[lo]; st.u[lo] = st.u[hi]; st.u[hi] = tp;
+      const T ts = st.u_s[lo]; st.u_s[lo] = st.u_s[hi]; st.u_s[hi] = ts;
     }
-    stable_sort_desc(cur, cur_s, tmp, tmp_s, rest);
-    len = rest;
+    i = j;
+  }
+  int64_t i = 0, j = 0, q = 0;
+  while (i < nu || j < nc) {
+    const bool take_c =
+        i == nu || (j < nc && (ranks_before(st.c_s[j], st.u_s[i]) ||
+                               (same_rank(st.c_s[j], st.u_s[i]) && st.c[j] > st.u[i])));
+    const int64_t p = take_c ? st.c[j] : st.u[i];
+    st.out_s[q] = take_c ? st.c_s[j++] : st.u_s[i++];
+    st.out[q++] = st.cur[1 + p];
+  }
+  int64_t* ti = st.cur; st.cur = st.out; st.out = ti;
+  T* ts = st.cur_s; st.cur_s = st.out_s; st.out_s = ts;
+  st.len = rest;
+  st.sorted = true;
+}
+
+// Records the pick (cur[0]) as the image's kept-th pose.
+template <typename T>
+PYHPE_HD_INLINE void soft_nms_keep(const SoftNmsArgs<T>& a, int64_t m, const SoftNmsImage<T>& st,
+                                   int64_t kept) {
+  const int64_t start = a.offsets[m];
+  a.keep[start + kept] = st.cur[0];
+  a.keep_flags[start + kept] = true;
+}
+
+template <typename T>
+PYHPE_HD void soft_nms_image(const SoftNmsArgs<T>& a, int64_t m) {
+  SoftNmsImage<T> st = soft_nms_begin(a, m);
+  for (int64_t kept = 0; st.len > 0 && kept < a.max_dets; ++kept) {
+    soft_nms_keep(a, m, st, kept);
+    soft_nms_rescore(a, m, st, 0, st.len - 1);
+    soft_nms_reorder(st);
   }
 }
 
@@ -507,6 +657,9 @@ PYHPE_HD void oks_sim_element(const OksSimArgs<T>& a, int64_t idx) {
 // AlphaPose parametric pose NMS (pose_nms_body) and p_merge_fast.
 struct AlphaPoseParams {
   double delta1, mu, delta2, gamma, score_thr, match_thr, area_thr;
+  // Box gap beyond which K mu exp(-g / delta2) < gamma holds with alphapose_box_spares'
+  // margins (alphapose_spare_gap); < 0: evaluate the exp per pair.
+  double spare_gap = -1.0;
 };
 
 // Caps on the reference distance from AlphaPose: PCK_match uses min(ref, 7) and
@@ -552,12 +705,25 @@ PYHPE_HD_INLINE bool alphapose_box_spares(const T* ba, const T* bb, T ref_dist, 
   const double lo_x = ba[0] > bb[0] ? ba[0] : bb[0], hi_x = ba[2] < bb[2] ? ba[2] : bb[2];
   const double lo_y = ba[1] > bb[1] ? ba[1] : bb[1], hi_y = ba[3] < bb[3] ? ba[3] : bb[3];
   const double gx = lo_x > hi_x ? lo_x - hi_x : 0.0, gy = lo_y > hi_y ? lo_y - hi_y : 0.0;
-  const double g = sqrt(gx * gx + gy * gy);
+  const double g2 = gx * gx + gy * gy;
   const double pck_ref = double(capped(ref_dist, kPckRefCap));
   if (!(pck_ref > 0.0)) return false;  // a non-positive reference matches every joint
-  const double reach = pck_ref > 1.0 ? pck_ref : 1.0;
-  if (!(g > reach * (1.0 + 1e-5) + 1e-9)) return false;
-  return K * prm.mu * exp(-g / prm.delta2) < prm.gamma * (1.0 - 1e-5) - 1e-9;
+  const double reach = (pck_ref > 1.0 ? pck_ref : 1.0) * (1.0 + 1e-5) + 1e-9;
+  if (!(g2 > reach * reach)) return false;
+  if (prm.spare_gap >= 0.0) return g2 > prm.spare_gap * prm.spare_gap;
+  return K * prm.mu * exp(-sqrt(g2) / prm.delta2) < prm.gamma * (1.0 - 1e-5) - 1e-9;
+}
+
+// AlphaPoseParams::spare_gap for K keypoints: K mu exp(-g / delta2) < gamma (1 - 1e-5) - 1e-9
+// for every g above it (a relative margin of 1e-6 over the logarithm's rounding).
+inline double alphapose_spare_gap(const AlphaPoseParams& prm, int K) {
+  if (!(prm.delta2 > 0.0) || prm.mu < 0.0) return -1.0;
+  const double limit = prm.gamma * (1.0 - 1e-5) - 1e-9;
+  if (!(limit > 0.0)) return INFINITY;
+  const double scale = K * prm.mu;
+  if (!(scale > 0.0)) return 0.0;
+  const double gap = prm.delta2 * log(scale / limit);
+  return (gap > 0.0 ? gap : 0.0) * (1.0 + 1e-6) + 1e-9;
 }
 
 // Whether picking pose i deletes pose j (get_parametric_distance > gamma or PCK_match >=
@@ -583,6 +749,51 @@ PYHPE_HD bool alphapose_deletes(const T* pi, const T* si, const T* pj, const T* 
   return simi > T(prm.gamma) || double(matches) >= prm.match_thr;
 }
 
+// Whether pick i provably spares pose j, without the exp, tanh and sqrt of the exact test:
+// a score term needs d_k <= 1 and is at most 1 (|tanh| <= 1, and the float32 sum of terms
+// <= 1 stays <= their count), a PCK match needs d_k <= min(ref, 7), and with
+// y = d_k^2 / delta2^2, exp(-d_k / delta2) <= 1 / (1 + y/2 + y^2/24) (even terms of the exp
+// series). Margins of 1e-4 dwarf every float32 rounding of the exact test.
+template <typename T>
+PYHPE_HD bool alphapose_surely_spares(const T* pi, const T* pj, T ref_dist, int K,
+                                      const AlphaPoseParams& prm) {
+  if (!(prm.mu >= 0.0) || !(prm.delta2 > 0.0)) return false;
+  const double pck_ref = double(capped(ref_dist, kPckRefCap));
+  if (!(pck_ref >= 0.0)) return false;
+  const double match_d2 = pck_ref * pck_ref * (1.0 + 1e-4);
+  const double inv_var = 1.0 / (prm.delta2 * prm.delta2);
+  double close = 0.0, matches = 0.0, point_bound = 0.0;
+  for (int k = 0; k < K; ++k) {
+    const double dx = double(pi[2 * k]) - double(pj[2 * k]);
+    const double dy = double(pi[2 * k + 1]) - double(pj[2 * k + 1]);
+    const double d2 = dx * dx + dy * dy;
+    close += d2 <= 1.0 + 1e-4 ? 1.0 : 0.0;
+    matches += d2 <= match_d2 ? 1.0 : 0.0;
+    const double y = d2 * inv_var;
+    point_bound += 1.0 / (1.0 + y * (0.5 + y * (1.0 / 24.0)));
+  }
+  if (!(matches < prm.match_thr)) return false;
+  const double gamma = prm.gamma;
+  const double limit = gamma - 1e-4 * (gamma < 0.0 ? -gamma : gamma) - 1e-6;
+  return close + prm.mu * point_bound * (1.0 + 1e-4) < limit;
+}
+
+// Whether the pick at sorted position row deletes the pose at position col >= row (the same
+// answer as alphapose_deletes; the pre-checks only skip the exact test where it must say no).
+template <typename T>
+PYHPE_HD bool alpha_pair_deletes(const AlphaMaskArgs<T>& a, int64_t gi, int64_t gj, bool self) {
+  if (!self && a.boxes != nullptr &&
+      alphapose_box_spares(a.boxes + gi * 4, a.boxes + gj * 4, a.ref_dists[gi], a.K, a.prm)) {
+    return false;
+  }
+  if (!self && alphapose_surely_spares(a.preds + gi * a.K * 2, a.preds + gj * a.K * 2,
+                                       a.ref_dists[gi], a.K, a.prm)) {
+    return false;
+  }
+  return alphapose_deletes(a.preds + gi * a.K * 2, a.scores + gi * a.K, a.preds + gj * a.K * 2,
+                           a.scores + gj * a.K, a.ref_dists[gi], a.K, a.prm);
+}
+
 template <typename T>
 PYHPE_HD void alpha_mask_element(const AlphaMaskArgs<T>& a, int64_t idx) {
   const int64_t m = image_of(a.mask_offsets, a.M, idx);
@@ -597,15 +808,7 @@ PYHPE_HD void alpha_mask_element(const AlphaMaskArgs<T>& a, int64_t idx) {
     const int64_t col = first + t;
     if (col < row) continue;
     if (col >= n) break;
-    const int64_t gj = a.order[start + col];
-    if (a.boxes != nullptr && col != row &&
-        alphapose_box_spares(a.boxes + gi * 4, a.boxes + gj * 4, a.ref_dists[gi], a.K, a.prm)) {
-      continue;
-    }
-    if (alphapose_deletes(a.preds + gi * a.K * 2, a.scores + gi * a.K, a.preds + gj * a.K * 2,
-                          a.scores + gj * a.K, a.ref_dists[gi], a.K, a.prm)) {
-      bits |= uint64_t(1) << t;
-    }
+    if (alpha_pair_deletes(a, gi, a.order[start + col], col == row)) bits |= uint64_t(1) << t;
   }
   a.mask[idx] = bits;
 }
@@ -672,8 +875,9 @@ struct AlphaMergeArgs {
   const T* ref_dists;
   const int64_t* offsets;
   const int64_t* picks;
-  const int64_t* owner;
   const int64_t* pick_counts;
+  const int64_t* members;         // N: rows grouped by owner slot, ascending within a slot
+  const int64_t* member_offsets;  // N + 1: slot s owns members[member_offsets[s]..[s + 1])
   int64_t M;
   int K;
   AlphaPoseParams prm;
@@ -685,7 +889,7 @@ struct AlphaMergeArgs {
 template <typename T>
 PYHPE_HD void alpha_merge_element(const AlphaMergeArgs<T>& a, int64_t slot) {
   const int64_t m = image_of(a.offsets, a.M, slot);
-  const int64_t start = a.offsets[m], end = a.offsets[m + 1];
+  const int64_t start = a.offsets[m];
   a.valid[slot] = false;
   if (slot - start >= a.pick_counts[m]) return;
   const int64_t pi = a.picks[slot];
@@ -699,16 +903,17 @@ PYHPE_HD void alpha_merge_element(const AlphaMergeArgs<T>& a, int64_t slot) {
   bool has_nan = false;
   T max_merged = T(0);
   T xmin = T(0), xmax = T(0), ymin = T(0), ymax = T(0);
+  const int64_t first = a.member_offsets[slot], last = a.member_offsets[slot + 1];
   for (int k = 0; k < a.K; ++k) {
     T total = T(0);
-    for (int64_t r = start; r < end; ++r) {
-      if (a.owner[r] != slot) continue;
+    for (int64_t i = first; i < last; ++i) {
+      const int64_t r = a.members[i];
       if (joint_dist(ref, a.preds + r * a.K * 2, k) <= merge_ref) total += a.scores[r * a.K + k];
       else total += T(0);
     }
     T x = T(0), y = T(0), s = T(0);
-    for (int64_t r = start; r < end; ++r) {
-      if (a.owner[r] != slot) continue;
+    for (int64_t i = first; i < last; ++i) {
+      const int64_t r = a.members[i];
       const T masked = joint_dist(ref, a.preds + r * a.K * 2, k) <= merge_ref
                            ? a.scores[r * a.K + k] : T(0);
       const T w = masked / total;

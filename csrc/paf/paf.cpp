@@ -6,8 +6,12 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/GradMode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
+#include <climits>
 #include <cmath>
 #include <string>
 #include <tuple>
@@ -20,13 +24,46 @@ namespace pyhpe {
 namespace paf {
 namespace {
 
+// Largest output (elements) an op of this family allocates; more is a caller's mistake (a
+// huge max_peaks or M), reported before the allocator sees it.
+constexpr int64_t kMaxOutputElements = (int64_t(1) << 31) - 1;
+// Pair scoring walks num_samples points per pair; OpenPose uses 5 to 25.
+constexpr int64_t kMaxSamples = int64_t(1) << 16;
+
+void check_int_range(const char* op, const char* name, int64_t v, int64_t lo, int64_t hi) {
+  TORCH_CHECK_VALUE(lo <= v && v <= hi, op, ": '", name, "' must lie in [", lo, ", ", hi,
+                    "], got ", v);
+}
+
+void check_finite_option(const char* op, const char* name, double v) {
+  TORCH_CHECK_VALUE(std::isfinite(v), op, ": '", name, "' must be finite, got ", v);
+}
+
+// numel of `sizes` without overflow, rejected above kMaxOutputElements (`cause` names the
+// argument that sets the size).
+void check_output_size(const char* op, const char* what, std::initializer_list<int64_t> sizes,
+                       const char* cause) {
+  int64_t numel = 1;
+  bool too_big = false;
+  for (int64_t d : sizes) {
+    if (d == 0) return;
+    if (numel > kMaxOutputElements / d) too_big = true;
+    else numel *= d;
+  }
+  TORCH_CHECK_VALUE(!too_big, op, ": the output ", what, " ", c10::IntArrayRef(sizes),
+                    " would exceed ", kMaxOutputElements, " elements; lower '", cause, "'");
+}
+
 std::tuple<at::Tensor, at::Tensor> find_peaks_op(const at::Tensor& heatmaps_in, double threshold,
                                                  int64_t max_peaks, int64_t refine_radius,
                                                  c10::string_view border, bool two_pass) {
   const char* op = "pyhpe.paf_find_peaks";
   checks::floating(op, heatmaps_in, "heatmaps");
   checks::dim(op, heatmaps_in, "heatmaps", 4, "(B, K, H, W)");
-  TORCH_CHECK_VALUE(max_peaks >= 0, op, ": 'max_peaks' must be >= 0, got ", max_peaks);
+  check_int_range(op, "max_peaks", max_peaks, 0, INT_MAX);
+  // -1: no refinement; a window larger than the map is clipped to it.
+  check_int_range(op, "refine_radius", refine_radius, -1, INT_MAX);
+  check_finite_option(op, "threshold", threshold);
   int mode;
   if (border == "cpu") {
     mode = kNmsCpu;
@@ -39,6 +76,9 @@ std::tuple<at::Tensor, at::Tensor> find_peaks_op(const at::Tensor& heatmaps_in, 
   require_cuda_build(op, heatmaps_in);
   const int64_t B = heatmaps_in.size(0), K = heatmaps_in.size(1), H = heatmaps_in.size(2),
                 W = heatmaps_in.size(3);
+  TORCH_CHECK_VALUE(H <= INT_MAX && W <= INT_MAX, op, ": 'heatmaps' maps must be smaller than ",
+                    INT_MAX, " pixels a side, got ", checks::describe(heatmaps_in));
+  check_output_size(op, "peaks (B, K, max_peaks, 3)", {B, K, max_peaks, 3}, "max_peaks");
   at::Tensor heatmaps = heatmaps_in.contiguous();
   at::Tensor peaks = at::zeros({B, K, max_peaks, 3}, heatmaps.options());
   at::Tensor counts = at::zeros({B, K}, heatmaps.options().dtype(at::kLong));
@@ -51,7 +91,7 @@ std::tuple<at::Tensor, at::Tensor> find_peaks_op(const at::Tensor& heatmaps_in, 
     a.W = static_cast<int>(W);
     a.threshold = static_cast<scalar_t>(threshold);
     a.mode = mode;
-    a.radius = static_cast<int>(refine_radius);
+    a.radius = static_cast<int>(refine_radius);  // range-checked above
     a.max_peaks = static_cast<int>(max_peaks);
     a.peaks = peaks.data_ptr<scalar_t>();
     a.counts = counts.data_ptr<int64_t>();
@@ -96,6 +136,16 @@ void check_peaks(const char* op, const at::Tensor& peaks, const at::Tensor& coun
   checks::size(op, counts, "counts", 1, peaks.size(1), "(B, K)");
 }
 
+// counts (B, K) must lie in [0, M].
+void check_counts(const char* op, const at::Tensor& counts, int64_t M) {
+  if (counts.numel() == 0) return;
+  at::Tensor host = counts.to(at::kCPU).to(at::kLong).contiguous();
+  const int64_t* c = host.data_ptr<int64_t>();
+  for (int64_t i = 0; i < host.numel(); ++i)
+    TORCH_CHECK_VALUE(0 <= c[i] && c[i] <= M, op, ": 'counts' must lie in [0, M=", M,
+                      "], got ", c[i], " at flat index ", i);
+}
+
 at::Tensor check_index_pairs(const char* op, const at::Tensor& t, const char* name, int64_t L,
                              int64_t upper, const char* what) {
   checks::integral(op, t, name);
@@ -122,9 +172,14 @@ at::Tensor paf_scores_op(const at::Tensor& pafs_in, const at::Tensor& peaks_in,
   checks::same_dtype(op, peaks_in, "peaks", pafs_in, "pafs");
   checks::same_device(op, peaks_in, "peaks", pafs_in, "pafs");
   checks::size(op, peaks_in, "peaks", 0, pafs_in.size(0), "(B, K, M, 3)");
-  TORCH_CHECK_VALUE(std::isfinite(min_fraction) && std::isfinite(inter_threshold), op,
-                    ": 'min_fraction' and 'inter_threshold' must be finite, got ", min_fraction,
-                    " and ", inter_threshold);
+  check_finite_option(op, "inter_threshold", inter_threshold);
+  check_finite_option(op, "prior_score", prior_score);
+  // count / n > min_fraction < 0 would accept a pair with no sample above the threshold and
+  // score it 0 / 0.
+  TORCH_CHECK_VALUE(0.0 <= min_fraction && min_fraction <= 1.0, op,
+                    ": 'min_fraction' must lie in [0, 1], got ", min_fraction);
+  // 0: OpenPose's adaptive count.
+  check_int_range(op, "num_samples", num_samples, 0, kMaxSamples);
   require_cuda_build(op, pafs_in);
   const int64_t B = pafs_in.size(0), C = pafs_in.size(1), H = pafs_in.size(2),
                 W = pafs_in.size(3), K = peaks_in.size(1), M = peaks_in.size(2),
@@ -136,11 +191,17 @@ at::Tensor paf_scores_op(const at::Tensor& pafs_in, const at::Tensor& peaks_in,
                                           "channels of 'pafs'")
                             .to(pafs_in.device());
   at::Tensor pafs = pafs_in.contiguous(), peaks = peaks_in.contiguous();
+  check_counts(op, counts_in, M);
   at::Tensor counts = counts_in.to(at::kLong).contiguous();
+  check_output_size(op, "scores (B, L, M, M)", {B, L, M, M}, "peaks");
   at::Tensor out = at::empty({B, L, M, M}, pafs.options());
   if (out.numel() == 0) return out;
   TORCH_CHECK_VALUE(H > 0 && W > 0, op, ": 'pafs' must have a non-empty map, got ",
                     checks::describe(pafs_in));
+  TORCH_CHECK_VALUE(H <= INT_MAX && W <= INT_MAX && K <= INT_MAX && M <= INT_MAX &&
+                        C <= INT_MAX, op, ": 'pafs' and 'peaks' sizes must stay below ",
+                    INT_MAX, ", got ", checks::describe(pafs_in), " and ",
+                    checks::describe(peaks_in));
   AT_DISPATCH_FLOATING_TYPES(pafs.scalar_type(), "paf_scores", [&] {
     ScoreArgs<scalar_t> a;
     a.pafs = pafs.data_ptr<scalar_t>();
@@ -176,6 +237,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> group_poses_op(
   const int64_t B = peaks_in.size(0), K = peaks_in.size(1), M = peaks_in.size(2);
   checks::dim(op, limbs_in, "limbs", 2, "(L, 2)");
   const int64_t L = limbs_in.size(0);
+  check_int_range(op, "min_parts", min_parts, 0, INT_MAX);
+  check_int_range(op, "max_persons", max_persons, -1, INT64_MAX);
+  check_finite_option(op, "min_mean_score", min_mean_score);
+  TORCH_CHECK_VALUE(K <= INT_MAX && M <= INT_MAX && L <= INT_MAX, op,
+                    ": 'peaks' and 'limbs' sizes must stay below ", INT_MAX, ", got ",
+                    checks::describe(peaks_in), " and ", checks::describe(limbs_in));
   at::Tensor limbs = check_index_pairs(op, limbs_in, "limbs", L, K, "part indices");
   checks::same_dtype(op, scores_in, "scores", peaks_in, "peaks");
   checks::same_device(op, scores_in, "scores", peaks_in, "peaks");
@@ -213,12 +280,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> group_poses_op(
   at::Tensor counts = counts_in.to(at::kCPU).to(at::kLong).contiguous();
   at::Tensor scores = scores_in.to(at::kCPU).contiguous();
   at::Tensor redundant = redundant_in.to(at::kCPU).to(at::kByte).contiguous();
-  {
-    const int64_t* c = counts.data_ptr<int64_t>();
-    for (int64_t i = 0; i < B * K; ++i)
-      TORCH_CHECK_VALUE(0 <= c[i] && c[i] <= M, op, ": 'counts' must lie in [0, M=", M,
-                        "], got ", c[i]);
-  }
+  check_counts(op, counts, M);
   at::Tensor persons, person_scores, person_counts, indices;
   AT_DISPATCH_FLOATING_TYPES(peaks.scalar_type(), "paf_group_poses", [&] {
     GroupArgs<scalar_t> a;
@@ -275,6 +337,31 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> group_poses_op(
           indices.to(device)};
 }
 
+// Autograd kernel of every op here: none is differentiable, so an input that requires grad
+// under grad mode is an error (rather than outputs that falsely require grad); otherwise the
+// call goes straight to the backend kernel.
+void not_differentiable(const c10::OperatorHandle& handle, c10::DispatchKeySet keys,
+                        torch::jit::Stack* stack) {
+  const auto& schema = handle.schema();
+  if (c10::GradMode::is_enabled()) {
+    const size_t n = schema.arguments().size();
+    const auto args = torch::jit::last(*stack, n);
+    for (size_t i = 0; i < n; ++i) {
+      const c10::IValue& v = args[i];
+      const bool needs_grad =
+          v.isTensor() && v.toTensor().defined() && v.toTensor().requires_grad();
+      if (!needs_grad) continue;
+      std::string name = schema.name();
+      const auto sep = name.find("::");
+      if (sep != std::string::npos) name.replace(sep, 2, ".");
+      TORCH_CHECK(false, name, ": is not differentiable, but '", schema.arguments()[i].name(),
+                  "' requires grad; pass a detached tensor or call it under torch.no_grad()");
+    }
+  }
+  at::AutoDispatchBelowADInplaceOrView guard;
+  handle.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
@@ -305,6 +392,11 @@ TORCH_LIBRARY_IMPL(pyhpe, CUDA, m) {
   m.impl("paf_group_poses", &group_poses_op);
 }
 #endif
+
+TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
+  for (const char* name : {"paf_find_peaks", "paf_scores", "paf_group_poses"})
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&not_differentiable>());
+}
 
 }  // namespace paf
 }  // namespace pyhpe

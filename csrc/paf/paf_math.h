@@ -43,7 +43,21 @@ PYHPE_HD_INLINE int int_round(T a) {
   return static_cast<int>(add_rn(a, T(0.5)));
 }
 
-PYHPE_HD_INLINE int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+// Whether v is neither infinite nor NaN (inf - inf and NaN - NaN are NaN).
+template <typename T>
+PYHPE_HD_INLINE bool is_finite(T v) {
+  return v - v == T(0);
+}
+
+// clamp(int_round(v), 0, hi) with the clamp done before the conversion, so that coordinates
+// beyond the int range (or NaN: 0) never reach an undefined float-to-int cast.
+template <typename T>
+PYHPE_HD_INLINE int clamped_round(T v, int hi) {
+  const T r = add_rn(v, T(0.5));
+  if (!(r > T(0))) return 0;
+  if (r >= T(hi)) return hi;
+  return static_cast<int>(r);
+}
 
 // ---------------------------------------------------------------------------------------
 // Peaks
@@ -80,24 +94,26 @@ PYHPE_HD bool is_peak(const T* map, int W, int H, int x, int y, T threshold, int
   return false;
 }
 
-// Writes (x, y, score) of the peak at (x, y); radius < 0 keeps the integer position.
+// Writes (x, y, score) of the peak at (x, y); radius < 0 keeps the integer position. The
+// window is clipped to the map before the loops (any radius costs at most the map). When
+// the weighted sums are not finite (a +inf pixel in the window, or overflow) or no value in
+// the window is positive (a threshold below 0), the centroid is undefined and the integer
+// position is kept.
 template <typename T>
 PYHPE_HD void refine_peak(const T* map, int W, int H, int x, int y, int radius, T* out) {
   const T score = map[y * W + x];
-  if (radius < 0) {
-    out[0] = T(x);
-    out[1] = T(y);
-    out[2] = score;
-    return;
-  }
+  out[0] = T(x);
+  out[1] = T(y);
+  out[2] = score;
+  if (radius < 0) return;
+  const int y0 = y > radius ? y - radius : 0;
+  const int y1 = static_cast<int>(int64_t(y) + radius < H ? int64_t(y) + radius : H - 1);
+  const int x0 = x > radius ? x - radius : 0;
+  const int x1 = static_cast<int>(int64_t(x) + radius < W ? int64_t(x) + radius : W - 1);
   T x_acc = T(0), y_acc = T(0), score_acc = T(0);
-  for (int dy = -radius; dy <= radius; ++dy) {
-    const int yy = y + dy;
-    if (yy < 0 || yy >= H) continue;
-    for (int dx = -radius; dx <= radius; ++dx) {
-      const int xx = x + dx;
-      if (xx < 0 || xx >= W) continue;
-      const T s = map[yy * W + xx];
+  for (int yy = y0; yy <= y1; ++yy) {
+    for (int xx = x0; xx <= x1; ++xx) {
+      const T s = map[static_cast<int64_t>(yy) * W + xx];
       if (s > T(0)) {
         x_acc = add_rn(x_acc, mul_rn(T(xx), s));
         y_acc = add_rn(y_acc, mul_rn(T(yy), s));
@@ -105,9 +121,9 @@ PYHPE_HD void refine_peak(const T* map, int W, int H, int x, int y, int radius, 
       }
     }
   }
+  if (!(score_acc > T(0) && is_finite(x_acc) && is_finite(y_acc) && is_finite(score_acc))) return;
   out[0] = x_acc / score_acc;
   out[1] = y_acc / score_acc;
-  out[2] = score;
 }
 
 template <typename T>
@@ -190,8 +206,7 @@ PYHPE_HD T score_pair(const T* pa, const T* pb, const T* map_x, const T* map_y, 
   if (n <= 0) {
     const T adx = dx < T(0) ? -dx : dx, ady = dy < T(0) ? -dy : dy;
     const T vmax = adx > ady ? adx : ady;
-    const int r = int_round(sqrt_of(mul_rn(T(5), vmax)));
-    n = r < 25 ? r : 25;
+    n = clamped_round(sqrt_of(mul_rn(T(5), vmax)), 25);
     n = n > 5 ? n : 5;
   }
   const T norm = sqrt_of(add_rn(mul_rn(dx, dx), mul_rn(dy, dy)));
@@ -209,8 +224,8 @@ PYHPE_HD T score_pair(const T* pa, const T* pb, const T* map_x, const T* map_y, 
   while (needed <= n && !(T(needed) / T(n) > min_fraction)) ++needed;
   for (int m = 0; m < n; ++m) {
     if (count + (n - m) < needed) break;
-    const int sx = clamp_int(int_round(add_rn(pa[0], mul_rn(T(m), step_x))), 0, W - 1);
-    const int sy = clamp_int(int_round(add_rn(pa[1], mul_rn(T(m), step_y))), 0, H - 1);
+    const int sx = clamped_round(add_rn(pa[0], mul_rn(T(m), step_x)), W - 1);
+    const int sy = clamped_round(add_rn(pa[1], mul_rn(T(m), step_y)), H - 1);
     const int64_t i = static_cast<int64_t>(sy) * W + sx;
     const T s = add_rn(mul_rn(ux, map_x[i]), mul_rn(uy, map_y[i]));
     if (s > inter_threshold) {

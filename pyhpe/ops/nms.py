@@ -13,6 +13,7 @@ import torch
 
 from ._common import as_float_tensor, check_finite
 from .oks import COCO_SIGMAS
+from .paf import _float_option, _int_option
 
 
 def _num_images(image_offsets) -> int:
@@ -112,8 +113,13 @@ def oks_nms(keypoints, scores, areas, thr: float = 0.9, sigmas=None,
     float64 poses reproduce mmpose bit for bit, and so do float32 keypoints/areas/scores
     (mmpose's usual input), whose distances and mean area stay float32 while e, exp and the
     mean run in float64.
+
+    ``thr`` and ``vis_thr`` must be finite numbers (ValueError/TypeError naming them). Not
+    differentiable: an input that requires grad under grad mode raises a RuntimeError.
     """
     op = "pyhpe.oks_nms"
+    thr = _float_option(thr, "thr", op)
+    vis_thr = None if vis_thr is None else _float_option(vis_thr, "vis_thr", op)
     keypoints, scores, areas, sig, image_offsets = _prepare(
         op, keypoints, scores, areas, sigmas, image_offsets, score_per_joint, validate)
     if tie_break == "numpy":
@@ -122,7 +128,7 @@ def oks_nms(keypoints, scores, areas, thr: float = 0.9, sigmas=None,
         order = None
     else:
         raise ValueError(f"{op}: 'tie_break' must be 'numpy' or 'stable', got {tie_break!r}")
-    keep, counts = torch.ops.pyhpe.oks_nms(keypoints, scores, areas, sig, float(thr), vis_thr,
+    keep, counts = torch.ops.pyhpe.oks_nms(keypoints, scores, areas, sig, thr, vis_thr,
                                            image_offsets, order)
     return (keep, counts) if return_counts else keep
 
@@ -141,14 +147,29 @@ def soft_oks_nms(keypoints, scores, areas, thr: float = 0.3, max_dets: int = 20,
     row first at the start, reversed relative order after each re-sort); numpy's default
     argsort is not stable, so mmpose itself may order exact ties differently. The float32
     exp reproduces numpy's x86 SIMD float32 exp bit for bit (it is not correctly rounded, and
-    a last-bit difference reorders rescored ties).
+    a last-bit difference reorders rescored ties). NaN scores (``validate=False``) rank
+    above every number, as they do in numpy's sort.
+
+    ``thr`` must be finite (and > 0 for 'gaussian', where it divides), ``vis_thr`` finite,
+    ``max_dets`` an integer >= 0. Each pick rescores only the remaining poses whose keypoint
+    box lies close enough for the score to change (the others provably keep it bit for bit)
+    and re-sorts only the rescored ones: on the CPU, large images keep the poses in an
+    ordered set and find the close ones on a grid (O(log N) per moved pose) while no two
+    scores are equal, and otherwise merge the rescored poses into the unchanged order (O(N)
+    per pick), instead of mmpose's full O(N log N) sort per pick. Not differentiable (see
+    :func:`oks_nms`).
     """
     op = "pyhpe.soft_oks_nms"
+    thr = _float_option(thr, "thr", op)
+    if method == "gaussian" and not thr > 0.0:
+        raise ValueError(f"{op}: 'thr' must be > 0 for method='gaussian' (exp(-o^2 / thr)), "
+                         f"got {thr}")
+    vis_thr = None if vis_thr is None else _float_option(vis_thr, "vis_thr", op)
+    max_dets = _int_option(max_dets, "max_dets", op, 0, 2 ** 63 - 1)
     keypoints, scores, areas, sig, image_offsets = _prepare(
         op, keypoints, scores, areas, sigmas, image_offsets, score_per_joint, validate)
-    keep, counts = torch.ops.pyhpe.soft_oks_nms(keypoints, scores, areas, sig, float(thr),
-                                                int(max_dets), method, vis_thr, image_offsets,
-                                                None)
+    keep, counts = torch.ops.pyhpe.soft_oks_nms(keypoints, scores, areas, sig, thr, max_dets,
+                                                method, vis_thr, image_offsets, None)
     return (keep, counts) if return_counts else keep
 
 
@@ -173,8 +194,28 @@ def pose_nms_alphapose(bboxes, pose_preds, pose_scores, *, image_offsets=None,
     1.5² · w · h < ``area_thr``, are dropped. Constants default to AlphaPose's; the
     full-body (133/136 keypoint) variant is not implemented. AlphaPose keeps the score term
     in float32, and so does this op for float64 input.
+
+    Rejected (ValueError naming the argument), where AlphaPose would silently produce NaN or
+    delete everything: boxes with x1 < x0 or y1 < y0 (a negative ref_dist), ``alpha`` < 0,
+    ``delta1`` or ``delta2`` <= 0, and non-finite constants. A zero-size box (ref_dist 0)
+    is allowed: no keypoint matches by PCK, and the merge keeps only coincident keypoints.
+    On the CPU each pick computes its deletions only against the poses still remaining
+    (what AlphaPose evaluates; in parallel for images of 32,768 poses or more), after
+    exact-safe pre-checks on the keypoint boxes and squared keypoint distances, rather than
+    the full pairwise matrix; each merge reads only its own group. Not differentiable (see
+    :func:`oks_nms`).
     """
     op = "pyhpe.pose_nms_alphapose"
+    options = {name: _float_option(value, name, op) for name, value in (
+        ("delta1", delta1), ("mu", mu), ("delta2", delta2), ("gamma", gamma),
+        ("score_thr", score_thr), ("match_thr", match_thr), ("alpha", alpha),
+        ("area_thr", area_thr))}
+    for name in ("delta1", "delta2"):
+        if not options[name] > 0.0:
+            raise ValueError(f"{op}: '{name}' must be > 0, got {options[name]}")
+    if options["alpha"] < 0.0:
+        raise ValueError(f"{op}: 'alpha' must be >= 0 (ref_dist = alpha * max(w, h)), got "
+                         f"{options['alpha']}")
     pose_preds = as_float_tensor(pose_preds, "pose_preds")
     pose_scores = as_float_tensor(pose_scores, "pose_scores", like=pose_preds)
     bboxes = as_float_tensor(bboxes, "bboxes", like=pose_preds)
@@ -187,8 +228,7 @@ def pose_nms_alphapose(bboxes, pose_preds, pose_scores, *, image_offsets=None,
                         ("pose_scores", pose_scores)):
             check_finite(t, name, op)
     preds, scores, idx, counts = torch.ops.pyhpe.pose_nms_alphapose(
-        bboxes, pose_preds, pose_scores, image_offsets, float(delta1), float(mu), float(delta2),
-        float(gamma), float(score_thr), float(match_thr), float(alpha), float(area_thr))
+        bboxes, pose_preds, pose_scores, image_offsets, *options.values())
     return (preds, scores, idx, counts) if return_counts else (preds, scores, idx)
 
 

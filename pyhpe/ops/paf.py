@@ -12,6 +12,7 @@ removePeopleBelowThresholds + peopleVectorToPeopleArray (grouping). The pure-Pyt
 """
 from __future__ import annotations
 
+import numbers
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -38,6 +39,41 @@ SKELETONS = {
     "coco18": (COCO18_LIMBS, COCO18_PAF_CHANNELS),
     "coco17": (COCO17_LIMBS, None),
 }
+
+
+_INT32_MAX = 2 ** 31 - 1
+#: Most samples per pair :func:`paf_scores` takes (OpenPose uses 5 to 25).
+MAX_NUM_SAMPLES = 2 ** 16
+
+
+def _int_option(value, name: str, op: str, lo: int, hi: int) -> int:
+    """``value`` as an int in [lo, hi]: integral floats are accepted, fractional ones, bools
+    and non-numbers rejected (never truncated)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: '{name}' must be an integer, got {type(value).__name__} "
+                        f"{value!r}")
+    if not isinstance(value, numbers.Integral):
+        if not (value == value and abs(value) != float("inf") and float(value).is_integer()):
+            raise ValueError(f"{op}: '{name}' must be an integer, got {value!r}")
+    value = int(value)
+    if not lo <= value <= hi:
+        raise ValueError(f"{op}: '{name}' must lie in [{lo}, {hi}], got {value}")
+    return value
+
+
+def _float_option(value, name: str, op: str) -> float:
+    """``value`` as a finite float; TypeError naming the argument for a non-number."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: '{name}' must be a real number, got {type(value).__name__} "
+                        f"{value!r}")
+    value = float(value)
+    if value != value or abs(value) == float("inf"):
+        raise ValueError(f"{op}: '{name}' must be finite, got {value}")
+    return value
 
 
 @torch.library.register_fake("pyhpe::paf_find_peaks")
@@ -84,25 +120,46 @@ def find_peaks(heatmaps, threshold: float = 0.05, max_peaks: int = 64, refine: b
     the rest of each row is zero padding. With ``refine`` the position is OpenPose's
     nmsAccuratePeakPosition: the centroid of the positive values in the
     (2r+1) x (2r+1) window around the peak, r = ``refine_radius`` (OpenPose: 3, a 7x7 window;
-    1 gives a 3x3 window); the score is the heatmap value at the peak pixel.
+    1 gives a 3x3 window, any radius up to 2**31 - 1 is clipped to the map); the score is the
+    heatmap value at the peak pixel. Where OpenPose's centroid divides by zero or infinity (a
+    +inf pixel in the window, or no positive value when ``threshold`` < 0) the peak keeps its
+    integer position. NaN pixels are never peaks and never weigh in the centroid (a pixel
+    next to a NaN is no strict maximum, as in OpenPose).
+    ``threshold`` must be finite; ``max_peaks`` (at most 2**31 - 1, and the output at most
+    2**31 - 1 elements) and ``refine_radius`` must be integers (TypeError/ValueError naming
+    the argument otherwise). Not differentiable: an input that requires grad under grad mode
+    raises a RuntimeError.
     GPU: one thread per pixel flags peaks, a per-channel running count compacts them
     (``two_pass=True`` runs that form on the CPU too, to validate it; same results).
     """
+    op = "pyhpe.paf_find_peaks"
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
     if heatmaps.dim() != 4:
-        raise ValueError("pyhpe.paf_find_peaks: 'heatmaps' must have shape (B, K, H, W), got "
+        raise ValueError(f"{op}: 'heatmaps' must have shape (B, K, H, W), got "
                          f"shape {tuple(heatmaps.shape)}")
-    if refine and refine_radius < 0:
-        raise ValueError(f"find_peaks: 'refine_radius' must be >= 0, got {refine_radius}")
-    return torch.ops.pyhpe.paf_find_peaks(heatmaps, float(threshold), int(max_peaks),
-                                          int(refine_radius) if refine else -1, border,
+    threshold = _float_option(threshold, "threshold", op)
+    max_peaks = _int_option(max_peaks, "max_peaks", op, 0, _INT32_MAX)
+    refine_radius = _int_option(refine_radius, "refine_radius", op, 0, _INT32_MAX)
+    return torch.ops.pyhpe.paf_find_peaks(heatmaps, threshold, max_peaks,
+                                          refine_radius if refine else -1, border,
                                           bool(two_pass))
 
 
-def _index_pairs(x, name: str, device) -> torch.Tensor:
-    t = torch.as_tensor(x, dtype=torch.int64) if not isinstance(x, torch.Tensor) else x
+def _index_pairs(x, name: str, device, op: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        try:
+            t = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"{op}: '{name}' must be (L, 2) integer index pairs, got "
+                            f"{type(x).__name__}: {e}") from None
+        if t.numel() == 0 and t.dim() == 1:
+            t = torch.zeros(0, 2, dtype=torch.int64)  # [] is zero pairs
     if t.dim() != 2 or t.shape[-1] != 2:
-        raise ValueError(f"pyhpe.paf: '{name}' must have shape (L, 2), got shape {tuple(t.shape)}")
+        raise ValueError(f"{op}: '{name}' must have shape (L, 2), got shape {tuple(t.shape)}")
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{op}: '{name}' must hold integer indices, got dtype {t.dtype}")
     return t.to(device=device, dtype=torch.int64)
 
 
@@ -126,23 +183,32 @@ def paf_scores(pafs, peaks, counts, limbs, num_samples: Optional[int] = 10,
     threshold). **Invalid pairs are -1**: failed pairs, coincident parts and the padding
     beyond ``counts``. Valid scores are > ``inter_threshold`` (or the prior score), so with
     the default thresholds > 0; :func:`group_poses` takes pairs scoring > 1e-6.
+    ``num_samples`` is None or an integer in [1, :data:`MAX_NUM_SAMPLES`]; ``min_fraction``
+    lies in [0, 1] (below 0 a pair without any sample above the threshold would score 0/0);
+    thresholds must be finite; ``counts`` must lie in [0, M]; the output holds at most
+    2**31 - 1 elements. Errors name the argument. Not differentiable (see :func:`find_peaks`).
     GPU: one thread per (b, l, i, j); CPU: the same math per output row.
     """
+    op = "pyhpe.paf_scores"
     pafs = as_float_tensor(pafs, "pafs")
     peaks = as_float_tensor(peaks, "peaks", like=pafs)
     counts = torch.as_tensor(counts, device=pafs.device)
-    limbs_t = _index_pairs(limbs, "limbs", pafs.device)
+    limbs_t = _index_pairs(limbs, "limbs", pafs.device, op)
     if paf_channels is None:
         L = limbs_t.shape[0]
         channels = torch.arange(2 * L, dtype=torch.int64, device=pafs.device).view(L, 2)
     else:
-        channels = _index_pairs(paf_channels, "paf_channels", pafs.device)
-    n = 0 if num_samples is None else int(num_samples)
-    if num_samples is not None and n <= 0:
-        raise ValueError(f"paf_scores: 'num_samples' must be positive or None, got {num_samples}")
+        channels = _index_pairs(paf_channels, "paf_channels", pafs.device, op)
+    n = 0 if num_samples is None else _int_option(num_samples, "num_samples", op, 1,
+                                                  MAX_NUM_SAMPLES)
+    inter_threshold = _float_option(inter_threshold, "inter_threshold", op)
+    min_fraction = _float_option(min_fraction, "min_fraction", op)
+    if not 0.0 <= min_fraction <= 1.0:
+        raise ValueError(f"{op}: 'min_fraction' must lie in [0, 1], got {min_fraction}")
+    prior_score = _float_option(prior_score, "prior_score", op)
     return torch.ops.pyhpe.paf_scores(pafs, peaks, counts, limbs_t, channels, n,
-                                      float(inter_threshold), float(min_fraction),
-                                      bool(distance_prior), float(prior_score))
+                                      inter_threshold, min_fraction, bool(distance_prior),
+                                      prior_score)
 
 
 def _redundant_limbs(K: int, L: int, redundant_limbs) -> torch.Tensor:
@@ -192,21 +258,26 @@ def group_poses(peaks, counts, scores, limbs, min_parts: int = 3, min_mean_score
     the person holding both, or merges the two people holding its ends when their parts are
     disjoint. Same filter and scores (BODY_25 feet rules as that build).
     Runs on the host (sequential per image, parallel over images) for any device.
+    ``min_parts`` (>= 0) and ``max_persons`` (>= 0 or None) must be integers and
+    ``min_mean_score`` finite; errors name the argument. Not differentiable.
     """
+    op = "pyhpe.paf_group_poses"
     peaks = as_float_tensor(peaks, "peaks")
     counts = torch.as_tensor(counts, device=peaks.device)
     scores = as_float_tensor(scores, "scores", like=peaks)
-    limbs_t = _index_pairs(limbs, "limbs", peaks.device)
+    limbs_t = _index_pairs(limbs, "limbs", peaks.device, op)
     if peaks.dim() != 4:
-        raise ValueError("pyhpe.paf_group_poses: 'peaks' must have shape (B, K, M, 3), got "
+        raise ValueError(f"{op}: 'peaks' must have shape (B, K, M, 3), got "
                          f"shape {tuple(peaks.shape)}")
-    if max_persons is not None and max_persons < 0:
-        raise ValueError(f"group_poses: 'max_persons' must be >= 0 or None, got {max_persons}")
+    min_parts = _int_option(min_parts, "min_parts", op, 0, _INT32_MAX)
+    min_mean_score = _float_option(min_mean_score, "min_mean_score", op)
+    max_persons = -1 if max_persons is None else _int_option(max_persons, "max_persons", op,
+                                                             0, 2 ** 63 - 1)
     K, L = peaks.shape[1], limbs_t.shape[0]
     redundant = _redundant_limbs(K, L, redundant_limbs).to(peaks.device)
     persons, person_scores, person_counts, indices = torch.ops.pyhpe.paf_group_poses(
-        peaks, counts, scores, limbs_t, redundant, int(min_parts), float(min_mean_score),
-        method, -1 if max_persons is None else int(max_persons), K != 15, assembly)
+        peaks, counts, scores, limbs_t, redundant, min_parts, min_mean_score,
+        method, max_persons, K != 15, assembly)
     if return_indices:
         return persons, person_scores, person_counts, indices
     return persons, person_scores, person_counts
@@ -220,7 +291,14 @@ def resolve_skeleton(skeleton, paf_channels=None):
                              f"{sorted(SKELETONS)} or a list of (part A, part B) limbs")
         limbs, channels = SKELETONS[skeleton]
         return limbs, channels if paf_channels is None else paf_channels
-    return skeleton, paf_channels
+    limbs = _index_pairs(skeleton, "skeleton", "cpu", "paf_group")
+    if limbs.shape[0] == 0:
+        raise ValueError("paf_group: 'skeleton' must hold at least one (part A, part B) limb, "
+                         "got none")
+    if bool((limbs < 0).any()):
+        raise ValueError(f"paf_group: 'skeleton' part indices must be >= 0, got "
+                         f"{limbs.tolist()}")
+    return [tuple(pair) for pair in limbs.tolist()], paf_channels
 
 
 def paf_group(heatmaps, pafs, skeleton: Union[str, Sequence[Tuple[int, int]]] = "coco18", *,
@@ -246,7 +324,8 @@ def paf_group(heatmaps, pafs, skeleton: Union[str, Sequence[Tuple[int, int]]] = 
     unbatched = heatmaps.dim() == 3
     if unbatched:
         heatmaps, pafs = heatmaps.unsqueeze(0), pafs.unsqueeze(0)
-    K = num_parts if num_parts is not None else 1 + max(max(a, b) for a, b in limbs)
+    K = (1 + max(max(a, b) for a, b in limbs) if num_parts is None
+         else _int_option(num_parts, "num_parts", "paf_group", 1, _INT32_MAX))
     if heatmaps.dim() != 4 or heatmaps.shape[1] < K:
         raise ValueError(f"paf_group: 'heatmaps' must have shape (B, K, H, W) with K >= {K}, "
                          f"got shape {tuple(heatmaps.shape)}")

@@ -52,24 +52,23 @@ def _is_peak(m, W, H, x, y, thr, border):
 
 
 def _accurate_peak(m, W, H, x, y, radius, dt):
+    """nmsAccuratePeakPosition. pyhpe's definitions where OpenPose would divide by zero or
+    infinity: a window whose weighted sums are not finite (an inf pixel) or that holds no
+    positive value keeps the integer position. The window is clipped to the map first."""
     if radius < 0:
         return dt(x), dt(y), m[y, x]
     x_acc = dt(0)
     y_acc = dt(0)
     s_acc = dt(0)
-    for dy in range(-radius, radius + 1):
-        yy = y + dy
-        if not 0 <= yy < H:
-            continue
-        for dx in range(-radius, radius + 1):
-            xx = x + dx
-            if not 0 <= xx < W:
-                continue
+    for yy in range(max(y - radius, 0), min(y + radius, H - 1) + 1):
+        for xx in range(max(x - radius, 0), min(x + radius, W - 1) + 1):
             s = m[yy, xx]
             if s > 0:
                 x_acc = x_acc + dt(xx) * s
                 y_acc = y_acc + dt(yy) * s
                 s_acc = s_acc + s
+    if not (s_acc > 0 and np.isfinite(x_acc) and np.isfinite(y_acc) and np.isfinite(s_acc)):
+        return dt(x), dt(y), m[y, x]
     return x_acc / s_acc, y_acc / s_acc, m[y, x]
 
 
@@ -100,6 +99,16 @@ def find_peaks(heatmaps, threshold=0.05, max_peaks=64, refine_radius=3, border="
 # --------------------------------------------------------------------------------------------
 # Pair scores (getScoreAB + the distance prior of the CUDA `process`)
 
+def _clamped_round(v, hi):
+    """min(max(int(v + 0.5), 0), hi), also for infinite or NaN v (NaN -> 0)."""
+    r = v + type(v)(0.5)
+    if not r > 0:
+        return 0
+    if r >= hi:
+        return hi
+    return int(r)
+
+
 def score_ab(pa, pb, map_x, map_y, num_samples=10, inter_threshold=0.05, min_fraction=0.95,
              distance_prior=True, prior_score=0.05):
     dt = map_x.dtype.type
@@ -108,7 +117,7 @@ def score_ab(pa, pb, map_x, map_y, num_samples=10, inter_threshold=0.05, min_fra
     dy = dt(pb[1]) - dt(pa[1])
     if num_samples is None or num_samples <= 0:
         vmax = max(abs(dx), abs(dy))
-        n = max(5, min(25, int(np.sqrt(dt(5) * vmax) + dt(0.5))))
+        n = max(5, _clamped_round(np.sqrt(dt(5) * vmax), 25))
     else:
         n = int(num_samples)
     norm = np.sqrt(dx * dx + dy * dy)
@@ -119,8 +128,8 @@ def score_ab(pa, pb, map_x, map_y, num_samples=10, inter_threshold=0.05, min_fra
     total = dt(0)
     count = 0
     for m in range(n):
-        sx = min(max(int(dt(pa[0]) + dt(m) * step_x + dt(0.5)), 0), W - 1)
-        sy = min(max(int(dt(pa[1]) + dt(m) * step_y + dt(0.5)), 0), H - 1)
+        sx = _clamped_round(dt(pa[0]) + dt(m) * step_x, W - 1)
+        sy = _clamped_round(dt(pa[1]) + dt(m) * step_y, H - 1)
         s = ux * map_x[sy, sx] + uy * map_y[sy, sx]
         if s > dt(inter_threshold):
             total = total + s

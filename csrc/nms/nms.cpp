@@ -22,7 +22,6 @@
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <c10/core/GradMode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
@@ -33,6 +32,8 @@
 #include <vector>
 
 #include "common/checks.h"
+#include "common/cpu_features.h"
+#include "common/not_differentiable.h"
 #include "common/torch_utils.h"
 #include "nms/nms.h"
 
@@ -316,6 +317,7 @@ std::tuple<at::Tensor, at::Tensor> oks_nms(const at::Tensor& kpts_in, const at::
     a.has_vis_thr = vis_thr.has_value();
     a.vis_thr = static_cast<scalar_t>(vis_thr.value_or(0.0));
     a.thr = static_cast<float>(thr);
+    a.exp_path = cpu::numpy_exp_path();
     a.mask = mask.data_ptr<uint64_t>();
     OksNmsReduceArgs r;
     r.mask = a.mask;
@@ -389,6 +391,7 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
     a.vis_thr = static_cast<scalar_t>(vis_thr.value_or(0.0));
     a.thr = static_cast<float>(thr);
     a.method = method;
+    a.exp_path = cpu::numpy_exp_path();
     a.max_dets = max_dets;
     a.work = work.data_ptr<int64_t>();
     a.work_scores = work_scores.data_ptr<scalar_t>();
@@ -421,6 +424,7 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
       s.K = a.K;
       s.has_vis_thr = a.has_vis_thr;
       s.vis_thr = a.vis_thr;
+      s.exp_path = a.exp_path;
       s.sim = sim.data_ptr<float>();
       oks_sim_cuda<scalar_t>(s, sim_off.back(), cuda_stream_of(kpts));
       a.sim = s.sim;
@@ -576,31 +580,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
           counts};
 }
 
-// Autograd kernel of every op here: none is differentiable, so an input that requires grad
-// under grad mode is an error (rather than outputs that falsely require grad); otherwise the
-// call goes straight to the backend kernel.
-void not_differentiable(const c10::OperatorHandle& handle, c10::DispatchKeySet keys,
-                        torch::jit::Stack* stack) {
-  const auto& schema = handle.schema();
-  if (c10::GradMode::is_enabled()) {
-    const size_t n = schema.arguments().size();
-    const auto args = torch::jit::last(*stack, n);
-    for (size_t i = 0; i < n; ++i) {
-      const c10::IValue& v = args[i];
-      const bool needs_grad =
-          v.isTensor() && v.toTensor().defined() && v.toTensor().requires_grad();
-      if (!needs_grad) continue;
-      std::string name = schema.name();
-      const auto sep = name.find("::");
-      if (sep != std::string::npos) name.replace(sep, 2, ".");
-      TORCH_CHECK(false, name, ": is not differentiable, but '", schema.arguments()[i].name(),
-                  "' requires grad; pass a detached tensor or call it under torch.no_grad()");
-    }
-  }
-  at::AutoDispatchBelowADInplaceOrView guard;
-  handle.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
-}
-
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
@@ -632,9 +611,11 @@ TORCH_LIBRARY_IMPL(pyhpe, CUDA, m) {
 }
 #endif
 
+// None of these ops is differentiable: an input that requires grad is refused.
 TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
   for (const char* name : {"oks_nms", "soft_oks_nms", "pose_nms_alphapose"})
-    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&not_differentiable>());
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<
+                   &autograd_guard::not_differentiable_kernel>());
 }
 
 }  // namespace nms

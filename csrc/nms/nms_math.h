@@ -73,11 +73,12 @@ PYHPE_HD void row_mean_element(const RowMeanArgs<T>& a, int64_t i) {
 // ---------------------------------------------------------------------------------------
 // OKS between pose g (the kept one) and pose d, as mmpose oks_iou(g, d, a_g, a_d) computes it.
 // mmpose's sigmas are a float64 array, so they are float64 here whatever the pose dtype.
+// exp is np.exp on the path numpy takes on this machine (exp_path, common/numpy_exp.h).
 PYHPE_HD_INLINE double mmpose_oks(const double* g, const double* d, double a_g, double a_d,
                                   const double* sigmas, int K, bool has_vis_thr,
-                                  double vis_thr) {
+                                  double vis_thr, int exp_path) {
   return oks::compute_oks<double>(d, 3, g, sigmas, K, a_g, nullptr, a_d, oks::kModeMMPose,
-                                  has_vis_thr, vis_thr);
+                                  has_vis_thr, vis_thr, exp_path);
 }
 
 // float32 poses follow numpy's promotions in oks_iou: dx, dy, dx**2 + dy**2 and
@@ -87,10 +88,11 @@ struct MixedOks {
   const float* g;
   const float* d;
   const double* sigmas;
-  int K;
+  int num_keypoints;
   bool has_vis_thr;
   float vis_thr;
   double denom;
+  int exp_path;
 
   PYHPE_HD bool included(int k) const {
     return !has_vis_thr || (g[3 * k + 2] > vis_thr && d[3 * k + 2] > vis_thr);
@@ -100,50 +102,20 @@ struct MixedOks {
     const float d2 = pyhpe::add_rn(pyhpe::mul_rn(dx, dx), pyhpe::mul_rn(dy, dy));
     const double two_sigma = pyhpe::mul_rn(sigmas[k], 2.0);
     const double var = pyhpe::mul_rn(two_sigma, two_sigma);
-    return exp(-(double(d2) / var / denom / 2.0));
+    return numpy_exp(-(double(d2) / var / denom / 2.0), exp_path);
   }
 };
 
-// numpy's pairwise summation of the terms of the included keypoints ranked [first, first+n).
-inline PYHPE_HD double mixed_pairwise_sum(const MixedOks& p, int first, int n) {
-  if (n > 128) {
-    int half = n / 2;
-    half -= half % 8;
-    return mixed_pairwise_sum(p, first, half) + mixed_pairwise_sum(p, first + half, n - half);
-  }
-  double r[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  double res = 0.0;
-  const int blocked = n < 8 ? 0 : n - n % 8;
-  bool combined = n < 8;
-  int rank = 0;
-  for (int k = 0; k < p.K && rank < first + n; ++k) {
-    if (!p.included(k)) continue;
-    const int i = rank++ - first;
-    if (i < 0) continue;
-    const double v = p.term(k);
-    if (i < blocked) {
-      r[i % 8] = i < 8 ? v : r[i % 8] + v;
-      continue;
-    }
-    if (!combined) {
-      res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-      combined = true;
-    }
-    res += v;
-  }
-  if (!combined) res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-  return res;
-}
-
 PYHPE_HD_INLINE double mmpose_oks(const float* g, const float* d, float a_g, float a_d,
-                                  const double* sigmas, int K, bool has_vis_thr, float vis_thr) {
-  MixedOks p{g, d, sigmas, K, has_vis_thr, vis_thr, 0.0};
+                                  const double* sigmas, int K, bool has_vis_thr, float vis_thr,
+                                  int exp_path) {
+  MixedOks p{g, d, sigmas, K, has_vis_thr, vis_thr, 0.0, exp_path};
   int n = 0;
   for (int k = 0; k < K; ++k) n += p.included(k);
   if (n == 0) return 0.0;
   const float half = pyhpe::add_rn(a_g, a_d) / 2.0f;
   p.denom = double(half) + oks::kAreaEps;
-  return (0.0 + mixed_pairwise_sum(p, 0, n)) / double(n);
+  return (0.0 + oks::numpy_pairwise_sum(p, 0, n)) / double(n);
 }
 
 // Whether float32(oks(g, d)) > thr, deciding most pairs without any exp(): for e >= 0,
@@ -152,7 +124,7 @@ PYHPE_HD_INLINE double mmpose_oks(const float* g, const float* d, float a_g, flo
 // rounding error) settles the pair; only the rest goes through the exact mmpose formula.
 template <typename T>
 PYHPE_HD bool oks_exceeds(const T* g, const T* d, T a_g, T a_d, const double* sigmas,
-                          int K, bool has_vis_thr, T vis_thr, float thr) {
+                          int K, bool has_vis_thr, T vis_thr, float thr, int exp_path) {
   int included = K;
   if (has_vis_thr) {
     included = 0;
@@ -177,7 +149,8 @@ PYHPE_HD bool oks_exceeds(const T* g, const T* d, T a_g, T a_d, const double* si
     }
     if (e_sum < min_deficit) return true;
   }
-  const float oks = static_cast<float>(mmpose_oks(g, d, a_g, a_d, sigmas, K, has_vis_thr, vis_thr));
+  const float oks =
+      static_cast<float>(mmpose_oks(g, d, a_g, a_d, sigmas, K, has_vis_thr, vis_thr, exp_path));
   return oks > thr;
 }
 
@@ -200,6 +173,7 @@ struct OksNmsMaskArgs {
   bool has_vis_thr;
   T vis_thr;
   float thr;
+  int exp_path;  // NumpyExpPath
   uint64_t* mask;
 };
 
@@ -239,7 +213,7 @@ PYHPE_HD void oks_nms_mask_element(const OksNmsMaskArgs<T>& a, int64_t idx) {
       continue;
     }
     if (oks_exceeds(g, a.kpts + di * a.K * 3, a.areas[gi], a.areas[di], a.sigmas, a.K,
-                    a.has_vis_thr, a.vis_thr, a.thr)) {
+                    a.has_vis_thr, a.vis_thr, a.thr, a.exp_path)) {
       bits |= uint64_t(1) << t;
     }
   }
@@ -309,6 +283,7 @@ struct SoftNmsArgs {
   T vis_thr;
   float thr;
   int method;
+  int exp_path;  // NumpyExpPath
   int64_t max_dets;
   int64_t* work;            // kSoftScratch * N
   T* work_scores;           // kSoftScratch * N
@@ -528,7 +503,7 @@ PYHPE_HD T soft_rescored(const SoftNmsArgs<T>& a, int64_t m, int64_t gi, int64_t
   } else {
     o = static_cast<float>(mmpose_oks(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3,
                                       a.areas[gi], a.areas[di], a.sigmas, a.K, a.has_vis_thr,
-                                      a.vis_thr));
+                                      a.vis_thr, a.exp_path));
   }
   if (a.method == kSoftLinear) {
     if (o >= a.thr) s = s * static_cast<T>(1.0f - o);
@@ -632,6 +607,7 @@ struct OksSimArgs {
   int K;
   bool has_vis_thr;
   T vis_thr;
+  int exp_path;  // NumpyExpPath
   float* sim;
 };
 
@@ -650,7 +626,7 @@ PYHPE_HD void oks_sim_element(const OksSimArgs<T>& a, int64_t idx) {
   }
   a.sim[idx] = static_cast<float>(mmpose_oks(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3,
                                              a.areas[gi], a.areas[di], a.sigmas, a.K,
-                                             a.has_vis_thr, a.vis_thr));
+                                             a.has_vis_thr, a.vis_thr, a.exp_path));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include <utility>
+
 #include "common/fp.h"
 #include "common/hd.h"
 #include "common/numpy_exp.h"
@@ -83,9 +85,10 @@ struct OksPair {
 
 // Sum of term(k) over the included keypoints whose rank (position among the included
 // ones) lies in [first, first + n), n <= 128: numpy's pairwise_sum leaf, 8 interleaved
-// partial sums combined as a tree, then the remainder added in order.
-template <typename T>
-PYHPE_HD T numpy_pairwise_leaf(const OksPair<T>& p, int first, int n) {
+// partial sums combined as a tree, then the remainder added in order. P is any pair type
+// with num_keypoints, included(k) and term(k) (OksPair here, the NMS's mixed-precision pair).
+template <typename P, typename T = decltype(std::declval<const P&>().term(0))>
+PYHPE_HD T numpy_pairwise_leaf(const P& p, int first, int n) {
   T partial[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
   T res = T(0);
   const int blocked = n < 8 ? 0 : n - n % 8;
@@ -118,8 +121,8 @@ PYHPE_HD T numpy_pairwise_leaf(const OksPair<T>& p, int first, int n) {
 // (rounded down to a multiple of 8) and adds the halves' sums. The recursion is unrolled onto
 // a fixed stack (depth <= 25 for any int n) so device threads use no call stack per level;
 // the order of the additions, and so the bits, are numpy's.
-template <typename T>
-PYHPE_HD T numpy_pairwise_sum(const OksPair<T>& p, int first, int n) {
+template <typename P, typename T = decltype(std::declval<const P&>().term(0))>
+PYHPE_HD T numpy_pairwise_sum(const P& p, int first, int n) {
   if (n <= 128) return numpy_pairwise_leaf(p, first, n);
   struct Frame {
     int first, n, stage;

@@ -7,7 +7,6 @@
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <c10/core/GradMode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
@@ -17,6 +16,7 @@
 #include <tuple>
 
 #include "common/checks.h"
+#include "common/not_differentiable.h"
 #include "common/torch_utils.h"
 #include "paf/paf.h"
 
@@ -337,31 +337,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> group_poses_op(
           indices.to(device)};
 }
 
-// Autograd kernel of every op here: none is differentiable, so an input that requires grad
-// under grad mode is an error (rather than outputs that falsely require grad); otherwise the
-// call goes straight to the backend kernel.
-void not_differentiable(const c10::OperatorHandle& handle, c10::DispatchKeySet keys,
-                        torch::jit::Stack* stack) {
-  const auto& schema = handle.schema();
-  if (c10::GradMode::is_enabled()) {
-    const size_t n = schema.arguments().size();
-    const auto args = torch::jit::last(*stack, n);
-    for (size_t i = 0; i < n; ++i) {
-      const c10::IValue& v = args[i];
-      const bool needs_grad =
-          v.isTensor() && v.toTensor().defined() && v.toTensor().requires_grad();
-      if (!needs_grad) continue;
-      std::string name = schema.name();
-      const auto sep = name.find("::");
-      if (sep != std::string::npos) name.replace(sep, 2, ".");
-      TORCH_CHECK(false, name, ": is not differentiable, but '", schema.arguments()[i].name(),
-                  "' requires grad; pass a detached tensor or call it under torch.no_grad()");
-    }
-  }
-  at::AutoDispatchBelowADInplaceOrView guard;
-  handle.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
-}
-
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
@@ -393,9 +368,11 @@ TORCH_LIBRARY_IMPL(pyhpe, CUDA, m) {
 }
 #endif
 
+// None of these ops is differentiable: an input that requires grad is refused.
 TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
   for (const char* name : {"paf_find_peaks", "paf_scores", "paf_group_poses"})
-    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&not_differentiable>());
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<
+                   &autograd_guard::not_differentiable_kernel>());
 }
 
 }  // namespace paf

@@ -287,16 +287,16 @@ def resolve_skeleton(skeleton, paf_channels=None):
     """(limbs, paf_channels) of 'coco18', 'coco17' or custom limbs ``[(A, B), ...]``."""
     if isinstance(skeleton, str):
         if skeleton not in SKELETONS:
-            raise ValueError(f"paf_group: unknown skeleton '{skeleton}', expected one of "
+            raise ValueError(f"pyhpe.paf_group: unknown skeleton '{skeleton}', expected one of "
                              f"{sorted(SKELETONS)} or a list of (part A, part B) limbs")
         limbs, channels = SKELETONS[skeleton]
         return limbs, channels if paf_channels is None else paf_channels
-    limbs = _index_pairs(skeleton, "skeleton", "cpu", "paf_group")
+    limbs = _index_pairs(skeleton, "skeleton", "cpu", "pyhpe.paf_group")
     if limbs.shape[0] == 0:
-        raise ValueError("paf_group: 'skeleton' must hold at least one (part A, part B) limb, "
-                         "got none")
+        raise ValueError("pyhpe.paf_group: 'skeleton' must hold at least one (part A, part B) "
+                         "limb, got none")
     if bool((limbs < 0).any()):
-        raise ValueError(f"paf_group: 'skeleton' part indices must be >= 0, got "
+        raise ValueError(f"pyhpe.paf_group: 'skeleton' part indices must be >= 0, got "
                          f"{limbs.tolist()}")
     return [tuple(pair) for pair in limbs.tolist()], paf_channels
 
@@ -325,10 +325,10 @@ def paf_group(heatmaps, pafs, skeleton: Union[str, Sequence[Tuple[int, int]]] = 
     if unbatched:
         heatmaps, pafs = heatmaps.unsqueeze(0), pafs.unsqueeze(0)
     K = (1 + max(max(a, b) for a, b in limbs) if num_parts is None
-         else _int_option(num_parts, "num_parts", "paf_group", 1, _INT32_MAX))
+         else _int_option(num_parts, "num_parts", "pyhpe.paf_group", 1, _INT32_MAX))
     if heatmaps.dim() != 4 or heatmaps.shape[1] < K:
-        raise ValueError(f"paf_group: 'heatmaps' must have shape (B, K, H, W) with K >= {K}, "
-                         f"got shape {tuple(heatmaps.shape)}")
+        raise ValueError(f"pyhpe.paf_group: 'heatmaps' must have shape (B, K, H, W) with "
+                         f"K >= {K}, got shape {tuple(heatmaps.shape)}")
     peaks, counts = find_peaks(heatmaps[:, :K], threshold, max_peaks, refine)
     scores = paf_scores(pafs, peaks, counts, limbs, num_samples, inter_threshold, min_fraction,
                         paf_channels=channels, distance_prior=distance_prior,

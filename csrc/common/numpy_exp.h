@@ -340,9 +340,16 @@ struct FmaRn {
   PYHPE_HD_INLINE double operator()(double a, double b, double c) const { return fma_rn(a, b, c); }
 };
 
+#if !defined(__CUDACC__) && (defined(__GNUC__) || defined(__clang__))
+// Forced, so that in svml_exp_fma_insn the FMA instructions inline too.
+#define PYHPE_NPEXP_INLINE inline __attribute__((always_inline))
+#else
+#define PYHPE_NPEXP_INLINE PYHPE_HD_INLINE
+#endif
+
 // SVML's main branch, |x| < 707.70 and x not NaN.
 template <typename Fma>
-PYHPE_HD_INLINE double svml_exp_main(double x, Fma fused) {
+PYHPE_NPEXP_INLINE double svml_exp_main(double x, Fma fused) {
   // N = x log2(e) rounded toward zero (down: the shifter keeps the sum positive) to 1/16.
   // The exact product is p + pe; it lies on the other side of a grid point than p only when
   // p is that grid point.

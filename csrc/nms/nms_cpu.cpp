@@ -107,6 +107,9 @@ class BoxGrid {
 
 // Images with at least this many poses run soft-NMS on an ordered set and a box grid.
 constexpr int64_t kIndexedPoses = 48;
+// A pick's candidates are rescored across threads from this many on (each costs up to one
+// OKS; fewer do not pay for waking the pool).
+constexpr int64_t kParallelCandidates = 256;
 
 template <typename T>
 struct ScoreKey {
@@ -161,8 +164,8 @@ void soft_nms_image_indexed(const SoftNmsArgs<T>& a, int64_t m) {
     alive[i] = 1;
     order.insert(order.end(), ScoreKey<T>{st.cur_s[p], st.cur[p]});
   }
-  std::vector<int64_t> changed;
-  std::vector<T> changed_s;
+  std::vector<int64_t> changed, candidates;
+  std::vector<T> changed_s, rescored;
   for (int64_t pick = 0; !order.empty() && kept < a.max_dets; ++pick) {
     const int64_t gi = order.begin()->id;
     a.keep[start + kept] = gi;
@@ -177,18 +180,36 @@ void soft_nms_image_indexed(const SoftNmsArgs<T>& a, int64_t m) {
     const T* bg = a.boxes + gi * 4;
     changed.clear();
     changed_s.clear();
+    candidates.clear();
     grid.query(double(bg[0]) - reach, double(bg[1]) - reach, double(bg[2]) + reach,
                double(bg[3]) + reach, [&](int64_t i) {
-                 if (!alive[i]) return;
-                 const T s = soft_rescored(a, m, gi, start + i, score[i]);
-                 if (same_rank(s, score[i])) {
-                   score[i] = s;
-                   return;
-                 }
-                 moved[i] = pick;
-                 changed.push_back(i);
-                 changed_s.push_back(s);
+                 if (alive[i]) candidates.push_back(i);
                });
+    // Each candidate's rescored score depends on the pick and itself only.
+    const int64_t nc = static_cast<int64_t>(candidates.size());
+    rescored.resize(nc);
+    auto rescore = [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) {
+        const int64_t i = candidates[c];
+        rescored[c] = soft_rescored(a, m, gi, start + i, score[i]);
+      }
+    };
+    if (nc >= kParallelCandidates) {
+      at::parallel_for(0, nc, kParallelCandidates / 2, rescore);
+    } else {
+      rescore(0, nc);
+    }
+    for (int64_t c = 0; c < nc; ++c) {
+      const int64_t i = candidates[c];
+      const T s = rescored[c];
+      if (same_rank(s, score[i])) {
+        score[i] = s;
+        continue;
+      }
+      moved[i] = pick;
+      changed.push_back(i);
+      changed_s.push_back(s);
+    }
     // Would any two remaining scores become equal?
     bool tie = false;
     for (size_t c = 0; c < changed.size() && !tie; ++c) {

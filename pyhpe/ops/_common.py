@@ -1,6 +1,11 @@
 """Shared helpers for the typed op wrappers."""
 from __future__ import annotations
 
+import math
+import numbers
+import operator
+from typing import Optional, Tuple
+
 import torch
 
 
@@ -22,3 +27,73 @@ def check_finite(x: torch.Tensor | None, name: str, op: str) -> None:
         return
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{op}: '{name}' contains NaN or infinite values")
+
+
+# ---- scalar options: named errors instead of silent truncation -------------------------
+
+
+def int_option(op: str, value, name: str, lo: Optional[int] = None,
+               hi: Optional[int] = None) -> int:
+    """An integer option: ints (and numpy / 0-d integer tensors) as they are, floats only
+    when integral (48.0); 48.9 is a ValueError and a non-number a TypeError, naming it. The
+    result fits in int64 and, when given, lies in [lo, hi]."""
+    if isinstance(value, torch.SymInt):
+        return value
+    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{op}: '{name}' must be an integer, got {value!r} "
+                        f"({type(value).__name__})")
+    try:
+        result = operator.index(value)
+    except TypeError:
+        if not (isinstance(value, numbers.Real)
+                or (isinstance(value, torch.Tensor) and value.numel() == 1)):
+            raise TypeError(f"{op}: '{name}' must be an integer, got {value!r} "
+                            f"({type(value).__name__})") from None
+        v = float(value)
+        if not (math.isfinite(v) and v.is_integer()):
+            raise ValueError(f"{op}: '{name}' must be an integer, got {value!r}") from None
+        result = int(v)
+    if not -2**63 <= result < 2**63:
+        raise ValueError(f"{op}: '{name}' must fit in int64, got {result}")
+    if (lo is not None and result < lo) or (hi is not None and result > hi):
+        raise ValueError(f"{op}: '{name}' must lie in [{lo}, {hi}], got {result}")
+    return result
+
+
+def float_option(op: str, value, name: str, *, finite: bool = False) -> float:
+    """A float option; a non-number is a TypeError naming it, and with ``finite`` NaN and
+    infinities are a ValueError (other range checks are the op's)."""
+    if isinstance(value, torch.SymFloat):
+        return value
+    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{op}: '{name}' must be a number, got {value!r} "
+                        f"({type(value).__name__})")
+    try:
+        result = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{op}: '{name}' must be a number, got {value!r} "
+                        f"({type(value).__name__})") from None
+    if finite and not math.isfinite(result):
+        raise ValueError(f"{op}: '{name}' must be finite, got {result}")
+    return result
+
+
+def _pair(op: str, value, name: str, what: str):
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{op}: '{name}' must be {what}, got {value!r}")
+    items = tuple(value)
+    if len(items) != 2:
+        raise ValueError(f"{op}: '{name}' must be {what}, got {value!r}")
+    return items
+
+
+def float_pair(op: str, value, name: str) -> Tuple[float, float]:
+    """(a, b) float options, e.g. per-axis sigmas."""
+    a, b = _pair(op, value, name, "a number or a pair of numbers")
+    return float_option(op, a, f"{name}[0]"), float_option(op, b, f"{name}[1]")
+
+
+def int_pair(op: str, value, name: str) -> Tuple[int, int]:
+    """(a, b) integer options, e.g. sizes (W, H) or per-axis kernels."""
+    a, b = _pair(op, value, name, "a pair of integers")
+    return int_option(op, a, f"{name}[0]"), int_option(op, b, f"{name}[1]")

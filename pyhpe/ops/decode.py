@@ -10,75 +10,15 @@ The oracles the tests compare against are in :mod:`pyhpe.reference.decode`.
 """
 from __future__ import annotations
 
-import math
 import numbers
-import operator
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-from ._common import as_float_tensor
+from ._common import as_float_tensor, float_option, float_pair, int_option, int_pair
 
 Tensor = torch.Tensor
 
-
-# ---- scalar options: named errors instead of silent truncation -------------------------
-
-
-def _int_option(op: str, value, name: str) -> int:
-    """An integer option: ints (and numpy / 0-d integer tensors) as they are, floats only
-    when integral (48.0); 48.9 is a ValueError and a non-number a TypeError, naming it."""
-    if isinstance(value, torch.SymInt):
-        return value
-    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
-        raise TypeError(f"{op}: '{name}' must be an integer, got {value!r} "
-                        f"({type(value).__name__})")
-    try:
-        result = operator.index(value)
-    except TypeError:
-        if not (isinstance(value, numbers.Real)
-                or (isinstance(value, torch.Tensor) and value.numel() == 1)):
-            raise TypeError(f"{op}: '{name}' must be an integer, got {value!r} "
-                            f"({type(value).__name__})") from None
-        v = float(value)
-        if not (math.isfinite(v) and v.is_integer()):
-            raise ValueError(f"{op}: '{name}' must be an integer, got {value!r}") from None
-        result = int(v)
-    if not -2**63 <= result < 2**63:
-        raise ValueError(f"{op}: '{name}' must fit in int64, got {result}")
-    return result
-
-
-def _float_option(op: str, value, name: str) -> float:
-    """A float option; a non-number is a TypeError naming it (range checks are the op's)."""
-    if isinstance(value, torch.SymFloat):
-        return value
-    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
-        raise TypeError(f"{op}: '{name}' must be a number, got {value!r} "
-                        f"({type(value).__name__})")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{op}: '{name}' must be a number, got {value!r} "
-                        f"({type(value).__name__})") from None
-
-def _float_pair(op: str, value, name: str) -> Tuple[float, float]:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{op}: '{name}' must be a number or a pair of numbers, got {value!r}")
-    items = tuple(value)
-    if len(items) != 2:
-        raise ValueError(f"{op}: '{name}' must be a number or a pair of numbers, got {value!r}")
-    return (_float_option(op, items[0], f"{name}[0]"), _float_option(op, items[1], f"{name}[1]"))
-
-
-def _int_pair(op: str, value, name: str) -> Tuple[int, int]:
-    """(a, b) integer options, e.g. sizes (W, H) or per-axis kernels."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{op}: '{name}' must be a pair of integers, got {value!r}")
-    items = tuple(value)
-    if len(items) != 2:
-        raise ValueError(f"{op}: '{name}' must be a pair of integers, got {value!r}")
-    return (_int_option(op, items[0], f"{name}[0]"), _int_option(op, items[1], f"{name}[1]"))
 
 # ---- fake (meta) implementations for torch.compile / opcheck --------------------------
 
@@ -238,13 +178,13 @@ def dark_decode(heatmaps: Tensor, *, kernel: int = 11, udp: bool = False
     differentiable: maps that require grad raise (detach them or use ``torch.no_grad()``).
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    kernel = _int_option("pyhpe.dark_decode", kernel, "kernel")
+    kernel = int_option("pyhpe.dark_decode", kernel, "kernel")
     return torch.ops.pyhpe.dark_decode(heatmaps, kernel, bool(udp))
 
 
 def simcc_dark_kernel(sigma: float) -> int:
     """mmpose ``SimCCLabel`` blur size for 1-D DARK: ``int((20 * sigma - 7) // 3)``, made odd."""
-    sigma = _float_option("pyhpe.simcc_dark_kernel", sigma, "sigma")
+    sigma = float_option("pyhpe.simcc_dark_kernel", sigma, "sigma")
     if not (0 < sigma < float("inf")):
         raise ValueError(f"pyhpe.simcc_dark_kernel: 'sigma' must be positive and finite, "
                          f"got {sigma}")
@@ -284,16 +224,16 @@ def simcc_decode(x_labels: Tensor, y_labels: Tensor, *, split_ratio: float = 2.0
             kernel, name = dark, "dark"
         if kernel is None:
             if isinstance(sigma, (numbers.Real, torch.Tensor)) and not isinstance(sigma, bool):
-                sx = sy = _float_option(op, sigma, "sigma")
+                sx = sy = float_option(op, sigma, "sigma")
             else:
-                sx, sy = _float_pair(op, sigma, "sigma")
+                sx, sy = float_pair(op, sigma, "sigma")
             kernel = (simcc_dark_kernel(sx), simcc_dark_kernel(sy))
         if hasattr(kernel, "__iter__") and not isinstance(kernel, (str, bytes, torch.Tensor)):
-            kx, ky = _int_pair(op, kernel, name)
+            kx, ky = int_pair(op, kernel, name)
         else:
-            kx = ky = _int_option(op, kernel, name)
+            kx = ky = int_option(op, kernel, name)
     return torch.ops.pyhpe.simcc_decode(x_labels, y_labels,
-                                        _float_option(op, split_ratio, "split_ratio"), kx, ky)
+                                        float_option(op, split_ratio, "split_ratio"), kx, ky)
 
 
 
@@ -319,7 +259,7 @@ def soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, normalize: str = "softma
     finite. Maps holding NaN give NaN.
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    beta = _float_option("pyhpe.soft_argmax", beta, "beta")
+    beta = float_option("pyhpe.soft_argmax", beta, "beta")
     return torch.ops.pyhpe.soft_argmax(heatmaps, beta, normalize)[0]
 
 
@@ -347,7 +287,7 @@ def debiased_soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, form: str = "pa
     is handled as in :func:`soft_argmax`.
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    beta = _float_option("pyhpe.debiased_soft_argmax", beta, "beta")
+    beta = float_option("pyhpe.debiased_soft_argmax", beta, "beta")
     return torch.ops.pyhpe.debiased_soft_argmax(heatmaps, beta, form)[0]
 
 
@@ -370,7 +310,7 @@ def dsnt(heatmaps: Tensor, *, normalize: str = "none", beta: float = 1.0) -> Ten
     zero gradient.
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    beta = _float_option("pyhpe.dsnt", beta, "beta")
+    beta = float_option("pyhpe.dsnt", beta, "beta")
     return torch.ops.pyhpe.dsnt(heatmaps, beta, normalize)[0]
 
 
@@ -387,7 +327,7 @@ def transform_preds(coords: Tensor, center: Tensor, scale: Tensor,
     coords = as_float_tensor(coords, "coords")
     center = as_float_tensor(center, "center", like=coords)
     scale = as_float_tensor(scale, "scale", like=coords)
-    width, height = _int_pair("pyhpe.transform_preds", heatmap_size, "heatmap_size")
+    width, height = int_pair("pyhpe.transform_preds", heatmap_size, "heatmap_size")
     return torch.ops.pyhpe.transform_preds(coords, center, scale, width, height, bool(use_udp))
 
 
@@ -418,7 +358,7 @@ class SoftArgmax2d(torch.nn.Module):
         if debias is not None and normalize != "softmax":
             raise ValueError(f"SoftArgmax2d: debias={debias!r} needs normalize='softmax', "
                              f"got {normalize!r}")
-        self.beta = _float_option("pyhpe.SoftArgmax2d", beta, "beta")
+        self.beta = float_option("pyhpe.SoftArgmax2d", beta, "beta")
         self.normalize, self.debias = normalize, debias
 
     def forward(self, heatmaps: Tensor) -> Tensor:

@@ -34,8 +34,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-from ._common import as_float_tensor
-from .decode import _float_option, _float_pair, _int_option
+from ._common import as_float_tensor, float_option, float_pair, int_option
 
 Size = Union[Sequence[int], torch.Size]
 
@@ -108,7 +107,7 @@ def _wh(op: str, size, name: str) -> Tuple[int, int]:
     items = tuple(size)
     if len(items) != 2:
         raise ValueError(f"{op}: '{name}' must be (W, H), got {size!r}")
-    w, h = (_int_option(op, v, name) for v in items)
+    w, h = (int_option(op, v, name) for v in items)
     if w < 0 or h < 0:
         raise ValueError(f"{op}: '{name}' must be non-negative (W, H), got {tuple(items)}")
     return w, h
@@ -313,10 +312,10 @@ def simcc_labels(keypoints, visibility, input_size: Size, sigma=(6.0, 6.0),
     w, h = _wh(op, input_size, "input_size")
     if isinstance(sigma, (numbers.Real, torch.Tensor)) and not isinstance(sigma, bool) and (
             not isinstance(sigma, torch.Tensor) or sigma.numel() == 1):
-        sx = sy = _float_option(op, sigma, "sigma")
+        sx = sy = float_option(op, sigma, "sigma")
     else:
-        sx, sy = _float_pair(op, sigma, "sigma")
-    ratio = _float_option(op, simcc_split_ratio, "simcc_split_ratio")
+        sx, sy = float_pair(op, sigma, "sigma")
+    ratio = float_option(op, simcc_split_ratio, "simcc_split_ratio")
     if out is None:
         return torch.ops.pyhpe.simcc_labels(kp, vis, w, h, sx, sy, ratio, bool(normalize))
     try:
@@ -367,7 +366,7 @@ def paf_targets(keypoints, visibility, limbs, heatmap_size: Size, limb_width: fl
     if lim.is_floating_point() or lim.dtype == torch.bool:
         raise TypeError(f"{op}: 'limbs' must hold integer keypoint indices, got {lim.dtype}")
     lim = lim.to(torch.int64)
-    limb_width = _float_option(op, limb_width, "limb_width")
+    limb_width = float_option(op, limb_width, "limb_width")
     if out is None:
         pafs, counts = torch.ops.pyhpe.paf_targets(kp, vis, lim, W, H, limb_width, mode)
     else:

@@ -11,9 +11,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ._common import as_float_tensor, check_finite
+from ._common import as_float_tensor, check_finite, float_option, int_option
 from .oks import COCO_SIGMAS
-from .paf import _float_option, _int_option
 
 
 def _num_images(image_offsets) -> int:
@@ -118,8 +117,8 @@ def oks_nms(keypoints, scores, areas, thr: float = 0.9, sigmas=None,
     differentiable: an input that requires grad under grad mode raises a RuntimeError.
     """
     op = "pyhpe.oks_nms"
-    thr = _float_option(thr, "thr", op)
-    vis_thr = None if vis_thr is None else _float_option(vis_thr, "vis_thr", op)
+    thr = float_option(op, thr, "thr", finite=True)
+    vis_thr = None if vis_thr is None else float_option(op, vis_thr, "vis_thr", finite=True)
     keypoints, scores, areas, sig, image_offsets = _prepare(
         op, keypoints, scores, areas, sigmas, image_offsets, score_per_joint, validate)
     if tie_break == "numpy":
@@ -160,12 +159,12 @@ def soft_oks_nms(keypoints, scores, areas, thr: float = 0.3, max_dets: int = 20,
     :func:`oks_nms`).
     """
     op = "pyhpe.soft_oks_nms"
-    thr = _float_option(thr, "thr", op)
+    thr = float_option(op, thr, "thr", finite=True)
     if method == "gaussian" and not thr > 0.0:
         raise ValueError(f"{op}: 'thr' must be > 0 for method='gaussian' (exp(-o^2 / thr)), "
                          f"got {thr}")
-    vis_thr = None if vis_thr is None else _float_option(vis_thr, "vis_thr", op)
-    max_dets = _int_option(max_dets, "max_dets", op, 0, 2 ** 63 - 1)
+    vis_thr = None if vis_thr is None else float_option(op, vis_thr, "vis_thr", finite=True)
+    max_dets = int_option(op, max_dets, "max_dets", 0, 2 ** 63 - 1)
     keypoints, scores, areas, sig, image_offsets = _prepare(
         op, keypoints, scores, areas, sigmas, image_offsets, score_per_joint, validate)
     keep, counts = torch.ops.pyhpe.soft_oks_nms(keypoints, scores, areas, sig, thr, max_dets,
@@ -206,7 +205,7 @@ def pose_nms_alphapose(bboxes, pose_preds, pose_scores, *, image_offsets=None,
     :func:`oks_nms`).
     """
     op = "pyhpe.pose_nms_alphapose"
-    options = {name: _float_option(value, name, op) for name, value in (
+    options = {name: float_option(op, value, name, finite=True) for name, value in (
         ("delta1", delta1), ("mu", mu), ("delta2", delta2), ("gamma", gamma),
         ("score_thr", score_thr), ("match_thr", match_thr), ("alpha", alpha),
         ("area_thr", area_thr))}

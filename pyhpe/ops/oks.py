@@ -1,7 +1,7 @@
 """Object Keypoint Similarity matrices (torch.ops.pyhpe.oks_matrix / oks_matrix_ragged)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 

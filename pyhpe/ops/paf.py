@@ -12,12 +12,11 @@ removePeopleBelowThresholds + peopleVectorToPeopleArray (grouping). The pure-Pyt
 """
 from __future__ import annotations
 
-import numbers
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ._common import as_float_tensor
+from ._common import as_float_tensor, float_option, int_option
 
 #: OpenPose COCO-18 parts: nose, neck, r_sho, r_elb, r_wri, l_sho, l_elb, l_wri, r_hip, r_knee,
 #: r_ank, l_hip, l_knee, l_ank, r_eye, l_eye, r_ear, l_ear (getPosePartPairs(COCO_18)).
@@ -44,36 +43,6 @@ SKELETONS = {
 _INT32_MAX = 2 ** 31 - 1
 #: Most samples per pair :func:`paf_scores` takes (OpenPose uses 5 to 25).
 MAX_NUM_SAMPLES = 2 ** 16
-
-
-def _int_option(value, name: str, op: str, lo: int, hi: int) -> int:
-    """``value`` as an int in [lo, hi]: integral floats are accepted, fractional ones, bools
-    and non-numbers rejected (never truncated)."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{op}: '{name}' must be an integer, got {type(value).__name__} "
-                        f"{value!r}")
-    if not isinstance(value, numbers.Integral):
-        if not (value == value and abs(value) != float("inf") and float(value).is_integer()):
-            raise ValueError(f"{op}: '{name}' must be an integer, got {value!r}")
-    value = int(value)
-    if not lo <= value <= hi:
-        raise ValueError(f"{op}: '{name}' must lie in [{lo}, {hi}], got {value}")
-    return value
-
-
-def _float_option(value, name: str, op: str) -> float:
-    """``value`` as a finite float; TypeError naming the argument for a non-number."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{op}: '{name}' must be a real number, got {type(value).__name__} "
-                        f"{value!r}")
-    value = float(value)
-    if value != value or abs(value) == float("inf"):
-        raise ValueError(f"{op}: '{name}' must be finite, got {value}")
-    return value
 
 
 @torch.library.register_fake("pyhpe::paf_find_peaks")
@@ -137,9 +106,9 @@ def find_peaks(heatmaps, threshold: float = 0.05, max_peaks: int = 64, refine: b
     if heatmaps.dim() != 4:
         raise ValueError(f"{op}: 'heatmaps' must have shape (B, K, H, W), got "
                          f"shape {tuple(heatmaps.shape)}")
-    threshold = _float_option(threshold, "threshold", op)
-    max_peaks = _int_option(max_peaks, "max_peaks", op, 0, _INT32_MAX)
-    refine_radius = _int_option(refine_radius, "refine_radius", op, 0, _INT32_MAX)
+    threshold = float_option(op, threshold, "threshold", finite=True)
+    max_peaks = int_option(op, max_peaks, "max_peaks", 0, _INT32_MAX)
+    refine_radius = int_option(op, refine_radius, "refine_radius", 0, _INT32_MAX)
     return torch.ops.pyhpe.paf_find_peaks(heatmaps, threshold, max_peaks,
                                           refine_radius if refine else -1, border,
                                           bool(two_pass))
@@ -199,13 +168,13 @@ def paf_scores(pafs, peaks, counts, limbs, num_samples: Optional[int] = 10,
         channels = torch.arange(2 * L, dtype=torch.int64, device=pafs.device).view(L, 2)
     else:
         channels = _index_pairs(paf_channels, "paf_channels", pafs.device, op)
-    n = 0 if num_samples is None else _int_option(num_samples, "num_samples", op, 1,
+    n = 0 if num_samples is None else int_option(op, num_samples, "num_samples", 1,
                                                   MAX_NUM_SAMPLES)
-    inter_threshold = _float_option(inter_threshold, "inter_threshold", op)
-    min_fraction = _float_option(min_fraction, "min_fraction", op)
+    inter_threshold = float_option(op, inter_threshold, "inter_threshold", finite=True)
+    min_fraction = float_option(op, min_fraction, "min_fraction", finite=True)
     if not 0.0 <= min_fraction <= 1.0:
         raise ValueError(f"{op}: 'min_fraction' must lie in [0, 1], got {min_fraction}")
-    prior_score = _float_option(prior_score, "prior_score", op)
+    prior_score = float_option(op, prior_score, "prior_score", finite=True)
     return torch.ops.pyhpe.paf_scores(pafs, peaks, counts, limbs_t, channels, n,
                                       inter_threshold, min_fraction, bool(distance_prior),
                                       prior_score)
@@ -269,10 +238,10 @@ def group_poses(peaks, counts, scores, limbs, min_parts: int = 3, min_mean_score
     if peaks.dim() != 4:
         raise ValueError(f"{op}: 'peaks' must have shape (B, K, M, 3), got "
                          f"shape {tuple(peaks.shape)}")
-    min_parts = _int_option(min_parts, "min_parts", op, 0, _INT32_MAX)
-    min_mean_score = _float_option(min_mean_score, "min_mean_score", op)
-    max_persons = -1 if max_persons is None else _int_option(max_persons, "max_persons", op,
-                                                             0, 2 ** 63 - 1)
+    min_parts = int_option(op, min_parts, "min_parts", 0, _INT32_MAX)
+    min_mean_score = float_option(op, min_mean_score, "min_mean_score", finite=True)
+    max_persons = (-1 if max_persons is None
+                   else int_option(op, max_persons, "max_persons", 0, 2 ** 63 - 1))
     K, L = peaks.shape[1], limbs_t.shape[0]
     redundant = _redundant_limbs(K, L, redundant_limbs).to(peaks.device)
     persons, person_scores, person_counts, indices = torch.ops.pyhpe.paf_group_poses(
@@ -325,7 +294,7 @@ def paf_group(heatmaps, pafs, skeleton: Union[str, Sequence[Tuple[int, int]]] = 
     if unbatched:
         heatmaps, pafs = heatmaps.unsqueeze(0), pafs.unsqueeze(0)
     K = (1 + max(max(a, b) for a, b in limbs) if num_parts is None
-         else _int_option(num_parts, "num_parts", "pyhpe.paf_group", 1, _INT32_MAX))
+         else int_option("pyhpe.paf_group", num_parts, "num_parts", 1, _INT32_MAX))
     if heatmaps.dim() != 4 or heatmaps.shape[1] < K:
         raise ValueError(f"pyhpe.paf_group: 'heatmaps' must have shape (B, K, H, W) with "
                          f"K >= {K}, got shape {tuple(heatmaps.shape)}")

@@ -33,27 +33,20 @@ PYHPE_HD_INLINE int64_t image_of(const int64_t* offsets, int64_t num_images, int
   return oks::find_segment(offsets, num_images, idx);
 }
 
-// numpy's pairwise summation of a contiguous array (np.add.reduce / ndarray.mean).
+// A contiguous array as the terms of oks::numpy_pairwise_sum.
 template <typename T>
-PYHPE_HD T numpy_pairwise_sum(const T* a, int64_t n) {
-  if (n < 8) {
-    T res = T(0);
-    for (int64_t i = 0; i < n; ++i) res += a[i];
-    return res;
-  }
-  if (n <= 128) {
-    T r[8];
-    for (int j = 0; j < 8; ++j) r[j] = a[j];
-    int64_t i = 8;
-    for (; i < n - (n % 8); i += 8)
-      for (int j = 0; j < 8; ++j) r[j] += a[i + j];
-    T res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    for (; i < n; ++i) res += a[i];
-    return res;
-  }
-  int64_t half = n / 2;
-  half -= half % 8;
-  return numpy_pairwise_sum(a, half) + numpy_pairwise_sum(a + half, n - half);
+struct ArrayTerms {
+  const T* a;
+  int num_keypoints;
+  PYHPE_HD bool included(int) const { return true; }
+  PYHPE_HD T term(int k) const { return a[k]; }
+};
+
+// numpy's pairwise summation of a contiguous array (np.add.reduce / ndarray.mean), in
+// numpy's order, without recursion (see oks::numpy_pairwise_sum).
+template <typename T>
+PYHPE_HD T numpy_pairwise_sum(const T* a, int n) {
+  return oks::numpy_pairwise_sum(ArrayTerms<T>{a, n}, 0, n);
 }
 
 // mmpose score_per_joint: scores = k['score'].mean() for each pose.
@@ -643,10 +636,13 @@ struct AlphaPoseParams {
 constexpr double kPckRefCap = 7.0;
 constexpr double kMergeRefCap = 15.0;
 
+// Rounded products and sums (common/fp.h) throughout: nvcc would otherwise fuse them into
+// FMAs, and the thresholds below (dist <= 1, dist / ref <= 1, simi > gamma) could then decide
+// differently on the GPU than on the CPU.
 template <typename T>
 PYHPE_HD_INLINE T joint_dist(const T* p, const T* q, int k) {
   const T dx = p[2 * k] - q[2 * k], dy = p[2 * k + 1] - q[2 * k + 1];
-  return sqrt(dx * dx + dy * dy);
+  return sqrt_of(add_rn(mul_rn(dx, dx), mul_rn(dy, dy)));
 }
 
 // Python's min(ref, cap) with cap an int: ref unless cap < ref.
@@ -715,13 +711,14 @@ PYHPE_HD bool alphapose_deletes(const T* pi, const T* si, const T* pj, const T* 
   for (int k = 0; k < K; ++k) {
     const T dist = joint_dist(pi, pj, k);
     if (dist <= T(1)) {
-      score_sum += static_cast<float>(tanh(si[k] / T(prm.delta1)) * tanh(sj[k] / T(prm.delta1)));
+      score_sum = add_rn(score_sum, static_cast<float>(mul_rn(tanh(si[k] / T(prm.delta1)),
+                                                              tanh(sj[k] / T(prm.delta1)))));
     }
-    point_sum += exp(-dist / T(prm.delta2));
+    point_sum = add_rn(point_sum, exp_of(T(-dist / T(prm.delta2))));
     matches += (dist / pck_ref <= T(1));
   }
   // float32 + T: the sum takes the wider of the two dtypes, as torch promotes.
-  const T simi = static_cast<T>(score_sum) + T(prm.mu) * point_sum;
+  const T simi = add_rn(static_cast<T>(score_sum), mul_rn(T(prm.mu), point_sum));
   return simi > T(prm.gamma) || double(matches) >= prm.match_thr;
 }
 
@@ -893,9 +890,9 @@ PYHPE_HD void alpha_merge_element(const AlphaMergeArgs<T>& a, int64_t slot) {
       const T masked = joint_dist(ref, a.preds + r * a.K * 2, k) <= merge_ref
                            ? a.scores[r * a.K + k] : T(0);
       const T w = masked / total;
-      x += a.preds[(r * a.K + k) * 2] * w;
-      y += a.preds[(r * a.K + k) * 2 + 1] * w;
-      s += masked * w;
+      x = add_rn(x, mul_rn(a.preds[(r * a.K + k) * 2], w));
+      y = add_rn(y, mul_rn(a.preds[(r * a.K + k) * 2 + 1], w));
+      s = add_rn(s, mul_rn(masked, w));
     }
     op[2 * k] = x;
     op[2 * k + 1] = y;

@@ -2,7 +2,7 @@
 
 Run under ``compute-sanitizer --tool memcheck`` by ``make gpu-check`` (tools/gpu_check.sh):
 small inputs, every launch path of oks_matrix, msra_heatmaps, soft_argmax (forward and
-backward), oks_nms and find_peaks, including empty inputs. With ``--device cpu`` the same
+backward), oks_nms, soft_oks_nms and find_peaks, including empty inputs. With ``--device cpu`` the same
 script runs on the CPU (the dry run of ``make gpu-check`` on machines without a GPU).
 Prints one line per op and exits 1 when any op fails or disagrees with the CPU.
 """
@@ -82,6 +82,11 @@ def case_oks_nms(device, g):
     yield "3 images (one empty)", (lambda d: ops.oks_nms(*(_to(t, d) for t in (kp, scores, areas)), 0.5,
                                                           image_offsets=_to(offsets, d))), 0
     yield "empty", (lambda d: ops.oks_nms(*(_to(t[:0], d) for t in (kp, scores, areas)), 0.9)), 0
+    # Soft-NMS's device path: a block per image rescoring on the fly.
+    yield "soft, 3 images", (lambda d: ops.soft_oks_nms(*(_to(t, d) for t in (kp, scores, areas)), 0.3,
+                                                        max_dets=12, image_offsets=_to(offsets, d))), 0
+    yield "soft, linear", (lambda d: ops.soft_oks_nms(*(_to(t, d) for t in (kp, scores, areas)), 0.3,
+                                                      max_dets=40, method="linear")), 0
 
 
 def case_find_peaks(device, g):

@@ -378,8 +378,6 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
     a.sigmas = sigmas.data_ptr<double>();
     a.order = order.data_ptr<int64_t>();
     a.offsets = seg.dev.data_ptr<int64_t>();
-    a.sim = nullptr;
-    a.sim_offsets = nullptr;
     a.boxes = boxes.defined() ? boxes.data_ptr<scalar_t>() : nullptr;
     a.max_var = max_var;
     a.identity_box =
@@ -400,35 +398,8 @@ std::tuple<at::Tensor, at::Tensor> soft_oks_nms(
 #ifdef PYHPE_WITH_CUDA
     if (kpts.is_cuda()) {
       c10::cuda::CUDAGuard guard(kpts.device());
-      // The whole float32 OKS matrix of every image on the device, then one thread per image.
-      std::vector<int64_t> sim_off(seg.M() + 1, 0);
-      for (int64_t m = 0; m < seg.M(); ++m) {
-        const int64_t n = seg.host[m + 1] - seg.host[m];
-        sim_off[m + 1] = sim_off[m] + n * n;
-      }
-      check_pairwise_bytes(op, "the device's pairwise OKS (use the CPU)",
-                           sim_off.back() * int64_t(sizeof(float)), seg.host);
-      at::Tensor sim_offsets = to_device(sim_off, kpts);
-      at::Tensor sim = at::empty({sim_off.back()}, kpts.options().dtype(at::kFloat));
-      OksSimArgs<scalar_t> s;
-      s.kpts = a.kpts;
-      s.areas = a.areas;
-      s.sigmas = a.sigmas;
-      s.offsets = a.offsets;
-      s.sim_offsets = sim_offsets.data_ptr<int64_t>();
-      s.boxes = a.boxes;
-      s.max_var = a.max_var;
-      s.thr = a.thr;
-      s.method = a.method;
-      s.M = a.M;
-      s.K = a.K;
-      s.has_vis_thr = a.has_vis_thr;
-      s.vis_thr = a.vis_thr;
-      s.exp_path = a.exp_path;
-      s.sim = sim.data_ptr<float>();
-      oks_sim_cuda<scalar_t>(s, sim_off.back(), cuda_stream_of(kpts));
-      a.sim = s.sim;
-      a.sim_offsets = s.sim_offsets;
+      // One block per image: its threads compute the pick's OKS row on the fly (no pairwise
+      // matrix), so memory stays O(N) whatever the image's size.
       soft_nms_cuda<scalar_t>(a, cuda_stream_of(kpts));
       return;
     }

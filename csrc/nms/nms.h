@@ -29,8 +29,6 @@ template <typename T>
 void oks_nms_mask_cuda(const OksNmsMaskArgs<T>& args, int64_t total_words, void* stream);
 void oks_nms_reduce_cuda(const OksNmsReduceArgs& args, void* stream);
 template <typename T>
-void oks_sim_cuda(const OksSimArgs<T>& args, int64_t total, void* stream);
-template <typename T>
 void soft_nms_cuda(const SoftNmsArgs<T>& args, void* stream);
 template <typename T>
 void alpha_mask_cuda(const AlphaMaskArgs<T>& args, int64_t total_words, void* stream);

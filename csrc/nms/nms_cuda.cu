@@ -1,6 +1,6 @@
 // Thin CUDA kernels over nms_math.h: one thread per mask word (row a, 64-wide block of
-// later positions, like torchvision's nms), per OKS matrix cell, per pick slot; the
-// inherently sequential passes run one thread per image.
+// later positions, like torchvision's nms), per pick slot; the inherently sequential passes
+// run one thread per image, soft-NMS one block per image.
 #include "common/cuda_utils.cuh"
 #include "nms/nms.h"
 
@@ -21,14 +21,26 @@ __global__ void oks_nms_reduce_kernel(OksNmsReduceArgs args) {
   PYHPE_GRID_STRIDE_LOOP(m, args.M) { oks_nms_reduce_image(args, m); }
 }
 
+// soft_nms_image with one block per image: every pick's rescoring (an OKS per remaining
+// pose, computed on the fly) is spread over the block's threads; thread 0 records the pick
+// and reorders the list, as the CPU loop does, between barriers.
 template <typename T>
-__global__ void oks_sim_kernel(OksSimArgs<T> args, int64_t total) {
-  PYHPE_GRID_STRIDE_LOOP(idx, total) { oks_sim_element(args, idx); }
-}
-
-template <typename T>
-__global__ void soft_nms_kernel(SoftNmsArgs<T> args) {
-  PYHPE_GRID_STRIDE_LOOP(m, args.M) { soft_nms_image(args, m); }
+__global__ void soft_nms_block_kernel(SoftNmsArgs<T> args) {
+  __shared__ SoftNmsImage<T> st;
+  for (int64_t m = blockIdx.x; m < args.M; m += gridDim.x) {
+    if (threadIdx.x == 0) st = soft_nms_begin(args, m);
+    __syncthreads();
+    for (int64_t kept = 0; st.len > 0 && kept < args.max_dets; ++kept) {
+      if (threadIdx.x == 0) soft_nms_keep(args, m, st, kept);
+      for (int64_t p = threadIdx.x; p < st.len - 1; p += blockDim.x) {
+        soft_nms_rescore(args, m, st, p, p + 1);
+      }
+      __syncthreads();
+      if (threadIdx.x == 0) soft_nms_reorder(st);
+      __syncthreads();
+    }
+    __syncthreads();  // every thread has read st before the next image overwrites it
+  }
 }
 
 template <typename T>
@@ -47,6 +59,9 @@ __global__ void alpha_merge_kernel(AlphaMergeArgs<T> args, int64_t slots) {
 
 // The sequential passes use few threads each; small blocks spread images over the SMs.
 constexpr int kImageThreads = 32;
+// Soft-NMS: a block per image (grid-strided beyond this many images).
+constexpr int kSoftNmsThreads = 256;
+constexpr int64_t kSoftNmsMaxBlocks = 65535;
 
 template <typename T>
 void row_mean_cuda(const RowMeanArgs<T>& args, void* stream) {
@@ -72,18 +87,11 @@ void oks_nms_reduce_cuda(const OksNmsReduceArgs& args, void* stream) {
 }
 
 template <typename T>
-void oks_sim_cuda(const OksSimArgs<T>& args, int64_t total, void* stream) {
-  if (total == 0) return;
-  oks_sim_kernel<T><<<cuda::blocks_for(total), cuda::kThreadsPerBlock, 0,
-                      cuda::as_stream(stream)>>>(args, total);
-  cuda::check_launch("oks_nms_similarity");
-}
-
-template <typename T>
 void soft_nms_cuda(const SoftNmsArgs<T>& args, void* stream) {
   if (args.M == 0) return;
-  soft_nms_kernel<T><<<cuda::blocks_for(args.M, kImageThreads), kImageThreads, 0,
-                       cuda::as_stream(stream)>>>(args);
+  const int64_t blocks = args.M < kSoftNmsMaxBlocks ? args.M : kSoftNmsMaxBlocks;
+  soft_nms_block_kernel<T><<<static_cast<unsigned>(blocks), kSoftNmsThreads, 0,
+                             cuda::as_stream(stream)>>>(args);
   cuda::check_launch("soft_oks_nms");
 }
 
@@ -113,7 +121,6 @@ void alpha_merge_cuda(const AlphaMergeArgs<T>& args, int64_t slots, void* stream
 #define PYHPE_NMS_INSTANTIATE(T)                                                  \
   template void row_mean_cuda<T>(const RowMeanArgs<T>&, void*);                   \
   template void oks_nms_mask_cuda<T>(const OksNmsMaskArgs<T>&, int64_t, void*);   \
-  template void oks_sim_cuda<T>(const OksSimArgs<T>&, int64_t, void*);            \
   template void soft_nms_cuda<T>(const SoftNmsArgs<T>&, void*);                   \
   template void alpha_mask_cuda<T>(const AlphaMaskArgs<T>&, int64_t, void*);      \
   template void alpha_merge_cuda<T>(const AlphaMergeArgs<T>&, int64_t, void*);

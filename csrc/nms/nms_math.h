@@ -263,8 +263,6 @@ struct SoftNmsArgs {
   const double* sigmas;     // K (float64, as mmpose)
   const int64_t* order;     // N: initial score order (global rows, per image)
   const int64_t* offsets;   // M + 1
-  const float* sim;         // per image n_m x n_m float32 OKS (local rows), or nullptr
-  const int64_t* sim_offsets;  // M + 1 or nullptr
   const T* boxes;           // N x 4 keypoint boxes for soft_rescore_is_identity, or nullptr
   double max_var;           // max_k (2 sigma_k)^2
   double identity_box;      // box_rules_out constant implying soft_rescore_is_identity's box
@@ -481,7 +479,7 @@ PYHPE_HD SoftNmsImage<T> soft_nms_begin(const SoftNmsArgs<T>& a, int64_t m) {
 template <typename T>
 PYHPE_HD T soft_rescored(const SoftNmsArgs<T>& a, int64_t m, int64_t gi, int64_t di, T s) {
   float o;
-  if (a.sim == nullptr && a.boxes != nullptr &&
+  if (a.boxes != nullptr &&
       (box_rules_out(a.boxes + gi * 4, a.boxes + di * 4,
                      (double(a.areas[gi]) + double(a.areas[di])) / 2.0 + oks::kAreaEps,
                      a.identity_box) ||
@@ -490,9 +488,6 @@ PYHPE_HD T soft_rescored(const SoftNmsArgs<T>& a, int64_t m, int64_t gi, int64_t
                                a.identity_limit, a.boxes + gi * 4, a.boxes + di * 4,
                                a.max_var))) {
     o = 0.0f;  // same rescored score as the exact o
-  } else if (a.sim != nullptr) {
-    const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
-    o = a.sim[a.sim_offsets[m] + (gi - start) * n + (di - start)];
   } else {
     o = static_cast<float>(mmpose_oks(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3,
                                       a.areas[gi], a.areas[di], a.sigmas, a.K, a.has_vis_thr,
@@ -582,44 +577,6 @@ PYHPE_HD void soft_nms_image(const SoftNmsArgs<T>& a, int64_t m) {
     soft_nms_rescore(a, m, st, 0, st.len - 1);
     soft_nms_reorder(st);
   }
-}
-
-// float32 OKS matrix of one image for the device path of soft-OKS-NMS (local rows g, d).
-template <typename T>
-struct OksSimArgs {
-  const T* kpts;
-  const T* areas;
-  const double* sigmas;
-  const int64_t* offsets;
-  const int64_t* sim_offsets;
-  const T* boxes;      // N x 4 or nullptr: cells that cannot change a score are written as 0
-  double max_var;
-  float thr;
-  int method;
-  int64_t M;
-  int K;
-  bool has_vis_thr;
-  T vis_thr;
-  int exp_path;  // NumpyExpPath
-  float* sim;
-};
-
-template <typename T>
-PYHPE_HD void oks_sim_element(const OksSimArgs<T>& a, int64_t idx) {
-  const int64_t m = image_of(a.sim_offsets, a.M, idx);
-  const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
-  const int64_t local = idx - a.sim_offsets[m];
-  const int64_t gi = start + local / n, di = start + local % n;
-  if (a.boxes != nullptr &&
-      soft_rescore_is_identity(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3, a.areas[gi],
-                               a.areas[di], a.sigmas, a.K, a.has_vis_thr, a.vis_thr, a.thr,
-                               a.method, a.boxes + gi * 4, a.boxes + di * 4, a.max_var)) {
-    a.sim[idx] = 0.0f;
-    return;
-  }
-  a.sim[idx] = static_cast<float>(mmpose_oks(a.kpts + gi * a.K * 3, a.kpts + di * a.K * 3,
-                                             a.areas[gi], a.areas[di], a.sigmas, a.K,
-                                             a.has_vis_thr, a.vis_thr, a.exp_path));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,7 +143,7 @@ def test_gpu_check_dry_run_without_gpu(tmp_path):
     out = r.stdout
     assert "NO CUDA GPU" in out and "dry run" in out
     assert "build check: ok" in out
-    assert "gpu_sanitize_ops on cpu: 14/14 cases ok" in out
+    assert re.search(r"gpu_sanitize_ops on cpu: (\d+)/\1 cases ok", out)
     assert "tests collected" in out or "pytest is not installed" in out
     assert "| oks_matrix |" in out and (tmp_path / "bench_cpu.md").exists()
     assert not (tmp_path / "RESULTS_gpu.md").exists()   # the dry run writes no results

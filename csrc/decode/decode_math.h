@@ -266,6 +266,8 @@ PYHPE_HD int64_t numpy_argmax(const T* v, int64_t n, T* max_out) {
 // the padding off afterwards, so every output pixel only sees the padded image: the blur is
 // exactly a zero-padded separable convolution (OpenCV's border mode never matters). The
 // weights are OpenCV's getGaussianKernel(k, 0) in the image depth (computed on the host).
+// Products and sums are rounded one by one (mul_rn / add_rn: no FMA contraction under nvcc),
+// here and in the refinement steps below, so the GPU gives the CPU's bits.
 
 template <typename T>
 PYHPE_HD T blur2d_at(const T* hm, int H, int W, int x, int y, const T* w, int r) {
@@ -277,8 +279,8 @@ PYHPE_HD T blur2d_at(const T* hm, int H, int W, int x, int y, const T* w, int r)
     if (yy < 0 || yy >= H) continue;
     const T* row = hm + static_cast<int64_t>(yy) * W;
     T racc = T(0);
-    for (int xx = x0; xx <= x1; ++xx) racc += w[xx - x + r] * row[xx];
-    acc += w[dy + r] * racc;
+    for (int xx = x0; xx <= x1; ++xx) racc = add_rn(racc, mul_rn(w[xx - x + r], row[xx]));
+    acc = add_rn(acc, mul_rn(w[dy + r], racc));
   }
   return acc;
 }
@@ -308,7 +310,7 @@ PYHPE_HD void blur2d_points(const T* hm, int H, int W, const int* sx, const int*
       T racc = T(0);
       if (yy >= 0 && yy < H) {
         const T* row = hm + static_cast<int64_t>(yy) * W;
-        for (int xx = x0; xx <= x1; ++xx) racc += w[xx - px + r] * row[xx];
+        for (int xx = x0; xx <= x1; ++xx) racc = add_rn(racc, mul_rn(w[xx - px + r], row[xx]));
       }
       hb[yy - r0] = racc;
     }
@@ -318,7 +320,7 @@ PYHPE_HD void blur2d_points(const T* hm, int H, int W, const int* sx, const int*
       for (int dy = -r; dy <= r; ++dy) {
         const int yy = sy[k] + dy;
         if (yy < 0 || yy >= H) continue;
-        acc += w[dy + r] * hb[yy - r0];
+        acc = add_rn(acc, mul_rn(w[dy + r], hb[yy - r0]));
       }
       out[k] = acc;
       done[k] = true;
@@ -345,7 +347,7 @@ PYHPE_HD T blur1d_at(const T* v, int n, int x, const T* w, int r) {
   T acc = T(0);
   const int x0 = x - r < 0 ? 0 : x - r;
   const int x1 = x + r > n - 1 ? n - 1 : x + r;
-  for (int xx = x0; xx <= x1; ++xx) acc += w[xx - x + r] * v[xx];
+  for (int xx = x0; xx <= x1; ++xx) acc = add_rn(acc, mul_rn(w[xx - x + r], v[xx]));
   return acc;
 }
 
@@ -452,10 +454,10 @@ PYHPE_HD void heatmap_decode_element(const HeatmapDecodeArgs<T>& a, int64_t m) {
       const T dxx = T(0.25) * (L[4] - T(2) * L[0] + L[1]);
       const T dxy = T(0.25) * (L[9] - L[10] - L[11] + L[12]);
       const T dyy = T(0.25) * (L[8] - T(2) * L[0] + L[5]);
-      const T det = dxx * dyy - dxy * dxy;
+      const T det = add_rn(mul_rn(dxx, dyy), -mul_rn(dxy, dxy));
       if (det != T(0)) {
-        fx -= (dyy * dx - dxy * dy) / det;
-        fy -= (dxx * dy - dxy * dx) / det;
+        fx -= add_rn(mul_rn(dyy, dx), -mul_rn(dxy, dy)) / det;
+        fy -= add_rn(mul_rn(dxx, dy), -mul_rn(dxy, dx)) / det;
       }
     }
   } else if (a.method == kMethodDarkUdp) {
@@ -477,10 +479,10 @@ PYHPE_HD void heatmap_decode_element(const HeatmapDecodeArgs<T>& a, int64_t m) {
     const double eps = 1.1920928955078125e-07;
     const double h00 = static_cast<double>(dxx) + eps, h11 = static_cast<double>(dyy) + eps;
     const double h01 = static_cast<double>(dxy);
-    const double det = h00 * h11 - h01 * h01;
+    const double det = add_rn(mul_rn(h00, h11), -mul_rn(h01, h01));
     const double gx = static_cast<double>(dx), gy = static_cast<double>(dy);
-    fx = static_cast<T>(static_cast<double>(fx) - (h11 * gx - h01 * gy) / det);
-    fy = static_cast<T>(static_cast<double>(fy) - (h00 * gy - h01 * gx) / det);
+    fx = static_cast<T>(static_cast<double>(fx) - add_rn(mul_rn(h11, gx), -mul_rn(h01, gy)) / det);
+    fy = static_cast<T>(static_cast<double>(fy) - add_rn(mul_rn(h00, gy), -mul_rn(h01, gx)) / det);
   }
   a.coords[2 * m] = fx;
   a.coords[2 * m + 1] = fy;
@@ -1015,8 +1017,10 @@ PYHPE_HD void transform_preds_element(const TransformPredsArgs<T>& a, int64_t id
   const int64_t b = idx / a.K;
   const T sx = a.scale[2 * b], sy = a.scale[2 * b + 1];
   const T fx = sx / a.size_x, fy = sy / a.size_y;
-  a.out[2 * idx] = a.coords[2 * idx] * fx + a.center[2 * b] - sx * T(0.5);
-  a.out[2 * idx + 1] = a.coords[2 * idx + 1] * fy + a.center[2 * b + 1] - sy * T(0.5);
+  a.out[2 * idx] =
+      add_rn(add_rn(mul_rn(a.coords[2 * idx], fx), a.center[2 * b]), -mul_rn(sx, T(0.5)));
+  a.out[2 * idx + 1] =
+      add_rn(add_rn(mul_rn(a.coords[2 * idx + 1], fy), a.center[2 * b + 1]), -mul_rn(sy, T(0.5)));
 }
 
 // (x', y') = M[:, :2] @ (x, y) + M[:, 2] (mmpose affine_transform, batched).
@@ -1032,8 +1036,8 @@ template <typename T>
 PYHPE_HD void affine_points_element(const AffinePointsArgs<T>& a, int64_t idx) {
   const T* M = a.matrix + (idx / a.K) * 6;
   const T x = a.coords[2 * idx], y = a.coords[2 * idx + 1];
-  a.out[2 * idx] = M[0] * x + M[1] * y + M[2];
-  a.out[2 * idx + 1] = M[3] * x + M[4] * y + M[5];
+  a.out[2 * idx] = add_rn(add_rn(mul_rn(M[0], x), mul_rn(M[1], y)), M[2]);
+  a.out[2 * idx + 1] = add_rn(add_rn(mul_rn(M[3], x), mul_rn(M[4], y)), M[5]);
 }
 
 }  // namespace decode

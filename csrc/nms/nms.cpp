@@ -459,7 +459,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pose_nms_alphapose(
   at::Tensor preds = preds_in.contiguous();
   // AlphaPose: pose_scores[pose_scores == 0] = 1e-5 before anything else.
   at::Tensor scores = at::where(scores_in.eq(0), 1e-5, scores_in).contiguous();
-  at::Tensor human = at::mean(scores, {1});
+  // AlphaPose's pose_scores.mean(dim=1), always with the CPU's reduction order, so that near
+  // ties order the picks the same on either device.
+  at::Tensor human = at::mean(scores.cpu(), {1}).to(scores.device());
   at::Tensor order = segmented_order(human, seg, false);
   at::Tensor widths = bboxes_in.select(1, 2).sub(bboxes_in.select(1, 0));
   at::Tensor heights = bboxes_in.select(1, 3).sub(bboxes_in.select(1, 1));

@@ -50,8 +50,10 @@ __global__ void expectation_forward_kernel(ExpectationArgs<T> a) {
   for (int64_t m = first; m < a.num_maps; m += stride) {
     const T* h = a.heatmaps + m * HW;
     MapSums s{0.0, 0.0, 0.0, 0.0};
-    if (a.normalize == kNormSoftmax) {
-      T mx = -INFINITY, mn = INFINITY;
+    const bool gamma_pass = a.debias != kDebiasNone && a.gamma != a.beta;
+    T mx = -INFINITY, mn = INFINITY;
+    bool nan_any = false;
+    if (a.normalize == kNormSoftmax || gamma_pass) {
       bool nan_seen = false;
       for (int64_t j = lane; j < HW; j += kWarp) {
         const T v = h[j];
@@ -60,7 +62,17 @@ __global__ void expectation_forward_kernel(ExpectationArgs<T> a) {
         mn = v < mn ? v : mn;
       }
       warp_extremes(&mx, &mn);
-      s.mmax = scaled_extreme(a.beta, mx, mn, __any_sync(kFullMask, nan_seen) != 0);
+      nan_any = __any_sync(kFullMask, nan_seen) != 0;
+    }
+    if (a.normalize == kNormSoftmax) s.mmax = scaled_extreme(a.beta, mx, mn, nan_any);
+    if (gamma_pass) {
+      // The debias softmax's shift and sum spread over the lanes too (not lane 0 alone).
+      s.mg = scaled_extreme(a.gamma, mx, mn, nan_any);
+      const T gamma_t = static_cast<T>(a.gamma), mg_t = static_cast<T>(s.mg);
+      double Sg = 0.0;
+      for (int64_t j = lane; j < HW; j += kWarp) Sg += gamma_weight(gamma_t, h[j], mg_t);
+      s.Sg = warp_sum(Sg);
+      s.gamma_done = true;
     }
     const T beta_t = static_cast<T>(a.beta), mmax_t = static_cast<T>(s.mmax);
     for (int64_t j = lane; j < HW; j += kWarp) {

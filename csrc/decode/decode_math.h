@@ -687,15 +687,20 @@ PYHPE_HD_INLINE void softmax_row_lanes(const float* hr, int W, float beta, float
 
 // Per-map sums: the softmax's shift m (= max(beta * h), 0 without softmax), S = sum f,
 // Sc = sum f * col and Sr = sum f * row, with f = exp(beta * h - m) (softmax) or h.
+// With a debias gamma != beta, the sums may also carry that softmax's shift mg and sum Sg
+// (gamma_done); else expectation_finish makes those two passes itself.
 struct MapSums {
   double mmax, S, Sc, Sr;
+  double mg = 0.0, Sg = 0.0;
+  bool gamma_done = false;
 };
 
 // The summed weight of one element: exp(beta * h - m) under softmax, else h.
 template <typename T>
 PYHPE_HD_INLINE double expectation_weight(const ExpectationArgs<T>& a, T h, T beta_t, T mmax_t) {
-  return a.normalize == kNormSoftmax ? static_cast<double>(exp_of(T(beta_t * h - mmax_t)))
-                                     : static_cast<double>(h);
+  // Rounded product then sum: no FMA contraction on the GPU.
+  if (a.normalize != kNormSoftmax) return static_cast<double>(h);
+  return static_cast<double>(exp_of(add_rn(mul_rn(beta_t, h), -mmax_t)));
 }
 
 template <typename T>
@@ -775,6 +780,12 @@ PYHPE_HD MapSums saturated_sums(const ExpectationArgs<T>& a, int64_t m, double m
   return r;
 }
 
+// One term of the debias softmax's sum: exp(gamma * h - mg), rounded as expectation_weight.
+template <typename T>
+PYHPE_HD_INLINE double gamma_weight(T gamma_t, T h, T mg_t) {
+  return static_cast<double>(exp_of(add_rn(mul_rn(gamma_t, h), -mg_t)));
+}
+
 // Per-map statistics from the sums (the forward pass); the backward reuses them (the op
 // returns them).
 template <typename T>
@@ -808,13 +819,16 @@ PYHPE_HD void expectation_finish(const ExpectationArgs<T>& a, int64_t m, const M
   st[7] = degenerate;
   if (a.debias != kDebiasNone) {
     double mg = s.mmax, Sg = s.S;
-    if (a.gamma != a.beta) {
+    if (a.gamma != a.beta && sums.gamma_done) {
+      mg = sums.mg;
+      Sg = sums.Sg;
+    } else if (a.gamma != a.beta) {
       const int64_t HW = static_cast<int64_t>(a.H) * a.W;
       const T* h = a.heatmaps + m * HW;
       mg = scaled_max(h, HW, a.gamma);
       const T gamma_t = static_cast<T>(a.gamma), mg_t = static_cast<T>(mg);
       Sg = 0.0;
-      for (int64_t j = 0; j < HW; ++j) Sg += static_cast<double>(exp_of(T(gamma_t * h[j] - mg_t)));
+      for (int64_t j = 0; j < HW; ++j) Sg += gamma_weight(gamma_t, h[j], mg_t);
     }
     st[4] = mg;
     st[5] = Sg;

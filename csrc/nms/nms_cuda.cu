@@ -1,6 +1,6 @@
 // Thin CUDA kernels over nms_math.h: one thread per mask word (row a, 64-wide block of
-// later positions, like torchvision's nms), per pick slot; the inherently sequential passes
-// run one thread per image, soft-NMS one block per image.
+// later positions, like torchvision's nms), per pick slot; the inherently sequential greedy
+// passes run a warp per image (each row's words over the lanes), soft-NMS a block per image.
 #include "common/cuda_utils.cuh"
 #include "nms/nms.h"
 
@@ -17,8 +17,27 @@ __global__ void oks_nms_mask_kernel(OksNmsMaskArgs<T> args, int64_t total) {
   PYHPE_GRID_STRIDE_LOOP(idx, total) { oks_nms_mask_element(args, idx); }
 }
 
-__global__ void oks_nms_reduce_kernel(OksNmsReduceArgs args) {
-  PYHPE_GRID_STRIDE_LOOP(m, args.M) { oks_nms_reduce_image(args, m); }
+constexpr int kWarpLanes = 32;
+constexpr unsigned kFullMask = 0xffffffffu;
+
+// The greedy passes run one warp per image: rows in order (a warp barrier between rows),
+// each row's mask words spread over the lanes (nms_math.h's lane-split steps).
+__device__ __forceinline__ int64_t warp_id() {
+  return (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpLanes;
+}
+__device__ __forceinline__ int64_t warp_count() {
+  return static_cast<int64_t>(gridDim.x) * blockDim.x / kWarpLanes;
+}
+
+__global__ void oks_nms_reduce_kernel(OksNmsReduceArgs a) {
+  const int lane = threadIdx.x % kWarpLanes;
+  for (int64_t m = warp_id(); m < a.M; m += warp_count()) {
+    const int64_t n = a.offsets[m + 1] - a.offsets[m];
+    for (int64_t row = 0; row < n; ++row) {
+      oks_nms_reduce_row(a, m, row, lane, kWarpLanes);
+      __syncwarp();
+    }
+  }
 }
 
 // soft_nms_image with one block per image: every pick's rescoring (an OKS per remaining
@@ -48,8 +67,29 @@ __global__ void alpha_mask_kernel(AlphaMaskArgs<T> args, int64_t total) {
   PYHPE_GRID_STRIDE_LOOP(idx, total) { alpha_mask_element(args, idx); }
 }
 
-__global__ void alpha_reduce_kernel(AlphaReduceArgs args) {
-  PYHPE_GRID_STRIDE_LOOP(m, args.M) { alpha_reduce_image(args, m); }
+__global__ void alpha_reduce_kernel(AlphaReduceArgs a) {
+  const int lane = threadIdx.x % kWarpLanes;
+  for (int64_t m = warp_id(); m < a.M; m += warp_count()) {
+    const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
+    int64_t count = 0;
+    uint64_t* removed = a.removed + a.removed_offsets[m];
+    for (int64_t w = lane; w < words_for(n); w += kWarpLanes) removed[w] = 0;
+    __syncwarp();
+    int64_t row = 0;
+    while (row < n) {
+      if (alpha_row_removed(a, m, row)) {  // the same answer on every lane
+        ++row;
+        continue;
+      }
+      const int64_t slot = start + count++;
+      const bool mine = alpha_reduce_pick_lane(a, m, row, slot, lane, kWarpLanes);
+      const bool any = __any_sync(kFullMask, mine) != 0;
+      __syncwarp();
+      if (lane == 0) alpha_reduce_pick_done(a, m, row, slot, any);
+      __syncwarp();
+    }
+    if (lane == 0) a.pick_counts[m] = count;
+  }
 }
 
 template <typename T>
@@ -57,8 +97,8 @@ __global__ void alpha_merge_kernel(AlphaMergeArgs<T> args, int64_t slots) {
   PYHPE_GRID_STRIDE_LOOP(s, slots) { alpha_merge_element(args, s); }
 }
 
-// The sequential passes use few threads each; small blocks spread images over the SMs.
-constexpr int kImageThreads = 32;
+// The greedy passes: a warp per image, four warps a block.
+constexpr int kReduceThreads = 4 * kWarpLanes;
 // Soft-NMS: a block per image (grid-strided beyond this many images).
 constexpr int kSoftNmsThreads = 256;
 constexpr int64_t kSoftNmsMaxBlocks = 65535;
@@ -81,8 +121,8 @@ void oks_nms_mask_cuda(const OksNmsMaskArgs<T>& args, int64_t total_words, void*
 
 void oks_nms_reduce_cuda(const OksNmsReduceArgs& args, void* stream) {
   if (args.M == 0) return;
-  oks_nms_reduce_kernel<<<cuda::blocks_for(args.M, kImageThreads), kImageThreads, 0,
-                          cuda::as_stream(stream)>>>(args);
+  oks_nms_reduce_kernel<<<cuda::blocks_for(args.M * kWarpLanes, kReduceThreads), kReduceThreads,
+                          0, cuda::as_stream(stream)>>>(args);
   cuda::check_launch("oks_nms_reduce");
 }
 
@@ -105,8 +145,8 @@ void alpha_mask_cuda(const AlphaMaskArgs<T>& args, int64_t total_words, void* st
 
 void alpha_reduce_cuda(const AlphaReduceArgs& args, void* stream) {
   if (args.M == 0) return;
-  alpha_reduce_kernel<<<cuda::blocks_for(args.M, kImageThreads), kImageThreads, 0,
-                        cuda::as_stream(stream)>>>(args);
+  alpha_reduce_kernel<<<cuda::blocks_for(args.M * kWarpLanes, kReduceThreads), kReduceThreads,
+                        0, cuda::as_stream(stream)>>>(args);
   cuda::check_launch("pose_nms_alphapose_reduce");
 }
 

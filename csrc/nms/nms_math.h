@@ -223,19 +223,25 @@ struct OksNmsReduceArgs {
   bool* keep_flags;  // N
 };
 
-PYHPE_HD_INLINE void oks_nms_reduce_image(const OksNmsReduceArgs& a, int64_t m) {
+// The greedy pass over image m's mask rows, in order; row 0 (always kept) doubles as the
+// removed set. One row's step is split over `lanes` workers (the GPU's warp: lane takes words
+// lane, lane + lanes, ...); every lane finishes a row before any starts the next (a warp
+// barrier on the GPU, the loop order here). Bit `row` is never written while row is read.
+PYHPE_HD_INLINE void oks_nms_reduce_row(const OksNmsReduceArgs& a, int64_t m, int64_t row,
+                                        int lane, int lanes) {
   const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
-  if (n == 0) return;
   const int64_t words = words_for(n);
   uint64_t* removed = a.mask + a.mask_offsets[m];
-  a.keep_flags[start] = true;
-  for (int64_t row = 1; row < n; ++row) {
-    const bool gone = (removed[row / kWordBits] >> (row % kWordBits)) & 1;
-    a.keep_flags[start + row] = !gone;
-    if (gone) continue;
-    const uint64_t* r = a.mask + a.mask_offsets[m] + row * words;
-    for (int64_t w = row / kWordBits; w < words; ++w) removed[w] |= r[w];
-  }
+  const bool gone = row > 0 && ((removed[row / kWordBits] >> (row % kWordBits)) & 1);
+  if (lane == 0) a.keep_flags[start + row] = !gone;
+  if (gone || row == 0) return;
+  const uint64_t* r = removed + row * words;
+  for (int64_t w = row / kWordBits + lane; w < words; w += lanes) removed[w] |= r[w];
+}
+
+PYHPE_HD_INLINE void oks_nms_reduce_image(const OksNmsReduceArgs& a, int64_t m) {
+  const int64_t n = a.offsets[m + 1] - a.offsets[m];
+  for (int64_t row = 0; row < n; ++row) oks_nms_reduce_row(a, m, row, 0, 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -759,38 +765,64 @@ struct AlphaReduceArgs {
   int64_t* pick_counts;       // M
 };
 
-PYHPE_HD_INLINE void alpha_reduce_image(const AlphaReduceArgs& a, int64_t m) {
+// A pick's step of alpha_reduce_image for one of `lanes` workers (words lane, lane + lanes,
+// ...): its group is the rows it deletes that are not yet removed. Returns whether the lane's
+// words held any; alpha_reduce_pick_done then runs once, after every lane's step.
+PYHPE_HD_INLINE bool alpha_reduce_pick_lane(const AlphaReduceArgs& a, int64_t m, int64_t row,
+                                            int64_t slot, int lane, int lanes) {
+  const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
+  const int64_t words = words_for(n);
+  uint64_t* removed = a.removed + a.removed_offsets[m];
+  const uint64_t* r = a.mask + a.mask_offsets[m] + row * words;
+  bool any = false;
+  for (int64_t w = row / kWordBits + lane; w < words; w += lanes) {
+    uint64_t group = r[w] & ~removed[w];
+    if (group) any = true;
+    removed[w] |= group;
+    while (group) {
+      int bit = 0;
+      while (!((group >> bit) & 1)) ++bit;
+      group &= group - 1;
+      a.owner[a.order[start + w * kWordBits + bit]] = slot;
+    }
+  }
+  return any;
+}
+
+// A pick that deleted nobody (itself included) takes itself out as its group {itself}.
+PYHPE_HD_INLINE void alpha_reduce_pick_done(const AlphaReduceArgs& a, int64_t m, int64_t row,
+                                            int64_t slot, bool any) {
+  const int64_t start = a.offsets[m];
+  if (!any) {
+    a.removed[a.removed_offsets[m] + row / kWordBits] |= uint64_t(1) << (row % kWordBits);
+    a.owner[a.order[start + row]] = slot;
+  }
+  a.picks[slot] = a.order[start + row];
+}
+
+PYHPE_HD_INLINE bool alpha_row_removed(const AlphaReduceArgs& a, int64_t m, int64_t row) {
+  return (a.removed[a.removed_offsets[m] + row / kWordBits] >> (row % kWordBits)) & 1;
+}
+
+// The greedy pass of image m with its pick steps split over `lanes` workers run in turn (the
+// GPU runs them as a warp's lanes between barriers; the result is the same).
+PYHPE_HD_INLINE void alpha_reduce_image(const AlphaReduceArgs& a, int64_t m, int lanes = 1) {
   const int64_t start = a.offsets[m], n = a.offsets[m + 1] - start;
   int64_t count = 0;
   if (n > 0) {
-    const int64_t words = words_for(n);
     uint64_t* removed = a.removed + a.removed_offsets[m];
-    for (int64_t w = 0; w < words; ++w) removed[w] = 0;
+    for (int64_t w = 0; w < words_for(n); ++w) removed[w] = 0;
     int64_t row = 0;
     while (row < n) {
-      if ((removed[row / kWordBits] >> (row % kWordBits)) & 1) {
+      if (alpha_row_removed(a, m, row)) {
         ++row;
         continue;
       }
-      const uint64_t* r = a.mask + a.mask_offsets[m] + row * words;
       const int64_t slot = start + count++;
       bool any = false;
-      for (int64_t w = row / kWordBits; w < words; ++w) {
-        uint64_t group = r[w] & ~removed[w];
-        if (group) any = true;
-        removed[w] |= group;
-        while (group) {
-          int bit = 0;
-          while (!((group >> bit) & 1)) ++bit;
-          group &= group - 1;
-          a.owner[a.order[start + w * kWordBits + bit]] = slot;
-        }
-      }
-      if (!any) {
-        removed[row / kWordBits] |= uint64_t(1) << (row % kWordBits);
-        a.owner[a.order[start + row]] = slot;
-      }
-      a.picks[slot] = a.order[start + row];
+      for (int lane = 0; lane < lanes; ++lane)
+        any |= alpha_reduce_pick_lane(a, m, row, slot, lane, lanes);
+      alpha_reduce_pick_done(a, m, row, slot, any);
     }
   }
   a.pick_counts[m] = count;

@@ -77,6 +77,23 @@ MapSums warp_order_sums(const ExpectationArgs<double>& a, int64_t m) {
   s.S = S[0];
   s.Sc = Sc[0];
   s.Sr = Sr[0];
+  if (a.debias != kDebiasNone && a.gamma != a.beta) {  // the lanes' gamma pass
+    double mx = -INFINITY, mn = INFINITY;
+    bool nan_seen = false;
+    for (int64_t j = 0; j < HW; ++j) {
+      nan_seen |= h[j] != h[j];
+      mx = h[j] > mx ? h[j] : mx;
+      mn = h[j] < mn ? h[j] : mn;
+    }
+    s.mg = scaled_extreme(a.gamma, mx, mn, nan_seen);
+    double Sg[kLanes] = {};
+    for (int lane = 0; lane < kLanes; ++lane)
+      for (int64_t j = lane; j < HW; j += kLanes) Sg[lane] += gamma_weight(a.gamma, h[j], s.mg);
+    for (int o = kLanes / 2; o > 0; o >>= 1)
+      for (int lane = 0; lane < o; ++lane) Sg[lane] += Sg[lane + o];
+    s.Sg = Sg[0];
+    s.gamma_done = true;
+  }
   return s;
 }
 

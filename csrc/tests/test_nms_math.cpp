@@ -1,7 +1,9 @@
-// Torch-free tests of csrc/nms/nms_math.h: the greedy passes with each row's words split over
-// a warp's 32 lanes (the GPU's form, lanes run in turn here) against the one-worker form, on
-// random suppression masks of images up to a few hundred poses (several mask words per row).
+// Torch-free tests of csrc/nms/nms_math.h, the GPU's forms run on the CPU: the greedy passes
+// with each row's words split over a warp's 32 lanes (lanes run in turn) against the
+// one-worker form, on random suppression masks of images up to a few hundred poses (several
+// mask words per row), and soft-NMS's block-per-image form.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -104,6 +106,73 @@ void check_alpha_reduce(std::mt19937_64* rng) {
   for (int64_t i = 0; i < N; ++i) EXPECT(one.owner[i] >= 0);  // every pose lands in a group
 }
 
+// soft_nms_image against the GPU's block form (soft_nms_block_kernel: each pick's rescoring
+// spread over the block's threads, thread t taking positions t, t + threads, ...; keep and
+// reorder by thread 0 between barriers), with the threads run in turn, on crowded images
+// whose OKS rows are computed on the fly (no pairwise matrix).
+void check_soft_nms_block_form(std::mt19937_64* rng) {
+  const int K = 17, threads = 7;
+  const int sizes[] = {0, 1, 9, 40, 130};
+  std::vector<int64_t> offsets(1, 0);
+  for (int n : sizes) offsets.push_back(offsets.back() + n);
+  const int64_t M = static_cast<int64_t>(offsets.size()) - 1, N = offsets.back();
+  std::normal_distribution<double> noise(0.0, 4.0);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<double> kpts(N * K * 3), scores(N), areas(N), sigmas(K, 0.05);
+  for (int64_t i = 0; i < N; ++i) {
+    const double cx = 60.0 * (i % 5), cy = 40.0 * ((i / 5) % 4);
+    for (int k = 0; k < K; ++k) {
+      kpts[(i * K + k) * 3] = cx + 3.0 * k + noise(*rng);
+      kpts[(i * K + k) * 3 + 1] = cy + 2.0 * k + noise(*rng);
+      kpts[(i * K + k) * 3 + 2] = u(*rng);
+    }
+    scores[i] = std::round(u(*rng) * 16) / 16;  // ties, as detectors' rounded scores have
+    areas[i] = 1500.0 + 3000.0 * u(*rng);
+  }
+  std::vector<int64_t> order(N);
+  for (int64_t i = 0; i < N; ++i) order[i] = i;
+  for (int method : {kSoftGaussian, kSoftLinear}) {
+    std::vector<int64_t> work1(kSoftScratch * N), work2(kSoftScratch * N), keep1(N, -1),
+        keep2(N, -1);
+    std::vector<double> ws1(kSoftScratch * N), ws2(kSoftScratch * N);
+    std::vector<char> flags1(N, 0), flags2(N, 0);
+    SoftNmsArgs<double> a{};
+    a.kpts = kpts.data();
+    a.scores = scores.data();
+    a.areas = areas.data();
+    a.sigmas = sigmas.data();
+    a.order = order.data();
+    a.offsets = offsets.data();
+    a.boxes = nullptr;
+    a.M = M;
+    a.K = K;
+    a.thr = 0.3f;
+    a.method = method;
+    a.exp_path = pyhpe::kNumpyExpSvml;
+    a.identity_limit = soft_identity_limit(a.thr, method);
+    a.max_dets = 25;
+    SoftNmsArgs<double> b = a;
+    a.work = work1.data(), a.work_scores = ws1.data(), a.keep = keep1.data();
+    a.keep_flags = reinterpret_cast<bool*>(flags1.data());
+    b.work = work2.data(), b.work_scores = ws2.data(), b.keep = keep2.data();
+    b.keep_flags = reinterpret_cast<bool*>(flags2.data());
+    for (int64_t m = 0; m < M; ++m) {
+      soft_nms_image(a, m);
+      SoftNmsImage<double> st = soft_nms_begin(b, m);
+      for (int64_t kept = 0; st.len > 0 && kept < b.max_dets; ++kept) {
+        soft_nms_keep(b, m, st, kept);
+        for (int t = 0; t < threads; ++t)
+          for (int64_t p = t; p < st.len - 1; p += threads) soft_nms_rescore(b, m, st, p, p + 1);
+        soft_nms_reorder(st);
+      }
+    }
+    EXPECT(keep1 == keep2 && flags1 == flags2);
+    int kept = 0;
+    for (char f : flags1) kept += f;
+    EXPECT(kept == 1 + 9 + 25 + 25);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -112,6 +181,7 @@ int main() {
     check_oks_nms_reduce(&rng);
     check_alpha_reduce(&rng);
   }
+  for (int rep = 0; rep < 3; ++rep) check_soft_nms_block_form(&rng);
   std::printf("test_nms_math: %d passed, %d failed\n", checks - failures, failures);
   return failures == 0 ? 0 : 1;
 }

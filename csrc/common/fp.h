@@ -41,6 +41,21 @@ PYHPE_HD_INLINE float add_rn(float a, float b) {
   return a + b;
 #endif
 }
+// One fused multiply-add, one rounding (the C library's fma on the host).
+PYHPE_HD_INLINE double fma_rn(double a, double b, double c) {
+#if defined(__CUDA_ARCH__)
+  return __fma_rn(a, b, c);
+#else
+  return fma(a, b, c);
+#endif
+}
+PYHPE_HD_INLINE float fma_rn(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fmaf_rn(a, b, c);
+#else
+  return fmaf(a, b, c);
+#endif
+}
 
 // The C library's exp as glibc computes it (common/numpy_exp.h): on the GPU, float64 exp gives
 // the host's bits rather than CUDA's own exp, which differs in the last bit.

@@ -58,14 +58,6 @@ PYHPE_HD_INLINE uint64_t to_bits(double d) {
 #endif
 }
 
-PYHPE_HD_INLINE double fma_rn(double a, double b, double c) {
-#if defined(__CUDA_ARCH__)
-  return __fma_rn(a, b, c);
-#else
-  return fma(a, b, c);
-#endif
-}
-
 // The tables, once for the host and once in the device's constant memory.
 #define PYHPE_SVML_EXP_TH16 {                                            \
     0x3ff0000000000000ULL, 0x3ff0b5586cf9890fULL, 0x3ff172b83c7d517bULL, \

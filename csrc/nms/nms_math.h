@@ -325,14 +325,6 @@ PYHPE_HD void stable_sort_desc(int64_t* idx, T* sc, int64_t* tmp_idx, T* tmp_sc,
 // degree-5/degree-2 rational minimax approximation evaluated with FMAs, scaled by 2^k. It is
 // not correctly rounded (up to 2.52 ulp), so matching mmpose's rescored scores bit for bit
 // needs exactly this sequence of float operations.
-PYHPE_HD_INLINE float fma_f32(float a, float b, float c) {
-#if defined(__CUDA_ARCH__)
-  return __fmaf_rn(a, b, c);
-#else
-  return fmaf(a, b, c);
-#endif
-}
-
 PYHPE_HD_INLINE float numpy_exp_f32(float x) {
   if (x != x) return x;
   if (x >= 88.72283935546875f) return INFINITY;
@@ -342,16 +334,16 @@ PYHPE_HD_INLINE float numpy_exp_f32(float x) {
   volatile float scaled = pyhpe::mul_rn(x, 1.44269502163f);  // NPY_LOG2Ef
   volatile float shifted = scaled + magic;
   const float k = shifted - magic;
-  float y = fma_f32(k, -6.93145752e-1f, x);
-  y = fma_f32(k, -1.42860677e-6f, y);
-  y = fma_f32(k, 0.0f, y);
-  float num = fma_f32(5.082762527590693718096e-04f, y, 6.757896990527504603057e-03f);
-  num = fma_f32(num, y, 5.114512081637298353406e-02f);
-  num = fma_f32(num, y, 2.473615434895520810817e-01f);
-  num = fma_f32(num, y, 7.257664613233124478488e-01f);
-  num = fma_f32(num, y, 9.999999999980870924916e-01f);
-  float den = fma_f32(2.159509375685829852307e-02f, y, -2.742335390411667452936e-01f);
-  den = fma_f32(den, y, 1.0f);
+  float y = fma_rn(k, -6.93145752e-1f, x);
+  y = fma_rn(k, -1.42860677e-6f, y);
+  y = fma_rn(k, 0.0f, y);
+  float num = fma_rn(5.082762527590693718096e-04f, y, 6.757896990527504603057e-03f);
+  num = fma_rn(num, y, 5.114512081637298353406e-02f);
+  num = fma_rn(num, y, 2.473615434895520810817e-01f);
+  num = fma_rn(num, y, 7.257664613233124478488e-01f);
+  num = fma_rn(num, y, 9.999999999980870924916e-01f);
+  float den = fma_rn(2.159509375685829852307e-02f, y, -2.742335390411667452936e-01f);
+  den = fma_rn(den, y, 1.0f);
   const float poly = num / den;
   // poly * 2^k as numpy's scalef: exact while the result stays normal; below 2^-125 numpy
   // scales to 2^-125 first and divides by the rest, which rounds the denormal once.

@@ -48,16 +48,15 @@ MapSums warp_order_sums(const ExpectationArgs<double>& a, int64_t m) {
   const int64_t HW = static_cast<int64_t>(a.H) * a.W;
   const double* h = a.heatmaps + m * HW;
   MapSums s{0.0, 0.0, 0.0, 0.0};
-  if (a.normalize == kNormSoftmax) {
-    double mx = -INFINITY, mn = INFINITY;
-    bool nan_seen = false;
-    for (int64_t j = 0; j < HW; ++j) {
-      nan_seen |= h[j] != h[j];
-      mx = h[j] > mx ? h[j] : mx;
-      mn = h[j] < mn ? h[j] : mn;
-    }
-    s.mmax = scaled_extreme(a.beta, mx, mn, nan_seen);
+  // The lanes' max / min scan (its order does not matter).
+  double mx = -INFINITY, mn = INFINITY;
+  bool nan_seen = false;
+  for (int64_t j = 0; j < HW; ++j) {
+    nan_seen |= h[j] != h[j];
+    mx = h[j] > mx ? h[j] : mx;
+    mn = h[j] < mn ? h[j] : mn;
   }
+  if (a.normalize == kNormSoftmax) s.mmax = scaled_extreme(a.beta, mx, mn, nan_seen);
   double S[kLanes] = {}, Sc[kLanes] = {}, Sr[kLanes] = {};
   for (int lane = 0; lane < kLanes; ++lane) {
     for (int64_t j = lane; j < HW; j += kLanes) {
@@ -78,13 +77,6 @@ MapSums warp_order_sums(const ExpectationArgs<double>& a, int64_t m) {
   s.Sc = Sc[0];
   s.Sr = Sr[0];
   if (a.debias != kDebiasNone && a.gamma != a.beta) {  // the lanes' gamma pass
-    double mx = -INFINITY, mn = INFINITY;
-    bool nan_seen = false;
-    for (int64_t j = 0; j < HW; ++j) {
-      nan_seen |= h[j] != h[j];
-      mx = h[j] > mx ? h[j] : mx;
-      mn = h[j] < mn ? h[j] : mn;
-    }
     s.mg = scaled_extreme(a.gamma, mx, mn, nan_seen);
     double Sg[kLanes] = {};
     for (int lane = 0; lane < kLanes; ++lane)

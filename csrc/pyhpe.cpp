@@ -30,12 +30,7 @@ using ByteArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast
 
 // np.exp of a float64 array on one of pyhpe's numpy exp paths (the probe at import and tests).
 py::array_t<double> numpy_exp_array(const DoubleArray& x, int path) {
-  if (path != pyhpe::kNumpyExpLibm && path != pyhpe::kNumpyExpSvml &&
-      path != pyhpe::kNumpyExpAvx512f) {
-    throw py::value_error(
-        "pyhpe._C._numpy_exp: 'path' must be 0 (libm), 1 (svml) or 2 (avx512f), got " +
-        std::to_string(path));
-  }
+  pyhpe::cpu::check_numpy_exp_path("pyhpe._C._numpy_exp", path);
   py::array_t<double> out(x.request().shape);
   const double* in = x.data();
   double* o = out.mutable_data();

@@ -49,12 +49,16 @@ std::atomic<int>& exp_path_switch() {
 
 int numpy_exp_path() { return exp_path_switch().load(std::memory_order_relaxed); }
 
-int set_numpy_exp_path(int path) {
+void check_numpy_exp_path(const char* fn, int path) {
   if (path != kNumpyExpLibm && path != kNumpyExpSvml && path != kNumpyExpAvx512f) {
-    throw std::invalid_argument(
-        "pyhpe._set_numpy_exp_path: 'path' must be 0 (libm), 1 (svml) or 2 (avx512f), got " +
-        std::to_string(path));
+    throw std::invalid_argument(std::string(fn) +
+                                ": 'path' must be 0 (libm), 1 (svml) or 2 (avx512f), got " +
+                                std::to_string(path));
   }
+}
+
+int set_numpy_exp_path(int path) {
+  check_numpy_exp_path("pyhpe._set_numpy_exp_path", path);
   return exp_path_switch().exchange(path);
 }
 

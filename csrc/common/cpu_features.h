@@ -18,6 +18,8 @@ bool has_avx512_skx();
 // ops that copy a numpy reference use. Defaults to SVML on AVX512_SKX processors (numpy's
 // Linux wheels) and the C library elsewhere; pyhpe's import asks numpy itself and sets it.
 int numpy_exp_path();
+// Throws std::invalid_argument, naming `fn`, unless path is a NumpyExpPath.
+void check_numpy_exp_path(const char* fn, int path);
 // Sets the path (a NumpyExpPath); returns the old one. Throws std::invalid_argument on others.
 int set_numpy_exp_path(int path);
 

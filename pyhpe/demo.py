@@ -30,14 +30,19 @@ DEMO_MODEL = dict(depth=18, layers=[1, 2, 2], widths=(32, 64, 96), stem_channels
                   stem="conv3x2", deconv_channels=(48, 48))
 
 
-def _median_time(fn: Callable, repeat: int = 5, min_time: float = 0.02) -> float:
+def median_time(fn: Callable, repeat: int = 5, min_time: float = 0.02,
+                sync: Callable[[], None] = lambda: None) -> float:
+    """Median over ``repeat`` rounds of fn's seconds per call (each round runs it for at least
+    ``min_time``); ``sync`` waits for asynchronous work (a GPU stream) after every call."""
     fn()
+    sync()
     times = []
     for _ in range(repeat):
         n, t0 = 0, time.perf_counter()
         while True:
             fn()
             n += 1
+            sync()
             if time.perf_counter() - t0 >= min_time:
                 break
         times.append((time.perf_counter() - t0) / n)
@@ -64,8 +69,8 @@ def speed_table(print_fn=print, num_images: int = 200, seed: int = 0) -> List[Di
         dt[..., :2] += rng.normal(0, 5, dt[..., :2].shape)
         areas = rng.uniform(500, 20000, (N, G))
         tdt, tgt, tar = (torch.from_numpy(x) for x in (dt, gt, areas))
-        ours = _median_time(lambda: ops.oks_matrix(tdt, tgt, tar))
-        base = _median_time(lambda: _numpy_oks(dt, gt, areas, sig), repeat=3)
+        ours = median_time(lambda: ops.oks_matrix(tdt, tgt, tar))
+        base = median_time(lambda: _numpy_oks(dt, gt, areas, sig), repeat=3)
         rows.append({"op": "oks_matrix", "shape": f"{N} img x {D}x{G}x{K}",
                      "baseline": "pycocotools computeOks (numpy)", "ours_ms": ours * 1e3, "base_ms": base * 1e3})
     B, K, H, W = 64, 17, 64, 48
@@ -83,16 +88,16 @@ def speed_table(print_fn=print, num_images: int = 200, seed: int = 0) -> List[Di
         op = getattr(ops, name, None)
         if op is None:
             rows.append({"op": name, "shape": shape, "baseline": base_name, "ours_ms": None,
-                         "base_ms": _median_time(base_fn) * 1e3})
+                         "base_ms": median_time(base_fn) * 1e3})
             continue
         try:
-            ours = _median_time(lambda: ours_fn(op))
+            ours = median_time(lambda: ours_fn(op))
         except Exception as e:  # a kernel with a different signature must not break the demo
             rows.append({"op": name, "shape": shape, "baseline": base_name, "ours_ms": None,
                          "base_ms": None, "note": f"error: {type(e).__name__}"})
             continue
         rows.append({"op": name, "shape": shape, "baseline": base_name, "ours_ms": ours * 1e3,
-                     "base_ms": _median_time(base_fn) * 1e3})
+                     "base_ms": median_time(base_fn) * 1e3})
     others = sorted(n for n in getattr(ops, "__all__", dir(ops)) if not n.startswith("_")
                     and callable(getattr(ops, n, None)) and n not in {r["op"] for r in rows}
                     and n[0].islower())

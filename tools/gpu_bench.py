@@ -7,9 +7,7 @@ also writes it there. Needs neither pytest nor pytest-benchmark.
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -18,6 +16,7 @@ import torch  # noqa: E402
 
 import pyhpe  # noqa: E402,F401
 from pyhpe import ops  # noqa: E402
+from pyhpe.demo import median_time  # noqa: E402
 
 
 def _sync(device):
@@ -26,19 +25,7 @@ def _sync(device):
 
 
 def median_ms(fn, device, repeat=7, min_time=0.02):
-    fn()
-    _sync(device)
-    times = []
-    for _ in range(repeat):
-        n, t0 = 0, time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            _sync(device)
-            if time.perf_counter() - t0 >= min_time:
-                break
-        times.append((time.perf_counter() - t0) / n)
-    return statistics.median(times) * 1e3
+    return median_time(fn, repeat, min_time, sync=lambda: _sync(device)) * 1e3
 
 
 def cases(device):

@@ -5,53 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from pyhpe.data import (COCO17, MPII16, BottomUpDataset, CocoImageLoader, KeypointSet,
-                        SyntheticPoseDataset, TopDownAugment, TopDownDataset, affine_points,
-                        bbox_xywh_to_center_scale, collate_topdown, flip_keypoints, get_keypoint_set,
-                        get_warp_matrix, keypoint_set_from_coco, load_coco, mpii_to_coco,
+from pyhpe.data import (BottomUpDataset, CocoImageLoader, SyntheticPoseDataset, TopDownAugment,
+                        TopDownDataset, affine_points, bbox_xywh_to_center_scale, collate_topdown,
+                        flip_keypoints, get_warp_matrix, load_coco, mpii_to_coco,
                         normalize_images, paf_targets, records_from_coco, render_sample,
                         to_image_space)
+from pyhpe.keypoints import COCO17, keypoint_set_from_coco
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def test_coco17_metadata():
-    assert COCO17.num_keypoints == 17 and len(COCO17.skeleton) == 19
-    fi = COCO17.flip_index()
-    assert fi == [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
-    assert [fi[i] for i in fi] == list(range(17))
-    assert COCO17.sigmas[0] == pytest.approx(0.026)
-    assert get_keypoint_set("coco") is COCO17 and get_keypoint_set("mpii16") is MPII16
-
-
-def test_crowdpose14_metadata():
-    from pyhpe.data import get_keypoint_set
-    k = get_keypoint_set("crowdpose")
-    assert k is get_keypoint_set("crowdpose14") and k.num_keypoints == 14
-    # mmpose's crowdpose.py / the CrowdPose API: the COCO body sigmas, head and neck 0.079
-    np.testing.assert_allclose(k.sigmas, [0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107,
-                                          0.087, 0.087, 0.089, 0.089, 0.079, 0.079])
-    for a, b in k.flip_pairs:
-        assert k.names[a].replace("left", "right") == k.names[b]
-    assert sorted(k.upper_body + k.lower_body) == list(range(14))
-
-
-def test_custom_keypoint_sets(tmp_path):
-    d = {"name": "hand3", "names": ["wrist", "left_tip", "right_tip"], "flip_pairs": [[1, 2]],
-         "skeleton": [[0, 1], [0, 2]]}
-    ks = get_keypoint_set(d)
-    assert ks.flip_index() == [0, 2, 1] and np.allclose(ks.sigmas, 0.05)
-    p = tmp_path / "k.json"
-    p.write_text(json.dumps(ks.to_dict()))
-    assert get_keypoint_set(str(p)).names == ks.names
-    cat = {"name": "x", "keypoints": ["nose", "left_eye", "right_eye"], "skeleton": [[1, 2], [1, 3]]}
-    ks2 = KeypointSet.from_coco_category(cat)
-    assert ks2.flip_pairs == [(1, 2)] and ks2.skeleton == [(0, 1), (0, 2)]
-    with pytest.raises(ValueError, match="sigmas"):
-        KeypointSet("bad", ["a", "b"], [], [0.1], [])
-    with pytest.raises(ValueError, match="unknown keypoint set"):
-        get_keypoint_set("nope")
 
 
 def test_synthetic_is_deterministic_and_valid():

@@ -7,7 +7,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .keypoints import get_keypoint_set
+from ..keypoints import get_keypoint_set
 from .transforms import affine_points, crop, flip_keypoints
 
 

@@ -6,7 +6,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .keypoints import KeypointSet, get_keypoint_set
+from ..keypoints import KeypointSet, get_keypoint_set
 from .transforms import (TopDownAugment, affine_points, bbox_xywh_to_center_scale, crop)
 
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)

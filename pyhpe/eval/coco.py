@@ -50,9 +50,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .. import _C
-
-COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
-                        .87, .87, .89, .89]) / 10.0
+from ..keypoints import COCO_SIGMAS
 
 MODES = ("pycocotools", "xtcocotools", "crowdpose")
 

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-
-
-TASKS = ("bottomup", "lift3d", "integral", "topdown_infer")
 
 
 def _cmd_info(args) -> int:
@@ -31,7 +29,7 @@ EVAL_MODES = {
 
 def _eval_sigmas(spec):
     """--sigmas: a keypoint-set name ('coco17', 'crowdpose14', ...) or comma-separated floats."""
-    from pyhpe.data.keypoints import get_keypoint_set
+    from pyhpe.keypoints import get_keypoint_set
     try:
         return [float(v) for v in spec.split(",")]
     except ValueError:
@@ -42,7 +40,7 @@ def _eval_sigmas(spec):
         raise SystemExit(f"pyhpe eval: --sigmas {spec!r}: {e}")
 
 
-def _cmd_eval(args) -> int:
+def _eval_files(args) -> int:
     from pyhpe.eval import COCOKeypointEval
     mode, use_area, default_set = EVAL_MODES[args.mode]
     sigmas = _eval_sigmas(args.sigmas or default_set)
@@ -73,8 +71,8 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from pyhpe.demo import speed_table
     from pyhpe.eval.speed import print_evaluator_table
+    from pyhpe.testing import speed_table
     speed_table(num_images=min(args.images, 500), seed=args.seed)
     print()
     print_evaluator_table(num_images=args.images, seed=args.seed)
@@ -88,30 +86,110 @@ def _cmd_demo(args) -> int:
                     bench=not args.no_bench, threads=args.threads or None)
 
 
+def _train_overrides(args):
+    """--set items, then the dedicated flags (which win)."""
+    sets = list(args.set)
+    if args.out:
+        sets.append(f"train.out_dir={json.dumps(args.out)}")
+    if args.resume:
+        sets.append("train.resume=true")
+    if args.load_from:
+        sets.append(f"train.load_from={json.dumps(args.load_from)}")
+    return sets
+
+
 def _cmd_train(args) -> int:
-    if not args.config:
-        raise SystemExit("pyhpe train: --config is required for --task topdown")
-    from pyhpe.train.run import run_training
-    cfg = args.config
-    if args.set:
-        from pyhpe.train.run import load_config
-        cfg = load_config(cfg)
-        for item in args.set:
-            key, _, val = item.partition("=")
-            node = cfg
-            parts = key.split(".")
-            for k in parts[:-1]:
-                node = node.setdefault(k, {})
-            node[parts[-1]] = json.loads(val) if val[:1] in "[{0123456789-tfn" else val
-    run_training(cfg, out_dir=args.out)
+    from pyhpe.tasks import build_task
+    task = build_task(args.config, _train_overrides(args))
+    result = task.fit()
+    if result["best"] is not None:
+        print(f"best {result['metric']} {result['best']:.4f} ({task.metric_mode}); "
+              f"checkpoints in {result['out_dir']}")
+    _close_distributed()
     return 0
+
+
+def _close_distributed() -> None:
+    import torch
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def _load_task_model(args):
+    """(task, model with the checkpoint's weights, device) for eval/infer."""
+    import torch
+    from pyhpe.engine import load_weights
+    from pyhpe.tasks import build_task
+    task = build_task(args.config, args.set)
+    device = torch.device(args.device if args.device != "auto" else
+                          ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = task.build_model()
+    if args.checkpoint:
+        load_weights(model, args.checkpoint)
+    else:
+        print("no --checkpoint: the model has untrained weights", file=sys.stderr)
+    return task, model.to(device).eval(), device
+
+
+def _cmd_eval(args) -> int:
+    if args.config:
+        task, model, device = _load_task_model(args)
+        metrics = task.evaluate(model, device)
+        if metrics is None:
+            raise SystemExit("pyhpe eval: the config has no validation data")
+        print(" ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        return 0
+    if not (args.gt and args.dt):
+        raise SystemExit("pyhpe eval: give GT and results json files, or --config (and --checkpoint)")
+    return _eval_files(args)
 
 
 def _cmd_infer(args) -> int:
-    from pyhpe.train.run import run_inference
-    run_inference(args.config, args.checkpoint, args.images, boxes=args.boxes, out_dir=args.out,
-                  flip_test=not args.no_flip)
+    from pyhpe.tasks import TopDownTask
+    from pyhpe.tasks.common import write_json
+    task, model, device = _load_task_model(args)
+    if not isinstance(task, TopDownTask):
+        raise SystemExit(f"pyhpe infer: top-down configs only (this one is {task.name!r})")
+    os.makedirs(args.out, exist_ok=True)
+    if args.synthetic or args.dets:
+        from pyhpe.tasks.topdown import infer_detections, simulate_detections
+        if args.synthetic:
+            from pyhpe.data import SyntheticPoseDataset
+            src = SyntheticPoseDataset(args.synthetic, seed=args.seed + 7919,
+                                       size=(args.image_size,) * 2, max_persons=args.max_persons)
+            gt, loader = src.coco_dict(), src.image_by_id
+            dets = simulate_detections(gt, args.seed) if not args.dets else args.dets
+            write_json(os.path.join(args.out, "gt.json"), gt)
+            if isinstance(dets, list):
+                write_json(os.path.join(args.out, "detections.json"), dets)
+        else:
+            if not (args.gt and args.image_dir):
+                raise SystemExit("pyhpe infer: --dets needs --gt and --image-dir (or use --synthetic N)")
+            from pyhpe.data import CocoImageLoader, load_coco
+            gt = load_coco(args.gt)
+            loader, dets = CocoImageLoader(gt, args.image_dir), args.dets
+        out = infer_detections(task, model, gt, loader, dets, device=device,
+                               det_score_thr=args.det_score_thr, nms=not args.no_nms,
+                               nms_thr=args.nms_thr, flip_test=not args.no_flip)
+        write_json(os.path.join(args.out, "results.json"), out.pop("results"))
+        write_json(os.path.join(args.out, "metrics.json"), out)
+        return 0
+    if not args.images:
+        raise SystemExit("pyhpe infer: give image files (or --dets/--synthetic to evaluate on boxes)")
+    from pyhpe.tasks.topdown import infer_images
+    infer_images(task, model, args.images, boxes=args.boxes, out_dir=args.out, device=device,
+                 flip_test=not args.no_flip)
     return 0
+
+
+def _task_args(s, checkpoint: bool = True, config_required: bool = False) -> None:
+    s.add_argument("--config", required=config_required, default=None,
+                   help="task config json (configs/*.json, or a run's config.json)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config entry, e.g. train.epochs=3 (json values)")
+    if checkpoint:
+        s.add_argument("--checkpoint", default=None, help="weights (last.pth: its EMA; best.pth)")
+        s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,9 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_info)
 
-    s = sub.add_parser("eval", help="COCO keypoint AP/AR of a results file")
-    s.add_argument("gt", help="COCO keypoint annotation json")
-    s.add_argument("dt", help="COCO results json (list of detections)")
+    s = sub.add_parser("train", help="train a task from a json config (torchrun for DDP)")
+    _task_args(s, checkpoint=False, config_required=True)
+    s.add_argument("--out", default=None, help="output directory (= --set train.out_dir=...)")
+    s.add_argument("--resume", action="store_true",
+                   help="continue from OUT/last.pth when it exists (exactly; a finished run "
+                        "says so and returns)")
+    s.add_argument("--load-from", default=None, metavar="CKPT",
+                   help="start from these weights (fine-tuning); ignored when resuming")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("eval", help="COCO keypoint AP/AR of a results file, or a checkpoint's "
+                       "metrics on a config's validation data (--config)")
+    s.add_argument("gt", nargs="?", help="COCO keypoint annotation json")
+    s.add_argument("dt", nargs="?", help="COCO results json (list of detections)")
     s.add_argument("--mode", default="pycocotools", choices=list(EVAL_MODES),
                    help="pycocotools (default); xtcocotools; xtcocotools_noarea (OKS area = "
                         "0.53 * GT box area); crowdpose (xtcocotools keypoints_crowd, no area)")
@@ -134,12 +223,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare-pycocotools", action="store_true",
                    help="also run pycocotools and check the stats are identical "
                         "(pycocotools mode only)")
+    _task_args(s)
     s.set_defaults(func=_cmd_eval)
 
-    s = sub.add_parser("bench", help="short kernel speed table")
-    s.add_argument("--images", type=int, default=1000)
+    s = sub.add_parser("infer", help="top-down keypoints on images (whole image or --boxes), or "
+                       "on detector boxes with OKS-NMS and COCO evaluation (--dets / --synthetic)")
+    _task_args(s, config_required=True)
+    s.add_argument("--boxes", default=None, help="COCO detections json for the image files "
+                   "(file_name or image_id = 1-based index; default: the whole image)")
+    s.add_argument("--dets", default=None, help="COCO bbox results json (person detections) "
+                   "to evaluate against --gt")
+    s.add_argument("--gt", default=None, help="COCO keypoint annotations (with --dets)")
+    s.add_argument("--image-dir", default=None, help="images of --gt's file_name entries")
+    s.add_argument("--synthetic", type=int, default=0,
+                   help="evaluate on N synthetic multi-person images with simulated detections")
+    s.add_argument("--max-persons", type=int, default=3, help="--synthetic: persons per image")
+    s.add_argument("--image-size", type=int, default=128, help="--synthetic: image side")
     s.add_argument("--seed", type=int, default=0)
-    s.set_defaults(func=_cmd_bench)
+    s.add_argument("--det-score-thr", type=float, default=0.0)
+    s.add_argument("--nms-thr", type=float, default=0.9, help="OKS-NMS threshold (mmpose: 0.9)")
+    s.add_argument("--no-nms", action="store_true")
+    s.add_argument("--no-flip", action="store_true")
+    s.add_argument("--out", default="infer_out")
+    s.add_argument("images", nargs="*")
+    s.set_defaults(func=_cmd_infer)
 
     s = sub.add_parser("demo", help="train on synthetic figures, evaluate, draw (see README)")
     s.add_argument("--out", default="demo_out")
@@ -153,60 +260,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch intra-op threads (default 1, robust on shared CPUs; 0: torch default)")
     s.set_defaults(func=_cmd_demo)
 
-    s = sub.add_parser("train", help="train a model: top-down from a json config (torchrun for "
-                       "DDP), or --task bottomup|lift3d|integral|topdown_infer")
-    s.add_argument("--task", default="topdown",
-                   choices=("topdown",) + TASKS,
-                   help="other tasks take their own flags (python -m pyhpe.tasks TASK --help)")
-    s.add_argument("--config", default=None, help="json config (see pyhpe.train.run)")
-    s.add_argument("--out", default=None, help="output dir (overrides train.out_dir)")
-    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config entry, e.g. train.epochs=3")
-    s.set_defaults(func=_cmd_train)
-
-    s = sub.add_parser("infer", help="top-down keypoints for images with a trained checkpoint")
-    s.add_argument("--config", required=True)
-    s.add_argument("--checkpoint", required=True)
-    s.add_argument("--boxes", default=None, help="COCO detections json (default: whole image)")
-    s.add_argument("--out", default="infer_out")
-    s.add_argument("--no-flip", action="store_true")
-    s.add_argument("images", nargs="+")
-    s.set_defaults(func=_cmd_infer)
+    s = sub.add_parser("bench", help="short kernel speed table")
+    s.add_argument("--images", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_bench)
     return p
 
 
-def _task_argv(argv):
-    """(task, its own argv) for `train --task X ...` with X other than topdown, else None."""
-    if not argv or argv[0] != "train":
-        return None
-    rest = list(argv[1:])
-    for i, a in enumerate(rest):
-        if a == "--task" and i + 1 < len(rest):
-            task = rest[i + 1]
-            del rest[i:i + 2]
-        elif a.startswith("--task="):
-            task = a.split("=", 1)[1]
-            del rest[i]
-        else:
-            continue
-        return (task, rest) if task != "topdown" else None
-    return None
-
-
 def main(argv=None) -> int:
-    from pyhpe.train.utils import CheckpointError
+    from pyhpe.engine import CheckpointError, ConfigError
     argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
     try:
-        task = _task_argv(argv)
-        if task is not None and task[0] in TASKS:
-            # The task owns every remaining flag (--config, --out, ... mean its own things).
-            from pyhpe.tasks import run_task
-            return int(run_task(*task) or 0)
-        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except CheckpointError as e:
         print(str(e), file=sys.stderr)
         return 1
+    except ConfigError as e:
+        print(f"pyhpe {args.command}: bad config: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

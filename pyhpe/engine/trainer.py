@@ -176,6 +176,9 @@ class Trainer:
         self.finished = False
         if self.is_main:
             os.makedirs(cfg.out_dir, exist_ok=True)
+            # the resolved config: `pyhpe infer/eval --config OUT/config.json` rebuilds the task
+            with open(os.path.join(cfg.out_dir, "config.json"), "w") as f:
+                json.dump(plain(task.config.to_dict()), f, indent=1)
         if resuming:
             self.load_checkpoint(self.ckpt_path)
 

@@ -1,45 +1,41 @@
-"""End-to-end task pipelines beyond single-person top-down heatmaps.
+"""Declarative tasks: dataset + codec + model + metric from one validated config, all trained
+by the one engine (:class:`pyhpe.engine.Trainer`).
 
-``run_task(task, argv)`` runs one task's command line (``python -m pyhpe.tasks TASK ...``):
+``TASKS`` maps the config's ``"task"`` to its class; :func:`build_task` (used by ``pyhpe
+train`` and from Python alike) reads a json path or dict, applies ``--set`` style overrides
+and validates every section (unknown keys are errors)::
 
-* ``bottomup``: OpenPose-style PAF network on multi-person synthetic images; PAF and heatmap
-  targets from :func:`pyhpe.ops.paf_targets` / :func:`pyhpe.ops.msra_heatmaps`, grouping by
-  :func:`pyhpe.ops.paf_group`, COCO AP by :class:`pyhpe.eval.COCOKeypointEval`.
-* ``lift3d``: SimpleBaseline-3D 2-D -> 3-D lifting on synthetic 3-D kinematic poses or on
-  Human3.6M npz files in the VideoPose3D layout; MPJPE / P-MPJPE; optional bone-length loss.
-* ``integral``: integral regression (IPR / debiased IPR / DSNT) trained through the
-  differentiable decode ops.
-* ``topdown_infer``: top-down inference on detector boxes from a COCO results file, OKS-NMS
-  and COCO evaluation.
+    task = build_task("configs/topdown_simplebaseline_synthetic.json", ["train.epochs=3"])
+    result = task.fit()
 """
 from __future__ import annotations
 
-import importlib
-from typing import List, Optional
+from typing import Dict, Iterable, Optional, Union
 
-TASKS = {"bottomup": "bottomup", "lift3d": "lift3d", "integral": "integral",
-         "topdown_infer": "topdown_infer"}
-ALIASES = {"bottom_up": "bottomup", "paf": "bottomup", "openpose": "bottomup",
-           "lifting": "lift3d", "lift": "lift3d", "3d": "lift3d", "ipr": "integral",
-           "topdown-infer": "topdown_infer", "infer_topdown": "topdown_infer"}
+from ..engine.config import ConfigError, apply_overrides, load_config_dict
+from .base import CodecConfig, ModelConfig, Task
+from .bottomup_paf import BottomUpPAFConfig, BottomUpPAFTask
+from .lift3d import Lift3DConfig, Lift3DTask
+from .topdown import TopDownConfig, TopDownTask
+
+TASKS: Dict[str, type] = {"topdown": TopDownTask, "bottomup_paf": BottomUpPAFTask,
+                          "lift3d": Lift3DTask}
 
 
-def task_names() -> List[str]:
+def task_names():
     return sorted(TASKS)
 
 
-def get_task(task: str):
-    """The module implementing ``task`` (it has ``main(argv) -> int`` and ``run(**kw)``)."""
-    key = task.lower().replace("-", "_")
-    key = ALIASES.get(key, key)
-    if key not in TASKS:
-        raise ValueError(f"pyhpe.tasks: unknown task {task!r}; known: {task_names()}")
-    return importlib.import_module(f"{__name__}.{TASKS[key]}")
+def build_task(config: Union[str, dict], overrides: Optional[Iterable[str]] = None) -> Task:
+    """The task of a config (json path or dict) with ``"a.b=value"`` overrides applied."""
+    cfg = load_config_dict(config)
+    apply_overrides(cfg, overrides or ())
+    name = cfg.get("task")
+    if name not in TASKS:
+        raise ConfigError(f"task: one of {task_names()}, got {name!r}")
+    return TASKS[name](cfg)
 
 
-def run_task(task: str, argv: Optional[List[str]] = None) -> int:
-    """Run ``task``'s command line with arguments ``argv``; returns the exit status."""
-    return int(get_task(task).main(list(argv or [])) or 0)
-
-
-__all__ = ["TASKS", "get_task", "run_task", "task_names"]
+__all__ = ["BottomUpPAFConfig", "BottomUpPAFTask", "CodecConfig", "Lift3DConfig", "Lift3DTask",
+           "ModelConfig", "TASKS", "Task", "TopDownConfig", "TopDownTask", "build_task",
+           "task_names"]

@@ -1,0 +1,152 @@
+"""Bottom-up multi-person pose with Part Affinity Fields (OpenPose; Cao et al. 2017): the
+paf codec encodes heatmaps (+ background) and PAFs of whole collated batches, every stage is
+supervised through the model's forward, people are grouped by the codec's decode
+(:func:`pyhpe.ops.paf_group`), mapped back to the image and scored with COCO AP."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..engine.config import Config, ConfigError
+from ..engine.trainer import TrainConfig
+from .base import CodecConfig, ModelConfig, Task
+from .common import IMAGE_DATA, coco_stats, image_sources, keypoint_set_of, size_pair
+
+
+@dataclass
+class BottomUpEval(Config):
+    batch_size: int = 16
+
+
+@dataclass
+class BottomUpPAFConfig(Config):
+    task: str = "bottomup_paf"
+    keypoints: str = "coco17"
+    input_size: Tuple[int, int] = (128, 128)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig("openpose", "small"))
+    codec: CodecConfig = field(default_factory=lambda: CodecConfig(
+        "paf", {"heatmap_size": [32, 32], "sigma": 1.5}))
+    data: Any = field(default_factory=lambda: IMAGE_DATA["synthetic"](max_persons=3),
+                      metadata={"variants": IMAGE_DATA})
+    augment: bool = True          # random flip, scale and rotation of the training images
+    max_persons: int = 20         # persons per training image
+    eval: BottomUpEval = field(default_factory=BottomUpEval)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        self.input_size = size_pair(self.input_size, "input_size")
+        if self.task != "bottomup_paf":
+            raise ConfigError(f"task: 'bottomup_paf' expected, got {self.task!r}")
+        if self.codec.name != "paf":
+            raise ConfigError(f"codec.name: the bottomup_paf task uses the 'paf' codec, got "
+                              f"{self.codec.name!r}")
+
+
+class BottomUpPAFTask(Task):
+    name = "bottomup_paf"
+    Config = BottomUpPAFConfig
+    metric = "AP"
+    metric_mode = "max"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.kset = keypoint_set_of(self.config.data, self.config.keypoints)
+        self.codec
+        self._val_gt = None
+
+    def build_codec(self):
+        from ..codecs import build_codec
+        c = self.config
+        params = dict(c.codec.params)
+        params.setdefault("input_size", list(c.input_size))
+        params.setdefault("limbs", [list(l) for l in self.kset.limbs])
+        try:
+            return build_codec("paf", **params)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"codec: {e}") from e
+
+    def build_model(self):
+        from ..models import build_model
+        m = self.config.model
+        try:
+            return build_model(m.name, m.config, num_keypoints=self.kset.num_keypoints,
+                               codec=self.codec, **m.overrides)
+        except TypeError as e:
+            raise ConfigError(f"model: {e}") from e
+
+    def build_datasets(self):
+        from ..data import BottomUpDataset
+        c = self.config
+        tr_gt, tr_load, va_gt, va_load, _ = image_sources(c.data, c.keypoints)
+        train = BottomUpDataset(tr_gt, tr_load, self.kset, c.input_size, train=c.augment,
+                                seed=c.data.seed, max_persons=c.max_persons)
+        val = None
+        if va_gt is not None:
+            self._val_gt = va_gt
+            val = BottomUpDataset(va_gt, va_load, self.kset, c.input_size, train=False,
+                                  max_persons=c.max_persons)
+        return train, val
+
+    @property
+    def val_gt(self) -> Optional[Dict]:
+        self.datasets()
+        return self._val_gt
+
+    def collate(self, items):
+        from ..data import collate_bottomup
+        return collate_bottomup(items)
+
+    def prepare(self, batch, device):
+        from ..data import normalize_images
+        inputs = normalize_images(batch["image"].to(device))
+        targets = self.codec.encode(batch["keypoints"].to(device), batch["visibility"].to(device))
+        return inputs, targets
+
+    @torch.no_grad()
+    def predict(self, model, dataset, device="cpu") -> List[Dict]:
+        """COCO results of every image of a (non-augmenting) BottomUpDataset: the last stage's
+        maps grouped by the codec, mapped back to the image; a part that was not found gets
+        the person's centroid (score 0)."""
+        from ..data import collate_bottomup, normalize_images, to_image_space
+        was_training = model.training
+        model.eval()
+        loader = torch.utils.data.DataLoader(dataset, batch_size=self.config.eval.batch_size,
+                                             shuffle=False, collate_fn=collate_bottomup)
+        K = self.kset.num_keypoints
+        results = []
+        try:
+            for batch in loader:
+                outputs = model.head.final_outputs(model(normalize_images(batch["image"].to(device))))
+                kps, scores, person_scores = self.codec.decode_instances(outputs, K)
+                for b in range(len(kps)):
+                    if kps[b].shape[0] == 0:
+                        continue
+                    xy = to_image_space(kps[b].float().cpu(), batch["center"][b:b + 1].expand(kps[b].shape[0], 2),
+                                        batch["scale"][b:b + 1].expand(kps[b].shape[0], 2),
+                                        dataset.input_size).double().numpy()
+                    sc = scores[b].double().cpu().numpy()
+                    for p in range(xy.shape[0]):
+                        found = sc[p] > 0
+                        if not found.any():
+                            continue
+                        pts = xy[p].copy()
+                        pts[~found] = pts[found].mean(0)
+                        kp = np.concatenate([pts, sc[p][:, None]], 1)
+                        results.append({"image_id": int(batch["image_id"][b]), "category_id": 1,
+                                        "keypoints": [float(v) for v in kp.reshape(-1)],
+                                        "score": float(person_scores[b][p])})
+        finally:
+            model.train(was_training)
+        return results
+
+    def evaluate(self, model, device) -> Optional[Dict[str, float]]:
+        val = self.val_dataset()
+        if val is None:
+            return None
+        return coco_stats(self.val_gt, self.predict(model, val, device), self.kset.sigmas)
+
+
+__all__ = ["BottomUpEval", "BottomUpPAFConfig", "BottomUpPAFTask"]

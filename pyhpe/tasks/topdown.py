@@ -1,0 +1,333 @@
+"""Top-down single-person pose: heatmap (msra / unbiased / udp), SimCC, regression and
+integral (ipr / dipr / dsnt) heads chosen by the config's codec, on synthetic figures or
+COCO-format data; evaluated by flip-test prediction -> COCO results (mmpose rescoring: box
+score x mean keypoint score above ``eval.score_thr``) -> COCO AP. Also inference on detector
+boxes with OKS-NMS (:func:`infer_detections`)."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..engine.config import Config, ConfigError
+from ..engine.trainer import TrainConfig
+from .base import CodecConfig, ModelConfig, Task
+from .common import (IMAGE_DATA, build_checked, coco_stats, image_sources, keypoint_set_of,
+                     size_pair)
+
+#: codecs whose maps are smaller than the input: they take the config's ``heatmap_size``
+_MAP_CODECS = ("msra", "unbiased", "udp", "integral")
+
+
+@dataclass
+class TopDownEval(Config):
+    flip_test: bool = True
+    batch_size: int = 128
+    score_thr: float = 0.2        # mmpose rescoring: mean of the keypoint scores above this
+
+
+def _default_augment() -> Dict[str, Any]:
+    return {"rot_factor": 20, "half_body_prob": 0.1}
+
+
+@dataclass
+class TopDownConfig(Config):
+    task: str = "topdown"
+    keypoints: str = "coco17"                 # a keypoint-set name, or 'auto' (COCO data)
+    input_size: Tuple[int, int] = (48, 64)    # (W, H) of the person crops
+    model: ModelConfig = field(default_factory=ModelConfig)
+    codec: CodecConfig = field(default_factory=lambda: CodecConfig(
+        "msra", {"heatmap_size": [12, 16], "sigma": 1.0}))
+    data: Any = field(default_factory=lambda: IMAGE_DATA["synthetic"](),
+                      metadata={"variants": IMAGE_DATA})
+    augment: Optional[Dict[str, Any]] = field(default_factory=_default_augment)  # TopDownAugment
+    eval: TopDownEval = field(default_factory=TopDownEval)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        self.input_size = size_pair(self.input_size, "input_size")
+        if self.task != "topdown":
+            raise ConfigError(f"task: 'topdown' expected, got {self.task!r}")
+
+
+class TopDownTask(Task):
+    name = "topdown"
+    Config = TopDownConfig
+    metric = "AP"
+    metric_mode = "max"
+
+    def __init__(self, config):
+        super().__init__(config)
+        c = self.config
+        self.kset = keypoint_set_of(c.data, c.keypoints)
+        self.augment = None
+        if c.augment is not None:
+            from ..data import TopDownAugment
+            self.augment = build_checked("augment", TopDownAugment, **c.augment)
+        self.codec   # a bad codec section fails here, not in the middle of a run
+        self._val_gt = None
+
+    def build_codec(self):
+        from ..codecs import build_codec
+        c = self.config
+        params = dict(c.codec.params)
+        params.setdefault("input_size", list(c.input_size))
+        try:
+            return build_codec(c.codec.name, **params)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"codec: {e}") from e
+
+    def build_model(self):
+        from ..models import build_model
+        m = self.config.model
+        overrides = dict(m.overrides)
+        overrides.setdefault("joint_weights", self.kset.joint_weights.tolist())
+        try:
+            return build_model(m.name, m.config, num_keypoints=self.kset.num_keypoints,
+                               codec=self.codec, **overrides)
+        except TypeError as e:
+            raise ConfigError(f"model: {e}") from e
+
+    def build_datasets(self):
+        from ..data import TopDownDataset, records_from_coco
+        c = self.config
+        tr_gt, tr_load, va_gt, va_load, _ = image_sources(c.data, c.keypoints)
+        udp = self.codec.udp_transform
+        train = TopDownDataset(records_from_coco(tr_gt), tr_load, self.kset, c.input_size,
+                               augment=self.augment, seed=c.data.seed, udp=udp)
+        val = None
+        if va_gt is not None:
+            self._val_gt = va_gt
+            val = TopDownDataset(records_from_coco(va_gt), va_load, self.kset, c.input_size, udp=udp)
+        return train, val
+
+    @property
+    def val_gt(self) -> Optional[Dict]:
+        self.datasets()
+        return self._val_gt
+
+    def collate(self, items):
+        from ..data import collate_topdown
+        return collate_topdown(items)
+
+    def prepare(self, batch, device):
+        from ..data import normalize_images
+        inputs = normalize_images(batch["image"].to(device))
+        targets = self.codec.encode(batch["keypoints"].to(device), batch["visibility"].to(device))
+        return inputs, targets
+
+    def predict(self, model, dataset, device="cpu", flip_test: Optional[bool] = None,
+                autocast_dtype=None) -> List[Dict]:
+        e = self.config.eval
+        return predict_topdown(model, dataset, device=device,
+                               flip_test=e.flip_test if flip_test is None else flip_test,
+                               batch_size=e.batch_size, score_thr=e.score_thr,
+                               autocast_dtype=autocast_dtype)
+
+    def evaluate(self, model, device) -> Optional[Dict[str, float]]:
+        val = self.val_dataset()
+        if val is None:
+            return None
+        return coco_stats(self.val_gt, self.predict(model, val, device), self.kset.sigmas)
+
+
+@torch.no_grad()
+def predict_topdown(model, dataset, *, device="cpu", flip_test: bool = True, batch_size: int = 64,
+                    score_thr: float = 0.2, autocast_dtype=None) -> List[Dict]:
+    """COCO result dicts for every record of a (non-augmenting) TopDownDataset, through
+    ``model.predict`` (flip test with the keypoint set's flip index).
+
+    Scores follow mmpose's top-down rescoring: box score x mean of the keypoint scores above
+    ``score_thr``. Each result also carries its record's ``bbox`` and ``area`` (for OKS-NMS).
+    """
+    from ..data import collate_topdown, normalize_images, to_image_space
+    was_training = model.training
+    model.eval()
+    flip_index = dataset.kset.flip_index()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                                         collate_fn=collate_topdown, num_workers=0)
+    device = torch.device(device)
+    results = []
+    try:
+        for batch in loader:
+            x = normalize_images(batch["image"].to(device))
+            ctx = torch.autocast(device_type=device.type, dtype=autocast_dtype) \
+                if autocast_dtype is not None else contextlib.nullcontext()
+            with ctx:
+                coords, scores = model.predict(x, flip_test=flip_test, flip_index=flip_index)
+            coords = to_image_space(coords.float().cpu(), batch["center"], batch["scale"],
+                                    dataset.input_size, udp=dataset.udp)
+            scores = scores.float().cpu().numpy()
+            for i in range(coords.shape[0]):
+                sc = scores[i]
+                valid = sc > score_thr
+                kp_score = float(sc[valid].mean()) if valid.any() else 0.0
+                kps = np.concatenate([coords[i].numpy().astype(np.float64), sc[:, None]], 1)
+                rec = dataset.records[int(batch["index"][i])]
+                results.append({"image_id": int(batch["image_id"][i]), "category_id": 1,
+                                "keypoints": [float(v) for v in kps.reshape(-1)],
+                                "score": float(batch["score"][i]) * kp_score,
+                                "bbox": [float(v) for v in rec["bbox"]],
+                                "area": float(rec["bbox"][2] * rec["bbox"][3])})
+    finally:
+        model.train(was_training)
+    return results
+
+
+# ---------------------------------------------------------------------------- detections
+def load_detections(dets, category_id: Optional[int] = 1, score_thr: float = 0.0,
+                    image_ids=None) -> List[Dict]:
+    """Person boxes from a COCO bbox results file or list (or a COCO annotation dict, whose
+    GT boxes are used), filtered by category, score and image ids; empty boxes dropped."""
+    import json
+    import os
+    if isinstance(dets, (str, os.PathLike)):
+        with open(dets) as f:
+            dets = json.load(f)
+    if isinstance(dets, dict):
+        dets = [dict(a, score=a.get("score", 1.0)) for a in dets.get("annotations", [])]
+    ids = None if image_ids is None else set(int(i) for i in image_ids)
+    out = []
+    for d in dets:
+        if category_id is not None and int(d.get("category_id", category_id)) != category_id:
+            continue
+        if float(d.get("score", 1.0)) < score_thr:
+            continue
+        if ids is not None and int(d["image_id"]) not in ids:
+            continue
+        x, y, w, h = (float(v) for v in d["bbox"])
+        if w <= 0 or h <= 0:
+            continue
+        out.append({"image_id": int(d["image_id"]), "bbox": [x, y, w, h],
+                    "score": float(d.get("score", 1.0))})
+    return out
+
+
+def simulate_detections(gt: Dict, seed: int = 0, jitter: float = 0.08, duplicate_prob: float = 0.5,
+                        false_positives: float = 0.3) -> List[Dict]:
+    """COCO bbox results imitating a detector: every GT person box jittered (score 0.6-1.0),
+    a second jittered box for ``duplicate_prob`` of them (lower score), and on average
+    ``false_positives`` random boxes per image (score < 0.5)."""
+    rng = np.random.default_rng([seed, 4242])
+    sizes = {im["id"]: (im["width"], im["height"]) for im in gt["images"]}
+    dets = []
+
+    def jittered(b):
+        x, y, w, h = b
+        dx, dy, dw, dh = rng.normal(0, jitter, size=4)
+        return [x + dx * w, y + dy * h, w * float(np.exp(dw)), h * float(np.exp(dh))]
+
+    for a in gt["annotations"]:
+        if a.get("iscrowd", 0):
+            continue
+        s = float(rng.uniform(0.6, 1.0))
+        dets.append({"image_id": a["image_id"], "category_id": 1, "bbox": jittered(a["bbox"]), "score": s})
+        if rng.random() < duplicate_prob:
+            dets.append({"image_id": a["image_id"], "category_id": 1, "bbox": jittered(a["bbox"]),
+                         "score": s * float(rng.uniform(0.5, 0.95))})
+    for image_id, (W, H) in sizes.items():
+        for _ in range(int(rng.poisson(false_positives))):
+            w, h = rng.uniform(0.1, 0.4) * W, rng.uniform(0.2, 0.6) * H
+            dets.append({"image_id": image_id, "category_id": 1,
+                         "bbox": [float(rng.uniform(0, W - w)), float(rng.uniform(0, H - h)), float(w), float(h)],
+                         "score": float(rng.uniform(0.05, 0.5))})
+    return dets
+
+
+def apply_oks_nms(results: List[Dict], thr: float = 0.9, sigmas=None,
+                  vis_thr: Optional[float] = 0.2) -> List[Dict]:
+    """OKS-NMS per image over COCO pose results (each with ``area``; mmpose ``oks_nms``:
+    threshold 0.9, ``vis_thr`` 0.2, area = box area) by :func:`pyhpe.ops.oks_nms`."""
+    from .. import ops
+    if not results:
+        return []
+    order = sorted(range(len(results)), key=lambda i: results[i]["image_id"])  # stable
+    grouped = [results[i] for i in order]
+    image_ids = np.array([r["image_id"] for r in grouped])
+    starts = np.flatnonzero(np.r_[True, image_ids[1:] != image_ids[:-1]])
+    offsets = torch.as_tensor(np.r_[starts, len(grouped)], dtype=torch.int64)
+    K = len(grouped[0]["keypoints"]) // 3
+    kps = torch.tensor([r["keypoints"] for r in grouped], dtype=torch.float64).view(-1, K, 3)
+    scores = torch.tensor([r["score"] for r in grouped], dtype=torch.float64)
+    areas = torch.tensor([r["area"] for r in grouped], dtype=torch.float64)
+    if sigmas is not None:
+        sigmas = torch.as_tensor(np.asarray(sigmas), dtype=torch.float64)
+    kept = ops.oks_nms(kps, scores, areas, thr=thr, sigmas=sigmas, vis_thr=vis_thr,
+                       image_offsets=offsets)
+    keep = getattr(kept, "keep", kept)
+    return [grouped[i] for i in keep.tolist()]
+
+
+def infer_detections(task: TopDownTask, model, gt: Dict, image_loader: Callable, dets,
+                     *, device="cpu", det_score_thr: float = 0.0, nms: bool = True,
+                     nms_thr: float = 0.9, vis_thr: float = 0.2, flip_test: bool = True,
+                     log: Callable = print) -> Dict:
+    """Top-down keypoints on detector boxes: crops -> ``model.predict`` (flip test) ->
+    rescoring -> OKS-NMS per image -> COCO stats against ``gt`` (with and without NMS)."""
+    import time
+    from ..data import TopDownDataset, records_from_boxes
+    boxes = load_detections(dets, 1, det_score_thr, [im["id"] for im in gt["images"]])
+    ds = TopDownDataset(records_from_boxes(boxes, task.kset.num_keypoints), image_loader,
+                        task.kset, task.config.input_size, udp=task.codec.udp_transform)
+    t0 = time.time()
+    results = task.predict(model, ds, device, flip_test=flip_test) if len(ds) else []
+    infer_s = time.time() - t0
+    kept = apply_oks_nms(results, nms_thr, task.kset.sigmas, vis_thr) if nms else results
+    stats = coco_stats(gt, kept, task.kset.sigmas)
+    stats_all = coco_stats(gt, results, task.kset.sigmas) if nms else stats
+    log(f"top-down on {len(boxes)} boxes: {len(kept)} poses after OKS-NMS "
+        f"({len(results) - len(kept)} suppressed) in {infer_s:.2f}s")
+    log("COCO keypoint stats: " + " ".join(f"{k} {v:.4f}" for k, v in stats.items()))
+    return {"stats": stats, "stats_without_nms": stats_all, "num_boxes": len(boxes),
+            "num_poses": len(kept), "infer_s": infer_s, "results": kept}
+
+
+def infer_images(task: TopDownTask, model, images: List[str], boxes: Optional[str] = None,
+                 out_dir: str = "infer_out", device="cpu", flip_test: bool = True,
+                 log: Callable = print) -> List[Dict]:
+    """Top-down keypoints on image files; ``boxes`` is a COCO detection json (entries with
+    ``file_name``, or ``image_id`` = 1-based index into ``images``), else each whole image is
+    one box. Writes ``keypoints.json`` and ``<name>_pose.png`` drawings to ``out_dir``."""
+    import json
+    import os
+    import cv2
+    from ..data import TopDownDataset, records_from_boxes
+    from ..vis import draw_pose
+    loaded = {}
+    for i, p in enumerate(images):
+        img = cv2.imread(p, cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(f"pyhpe infer: cannot read image {p!r}")
+        loaded[i + 1] = img
+    if boxes:
+        with open(boxes) as f:
+            dets = json.load(f)
+        names = {os.path.basename(p): i + 1 for i, p in enumerate(images)}
+        for d in dets:
+            if "file_name" in d:
+                d["image_id"] = names[os.path.basename(d["file_name"])]
+    else:
+        dets = [{"image_id": i, "bbox": [0, 0, im.shape[1], im.shape[0]], "score": 1.0}
+                for i, im in loaded.items()]
+    K = task.kset.num_keypoints
+    ds = TopDownDataset(records_from_boxes(dets, K), loaded.__getitem__, task.kset,
+                        task.config.input_size, udp=task.codec.udp_transform)
+    results = task.predict(model, ds, device, flip_test=flip_test)
+    os.makedirs(out_dir, exist_ok=True)
+    for i, p in enumerate(images):
+        kps = [np.asarray(r["keypoints"]).reshape(-1, 3) for r in results if r["image_id"] == i + 1]
+        drawn = draw_pose(loaded[i + 1], np.stack(kps) if kps else np.zeros((0, K, 3)), task.kset)
+        cv2.imwrite(os.path.join(out_dir, os.path.splitext(os.path.basename(p))[0] + "_pose.png"), drawn)
+    for r in results:
+        r["file_name"] = images[r["image_id"] - 1]
+    with open(os.path.join(out_dir, "keypoints.json"), "w") as f:
+        json.dump(results, f)
+    log(f"wrote {len(results)} poses to {out_dir}/keypoints.json and drawings to {out_dir}/")
+    return results
+
+
+__all__ = ["TopDownConfig", "TopDownEval", "TopDownTask", "apply_oks_nms", "infer_detections",
+           "infer_images", "load_detections", "predict_topdown", "simulate_detections"]

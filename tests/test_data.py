@@ -1,57 +1,20 @@
-"""Keypoint sets, synthetic data, COCO/MPII readers, top-down geometry and bottom-up targets."""
+"""Synthetic data, COCO/MPII readers, top-down (plain and UDP) geometry, bottom-up batches."""
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from pyhpe.data import (COCO17, MPII16, BottomUpDataset, CocoImageLoader, KeypointSet,
-                        SyntheticPoseDataset, TopDownAugment, TopDownDataset, affine_points,
-                        bbox_xywh_to_center_scale, collate_topdown, flip_keypoints, get_keypoint_set,
-                        get_warp_matrix, keypoint_set_from_coco, load_coco, mpii_to_coco,
-                        normalize_images, paf_targets, records_from_coco, render_sample,
+from pyhpe.data import (BottomUpDataset, CocoImageLoader, SyntheticPoseDataset, TopDownAugment,
+                        TopDownDataset, affine_points, bbox_xywh_to_center_scale,
+                        bottomup_to_image_space, collate_bottomup, collate_topdown, crop,
+                        flip_keypoints, get_udp_warp_matrix, get_warp_matrix, load_coco,
+                        mpii_to_coco, normalize_images, records_from_coco, render_sample,
                         to_image_space)
+from pyhpe.keypoints import COCO17, keypoint_set_from_coco
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def test_coco17_metadata():
-    assert COCO17.num_keypoints == 17 and len(COCO17.skeleton) == 19
-    fi = COCO17.flip_index()
-    assert fi == [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
-    assert [fi[i] for i in fi] == list(range(17))
-    assert COCO17.sigmas[0] == pytest.approx(0.026)
-    assert get_keypoint_set("coco") is COCO17 and get_keypoint_set("mpii16") is MPII16
-
-
-def test_crowdpose14_metadata():
-    from pyhpe.data import get_keypoint_set
-    k = get_keypoint_set("crowdpose")
-    assert k is get_keypoint_set("crowdpose14") and k.num_keypoints == 14
-    # mmpose's crowdpose.py / the CrowdPose API: the COCO body sigmas, head and neck 0.079
-    np.testing.assert_allclose(k.sigmas, [0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107,
-                                          0.087, 0.087, 0.089, 0.089, 0.079, 0.079])
-    for a, b in k.flip_pairs:
-        assert k.names[a].replace("left", "right") == k.names[b]
-    assert sorted(k.upper_body + k.lower_body) == list(range(14))
-
-
-def test_custom_keypoint_sets(tmp_path):
-    d = {"name": "hand3", "names": ["wrist", "left_tip", "right_tip"], "flip_pairs": [[1, 2]],
-         "skeleton": [[0, 1], [0, 2]]}
-    ks = get_keypoint_set(d)
-    assert ks.flip_index() == [0, 2, 1] and np.allclose(ks.sigmas, 0.05)
-    p = tmp_path / "k.json"
-    p.write_text(json.dumps(ks.to_dict()))
-    assert get_keypoint_set(str(p)).names == ks.names
-    cat = {"name": "x", "keypoints": ["nose", "left_eye", "right_eye"], "skeleton": [[1, 2], [1, 3]]}
-    ks2 = KeypointSet.from_coco_category(cat)
-    assert ks2.flip_pairs == [(1, 2)] and ks2.skeleton == [(0, 1), (0, 2)]
-    with pytest.raises(ValueError, match="sigmas"):
-        KeypointSet("bad", ["a", "b"], [], [0.1], [])
-    with pytest.raises(ValueError, match="unknown keypoint set"):
-        get_keypoint_set("nope")
 
 
 def test_synthetic_is_deterministic_and_valid():
@@ -123,14 +86,82 @@ def test_topdown_dataset_items_and_augmentation():
     assert x.shape == (len(plain), 3, 64, 48) and x.dtype == torch.float32
 
 
-def test_topdown_targets_with_codec():
-    from pyhpe.codecs import MSRAHeatmap
+def test_topdown_items_carry_no_targets():
     ds, coco = _tiny_coco()
-    codec = MSRAHeatmap((48, 64), (12, 16), sigma=1.0)
-    td = TopDownDataset(records_from_coco(coco), ds.image_by_id, input_size=(48, 64), codec=codec)
-    item = td[0]
-    assert item["heatmaps"].shape == (17, 16, 12) and item["weights"].shape == (17,)
-    assert float(item["heatmaps"].max()) == pytest.approx(1.0)
+    item = TopDownDataset(records_from_coco(coco), ds.image_by_id, input_size=(48, 64))[0]
+    assert set(item) == {"image", "keypoints", "visibility", "center", "scale", "image_id",
+                         "score", "area", "index"}
+    with pytest.raises(TypeError):
+        TopDownDataset([], ds.image_by_id, codec=object())
+
+
+def _mmpose_udp_warp_matrix(center, scale, rot, output_size):
+    """mmpose 1.x ``get_udp_warp_matrix`` as written there (``input_size = center * 2``)."""
+    import math
+    input_size = center * 2
+    rot_rad = np.deg2rad(rot)
+    warp_mat = np.zeros((2, 3), dtype=np.float32)
+    scale_x = (output_size[0] - 1) / scale[0]
+    scale_y = (output_size[1] - 1) / scale[1]
+    warp_mat[0, 0] = math.cos(rot_rad) * scale_x
+    warp_mat[0, 1] = -math.sin(rot_rad) * scale_x
+    warp_mat[0, 2] = scale_x * (-0.5 * input_size[0] * math.cos(rot_rad)
+                                + 0.5 * input_size[1] * math.sin(rot_rad) + 0.5 * scale[0])
+    warp_mat[1, 0] = math.sin(rot_rad) * scale_y
+    warp_mat[1, 1] = math.cos(rot_rad) * scale_y
+    warp_mat[1, 2] = scale_y * (-0.5 * input_size[0] * math.sin(rot_rad)
+                                - 0.5 * input_size[1] * math.cos(rot_rad) + 0.5 * scale[1])
+    return warp_mat
+
+
+@pytest.mark.parametrize("rot", [0.0, 25.0, -140.0])
+def test_udp_warp_matches_mmpose(rot):
+    c, s = np.array([101.3, 57.25]), np.array([90.0, 120.0])
+    ours = get_udp_warp_matrix(c, s, rot, (48, 64))
+    ref = _mmpose_udp_warp_matrix(c, s, rot, (48, 64))
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-5)
+    # the region's corners land on the outer pixel centres 0 and W-1 (unrotated)
+    m = get_udp_warp_matrix(c, s, 0.0, (48, 64))
+    np.testing.assert_allclose(affine_points(c - s / 2, m), [0, 0], atol=1e-4)
+    np.testing.assert_allclose(affine_points(c + s / 2, m), [47, 63], atol=1e-4)
+
+
+@pytest.mark.parametrize("udp", [False, True])
+def test_crop_then_back_is_identity(udp):
+    """to_image_space(..., udp=) inverts the crop of the same kind, for any box."""
+    rng = np.random.default_rng(3)
+    size = (48, 64)
+    for _ in range(5):
+        box = [rng.uniform(-20, 200), rng.uniform(-20, 200), rng.uniform(5, 150), rng.uniform(5, 150)]
+        c, s = bbox_xywh_to_center_scale(box, size[0] / size[1], 1.25)
+        p = rng.uniform(-50, 300, size=(17, 2))
+        _, mat = crop(np.zeros((8, 8, 3), np.uint8), c, s, 0.0, size, udp=udp)
+        q = affine_points(p, mat)
+        back = to_image_space(torch.tensor(q[None], dtype=torch.float64),
+                              torch.tensor(c[None]), torch.tensor(s[None]), size, udp=udp)
+        np.testing.assert_allclose(back[0].numpy(), p, atol=2e-3 * max(1.0, float(s.max()) / 50))
+    # the two conventions differ: mixing them is an error of scale/(W-1) - scale/W per pixel
+    c, s = np.array([50.0, 50.0], np.float32), np.array([96.0, 128.0], np.float32)
+    q = torch.tensor([[[47.0, 63.0]]])
+    plain = to_image_space(q, torch.tensor(c[None]), torch.tensor(s[None]), size)
+    unbiased = to_image_space(q, torch.tensor(c[None]), torch.tensor(s[None]), size, udp=True)
+    np.testing.assert_allclose(unbiased[0, 0].numpy(), c + s / 2, atol=1e-4)
+    assert not torch.allclose(plain, unbiased)
+
+
+def test_topdown_udp_dataset_maps_back():
+    ds, coco = _tiny_coco()
+    recs = records_from_coco(coco)
+    td = TopDownDataset(recs, ds.image_by_id, input_size=(48, 64), udp=True)
+    for i in range(len(td)):
+        item = td[i]
+        back = to_image_space(item["keypoints"][None], item["center"][None], item["scale"][None],
+                              (48, 64), udp=True)
+        np.testing.assert_allclose(back[0].numpy(), recs[i]["keypoints"], atol=1e-3)
+    # the UDP crop samples the image where its matrix says: the crop's centre pixel is the box centre
+    plain = TopDownDataset(recs, ds.image_by_id, input_size=(48, 64))
+    assert td[0]["image"].shape == plain[0]["image"].shape == (64, 48, 3)
 
 
 def test_coco_and_mpii_readers(tmp_path):
@@ -157,14 +188,44 @@ def test_coco_and_mpii_readers(tmp_path):
     np.testing.assert_allclose(ann["bbox"][1] + 125.0, 200.0 + 15.0)
 
 
-def test_bottomup_dataset_and_pafs():
-    ds = SyntheticPoseDataset(2, seed=4, size=(96, 96), max_persons=3)
-    bu = BottomUpDataset(ds.coco_dict(), ds.image_by_id, input_size=(64, 64), heatmap_size=(16, 16),
-                         sigma=1.0, train=True)
+def test_bottomup_dataset_items_and_collate():
+    ds = SyntheticPoseDataset(3, seed=4, size=(96, 80), max_persons=3)
+    coco = ds.coco_dict()
+    bu = BottomUpDataset(coco, ds.image_by_id, input_size=(64, 64), train=True)
     item = bu[0]
-    assert item["image"].shape == (64, 64, 3)
-    assert item["heatmaps"].shape == (17, 16, 16) and item["pafs"].shape == (38, 16, 16)
-    kp = torch.tensor([[[2.0, 8.0], [12.0, 8.0]]])
-    paf = paf_targets(kp, torch.ones(1, 2), [(0, 1)], (16, 16), width=1.0)
-    assert paf[0, 8, 5] == pytest.approx(1.0) and paf[1, 8, 5] == 0.0
-    assert paf[0, 2, 5] == 0.0 and paf[0, 8, 14] == 0.0
+    assert set(item) == {"image", "keypoints", "visibility", "center", "scale", "image_id"}
+    n = item["keypoints"].shape[0]
+    assert item["image"].shape == (64, 64, 3) and item["keypoints"].shape == (n, 17, 2)
+    assert item["visibility"].shape == (n, 17)
+    assert torch.equal(bu[0]["image"], item["image"])  # (seed, epoch, index) fixes the sample
+    # collate pads persons to the batch maximum with visibility 0
+    items = [bu[i] for i in range(len(bu))]
+    items.append(dict(items[0], keypoints=torch.zeros(0, 17, 2), visibility=torch.zeros(0, 17)))
+    batch = collate_bottomup(items)
+    counts = [it["keypoints"].shape[0] for it in items]
+    N = max(counts)
+    assert batch["keypoints"].shape == (4, N, 17, 2) and batch["visibility"].shape == (4, N, 17)
+    assert batch["image"].shape == (4, 64, 64, 3) and batch["num_persons"].tolist() == counts
+    for b, m in enumerate(counts):
+        assert torch.equal(batch["keypoints"][b, :m], items[b]["keypoints"])
+        assert (batch["visibility"][b, m:] == 0).all() and (batch["keypoints"][b, m:] == 0).all()
+    assert batch["center"].shape == (4, 2) and batch["scale"].shape == (4, 2)
+    one_empty = collate_bottomup([items[-1]])
+    assert one_empty["keypoints"].shape == (1, 1, 17, 2) and one_empty["visibility"].sum() == 0
+    with pytest.raises(ValueError, match="empty"):
+        collate_bottomup([])
+
+
+def test_bottomup_evaluation_resize_maps_back():
+    ds = SyntheticPoseDataset(2, seed=5, size=(120, 72), max_persons=2)
+    coco = ds.coco_dict()
+    bu = BottomUpDataset(coco, ds.image_by_id, input_size=(64, 48), train=False)
+    for i, image_id in enumerate(bu.ids):
+        item = bu[i]
+        truth = np.array([np.asarray(a["keypoints"], np.float32).reshape(17, 3)[:, :2]
+                          for a in bu.by_image[image_id]])
+        back = bottomup_to_image_space(item["keypoints"].numpy(), (72, 120), (64, 48))
+        np.testing.assert_allclose(back, truth, atol=1e-3)
+        via_center_scale = to_image_space(item["keypoints"], item["center"].expand(len(truth), 2),
+                                          item["scale"].expand(len(truth), 2), (64, 48))
+        np.testing.assert_allclose(via_center_scale.numpy(), truth, atol=1e-3)

@@ -1,17 +1,25 @@
-"""Datasets (COCO, MPII, synthetic), keypoint-set metadata and top-down/bottom-up pipelines."""
-from .bottomup import BottomUpDataset, paf_targets
-from .coco import CocoImageLoader, keypoint_set_from_coco, load_coco
+"""Datasets (COCO, MPII, Human3.6M, synthetic) and the top-down, bottom-up and lifting
+pipelines. Items never carry targets: codecs encode collated batches.
+
+Keypoint-set metadata lives in :mod:`pyhpe.keypoints`."""
+from .bottomup import (BottomUpDataset, bottomup_center_scale, bottomup_to_image_space,
+                       collate_bottomup)
+from .coco import CocoImageLoader, load_coco
+from .lifting import (H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS, LiftingDataset, fit_camera,
+                      h36m_arrays, load_h36m_npz, synthetic_lifting_data)
 from .mpii import load_mpii, mpii_to_coco
-from .keypoints import COCO17, MPII16, KeypointSet, get_keypoint_set, register_keypoint_set
-from .synthetic import SyntheticPoseDataset, render_sample
+from .synthetic import SyntheticPoseDataset, random_pose_3d, render_sample
 from .topdown import (TopDownDataset, collate_topdown, normalize_images, records_from_boxes,
                       records_from_coco, to_image_space)
 from .transforms import (TopDownAugment, affine_points, bbox_xywh_to_center_scale, crop,
-                         flip_keypoints, get_warp_matrix, half_body_center_scale)
+                         flip_keypoints, get_udp_warp_matrix, get_warp_matrix,
+                         half_body_center_scale)
 
-__all__ = ["BottomUpDataset", "paf_targets", "CocoImageLoader", "keypoint_set_from_coco", "load_coco", "load_mpii", "mpii_to_coco",
-           "COCO17", "MPII16", "KeypointSet", "get_keypoint_set", "register_keypoint_set",
-           "SyntheticPoseDataset", "render_sample", "TopDownDataset", "collate_topdown",
-           "normalize_images", "records_from_boxes", "records_from_coco", "to_image_space",
-           "TopDownAugment", "affine_points", "bbox_xywh_to_center_scale", "crop",
-           "flip_keypoints", "get_warp_matrix", "half_body_center_scale"]
+__all__ = ["BottomUpDataset", "CocoImageLoader", "H36M_TEST_SUBJECTS", "H36M_TRAIN_SUBJECTS",
+           "LiftingDataset", "SyntheticPoseDataset", "TopDownAugment", "TopDownDataset",
+           "affine_points", "bbox_xywh_to_center_scale", "bottomup_center_scale",
+           "bottomup_to_image_space", "collate_bottomup", "collate_topdown", "crop",
+           "fit_camera", "flip_keypoints", "get_udp_warp_matrix", "get_warp_matrix",
+           "h36m_arrays", "half_body_center_scale", "load_coco", "load_h36m_npz", "load_mpii",
+           "mpii_to_coco", "normalize_images", "random_pose_3d", "records_from_boxes",
+           "records_from_coco", "render_sample", "synthetic_lifting_data", "to_image_space"]

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, Optional
+from typing import Dict
 
 import cv2
 import numpy as np
-
-from .keypoints import COCO17, KeypointSet
 
 
 def load_coco(ann) -> Dict:
@@ -26,16 +24,6 @@ def load_coco(ann) -> Dict:
         if key not in data:
             raise ValueError(f"load_coco: annotation file lacks the '{key}' list")
     return data
-
-
-def keypoint_set_from_coco(data: Dict, sigmas=None) -> KeypointSet:
-    """The person category's keypoint set; COCO-17 (with its sigmas) when it matches."""
-    cats = [c for c in data["categories"] if c.get("keypoints")]
-    if not cats:
-        return COCO17
-    if list(cats[0]["keypoints"]) == COCO17.names and sigmas is None:
-        return COCO17
-    return KeypointSet.from_coco_category(cats[0], sigmas=sigmas)
 
 
 class CocoImageLoader:

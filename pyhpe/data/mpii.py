@@ -13,7 +13,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from .keypoints import MPII16
+from ..keypoints import MPII16
 
 
 def load_mpii(path_or_list) -> List[Dict]:

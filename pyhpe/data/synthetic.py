@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from .keypoints import COCO17, COCO_NAMES
+from ..keypoints import COCO17, COCO_NAMES
 
 # Body frame: X = the person's left, Y = up, Z = the direction the person faces (metres).
 _LIMBS = [  # (a, b, colour BGR, thickness in metres)

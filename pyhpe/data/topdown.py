@@ -1,4 +1,5 @@
-"""Top-down instance dataset: one person crop per item, with augmentation and targets."""
+"""Top-down instance dataset: one person crop per item, with augmentation (no targets: the
+codec encodes whole batches after collation)."""
 from __future__ import annotations
 
 from typing import Callable, Dict, List, Optional, Sequence
@@ -6,7 +7,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .keypoints import KeypointSet, get_keypoint_set
+from ..keypoints import KeypointSet, get_keypoint_set
 from .transforms import (TopDownAugment, affine_points, bbox_xywh_to_center_scale, crop)
 
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
@@ -50,13 +51,15 @@ class TopDownDataset(torch.utils.data.Dataset):
 
     ``image_loader(image_id) -> ndarray`` supplies images. ``augment`` (train only) is a
     :class:`TopDownAugment`; its randomness comes from ``(seed, epoch, index)`` so runs and
-    resumed runs see the same samples. With ``codec`` set, items also carry ``heatmaps`` and
-    ``weights`` (per-sample targets); training normally encodes whole batches instead.
+    resumed runs see the same samples. ``udp`` crops with mmpose's unbiased warp
+    (:func:`get_udp_warp_matrix`, for codecs with ``udp_transform``); map predictions back
+    with ``to_image_space(..., udp=True)`` then. Items never carry targets: the codec encodes
+    the collated batch.
     """
 
     def __init__(self, records: List[Dict], image_loader: Callable[[int], np.ndarray],
                  keypoint_set="coco17", input_size=(48, 64), padding: float = 1.25,
-                 augment: Optional[TopDownAugment] = None, seed: int = 0, codec=None):
+                 augment: Optional[TopDownAugment] = None, seed: int = 0, udp: bool = False):
         self.records = records
         self.image_loader = image_loader
         self.kset: KeypointSet = get_keypoint_set(keypoint_set)
@@ -66,7 +69,7 @@ class TopDownDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
-        self.codec = codec
+        self.udp = bool(udp)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -84,7 +87,7 @@ class TopDownDataset(torch.utils.data.Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, idx])
             image, kp, vis, center, scale, rot = self.augment(
                 rng, image, kp, vis, center, scale, self.kset, self.aspect_ratio)
-        img, mat = crop(image, center, scale, rot, self.input_size)
+        img, mat = crop(image, center, scale, rot, self.input_size, udp=self.udp)
         kp_in = affine_points(kp, mat)
         W, H = self.input_size
         inside = (kp_in[:, 0] >= 0) & (kp_in[:, 0] < W) & (kp_in[:, 1] >= 0) & (kp_in[:, 1] < H)
@@ -96,13 +99,11 @@ class TopDownDataset(torch.utils.data.Dataset):
                 "scale": torch.from_numpy(np.asarray(scale, np.float32)),
                 "image_id": int(rec["image_id"]), "score": float(rec.get("score", 1.0)),
                 "area": float(rec.get("area", 0.0)), "index": idx}
-        if self.codec is not None:
-            hm, w = self.codec.encode(item["keypoints"][None], item["visibility"][None])
-            item["heatmaps"], item["weights"] = hm, w[0]
         return item
 
 
 def collate_topdown(batch: List[Dict]) -> Dict:
+    """Stack the items of :class:`TopDownDataset` (tensors stacked, numbers as tensors)."""
     out = {}
     for k in batch[0]:
         vals = [b[k] for b in batch]
@@ -118,8 +119,18 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
     return ((x - mean) / std).contiguous()
 
 
-def to_image_space(coords: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, input_size) -> torch.Tensor:
-    """Input-pixel ``(B, K, 2)`` keypoints back to the image (no rotation; mmpose 1.x
-    ``keypoints / input_size * scale + center - 0.5 * scale``)."""
+def to_image_space(coords: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, input_size,
+                   udp: bool = False) -> torch.Tensor:
+    """Input-pixel ``(B, K, 2)`` keypoints back to the image: the inverse of the unrotated crop.
+
+    Plain crop (mmpose 1.x): ``coords / input_size * scale + center - 0.5 * scale``. UDP crop
+    (``udp=True``, the inverse of :func:`get_udp_warp_matrix`, as mmpose 0.x
+    ``transform_preds(use_udp=True)``): ``coords / (input_size - 1) * scale + center - 0.5 *
+    scale``. ``center``/``scale`` are ``(B, 2)``.
+    """
     size = torch.as_tensor(input_size, dtype=coords.dtype, device=coords.device)
+    if udp:
+        size = size - 1
+    scale = scale.to(coords.dtype)
+    center = center.to(coords.dtype)
     return coords / size * scale[:, None, :] + center[:, None, :] - 0.5 * scale[:, None, :]

@@ -2,7 +2,10 @@
 
 Conventions follow mmpose 1.x: ``scale`` is the (w, h) of the crop region in image pixels
 (box size times the padding, expanded to the input aspect ratio); the warp maps the region
-centred at ``center`` rotated by ``rot`` degrees onto the ``(W, H)`` network input.
+centred at ``center`` rotated by ``rot`` degrees onto the ``(W, H)`` network input. The
+plain warp maps the region's width onto ``W`` pixels (:func:`get_warp_matrix`); the unbiased
+one (UDP, Huang et al. 2020) onto the ``W - 1`` pixel-centre spacing
+(:func:`get_udp_warp_matrix`), so that pixel centres map onto pixel centres.
 """
 from __future__ import annotations
 
@@ -52,15 +55,40 @@ def get_warp_matrix(center, scale, rot: float, output_size, inverse: bool = Fals
     return cv2.getAffineTransform(src, dst)
 
 
+def get_udp_warp_matrix(center, scale, rot: float, output_size) -> np.ndarray:
+    """2x3 UDP affine from the image region to the output, as mmpose 1.x
+    ``get_udp_warp_matrix``: ``x' = (W - 1) / scale_w * R(x - center) + (W - 1) / 2`` per axis,
+    rotation ``rot`` degrees about ``center`` (float32, as mmpose builds it)."""
+    cx, cy = float(center[0]), float(center[1])
+    sw, sh = float(scale[0]), float(scale[1])
+    rot_rad = math.radians(rot)
+    cos, sin = math.cos(rot_rad), math.sin(rot_rad)
+    scale_x = (float(output_size[0]) - 1) / sw
+    scale_y = (float(output_size[1]) - 1) / sh
+    mat = np.zeros((2, 3), np.float32)
+    mat[0, 0] = cos * scale_x
+    mat[0, 1] = -sin * scale_x
+    mat[0, 2] = scale_x * (-cx * cos + cy * sin + 0.5 * sw)
+    mat[1, 0] = sin * scale_y
+    mat[1, 1] = cos * scale_y
+    mat[1, 2] = scale_y * (-cx * sin - cy * cos + 0.5 * sh)
+    return mat
+
+
 def affine_points(points: np.ndarray, mat: np.ndarray) -> np.ndarray:
     """Apply a 2x3 affine to ``(..., 2)`` points."""
     pts = np.asarray(points, np.float32)
     return pts @ mat[:, :2].T + mat[:, 2]
 
 
-def crop(image: np.ndarray, center, scale, rot, output_size) -> Tuple[np.ndarray, np.ndarray]:
-    """Affine crop of ``image`` to ``output_size=(W, H)``; returns the crop and the matrix."""
-    mat = get_warp_matrix(center, scale, rot, output_size)
+def crop(image: np.ndarray, center, scale, rot, output_size,
+         udp: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """Affine crop of ``image`` to ``output_size=(W, H)``; returns the crop and the matrix
+    (:func:`get_udp_warp_matrix` when ``udp``, else :func:`get_warp_matrix`)."""
+    if udp:
+        mat = get_udp_warp_matrix(center, scale, rot, output_size)
+    else:
+        mat = get_warp_matrix(center, scale, rot, output_size)
     out = cv2.warpAffine(image, mat, (int(output_size[0]), int(output_size[1])),
                          flags=cv2.INTER_LINEAR)
     return out, mat
@@ -76,16 +104,6 @@ def flip_keypoints(keypoints: np.ndarray, visibility: np.ndarray, image_width: f
         kp[..., [a, b], :] = kp[..., [b, a], :]
         vis[..., [a, b]] = vis[..., [b, a]]
     return kp, vis
-
-
-def flip_heatmaps_back(heatmaps, flip_index: Sequence[int], shift: bool = False):
-    """Undo a horizontal flip on ``(B, K, H, W)`` heatmaps: mirror W, swap channels, and with
-    ``shift`` move one pixel right (HRNet's ``shift_heatmap`` for the 0.x flip convention)."""
-    import torch
-    out = heatmaps.flip(-1)[:, list(flip_index)]
-    if shift:
-        out = torch.cat([out[..., :1], out[..., :-1]], dim=-1)
-    return out
 
 
 def half_body_center_scale(keypoints, visibility, upper_body, lower_body, aspect_ratio,

@@ -7,24 +7,16 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-from ..data.keypoints import get_keypoint_set
-
-_LEFT, _RIGHT, _MID = (0, 200, 255), (255, 128, 0), (0, 255, 0)
-
-
-def _side_colour(kset, a, b):
-    na, nb = kset.names[a], kset.names[b]
-    if na.startswith("left") and nb.startswith("left"):
-        return _LEFT
-    if na.startswith("right") and nb.startswith("right"):
-        return _RIGHT
-    return _MID
+from ..keypoints import get_keypoint_set
 
 
 def draw_pose(image: np.ndarray, keypoints, keypoint_set="coco17", score_thr: float = 0.3,
               radius: int = 2, thickness: int = 1, colour=None) -> np.ndarray:
     """Copy of ``image`` (H, W, 3 BGR) with skeletons of ``keypoints`` ``(N, K, 3)`` or
-    ``(K, 3)`` (x, y, score) drawn; points with score < ``score_thr`` are skipped."""
+    ``(K, 3)`` (x, y, score) drawn; points with score < ``score_thr`` are skipped.
+
+    Limbs and points take the keypoint set's ``colors`` / ``keypoint_colors`` unless
+    ``colour`` (one BGR triple for everything) is given."""
     kset = get_keypoint_set(keypoint_set)
     img = np.ascontiguousarray(image).copy()
     kps = np.asarray(keypoints, np.float64)
@@ -33,15 +25,15 @@ def draw_pose(image: np.ndarray, keypoints, keypoint_set="coco17", score_thr: fl
     if kps.shape[-1] == 2:
         kps = np.concatenate([kps, np.ones(kps.shape[:-1] + (1,))], -1)
     for person in kps:
-        for a, b in kset.skeleton:
+        for (a, b), limb_colour in zip(kset.skeleton, kset.colors):
             if person[a, 2] >= score_thr and person[b, 2] >= score_thr:
                 pa = tuple(int(round(v)) for v in person[a, :2])
                 pb = tuple(int(round(v)) for v in person[b, :2])
-                cv2.line(img, pa, pb, colour or _side_colour(kset, a, b), thickness, cv2.LINE_AA)
+                cv2.line(img, pa, pb, colour or limb_colour, thickness, cv2.LINE_AA)
         for k in range(len(person)):
             if person[k, 2] >= score_thr:
                 cv2.circle(img, tuple(int(round(v)) for v in person[k, :2]), radius,
-                           colour or (255, 255, 255), -1, cv2.LINE_AA)
+                           colour or kset.keypoint_colors[k], -1, cv2.LINE_AA)
     return img
 
 

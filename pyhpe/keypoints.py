@@ -1,11 +1,48 @@
-"""Keypoint-set metadata: names, flip pairs, OKS sigmas, skeleton, upper/lower body split."""
+"""Keypoint sets: names, flip pairs, OKS sigmas, skeleton, colours, upper/lower body split.
+
+The one home of these facts: datasets, codecs, evaluation, drawing and the demo read them
+from here (``from pyhpe.keypoints import COCO17, COCO_SIGMAS``).
+"""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+
+
+#: Drawing colours (BGR): left side, right side, centre line.
+LEFT_COLOR, RIGHT_COLOR, CENTER_COLOR = (0, 200, 255), (255, 128, 0), (0, 255, 0)
+
+
+def _side(name: str) -> str:
+    n = name.lower()
+    if n.startswith(("left", "l_")):
+        return "left"
+    if n.startswith(("right", "r_")):
+        return "right"
+    return "center"
+
+
+_SIDE_COLORS = {"left": LEFT_COLOR, "right": RIGHT_COLOR, "center": CENTER_COLOR}
+
+
+def _side_color(name: str) -> Tuple[int, int, int]:
+    return _SIDE_COLORS[_side(name)]
+
+
+def _limb_color(name_a: str, name_b: str) -> Tuple[int, int, int]:
+    side_a, side_b = _side(name_a), _side(name_b)
+    return _SIDE_COLORS[side_a] if side_a == side_b else CENTER_COLOR
+
+
+def _color_list(colors, n: int, set_name: str, what: str) -> List[Tuple[int, int, int]]:
+    out = [tuple(int(v) for v in c) for c in colors]
+    if len(out) != n or any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in out):
+        raise ValueError(f"KeypointSet '{set_name}': '{what}' must hold {n} BGR triples in "
+                         f"[0, 255], got {colors!r}")
+    return out
 
 
 @dataclass
@@ -14,7 +51,11 @@ class KeypointSet:
 
     ``flip_pairs`` lists (left, right) index pairs swapped by a horizontal flip; ``sigmas`` are
     the per-keypoint OKS sigmas (pycocotools convention, i.e. already divided by 10);
-    ``skeleton`` lists 0-based (a, b) limbs for drawing and PAFs.
+    ``skeleton`` lists 0-based (a, b) limbs for drawing and PAFs (also :attr:`limbs`).
+    ``colors`` are per-limb and ``keypoint_colors`` per-keypoint BGR triples; when not given
+    they follow the side of the body read from the names (left, right, centre).
+    ``parents`` (optional) is the kinematic tree of a 3-D skeleton: the parent index of each
+    joint, -1 for the root.
     """
 
     name: str
@@ -25,6 +66,9 @@ class KeypointSet:
     upper_body: List[int] = field(default_factory=list)
     lower_body: List[int] = field(default_factory=list)
     joint_weights: Optional[np.ndarray] = None
+    colors: Optional[List[Tuple[int, int, int]]] = None
+    keypoint_colors: Optional[List[Tuple[int, int, int]]] = None
+    parents: Optional[List[int]] = None
 
     def __post_init__(self):
         self.sigmas = np.asarray(self.sigmas, dtype=np.float64)
@@ -39,7 +83,27 @@ class KeypointSet:
         if self.joint_weights is None:
             self.joint_weights = np.ones(k, dtype=np.float32)
         self.joint_weights = np.asarray(self.joint_weights, dtype=np.float32)
+        if self.joint_weights.shape != (k,):
+            raise ValueError(f"KeypointSet '{self.name}': 'joint_weights' must have shape ({k},), "
+                             f"got {self.joint_weights.shape}")
+        self.flip_pairs = [tuple(int(i) for i in p) for p in self.flip_pairs]
+        self.skeleton = [tuple(int(i) for i in s) for s in self.skeleton]
+        if self.colors is None:
+            self.colors = [_limb_color(self.names[a], self.names[b]) for a, b in self.skeleton]
+        self.colors = _color_list(self.colors, len(self.skeleton), self.name, "colors")
+        if self.keypoint_colors is None:
+            self.keypoint_colors = [_side_color(n) for n in self.names]
+        self.keypoint_colors = _color_list(self.keypoint_colors, k, self.name, "keypoint_colors")
+        if self.parents is not None:
+            self.parents = [int(p) for p in self.parents]
+            if len(self.parents) != k or any(not -1 <= p < k for p in self.parents):
+                raise ValueError(f"KeypointSet '{self.name}': 'parents' must hold {k} indices "
+                                 f"in [-1, {k}), got {self.parents}")
 
+    @property
+    def limbs(self) -> List[Tuple[int, int]]:
+        """The skeleton's 0-based (a, b) pairs (the limbs of PAFs and drawings)."""
+        return list(self.skeleton)
     @property
     def num_keypoints(self) -> int:
         return len(self.names)
@@ -56,7 +120,10 @@ class KeypointSet:
                 "flip_pairs": [list(p) for p in self.flip_pairs],
                 "sigmas": self.sigmas.tolist(), "skeleton": [list(s) for s in self.skeleton],
                 "upper_body": list(self.upper_body), "lower_body": list(self.lower_body),
-                "joint_weights": self.joint_weights.tolist()}
+                "joint_weights": self.joint_weights.tolist(),
+                "colors": [list(c) for c in self.colors],
+                "keypoint_colors": [list(c) for c in self.keypoint_colors],
+                "parents": None if self.parents is None else list(self.parents)}
 
     @classmethod
     def from_dict(cls, d: Dict) -> "KeypointSet":
@@ -68,7 +135,9 @@ class KeypointSet:
                    skeleton=[tuple(s) for s in d.get("skeleton", [])],
                    upper_body=list(d.get("upper_body", [])),
                    lower_body=list(d.get("lower_body", [])),
-                   joint_weights=d.get("joint_weights"))
+                   joint_weights=d.get("joint_weights"),
+                   colors=d.get("colors"), keypoint_colors=d.get("keypoint_colors"),
+                   parents=d.get("parents"))
 
     @classmethod
     def from_json(cls, path: str) -> "KeypointSet":
@@ -99,6 +168,7 @@ COCO_NAMES = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_sh
               "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
               "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
 
+#: COCO-17 OKS sigmas exactly as pycocotools builds them (``np.array([...]) / 10.0``, float64).
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
                         .87, .87, .89, .89]) / 10.0
 
@@ -142,12 +212,34 @@ CROWDPOSE14 = KeypointSet(
     upper_body=[0, 1, 2, 3, 4, 5, 12, 13], lower_body=[6, 7, 8, 9, 10, 11],
     joint_weights=[1.2, 1.2, 1.1, 1.1, 1., 1., 1.2, 1.2, 1.1, 1.1, 1., 1., 1., 1.])
 
+#: VideoPose3D keeps these 17 of Human3.6M's 32 mocap joints (Human36mDataset.remove_joints).
+H36M_KEEP_32 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
+H36M_NAMES = ("hip", "right_hip", "right_knee", "right_foot", "left_hip", "left_knee",
+              "left_foot", "spine", "thorax", "neck_nose", "head", "left_shoulder",
+              "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist")
+#: Parent of each joint of the 17-joint skeleton (VideoPose3D h36m_skeleton after removal).
+H36M_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
+#: (parent, child) pairs of the 17-joint tree.
+H36M_BONES = tuple((p, j) for j, p in enumerate(H36M_PARENTS) if p >= 0)
+
+# Human3.6M has no OKS sigmas (mmpose's h36m metadata leaves them empty): the 0.05 placeholder
+# that custom sets get keeps OKS-based code usable, it is not a published constant.
+H36M17 = KeypointSet(
+    name="h36m17", names=list(H36M_NAMES),
+    flip_pairs=[(4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16)],
+    sigmas=[0.05] * 17, skeleton=list(H36M_BONES),
+    upper_body=list(range(7, 17)), lower_body=list(range(7)),
+    parents=list(H36M_PARENTS))
+
 _REGISTRY: Dict[str, KeypointSet] = {"coco17": COCO17, "coco": COCO17, "mpii16": MPII16,
                                      "mpii": MPII16, "crowdpose14": CROWDPOSE14,
-                                     "crowdpose": CROWDPOSE14}
+                                     "crowdpose": CROWDPOSE14, "h36m17": H36M17, "h36m": H36M17}
 
 
 def register_keypoint_set(kset: KeypointSet, name: Optional[str] = None) -> None:
+    """Make ``kset`` available to :func:`get_keypoint_set` (and configs) by name."""
+    if not isinstance(kset, KeypointSet):
+        raise TypeError(f"register_keypoint_set: expected a KeypointSet, got {type(kset).__name__}")
     _REGISTRY[name or kset.name] = kset
 
 
@@ -163,3 +255,20 @@ def get_keypoint_set(name_or_set) -> KeypointSet:
         return _REGISTRY[name_or_set]
     except KeyError:
         raise ValueError(f"unknown keypoint set {name_or_set!r}; known: {sorted(_REGISTRY)}")
+
+
+def keypoint_set_from_coco(data: Dict, sigmas=None) -> KeypointSet:
+    """The person category's keypoint set of a COCO dict; COCO-17 (with its sigmas) when it
+    matches."""
+    cats = [c for c in data["categories"] if c.get("keypoints")]
+    if not cats:
+        return COCO17
+    if list(cats[0]["keypoints"]) == COCO17.names and sigmas is None:
+        return COCO17
+    return KeypointSet.from_coco_category(cats[0], sigmas=sigmas)
+
+
+__all__ = ["COCO17", "COCO_NAMES", "COCO_SIGMAS", "COCO_SKELETON", "CROWDPOSE14",
+           "CROWDPOSE_NAMES", "H36M17", "H36M_BONES", "H36M_KEEP_32", "H36M_NAMES",
+           "H36M_PARENTS", "KeypointSet", "MPII16", "MPII_NAMES", "get_keypoint_set",
+           "keypoint_set_from_coco", "register_keypoint_set"]

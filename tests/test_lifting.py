@@ -1,0 +1,123 @@
+"""Lifting data: the Human3.6M VideoPose3D npz reader, camera fitting, synthetic pairs."""
+import numpy as np
+import pytest
+import torch
+
+from pyhpe.data import (LiftingDataset, fit_camera, h36m_arrays, load_h36m_npz,
+                        synthetic_lifting_data)
+from pyhpe.data.synthetic import _rot as _axis_rot
+from pyhpe.keypoints import H36M_KEEP_32
+
+
+def _rot(yaw, pitch):
+    return _axis_rot("x", pitch) @ _axis_rot("y", yaw)
+
+
+def test_synthetic_lifting_data_geometry():
+    p2, p3 = synthetic_lifting_data(50, 1)
+    assert p2.shape == (50, 17, 2) and p3.shape == (50, 17, 3)
+    np.testing.assert_allclose((p3[:, 11] + p3[:, 12]) / 2, 0, atol=1e-3)  # hip-centred
+    # thighs ~0.43 m scaled 0.85..1.15
+    thigh = np.linalg.norm(p3[:, 13] - p3[:, 11], axis=-1)
+    assert (thigh > 300).all() and (thigh < 550).all()
+    # feet are below the hips in the y-down camera frame for upright bodies (on average)
+    assert (p3[:, 15, 1] > 0).mean() > 0.9
+    a2, a3 = synthetic_lifting_data(5, 1)
+    assert np.array_equal(a2, p2[:5]) and np.array_equal(a3, p3[:5])
+
+
+def _fake_h36m(tmp_path, per_camera_3d=False, frames=(30, 25)):
+    """A fake Human3.6M pair in the VideoPose3D layout; returns paths and truth."""
+    rng = np.random.default_rng(0)
+    K = np.array([[1145.0, 0, 512.0], [0, 1144.0, 515.0], [0, 0, 1]])
+    cams = [(_rot(0.3 + 1.5 * c, -0.2), np.array([0.1 * c, -0.2, 5.0 + 0.3 * c])) for c in range(2)]
+    pos3d, pos2d, truth = {}, {}, {}
+    for s, T in zip(("S1", "S9"), frames):
+        pos3d[s], pos2d[s] = {}, {}
+        for a in ("Walking", "Eating 2"):
+            world = rng.normal(0, 0.4, size=(T, 32, 3)) + np.array([0.5, 1.0, -0.3])
+            kept = world[:, list(H36M_KEEP_32)]
+            cam_frames, views = [], []
+            for R, t in cams:
+                Xc = kept @ R.T + t
+                x = Xc @ K.T
+                views.append((x[..., :2] / x[..., 2:]).astype(np.float32))
+                cam_frames.append(Xc.astype(np.float32))
+            # detections may be longer than the mocap (VideoPose3D crops them)
+            views = [np.concatenate([v, v[:2]]) for v in views]
+            pos3d[s][a] = cam_frames if per_camera_3d else world.astype(np.float32)
+            pos2d[s][a] = views
+            for c in range(2):
+                truth[(s, a, c)] = cam_frames[c]
+    p3, p2 = tmp_path / "data_3d_h36m.npz", tmp_path / "data_2d_h36m_gt.npz"
+    np.savez_compressed(p3, positions_3d=pos3d)
+    np.savez_compressed(p2, positions_2d=pos2d, metadata={"num_joints": 17})
+    return str(p3), str(p2), truth
+
+
+@pytest.mark.parametrize("per_camera_3d", [False, True])
+def test_h36m_npz_loader(tmp_path, per_camera_3d):
+    p3, p2, truth = _fake_h36m(tmp_path, per_camera_3d)
+    seqs = load_h36m_npz(p3, p2, subjects=["S1"])
+    assert sorted(seqs) == [("S1", "Eating 2", 0), ("S1", "Eating 2", 1), ("S1", "Walking", 0),
+                            ("S1", "Walking", 1)]
+    for key, (x2, x3) in seqs.items():
+        assert x2.shape == (30, 17, 2) and x3.shape == (30, 17, 3)
+        np.testing.assert_allclose(x3, truth[key], atol=2e-4)  # camera frame recovered
+    p2d, p3d, actions = h36m_arrays(seqs, downsample=2)
+    assert p2d.shape == (60, 17, 2) and p3d.shape == (60, 17, 3)
+    np.testing.assert_allclose(p3d[:, 0], 0, atol=1e-6)  # root-relative, mm
+    assert set(actions.tolist()) == {"Walking", "Eating"}
+    with pytest.raises(ValueError, match="no \\(subject, action\\)"):
+        load_h36m_npz(p3, p2, subjects=["S11"])
+
+
+def test_h36m_npz_loader_detections_in_another_joint_order(tmp_path):
+    p3, p2, truth = _fake_h36m(tmp_path)
+    perm = np.random.default_rng(0).permutation(17)
+    with np.load(p2, allow_pickle=True) as f:
+        pos2d = f["positions_2d"].item()
+    det = {s: {a: [v[:, perm] + 0.5 for v in views] for a, views in acts.items()}
+           for s, acts in pos2d.items()}
+    pd = tmp_path / "data_2d_h36m_det.npz"
+    np.savez(pd, positions_2d=det)
+    seqs = load_h36m_npz(p3, str(pd), subjects=["S9"], camera_2d=p2)
+    for key, (x2, x3) in seqs.items():
+        np.testing.assert_allclose(x2, det[key[0]][key[1]][key[2]][:25])
+        np.testing.assert_allclose(x3, truth[key], atol=2e-4)
+
+
+def test_h36m_npz_loader_rejects_other_joint_counts(tmp_path):
+    pos3d = {"S1": {"Walking": np.zeros((4, 20, 3), np.float32)}}
+    pos2d = {"S1": {"Walking": [np.zeros((4, 17, 2), np.float32)]}}
+    np.savez(tmp_path / "a.npz", positions_3d=pos3d)
+    np.savez(tmp_path / "b.npz", positions_2d=pos2d)
+    with pytest.raises(ValueError, match="expected 17 joints"):
+        load_h36m_npz(str(tmp_path / "a.npz"), str(tmp_path / "b.npz"))
+
+
+def test_fit_camera_recovers_pose():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(100, 3))
+    R, t = _rot(2.0, 0.4), np.array([0.3, -0.1, 6.0])
+    K = np.array([[1000.0, 0, 480], [0, 990.0, 520], [0, 0, 1]])
+    x = (X @ R.T + t) @ K.T
+    K2, R2, t2 = fit_camera(X, x[:, :2] / x[:, 2:])
+    np.testing.assert_allclose(R2, R, atol=1e-9)
+    np.testing.assert_allclose(t2, t, atol=1e-9)
+    np.testing.assert_allclose(K2, K, atol=1e-6)
+    with pytest.raises(ValueError, match=">= 6"):
+        fit_camera(X[:5], x[:5, :2])
+
+
+def test_lifting_dataset_items():
+    p2, p3 = synthetic_lifting_data(6, 2)
+    ds = LiftingDataset(p2, p3, actions=np.array(["a"] * 6))
+    batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
+    assert batch["keypoints"].shape == (4, 17, 2) and batch["keypoints_3d"].shape == (4, 17, 3)
+    assert batch["visibility"].shape == (4, 17) and (batch["visibility"] == 1).all()
+    assert torch.equal(batch["keypoints_3d"][1], torch.from_numpy(p3[1]))
+    with pytest.raises(ValueError, match="pose_3d"):
+        LiftingDataset(p2, p3[:, :5])
+    with pytest.raises(ValueError, match="actions"):
+        LiftingDataset(p2, p3, actions=["a"])

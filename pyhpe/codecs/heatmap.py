@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -45,9 +46,8 @@ class MSRAHeatmap(Codec):
 
     def _scale_factor(self) -> Tuple[float, float]:
         # float32, as mmpose's (input_size / heatmap_size).astype(np.float32)
-        s = torch.tensor(self.input_size, dtype=torch.float64) / torch.tensor(self.heatmap_size,
-                                                                              dtype=torch.float64)
-        return tuple(s.to(torch.float32).tolist())
+        s = np.asarray(self.input_size, np.float64) / np.asarray(self.heatmap_size, np.float64)
+        return tuple(float(v) for v in s.astype(np.float32))
 
     def _scale(self, device) -> Tensor:
         return torch.tensor(self.scale_factor, dtype=torch.float32, device=device)
@@ -133,9 +133,8 @@ class UDPHeatmap(MSRAHeatmap):
             raise ValueError("UDPHeatmap: 'heatmap_size' must be at least 2 on each side")
 
     def _scale_factor(self) -> Tuple[float, float]:
-        s = (torch.tensor(self.input_size, dtype=torch.float64) - 1) / (
-            torch.tensor(self.heatmap_size, dtype=torch.float64) - 1)
-        return tuple(s.to(torch.float32).tolist())
+        s = (np.asarray(self.input_size, np.float64) - 1) / (np.asarray(self.heatmap_size, np.float64) - 1)
+        return tuple(float(v) for v in s.astype(np.float32))
 
     def decode_heatmap_space(self, heatmaps: Tensor) -> Tuple[Tensor, Tensor]:
         if not isinstance(heatmaps, Tensor) or heatmaps.dim() != 4:

@@ -103,30 +103,31 @@ class PAFCodec(Codec):
         keypoints, scores, _ = self.decode_instances(outputs, meta.get("num_keypoints"))
         return keypoints, scores
 
-    def limb_flip(self, flip_index: Sequence[int]) -> List[Tuple[int, int]]:
+    def limb_flip(self, flip_index: Sequence[int]) -> List[Optional[Tuple[int, int]]]:
         """For each limb l: ``(l', sign)`` with limb l' of the mirrored pose carrying l's field
-        (sign -1 where the pair is listed in the other direction)."""
+        (sign -1 where the pair is listed in the other direction), or None where the mirrored
+        pair is no limb (an asymmetric skeleton such as the COCO-17 PAF tree)."""
         where = {}
         for j, (a, b) in enumerate(self.limbs):
             where[(a, b)] = (j, 1)
             where.setdefault((b, a), (j, -1))
         out = []
         for a, b in self.limbs:
-            key = (flip_index[a], flip_index[b])
-            if key not in where:
-                raise ValueError(f"PAFCodec.flip_back: limb {(a, b)} mirrors to {key}, which is "
-                                 f"not among the limbs")
-            out.append(where[key])
+            out.append(where.get((flip_index[a], flip_index[b])))
         return out
 
     def flip_back(self, outputs_flipped, flip_index: Sequence[int]) -> PAFOutputs:
+        """Heatmaps as :class:`MSRAHeatmap` (the background stays last); each limb's field from
+        its mirrored limb's channels, x negated. Limbs whose mirror is no limb get NaN fields
+        (no flipped evidence: :class:`PAFHead` keeps the unflipped field there)."""
         hms, pafs = outputs_flipped
         K = hms.shape[1] - int(self.background)
         idx = check_flip_index(flip_index, K, "PAFCodec.flip_back")
         shift = 1.0 - 1.0 / self.stride[0]
         hm_idx = idx + list(range(K, hms.shape[1]))
         channels, signs = [], []
-        for j, s in self.limb_flip(idx):
+        for pair in self.limb_flip(idx):
+            j, s = pair if pair is not None else (0, float("nan"))
             channels += [2 * j, 2 * j + 1]
             signs += [-s, s]   # mirroring negates x
         sign = torch.tensor(signs, dtype=pafs.dtype, device=pafs.device).view(1, -1, 1, 1)

@@ -68,6 +68,9 @@ class PAFHead(BaseHead):
         outputs = self.final_outputs(outputs)
         if flipped_outputs is not None:
             back = self.codec.flip_back(self.final_outputs(flipped_outputs), flip_index)
+            pafs = outputs.pafs.float()
+            # NaN: a limb without a mirrored limb keeps its unflipped field
+            mean = (pafs + back.pafs.float()) / 2
             outputs = PAFOutputs((outputs.heatmaps.float() + back.heatmaps.float()) / 2,
-                                 (outputs.pafs.float() + back.pafs.float()) / 2)
+                                 torch.where(torch.isnan(mean), pafs, mean))
         return self.codec.decode(outputs, num_keypoints=self.num_keypoints)

@@ -9,8 +9,9 @@ import types
 import numpy as np
 import pytest
 
-from pyhpe.eval import COCOKeypointEval, pycocotools_eval, pycocotools_stats
-from pyhpe.eval.synthetic import synthetic_keypoint_eval_set
+from pyhpe.eval import COCO_STAT_NAMES, COCOKeypointEval, coco_keypoint_stats
+from pyhpe.testing import (faster_coco_eval_stats, pycocotools_eval, pycocotools_stats,
+                           synthetic_keypoint_eval_set)
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools.coco import COCO  # noqa: E402
@@ -119,6 +120,49 @@ def test_no_results_gives_zero_ap_and_no_gt_gives_minus_one():
     _, dt = synthetic_keypoint_eval_set(10, 1)
     stats = COCOKeypointEval(gt_empty, dt).run()
     assert np.all(stats == -1)
+
+
+def test_reference_wrapper_evaluates_no_results_as_pyhpe_does():
+    """pycocotools' loadRes cannot take an empty list; the wrapper evaluates it without."""
+    gt, _ = synthetic_keypoint_eval_set(10, 1)
+    before = copy.deepcopy(gt)
+    ref = pycocotools_stats(gt, [])
+    assert ref.shape == (10,) and ref.dtype == np.float64
+    assert np.array_equal(ref, COCOKeypointEval(gt, []).run())
+    assert gt == before  # inputs are copied: COCOeval would write 'ignore' into them
+    empty = {"images": [], "annotations": [], "categories": [{"id": 1}]}
+    assert np.array_equal(pycocotools_stats(empty, []), COCOKeypointEval(empty, []).run())
+    with pytest.raises(TypeError, match="results"):
+        pycocotools_stats(gt, {"not": "a list"})
+
+
+def test_reference_wrapper_silences_stdout(capsys):
+    gt, dt = synthetic_keypoint_eval_set(5, 3)
+    pycocotools_stats(gt, dt)
+    assert capsys.readouterr().out == ""
+
+
+def test_coco_keypoint_stats_names_the_stats():
+    gt, dt = synthetic_keypoint_eval_set(15, 6)
+    named = coco_keypoint_stats(gt, dt)
+    assert list(named) == list(COCO_STAT_NAMES) == ["AP", "AP50", "AP75", "APm", "APl", "AR",
+                                                   "AR50", "AR75", "ARm", "ARl"]
+    assert all(type(v) is float for v in named.values())
+    assert np.array_equal(np.array(list(named.values())), pycocotools_stats(gt, dt))
+    sig = np.full(17, 0.05)
+    assert np.array_equal(np.array(list(coco_keypoint_stats(gt, dt, sig).values())),
+                          pycocotools_stats(gt, dt, sig))
+    none = coco_keypoint_stats(gt, [])
+    assert none["AP"] == 0.0 and none["AR"] == 0.0
+
+
+def test_faster_coco_eval_wrapper():
+    pytest.importorskip("faster_coco_eval")
+    gt, dt = synthetic_keypoint_eval_set(15, 2, quirks=False)
+    ours = COCOKeypointEval(gt, dt).run()
+    np.testing.assert_allclose(faster_coco_eval_stats(gt, dt), ours, atol=1e-12)
+    with pytest.raises(ValueError, match="empty"):
+        faster_coco_eval_stats(gt, [])
 
 
 def test_bad_inputs():

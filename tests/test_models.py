@@ -1,8 +1,14 @@
-"""Forward shapes of every model (tiny configs, CPU) and the registry."""
+"""Models = backbone + head: forward shapes (tiny configs, CPU), the loss path through
+forward, prediction (with flip test), tiny overfits per head, and paper-config sizes."""
+import numpy as np
 import pytest
 import torch
 
-from pyhpe.models import MODELS, build_model, model_names
+from pyhpe.codecs import (IntegralRegressionLabel, Lift3DCodec, MSRAHeatmap, PAFCodec,
+                          PAFOutputs, RegressionLabel, SimCCLabel, UDPHeatmap)
+from pyhpe.keypoints import COCO17
+from pyhpe.models import MODELS, PoseModel, build_model, model_names
+from pyhpe.models.heads import HeatmapHead, IntegralHead
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -11,21 +17,49 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 IMG = (2, 3, 64, 48)  # (B, 3, H, W)
 EXPECTED = {
     "simple_baseline": (2, 17, 16, 12),
-    "hourglass": (2, 17, 16, 12),
+    "hourglass": [(2, 17, 16, 12)] * 2,
     "hrnet": (2, 17, 16, 12),
-    "cpm": (2, 18, 8, 6),
+    "cpm": [(2, 18, 8, 6)] * 2,
     "deeppose": (2, 17, 2),
     "rtmpose": [(2, 17, 96), (2, 17, 128)],
     "vitpose": (2, 17, 16, 12),
     "tokenpose": (2, 17, 16, 12),
-    "litepose": (2, 34, 16, 12),
-    "openpose": [(2, 38, 8, 6), (2, 18, 8, 6)],
+    "litepose": (2, 17, 16, 12),
+    "openpose": [[(2, 18, 8, 6), (2, 32, 8, 6)]] * 2,
     "simple_baseline_3d": (2, 17, 3),
 }
+FLIP = COCO17.flip_index()
 
 
 def _shape(y):
-    return [tuple(t.shape) for t in y] if isinstance(y, (tuple, list)) else tuple(y.shape)
+    if isinstance(y, torch.Tensor):
+        return tuple(y.shape)
+    return [_shape(t) for t in y]
+
+
+def _inputs(name, b=2):
+    return torch.randn(b, 17, 2) if name == "simple_baseline_3d" else torch.randn(b, *IMG[1:])
+
+
+def _keypoints(b=2, size=(48, 64), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    kp = torch.rand(b, 17, 2, generator=g) * (torch.tensor(size) - 9) + 4
+    return kp, torch.ones(b, 17)
+
+
+def _targets(model, b=2, seed=0):
+    codec = model.codec
+    if isinstance(codec, Lift3DCodec):
+        kp, vis = _keypoints(b, seed=seed)
+        k3 = torch.randn(b, 17, 3, generator=torch.Generator().manual_seed(seed))
+        t = codec.encode(kp, vis, keypoints_3d=k3)
+        return t.pop("inputs"), t
+    kp, vis = _keypoints(b, codec.input_size, seed)
+    x = torch.randn(b, 3, codec.input_size[1], codec.input_size[0],
+                    generator=torch.Generator().manual_seed(seed + 1))
+    if isinstance(codec, PAFCodec):
+        kp, vis = kp[:, None], vis[:, None]
+    return x, codec.encode(kp, vis)
 
 
 def test_registry_lists_every_model():
@@ -33,47 +67,155 @@ def test_registry_lists_every_model():
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_tiny_forward_shapes(name):
+def test_tiny_forward_shapes_and_loss_through_forward(name):
     torch.manual_seed(0)
     m = build_model(name, "tiny")
-    x = torch.randn(2, 17, 2) if name == "simple_baseline_3d" else torch.randn(*IMG)
+    assert isinstance(m, PoseModel) and not hasattr(m, "output_kind")
     m.eval()
     with torch.no_grad():
-        y = m(x)
-    assert _shape(y) == EXPECTED[name]
-    # train-mode forward + backward works too
+        assert _shape(m(_inputs(name))) == EXPECTED[name]
+    # training: the losses come out of forward (what DDP wraps), every term is finite
     m.train()
-    y = m(x)
-    loss = sum(t.float().square().mean() for t in (y if isinstance(y, (tuple, list)) else [y]))
-    loss.backward()
-    assert any(p.grad is not None for p in m.parameters())
+    x, targets = _targets(m)
+    losses = m(x, targets)
+    assert isinstance(losses, dict) and losses
+    assert all(torch.isfinite(v) and v.dim() == 0 for v in losses.values())
+    sum(losses.values()).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
 
 
-def test_intermediate_supervision_outputs():
-    hg = build_model("hourglass", "tiny").eval()
-    cpm = build_model("cpm", "tiny").eval()
-    op = build_model("openpose", "tiny").eval()
-    x = torch.randn(*IMG)
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_predict_shapes_and_flip_test(name):
+    torch.manual_seed(0)
+    m = build_model(name, "tiny").eval()
+    x = _targets(m)[0]
+    kp, sc = m.predict(x)
+    kf, sf = m.predict(x, flip_test=True, flip_index=FLIP)
+    if name == "openpose":   # per-image lists of people
+        assert len(kp) == 2 and len(kf) == 2
+        assert all(k.shape[1:] == (17, 2) and s.shape[1:] == (17,) for k, s in zip(kp, sc))
+        return
+    dims = 3 if name == "simple_baseline_3d" else 2
+    assert kp.shape == kf.shape == (2, 17, dims) and sc.shape == sf.shape == (2, 17)
+    assert torch.isfinite(kf).all()
+    with pytest.raises(ValueError, match="flip_index"):
+        m.predict(x, flip_test=True)
+
+
+def test_multi_stage_heads_sum_the_stage_losses():
+    torch.manual_seed(0)
+    for name in ("hourglass", "cpm"):
+        m = build_model(name, "tiny").train()
+        x, t = _targets(m)
+        outs = m(x)
+        assert isinstance(outs, list) and len(outs) == 2
+        from pyhpe.models.heads.losses import keypoint_mse_loss
+        want = sum(keypoint_mse_loss(o[:, :17], t["heatmaps"], t["keypoint_weights"]) for o in outs)
+        torch.testing.assert_close(m.head.loss(outs, t)["loss_heatmap"], want)
+
+
+def test_heatmap_loss_is_mmpose_keypoint_mse_without_rescaling():
+    codec = MSRAHeatmap((48, 64), (12, 16))
+    head = HeatmapHead(codec, None, 17)
+    pred, target = torch.rand(2, 17, 16, 12), torch.rand(2, 17, 16, 12)
+    w = torch.rand(2, 17)
+    got = head.loss(pred, {"heatmaps": target, "keypoint_weights": w})["loss_heatmap"]
+    torch.testing.assert_close(got, ((pred - target) ** 2 * w[..., None, None]).mean())
+    jw = torch.linspace(0.5, 1.5, 17)
+    head = HeatmapHead(codec, None, 17, joint_weights=jw)
+    got = head.loss(pred, {"heatmaps": target, "keypoint_weights": w})["loss_heatmap"]
+    torch.testing.assert_close(got, ((pred - target) ** 2 * (w * jw)[..., None, None]).mean())
+
+
+def _overfit(model, x, targets, steps, lr):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    first = None
+    for _ in range(steps):
+        loss = sum(model(x, targets).values())
+        first = float(loss) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()   # BN statistics of two samples; compare in training mode as it was fitted
+    model.train()
     with torch.no_grad():
-        assert len(hg.forward_stacks(x)) == 2
-        assert len(cpm.forward_stages(x)) == 2
-        assert len(op.forward_stages(x)) == 2
+        last = float(sum(model(x, targets).values()))
+    return first, last
 
 
-def test_num_keypoints_and_overrides():
-    m = build_model("simple_baseline", "tiny", num_keypoints=16).eval()
+OVERFIT = [
+    ("simple_baseline", {}, None, 30, 3e-3),
+    ("rtmpose", {}, None, 30, 3e-3),
+    ("deeppose", {}, None, 40, 3e-3),
+    ("simple_baseline", {}, "ipr", 30, 3e-3),
+    ("simple_baseline", {}, "dsnt", 30, 3e-3),
+    ("openpose", {}, None, 30, 3e-3),
+    ("simple_baseline_3d", {}, None, 40, 3e-3),
+]
+
+
+@pytest.mark.parametrize("name,kw,method,steps,lr", OVERFIT,
+                         ids=[f"{o[0]}-{o[2] or 'default'}" for o in OVERFIT])
+def test_tiny_overfit_of_two_samples_lowers_the_loss(name, kw, method, steps, lr):
+    torch.manual_seed(0)
+    codec = None
+    if method is not None:
+        codec = IntegralRegressionLabel((48, 64), (12, 16), method=method)
+    m = build_model(name, "tiny", codec=codec, **kw)
+    if method is not None:
+        assert isinstance(m.head, IntegralHead)
+    x, t = _targets(m)
+    first, last = _overfit(m, x, t, steps, lr)
+    assert last < 0.7 * first, (first, last)
+
+
+def test_build_model_takes_a_codec_and_checks_it():
+    codec = UDPHeatmap((48, 64), (12, 16))
+    m = build_model("hrnet", "tiny", codec=codec)
+    assert m.codec is codec and m.head.codec is codec
+    m = build_model("rtmpose", "tiny", codec=SimCCLabel((64, 64), split_ratio=2.0))
+    assert m.head.cls_x.out_features == 128 and m.head.cls_y.out_features == 128
+    with pytest.raises(TypeError, match="SimCCLabel"):
+        build_model("rtmpose", "tiny", codec=MSRAHeatmap((48, 64), (12, 16)))
+    with pytest.raises(TypeError, match="RegressionLabel"):
+        build_model("deeppose", "tiny", codec=MSRAHeatmap((48, 64), (12, 16)))
+    with pytest.raises(TypeError, match="Codec"):
+        build_model("hrnet", "tiny", codec="msra")
+
+
+def test_default_codecs_follow_the_config_input_size():
+    m = build_model("simple_baseline", "tiny", num_keypoints=16)
+    assert m.codec.input_size == (48, 64) and m.codec.heatmap_size == (12, 16)
     with torch.no_grad():
-        assert m(torch.randn(*IMG)).shape == (2, 16, 16, 12)
+        assert m.eval()(torch.randn(*IMG)).shape == (2, 16, 16, 12)
     m = build_model("rtmpose", "tiny", input_size=(64, 64)).eval()
     with torch.no_grad():
         sx, sy = m(torch.randn(1, 3, 64, 64))
     assert sx.shape == (1, 17, 128) and sy.shape == (1, 17, 128)
+    assert isinstance(build_model("deeppose", "tiny").codec, RegressionLabel)
+    assert isinstance(build_model("openpose", "tiny").codec, PAFCodec)
+    assert build_model("openpose", "paper", num_keypoints=18).codec.heatmap_size == (46, 46)
+
+
+def test_lift_head_bone_loss():
+    codec = Lift3DCodec.from_data(np.random.default_rng(0).normal(size=(50, 17, 2)) * 50,
+                                  np.random.default_rng(1).normal(size=(50, 17, 3)) * 200,
+                                  root_index=(11, 12))
+    bones = COCO17.limbs
+    m = build_model("simple_baseline_3d", "tiny", codec=codec, bone_weight=0.5, bones=bones)
+    x, t = _targets(m)
+    losses = m.train()(x, t)
+    assert set(losses) == {"loss_mse", "loss_bone"} and losses["loss_bone"] > 0
+    with pytest.raises(ValueError, match="bones"):
+        build_model("simple_baseline_3d", "tiny", bone_weight=0.5)
 
 
 def _millions(name, config, **kw):
     # on the meta device: parameter shapes without memory or initialisation time
     with torch.device("meta"):
         m = build_model(name, config, **kw)
+    # joint weights and other non-persistent buffers are not parameters
     return sum(p.numel() for p in m.parameters()) / 1e6
 
 
@@ -100,7 +242,7 @@ KNOWN_MISMATCH = [
      "TokenPose-S-v2 in the TokenPose paper has 6.2 M"),
     ("litepose", "paper", {}, 2.7,
      "the 'paper' config (called LitePose-S-like) has 1.70 M, the size of LitePose-XS; "
-     "the paper's LitePose-S has 2.7 M"),
+     "the paper's LitePose-S has 2.7 M (with its associative-embedding tag maps)"),
 ]
 # No parameter count is published for these exact configurations (CPM's COCO 6-stage net,
 # DeepPose on ResNet-50, SimCC on ResNet-50 without deconvolutions, a 2-stack hourglass,

@@ -1,7 +1,35 @@
-"""Encode/decode objects between keypoints and network targets (MSRA/DARK heatmaps, SimCC)."""
-from .msra import MSRAHeatmap
-from .simcc import SimCCLabel
-from ._fallback import argmax_decode_torch, dark_decode_torch, msra_heatmaps_torch
+"""Codecs: one object per target representation, between keypoints and network outputs.
 
-__all__ = ["MSRAHeatmap", "SimCCLabel", "argmax_decode_torch", "dark_decode_torch",
-           "msra_heatmaps_torch"]
+``build_codec(name, **cfg)`` / ``list_codecs()``; ``build_codec(**codec.to_config())`` round
+trips. Targets are made for a whole collated batch in one pyhpe.ops kernel call.
+"""
+from __future__ import annotations
+
+from typing import Dict, List
+
+from .base import Codec
+from .heatmap import MSRAHeatmap, UDPHeatmap, UnbiasedHeatmap
+from .lift3d import Lift3DCodec
+from .paf import PAFCodec, PAFOutputs
+from .regression import IntegralRegressionLabel, RegressionLabel
+from .simcc import SimCCLabel
+
+CODECS: Dict[str, type] = {cls.name: cls for cls in (
+    MSRAHeatmap, UnbiasedHeatmap, UDPHeatmap, SimCCLabel, RegressionLabel,
+    IntegralRegressionLabel, PAFCodec, Lift3DCodec)}
+
+
+def list_codecs() -> List[str]:
+    return sorted(CODECS)
+
+
+def build_codec(name: str, **cfg) -> Codec:
+    """A codec by name (see :func:`list_codecs`) with its constructor's keyword arguments."""
+    if name not in CODECS:
+        raise ValueError(f"build_codec: unknown codec {name!r}; known: {list_codecs()}")
+    return CODECS[name](**cfg)
+
+
+__all__ = ["CODECS", "Codec", "IntegralRegressionLabel", "Lift3DCodec", "MSRAHeatmap",
+           "PAFCodec", "PAFOutputs", "RegressionLabel", "SimCCLabel", "UDPHeatmap",
+           "UnbiasedHeatmap", "build_codec", "list_codecs"]

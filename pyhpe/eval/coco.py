@@ -40,12 +40,9 @@ Modes:
 """
 from __future__ import annotations
 
-import contextlib
-import copy
-import io
 import json
 import os
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -465,45 +462,13 @@ class COCOKeypointEval:
                                        self._img_index[img_id])
 
 
-def pycocotools_eval(gt, dt, sigmas=None, *, copy_inputs: bool = True):
-    """Reference: a finished pycocotools ``COCOeval`` (evaluate/accumulate/summarize run
-    silently). Inputs are deep-copied unless told otherwise: ``loadRes`` mutates them."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    gt_data, dt_data = _load(gt, "gt"), _load(dt, "dt")
-    if copy_inputs:
-        gt_data, dt_data = copy.deepcopy(gt_data), copy.deepcopy(dt_data)
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO()
-        coco.dataset = gt_data
-        coco.createIndex()
-        ev = COCOeval(coco, coco.loadRes(dt_data), "keypoints")
-        if sigmas is not None:
-            ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev
+#: Names of the 10 COCO keypoint stats, in pycocotools' order.
+COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
 
-def pycocotools_stats(gt, dt, sigmas=None, *, copy_inputs: bool = True) -> np.ndarray:
-    """Reference: the 10 stats pycocotools itself computes."""
-    return pycocotools_eval(gt, dt, sigmas, copy_inputs=copy_inputs).stats
-
-
-def faster_coco_eval_stats(gt, dt, *, copy_inputs: bool = True) -> np.ndarray:
-    """Reference: the 10 keypoint stats of faster-coco-eval's ``COCOeval_faster``."""
-    from faster_coco_eval import COCO, COCOeval_faster
-
-    gt_data, dt_data = _load(gt, "gt"), _load(dt, "dt")
-    if copy_inputs:
-        gt_data, dt_data = copy.deepcopy(gt_data), copy.deepcopy(dt_data)
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(gt_data)
-        ev = COCOeval_faster(coco, coco.loadRes(dt_data), "keypoints",
-                             print_function=lambda *a, **k: None)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return np.asarray(ev.stats[:10])
+def coco_keypoint_stats(gt, results, sigmas: Optional[Sequence[float]] = None) -> Dict[str, float]:
+    """The 10 COCO keypoint stats by name (:data:`COCO_STAT_NAMES`), computed by
+    :class:`COCOKeypointEval` (equal to pycocotools'). An empty results list is evaluated too
+    (AP 0 where there is GT). ``sigmas`` default to COCO-17's."""
+    stats = COCOKeypointEval(gt, results, sigmas=sigmas).run()
+    return {name: float(v) for name, v in zip(COCO_STAT_NAMES, stats)}

@@ -1,39 +1,42 @@
-"""Pose models with ``tiny`` (tests) and ``paper`` configs; no weight downloads.
+"""Pose models = backbone (+ neck) + head, with ``tiny`` (tests) and ``paper`` configs; no
+weight downloads.
 
-``build_model(name, config='tiny'|'paper'|<variant>, num_keypoints=17, **overrides)``.
+``build_model(name, config='tiny'|'paper'|<variant>, num_keypoints=17, codec=None,
+**overrides) -> PoseModel``. The head owns the codec, the loss and the prediction; without a
+codec each model gets a sensible default for its head at the config's input size.
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Callable, Dict, Optional, Tuple
 
-import torch.nn as nn
-
-from . import cpm, deeppose, hourglass, hrnet, lifter, litepose, openpose, rtmpose, simple_baseline, tokenpose, vitpose
-from .common import BasicBlock, Bottleneck, HeatmapHead, ResNet
+from ..codecs import Codec
+from . import (cpm, deeppose, hourglass, hrnet, lifter, litepose, openpose, rtmpose, simple_baseline,
+               tokenpose, vitpose)
+from .common import BasicBlock, Bottleneck, ResNet
 from .cpm import CPM
-from .deeppose import DeepPose
+from .heads import (BaseHead, HeatmapHead, IntegralHead, LiftHead, PAFHead, RegressionHead,
+                    SimCCHead)
 from .hourglass import StackedHourglass
 from .hrnet import HRNet
-from .lifter import SimpleBaseline3D
+from .lifter import LifterBackbone
 from .litepose import LitePose
-from .openpose import OpenPoseNet
-from .rtmpose import RTMPoseLike, SimCCHead
-from .simple_baseline import SimpleBaseline
-from .tokenpose import TokenPose
-from .vitpose import ViTPose
+from .openpose import OpenPoseBackbone
+from .pose_model import PoseModel
+from .tokenpose import TokenHeatmapHead, TokenPoseBackbone
+from .vitpose import ViT
 
-MODELS: Dict[str, tuple] = {
-    "simple_baseline": (SimpleBaseline, simple_baseline.CONFIGS),
-    "hourglass": (StackedHourglass, hourglass.CONFIGS),
-    "hrnet": (HRNet, hrnet.CONFIGS),
-    "cpm": (CPM, cpm.CONFIGS),
-    "deeppose": (DeepPose, deeppose.CONFIGS),
-    "rtmpose": (RTMPoseLike, rtmpose.CONFIGS),
-    "vitpose": (ViTPose, vitpose.CONFIGS),
-    "tokenpose": (TokenPose, tokenpose.CONFIGS),
-    "litepose": (LitePose, litepose.CONFIGS),
-    "openpose": (OpenPoseNet, openpose.CONFIGS),
-    "simple_baseline_3d": (SimpleBaseline3D, lifter.CONFIGS),
+MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
+    "simple_baseline": (simple_baseline.build, simple_baseline.CONFIGS),
+    "hourglass": (hourglass.build, hourglass.CONFIGS),
+    "hrnet": (hrnet.build, hrnet.CONFIGS),
+    "cpm": (cpm.build, cpm.CONFIGS),
+    "deeppose": (deeppose.build, deeppose.CONFIGS),
+    "rtmpose": (rtmpose.build, rtmpose.CONFIGS),
+    "vitpose": (vitpose.build, vitpose.CONFIGS),
+    "tokenpose": (tokenpose.build, tokenpose.CONFIGS),
+    "litepose": (litepose.build, litepose.CONFIGS),
+    "openpose": (openpose.build, openpose.CONFIGS),
+    "simple_baseline_3d": (lifter.build, lifter.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),
@@ -46,8 +49,11 @@ def model_names():
     return sorted(MODELS)
 
 
-def build_model(name: str, config: str = "tiny", num_keypoints: int = 17, **overrides) -> nn.Module:
-    """Instantiate a registered model with a named config, overridden by keyword arguments."""
+def build_model(name: str, config: str = "tiny", num_keypoints: int = 17,
+                codec: Optional[Codec] = None, **overrides) -> PoseModel:
+    """A registered model with a named config, overridden by keyword arguments (architecture
+    options, ``input_size`` / ``img_size`` for the default codec, head options such as
+    ``joint_weights``)."""
     key = name.lower().replace("-", "_")
     alias = ALIASES.get(key, key)
     if isinstance(alias, tuple):
@@ -56,14 +62,17 @@ def build_model(name: str, config: str = "tiny", num_keypoints: int = 17, **over
         key = alias
     if key not in MODELS:
         raise ValueError(f"build_model: unknown model {name!r}; known: {model_names()}")
-    cls, configs = MODELS[key]
+    builder, configs = MODELS[key]
     if config not in configs:
         raise ValueError(f"build_model: model {key!r} has no config {config!r}; known: {sorted(configs)}")
+    if codec is not None and not isinstance(codec, Codec):
+        raise TypeError(f"build_model: 'codec' must be a pyhpe.codecs.Codec, got {type(codec).__name__}")
     kwargs = dict(configs[config])
     kwargs.update(overrides)
-    return cls(num_keypoints=num_keypoints, **kwargs)
+    return builder(num_keypoints=num_keypoints, codec=codec, **kwargs)
 
 
-__all__ = ["build_model", "model_names", "MODELS", "BasicBlock", "Bottleneck", "HeatmapHead",
-           "ResNet", "CPM", "DeepPose", "StackedHourglass", "HRNet", "SimpleBaseline3D", "LitePose",
-           "OpenPoseNet", "RTMPoseLike", "SimCCHead", "SimpleBaseline", "TokenPose", "ViTPose"]
+__all__ = ["build_model", "model_names", "MODELS", "BaseHead", "BasicBlock", "Bottleneck", "CPM",
+           "HRNet", "HeatmapHead", "IntegralHead", "LiftHead", "LifterBackbone", "LitePose",
+           "OpenPoseBackbone", "PAFHead", "PoseModel", "RegressionHead", "ResNet", "SimCCHead",
+           "StackedHourglass", "TokenHeatmapHead", "TokenPoseBackbone", "ViT"]

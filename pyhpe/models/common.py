@@ -1,4 +1,5 @@
-"""Shared building blocks: conv-bn-act, residual blocks, ResNet (written here; no downloads)."""
+"""Shared building blocks: conv-bn-act, residual blocks, ResNet (written here; no downloads),
+and the default-codec helper of the model builders."""
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -100,6 +101,8 @@ class ResNet(nn.Module):
             stages.append(st)
         self.stages = nn.ModuleList(stages)
         self.out_channels = cin
+        #: output stride of the last stage
+        self.stride = (4 if stem == "conv3x2" or stem_pool else 2) * 2 ** (len(stages) - 1)
         init_weights(self)
 
     def forward(self, x, return_all: bool = False):
@@ -128,22 +131,11 @@ def init_weights(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-class HeatmapHead(nn.Module):
-    """SimpleBaseline head: ``num_deconv`` stride-2 4x4 deconvs, then a 1x1 conv to K maps."""
+def input_hw(input_size) -> tuple:
+    w, h = (int(v) for v in input_size)
+    return h, w
 
-    def __init__(self, cin, num_keypoints, deconv_channels=(256, 256, 256), final_kernel=1,
-                 extra_convs: int = 0):
-        super().__init__()
-        layers = []
-        for c in deconv_channels:
-            layers += [nn.ConvTranspose2d(cin, c, 4, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
-            cin = c
-        for _ in range(extra_convs):
-            layers.append(conv_bn_act(cin, cin, 3))
-        self.deconv = nn.Sequential(*layers)
-        self.final = nn.Conv2d(cin, num_keypoints, final_kernel, 1, final_kernel // 2)
-        init_weights(self)
-        nn.init.normal_(self.final.weight, std=0.001)
 
-    def forward(self, x):
-        return self.final(self.deconv(x))
+def heatmap_size(input_size, stride) -> tuple:
+    """``(W, H)`` of the maps of a stride-``stride`` network at ``input_size=(W, H)``."""
+    return tuple(max(int(round(int(v) / stride)), 1) for v in input_size)

@@ -8,6 +8,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import init_weights
+from .heads import build_heatmap_head
+from .pose_model import PoseModel
 
 
 def _convs(cin, specs):
@@ -19,12 +21,12 @@ def _convs(cin, specs):
 
 
 class CPM(nn.Module):
-    """``(B, 3, H, W) -> (B, K + 1, H/8, W/8)`` belief maps (K keypoints + background) of the
-    last stage; :meth:`forward_stages` returns every stage for intermediate supervision.
-    Stage 1 sees the image only; stages t > 1 see shared image features and the previous
-    beliefs through large (``large_kernel``) receptive fields."""
+    """Backbone ``(B, 3, H, W) -> [(B, K + 1, H/8, W/8)] * num_stages``: every stage's belief
+    maps (K keypoints + background). Stage 1 sees the image only; stages t > 1 see shared
+    image features and the previous beliefs through large (``large_kernel``) receptive
+    fields."""
 
-    output_kind = "heatmap"
+    stride = 8
 
     def __init__(self, num_keypoints=17, num_stages=6, channels=128, feat_channels=32,
                  large_kernel=11, background=True):
@@ -44,7 +46,7 @@ class CPM(nn.Module):
             self.stages.append(nn.Sequential(body, nn.Conv2d(cb, k_out, 1)))
         init_weights(self)
 
-    def forward_stages(self, x) -> List[torch.Tensor]:
+    def forward(self, x) -> List[torch.Tensor]:
         f0 = self.stem(x)
         beliefs = [self.stage1(f0)]
         feats = self.features(f0)
@@ -52,9 +54,17 @@ class CPM(nn.Module):
             beliefs.append(st(torch.cat([feats, beliefs[-1]], 1)))
         return beliefs
 
-    def forward(self, x):
-        return self.forward_stages(x)[-1]
+
+def build(num_keypoints=17, codec=None, *, input_size=(192, 256), joint_weights=None, **arch
+          ) -> PoseModel:
+    """CPM + a pass-through :class:`HeatmapHead`: the loss sums every stage's K keypoint maps
+    (the background belief map is not supervised)."""
+    backbone = CPM(num_keypoints, **arch)
+    head = build_heatmap_head(codec, input_size, CPM.stride, num_keypoints=num_keypoints,
+                              joint_weights=joint_weights)
+    return PoseModel(backbone, head)
 
 
 CONFIGS = {"paper": dict(num_stages=6, channels=128, feat_channels=32, large_kernel=11),
-           "tiny": dict(num_stages=2, channels=8, feat_channels=8, large_kernel=3)}
+           "tiny": dict(input_size=(48, 64), num_stages=2, channels=8, feat_channels=8,
+                        large_kernel=3)}

@@ -8,6 +8,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import conv_bn_act, init_weights
+from .heads import build_heatmap_head
+from .pose_model import PoseModel
 
 
 class _Residual(nn.Module):
@@ -42,12 +44,10 @@ class _Hourglass(nn.Module):
 
 
 class StackedHourglass(nn.Module):
-    """``(B, 3, H, W) -> (B, K, H/4, W/4)``: the last stack's heatmaps.
+    """Backbone ``(B, 3, H, W) -> [(B, K, H/4, W/4)] * num_stacks``: every stack's heatmaps
+    (intermediate supervision; each stack's maps feed the next)."""
 
-    :meth:`forward_stacks` returns every stack's heatmaps for intermediate supervision.
-    """
-
-    output_kind = "heatmap"
+    stride = 4
 
     def __init__(self, num_keypoints=17, num_stacks=8, channels=256, depth=4, num_blocks=1):
         super().__init__()
@@ -62,7 +62,7 @@ class StackedHourglass(nn.Module):
         self.merge_pred = nn.ModuleList([nn.Conv2d(num_keypoints, c, 1) for _ in range(num_stacks - 1)])
         init_weights(self)
 
-    def forward_stacks(self, x) -> List[torch.Tensor]:
+    def forward(self, x) -> List[torch.Tensor]:
         x = self.stem(x)
         outs = []
         for i, hg in enumerate(self.hgs):
@@ -73,10 +73,16 @@ class StackedHourglass(nn.Module):
                 x = x + self.merge_feat[i](f) + self.merge_pred[i](p)
         return outs
 
-    def forward(self, x):
-        return self.forward_stacks(x)[-1]
+
+def build(num_keypoints=17, codec=None, *, input_size=(256, 256), joint_weights=None, **arch
+          ) -> PoseModel:
+    """Stacked hourglass + a pass-through :class:`HeatmapHead`: the loss sums every stack."""
+    backbone = StackedHourglass(num_keypoints, **arch)
+    head = build_heatmap_head(codec, input_size, StackedHourglass.stride,
+                              num_keypoints=num_keypoints, joint_weights=joint_weights)
+    return PoseModel(backbone, head)
 
 
 CONFIGS = {"paper": dict(num_stacks=8, channels=256, depth=4, num_blocks=1),
            "hg2": dict(num_stacks=2, channels=256, depth=4),
-           "tiny": dict(num_stacks=2, channels=16, depth=2, num_blocks=1)}
+           "tiny": dict(input_size=(48, 64), num_stacks=2, channels=16, depth=2, num_blocks=1)}

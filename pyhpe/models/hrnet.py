@@ -8,6 +8,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import BasicBlock, Bottleneck, conv_bn_act, init_weights, make_stage
+from .heads import build_heatmap_head
+from .pose_model import PoseModel
 
 
 class _FuseModule(nn.Module):
@@ -53,16 +55,16 @@ class _FuseModule(nn.Module):
 
 
 class HRNet(nn.Module):
-    """``(B, 3, H, W) -> (B, K, H/4, W/4)`` from the highest-resolution branch.
+    """Backbone ``(B, 3, H, W) -> (B, width, H/4, W/4)``: the highest-resolution branch.
 
     ``width`` 32 / 48 gives HRNet-W32 / W48 (branch widths w, 2w, 4w, 8w); ``modules`` is the
     number of fusion modules in stages 2-4 (paper: 1, 4, 3) and ``num_blocks`` the BasicBlocks
     per branch (paper: 4).
     """
 
-    output_kind = "heatmap"
+    stride = 4
 
-    def __init__(self, num_keypoints=17, width=32, modules=(1, 4, 3), num_blocks=4,
+    def __init__(self, width=32, modules=(1, 4, 3), num_blocks=4,
                  stem_channels=64, stage1_blocks=4):
         super().__init__()
         self.stem = nn.Sequential(conv_bn_act(3, stem_channels, 3, 2), conv_bn_act(stem_channels, stem_channels, 3, 2))
@@ -85,9 +87,8 @@ class HRNet(nn.Module):
             self.stages.append(nn.Sequential(*[_FuseModuleSeq(cur, num_blocks, not (last_stage and m == n_mod - 1))
                                                for m in range(n_mod)]))
             prev = cur
-        self.final = nn.Conv2d(widths[0], num_keypoints, 1)
+        self.out_channels = widths[0]
         init_weights(self)
-        nn.init.normal_(self.final.weight, std=0.001)
 
     def forward(self, x):
         x = self.layer1(self.stem(x))
@@ -97,12 +98,22 @@ class HRNet(nn.Module):
             for i, t in enumerate(trans):
                 new.append(t(xs[i]) if i < len(xs) else t(xs[-1]))
             xs = stage(new)
-        return self.final(xs[0])
+        return xs[0]
 
 
 class _FuseModuleSeq(_FuseModule):
     """_FuseModule usable inside nn.Sequential (list in, list out)."""
 
 
+def build(num_keypoints=17, codec=None, *, input_size=(192, 256), joint_weights=None, **arch
+          ) -> PoseModel:
+    """HRNet + a 1x1 :class:`HeatmapHead` on the high-resolution branch (stride 4)."""
+    backbone = HRNet(**arch)
+    head = build_heatmap_head(codec, input_size, HRNet.stride, in_channels=backbone.out_channels,
+                              num_keypoints=num_keypoints, joint_weights=joint_weights)
+    return PoseModel(backbone, head)
+
+
 CONFIGS = {"paper": dict(width=32), "w32": dict(width=32), "w48": dict(width=48),
-           "tiny": dict(width=8, modules=(1, 1, 1), num_blocks=1, stem_channels=16, stage1_blocks=1)}
+           "tiny": dict(input_size=(48, 64), width=8, modules=(1, 1, 1), num_blocks=1,
+                        stem_channels=16, stage1_blocks=1)}

@@ -1,12 +1,17 @@
 """Lite Pose (Wang et al. 2022): an efficient single-branch bottom-up network (MobileNetV2-style
-inverted residuals with large kernels, fusion deconvs) predicting heatmaps and associative
-embedding tags."""
+inverted residuals with large kernels, fusion deconvs).
+
+Built here as a heatmap model (backbone + :class:`HeatmapHead`, K maps, multi-person targets
+from a heatmap codec); the paper's associative-embedding tag maps arrive with the
+associative-embedding codec and head."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
 from .common import conv_bn_act, init_weights
+from .heads import build_heatmap_head
+from .pose_model import PoseModel
 
 
 class InvertedResidual(nn.Module):
@@ -25,16 +30,14 @@ class InvertedResidual(nn.Module):
 
 
 class LitePose(nn.Module):
-    """``(B, 3, H, W) -> (B, 2K, H/4, W/4)``: K heatmaps then K tag maps (associative embedding).
+    """Backbone ``(B, 3, H, W) -> (B, C, H/4, W/4)`` features.
 
     ``stages`` lists (channels, blocks, stride) of the backbone after a stride-2 stem; the
     decoder upsamples the last stage with deconvs, adding lateral 1x1 projections of the
     stride-8 and stride-4 features (Lite Pose's fusion).
     """
 
-    output_kind = "bottomup_ae"
-
-    def __init__(self, num_keypoints=17, stem_channels=16,
+    def __init__(self, stem_channels=16,
                  stages=((16, 6, 2), (32, 8, 2), (48, 10, 2), (80, 10, 1)), expand=6, kernel=7,
                  deconv_channels=(48, 32)):
         super().__init__()
@@ -64,8 +67,8 @@ class LitePose(nn.Module):
             if stride in tap_by_stride:
                 self.laterals[str(stride)] = nn.Conv2d(tap_by_stride[stride][1], dc, 1)
             c = dc
-        self.out_stride = stride
-        self.final = nn.Conv2d(c, 2 * num_keypoints, 1)
+        self.stride = stride
+        self.out_channels = c
         init_weights(self)
 
     def forward(self, x):
@@ -82,9 +85,17 @@ class LitePose(nn.Module):
                     key = (st, idx)
             if key is not None:
                 x = x + self.laterals[str(key[0])](feats[key[1]])
-        return self.final(x)
+        return x
+
+
+def build(num_keypoints=17, codec=None, *, input_size=(256, 256), joint_weights=None, **arch
+          ) -> PoseModel:
+    backbone = LitePose(**arch)
+    head = build_heatmap_head(codec, input_size, backbone.stride, in_channels=backbone.out_channels,
+                              num_keypoints=num_keypoints, joint_weights=joint_weights)
+    return PoseModel(backbone, head)
 
 
 CONFIGS = {"paper": dict(),  # LitePose-S-like: 6/8/10/10 blocks, 7x7 kernels
-           "tiny": dict(stem_channels=8, stages=((8, 1, 2), (16, 1, 2), (16, 1, 2)), expand=2,
+           "tiny": dict(input_size=(48, 64), stem_channels=8, stages=((8, 1, 2), (16, 1, 2), (16, 1, 2)), expand=2,
                         kernel=3, deconv_channels=(16, 16))}

@@ -2,12 +2,13 @@
 Affinity Fields and confidence maps, each stage refining the previous prediction."""
 from __future__ import annotations
 
-from typing import List, Tuple
-
-import torch
 import torch.nn as nn
 
-from .common import init_weights
+from ..codecs import PAFCodec
+from ..ops.paf import COCO17_LIMBS, COCO18_LIMBS
+from .common import heatmap_size, init_weights
+from .heads import PAFHead
+from .pose_model import PoseModel
 
 
 def _vgg(cfg):
@@ -21,51 +22,55 @@ def _vgg(cfg):
     return nn.Sequential(*layers), c
 
 
-def _branch(cin, cmid, cout, n, k):
-    layers, c = [], cin
-    for _ in range(n):
-        layers += [nn.Conv2d(c, cmid, k, 1, k // 2), nn.ReLU(inplace=True)]
-        c = cmid
-    layers += [nn.Conv2d(c, cmid, 1), nn.ReLU(inplace=True), nn.Conv2d(cmid, cout, 1)]
-    return nn.Sequential(*layers)
+VGG19_TO_CONV4_2 = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512)
 
 
-class OpenPoseNet(nn.Module):
-    """``(B, 3, H, W) -> (pafs (B, 2L, H/8, W/8), heatmaps (B, K + 1, H/8, W/8))`` of the last
-    stage, L = number of limbs (COCO: 19), K + 1 includes the background map.
-    :meth:`forward_stages` returns every stage's pair for intermediate supervision."""
+class OpenPoseBackbone(nn.Module):
+    """``(B, 3, H, W) -> (B, feat_channels, H/s, W/s)``: VGG layers (``vgg``: channels and
+    "M" max-pools, s = 2 ** pools) and a 3x3 reduction."""
 
-    output_kind = "paf"
-
-    def __init__(self, num_keypoints=17, num_limbs=19, num_stages=6,
-                 vgg=(64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512),
-                 feat_channels=128, stage_channels=128, stage1_kernel=3, refine_kernel=7,
-                 refine_convs=5):
+    def __init__(self, vgg=VGG19_TO_CONV4_2, feat_channels=128):
         super().__init__()
-        self.backbone, c = _vgg(vgg)
+        self.vgg, c = _vgg(vgg)
         self.reduce = nn.Sequential(nn.Conv2d(c, feat_channels, 3, 1, 1), nn.ReLU(inplace=True))
-        P, S = 2 * num_limbs, num_keypoints + 1
-        self.paf1 = _branch(feat_channels, stage_channels, P, 3, stage1_kernel)
-        self.hm1 = _branch(feat_channels, stage_channels, S, 3, stage1_kernel)
-        cin = feat_channels + P + S
-        self.paf_refine = nn.ModuleList([_branch(cin, stage_channels, P, refine_convs, refine_kernel)
-                                         for _ in range(num_stages - 1)])
-        self.hm_refine = nn.ModuleList([_branch(cin, stage_channels, S, refine_convs, refine_kernel)
-                                        for _ in range(num_stages - 1)])
+        self.stride = 2 ** sum(1 for v in vgg if v == "M")
+        self.out_channels = feat_channels
         init_weights(self)
 
-    def forward_stages(self, x) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-        f = self.reduce(self.backbone(x))
-        out = [(self.paf1(f), self.hm1(f))]
-        for pr, hr in zip(self.paf_refine, self.hm_refine):
-            z = torch.cat([f, *out[-1]], 1)
-            out.append((pr(z), hr(z)))
-        return out
-
     def forward(self, x):
-        return self.forward_stages(x)[-1]
+        return self.reduce(self.vgg(x))
+
+
+def default_limbs(num_keypoints: int):
+    """OpenPose's COCO-18 limbs for 18 keypoints, pyhpe's COCO-17 PAF tree for 17."""
+    if num_keypoints == 18:
+        return COCO18_LIMBS
+    if num_keypoints == 17:
+        return COCO17_LIMBS
+    raise ValueError(f"openpose: no default limbs for {num_keypoints} keypoints; pass a PAFCodec")
+
+
+def build(num_keypoints=17, codec=None, *, input_size=(368, 368), num_limbs=None, num_stages=6,
+          vgg=VGG19_TO_CONV4_2, feat_channels=128, stage_channels=128, stage1_kernel=3,
+          refine_kernel=7, refine_convs=5, paf_weight=1.0, joint_weights=None) -> PoseModel:
+    """OpenPose backbone + :class:`PAFHead` (``num_stages`` stages). Without a codec:
+    PAFCodec(input_size, input_size / stride, :func:`default_limbs`); ``num_limbs``, when
+    given, must match the codec's limbs."""
+    backbone = OpenPoseBackbone(vgg, feat_channels)
+    if codec is None:
+        codec = PAFCodec(input_size, heatmap_size(input_size, backbone.stride),
+                         default_limbs(num_keypoints))
+    if num_limbs is not None and int(num_limbs) != len(codec.limbs):
+        raise ValueError(f"openpose: num_limbs={num_limbs} but the codec has {len(codec.limbs)} limbs")
+    head = PAFHead(codec, feat_channels, num_keypoints, num_stages, stage_channels, stage1_kernel,
+                   refine_kernel, refine_convs, paf_weight, joint_weights=joint_weights)
+    return PoseModel(backbone, head)
 
 
 CONFIGS = {"paper": dict(),
-           "tiny": dict(num_stages=2, vgg=(8, "M", 16, "M", 16, "M", 16), feat_channels=16,
-                        stage_channels=16, refine_convs=1, refine_kernel=3)}
+           "tiny": dict(input_size=(48, 64), num_stages=2, vgg=(8, "M", 16, "M", 16, "M", 16),
+                        feat_channels=16, stage_channels=16, refine_convs=1, refine_kernel=3),
+           # a stride-4 network that learns synthetic figures in minutes on a CPU
+           "small": dict(input_size=(128, 128), num_stages=2,
+                         vgg=(16, "M", 32, 32, "M", 48, 48, 48), feat_channels=48,
+                         stage_channels=48, refine_convs=3, refine_kernel=3)}

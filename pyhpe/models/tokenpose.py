@@ -6,15 +6,15 @@ import torch
 import torch.nn as nn
 
 from .common import BasicBlock, conv_bn_act, init_weights
+from .heads import HeatmapHead, default_heatmap_codec
+from .pose_model import PoseModel
 from .transformer import Encoder
 
 
-class TokenPose(nn.Module):
-    """``(B, 3, H, W) -> (B, K, H/4, W/4)``: a stride-4 CNN stem, ``patch`` sized patches of its
-    features as visual tokens (with learnt positions), K learnt keypoint tokens, a transformer,
-    and a shared MLP head per keypoint token (TokenPose-S/B/L as in the paper)."""
-
-    output_kind = "heatmap"
+class TokenPoseBackbone(nn.Module):
+    """``(B, 3, H, W) -> (B, K, dim)`` keypoint tokens: a stride-4 CNN stem, ``patch`` sized
+    patches of its features as visual tokens (learnt positions), K learnt keypoint tokens and
+    a transformer."""
 
     def __init__(self, num_keypoints=17, img_size=(192, 256), patch=(3, 4), dim=192, depth=12,
                  heads=8, stem_channels=64, stem_blocks=2, mlp_ratio=3.0):
@@ -32,9 +32,6 @@ class TokenPose(nn.Module):
         nn.init.trunc_normal_(self.pos, std=0.02)
         nn.init.trunc_normal_(self.kp_tokens, std=0.02)
         self.encoder = Encoder(dim, depth, heads, mlp_ratio)
-        hw = self.hm_size[0] * self.hm_size[1]
-        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, max(hw // 2, dim)), nn.GELU(),
-                                  nn.Linear(max(hw // 2, dim), hw))
         self.k = num_keypoints
         init_weights(self.stem)
 
@@ -45,8 +42,32 @@ class TokenPose(nn.Module):
         t = f.reshape(b, c, fh // ph, ph, fw // pw, pw).permute(0, 2, 4, 1, 3, 5)
         t = self.embed(t.reshape(b, (fh // ph) * (fw // pw), c * ph * pw)) + self.pos
         z = self.encoder(torch.cat([self.kp_tokens.expand(b, -1, -1), t], 1))
-        hm = self.head(z[:, :self.k])
-        return hm.view(b, self.k, fh, fw)
+        return z[:, :self.k]
+
+
+class TokenHeatmapHead(HeatmapHead):
+    """TokenPose's head: a shared MLP from each keypoint token to its flattened
+    ``map_hw`` heatmap (loss and prediction as :class:`HeatmapHead`)."""
+
+    def __init__(self, codec, dim: int, map_hw, num_keypoints: int = 17, joint_weights=None):
+        super().__init__(codec, None, num_keypoints, joint_weights=joint_weights)
+        self.map_hw = tuple(map_hw)
+        hw = self.map_hw[0] * self.map_hw[1]
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, max(hw // 2, dim)), nn.GELU(),
+                                 nn.Linear(max(hw // 2, dim), hw))
+
+    def forward_single(self, tokens):
+        return self.mlp(tokens).view(tokens.shape[0], tokens.shape[1], *self.map_hw)
+
+
+def build(num_keypoints=17, codec=None, *, img_size=(192, 256), joint_weights=None, **arch
+          ) -> PoseModel:
+    """TokenPose: heatmaps at stride 4 of ``img_size`` (the input size)."""
+    backbone = TokenPoseBackbone(num_keypoints, img_size, **arch)
+    codec = default_heatmap_codec(img_size, 4) if codec is None else codec
+    head = TokenHeatmapHead(codec, backbone.encoder.norm.normalized_shape[0], backbone.hm_size,
+                            num_keypoints, joint_weights)
+    return PoseModel(backbone, head)
 
 
 CONFIGS = {"paper": dict(img_size=(192, 256), patch=(3, 4), dim=192, depth=12, heads=8),  # TokenPose-S-v2

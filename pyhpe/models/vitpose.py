@@ -5,31 +5,27 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .common import HeatmapHead, init_weights
+from .common import init_weights
+from .heads import build_heatmap_head
+from .pose_model import PoseModel
 from .transformer import Encoder
 
 
-class ViTPose(nn.Module):
-    """``(B, 3, H, W) -> (B, K, 4H/p, 4W/p)`` heatmaps (p = patch size; the paper's p = 16 gives
-    stride 4): patch embedding, ``depth`` transformer blocks, the classic decoder (two stride-2
-    deconvs + 1x1) or ``decoder='simple'`` (bilinear x4 + ReLU + 3x3 conv)."""
+class ViT(nn.Module):
+    """Backbone ``(B, 3, H, W) -> (B, dim, H/p, W/p)``: patch embedding (p = ``patch_size``),
+    learnt positions (resized for other input sizes), ``depth`` transformer blocks."""
 
-    output_kind = "heatmap"
-
-    def __init__(self, num_keypoints=17, img_size=(192, 256), patch_size=16, dim=768, depth=12,
-                 heads=12, mlp_ratio=4.0, decoder="classic", deconv_channels=(256, 256)):
+    def __init__(self, img_size=(192, 256), patch_size=16, dim=768, depth=12, heads=12,
+                 mlp_ratio=4.0):
         super().__init__()
         w, h = img_size
         self.grid = (h // patch_size, w // patch_size)
+        self.patch_size = patch_size
+        self.out_channels = dim
         self.patch = nn.Conv2d(3, dim, patch_size, patch_size)
         self.pos = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
         self.encoder = Encoder(dim, depth, heads, mlp_ratio)
-        self.decoder_kind = decoder
-        if decoder == "simple":
-            self.head = nn.Conv2d(dim, num_keypoints, 3, 1, 1)
-        else:
-            self.head = HeatmapHead(dim, num_keypoints, deconv_channels)
         init_weights(self.encoder)
 
     def forward(self, x):
@@ -41,10 +37,27 @@ class ViTPose(nn.Module):
             pos = F.interpolate(pos.transpose(1, 2).reshape(1, c, *self.grid), size=(gh, gw),
                                 mode="bilinear", align_corners=False).flatten(2).transpose(1, 2)
         t = self.encoder(tokens + pos)
-        f = t.transpose(1, 2).reshape(b, c, gh, gw)
-        if self.decoder_kind == "simple":
-            return self.head(F.relu(F.interpolate(f, scale_factor=4, mode="bilinear", align_corners=False)))
-        return self.head(f)
+        return t.transpose(1, 2).reshape(b, c, gh, gw)
+
+
+def build(num_keypoints=17, codec=None, *, img_size=(192, 256), patch_size=16, dim=768, depth=12,
+          heads=12, mlp_ratio=4.0, decoder="classic", deconv_channels=(256, 256),
+          joint_weights=None) -> PoseModel:
+    """ViT + :class:`HeatmapHead`: the classic decoder (stride-2 deconvs + 1x1; the paper's
+    p = 16 with two deconvs gives stride 4) or ``decoder='simple'`` (bilinear x4 + ReLU +
+    3x3 conv). The input size is ``img_size``."""
+    backbone = ViT(img_size, patch_size, dim, depth, heads, mlp_ratio)
+    if decoder == "simple":
+        opts = dict(deconv_channels=(), upsample=4, final_kernel=3)
+        stride = patch_size / 4
+    elif decoder == "classic":
+        opts = dict(deconv_channels=deconv_channels)
+        stride = patch_size / 2 ** len(deconv_channels)
+    else:
+        raise ValueError(f"vitpose: 'decoder' must be 'classic' or 'simple', got {decoder!r}")
+    head = build_heatmap_head(codec, img_size, stride, in_channels=dim, num_keypoints=num_keypoints,
+                              joint_weights=joint_weights, **opts)
+    return PoseModel(backbone, head)
 
 
 CONFIGS = {"paper": dict(img_size=(192, 256), patch_size=16, dim=768, depth=12, heads=12),  # ViTPose-B

@@ -1,22 +1,31 @@
-"""Vectorized torch fallbacks used when a pyhpe.ops kernel is not built in.
+"""Vectorised torch baselines of the target and decode kernels, for the speed comparisons
+(:func:`pyhpe.testing.speed_table`, ``pyhpe bench``, the benchmarks): what a pipeline without
+pyhpe would run on the same device.
 
-They follow mmpose's semantics (mmpose/codecs/utils/gaussian_heatmap.py,
-post_processing.py and refinement.py): integer-centred truncated Gaussians, argmax with the
-quarter-pixel offset, and DARK's Taylor refinement.
+They follow mmpose's semantics (mmpose/codecs/utils/gaussian_heatmap.py, post_processing.py
+and refinement.py): integer-centred truncated Gaussians, argmax with the quarter-pixel
+offset, and DARK's Taylor refinement. They are timing baselines, not oracles (the tests'
+exact references are in :mod:`pyhpe.reference`) and no library code calls them.
 """
 from __future__ import annotations
 
-from typing import Tuple
-
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-import pyhpe.ops as _ops
 
-
-def get_op(name: str):
-    """``pyhpe.ops.<name>`` when the kernel family is present, else None."""
-    return getattr(_ops, name, None)
+def numpy_oks_matrix(dt: np.ndarray, gt: np.ndarray, areas: np.ndarray, sigmas) -> np.ndarray:
+    """pycocotools ``computeOks`` vectorised over padded images: dt ``(N, D, K, 2|3)``,
+    gt ``(N, G, K, 3)``, areas ``(N, G)`` -> ``(N, D, G)`` (GTs without a labelled keypoint use
+    every keypoint, without pycocotools' box-distance term)."""
+    var = (2.0 * np.asarray(sigmas, np.float64)) ** 2
+    dx = dt[:, :, None, :, 0] - gt[:, None, :, :, 0]
+    dy = dt[:, :, None, :, 1] - gt[:, None, :, :, 1]
+    e = (dx * dx + dy * dy) / var / (areas[:, None, :, None] + np.spacing(1)) / 2
+    vis = gt[:, None, :, :, 2] > 0
+    nvis = vis.sum(-1)
+    labelled = np.where(nvis[..., None] > 0, vis, True)
+    return (np.exp(-e) * labelled).sum(-1) / np.maximum(labelled.sum(-1), 1)
 
 
 def msra_heatmaps_torch(keypoints: torch.Tensor, visibility: torch.Tensor, heatmap_size, sigma: float):

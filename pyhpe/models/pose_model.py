@@ -1,0 +1,54 @@
+"""PoseModel: backbone (+ neck) + head; the loss path runs through ``forward``."""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .heads.base import BaseHead
+
+
+class PoseModel(nn.Module):
+    """``forward(inputs)`` -> the head's outputs (every stage for multi-stage heads);
+    ``forward(inputs, targets)`` -> the head's named losses (so DistributedDataParallel sees
+    the whole training computation, intermediate supervision included);
+    ``predict(inputs, flip_test=, flip_index=)`` -> decoded ``(keypoints, scores)``.
+
+    ``predict`` does not change the train/eval mode; call ``eval()`` first for inference.
+    """
+
+    def __init__(self, backbone: nn.Module, head: BaseHead, neck: Optional[nn.Module] = None):
+        super().__init__()
+        if not isinstance(head, BaseHead):
+            raise TypeError(f"PoseModel: 'head' must be a BaseHead, got {type(head).__name__}")
+        self.backbone = backbone
+        self.neck = neck
+        self.head = head
+
+    @property
+    def codec(self):
+        return self.head.codec
+
+    def extract_features(self, inputs: Tensor):
+        feats = self.backbone(inputs)
+        return feats if self.neck is None else self.neck(feats)
+
+    def forward(self, inputs: Tensor, targets: Optional[Dict[str, Tensor]] = None):
+        outputs = self.head(self.extract_features(inputs))
+        if targets is None:
+            return outputs
+        return self.head.loss(outputs, targets)
+
+    @torch.no_grad()
+    def predict(self, inputs: Tensor, *, flip_test: bool = False,
+                flip_index: Optional[Sequence[int]] = None):
+        outputs = self(inputs)
+        flipped = None
+        if flip_test:
+            if flip_index is None:
+                raise ValueError("PoseModel.predict: flip_test=True needs 'flip_index' "
+                                 "(KeypointSet.flip_index())")
+            flipped = self(self.codec.flip_inputs(inputs, flip_index))
+        return self.head.predict(outputs, flipped, flip_index)

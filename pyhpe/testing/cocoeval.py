@@ -1,0 +1,89 @@
+"""The reference COCO keypoint evaluators, run silently: pycocotools (the definition of the
+numbers pyhpe reproduces) and faster-coco-eval. Tests, benchmarks, the demo and ``pyhpe eval
+--check`` compare :class:`pyhpe.eval.COCOKeypointEval` against these.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+
+import numpy as np
+
+from ..eval.coco import _load
+
+
+def _inputs(gt, results, copy_inputs: bool):
+    gt_data, dt_data = _load(gt, "gt"), _load(results, "results")
+    if not isinstance(gt_data, dict):
+        raise TypeError(f"pycocotools_stats: 'gt' must be a COCO dataset dict, got "
+                        f"{type(gt_data).__name__}")
+    if not isinstance(dt_data, list):
+        raise TypeError(f"pycocotools_stats: 'results' must be a list of result dicts, got "
+                        f"{type(dt_data).__name__}")
+    if copy_inputs:
+        # COCOeval writes 'ignore' into GT annotations and loadRes adds area/bbox/id to results
+        gt_data, dt_data = copy.deepcopy(gt_data), copy.deepcopy(dt_data)
+    return gt_data, dt_data
+
+
+def pycocotools_eval(gt, results, sigmas=None, *, copy_inputs: bool = True):
+    """A finished pycocotools ``COCOeval(iouType='keypoints')`` (evaluate, accumulate and
+    summarize run with stdout silenced), for tests that inspect ``ious``/``evalImgs``/``eval``.
+
+    ``gt``: COCO dict, json path or pycocotools ``COCO``; ``results``: list of result dicts or
+    a json path. Inputs are deep-copied unless ``copy_inputs=False``. An empty results list is
+    evaluated as pyhpe does (no detections: AP 0 where there is GT) instead of failing inside
+    ``loadRes``.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt_data, dt_data = _inputs(gt, results, copy_inputs)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = gt_data
+        coco.createIndex()
+        if dt_data:
+            coco_dt = coco.loadRes(dt_data)
+        else:
+            coco_dt = COCO()
+            coco_dt.dataset = {"images": list(gt_data.get("images", [])),
+                               "categories": copy.deepcopy(gt_data.get("categories", [])),
+                               "annotations": []}
+            coco_dt.createIndex()
+        ev = COCOeval(coco, coco_dt, "keypoints")
+        if sigmas is not None:
+            ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev
+
+
+def pycocotools_stats(gt, results, sigmas=None, *, copy_inputs: bool = True) -> np.ndarray:
+    """The 10 keypoint stats (AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl) pycocotools
+    itself computes, float64 ``(10,)``; see :func:`pycocotools_eval`."""
+    return np.asarray(pycocotools_eval(gt, results, sigmas, copy_inputs=copy_inputs).stats,
+                      dtype=np.float64)
+
+
+def faster_coco_eval_stats(gt, results, sigmas=None, *, copy_inputs: bool = True) -> np.ndarray:
+    """The 10 keypoint stats of faster-coco-eval's ``COCOeval_faster``, float64 ``(10,)``.
+    An empty results list raises (faster-coco-eval cannot load one)."""
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    gt_data, dt_data = _inputs(gt, results, copy_inputs)
+    if not dt_data:
+        raise ValueError("faster_coco_eval_stats: 'results' is empty; faster-coco-eval cannot "
+                         "load an empty results list (pycocotools_stats evaluates it)")
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(gt_data)
+        ev = COCOeval_faster(coco, coco.loadRes(dt_data), "keypoints",
+                             print_function=lambda *a, **k: None)
+        if sigmas is not None:
+            ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return np.asarray(ev.stats[:10], dtype=np.float64)

@@ -60,7 +60,7 @@ def _eval_files(args) -> int:
             print("pycocotools comparison: not applicable (pycocotools' loadRes refuses an empty "
                   "results list; pyhpe's stats above are those of no detections)")
             return 0
-        from pyhpe.eval.coco import pycocotools_stats
+        from pyhpe.testing import pycocotools_stats
         ref = pycocotools_stats(args.gt, dt, sigmas)
         same = list(map(float, ref)) == list(map(float, ev.stats))
         print("pycocotools stats identical:", same)
@@ -71,8 +71,7 @@ def _eval_files(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from pyhpe.eval.speed import print_evaluator_table
-    from pyhpe.testing import speed_table
+    from pyhpe.testing import print_evaluator_table, speed_table
     speed_table(num_images=min(args.images, 500), seed=args.seed)
     print()
     print_evaluator_table(num_images=args.images, seed=args.seed)

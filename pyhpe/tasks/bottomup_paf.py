@@ -11,9 +11,10 @@ import numpy as np
 import torch
 
 from ..engine.config import Config, ConfigError
+from ..eval import coco_keypoint_stats
 from ..engine.trainer import TrainConfig
 from .base import CodecConfig, ModelConfig, Task
-from .common import IMAGE_DATA, coco_stats, image_sources, keypoint_set_of, size_pair
+from .common import IMAGE_DATA, image_sources, keypoint_set_of, size_pair
 
 
 @dataclass
@@ -146,7 +147,7 @@ class BottomUpPAFTask(Task):
         val = self.val_dataset()
         if val is None:
             return None
-        return coco_stats(self.val_gt, self.predict(model, val, device), self.kset.sigmas)
+        return coco_keypoint_stats(self.val_gt, self.predict(model, val, device), self.kset.sigmas)
 
 
 __all__ = ["BottomUpEval", "BottomUpPAFConfig", "BottomUpPAFTask"]

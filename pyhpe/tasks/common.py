@@ -83,17 +83,6 @@ def build_checked(what: str, fn: Callable, *args, **kwargs):
         raise ConfigError(f"{what}: {e}") from e
 
 
-STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
-
-
-def coco_stats(gt: Dict, results: List[Dict], sigmas=None) -> Dict[str, float]:
-    """The COCO keypoint stats as a dict (pyhpe's pycocotools-identical evaluator; an empty
-    results list scores 0 where there is GT)."""
-    from ..eval import COCOKeypointEval
-    stats = COCOKeypointEval(gt, results, sigmas=sigmas).run()
-    return {k: float(v) for k, v in zip(STAT_NAMES, stats)}
-
-
 def write_json(path: str, obj) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
@@ -110,5 +99,4 @@ def size_pair(value, where: str) -> Tuple[int, int]:
     return w, h
 
 
-__all__ = ["CocoImages", "IMAGE_DATA", "STAT_NAMES", "SyntheticImages", "build_checked",
-           "coco_stats", "image_sources", "keypoint_set_of", "size_pair", "write_json"]
+__all__ = ["CocoImages", "IMAGE_DATA", "SyntheticImages", "build_checked", "image_sources", "keypoint_set_of", "size_pair", "write_json"]

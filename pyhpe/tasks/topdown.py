@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from ..engine.config import Config, ConfigError
+from ..eval import coco_keypoint_stats
 from ..engine.trainer import TrainConfig
 from .base import CodecConfig, ModelConfig, Task
-from .common import (IMAGE_DATA, build_checked, coco_stats, image_sources, keypoint_set_of,
+from .common import (IMAGE_DATA, build_checked, image_sources, keypoint_set_of,
                      size_pair)
 
 #: codecs whose maps are smaller than the input: they take the config's ``heatmap_size``
@@ -131,7 +132,7 @@ class TopDownTask(Task):
         val = self.val_dataset()
         if val is None:
             return None
-        return coco_stats(self.val_gt, self.predict(model, val, device), self.kset.sigmas)
+        return coco_keypoint_stats(self.val_gt, self.predict(model, val, device), self.kset.sigmas)
 
 
 @torch.no_grad()
@@ -276,8 +277,8 @@ def infer_detections(task: TopDownTask, model, gt: Dict, image_loader: Callable,
     results = task.predict(model, ds, device, flip_test=flip_test) if len(ds) else []
     infer_s = time.time() - t0
     kept = apply_oks_nms(results, nms_thr, task.kset.sigmas, vis_thr) if nms else results
-    stats = coco_stats(gt, kept, task.kset.sigmas)
-    stats_all = coco_stats(gt, results, task.kset.sigmas) if nms else stats
+    stats = coco_keypoint_stats(gt, kept, task.kset.sigmas)
+    stats_all = coco_keypoint_stats(gt, results, task.kset.sigmas) if nms else stats
     log(f"top-down on {len(boxes)} boxes: {len(kept)} poses after OKS-NMS "
         f"({len(results) - len(kept)} suppressed) in {infer_s:.2f}s")
     log("COCO keypoint stats: " + " ".join(f"{k} {v:.4f}" for k, v in stats.items()))

@@ -36,7 +36,7 @@ def _topdown(out_dir, codec=None, model=None, steps=60, images=64, val=8, lr=2e-
            "data": {"type": "synthetic", "num_images": images, "val_images": val,
                     "image_size": 96, "seed": 0},
            "train": dict({"epochs": 1000, "max_steps": steps, "batch_size": 16, "lr": lr,
-                          "warmup_steps": 10, "eval_every": -1, "progress": False, "seed": 0,
+                          "warmup_steps": 10, "eval_every": 0, "progress": False, "seed": 0,
                           "log_every": 5, "device": "cpu", "out_dir": str(out_dir)}, **train)}
     return cfg
 
@@ -159,7 +159,7 @@ def _bottomup(out_dir, steps=150, **over):
            "data": {"type": "synthetic", "num_images": 48, "val_images": 8, "image_size": 96,
                     "max_persons": 2, "seed": 0},
            "train": {"epochs": 1000, "max_steps": steps, "batch_size": 8, "lr": 4e-3,
-                     "warmup_steps": 10, "eval_every": -1, "progress": False, "seed": 0,
+                     "warmup_steps": 10, "eval_every": 0, "progress": False, "seed": 0,
                      "ema": False, "device": "cpu", "out_dir": str(out_dir)}}
     cfg.update(over)
     return cfg
@@ -232,7 +232,7 @@ def test_lift3d_learns(tmp_path):
     before = trainer.evaluate()
     result = trainer.fit()
     m = result["metrics"]
-    assert task.metric_mode == "min" and result["best"] == min(r["mpjpe"] for r in result["history"])
+    assert task.metric_mode == "min" and result["best"] == min(r["mpjpe"] for r in result["history"] if "mpjpe" in r)
     assert "loss_bone" in result["history"][0] and "loss_mse" in result["history"][0]
     assert 0 < m["p_mpjpe"] <= m["mpjpe"] < 0.8 * before["mpjpe"], (before, m)
     train, val = task.datasets()

@@ -63,8 +63,11 @@ class BottomUpPAFTask(Task):
         c = self.config
         params = dict(c.codec.params)
         params.setdefault("input_size", list(c.input_size))
-        params.setdefault("limbs", [list(l) for l in self.kset.limbs])
         try:
+            if "limbs" not in params:
+                # grouping assembles people along a tree: the skeleton (with cycles) is not one
+                from ..models.openpose import default_limbs
+                params["limbs"] = [list(l) for l in default_limbs(self.kset.num_keypoints)]
             return build_codec("paf", **params)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"codec: {e}") from e

@@ -36,7 +36,7 @@ BASE = {
   "msra_heatmaps": (O.msra_heatmaps, (k, v, (48, 64)), {"sigma": 2.0}),
   "udp_heatmaps": (O.udp_heatmaps, (k, v, (48, 64)), {"sigma": 2.0}),
   "unbiased_heatmaps": (O.unbiased_heatmaps, (k, v, (48, 64)), {"sigma": 2.0}),
-  "simcc_labels": (O.simcc_labels, (k[:, 0].contiguous(), v[:, 0].contiguous(), (192, 256)), {"sigma": (6.0, 6.0), "simcc_split_ratio": 2.0}),
+  "simcc_labels": (O.simcc_labels, (k[:, 0].contiguous(), v[:, 0].contiguous(), (192, 256)), {"sigma": (6.0, 6.0), "split_ratio": 2.0}),
   "paf_targets": (O.paf_targets, (k, v, [(0, 1), (1, 2)], (48, 64)), {"limb_width": 1.0}),
   "argmax_decode": (O.argmax_decode, (hm,), {}),
   "dark_decode": (O.dark_decode, (hm,), {"kernel": 11}),

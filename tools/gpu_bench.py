@@ -1,7 +1,7 @@
 """Short speed table of pyhpe's kernels on one device (``make gpu-check``; ``make bench`` style).
 
 Each row times a pyhpe op on ``--device`` against the same op on the CPU and, where one exists,
-a vectorized torch implementation on the same device (bench/baselines.py). Times are the
+a vectorized torch implementation on the same device (pyhpe.testing.baselines). Times are the
 median of a few timed repeats (CUDA-synchronized). Prints a markdown table; ``--markdown PATH``
 also writes it there. Needs neither pytest nor pytest-benchmark.
 """
@@ -11,15 +11,13 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import torch  # noqa: E402
 
 import pyhpe  # noqa: E402,F401
 from pyhpe import ops  # noqa: E402
+from pyhpe.testing import baselines as fb  # noqa: E402
 from pyhpe.testing import median_time  # noqa: E402
-
-import baselines as fb  # noqa: E402  bench/baselines.py
 
 
 def _sync(device):

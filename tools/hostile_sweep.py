@@ -50,7 +50,7 @@ BASE = {
   "oks_nms": (O.oks_nms, (nms_k, torch.rand(6), torch.rand(6) * 1000 + 10), {"thr": 0.9}),
   "soft_oks_nms": (O.soft_oks_nms, (nms_k, torch.rand(6), torch.rand(6) * 1000 + 10), {"thr": 0.3, "max_dets": 20}),
   "pose_nms_alphapose": (O.pose_nms_alphapose, (torch.tensor([[0., 0, 50, 80]] * 6) + torch.rand(6, 4), nms_k[..., :2], torch.rand(6, 17, 1)), {}),
-  "find_peaks": (O.find_peaks, (peaks_hm,), {"threshold": 0.05, "max_peaks": 64, "refine_radius": 3}),
+  "find_peaks": (O.find_peaks, (peaks_hm[None],), {"threshold": 0.05, "max_peaks": 64, "refine_radius": 3}),
   "paf_group": (O.paf_group, (peaks_hm, pafs), {"num_samples": 10}),
 }
 

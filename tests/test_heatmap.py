@@ -89,7 +89,8 @@ def test_gaussian_edge_keypoints(device, encoding):
         # each keypoint alone too, so max-combination cannot hide a wrong window
         for n in range(kp.shape[1]):
             one_kp, one_vis = kp[:, n:n + 1], vis[:, n:n + 1]
-            hm, w = ENCODINGS[encoding](_t(one_kp, device), _t(one_vis, device), (W, H), sigma=sigma)
+            hm, w = ENCODINGS[encoding](_t(one_kp, device), _t(one_vis, device), (W, H),
+                                        sigma=sigma)
             e_hm, e_w = ref.gaussian_heatmaps_numpy(one_kp, one_vis, (W, H), sigma, encoding)
             _assert_close(hm, e_hm)
             np.testing.assert_array_equal(w.cpu().numpy(), e_w)
@@ -211,7 +212,8 @@ def test_simcc_matches_mmpose(device, rng, normalize, sigma, ratio):
     kp[0, :6] = [[0.25, 0.75], [10.25, 3.75], [-0.25, -8.0], [w, h], [-3.0, -2.5],
                  [w + 2.5, h + 3.0]]
     vis = rng.choice(np.array([0.0, 1.0, 1.0, 0.4], np.float32), (B, K))
-    x, y, wt = pyhpe.ops.simcc_labels(_t(kp, device), _t(vis, device), (w, h), sigma=sigma, split_ratio=ratio,
+    x, y, wt = pyhpe.ops.simcc_labels(_t(kp, device), _t(vis, device), (w, h), sigma=sigma,
+                                      split_ratio=ratio,
                                       normalize=normalize)
     ex, ey, ew = ref.mmpose_simcc_gaussian(kp, vis, (w, h), sigma, ratio, normalize)
     assert x.shape == ex.shape and y.shape == ey.shape and wt.shape == (B, K)
@@ -221,7 +223,8 @@ def test_simcc_matches_mmpose(device, rng, normalize, sigma, ratio):
     # out=
     xo = torch.empty_like(x)
     yo = torch.empty(ey.shape[::-1], device=device).permute(2, 1, 0)
-    x2, y2, wt2 = pyhpe.ops.simcc_labels(_t(kp, device), _t(vis, device), (w, h), sigma=sigma, split_ratio=ratio,
+    x2, y2, wt2 = pyhpe.ops.simcc_labels(_t(kp, device), _t(vis, device), (w, h), sigma=sigma,
+                                         split_ratio=ratio,
                                          normalize=normalize, out=(xo, yo))
     assert x2 is xo and y2 is yo
     _assert_close(xo, ex)
@@ -276,7 +279,8 @@ def test_paf_matches_mmpose(device, rng, mode, limb_width):
     _assert_close(counts, e_counts)
     assert counts.sum() > 0
     out = torch.full((B, 2 * L, H, W), 3.0, device=device)
-    pafs2, _ = pyhpe.ops.paf_targets(_t(kp, device), _t(vis, device), LIMBS, (W, H), limb_width=limb_width,
+    pafs2, _ = pyhpe.ops.paf_targets(_t(kp, device), _t(vis, device), LIMBS, (W, H),
+                                     limb_width=limb_width,
                                      mode=mode, out=out)
     assert pafs2 is out
     _assert_close(out, e_pafs)
@@ -402,9 +406,11 @@ def test_cpu_matches_gpu_element_functions(rng, monkeypatch):
     def run_all(dtype):
         k, v = torch.from_numpy(kp).to(dtype), torch.from_numpy(vis).to(dtype)
         outs = [fn(k, v, (W, H), sigma=sig) for fn in ENCODINGS.values()]
-        outs += [pyhpe.ops.simcc_labels(kp2.to(dtype), vis2.to(dtype), (48, 64), sigma=(4.9, 5.66), split_ratio=2.0,
+        outs += [pyhpe.ops.simcc_labels(kp2.to(dtype), vis2.to(dtype), (48, 64), sigma=(4.9, 5.66),
+                                        split_ratio=2.0,
                                         normalize=norm) for norm in (False, True)]
-        outs += [pyhpe.ops.paf_targets(k, v, LIMBS, (W, H), limb_width=1.5, mode=mode) for mode in ("hard", "soft")]
+        outs += [pyhpe.ops.paf_targets(k, v, LIMBS, (W, H), limb_width=1.5,
+                                       mode=mode) for mode in ("hard", "soft")]
         return [t for group in outs for t in group]
 
     for dtype in (torch.float32, torch.float64):
@@ -679,7 +685,8 @@ def test_results_are_named_and_options_keyword_only():
     for fn in ENCODINGS.values():
         targets = fn(kp, vis, (6, 5), sigma=1.5)
         assert isinstance(targets, pyhpe.ops.HeatmapTargets)
-        assert targets.heatmaps.shape == (2, 3, 5, 6) and targets.keypoint_weights.shape == (2, 1, 3)
+        assert targets.heatmaps.shape == (2, 3, 5, 6) and targets.keypoint_weights.shape == (2, 1,
+                                                                                             3)
         with pytest.raises(TypeError):
             fn(kp, vis, (6, 5), 1.5)
     simcc = pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (6, 5), split_ratio=2.0)

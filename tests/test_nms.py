@@ -47,7 +47,8 @@ def test_oks_nms_matches_mmpose(device, thr, vis_thr):
         kpts, scores, areas = random_poses(rng, n, tie_levels=4 if trial % 2 else None)
         kpts, scores, areas = with_duplicates(rng, kpts, scores, areas, trial % 4)
         expect = ref.oks_nms(kpts, scores, areas, thr, vis_thr=vis_thr)
-        got = oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr=thr, vis_thr=vis_thr).keep
+        got = oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr=thr,
+                      vis_thr=vis_thr).keep
         assert got.dtype == torch.int64 and got.device.type == device
         np.testing.assert_array_equal(got.cpu().numpy(), expect)
         expect_stable = ref.oks_nms(kpts, scores, areas, thr, vis_thr=vis_thr, stable=True)
@@ -91,7 +92,8 @@ def test_oks_nms_edge_cases(device):
         np.testing.assert_array_equal(got.cpu().numpy(), expect)
     # thr >= 1 keeps everything (OKS <= 1); no keypoint above vis_thr gives OKS 0.
     kpts, scores, areas = random_poses(rng, 30, spread=10)
-    assert sorted(oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr=1.0).keep.tolist()) \
+    assert sorted(oks_nms(T(kpts, device), T(scores, device), T(areas, device),
+                          thr=1.0).keep.tolist()) \
         == list(range(30))
     assert len(oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr=0.5,
                        vis_thr=2.0).keep) == 30
@@ -362,7 +364,8 @@ def test_soft_oks_nms_score_per_joint(device, K):
         kpts, joint_scores, areas = (x.astype(dtype) for x in (kpts, joint_scores, areas))
         expect = ref.soft_oks_nms(kpts, joint_scores, areas, 0.3, max_dets=n, sigmas=sigmas,
                                   score_per_joint=True)
-        got = soft_oks_nms(T(kpts, device), T(joint_scores, device), T(areas, device), thr=0.3, max_dets=n,
+        got = soft_oks_nms(T(kpts, device), T(joint_scores, device), T(areas, device), thr=0.3,
+                           max_dets=n,
                            sigmas=sigmas, score_per_joint=True).keep
         np.testing.assert_array_equal(got.cpu().numpy(), expect)
 

@@ -297,7 +297,8 @@ def test_negative_areas_are_rejected_zero_areas_allowed():
     assert torch.all((out >= 0) & (out <= 1))
     # validate=False skips the value checks.
     assert oks_matrix(dt, gt, bad, validate=False).shape == (5, 4)
-    assert oks_matrix_ragged(dt, gt, bad, [0, 5], [0, 4], validate=False).matrices()[0].shape == (5, 4)
+    assert oks_matrix_ragged(dt, gt, bad, [0, 5], [0, 4],
+                             validate=False).matrices()[0].shape == (5, 4)
 
 
 @pytest.mark.parametrize("name", ["dt", "gt", "gt_areas", "sigmas", "gt_boxes"])
@@ -309,7 +310,8 @@ def test_not_differentiable_error_names_the_input(name):
     with pytest.raises(RuntimeError, match=f"pyhpe.oks_matrix: is not differentiable.*'{name}'"):
         torch.ops.pyhpe.oks_matrix(**args)
     with pytest.raises(RuntimeError, match=f"pyhpe.oks_matrix: is not differentiable.*'{name}'"):
-        oks_matrix(args["dt"], args["gt"], args["gt_areas"], sigmas=args["sigmas"], gt_boxes=args["gt_boxes"])
+        oks_matrix(args["dt"], args["gt"], args["gt_areas"], sigmas=args["sigmas"],
+                   gt_boxes=args["gt_boxes"])
     ragged = {k: (v[0] if k in ("dt", "gt", "gt_areas", "gt_boxes") else v)
               for k, v in args.items()}
     with pytest.raises(RuntimeError,
@@ -325,7 +327,8 @@ def test_not_differentiable_error_names_the_input(name):
             ragged["dt"], ragged["gt"], ragged["gt_areas"], ragged["sigmas"],
             torch.tensor([0, 5]), torch.tensor([0, 4]), 20, ragged["gt_boxes"])
     assert not out.requires_grad and not flat.requires_grad
-    ref = oks_matrix(dt, gt, areas, sigmas=COCO_SIGMAS, gt_boxes=torch.ones(4, 4, dtype=torch.float64))
+    ref = oks_matrix(dt, gt, areas, sigmas=COCO_SIGMAS, gt_boxes=torch.ones(4, 4,
+                                                                            dtype=torch.float64))
     assert torch.equal(out[0], ref) and torch.equal(flat.view(5, 4), ref)
 
 

@@ -43,14 +43,16 @@ def test_find_peaks_matches_openpose(device, dtype, border, radius):
     hm = smooth_noise(rng, (2, 3, 17, 23), dtype)
     for max_peaks in (64, 5):
         want_p, want_c = ref.find_peaks(hm, 0.3, max_peaks, radius, border)
-        got_p, got_c = ops.find_peaks(torch.from_numpy(hm).to(device), threshold=0.3, max_peaks=max_peaks,
+        got_p, got_c = ops.find_peaks(torch.from_numpy(hm).to(device), threshold=0.3,
+                                      max_peaks=max_peaks,
                                       refine=radius >= 0, refine_radius=max(radius, 0),
                                       border=border)
         assert got_c.dtype == torch.int64
         np.testing.assert_array_equal(got_c.cpu().numpy(), want_c)
         np.testing.assert_array_equal(got_p.cpu().numpy(), want_p)
         # The GPU's flag + compaction form gives the same answer.
-        got_p, got_c = ops.find_peaks(torch.from_numpy(hm).to(device), threshold=0.3, max_peaks=max_peaks,
+        got_p, got_c = ops.find_peaks(torch.from_numpy(hm).to(device), threshold=0.3,
+                                      max_peaks=max_peaks,
                                       refine=radius >= 0, refine_radius=max(radius, 0),
                                       border=border, two_pass=True)
         np.testing.assert_array_equal(got_c.cpu().numpy(), want_c)
@@ -189,9 +191,11 @@ def test_hungarian_beats_greedy_on_a_trap():
     peaks[..., 2] = 1.0
     counts = torch.tensor([[2, 2]])
     scores = torch.tensor([[[[0.9, 0.8], [0.8, 0.1]]]], dtype=torch.float64)
-    _, _, _, idx = ops.group_poses(peaks, counts, scores, [(0, 1)], min_parts=2, min_mean_score=0.0, method="greedy")
+    _, _, _, idx = ops.group_poses(peaks, counts, scores, [(0, 1)], min_parts=2,
+                                   min_mean_score=0.0, method="greedy")
     assert idx[0].tolist() == [[0, 0], [1, 1]]
-    _, _, _, idx = ops.group_poses(peaks, counts, scores, [(0, 1)], min_parts=2, min_mean_score=0.0, method="hungarian")
+    _, _, _, idx = ops.group_poses(peaks, counts, scores, [(0, 1)], min_parts=2,
+                                   min_mean_score=0.0, method="hungarian")
     assert sorted(idx[0].tolist()) == [[0, 1], [1, 0]]
 
 
@@ -243,9 +247,11 @@ def test_gpu_assembly_merges_people_grown_from_both_ends():
     peaks[..., 2] = 1.0
     counts = torch.ones(1, 4, dtype=torch.int64)
     scores = torch.full((1, 3, 1, 1), 0.9, dtype=torch.float64)
-    _, s_cpu, n_cpu, idx = ops.group_poses(peaks, counts, scores, limbs, min_parts=1, min_mean_score=0.0)
+    _, s_cpu, n_cpu, idx = ops.group_poses(peaks, counts, scores, limbs, min_parts=1,
+                                           min_mean_score=0.0)
     assert n_cpu.tolist() == [2]
-    _, s_gpu, n_gpu, idx = ops.group_poses(peaks, counts, scores, limbs, min_parts=1, min_mean_score=0.0,
+    _, s_gpu, n_gpu, idx = ops.group_poses(peaks, counts, scores, limbs, min_parts=1,
+                                           min_mean_score=0.0,
                                            assembly="gpu")
     assert n_gpu.tolist() == [1] and idx[0, 0].tolist() == [0, 0, 0, 0]
     assert s_gpu[0, 0].item() == pytest.approx((4 * 1.0 + 3 * 0.9) / (4 + 3))
@@ -353,7 +359,8 @@ def test_find_peaks_huge_radius_is_clipped_to_the_map():
     hm = smooth_noise(rng, (1, 2, 9, 11), np.float64)
     want_p, want_c = ref.find_peaks(hm, 0.3, 16, 20)  # a window beyond the map
     for radius in (20, 2 ** 31 - 1):
-        got_p, got_c = ops.find_peaks(torch.from_numpy(hm), threshold=0.3, max_peaks=16, refine_radius=radius)
+        got_p, got_c = ops.find_peaks(torch.from_numpy(hm), threshold=0.3, max_peaks=16,
+                                      refine_radius=radius)
         np.testing.assert_array_equal(got_c.numpy(), want_c)
         np.testing.assert_array_equal(got_p.numpy(), want_p)
 

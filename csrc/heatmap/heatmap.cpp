@@ -255,7 +255,8 @@ at::Tensor simcc_impl(const at::Tensor& kp_in, const at::Tensor& vis_in, double 
   return weights;
 }
 
-// mmpose: W = np.around(w * simcc_split_ratio) (our split_ratio), half to even; range-checked before the cast.
+// mmpose: W = np.around(w * simcc_split_ratio), half to even; range-checked before the
+// cast.
 int64_t simcc_length(const char* op, int64_t size, double ratio, const char* axis) {
   const double bins = std::nearbyint(static_cast<double>(size) * ratio);
   TORCH_CHECK_VALUE(bins <= static_cast<double>(kMaxSimccBins), op, ": 'input_size' ", axis,

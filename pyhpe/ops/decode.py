@@ -249,8 +249,8 @@ def soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, normalize: str = "softma
 
     ``normalize='softmax'``: ``p = softmax(beta * h)`` over H*W (Sun et al. integral
     regression); ``'sum'``: ``p = h / sum(h)`` (beta unused); ``'none'``: ``p = h``.
-    Backward: the private op ``torch.ops.pyhpe._soft_argmax_backward`` (first order only: differentiating
-    the gradient again raises).
+    Backward: the private op ``torch.ops.pyhpe._soft_argmax_backward`` (first order only:
+    differentiating the gradient again raises).
 
     Defined answers where the formula has none (zero gradient there; same on every CPU path
     and on CUDA): with ``'softmax'``, once ``|beta| * max|h|`` (``|beta| * min|h|`` side for

@@ -311,7 +311,8 @@ class PAFGrouper(torch.nn.Module):
     """:func:`paf_group` with its skeleton and thresholds fixed at construction.
 
     ``forward(heatmaps (B, K[+1], H, W), pafs (B, C, H, W))`` returns the list of B
-    :class:`Poses` ``(keypoints (P_b, K, 3), scores (P_b,))``. Keyword arguments are those of :func:`paf_group`.
+    :class:`Poses` ``(keypoints (P_b, K, 3), scores (P_b,))``. Keyword arguments are those of
+    :func:`paf_group`.
     """
 
     def __init__(self, skeleton: Union[str, Sequence[Tuple[int, int]]] = "coco18", **options):

@@ -133,13 +133,11 @@ def _overfit(model, x, targets, steps, lr):
     first = None
     for _ in range(steps):
         loss = sum(model(x, targets).values())
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
         opt.zero_grad()
         loss.backward()
         opt.step()
-    model.eval()   # BN statistics of two samples; compare in training mode as it was fitted
-    model.train()
-    with torch.no_grad():
+    with torch.no_grad():   # in training mode, as it was fitted (BN batch statistics)
         last = float(sum(model(x, targets).values()))
     return first, last
 

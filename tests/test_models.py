@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pyhpe.codecs import (IntegralRegressionLabel, Lift3DCodec, MSRAHeatmap, PAFCodec,
-                          PAFOutputs, RegressionLabel, SimCCLabel, UDPHeatmap, UnbiasedHeatmap)
+                          RegressionLabel, SimCCLabel, UDPHeatmap, UnbiasedHeatmap)
 from pyhpe.keypoints import COCO17
 from pyhpe.models import MODELS, PoseModel, build_model, model_names
 from pyhpe.models.heads import (HeatmapHead, IntegralHead, LiftHead, RegressionHead,

@@ -187,6 +187,23 @@ def test_heatmap_loss_is_mmpose_keypoint_mse_without_rescaling():
     torch.testing.assert_close(got, ((pred - target) ** 2 * (w * jw)[..., None, None]).mean())
 
 
+def test_multi_instance_heatmap_targets_supervise_every_map():
+    codec = MSRAHeatmap((48, 64), (12, 16))
+    jw = torch.linspace(0.5, 1.5, 17)
+    head = HeatmapHead(codec, None, 17, joint_weights=jw)
+    kp = torch.rand(2, 3, 17, 2) * 40
+    vis = (torch.rand(2, 3, 17) > 0.5).float()
+    vis[1] = 0   # an image without people still teaches empty maps
+    t = codec.encode(kp, vis)
+    assert t["keypoint_weights"].shape == (2, 3, 17)
+    pred = torch.rand(2, 17, 16, 12)
+    want = ((pred - t["heatmaps"]) ** 2 * jw[:, None, None]).mean()
+    torch.testing.assert_close(head.loss(pred, t)["loss_heatmap"], want)
+    one = codec.encode(kp[:, :1], vis[:, :1])   # N = 1: the single-instance weights
+    want = ((pred - one["heatmaps"]) ** 2 * (one["keypoint_weights"][:, 0] * jw)[..., None, None]).mean()
+    torch.testing.assert_close(head.loss(pred, one)["loss_heatmap"], want)
+
+
 def _overfit(model, x, targets, steps, lr):
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()

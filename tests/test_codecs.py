@@ -13,6 +13,7 @@ from pyhpe.codecs import (CODECS, Codec, IntegralRegressionLabel, Lift3DCodec, M
                           UnbiasedHeatmap, build_codec, list_codecs)
 from pyhpe.keypoints import COCO17
 from pyhpe.models.heads.losses import coordinate_loss, keypoint_mse_loss, kl_discret_loss
+from pyhpe.ops.paf import COCO17_LIMBS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -265,7 +266,7 @@ def test_integral_dsnt_targets_are_unit_sum_gaussians():
 
 def test_paf_round_trip_groups_the_people():
     size, hm = (96, 96), (48, 48)
-    codec = PAFCodec(size, hm, _coco17_tree(), sigma=1.5, limb_width=1.0, threshold=0.3)
+    codec = PAFCodec(size, hm, COCO17_LIMBS, sigma=1.5, limb_width=1.0, threshold=0.3)
     person = torch.tensor([[24, 10], [26, 8], [22, 8], [28, 9], [20, 9], [32, 20], [16, 20],
                            [36, 32], [12, 32], [38, 44], [10, 44], [29, 46], [19, 46], [30, 64],
                            [18, 64], [31, 82], [17, 82]], dtype=torch.float32)
@@ -284,11 +285,6 @@ def test_paf_round_trip_groups_the_people():
     assert (scores[0] > 0.9).all()
     kps, kscores, person_scores = codec.decode_instances(PAFOutputs(enc["heatmaps"], enc["pafs"]))
     assert person_scores[0].shape == (2,)
-
-
-def _coco17_tree():
-    from pyhpe.ops.paf import COCO17_LIMBS
-    return COCO17_LIMBS
 
 
 def test_lift3d_round_trip_and_stats():
@@ -375,7 +371,6 @@ def test_regression_and_integral_coordinate_flips():
 
 
 def test_paf_flip_back():
-    from pyhpe.ops.paf import COCO18_LIMBS
     # a mirror-symmetric skeleton: every limb has a mirrored limb
     codec = PAFCodec(IN, HM, COCO17.limbs)
     kp = _inside(b=2, margin=4.0)[:, None]
@@ -388,29 +383,25 @@ def test_paf_flip_back():
     assert both.sum() > 20
     assert (torch.sign(enc["pafs"][both]) == torch.sign(back.pafs[both])).float().mean() > 0.95
     # the COCO-17 PAF tree is asymmetric: unmirrorable limbs come back as NaN
-    tree = PAFCodec(IN, HM, _coco17_tree())
+    tree = PAFCodec(IN, HM, COCO17_LIMBS)
     m = tree.encode(_mirror(kp), None)
     back = tree.flip_back(PAFOutputs(m["heatmaps"], m["pafs"]), FLIP)
     nan_limbs = {i // 2 for i in torch.isnan(back.pafs[0, :, 0, 0]).nonzero().flatten().tolist()}
     assert nan_limbs == {i for i, p in enumerate(tree.limb_flip(FLIP)) if p is None} != set()
-    assert len(COCO18_LIMBS) == 19
 
 
 def test_lift3d_flips():
-    codec = _lift_codec(center_2d=True, root=0)
+    codec = _lift_codec(center_2d=True, root=0)   # COCO's flip_index keeps joint 0 (the nose)
     kp2, k3 = X["keypoints"][:, 0], X["pose_3d"]
-    m2 = kp2[:, FLIP].clone()
-    m2[..., 0] = -m2[..., 0]
-    m3 = k3[:, FLIP].clone()
-    m3[..., 0] = -m3[..., 0]
-    codec_flip = _lift_codec(center_2d=True, root=0)
-    root = 0
-    enc, mirrored = codec.encode(kp2, None, keypoints_3d=k3), codec_flip.encode(m2, None, keypoints_3d=m3)
-    if FLIP[root] == root:
-        torch.testing.assert_close(codec.flip_inputs(enc["inputs"], FLIP), mirrored["inputs"],
-                                   rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(codec.flip_back(mirrored["keypoint_labels"], FLIP),
-                                   enc["keypoint_labels"], rtol=1e-4, atol=1e-4)
+    m2, m3 = kp2[:, FLIP].clone(), k3[:, FLIP].clone()
+    m2[..., 0], m3[..., 0] = -m2[..., 0], -m3[..., 0]
+    enc = codec.encode(kp2, None, keypoints_3d=k3)
+    mirrored = codec.encode(m2, None, keypoints_3d=m3)
+    torch.testing.assert_close(codec.flip_inputs(enc["inputs"], FLIP), mirrored["inputs"],
+                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(codec.flip_back(mirrored["keypoint_labels"], FLIP),
+                               enc["keypoint_labels"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(codec.flip_keypoints(m3, FLIP), k3)
     with pytest.raises(ValueError, match="center_2d"):
         _lift_codec(center_2d=False).flip_inputs(enc["inputs"], FLIP)
 

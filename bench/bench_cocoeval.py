@@ -6,8 +6,8 @@ import copy
 import numpy as np
 import pytest
 
-from pyhpe.eval import COCOKeypointEval, faster_coco_eval_stats, pycocotools_stats
-from pyhpe.eval.synthetic import synthetic_keypoint_eval_set
+from pyhpe.eval import COCOKeypointEval
+from pyhpe.testing import faster_coco_eval_stats, pycocotools_stats, synthetic_keypoint_eval_set
 
 NUM_IMAGES = 5000
 

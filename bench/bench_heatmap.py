@@ -55,7 +55,7 @@ def _mmpose_loop(kp, vis, encoding):
 def test_pyhpe(benchmark, topdown, encoding):
     benchmark.group = f"heatmap-{encoding}"
     kp, vis = (torch.from_numpy(a) for a in topdown)
-    benchmark(OPS[encoding], kp, vis, (W, H), SIGMA)
+    benchmark(OPS[encoding], kp, vis, (W, H), sigma=SIGMA)
 
 
 @pytest.mark.parametrize("encoding", list(OPS))
@@ -63,7 +63,7 @@ def test_pyhpe_out(benchmark, topdown, encoding):
     benchmark.group = f"heatmap-{encoding}"
     kp, vis = (torch.from_numpy(a) for a in topdown)
     out = torch.empty(B, K, H, W)
-    benchmark(OPS[encoding], kp, vis, (W, H), SIGMA, out=out)
+    benchmark(OPS[encoding], kp, vis, (W, H), sigma=SIGMA, out=out)
 
 
 @pytest.mark.parametrize("encoding", list(OPS))
@@ -99,7 +99,7 @@ def test_simcc_pyhpe(benchmark, topdown):
     benchmark.group = "simcc"
     kp = torch.from_numpy(topdown[0][:, 0] * 4)
     vis = torch.from_numpy(topdown[1][:, 0])
-    benchmark(pyhpe.ops.simcc_labels, kp, vis, (192, 256), (4.9, 5.66), 2.0, False)
+    benchmark(pyhpe.ops.simcc_labels, kp, vis, (192, 256), sigma=(4.9, 5.66), split_ratio=2.0)
 
 
 def test_simcc_mmpose_numpy(benchmark, topdown):
@@ -126,7 +126,7 @@ def test_paf_pyhpe(benchmark, bottomup):
     benchmark.group = "paf"
     kp, vis = (torch.from_numpy(a) for a in bottomup)
     limbs = torch.tensor(COCO_LIMBS)
-    benchmark(pyhpe.ops.paf_targets, kp, vis, limbs, (PAF_W, PAF_H), 1.0)
+    benchmark(pyhpe.ops.paf_targets, kp, vis, limbs, (PAF_W, PAF_H), limb_width=1.0)
 
 
 def test_paf_mmpose_numpy(benchmark, bottomup):
@@ -147,7 +147,7 @@ def test_paf_pyhpe_out(benchmark, bottomup):
     kp, vis = (torch.from_numpy(a) for a in bottomup)
     limbs = torch.tensor(COCO_LIMBS)
     out = torch.empty(PAF_B, 2 * len(COCO_LIMBS), PAF_H, PAF_W)
-    benchmark(pyhpe.ops.paf_targets, kp, vis, limbs, (PAF_W, PAF_H), 1.0, out=out)
+    benchmark(pyhpe.ops.paf_targets, kp, vis, limbs, (PAF_W, PAF_H), limb_width=1.0, out=out)
 
 
 def test_paf_floor_zero_inplace(benchmark):

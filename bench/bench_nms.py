@@ -34,7 +34,7 @@ def tensors(*arrays):
 def test_oks_nms_pyhpe(benchmark, n):
     k, s, a = tensors(*crowd(n))
     benchmark.group = f"oks_nms N={n}"
-    keep = benchmark(oks_nms, k, s, a, 0.9)
+    keep = benchmark(oks_nms, k, s, a, thr=0.9).keep
     np.testing.assert_array_equal(keep.numpy(), ref.oks_nms(*crowd(n), 0.9))
 
 
@@ -42,7 +42,7 @@ def test_oks_nms_pyhpe(benchmark, n):
 def test_oks_nms_pyhpe_stable_ties(benchmark, n):
     k, s, a = tensors(*crowd(n))
     benchmark.group = f"oks_nms N={n}"
-    benchmark(oks_nms, k, s, a, 0.9, tie_break="stable", validate=False)
+    benchmark(oks_nms, k, s, a, thr=0.9, tie_break="stable", validate=False)
 
 
 @pytest.mark.parametrize("n", [100, 500])
@@ -57,7 +57,7 @@ def test_oks_nms_pyhpe_batch_64_images(benchmark):
     k, s, a = tensors(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
     offsets = torch.arange(0, 6401, 100)
     benchmark.group = "oks_nms 64 images x N=100"
-    benchmark(oks_nms, k, s, a, 0.9, image_offsets=offsets, tie_break="stable", validate=False)
+    benchmark(oks_nms, k, s, a, thr=0.9, image_offsets=offsets, tie_break="stable", validate=False)
 
 
 def test_oks_nms_mmpose_numpy_batch_64_images(benchmark):
@@ -70,7 +70,7 @@ def test_oks_nms_mmpose_numpy_batch_64_images(benchmark):
 def test_soft_oks_nms_pyhpe(benchmark, n):
     k, s, a = tensors(*crowd(n))
     benchmark.group = f"soft_oks_nms N={n}"
-    keep = benchmark(soft_oks_nms, k, s, a, 0.3, 20)
+    keep = benchmark(soft_oks_nms, k, s, a, thr=0.3, max_dets=20).keep
     np.testing.assert_array_equal(keep.numpy(), ref.soft_oks_nms(*crowd(n), 0.3, 20))
 
 
@@ -110,14 +110,15 @@ def test_pose_nms_alphapose_reference_torch(benchmark, n):
 def test_soft_oks_nms_pyhpe_20000(benchmark, canvas):
     k, s, a = tensors(*crowd20000(canvas))
     benchmark.group = f"20,000 poses, {canvas}px image"
-    benchmark.pedantic(soft_oks_nms, args=(k, s, a, 0.3, 20000), rounds=1, iterations=1)
+    benchmark.pedantic(soft_oks_nms, args=(k, s, a), kwargs=dict(thr=0.3, max_dets=20000),
+                       rounds=1, iterations=1)
 
 
 @pytest.mark.parametrize("canvas", [1000, 4000])
 def test_oks_nms_pyhpe_20000(benchmark, canvas):
     k, s, a = tensors(*crowd20000(canvas))
     benchmark.group = f"20,000 poses, {canvas}px image"
-    benchmark.pedantic(oks_nms, args=(k, s, a, 0.9), rounds=1, iterations=1)
+    benchmark.pedantic(oks_nms, args=(k, s, a), kwargs=dict(thr=0.9), rounds=1, iterations=1)
 
 
 @pytest.mark.parametrize("canvas", [1000, 4000])

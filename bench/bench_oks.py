@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pyhpe.ops import oks_matrix
-from pyhpe.ops.oks import COCO_SIGMAS
+from pyhpe.keypoints import COCO_SIGMAS
 from pyhpe.reference.oks import coco_oks_matrix
 
 D, G, K = 200, 100, 17
@@ -31,22 +31,22 @@ def numpy_broadcast(dt, gt, areas, sigmas):
 
 def test_pyhpe_float64(benchmark, case):
     t = [torch.tensor(a) for a in case]
-    benchmark(oks_matrix, t[0], t[1], t[2], None, t[3], validate=False)
+    benchmark(oks_matrix, t[0], t[1], t[2], gt_boxes=t[3], validate=False)
 
 
 def test_pyhpe_float32(benchmark, case):
     t = [torch.tensor(a, dtype=torch.float32) for a in case]
-    benchmark(oks_matrix, t[0], t[1], t[2], None, t[3], validate=False)
+    benchmark(oks_matrix, t[0], t[1], t[2], gt_boxes=t[3], validate=False)
 
 
 def test_numpy_broadcast(benchmark, case):
     dt, gt, areas, _ = case
-    benchmark(numpy_broadcast, dt, gt, areas, COCO_SIGMAS.numpy())
+    benchmark(numpy_broadcast, dt, gt, areas, COCO_SIGMAS)
 
 
 def test_pycocotools_loop(benchmark, case):
     dt, gt, areas, boxes = case
-    benchmark.pedantic(coco_oks_matrix, args=(dt, gt, areas, COCO_SIGMAS.numpy(), boxes),
+    benchmark.pedantic(coco_oks_matrix, args=(dt, gt, areas, COCO_SIGMAS, boxes),
                        rounds=2)
 
 

@@ -383,13 +383,28 @@ def test_cpu_gradient_buffers_are_reused():
     assert pyhpe._C.cpu_cache_bytes() == 0
 
 
-def test_soft_argmax_module():
+def test_decoder_modules():
     h = torch.randn(2, 3, 8, 6, dtype=torch.float64)
-    torch.testing.assert_close(ops.decode.SoftArgmax2d(2.0)(h), ops.soft_argmax(h, beta=2.0))
-    torch.testing.assert_close(ops.decode.SoftArgmax2d(2.0, debias="paper")(h),
+    torch.testing.assert_close(ops.SoftArgmax2d(2.0)(h), ops.soft_argmax(h, beta=2.0))
+    torch.testing.assert_close(ops.SoftArgmax2d(normalize="sum")(h.exp()),
+                               ops.soft_argmax(h.exp(), normalize="sum"))
+    torch.testing.assert_close(ops.DebiasedSoftArgmax2d(2.0)(h),
                                ops.debiased_soft_argmax(h, beta=2.0))
-    with pytest.raises(ValueError, match="needs normalize='softmax'"):
-        ops.decode.SoftArgmax2d(normalize="sum", debias="paper")
+    torch.testing.assert_close(ops.DebiasedSoftArgmax2d(form="mmpose")(h),
+                               ops.debiased_soft_argmax(h, form="mmpose"))
+    torch.testing.assert_close(ops.DSNT2d("softmax", beta=2.0)(h),
+                               ops.dsnt(h, normalize="softmax", beta=2.0))
+    x = h.clone().requires_grad_(True)
+    ops.DSNT2d("softmax")(x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert "form='mmpose'" in repr(ops.DebiasedSoftArgmax2d(form="mmpose"))
+
+
+def test_decoded_results_are_named():
+    h = torch.rand(2, 3, 8, 6)
+    for out in (ops.argmax_decode(h), ops.dark_decode(h), ops.simcc_decode(h[..., 0], h[..., 1])):
+        assert isinstance(out, ops.Decoded)
+        assert out.keypoints.shape == (2, 3, 2) and out.scores.shape == (2, 3)
 
 
 # ---- back-transforms ----------------------------------------------------------------
@@ -456,11 +471,11 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match=r"'center' must have shape \(B, 2\)"):
         ops.transform_preds(torch.rand(2, 3, 2), torch.rand(3, 2), torch.rand(2, 2), (4, 4))
     with pytest.raises(ValueError, match="'grad' must have shape"):
-        torch.ops.pyhpe.soft_argmax_backward(torch.rand(2, 3, 3), h,
+        torch.ops.pyhpe._soft_argmax_backward(torch.rand(2, 3, 3), h,
                                              torch.zeros(2, 3, 8, dtype=torch.float64), 1.0,
                                              "softmax")
     with pytest.raises(TypeError, match="'stats' must be the float64 statistics"):
-        torch.ops.pyhpe.soft_argmax_backward(torch.rand(2, 3, 2), h, torch.zeros(2, 3, 8), 1.0,
+        torch.ops.pyhpe._soft_argmax_backward(torch.rand(2, 3, 2), h, torch.zeros(2, 3, 8), 1.0,
                                              "softmax")
     with pytest.raises(ValueError, match="H, W > 0"):
         ops.soft_argmax(torch.rand(2, 3, 0, 4))
@@ -502,11 +517,11 @@ def test_opcheck(device):
     _opcheck(P.dsnt.default, (hg, 1.5, "softmax"))
     gr = torch.rand(2, 3, 2, generator=g, dtype=torch.float64).to(device)
     st = P.soft_argmax(h, 1.5, "sum")[1]
-    _opcheck(P.soft_argmax_backward.default, (gr, h, st, 1.5, "sum"))
+    _opcheck(P._soft_argmax_backward.default, (gr, h, st, 1.5, "sum"))
     st = P.debiased_soft_argmax(h, 1.5, "paper")[1]
-    _opcheck(P.debiased_soft_argmax_backward.default, (gr, h, st, 1.5, "paper"))
-    _opcheck(P.dsnt_backward.default, (gr, h, P.dsnt(h)[1]))
-    _opcheck(P.dsnt_backward.default, (gr, h, P.dsnt(h, 2.0, "softmax")[1], 2.0, "softmax"))
+    _opcheck(P._debiased_soft_argmax_backward.default, (gr, h, st, 1.5, "paper"))
+    _opcheck(P._dsnt_backward.default, (gr, h, P.dsnt(h)[1]))
+    _opcheck(P._dsnt_backward.default, (gr, h, P.dsnt(h, 2.0, "softmax")[1], 2.0, "softmax"))
     c = gr.clone().requires_grad_(True)
     ctr = torch.rand(2, 2, dtype=torch.float64, device=device)
     _opcheck(P.transform_preds.default, (c, ctr, ctr + 1, 8, 9, True))
@@ -546,7 +561,7 @@ class _PooledOutputs(torch.utils.data.Dataset):
         # backward does), which is not what this test is about.
         x = torch.randn(8, 17, 64, 48, generator=torch.Generator().manual_seed(i))
         stats = torch.ops.pyhpe.soft_argmax(x, 1.0, "softmax")[1]
-        grad = torch.ops.pyhpe.soft_argmax_backward(  # pooled gradient, freed on return
+        grad = torch.ops.pyhpe._soft_argmax_backward(  # pooled gradient, freed on return
             torch.ones(8, 17, 2), x, stats, 1.0, "softmax")
         return grad.abs().sum()
 
@@ -604,7 +619,7 @@ def test_debiased_rejects_non_positive_or_non_finite_beta(beta):
                                          "and finite"):
         ops.debiased_soft_argmax(torch.rand(1, 2, 4, 4), beta=beta)
     with pytest.raises(ValueError, match="'beta' must be positive and finite"):
-        ops.decode.SoftArgmax2d(beta, debias="paper")(torch.rand(1, 2, 4, 4))
+        ops.DebiasedSoftArgmax2d(beta)(torch.rand(1, 2, 4, 4))
 
 
 @pytest.mark.parametrize("beta", [float("inf"), float("nan")])
@@ -683,12 +698,12 @@ def test_non_differentiable_ops_refuse_inputs_that_require_grad(device):
     hd = h.detach()
     gr = torch.rand(2, 3, 2, device=device)
     st = torch.ops.pyhpe.soft_argmax(hd, 1.0, "softmax")[1]
-    with pytest.raises(RuntimeError, match="pyhpe.soft_argmax_backward: is not differentiable, "
+    with pytest.raises(RuntimeError, match="pyhpe._soft_argmax_backward: is not differentiable, "
                                            "but 'heatmaps' requires grad"):
-        torch.ops.pyhpe.soft_argmax_backward(gr, h, st, 1.0, "softmax")
-    with pytest.raises(RuntimeError, match="pyhpe.dsnt_backward: is not differentiable, but "
+        torch.ops.pyhpe._soft_argmax_backward(gr, h, st, 1.0, "softmax")
+    with pytest.raises(RuntimeError, match="pyhpe._dsnt_backward: is not differentiable, but "
                                            "'grad' requires grad"):
-        torch.ops.pyhpe.dsnt_backward(gr.requires_grad_(True), hd, st, 1.0, "softmax")
+        torch.ops.pyhpe._dsnt_backward(gr.requires_grad_(True), hd, st, 1.0, "softmax")
     # inputs without requires_grad are unaffected
     assert not ops.argmax_decode(hd)[0].requires_grad
 

@@ -43,7 +43,7 @@ def _assert_close(actual, expected, atol=ATOL):
 def test_gaussian_matches_mmpose(device, rng, encoding, sigma):
     B, N, K, W, H = 3, 3, 5, 20, 24
     kp, vis = _instances(rng, B, N, K, W, H)
-    heatmaps, weights = ENCODINGS[encoding](_t(kp, device), _t(vis, device), (W, H), sigma)
+    heatmaps, weights = ENCODINGS[encoding](_t(kp, device), _t(vis, device), (W, H), sigma=sigma)
     exp_maps, exp_weights = ref.gaussian_heatmaps_numpy(kp, vis, (W, H), sigma, encoding)
     assert heatmaps.shape == (B, K, H, W) and weights.shape == (B, N, K)
     assert heatmaps.dtype == torch.float32 and heatmaps.device.type == device
@@ -59,11 +59,11 @@ def test_gaussian_per_instance_and_per_keypoint_sigma(device, rng, encoding):
     per_instance = rng.choice([1.0, 1.5, 2.0, 2.5], (B, N))
     per_keypoint = np.array([1.0, 1.5, 2.0, 3.0])
     fn = ENCODINGS[encoding]
-    hm, w = fn(_t(kp, device), _t(vis, device), (W, H), torch.tensor(per_instance))
+    hm, w = fn(_t(kp, device), _t(vis, device), (W, H), sigma=torch.tensor(per_instance))
     e_hm, e_w = ref.gaussian_heatmaps_numpy(kp, vis, (W, H), per_instance, encoding)
     _assert_close(hm, e_hm)
     np.testing.assert_array_equal(w.cpu().numpy(), e_w)
-    hm, w = fn(_t(kp, device), _t(vis, device), (W, H), per_keypoint.tolist())
+    hm, w = fn(_t(kp, device), _t(vis, device), (W, H), sigma=per_keypoint.tolist())
     full = np.broadcast_to(per_keypoint, (B, N, K))
     e_hm, e_w = ref.gaussian_heatmaps_numpy(kp, vis, (W, H), full, encoding)
     _assert_close(hm, e_hm)
@@ -82,14 +82,15 @@ def test_gaussian_edge_keypoints(device, encoding):
     vis = np.ones(kp.shape[:3], np.float32)
     vis[0, -1, 0] = 0.0
     for sigma in (2.0, 1.5):
-        hm, w = ENCODINGS[encoding](_t(kp, device), _t(vis, device), (W, H), sigma)
+        hm, w = ENCODINGS[encoding](_t(kp, device), _t(vis, device), (W, H), sigma=sigma)
         e_hm, e_w = ref.gaussian_heatmaps_numpy(kp, vis, (W, H), sigma, encoding)
         _assert_close(hm, e_hm)
         np.testing.assert_array_equal(w.cpu().numpy(), e_w)
         # each keypoint alone too, so max-combination cannot hide a wrong window
         for n in range(kp.shape[1]):
             one_kp, one_vis = kp[:, n:n + 1], vis[:, n:n + 1]
-            hm, w = ENCODINGS[encoding](_t(one_kp, device), _t(one_vis, device), (W, H), sigma)
+            hm, w = ENCODINGS[encoding](_t(one_kp, device), _t(one_vis, device), (W, H),
+                                        sigma=sigma)
             e_hm, e_w = ref.gaussian_heatmaps_numpy(one_kp, one_vis, (W, H), sigma, encoding)
             _assert_close(hm, e_hm)
             np.testing.assert_array_equal(w.cpu().numpy(), e_w)
@@ -97,13 +98,13 @@ def test_gaussian_edge_keypoints(device, encoding):
 
 def test_msra_known_values():
     hm, w = pyhpe.ops.msra_heatmaps(torch.tensor([[[[3.2, 4.6]]]]), torch.ones(1, 1, 1),
-                                    (8, 9), 2.0)
+                                    (8, 9), sigma=2.0)
     assert hm[0, 0].argmax().item() == 5 * 8 + 3 and hm[0, 0, 5, 3] == 1.0
     assert torch.isclose(hm[0, 0, 5, 4], torch.tensor(np.exp(-1 / 8), dtype=torch.float32))
     assert w.tolist() == [[[1.0]]]
     # -0.7 rounds to centre 0; far outside gets weight 0 and an empty map
     hm, w = pyhpe.ops.msra_heatmaps(torch.tensor([[[[-0.7, -0.7]], [[-30.0, 2.0]]]]),
-                                    torch.ones(1, 2, 1), (8, 9), 2.0)
+                                    torch.ones(1, 2, 1), (8, 9), sigma=2.0)
     assert hm[0, 0, 0, 0] == 1.0 and w[0, :, 0].tolist() == [1.0, 0.0]
 
 
@@ -112,7 +113,7 @@ def test_gaussian_float64(device, rng):
     B, N, K, W, H = 2, 2, 3, 14, 11
     kp, vis = _instances(rng, B, N, K, W, H)
     for encoding, fn in ENCODINGS.items():
-        hm, w = fn(_t(kp, device, torch.float64), _t(vis, device, torch.float64), (W, H), 2.0)
+        hm, w = fn(_t(kp, device, torch.float64), _t(vis, device, torch.float64), (W, H), sigma=2.0)
         assert hm.dtype == torch.float64 and w.dtype == torch.float64
         e_hm, e_w = ref.gaussian_heatmaps_numpy(kp, vis, (W, H), 2.0, encoding)
         _assert_close(hm, e_hm)
@@ -125,20 +126,20 @@ def test_gaussian_unbatched_out_and_channels(device, rng):
     kp, vis = _instances(rng, 1, N, K, W, H)
     for encoding, fn in ENCODINGS.items():
         e_hm, e_w = ref.gaussian_heatmaps_numpy(kp, vis, (W, H), 2.0, encoding)
-        hm, w = fn(_t(kp[0], device), _t(vis[0], device), (W, H), 2.0)
+        hm, w = fn(_t(kp[0], device), _t(vis[0], device), (W, H), sigma=2.0)
         assert hm.shape == (K, H, W) and w.shape == (N, K)
         _assert_close(hm, e_hm[0])
         # out=: contiguous and non-contiguous, with stale values
         out = torch.full((1, K, H, W), 7.0, device=device)
-        hm, w = fn(_t(kp, device), _t(vis, device), (W, H), 2.0, out=out)
+        hm, w = fn(_t(kp, device), _t(vis, device), (W, H), sigma=2.0, out=out)
         assert hm is out
         _assert_close(out, e_hm)
         out_t = torch.full((1, K, W, H), 7.0, device=device).transpose(2, 3)
-        hm, w = fn(_t(kp, device), _t(vis, device), (W, H), 2.0, out=out_t)
+        hm, w = fn(_t(kp, device), _t(vis, device), (W, H), sigma=2.0, out=out_t)
         _assert_close(out_t, e_hm)
         # (x, y, score) keypoints: only x, y are used
         kp3 = np.concatenate([kp, np.full(kp.shape[:3] + (1,), 5.0, np.float32)], -1)
-        hm, _ = fn(_t(kp3, device), _t(vis, device), (W, H), 2.0)
+        hm, _ = fn(_t(kp3, device), _t(vis, device), (W, H), sigma=2.0)
         _assert_close(hm, e_hm)
 
 
@@ -146,24 +147,24 @@ def test_gaussian_unbatched_out_and_channels(device, rng):
 def test_gaussian_empty_inputs(device):
     for encoding, fn in ENCODINGS.items():
         hm, w = fn(torch.zeros(0, 2, 17, 2, device=device), torch.zeros(0, 2, 17, device=device),
-                   (48, 64), 2.0)
+                   (48, 64), sigma=2.0)
         assert hm.shape == (0, 17, 64, 48) and w.shape == (0, 2, 17)
         hm, w = fn(torch.zeros(2, 0, 3, 2, device=device), torch.zeros(2, 0, 3, device=device),
-                   (5, 4), 2.0)
+                   (5, 4), sigma=2.0)
         assert hm.shape == (2, 3, 4, 5) and w.shape == (2, 0, 3)
         assert hm.abs().sum() == 0
         hm, w = fn(torch.zeros(2, 1, 0, 2, device=device), torch.zeros(2, 1, 0, device=device),
-                   (5, 4), 2.0)
+                   (5, 4), sigma=2.0)
         assert hm.shape == (2, 0, 4, 5) and w.shape == (2, 1, 0)
         hm, w = fn(torch.ones(1, 1, 2, 2, device=device), torch.ones(1, 1, 2, device=device),
-                   (0, 0), 2.0)
+                   (0, 0), sigma=2.0)
         # mmpose keeps the weight: left = int(1 - 6) < W = 0 does not count as a miss
         assert hm.shape == (1, 2, 0, 0) and w.tolist() == [[[1.0, 1.0]]]
 
 
 def test_gaussian_nonfinite_keypoint_gets_zero_weight():
     kp = torch.tensor([[[[float("nan"), 2.0], [1e30, 2.0], [2.0, 2.0]]]])
-    hm, w = pyhpe.ops.msra_heatmaps(kp, torch.ones(1, 1, 3), (6, 6), 1.0)
+    hm, w = pyhpe.ops.msra_heatmaps(kp, torch.ones(1, 1, 3), (6, 6), sigma=1.0)
     assert w.tolist() == [[[0.0, 0.0, 1.0]]]
     assert torch.isfinite(hm).all() and hm[0, :2].abs().sum() == 0
 
@@ -177,21 +178,19 @@ def test_gaussian_bad_inputs():
     with pytest.raises(ValueError, match="visibility"):
         pyhpe.ops.msra_heatmaps(kp, torch.ones(2, 1, 4), (4, 4))
     with pytest.raises(TypeError, match="float32 or float64"):
-        torch.ops.pyhpe.gaussian_heatmaps(kp.half(), vis.half(), torch.ones(1, 1, 1), 4, 4, "msra")
+        torch.ops.pyhpe.msra_heatmaps(kp.half(), vis.half(), torch.ones(1, 1, 1), 4, 4)
     with pytest.raises(TypeError, match="dtype of 'keypoints'"):
-        torch.ops.pyhpe.gaussian_heatmaps(kp, vis.double(), torch.ones(1, 1, 1), 4, 4, "msra")
+        torch.ops.pyhpe.udp_heatmaps(kp, vis.double(), torch.ones(1, 1, 1), 4, 4)
     with pytest.raises(ValueError, match="sigma"):
-        pyhpe.ops.msra_heatmaps(kp, vis, (4, 4), -1.0)
+        pyhpe.ops.msra_heatmaps(kp, vis, (4, 4), sigma=-1.0)
     with pytest.raises(ValueError, match="sigma"):
-        pyhpe.ops.msra_heatmaps(kp, vis, (4, 4), torch.tensor([1.0, 0.0, 1.0]))
+        pyhpe.ops.msra_heatmaps(kp, vis, (4, 4), sigma=torch.tensor([1.0, 0.0, 1.0]))
     with pytest.raises(ValueError, match="broadcast"):
-        pyhpe.ops.msra_heatmaps(kp, vis, (4, 4), torch.ones(5))
+        pyhpe.ops.msra_heatmaps(kp, vis, (4, 4), sigma=torch.ones(5))
     with pytest.raises(ValueError, match="heatmap_size"):
         pyhpe.ops.msra_heatmaps(kp, vis, (4,))
     with pytest.raises(ValueError, match="heatmap_size"):
         pyhpe.ops.msra_heatmaps(kp, vis, (-1, 4))
-    with pytest.raises(ValueError, match="encoding"):
-        torch.ops.pyhpe.gaussian_heatmaps(kp, vis, torch.ones(1, 1, 1), 4, 4, "gauss")
     with pytest.raises(ValueError, match="'out' must have shape"):
         pyhpe.ops.msra_heatmaps(kp, vis, (4, 4), out=torch.empty(2, 3, 4, 5))
     with pytest.raises(TypeError, match="'out' must have dtype"):
@@ -213,8 +212,9 @@ def test_simcc_matches_mmpose(device, rng, normalize, sigma, ratio):
     kp[0, :6] = [[0.25, 0.75], [10.25, 3.75], [-0.25, -8.0], [w, h], [-3.0, -2.5],
                  [w + 2.5, h + 3.0]]
     vis = rng.choice(np.array([0.0, 1.0, 1.0, 0.4], np.float32), (B, K))
-    x, y, wt = pyhpe.ops.simcc_labels(_t(kp, device), _t(vis, device), (w, h), sigma, ratio,
-                                      normalize)
+    x, y, wt = pyhpe.ops.simcc_labels(_t(kp, device), _t(vis, device), (w, h), sigma=sigma,
+                                      split_ratio=ratio,
+                                      normalize=normalize)
     ex, ey, ew = ref.mmpose_simcc_gaussian(kp, vis, (w, h), sigma, ratio, normalize)
     assert x.shape == ex.shape and y.shape == ey.shape and wt.shape == (B, K)
     _assert_close(x, ex)
@@ -223,8 +223,9 @@ def test_simcc_matches_mmpose(device, rng, normalize, sigma, ratio):
     # out=
     xo = torch.empty_like(x)
     yo = torch.empty(ey.shape[::-1], device=device).permute(2, 1, 0)
-    x2, y2, wt2 = pyhpe.ops.simcc_labels(_t(kp, device), _t(vis, device), (w, h), sigma, ratio,
-                                         normalize, out=(xo, yo))
+    x2, y2, wt2 = pyhpe.ops.simcc_labels(_t(kp, device), _t(vis, device), (w, h), sigma=sigma,
+                                         split_ratio=ratio,
+                                         normalize=normalize, out=(xo, yo))
     assert x2 is xo and y2 is yo
     _assert_close(xo, ex)
     _assert_close(yo, ey)
@@ -235,25 +236,25 @@ def test_simcc_matches_mmpose(device, rng, normalize, sigma, ratio):
 def test_simcc_float64_empty_and_errors(device, rng):
     kp = rng.uniform(0, 40, (3, 5, 2))
     vis = np.ones((3, 5))
-    x, y, w = pyhpe.ops.simcc_labels(_t(kp, device), _t(vis, device), (40, 30), (3.0, 4.0))
+    x, y, w = pyhpe.ops.simcc_labels(_t(kp, device), _t(vis, device), (40, 30), sigma=(3.0, 4.0))
     ex, ey, ew = ref.mmpose_simcc_gaussian(kp.astype(np.float32), vis.astype(np.float32),
                                            (40, 30), (3.0, 4.0), 2.0, False)
     assert x.dtype == torch.float64
     _assert_close(x, ex)
     _assert_close(y, ey)
     x, y, w = pyhpe.ops.simcc_labels(torch.zeros(0, 17, 2, device=device),
-                                     torch.zeros(0, 17, device=device), (192, 256), 6.0)
+                                     torch.zeros(0, 17, device=device), (192, 256), sigma=6.0)
     assert x.shape == (0, 17, 384) and y.shape == (0, 17, 512) and w.shape == (0, 17)
     with pytest.raises(ValueError, match="'keypoints' must be"):
-        pyhpe.ops.simcc_labels(torch.zeros(2, 3, 4, 2), None, (4, 4), 2.0)
+        pyhpe.ops.simcc_labels(torch.zeros(2, 3, 4, 2), None, (4, 4), sigma=2.0)
     with pytest.raises(ValueError, match="sigma"):
-        pyhpe.ops.simcc_labels(torch.zeros(2, 3, 2), None, (4, 4), (2.0, -1.0))
-    with pytest.raises(ValueError, match="simcc_split_ratio"):
-        pyhpe.ops.simcc_labels(torch.zeros(2, 3, 2), None, (4, 4), 2.0, 0.0)
+        pyhpe.ops.simcc_labels(torch.zeros(2, 3, 2), None, (4, 4), sigma=(2.0, -1.0))
+    with pytest.raises(ValueError, match="pyhpe.simcc_labels: 'split_ratio'"):
+        pyhpe.ops.simcc_labels(torch.zeros(2, 3, 2), None, (4, 4), sigma=2.0, split_ratio=0.0)
     with pytest.raises(ValueError, match="visibility"):
-        pyhpe.ops.simcc_labels(torch.zeros(2, 3, 2), torch.ones(2, 4), (4, 4), 2.0)
+        pyhpe.ops.simcc_labels(torch.zeros(2, 3, 2), torch.ones(2, 4), (4, 4), sigma=2.0)
     with pytest.raises(ValueError, match=r"out\[0\]"):
-        pyhpe.ops.simcc_labels(torch.zeros(2, 3, 2), None, (4, 4), 2.0,
+        pyhpe.ops.simcc_labels(torch.zeros(2, 3, 2), None, (4, 4), sigma=2.0,
                                out=(torch.empty(2, 3, 7), torch.empty(2, 3, 8)))
 
 
@@ -270,7 +271,7 @@ def test_paf_matches_mmpose(device, rng, mode, limb_width):
     vis = rng.choice(np.array([0.0, 1.0, 2.0], np.float32), (B, N, K), p=[0.2, 0.6, 0.2])
     kp[0, 0, 1] = kp[0, 0, 0]  # a zero-length limb
     pafs, counts = pyhpe.ops.paf_targets(_t(kp, device), _t(vis, device), LIMBS, (W, H),
-                                         limb_width, mode)
+                                         limb_width=limb_width, mode=mode)
     e_pafs, e_counts = ref.paf_targets_numpy(kp, vis, LIMBS, (W, H), limb_width, mode)
     L = len(LIMBS)
     assert pafs.shape == (B, 2 * L, H, W) and counts.shape == (B, L, H, W)
@@ -278,8 +279,9 @@ def test_paf_matches_mmpose(device, rng, mode, limb_width):
     _assert_close(counts, e_counts)
     assert counts.sum() > 0
     out = torch.full((B, 2 * L, H, W), 3.0, device=device)
-    pafs2, _ = pyhpe.ops.paf_targets(_t(kp, device), _t(vis, device), LIMBS, (W, H), limb_width,
-                                     mode, out=out)
+    pafs2, _ = pyhpe.ops.paf_targets(_t(kp, device), _t(vis, device), LIMBS, (W, H),
+                                     limb_width=limb_width,
+                                     mode=mode, out=out)
     assert pafs2 is out
     _assert_close(out, e_pafs)
 
@@ -289,7 +291,7 @@ def test_paf_is_mmpose_without_zero_length_limbs(rng):
     kp, vis = _instances(rng, B, N, K, W, H, margin=2.0)
     limbs = LIMBS[:-1]
     pafs, counts = pyhpe.ops.paf_targets(torch.from_numpy(kp), torch.from_numpy(vis), limbs,
-                                         (W, H), 1.0)
+                                         (W, H), limb_width=1.0)
     e_pafs, e_counts = ref.paf_targets_numpy(kp, vis, limbs, (W, H), 1.0,
                                              skip_zero_length=False)
     _assert_close(pafs, e_pafs)
@@ -300,7 +302,7 @@ def test_paf_known_values():
     # horizontal limb (2, 3) -> (8, 3) on a 12x8 map, width 1: unit vector (1, 0) on row 3,
     # x in [1, 9]; a second person's crossing vertical limb averages with it at (5, 3).
     kp = torch.tensor([[[[2.0, 3.0], [8.0, 3.0]], [[5.0, 0.0], [5.0, 6.0]]]])
-    pafs, counts = pyhpe.ops.paf_targets(kp, torch.ones(1, 2, 2), [[0, 1]], (12, 8), 1.0)
+    pafs, counts = pyhpe.ops.paf_targets(kp, torch.ones(1, 2, 2), [[0, 1]], (12, 8), limb_width=1.0)
     assert counts[0, 0, 3].tolist() == [0, 1, 1, 1, 1, 2, 1, 1, 1, 1, 0, 0]
     assert pafs[0, 0, 3, 2].item() == 1.0 and pafs[0, 1, 3, 2].item() == 0.0
     assert pafs[0, 0, 3, 5].item() == 0.5 and pafs[0, 1, 3, 5].item() == 0.5
@@ -403,10 +405,12 @@ def test_cpu_matches_gpu_element_functions(rng, monkeypatch):
 
     def run_all(dtype):
         k, v = torch.from_numpy(kp).to(dtype), torch.from_numpy(vis).to(dtype)
-        outs = [fn(k, v, (W, H), sig) for fn in ENCODINGS.values()]
-        outs += [pyhpe.ops.simcc_labels(kp2.to(dtype), vis2.to(dtype), (48, 64), (4.9, 5.66), 2.0,
-                                        norm) for norm in (False, True)]
-        outs += [pyhpe.ops.paf_targets(k, v, LIMBS, (W, H), 1.5, mode) for mode in ("hard", "soft")]
+        outs = [fn(k, v, (W, H), sigma=sig) for fn in ENCODINGS.values()]
+        outs += [pyhpe.ops.simcc_labels(kp2.to(dtype), vis2.to(dtype), (48, 64), sigma=(4.9, 5.66),
+                                        split_ratio=2.0,
+                                        normalize=norm) for norm in (False, True)]
+        outs += [pyhpe.ops.paf_targets(k, v, LIMBS, (W, H), limb_width=1.5,
+                                       mode=mode) for mode in ("hard", "soft")]
         return [t for group in outs for t in group]
 
     for dtype in (torch.float32, torch.float64):
@@ -427,20 +431,23 @@ def _opcheck_samples(device="cpu"):
     vis2 = torch.ones(2, 3, device=device)
     limbs = torch.tensor([[0, 1], [1, 2]], device=device)
     return [
-        (torch.ops.pyhpe.gaussian_heatmaps.default, (kp, vis, sig, 9, 8, "msra")),
-        (torch.ops.pyhpe.gaussian_heatmaps.default, (kp, vis, sig, 9, 8, "udp")),
-        (torch.ops.pyhpe.gaussian_heatmaps.default, (kp.double(), vis.double(), sig, 9, 8,
-                                                     "unbiased")),
-        (torch.ops.pyhpe.gaussian_heatmaps_out.default,
-         (kp, vis, sig, "msra", torch.empty(2, 3, 8, 9, device=device))),
-        (torch.ops.pyhpe.simcc_labels.default, (kp2, vis2, 10, 8, 2.0, 2.5, 2.0, True)),
-        (torch.ops.pyhpe.simcc_labels_out.default,
-         (kp2, vis2, 2.0, 2.5, 2.0, False, torch.empty(2, 3, 20, device=device),
-          torch.empty(2, 3, 16, device=device))),
-        (torch.ops.pyhpe.paf_targets.default, (kp, vis, limbs, 9, 8, 1.0, "hard")),
-        (torch.ops.pyhpe.paf_targets.default, (kp, vis, limbs, 9, 8, 1.5, "soft")),
-        (torch.ops.pyhpe.paf_targets_out.default,
-         (kp, vis, limbs, 1.0, "hard", torch.empty(2, 4, 8, 9, device=device))),
+        (torch.ops.pyhpe.msra_heatmaps.default, (kp, vis, sig, 9, 8), {}),
+        (torch.ops.pyhpe.udp_heatmaps.default, (kp, vis, sig, 9, 8), {}),
+        (torch.ops.pyhpe.unbiased_heatmaps.default, (kp.double(), vis.double(), sig, 9, 8), {}),
+        (torch.ops.pyhpe.msra_heatmaps.out, (kp, vis, sig),
+         {"out": torch.empty(2, 3, 8, 9, device=device)}),
+        (torch.ops.pyhpe.udp_heatmaps.out, (kp, vis, sig),
+         {"out": torch.empty(2, 3, 8, 9, device=device)}),
+        (torch.ops.pyhpe.unbiased_heatmaps.out, (kp, vis, sig),
+         {"out": torch.empty(2, 3, 8, 9, device=device)}),
+        (torch.ops.pyhpe.simcc_labels.default, (kp2, vis2, 10, 8, 2.0, 2.5, 2.0, True), {}),
+        (torch.ops.pyhpe.simcc_labels.out, (kp2, vis2, 2.0, 2.5, 2.0, False),
+         {"x_out": torch.empty(2, 3, 20, device=device),
+          "y_out": torch.empty(2, 3, 16, device=device)}),
+        (torch.ops.pyhpe.paf_targets.default, (kp, vis, limbs, 9, 8, 1.0, "hard"), {}),
+        (torch.ops.pyhpe.paf_targets.default, (kp, vis, limbs, 9, 8, 1.5, "soft"), {}),
+        (torch.ops.pyhpe.paf_targets.out, (kp, vis, limbs, 1.0, "hard"),
+         {"out": torch.empty(2, 4, 8, 9, device=device)}),
     ]
 
 
@@ -448,8 +455,8 @@ def _opcheck_samples(device="cpu"):
 def test_opcheck(device):
     utils = ("test_schema", "test_autograd_registration", "test_faketensor",
              "test_aot_dispatch_dynamic")
-    for op, args in _opcheck_samples(device):
-        torch.library.opcheck(op, args, test_utils=utils)
+    for op, args, kwargs in _opcheck_samples(device):
+        torch.library.opcheck(op, args, kwargs, test_utils=utils)
 
 
 def test_torch_compile_smoke():
@@ -457,10 +464,10 @@ def test_torch_compile_smoke():
     vis = torch.ones(2, 1, 4)
 
     def targets(kp, vis):
-        hm, w = pyhpe.ops.msra_heatmaps(kp, vis, (12, 10), 2.0)
-        hu, _ = pyhpe.ops.udp_heatmaps(kp, vis, (12, 10), 2.0)
-        hb, _ = pyhpe.ops.unbiased_heatmaps(kp, vis, (12, 10), 2.0)
-        x, y, sw = pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (12, 10), (2.0, 2.0))
+        hm, w = pyhpe.ops.msra_heatmaps(kp, vis, (12, 10), sigma=2.0)
+        hu, _ = pyhpe.ops.udp_heatmaps(kp, vis, (12, 10), sigma=2.0)
+        hb, _ = pyhpe.ops.unbiased_heatmaps(kp, vis, (12, 10), sigma=2.0)
+        x, y, sw = pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (12, 10), sigma=(2.0, 2.0))
         pafs, counts = pyhpe.ops.paf_targets(kp, vis, [[0, 1], [2, 3]], (12, 10))
         return hm * w[:, 0, :, None, None] + hu + hb, x.sum() + y.sum() + sw.sum(), pafs, counts
 
@@ -474,7 +481,7 @@ def test_torch_compile_out_variants():
     vis = torch.ones(2, 2, 4)
 
     def targets(kp, vis, hm_out, paf_out):
-        _, w = pyhpe.ops.msra_heatmaps(kp, vis, (12, 10), 2.0, out=hm_out)
+        _, w = pyhpe.ops.msra_heatmaps(kp, vis, (12, 10), sigma=2.0, out=hm_out)
         _, counts = pyhpe.ops.paf_targets(kp, vis, [[0, 1], [2, 3]], (12, 10), out=paf_out)
         return w, counts
 
@@ -501,7 +508,7 @@ def test_tiny_sigma_draws_the_delta_limit(device, dtype, sigma):
     vis = torch.ones(1, 1, 2, dtype=dtype, device=device)
     sig = torch.full((1, 1, 1), sigma, dtype=torch.float64, device=device)
     for encoding in ENCODINGS:
-        hm, w = torch.ops.pyhpe.gaussian_heatmaps(kp, vis, sig, 6, 5, encoding)
+        hm, w = getattr(torch.ops.pyhpe, f"{encoding}_heatmaps")(kp, vis, sig, 6, 5)
         assert torch.isfinite(hm).all(), encoding
         exp = torch.zeros(2, 5, 6, dtype=dtype)
         if encoding != "unbiased":  # the centre pixel int(kp + 0.5) holds 1 (UDP: at 0.0 offset)
@@ -512,7 +519,7 @@ def test_tiny_sigma_draws_the_delta_limit(device, dtype, sigma):
             exp[0, 2, 3] = 1.0  # the keypoint sits exactly on a pixel
         assert torch.equal(hm[0].cpu(), exp), encoding
     if sigma > 0:
-        hm, _ = pyhpe.ops.msra_heatmaps(kp, vis, (6, 5), sigma)
+        hm, _ = pyhpe.ops.msra_heatmaps(kp, vis, (6, 5), sigma=sigma)
         assert hm.max() == 1 and hm.sum() == 2
     kp2, vis2 = kp[:, 0], vis[:, 0]
     x, y, _ = torch.ops.pyhpe.simcc_labels(kp2, vis2, 6, 5, max(sigma, 1e-300),
@@ -526,22 +533,22 @@ def test_tiny_sigma_draws_the_delta_limit(device, dtype, sigma):
 
 def test_simcc_normalize_refuses_sigma_whose_peak_overflows():
     kp, vis = torch.rand(2, 3, 2) * 8, torch.ones(2, 3)
-    x, _, _ = pyhpe.ops.simcc_labels(kp, vis, (8, 8), 1e-30, normalize=True)
+    x, _, _ = pyhpe.ops.simcc_labels(kp, vis, (8, 8), sigma=1e-30, normalize=True)
     assert torch.isfinite(x).all()
     with pytest.raises(ValueError, match=r"pyhpe.simcc_labels: 'sigma' is too small for "
                                          r"normalize=True"):
-        pyhpe.ops.simcc_labels(kp, vis, (8, 8), 1e-40, normalize=True)
+        pyhpe.ops.simcc_labels(kp, vis, (8, 8), sigma=1e-40, normalize=True)
     with pytest.raises(ValueError, match="'sigma' is too small"):
-        torch.ops.pyhpe.simcc_labels_out(kp, vis, 1e-40, 1.0, 2.0, True, torch.empty(2, 3, 16),
-                                         torch.empty(2, 3, 16))
-    x, _, _ = pyhpe.ops.simcc_labels(kp.double(), vis.double(), (8, 8), 1e-40, normalize=True)
+        torch.ops.pyhpe.simcc_labels.out(kp, vis, 1e-40, 1.0, 2.0, True,
+                                         x_out=torch.empty(2, 3, 16), y_out=torch.empty(2, 3, 16))
+    x, _, _ = pyhpe.ops.simcc_labels(kp.double(), vis.double(), (8, 8), sigma=1e-40, normalize=True)
     assert torch.isfinite(x).all()  # float64 holds that peak
 
 
 def test_huge_sizes_are_refused_before_allocating():
     kp, vis = torch.rand(2, 1, 3, 2), torch.ones(2, 1, 3)
-    for fn in (pyhpe.ops.msra_heatmaps, pyhpe.ops.udp_heatmaps, pyhpe.ops.unbiased_heatmaps):
-        with pytest.raises(ValueError, match=r"pyhpe.gaussian_heatmaps: 'heatmap_size' \(W, H\) "
+    for encoding, fn in ENCODINGS.items():
+        with pytest.raises(ValueError, match=rf"pyhpe.{encoding}_heatmaps: 'heatmap_size' \(W, H\) "
                                              r"must be in \[0, 65536\] each, got \(100000, "
                                              r"100000\)"):
             fn(kp, vis, (100000, 100000))
@@ -550,17 +557,17 @@ def test_huge_sizes_are_refused_before_allocating():
     with pytest.raises(ValueError, match=r"pyhpe.simcc_labels: 'input_size'"):
         pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (2**62, 8))
     with pytest.raises(ValueError, match=r"pyhpe.simcc_labels: 'input_size' w = 10000000 with "
-                                         r"simcc_split_ratio 2 asks for"):
+                                         r"split_ratio 2 asks for"):
         pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (10_000_000, 8))
     with pytest.raises(ValueError, match="'heatmap_size' must fit in int64"):
         pyhpe.ops.msra_heatmaps(kp, vis, (2**64, 4))
     # element counts are checked with overflow-safe products (an expanded batch has no memory)
     big = torch.zeros(1, 1, 1, 2).expand(2**40, 1, 1, 2)
     big_vis = torch.ones(1, 1, 1).expand(2**40, 1, 1)
-    with pytest.raises(ValueError, match="pyhpe.gaussian_heatmaps: the requested 'heatmaps' of "
+    with pytest.raises(ValueError, match="pyhpe.unbiased_heatmaps: the requested 'heatmaps' of "
                                          "shape .* has more elements than int64 can count"):
-        torch.ops.pyhpe.gaussian_heatmaps(big, big_vis, torch.ones(1, 1, 1, dtype=torch.float64),
-                                          65536, 65536, "msra")
+        torch.ops.pyhpe.unbiased_heatmaps(big, big_vis, torch.ones(1, 1, 1, dtype=torch.float64),
+                                          65536, 65536)
     with pytest.raises(ValueError, match="pyhpe.paf_targets: the requested 'pafs'"):
         torch.ops.pyhpe.paf_targets(big, big_vis, torch.tensor([[0, 0]]), 65536, 65536, 1.0,
                                     "hard")
@@ -580,23 +587,23 @@ def test_sizes_and_options_must_be_integers_and_numbers():
     assert torch.equal(a, b) and a.shape == (2, 3, 10, 12)
     with pytest.raises(TypeError, match="pyhpe.msra_heatmaps: 'sigma' must be a float or a "
                                         "tensor"):
-        pyhpe.ops.msra_heatmaps(kp, vis, (12, 10), "2")
+        pyhpe.ops.msra_heatmaps(kp, vis, (12, 10), sigma="2")
     with pytest.raises(TypeError, match="pyhpe.unbiased_heatmaps: 'sigma' must be a float or a "
                                         "tensor"):
-        pyhpe.ops.unbiased_heatmaps(kp, vis, (12, 10), [object()])
+        pyhpe.ops.unbiased_heatmaps(kp, vis, (12, 10), sigma=[object()])
     with pytest.raises(TypeError, match="pyhpe.msra_heatmaps: 'sigma' must hold real numbers"):
-        pyhpe.ops.msra_heatmaps(kp, vis, (12, 10), torch.tensor([True]))
+        pyhpe.ops.msra_heatmaps(kp, vis, (12, 10), sigma=torch.tensor([True]))
     kp2, vis2 = kp[:, 0], vis[:, 0]
     with pytest.raises(ValueError, match=r"pyhpe.simcc_labels: 'input_size' must be an integer, "
                                          r"got 48.9"):
         pyhpe.ops.simcc_labels(kp2, vis2, (48.9, 64))
     with pytest.raises(TypeError, match=r"pyhpe.simcc_labels: 'sigma\[1\]' must be a number"):
-        pyhpe.ops.simcc_labels(kp2, vis2, (12, 10), (2.0, "x"))
+        pyhpe.ops.simcc_labels(kp2, vis2, (12, 10), sigma=(2.0, "x"))
     with pytest.raises(TypeError, match="pyhpe.simcc_labels: 'sigma' must be a number"):
-        pyhpe.ops.simcc_labels(kp2, vis2, (12, 10), "abc")
-    with pytest.raises(TypeError, match="pyhpe.simcc_labels: 'simcc_split_ratio' must be a "
+        pyhpe.ops.simcc_labels(kp2, vis2, (12, 10), sigma="abc")
+    with pytest.raises(TypeError, match="pyhpe.simcc_labels: 'split_ratio' must be a "
                                         "number"):
-        pyhpe.ops.simcc_labels(kp2, vis2, (12, 10), 2.0, "2")
+        pyhpe.ops.simcc_labels(kp2, vis2, (12, 10), sigma=2.0, split_ratio="2")
     with pytest.raises(TypeError, match="pyhpe.paf_targets: 'limb_width' must be a number"):
         pyhpe.ops.paf_targets(kp, vis, [[0, 1]], (12, 10), limb_width="1")
     with pytest.raises(ValueError, match=r"pyhpe.paf_targets: 'heatmap_size' must be an "
@@ -618,20 +625,23 @@ def test_targets_are_not_differentiable(device):
     sig = torch.ones(1, 1, 1, dtype=torch.float64, device=device)
     limbs = torch.tensor([[0, 1]], device=device)
     cases = [
-        ("gaussian_heatmaps", "keypoints", lambda: pyhpe.ops.msra_heatmaps(kp, vis, (6, 5))),
-        ("gaussian_heatmaps", "keypoints", lambda: pyhpe.ops.udp_heatmaps(kp, vis, (6, 5))),
-        ("gaussian_heatmaps", "keypoints", lambda: pyhpe.ops.unbiased_heatmaps(kp, vis, (6, 5))),
-        ("gaussian_heatmaps", "visibility",
+        ("msra_heatmaps", "keypoints", lambda: pyhpe.ops.msra_heatmaps(kp, vis, (6, 5))),
+        ("udp_heatmaps", "keypoints", lambda: pyhpe.ops.udp_heatmaps(kp, vis, (6, 5))),
+        ("unbiased_heatmaps", "keypoints", lambda: pyhpe.ops.unbiased_heatmaps(kp, vis, (6, 5))),
+        ("msra_heatmaps", "visibility",
          lambda: pyhpe.ops.msra_heatmaps(kp.detach(), vis.clone().requires_grad_(True), (6, 5))),
-        ("gaussian_heatmaps", "sigma",
-         lambda: torch.ops.pyhpe.gaussian_heatmaps(kp.detach(), vis,
-                                                   sig.clone().requires_grad_(True), 6, 5,
-                                                   "msra")),
+        ("udp_heatmaps", "sigma",
+         lambda: torch.ops.pyhpe.udp_heatmaps(kp.detach(), vis,
+                                              sig.clone().requires_grad_(True), 6, 5)),
         ("simcc_labels", "keypoints", lambda: pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (6, 5))),
         ("paf_targets", "keypoints", lambda: pyhpe.ops.paf_targets(kp, vis, limbs, (6, 5))),
-        ("gaussian_heatmaps_out", "keypoints",
-         lambda: torch.ops.pyhpe.gaussian_heatmaps_out(kp, vis, sig, "msra",
-                                                       torch.empty(2, 3, 5, 6, device=device))),
+        ("unbiased_heatmaps", "keypoints",
+         lambda: torch.ops.pyhpe.unbiased_heatmaps.out(kp, vis, sig,
+                                                       out=torch.empty(2, 3, 5, 6, device=device))),
+        ("simcc_labels", "keypoints",
+         lambda: torch.ops.pyhpe.simcc_labels.out(kp[:, 0], vis[:, 0], 2.0, 2.0, 2.0, False,
+                                                  x_out=torch.empty(2, 3, 12, device=device),
+                                                  y_out=torch.empty(2, 3, 10, device=device))),
     ]
     for name, arg, call in cases:
         with pytest.raises(RuntimeError, match=f"pyhpe.{name}: is not differentiable, but "
@@ -648,23 +658,40 @@ def test_out_must_not_require_grad(device):
     leaf = torch.zeros(2, 3, 5, 6, device=device, requires_grad=True)
     with pytest.raises(RuntimeError, match="pyhpe.msra_heatmaps: 'out' requires grad"):
         pyhpe.ops.msra_heatmaps(kp, vis, (6, 5), out=leaf)
-    with pytest.raises(RuntimeError, match="pyhpe.gaussian_heatmaps_out: 'out' requires grad"):
-        torch.ops.pyhpe.gaussian_heatmaps_out(kp, vis, torch.ones(1, 1, 1, dtype=torch.float64,
-                                                                  device=device), "msra", leaf)
+    with pytest.raises(RuntimeError, match="pyhpe.msra_heatmaps: 'out' requires grad"):
+        torch.ops.pyhpe.msra_heatmaps.out(kp, vis, torch.ones(1, 1, 1, dtype=torch.float64,
+                                                              device=device), out=leaf)
     assert leaf.abs().sum() == 0  # nothing was written
     with pytest.raises(RuntimeError, match=r"pyhpe.simcc_labels: 'out\[1\]' requires grad"):
-        pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (6, 5), 2.0,
+        pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (6, 5), sigma=2.0,
                                out=(torch.zeros(2, 3, 12, device=device),
                                     torch.zeros(2, 3, 10, device=device, requires_grad=True)))
     with pytest.raises(RuntimeError, match="pyhpe.paf_targets: 'out' requires grad"):
         pyhpe.ops.paf_targets(kp, vis, [[0, 1]], (6, 5),
                               out=torch.zeros(2, 2, 5, 6, device=device, requires_grad=True))
-    with pytest.raises(RuntimeError, match="pyhpe.paf_targets_out: 'out' requires grad"):
-        torch.ops.pyhpe.paf_targets_out(kp, vis, torch.tensor([[0, 1]], device=device), 1.0,
-                                        "hard", torch.zeros(2, 2, 5, 6, device=device,
-                                                            requires_grad=True))
+    with pytest.raises(RuntimeError, match="pyhpe.paf_targets: 'out' requires grad"):
+        torch.ops.pyhpe.paf_targets.out(kp, vis, torch.tensor([[0, 1]], device=device), 1.0,
+                                        "hard", out=torch.zeros(2, 2, 5, 6, device=device,
+                                                                requires_grad=True))
     # a plain out tensor is written and its version counter moves, as for torch's out= ops
     out = torch.zeros(2, 3, 5, 6, device=device)
     before = out._version
     pyhpe.ops.msra_heatmaps(kp, vis, (6, 5), out=out)
     assert out._version > before and out.max() > 0
+
+
+def test_results_are_named_and_options_keyword_only():
+    kp, vis = torch.rand(2, 1, 3, 2) * 8, torch.ones(2, 1, 3)
+    for fn in ENCODINGS.values():
+        targets = fn(kp, vis, (6, 5), sigma=1.5)
+        assert isinstance(targets, pyhpe.ops.HeatmapTargets)
+        assert targets.heatmaps.shape == (2, 3, 5, 6) and targets.keypoint_weights.shape == (2, 1,
+                                                                                             3)
+        with pytest.raises(TypeError):
+            fn(kp, vis, (6, 5), 1.5)
+    simcc = pyhpe.ops.simcc_labels(kp[:, 0], vis[:, 0], (6, 5), split_ratio=2.0)
+    assert isinstance(simcc, pyhpe.ops.SimCCTargets) and simcc.x_labels.shape == (2, 3, 12)
+    pafs = pyhpe.ops.paf_targets(kp, vis, [[0, 1]], (6, 5), limb_width=1.0)
+    assert isinstance(pafs, pyhpe.ops.PAFTargets) and pafs.counts.shape == (2, 1, 5, 6)
+    with pytest.raises(TypeError):
+        pyhpe.ops.paf_targets(kp, vis, [[0, 1]], (6, 5), 1.0)

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from pyhpe.codecs import (IntegralRegressionLabel, Lift3DCodec, MSRAHeatmap, PAFCodec,
-                          PAFOutputs, RegressionLabel, SimCCLabel, UDPHeatmap)
+                          RegressionLabel, SimCCLabel, UDPHeatmap, UnbiasedHeatmap)
 from pyhpe.keypoints import COCO17
 from pyhpe.models import MODELS, PoseModel, build_model, model_names
-from pyhpe.models.heads import HeatmapHead, IntegralHead
+from pyhpe.models.heads import (HeatmapHead, IntegralHead, LiftHead, RegressionHead,
+                               SimCCHead)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -102,6 +103,65 @@ def test_predict_shapes_and_flip_test(name):
         m.predict(x, flip_test=True)
 
 
+def _mirror(kp, width):
+    out = kp[:, FLIP].clone()
+    out[..., 0] = width - 1 - out[..., 0]
+    return out
+
+
+def _ideal_outputs(head, kp):
+    """What a perfect network would output for keypoints ``kp`` (B, K, 2)."""
+    codec = head.codec
+    if isinstance(head, IntegralHead):   # logits whose softmax is a Gaussian at the keypoint
+        hm = UnbiasedHeatmap(codec.input_size, codec.heatmap_size, sigma=1.0).encode(kp, None)
+        return hm["heatmaps"].clamp_min(1e-30).log()
+    enc = codec.encode(kp, None)
+    if isinstance(codec, SimCCLabel):
+        return enc["x_labels"], enc["y_labels"]
+    if isinstance(codec, RegressionLabel):
+        return enc["keypoint_labels"]
+    return enc["heatmaps"]
+
+
+@pytest.mark.parametrize("head", [
+    HeatmapHead(UnbiasedHeatmap((192, 256), (48, 64)), None, 17),
+    HeatmapHead(UDPHeatmap((192, 256), (48, 64)), None, 17),
+    SimCCHead(SimCCLabel((192, 256)), 8, (8, 6), 17),
+    RegressionHead(RegressionLabel((192, 256)), 8, 17),
+    IntegralHead(IntegralRegressionLabel((192, 256), (48, 64), "ipr"), None, 17),
+], ids=["unbiased", "udp", "simcc", "regression", "integral"])
+def test_flip_test_of_ideal_outputs_keeps_the_prediction(head):
+    """predict(outputs, outputs of the mirrored input) == predict(outputs), up to each codec's
+    resolution: the flip-back re-aligns mirrored outputs (sub-pixel shifts included)."""
+    g = torch.Generator().manual_seed(3)
+    kp = 40 + torch.rand(2, 17, 2, generator=g) * torch.tensor([111.0, 175.0])
+    out = _ideal_outputs(head, kp)
+    flipped = _ideal_outputs(head, _mirror(kp, 192))
+    k0, s0 = head.predict(out)
+    k1, s1 = head.predict(out, flipped, FLIP)
+    # input pixels: DARK 0.05 (0.0125 map px; the linear interpolation of the fractional
+    # shift), UDP exact (no shift), SimCC half a bin, regression and integral exact
+    bound = {"UnbiasedHeatmap": 0.05, "UDPHeatmap": 1e-3, "SimCCLabel": 0.25 + 1e-4,
+             "RegressionLabel": 1e-4, "IntegralRegressionLabel": 1e-3}[type(head.codec).__name__]
+    assert float((k0 - kp).abs().max()) <= bound
+    assert float((k1 - kp).abs().max()) <= bound
+    assert s1.shape == s0.shape == (2, 17)
+
+
+def test_lift_head_flip_test_of_a_mirror_consistent_lifter():
+    codec = Lift3DCodec(0, np.zeros((17, 2)), np.full((17, 2), 50.0), np.zeros((17, 3)),
+                        np.full((17, 3), 200.0))
+    head = LiftHead(codec, 8)
+    k3 = torch.randn(2, 17, 3) * 200
+    k3 = k3 - k3[:, :1]
+    labels = codec.encode(torch.zeros(2, 17, 2), None, keypoints_3d=k3)["keypoint_labels"]
+    m3 = k3[:, FLIP].clone()
+    m3[..., 0] = -m3[..., 0]
+    mirrored = codec.encode(torch.zeros(2, 17, 2), None, keypoints_3d=m3)["keypoint_labels"]
+    k, _ = head.predict(labels, mirrored, FLIP)
+    torch.testing.assert_close(k, k3, atol=1e-2, rtol=1e-4)
+
+
 def test_multi_stage_heads_sum_the_stage_losses():
     torch.manual_seed(0)
     for name in ("hourglass", "cpm"):
@@ -127,19 +187,34 @@ def test_heatmap_loss_is_mmpose_keypoint_mse_without_rescaling():
     torch.testing.assert_close(got, ((pred - target) ** 2 * (w * jw)[..., None, None]).mean())
 
 
+def test_multi_instance_heatmap_targets_supervise_every_map():
+    codec = MSRAHeatmap((48, 64), (12, 16))
+    jw = torch.linspace(0.5, 1.5, 17)
+    head = HeatmapHead(codec, None, 17, joint_weights=jw)
+    kp = torch.rand(2, 3, 17, 2) * 40
+    vis = (torch.rand(2, 3, 17) > 0.5).float()
+    vis[1] = 0   # an image without people still teaches empty maps
+    t = codec.encode(kp, vis)
+    assert t["keypoint_weights"].shape == (2, 3, 17)
+    pred = torch.rand(2, 17, 16, 12)
+    want = ((pred - t["heatmaps"]) ** 2 * jw[:, None, None]).mean()
+    torch.testing.assert_close(head.loss(pred, t)["loss_heatmap"], want)
+    one = codec.encode(kp[:, :1], vis[:, :1])   # N = 1: the single-instance weights
+    want = ((pred - one["heatmaps"]) ** 2 * (one["keypoint_weights"][:, 0] * jw)[..., None, None]).mean()
+    torch.testing.assert_close(head.loss(pred, one)["loss_heatmap"], want)
+
+
 def _overfit(model, x, targets, steps, lr):
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     first = None
     for _ in range(steps):
         loss = sum(model(x, targets).values())
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
         opt.zero_grad()
         loss.backward()
         opt.step()
-    model.eval()   # BN statistics of two samples; compare in training mode as it was fitted
-    model.train()
-    with torch.no_grad():
+    with torch.no_grad():   # in training mode, as it was fitted (BN batch statistics)
         last = float(sum(model(x, targets).values()))
     return first, last
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import cpu_and_cuda
 
-from pyhpe.ops import oks_nms, pose_nms_alphapose, soft_oks_nms
+from pyhpe.ops import AlphaPoseNMSResult, NMSResult, oks_nms, pose_nms_alphapose, soft_oks_nms
 from pyhpe.reference import nms as ref
 
 
@@ -47,12 +47,13 @@ def test_oks_nms_matches_mmpose(device, thr, vis_thr):
         kpts, scores, areas = random_poses(rng, n, tie_levels=4 if trial % 2 else None)
         kpts, scores, areas = with_duplicates(rng, kpts, scores, areas, trial % 4)
         expect = ref.oks_nms(kpts, scores, areas, thr, vis_thr=vis_thr)
-        got = oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr, vis_thr=vis_thr)
+        got = oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr=thr,
+                      vis_thr=vis_thr).keep
         assert got.dtype == torch.int64 and got.device.type == device
         np.testing.assert_array_equal(got.cpu().numpy(), expect)
         expect_stable = ref.oks_nms(kpts, scores, areas, thr, vis_thr=vis_thr, stable=True)
-        got_stable = oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr,
-                             vis_thr=vis_thr, tie_break="stable")
+        got_stable = oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr=thr,
+                             vis_thr=vis_thr, tie_break="stable").keep
         np.testing.assert_array_equal(got_stable.cpu().numpy(), expect_stable)
 
 
@@ -65,13 +66,13 @@ def test_oks_nms_score_per_joint_and_sigmas(device):
         kpts, _, areas = random_poses(rng, n, K=K, spread=40)
         joint_scores = np.round(rng.random((n, K)) * 3) / 3
         expect = ref.oks_nms(kpts, joint_scores, areas, 0.6, sigmas=sigmas, score_per_joint=True)
-        got = oks_nms(T(kpts, device), T(joint_scores, device), T(areas, device), 0.6,
-                      sigmas=sigmas, score_per_joint=True)
+        got = oks_nms(T(kpts, device), T(joint_scores, device), T(areas, device), thr=0.6,
+                      sigmas=sigmas, score_per_joint=True).keep
         np.testing.assert_array_equal(got.cpu().numpy(), expect)
         expect = ref.oks_nms(kpts, joint_scores, areas, 0.6, sigmas=sigmas, score_per_joint=True,
                              stable=True)
-        got = oks_nms(T(kpts, device), T(joint_scores, device), T(areas, device), 0.6,
-                      sigmas=sigmas, score_per_joint=True, tie_break="stable")
+        got = oks_nms(T(kpts, device), T(joint_scores, device), T(areas, device), thr=0.6,
+                      sigmas=sigmas, score_per_joint=True, tie_break="stable").keep
         np.testing.assert_array_equal(got.cpu().numpy(), expect)
 
 
@@ -79,22 +80,23 @@ def test_oks_nms_score_per_joint_and_sigmas(device):
 def test_oks_nms_edge_cases(device):
     rng = np.random.default_rng(3)
     kpts, scores, areas = random_poses(rng, 1)
-    assert oks_nms(T(kpts, device), T(scores, device), T(areas, device)).tolist() == [0]
-    empty = oks_nms(T(kpts[:0], device), T(scores[:0], device), T(areas[:0], device))
+    assert oks_nms(T(kpts, device), T(scores, device), T(areas, device)).keep.tolist() == [0]
+    empty = oks_nms(T(kpts[:0], device), T(scores[:0], device), T(areas[:0], device)).keep
     assert empty.shape == (0,) and empty.dtype == torch.int64
     # Identical poses with identical scores: one survives, the one numpy's argsort puts first.
     same = np.repeat(kpts, 6, 0)
     for tie_break, stable in (("numpy", False), ("stable", True)):
         got = oks_nms(T(same, device), T(np.full(6, 0.5), device), T(np.full(6, 100.0), device),
-                      tie_break=tie_break)
+                      tie_break=tie_break).keep
         expect = ref.oks_nms(same, np.full(6, 0.5), np.full(6, 100.0), 0.9, stable=stable)
         np.testing.assert_array_equal(got.cpu().numpy(), expect)
     # thr >= 1 keeps everything (OKS <= 1); no keypoint above vis_thr gives OKS 0.
     kpts, scores, areas = random_poses(rng, 30, spread=10)
-    assert sorted(oks_nms(T(kpts, device), T(scores, device), T(areas, device), 1.0).tolist()) \
+    assert sorted(oks_nms(T(kpts, device), T(scores, device), T(areas, device),
+                          thr=1.0).keep.tolist()) \
         == list(range(30))
-    assert len(oks_nms(T(kpts, device), T(scores, device), T(areas, device), 0.5,
-                       vis_thr=2.0)) == 30
+    assert len(oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr=0.5,
+                       vis_thr=2.0).keep) == 30
 
 
 @cpu_and_cuda()
@@ -107,14 +109,13 @@ def test_batched_images_match_per_image(device, op):
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     if op == "hard":
         expect = ref.oks_nms_batched(kpts, scores, areas, offsets, thr=0.5)
-        got, counts = oks_nms(T(kpts, device), T(scores, device), T(areas, device), 0.5,
-                              image_offsets=T(offsets, device), return_counts=True)
+        got, counts = oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr=0.5,
+                              image_offsets=T(offsets, device))
     else:
         expect = ref.oks_nms_batched(kpts, scores, areas, offsets, fn=ref.soft_oks_nms, thr=0.3,
                                      max_dets=10, stable=True)
-        got, counts = soft_oks_nms(T(kpts, device), T(scores, device), T(areas, device), 0.3,
-                                   max_dets=10, image_offsets=T(offsets, device),
-                                   return_counts=True)
+        got, counts = soft_oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr=0.3,
+                                   max_dets=10, image_offsets=T(offsets, device))
     np.testing.assert_array_equal(got.cpu().numpy(), expect)
     image_of_keep = np.searchsorted(offsets, expect, side="right") - 1
     np.testing.assert_array_equal(counts.cpu().numpy(), np.bincount(image_of_keep, minlength=8))
@@ -130,8 +131,8 @@ def test_oks_nms_float32_follows_numpy_promotions(device, vis_thr):
                                            tie_levels=3 if trial % 2 else None, dtype=np.float32)
         for thr in (0.9, 0.5):
             expect = ref.oks_nms(kpts, scores, areas, thr, vis_thr=vis_thr)
-            got = oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr,
-                          vis_thr=vis_thr)
+            got = oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr=thr,
+                          vis_thr=vis_thr).keep
             np.testing.assert_array_equal(got.cpu().numpy(), expect)
 
 
@@ -152,8 +153,8 @@ def test_soft_oks_nms_matches_mmpose(device, method):
         # untouched mmpose algorithm applies.
         expect = ref.soft_oks_nms(kpts, scores, areas, 0.3, max_dets=max_dets, vis_thr=vis_thr,
                                   method=method, stable=ties)
-        got = soft_oks_nms(T(kpts, device), T(scores, device), T(areas, device), 0.3,
-                           max_dets=max_dets, method=method, vis_thr=vis_thr)
+        got = soft_oks_nms(T(kpts, device), T(scores, device), T(areas, device), thr=0.3,
+                           max_dets=max_dets, method=method, vis_thr=vis_thr).keep
         np.testing.assert_array_equal(got.cpu().numpy(), expect)
 
 
@@ -163,17 +164,17 @@ def test_soft_oks_nms_float32_and_edge_cases(device):
     kpts, scores, areas = random_poses(rng, 50, dtype=np.float32)
     for method in ("gaussian", "linear"):
         expect = ref.soft_oks_nms(kpts, scores, areas, 0.3, method=method)
-        got = soft_oks_nms(T(kpts, device), T(scores, device), T(areas, device), method=method)
+        got = soft_oks_nms(T(kpts, device), T(scores, device), T(areas, device), method=method).keep
         np.testing.assert_array_equal(got.cpu().numpy(), expect)
-    assert soft_oks_nms(T(kpts[:1], device), T(scores[:1], device), T(areas[:1], device)) \
+    assert soft_oks_nms(T(kpts[:1], device), T(scores[:1], device), T(areas[:1], device)).keep \
         .tolist() == [0]
-    assert soft_oks_nms(T(kpts[:0], device), T(scores[:0], device), T(areas[:0], device)) \
+    assert soft_oks_nms(T(kpts[:0], device), T(scores[:0], device), T(areas[:0], device)).keep \
         .shape == (0,)
     assert soft_oks_nms(T(kpts, device), T(scores, device), T(areas, device),
-                        max_dets=0).shape == (0,)
+                        max_dets=0).keep.shape == (0,)
     same = np.repeat(kpts[:1], 5, 0)
     got = soft_oks_nms(T(same, device), T(np.full(5, 0.5, np.float32), device),
-                       T(np.full(5, 80.0, np.float32), device))
+                       T(np.full(5, 80.0, np.float32), device)).keep
     expect = ref.soft_oks_nms(same, np.full(5, 0.5, np.float32), np.full(5, 80.0, np.float32),
                               0.3, stable=True)
     np.testing.assert_array_equal(got.cpu().numpy(), expect)
@@ -185,8 +186,8 @@ def test_numpy_exp_f32_is_numpy_bitwise():
     rng = np.random.default_rng(8)
     kpts, scores, areas = random_poses(rng, 200, spread=30, dtype=np.float32)
     expect = ref.soft_oks_nms(kpts, scores, areas, 0.05, max_dets=200)
-    got = soft_oks_nms(torch.tensor(kpts), torch.tensor(scores), torch.tensor(areas), 0.05,
-                       max_dets=200)
+    got = soft_oks_nms(torch.tensor(kpts), torch.tensor(scores), torch.tensor(areas), thr=0.05,
+                       max_dets=200).keep
     np.testing.assert_array_equal(got.numpy(), expect)
 
 
@@ -205,7 +206,7 @@ def alphapose_inputs(rng, n, K=17, spread=60.0, dtype=np.float32, zero_frac=0.0,
 
 
 def assert_alphapose_equal(got, expect, atol):
-    gp, gs, gi = (t.cpu() for t in got)
+    gp, gs, gi = (t.cpu() for t in got[:3])
     ep, es, ei = expect
     np.testing.assert_array_equal(gi.numpy(), ei.numpy())
     torch.testing.assert_close(gp, ep, atol=atol, rtol=atol, equal_nan=True)
@@ -250,8 +251,7 @@ def test_alphapose_options_edge_cases_and_batch(device):
     parts = [alphapose_inputs(rng, n) for n in sizes]
     cat = [np.concatenate([p[i] for p in parts]) for i in range(3)]
     offsets = np.concatenate([[0], np.cumsum(sizes)])
-    got = pose_nms_alphapose(*(T(a, device) for a in cat), image_offsets=T(offsets, device),
-                             return_counts=True)
+    got = pose_nms_alphapose(*(T(a, device) for a in cat), image_offsets=T(offsets, device))
     expect = [ref.pose_nms_alphapose(*(torch.tensor(a) for a in p)) for p in parts]
     ep = torch.cat([e[0] for e in expect])
     es = torch.cat([e[1] for e in expect])
@@ -339,8 +339,8 @@ def test_torch_compile_smoke():
 
     @torch.compile(fullgraph=True, backend="aot_eager")
     def run(k, s, a):
-        keep = oks_nms(k, s, a, 0.5, tie_break="stable", validate=False)
-        soft = soft_oks_nms(k, s, a, validate=False)
+        keep = oks_nms(k, s, a, thr=0.5, tie_break="stable", validate=False).keep
+        soft = soft_oks_nms(k, s, a, validate=False).keep
         return keep, soft
 
     keep, soft = run(kpts, scores, areas)
@@ -364,8 +364,9 @@ def test_soft_oks_nms_score_per_joint(device, K):
         kpts, joint_scores, areas = (x.astype(dtype) for x in (kpts, joint_scores, areas))
         expect = ref.soft_oks_nms(kpts, joint_scores, areas, 0.3, max_dets=n, sigmas=sigmas,
                                   score_per_joint=True)
-        got = soft_oks_nms(T(kpts, device), T(joint_scores, device), T(areas, device), 0.3, n,
-                           sigmas=sigmas, score_per_joint=True)
+        got = soft_oks_nms(T(kpts, device), T(joint_scores, device), T(areas, device), thr=0.3,
+                           max_dets=n,
+                           sigmas=sigmas, score_per_joint=True).keep
         np.testing.assert_array_equal(got.cpu().numpy(), expect)
 
 
@@ -380,11 +381,11 @@ def test_nms_thresholds_must_be_finite(value):
     kpts, scores, areas = _poses()
     sig = torch.full((17,), 0.08, dtype=torch.float64)
     with pytest.raises(ValueError, match="pyhpe.oks_nms: 'thr' must be finite"):
-        oks_nms(kpts, scores, areas, value)
+        oks_nms(kpts, scores, areas, thr=value)
     with pytest.raises(ValueError, match="pyhpe.oks_nms: 'vis_thr' must be finite"):
-        oks_nms(kpts, scores, areas, 0.5, vis_thr=value)
+        oks_nms(kpts, scores, areas, thr=0.5, vis_thr=value)
     with pytest.raises(ValueError, match="pyhpe.soft_oks_nms: 'thr' must be finite"):
-        soft_oks_nms(kpts, scores, areas, value, method="linear")
+        soft_oks_nms(kpts, scores, areas, thr=value, method="linear")
     with pytest.raises(ValueError, match="pyhpe.soft_oks_nms: 'vis_thr' must be finite"):
         soft_oks_nms(kpts, scores, areas, vis_thr=value)
     # The ops themselves check too.
@@ -402,19 +403,19 @@ def test_soft_oks_nms_option_checks():
     for thr in (0.0, -0.5):
         with pytest.raises(ValueError, match="pyhpe.soft_oks_nms: 'thr' must be > 0 for "
                                              "method='gaussian'"):
-            soft_oks_nms(kpts, scores, areas, thr)
+            soft_oks_nms(kpts, scores, areas, thr=thr)
         with pytest.raises(ValueError, match="'thr' must be > 0 for method='gaussian'"):
             torch.ops.pyhpe.soft_oks_nms(kpts, scores, areas, sig, thr, 20, "gaussian")
     # Linear rescoring is defined for any finite thr (o >= thr).
-    assert soft_oks_nms(kpts, scores, areas, 0.0, method="linear").shape == (6,)
+    assert soft_oks_nms(kpts, scores, areas, thr=0.0, method="linear").keep.shape == (6,)
     for value, error in ((4.5, ValueError), ("20", TypeError), (None, TypeError),
                          (-1, ValueError)):
         with pytest.raises(error, match="pyhpe.soft_oks_nms: 'max_dets'"):
             soft_oks_nms(kpts, scores, areas, max_dets=value)
     with pytest.raises(TypeError, match="pyhpe.oks_nms: 'thr'"):
-        oks_nms(kpts, scores, areas, "0.9")
+        oks_nms(kpts, scores, areas, thr="0.9")
     # Integral floats are integers.
-    assert soft_oks_nms(kpts, scores, areas, max_dets=3.0).shape == (3,)
+    assert soft_oks_nms(kpts, scores, areas, max_dets=3.0).keep.shape == (3,)
 
 
 def test_alphapose_rejects_inverted_boxes_and_bad_constants():
@@ -475,11 +476,11 @@ def test_requires_grad_inputs_are_rejected():
         pose_nms_alphapose(boxes, preds.requires_grad_(), pscores)
     # Under no_grad the same inputs run and nothing requires grad.
     with torch.no_grad():
-        keep = oks_nms(kpts.clone().requires_grad_(), scores, areas)
-        soft = soft_oks_nms(kpts, scores.clone().requires_grad_(), areas)
+        keep = oks_nms(kpts.clone().requires_grad_(), scores, areas).keep
+        soft = soft_oks_nms(kpts, scores.clone().requires_grad_(), areas).keep
         merged = pose_nms_alphapose(boxes, preds, pscores)
-    assert torch.equal(keep, oks_nms(kpts, scores, areas))
-    assert torch.equal(soft, soft_oks_nms(kpts, scores, areas))
+    assert torch.equal(keep, oks_nms(kpts, scores, areas).keep)
+    assert torch.equal(soft, soft_oks_nms(kpts, scores, areas).keep)
     assert not any(t.requires_grad for t in (keep, soft, *merged))
     expect = pose_nms_alphapose(boxes, preds.detach(), pscores)
     for g, e in zip(merged, expect):
@@ -513,7 +514,7 @@ def test_20000_poses_in_one_image_finish_quickly():
     import time
     kpts, scores, areas = (torch.tensor(a) for a in _large_crowd(20000, 4000.0))
     start = time.perf_counter()
-    soft = soft_oks_nms(kpts, scores, areas, 0.3, max_dets=20000)
+    soft = soft_oks_nms(kpts, scores, areas, thr=0.3, max_dets=20000).keep
     soft_s = time.perf_counter() - start
     boxes = torch.cat([kpts[..., :2].amin(1), kpts[..., :2].amax(1)], 1).float()
     start = time.perf_counter()
@@ -535,7 +536,7 @@ def test_indexed_soft_nms_matches_reference_on_a_larger_crowd():
             expect = ref.soft_oks_nms(kpts, scores, areas, 0.3, max_dets=400, method=method,
                                       stable=ties)
             got = soft_oks_nms(torch.tensor(kpts), torch.tensor(scores), torch.tensor(areas),
-                               0.3, max_dets=400, method=method)
+                               thr=0.3, max_dets=400, method=method).keep
             np.testing.assert_array_equal(got.numpy(), expect)
         boxes = np.concatenate([kpts[..., :2].min(1), kpts[..., :2].max(1)], 1) / 8
         preds = kpts[..., :2] / 8
@@ -560,8 +561,8 @@ def test_indexed_soft_nms_hands_over_when_rescoring_creates_ties():
     assert len(np.unique(scores)) == len(scores)
     expect = ref.soft_oks_nms(kpts, scores, areas, 0.3, max_dets=len(kpts), method="linear",
                               stable=True)
-    got = soft_oks_nms(torch.tensor(kpts), torch.tensor(scores), torch.tensor(areas), 0.3,
-                       max_dets=len(kpts), method="linear")
+    got = soft_oks_nms(torch.tensor(kpts), torch.tensor(scores), torch.tensor(areas), thr=0.3,
+                       max_dets=len(kpts), method="linear").keep
     np.testing.assert_array_equal(got.numpy(), expect)
 
 
@@ -573,3 +574,17 @@ def test_oks_nms_huge_mask_is_a_size_error():
                                          r".* largest image has 380000 poses.*'image_offsets'"):
         oks_nms(kpts, torch.rand(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64),
                 sigmas=[0.1], tie_break="stable", validate=False)
+
+
+def test_results_are_named_and_options_keyword_only():
+    kpts, scores, areas = _poses()
+    result = oks_nms(kpts, scores, areas, thr=0.5)
+    assert isinstance(result, NMSResult) and result.counts.tolist() == [len(result.keep)]
+    assert isinstance(soft_oks_nms(kpts, scores, areas, max_dets=3), NMSResult)
+    with pytest.raises(TypeError):
+        oks_nms(kpts, scores, areas, 0.5)
+    rng = np.random.default_rng(30)
+    boxes, preds, pscores = (torch.tensor(a) for a in alphapose_inputs(rng, 10))
+    merged = pose_nms_alphapose(boxes, preds, pscores)
+    assert isinstance(merged, AlphaPoseNMSResult)
+    assert merged.keypoints.shape[0] == merged.indices.shape[0] == int(merged.counts.sum())

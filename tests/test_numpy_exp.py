@@ -129,8 +129,8 @@ def test_numpy_without_avx512_dispatch_is_followed(tmp_path):
     script = tmp_path / "probe.py"
     script.write_text(
         "import numpy as np, pyhpe\n"
-        "from pyhpe.eval import COCOKeypointEval, pycocotools_eval\n"
-        "from pyhpe.eval.synthetic import synthetic_keypoint_eval_set\n"
+        "from pyhpe.eval import COCOKeypointEval\n"
+        "from pyhpe.testing import pycocotools_eval, synthetic_keypoint_eval_set\n"
         "assert pyhpe._C.numpy_exp_path() == 0, pyhpe._C.numpy_exp_path()\n"
         "gt, dt = synthetic_keypoint_eval_set(20, 4, with_bbox=True)\n"
         "ours = COCOKeypointEval(gt, dt); ours.run(); ref = pycocotools_eval(gt, dt)\n"

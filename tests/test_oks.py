@@ -3,9 +3,11 @@ import pytest
 import torch
 
 from conftest import cpu_and_cuda
-from pyhpe.ops import oks_matrix, oks_matrix_ragged
-from pyhpe.ops.oks import COCO_SIGMAS
+from pyhpe.ops import RaggedOKS, oks_matrix, oks_matrix_ragged
+from pyhpe.keypoints import COCO_SIGMAS as COCO_SIGMAS_NP
 from pyhpe.reference.oks import coco_oks_matrix, mmpose_oks_iou, mmpose_oks_matrix
+
+COCO_SIGMAS = torch.from_numpy(COCO_SIGMAS_NP.copy())
 
 
 def make_case(rng, D, G, K=17, vis_p=0.7):
@@ -31,7 +33,7 @@ def test_coco_mode_matches_pycocotools_loop_bitwise(device, K):
     sigmas = rng.uniform(0.02, 0.12, size=K) if K != 17 else COCO_SIGMAS.numpy()
     ref = coco_oks_matrix(dt, gt, areas, sigmas, boxes)
     t = lambda a: torch.tensor(a, dtype=torch.float64, device=device)
-    out = oks_matrix(t(dt), t(gt), t(areas), t(sigmas), t(boxes)).cpu().numpy()
+    out = oks_matrix(t(dt), t(gt), t(areas), sigmas=t(sigmas), gt_boxes=t(boxes)).cpu().numpy()
     if device == "cpu":
         assert np.array_equal(out, ref)  # same bits as numpy's pairwise sum
     else:
@@ -44,7 +46,7 @@ def test_float32_close_and_xy_only_detections(device):
     dt, gt, areas, boxes = make_case(rng, 6, 4)
     ref = coco_oks_matrix(dt, gt, areas, COCO_SIGMAS.numpy(), boxes)
     t = lambda a: torch.tensor(a, dtype=torch.float32, device=device)
-    out = oks_matrix(t(dt[..., :2]), t(gt), t(areas), None, t(boxes))
+    out = oks_matrix(t(dt[..., :2]), t(gt), t(areas), sigmas=None, gt_boxes=t(boxes))
     assert out.dtype == torch.float32
     np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=1e-5, atol=1e-6)
 
@@ -67,7 +69,7 @@ def test_mmpose_mode_matches_oks_iou(device, vis_thr):
     gt_areas = rng.uniform(100, 5000, size=5)
     dt_areas = rng.uniform(100, 5000, size=8)
     t = lambda a: torch.tensor(a, dtype=torch.float64, device=device)
-    out = oks_matrix(t(dt), t(gt), t(gt_areas), None, dt_areas=t(dt_areas), vis_thr=vis_thr,
+    out = oks_matrix(t(dt), t(gt), t(gt_areas), sigmas=None, dt_areas=t(dt_areas), vis_thr=vis_thr,
                      mode="mmpose").cpu().numpy()
     ref = mmpose_oks_matrix(dt, gt, gt_areas, dt_areas, COCO_SIGMAS.numpy(), vis_thr)
     if device == "cpu":
@@ -89,7 +91,7 @@ def test_batched_padded_with_counts(device):
     dt, gt, areas, boxes = (t([c[i] for c in cases]) for i in range(4))
     dc = torch.tensor([6, 0, 3], device=device)
     gc = torch.tensor([4, 2, 1], device=device)
-    out = oks_matrix(dt, gt, areas, None, boxes, dt_counts=dc, gt_counts=gc)
+    out = oks_matrix(dt, gt, areas, sigmas=None, gt_boxes=boxes, dt_counts=dc, gt_counts=gc)
     assert out.shape == (N, D, G)
     for n in range(N):
         d, g = int(dc[n]), int(gc[n])
@@ -111,7 +113,11 @@ def test_ragged_matches_per_image(device):
     areas, boxes = t([c[2] for c in cases]), t([c[3] for c in cases]).reshape(-1, 4)
     dto = np.concatenate([[0], np.cumsum([d for d, _ in sizes])])
     gto = np.concatenate([[0], np.cumsum([g for _, g in sizes])])
-    mats = oks_matrix_ragged(dt, gt, areas, dto, gto, None, boxes)
+    result = oks_matrix_ragged(dt, gt, areas, dto, gto, sigmas=None, gt_boxes=boxes)
+    assert isinstance(result, RaggedOKS)
+    assert result.dt_counts.tolist() == [d for d, _ in sizes]
+    assert result.values.shape == (sum(d * g for d, g in sizes),)
+    mats = result.matrices()
     assert len(mats) == len(sizes)
     for m, c, (d, g) in zip(mats, cases, sizes):
         assert m.shape == (d, g)
@@ -124,8 +130,8 @@ def test_empty_inputs():
     assert oks_matrix(z(0, 17, 3), z(3, 17, 3), z(3)).shape == (0, 3)
     assert oks_matrix(z(2, 17, 3), z(0, 17, 3), z(0)).shape == (2, 0)
     assert oks_matrix(z(0, 0, 17, 3), z(0, 0, 17, 3), z(0, 0)).shape == (0, 0, 0)
-    flat = oks_matrix_ragged(z(0, 17, 3), z(0, 17, 3), z(0), [0], [0], split=False)
-    assert flat.shape == (0,)
+    result = oks_matrix_ragged(z(0, 17, 3), z(0, 17, 3), z(0), [0], [0])
+    assert result.values.shape == (0,) and result.matrices() == []
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
@@ -147,7 +153,7 @@ def test_bad_shapes_dtypes_and_nan():
     gt = torch.rand(3, 17, 3, dtype=torch.float64)
     a = torch.ones(3, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"'gt' must have shape"):
-        oks_matrix(dt, gt[:, :16], a, torch.ones(17, dtype=torch.float64) * 0.1)
+        oks_matrix(dt, gt[:, :16], a, sigmas=torch.ones(17, dtype=torch.float64) * 0.1)
     with pytest.raises(ValueError, match="last dim must be 2"):
         oks_matrix(torch.rand(2, 17, 4, dtype=torch.float64), gt, a)
     with pytest.raises(TypeError, match="float32 or float64"):
@@ -216,11 +222,11 @@ def test_ragged_rejects_bad_sigmas_like_padded():
     dt, gt, areas = _ragged_case()
     for sigmas in (-COCO_SIGMAS, COCO_SIGMAS * 0):
         with pytest.raises(ValueError, match="pyhpe.oks_matrix_ragged: 'sigmas' must be positive"):
-            oks_matrix_ragged(dt, gt, areas, [0, 5], [0, 4], sigmas)
+            oks_matrix_ragged(dt, gt, areas, [0, 5], [0, 4], sigmas=sigmas)
     with pytest.raises(ValueError, match="pyhpe.oks_matrix_ragged: 'sigmas' is required"):
         oks_matrix_ragged(dt[:, :5], gt[:, :5], areas, [0, 5], [0, 4])
     with pytest.raises(ValueError, match="pyhpe.oks_matrix_ragged: 'sigmas' must have one entry"):
-        oks_matrix_ragged(dt, gt, areas, [0, 5], [0, 4], COCO_SIGMAS[:5])
+        oks_matrix_ragged(dt, gt, areas, [0, 5], [0, 4], sigmas=COCO_SIGMAS[:5])
 
 
 @pytest.mark.parametrize("dt_offsets,gt_offsets,exc,match", [
@@ -291,7 +297,8 @@ def test_negative_areas_are_rejected_zero_areas_allowed():
     assert torch.all((out >= 0) & (out <= 1))
     # validate=False skips the value checks.
     assert oks_matrix(dt, gt, bad, validate=False).shape == (5, 4)
-    assert oks_matrix_ragged(dt, gt, bad, [0, 5], [0, 4], validate=False)[0].shape == (5, 4)
+    assert oks_matrix_ragged(dt, gt, bad, [0, 5], [0, 4],
+                             validate=False).matrices()[0].shape == (5, 4)
 
 
 @pytest.mark.parametrize("name", ["dt", "gt", "gt_areas", "sigmas", "gt_boxes"])
@@ -303,7 +310,8 @@ def test_not_differentiable_error_names_the_input(name):
     with pytest.raises(RuntimeError, match=f"pyhpe.oks_matrix: is not differentiable.*'{name}'"):
         torch.ops.pyhpe.oks_matrix(**args)
     with pytest.raises(RuntimeError, match=f"pyhpe.oks_matrix: is not differentiable.*'{name}'"):
-        oks_matrix(args["dt"], args["gt"], args["gt_areas"], args["sigmas"], args["gt_boxes"])
+        oks_matrix(args["dt"], args["gt"], args["gt_areas"], sigmas=args["sigmas"],
+                   gt_boxes=args["gt_boxes"])
     ragged = {k: (v[0] if k in ("dt", "gt", "gt_areas", "gt_boxes") else v)
               for k, v in args.items()}
     with pytest.raises(RuntimeError,
@@ -313,13 +321,14 @@ def test_not_differentiable_error_names_the_input(name):
                                           torch.tensor([0, 4]), 20, ragged["gt_boxes"])
     # Without grad mode the op runs and its output does not pretend to carry a gradient.
     with torch.no_grad():
-        out = oks_matrix(args["dt"], args["gt"], args["gt_areas"], args["sigmas"],
-                         args["gt_boxes"])
+        out = oks_matrix(args["dt"], args["gt"], args["gt_areas"], sigmas=args["sigmas"],
+                         gt_boxes=args["gt_boxes"])
         flat = torch.ops.pyhpe.oks_matrix_ragged(
             ragged["dt"], ragged["gt"], ragged["gt_areas"], ragged["sigmas"],
             torch.tensor([0, 5]), torch.tensor([0, 4]), 20, ragged["gt_boxes"])
     assert not out.requires_grad and not flat.requires_grad
-    ref = oks_matrix(dt, gt, areas, COCO_SIGMAS, torch.ones(4, 4, dtype=torch.float64))
+    ref = oks_matrix(dt, gt, areas, sigmas=COCO_SIGMAS, gt_boxes=torch.ones(4, 4,
+                                                                            dtype=torch.float64))
     assert torch.equal(out[0], ref) and torch.equal(flat.view(5, 4), ref)
 
 
@@ -327,7 +336,7 @@ def test_detached_inputs_under_grad_mode_run_normally():
     dt, gt, areas = _ragged_case()
     out = oks_matrix(dt, gt, areas)
     assert not out.requires_grad and out.shape == (5, 4)
-    mats = oks_matrix_ragged(dt.detach(), gt, areas, [0, 2, 5], [0, 3, 4])
+    mats = oks_matrix_ragged(dt.detach(), gt, areas, [0, 2, 5], [0, 3, 4]).matrices()
     assert [m.shape for m in mats] == [(2, 3), (3, 1)]
 
 

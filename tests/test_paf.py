@@ -43,14 +43,16 @@ def test_find_peaks_matches_openpose(device, dtype, border, radius):
     hm = smooth_noise(rng, (2, 3, 17, 23), dtype)
     for max_peaks in (64, 5):
         want_p, want_c = ref.find_peaks(hm, 0.3, max_peaks, radius, border)
-        got_p, got_c = ops.find_peaks(torch.from_numpy(hm).to(device), 0.3, max_peaks,
+        got_p, got_c = ops.find_peaks(torch.from_numpy(hm).to(device), threshold=0.3,
+                                      max_peaks=max_peaks,
                                       refine=radius >= 0, refine_radius=max(radius, 0),
                                       border=border)
         assert got_c.dtype == torch.int64
         np.testing.assert_array_equal(got_c.cpu().numpy(), want_c)
         np.testing.assert_array_equal(got_p.cpu().numpy(), want_p)
         # The GPU's flag + compaction form gives the same answer.
-        got_p, got_c = ops.find_peaks(torch.from_numpy(hm).to(device), 0.3, max_peaks,
+        got_p, got_c = ops.find_peaks(torch.from_numpy(hm).to(device), threshold=0.3,
+                                      max_peaks=max_peaks,
                                       refine=radius >= 0, refine_radius=max(radius, 0),
                                       border=border, two_pass=True)
         np.testing.assert_array_equal(got_c.cpu().numpy(), want_c)
@@ -66,10 +68,10 @@ def test_find_peaks_border_rules(device):
     hm[0, 0, 3, 2] = 0.8   # interior, ties with its left neighbour: not a strict maximum
     hm[0, 0, 0, 1] = 0.7   # x == 1 on the top border: neighbours outside count as threshold
     t = torch.from_numpy(hm).to(device)
-    p, c = ops.find_peaks(t, 0.1, refine=False)
+    p, c = ops.find_peaks(t, threshold=0.1, refine=False)
     assert c.tolist() == [[2]]
     assert p[0, 0, :2].cpu().tolist() == [[1.0, 0.0, 0.7], [1.0, 3.0, 0.8]]
-    p, c = ops.find_peaks(t, 0.1, refine=False, border="gpu")
+    p, c = ops.find_peaks(t, threshold=0.1, refine=False, border="gpu")
     assert c.tolist() == [[0]]  # OpenPose's CUDA rule: strict everywhere, border excluded
 
 
@@ -79,7 +81,7 @@ def test_find_peaks_refinement_is_centroid(device):
     hm[0, 0, 4, 4] = 1.0
     hm[0, 0, 4, 5] = 0.5
     hm[0, 0, 2, 2] = -3.0  # non-positive values do not weigh
-    p, c = ops.find_peaks(torch.from_numpy(hm).to(device), 0.05)
+    p, c = ops.find_peaks(torch.from_numpy(hm).to(device), threshold=0.05)
     assert c.item() == 1
     np.testing.assert_allclose(p[0, 0, 0].cpu().numpy(), [(4 + 2.5) / 1.5, 4.0, 1.0])
 
@@ -104,8 +106,8 @@ def test_paf_scores_matches_openpose(device, dtype, num_samples):
         want = ref.paf_scores(pafs, peaks, counts, limbs, num_samples, 0.02, min_fraction,
                               channels, prior, 0.05)
         got = ops.paf_scores(torch.from_numpy(pafs).to(device), torch.from_numpy(peaks).to(device),
-                             torch.from_numpy(counts).to(device), limbs, num_samples, 0.02,
-                             min_fraction, paf_channels=channels, distance_prior=prior)
+                             torch.from_numpy(counts).to(device), limbs, num_samples=num_samples, inter_threshold=0.02,
+                             min_fraction=min_fraction, paf_channels=channels, distance_prior=prior)
         assert got.shape == (B, len(limbs), M, M)
         np.testing.assert_array_equal(got.cpu().numpy(), want)
     valid = want > 0
@@ -169,8 +171,8 @@ def test_group_poses_matches_openpose(device, dtype, method, assembly, skeleton)
                                max_persons, assembly=assembly)
         t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
         persons, pscores, pcounts, idx = ops.group_poses(
-            t(peaks), t(counts), t(scores), limbs, min_parts, min_mean, method,
-            max_persons=max_persons, assembly=assembly, return_indices=True)
+            t(peaks), t(counts), t(scores), limbs, min_parts=min_parts, min_mean_score=min_mean, method=method,
+            max_persons=max_persons, assembly=assembly)
         assert persons.device.type == device
         assert pcounts.tolist() == [len(w[1]) for w in want]
         for b, (parts, sc) in enumerate(want):
@@ -189,11 +191,11 @@ def test_hungarian_beats_greedy_on_a_trap():
     peaks[..., 2] = 1.0
     counts = torch.tensor([[2, 2]])
     scores = torch.tensor([[[[0.9, 0.8], [0.8, 0.1]]]], dtype=torch.float64)
-    _, _, _, idx = ops.group_poses(peaks, counts, scores, [(0, 1)], 2, 0.0, "greedy",
-                                   return_indices=True)
+    _, _, _, idx = ops.group_poses(peaks, counts, scores, [(0, 1)], min_parts=2,
+                                   min_mean_score=0.0, method="greedy")
     assert idx[0].tolist() == [[0, 0], [1, 1]]
-    _, _, _, idx = ops.group_poses(peaks, counts, scores, [(0, 1)], 2, 0.0, "hungarian",
-                                   return_indices=True)
+    _, _, _, idx = ops.group_poses(peaks, counts, scores, [(0, 1)], min_parts=2,
+                                   min_mean_score=0.0, method="hungarian")
     assert sorted(idx[0].tolist()) == [[0, 1], [1, 0]]
 
 
@@ -245,11 +247,12 @@ def test_gpu_assembly_merges_people_grown_from_both_ends():
     peaks[..., 2] = 1.0
     counts = torch.ones(1, 4, dtype=torch.int64)
     scores = torch.full((1, 3, 1, 1), 0.9, dtype=torch.float64)
-    _, s_cpu, n_cpu, idx = ops.group_poses(peaks, counts, scores, limbs, 1, 0.0,
-                                           return_indices=True)
+    _, s_cpu, n_cpu, idx = ops.group_poses(peaks, counts, scores, limbs, min_parts=1,
+                                           min_mean_score=0.0)
     assert n_cpu.tolist() == [2]
-    _, s_gpu, n_gpu, idx = ops.group_poses(peaks, counts, scores, limbs, 1, 0.0,
-                                           assembly="gpu", return_indices=True)
+    _, s_gpu, n_gpu, idx = ops.group_poses(peaks, counts, scores, limbs, min_parts=1,
+                                           min_mean_score=0.0,
+                                           assembly="gpu")
     assert n_gpu.tolist() == [1] and idx[0, 0].tolist() == [0, 0, 0, 0]
     assert s_gpu[0, 0].item() == pytest.approx((4 * 1.0 + 3 * 0.9) / (4 + 3))
 
@@ -283,7 +286,7 @@ def test_empty_inputs(device):
     s = ops.paf_scores(torch.zeros(1, 38, 8, 8, device=device), p, c, COCO18_LIMBS,
                        paf_channels=COCO18_PAF_CHANNELS)
     assert s.shape == (1, 19, 64, 64) and (s == -1).all()
-    persons, ps, pc = ops.group_poses(p, c, s, COCO18_LIMBS)
+    persons, ps, pc, _ = ops.group_poses(p, c, s, COCO18_LIMBS)
     assert persons.shape == (1, 0, 18, 3) and ps.shape == (1, 0) and pc.tolist() == [0]
     assert ops.paf_group(torch.zeros(0, 18, 8, 8), torch.zeros(0, 38, 8, 8)) == []
 
@@ -293,7 +296,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="'heatmaps' must have shape"):
         ops.find_peaks(torch.rand(3, 8, 8))
     with pytest.raises(TypeError, match="'heatmaps' must be float32 or float64"):
-        torch.ops.pyhpe.paf_find_peaks(torch.zeros(1, 1, 4, 4, dtype=torch.int32))
+        torch.ops.pyhpe.find_peaks(torch.zeros(1, 1, 4, 4, dtype=torch.int32))
     with pytest.raises(ValueError, match="'border' must be 'cpu' or 'gpu'"):
         ops.find_peaks(hm, border="edge")
     p, c = ops.find_peaks(hm)
@@ -342,13 +345,13 @@ def _scores_inputs():
 def test_find_peaks_integer_options_range_checked(value):
     hm = torch.rand(1, 1, 6, 6)
     for name in ("max_peaks", "refine_radius"):
-        with pytest.raises(ValueError, match=f"pyhpe.paf_find_peaks: '{name}' must lie in"):
+        with pytest.raises(ValueError, match=f"pyhpe.find_peaks: '{name}' must lie in"):
             ops.find_peaks(hm, **{name: value})
     # The op itself checks before narrowing to int (refine_radius -1 means no refinement).
     with pytest.raises(ValueError, match="'max_peaks' must lie in"):
-        torch.ops.pyhpe.paf_find_peaks(hm, 0.05, value, 3, "cpu", False)
+        torch.ops.pyhpe.find_peaks(hm, 0.05, value, 3, "cpu", False)
     with pytest.raises(ValueError, match="'refine_radius' must lie in"):
-        torch.ops.pyhpe.paf_find_peaks(hm, 0.05, 8, value, "cpu", False)
+        torch.ops.pyhpe.find_peaks(hm, 0.05, 8, value, "cpu", False)
 
 
 def test_find_peaks_huge_radius_is_clipped_to_the_map():
@@ -356,7 +359,8 @@ def test_find_peaks_huge_radius_is_clipped_to_the_map():
     hm = smooth_noise(rng, (1, 2, 9, 11), np.float64)
     want_p, want_c = ref.find_peaks(hm, 0.3, 16, 20)  # a window beyond the map
     for radius in (20, 2 ** 31 - 1):
-        got_p, got_c = ops.find_peaks(torch.from_numpy(hm), 0.3, 16, refine_radius=radius)
+        got_p, got_c = ops.find_peaks(torch.from_numpy(hm), threshold=0.3, max_peaks=16,
+                                      refine_radius=radius)
         np.testing.assert_array_equal(got_c.numpy(), want_c)
         np.testing.assert_array_equal(got_p.numpy(), want_p)
 
@@ -367,14 +371,14 @@ def test_find_peaks_huge_radius_is_clipped_to_the_map():
     ("refine_radius", 2.5, ValueError), ("refine_radius", [3], TypeError),
     ("threshold", "0.1", TypeError), ("threshold", float("nan"), ValueError)])
 def test_find_peaks_option_types(name, value, error):
-    with pytest.raises(error, match=f"pyhpe.paf_find_peaks: '{name}'"):
+    with pytest.raises(error, match=f"pyhpe.find_peaks: '{name}'"):
         ops.find_peaks(torch.rand(1, 1, 6, 6), **{name: value})
 
 
 def test_integral_floats_are_accepted_not_truncated():
     hm = torch.rand(1, 2, 7, 7)
-    want = ops.find_peaks(hm, 0.1, 5, refine_radius=2)
-    got = ops.find_peaks(hm, 0.1, 5.0, refine_radius=2.0)
+    want = ops.find_peaks(hm, threshold=0.1, max_peaks=5, refine_radius=2)
+    got = ops.find_peaks(hm, threshold=0.1, max_peaks=5.0, refine_radius=2.0)
     for g, w in zip(got, want):
         assert torch.equal(g, w)
 
@@ -395,7 +399,7 @@ def test_find_peaks_infinite_and_nan_pixels(two_pass):
     hm[0, 0, 6, 3] = float("nan")  # compares false: (6, 2) is no strict maximum
     hm[0, 0, 2, 2] = 0.7           # a NaN two pixels away is only outside the centroid
     hm[0, 0, 1, 4] = float("nan")
-    p, c = ops.find_peaks(hm, 0.1, two_pass=two_pass)
+    p, c = ops.find_peaks(hm, threshold=0.1, two_pass=two_pass)
     assert c.item() == 2
     # +inf in the window: the centroid is undefined, the peak keeps its integer position
     # (both peaks here have the inf pixel in their 7x7 window).
@@ -407,7 +411,7 @@ def test_find_peaks_infinite_and_nan_pixels(two_pass):
     # A negative threshold with no positive value in the window: integer position too.
     neg = torch.full((1, 1, 7, 7), -1.0, dtype=torch.float64)
     neg[0, 0, 3, 3] = -0.5
-    p, c = ops.find_peaks(neg, -0.9)
+    p, c = ops.find_peaks(neg, threshold=-0.9)
     assert c.item() == 1 and p[0, 0, 0].tolist() == [3.0, 3.0, -0.5]
 
 
@@ -485,10 +489,10 @@ def test_group_options_checked():
                                ("min_parts", 2.5, ValueError), ("max_persons", -3, ValueError),
                                ("max_persons", "all", TypeError),
                                ("min_mean_score", float("nan"), ValueError)):
-        with pytest.raises(error, match=f"pyhpe.paf_group_poses: '{name}'"):
+        with pytest.raises(error, match=f"pyhpe.group_poses: '{name}'"):
             ops.group_poses(p, c, s, [(0, 1)], **{name: value})
     with pytest.raises(ValueError, match="'min_parts' must lie in"):
-        torch.ops.pyhpe.paf_group_poses(p, c, s, torch.tensor([[0, 1]]),
+        torch.ops.pyhpe.group_poses(p, c, s, torch.tensor([[0, 1]]),
                                         torch.zeros(1, dtype=torch.bool), 2 ** 32, 0.2,
                                         "greedy", -1, True, "cpu")
 
@@ -513,7 +517,7 @@ def test_paf_group_skeleton_errors_name_it():
 def test_requires_grad_inputs_are_rejected_and_outputs_never_require_grad():
     hm = torch.rand(1, 3, 8, 8, requires_grad=True)
     pafs = torch.rand(1, 2, 8, 8, requires_grad=True)
-    with pytest.raises(RuntimeError, match="pyhpe.paf_find_peaks: is not differentiable, but "
+    with pytest.raises(RuntimeError, match="pyhpe.find_peaks: is not differentiable, but "
                                            "'heatmaps' requires grad"):
         ops.find_peaks(hm)
     p, c = ops.find_peaks(hm.detach())
@@ -525,7 +529,7 @@ def test_requires_grad_inputs_are_rejected_and_outputs_never_require_grad():
                                            "'peaks' requires grad"):
         ops.paf_scores(pafs.detach(), p.clone().requires_grad_(), c, [(0, 1)])
     s = ops.paf_scores(pafs.detach(), p, c, [(0, 1)])
-    with pytest.raises(RuntimeError, match="pyhpe.paf_group_poses: is not differentiable, but "
+    with pytest.raises(RuntimeError, match="pyhpe.group_poses: is not differentiable, but "
                                            "'scores' requires grad"):
         ops.group_poses(p, c, s.clone().requires_grad_(), [(0, 1)])
     with torch.no_grad():
@@ -545,12 +549,12 @@ def test_requires_grad_inputs_are_rejected_and_outputs_never_require_grad():
 def test_opcheck(device):
     rng = np.random.default_rng(6)
     hm = torch.from_numpy(smooth_noise(rng, (2, 3, 12, 14), np.float64)).to(device)
-    p, c = ops.find_peaks(hm, 0.4, 8)
+    p, c = ops.find_peaks(hm, threshold=0.4, max_peaks=8)
     limbs = torch.tensor([[0, 1], [1, 2]], device=device)
     channels = torch.tensor([[0, 1], [2, 3]], device=device)
     pafs = torch.from_numpy(smooth_noise(rng, (2, 4, 12, 14), np.float64) * 2 - 1).to(device)
     utils = ("test_schema", "test_autograd_registration", "test_faketensor")
-    torch.library.opcheck(torch.ops.pyhpe.paf_find_peaks.default, (hm, 0.4, 8, 3, "cpu", False),
+    torch.library.opcheck(torch.ops.pyhpe.find_peaks.default, (hm, 0.4, 8, 3, "cpu", False),
                           test_utils=utils + ("test_aot_dispatch_dynamic",))
     args = (pafs, p, c, limbs, channels, 10, 0.05, 0.3, True, 0.05)
     torch.library.opcheck(torch.ops.pyhpe.paf_scores.default, args,
@@ -558,7 +562,7 @@ def test_opcheck(device):
     s = torch.ops.pyhpe.paf_scores(*args)
     redundant = torch.zeros(2, dtype=torch.bool, device=device)
     # The number of people is data-dependent: fake tensors give it an unbacked size.
-    torch.library.opcheck(torch.ops.pyhpe.paf_group_poses.default,
+    torch.library.opcheck(torch.ops.pyhpe.group_poses.default,
                           (p, c, s, limbs, redundant, 1, 0.0, "greedy", -1, True, "gpu"),
                           test_utils=("test_schema", "test_autograd_registration"))
 
@@ -570,10 +574,31 @@ def test_torch_compile_smoke():
     limbs = torch.tensor([[0, 1], [1, 2]])
 
     def f(h, q):
-        p, c = ops.find_peaks(h, 0.4, 8)
+        p, c = ops.find_peaks(h, threshold=0.4, max_peaks=8)
         return p, c, ops.paf_scores(q, p, c, limbs, min_fraction=0.3)
 
     got = torch.compile(f, fullgraph=True, backend="aot_eager")(hm, pafs)
     want = f(hm, pafs)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w)
+
+
+def test_results_are_named_and_options_keyword_only():
+    hm = torch.zeros(2, 3, 12, 12)
+    hm[:, 0, 3, 3] = hm[:, 1, 3, 8] = hm[:, 2, 8, 8] = 1.0
+    pafs = torch.zeros(2, 4, 12, 12)
+    pafs[:, 0, 3, 3:9] = 1.0  # limb 0 -> 1 along +x
+    pafs[:, 3, 3:9, 8] = 1.0  # limb 1 -> 2 along +y
+    peaks = ops.find_peaks(hm, threshold=0.1, max_peaks=4)
+    assert isinstance(peaks, ops.Peaks) and peaks.counts.tolist() == [[1, 1, 1]] * 2
+    with pytest.raises(TypeError):
+        ops.find_peaks(hm, 0.1)
+    limbs = [(0, 1), (1, 2)]
+    scores = ops.paf_scores(pafs, peaks.peaks, peaks.counts, limbs, num_samples=5)
+    grouped = ops.group_poses(peaks.peaks, peaks.counts, scores, limbs, min_parts=2)
+    assert isinstance(grouped, ops.GroupedPoses) and grouped.counts.tolist() == [1, 1]
+    assert grouped.peak_indices[0, 0].tolist() == [0, 0, 0]
+    people = ops.paf_group(hm, pafs, limbs, num_samples=5, min_parts=2)
+    assert len(people) == 2 and all(isinstance(p, ops.Poses) for p in people)
+    torch.testing.assert_close(people[0].keypoints, grouped.per_image()[0].keypoints)
+    assert people[0].scores.shape == (1,)

@@ -1,9 +1,9 @@
 """Checkpoints and data files are read without running code they carry.
 
-Every entry point that reads a checkpoint (training resume, ``pyhpe infer``, the bottom-up and
-top-down inference tasks) and the Human3.6M npz reader gets a crafted pickle whose unpickling
-would create a marker file: each must refuse it with an error naming the file, and the marker
-must never appear.
+Every entry point that reads a checkpoint (training resume and ``--load-from``, ``pyhpe infer``
+and ``pyhpe eval --checkpoint``) and the Human3.6M npz reader gets a crafted pickle whose
+unpickling would create a marker file: each must refuse it with an error naming the file, and
+the marker must never appear.
 """
 import ast
 import json
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from pyhpe.train.utils import CheckpointError, load_checkpoint_file
+from pyhpe.engine import CheckpointError, load_checkpoint_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,96 +72,78 @@ def test_load_checkpoint_file_refuses_code(evil, kind):
     assert not marker.exists()
 
 
+def _config(tmp_path, **train):
+    """A tiny synthetic top-down config (a few steps on the CPU)."""
+    return {
+        "task": "topdown", "keypoints": "coco17", "input_size": [48, 64],
+        "model": {"name": "simple_baseline", "config": "tiny"},
+        "codec": {"name": "msra", "heatmap_size": [12, 16], "sigma": 1.0},
+        "data": {"type": "synthetic", "num_images": 2, "val_images": 0, "image_size": 64},
+        "train": {"epochs": 1, "batch_size": 2, "eval_every": -1, "progress": False,
+                  "out_dir": str(tmp_path / "run"), **train},
+    }
+
+
+def _write_config(tmp_path, **train):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(_config(tmp_path, **train)))
+    return str(path)
+
+
 def test_load_checkpoint_file_missing_and_garbage(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         load_checkpoint_file(str(tmp_path / "nope.pth"))
-    from pyhpe.cli import main
-    from pyhpe.train.run import DEFAULT_CONFIG
-    (tmp_path / "c.json").write_text(json.dumps(DEFAULT_CONFIG))
-    assert main(["infer", "--config", str(tmp_path / "c.json"), "--checkpoint",
-                 str(tmp_path / "nope.pth"), str(tmp_path / "x.png")]) == 1
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="junk.pth"):
         load_checkpoint_file(str(tmp_path / "junk.pth"))
+    from pyhpe.cli import main
+    assert main(["infer", "--config", _write_config(tmp_path), "--checkpoint",
+                 str(tmp_path / "nope.pth"), str(tmp_path / "x.png")]) == 1
 
 
-def _tiny_trainer(out_dir):
-    from pyhpe.codecs import MSRAHeatmap
-    from pyhpe.data import SyntheticPoseDataset, TopDownDataset, records_from_coco
-    from pyhpe.models import build_model
-    from pyhpe.train import TrainConfig, Trainer
-    tr = SyntheticPoseDataset(2, seed=0, size=(64, 64))
-    train = TopDownDataset(records_from_coco(tr.coco_dict()), tr.image_by_id, input_size=(48, 64))
-    cfg = TrainConfig(epochs=1, batch_size=2, out_dir=str(out_dir), progress=False, eval_every=0)
-    return Trainer(build_model("simple_baseline", "tiny"), train,
-                   MSRAHeatmap((48, 64), (12, 16), sigma=1.0), cfg, log=lambda *a: None)
-
-
-def test_trainer_resume_refuses_crafted_last_pth(evil, tmp_path):
+def test_training_refuses_crafted_resume_and_load_from(evil, tmp_path):
+    from pyhpe.tasks import build_task
     marker, paths = evil
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     for p in paths.values():
         (run_dir / "last.pth").write_bytes(p.read_bytes())
         with pytest.raises(CheckpointError, match="last.pth"):
-            _tiny_trainer(run_dir)
+            build_task(_config(tmp_path, resume=True)).fit(log=lambda *a: None)
+        with pytest.raises(CheckpointError, match=p.name):
+            build_task(_config(tmp_path, out_dir=str(tmp_path / "fresh"),
+                               load_from=str(p))).fit(log=lambda *a: None)
         assert not marker.exists()
 
 
-def test_trainer_checkpoint_is_weights_only_and_resumes(tmp_path):
-    t = _tiny_trainer(tmp_path)
-    t.fit()
-    ck = torch.load(tmp_path / "last.pth", weights_only=True)   # no custom classes inside
-    assert ck["step"] == 1 and isinstance(ck["rng"]["numpy"]["keys"], torch.Tensor)
-    again = _tiny_trainer(tmp_path)
-    assert again.step == 1 and again.epoch == 1
+def test_training_checkpoint_is_weights_only(tmp_path):
+    from pyhpe.tasks import build_task
+    build_task(_config(tmp_path)).fit(log=lambda *a: None)
+    ck = torch.load(tmp_path / "run" / "last.pth", weights_only=True)  # no custom classes
+    assert isinstance(ck, dict) and ck
 
 
-def test_infer_refuses_crafted_checkpoint(evil, tmp_path):
+def test_infer_and_eval_refuse_crafted_checkpoint(evil, tmp_path):
     import cv2
     from pyhpe.cli import main
-    from pyhpe.train.run import DEFAULT_CONFIG, run_inference
     marker, paths = evil
     img = tmp_path / "img.png"
     cv2.imwrite(str(img), np.zeros((64, 48, 3), np.uint8))
-    cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps(DEFAULT_CONFIG))
+    cfg = _write_config(tmp_path)
     for p in paths.values():
-        with pytest.raises(CheckpointError, match=p.name):
-            run_inference(str(cfg), str(p), [str(img)], out_dir=str(tmp_path / "out"), log=lambda *a: None)
-        assert main(["infer", "--config", str(cfg), "--checkpoint", str(p), "--out",
+        assert main(["infer", "--config", cfg, "--checkpoint", str(p), "--out",
                      str(tmp_path / "out"), str(img)]) == 1
+        assert main(["eval", "--config", cfg, "--checkpoint", str(p)]) == 1
     assert not marker.exists()
 
 
-def test_bottomup_refuses_crafted_checkpoint(evil, tmp_path):
-    from pyhpe.tasks import bottomup
-    marker, paths = evil
-    for p in paths.values():
-        with pytest.raises(CheckpointError, match=p.name):
-            bottomup.run(["--net", "tiny", "--train-images", "1", "--val-images", "1", "--epochs", "0",
-                          "--image-size", "64", "--input-size", "64", "--checkpoint", str(p),
-                          "--out", str(tmp_path / "bu"), "--quiet", "--device", "cpu"])
-    assert not marker.exists()
-
-
-def test_topdown_infer_refuses_crafted_checkpoint(evil, tmp_path):
-    from pyhpe.tasks import topdown_infer
-    marker, paths = evil
-    for p in paths.values():
-        with pytest.raises(CheckpointError, match=p.name):
-            topdown_infer.run(["--synthetic", "1", "--checkpoint", str(p), "--out",
-                               str(tmp_path / "td"), "--quiet", "--device", "cpu"])
-    assert not marker.exists()
-
-
-def test_cli_task_refuses_crafted_checkpoint_without_traceback(evil, tmp_path):
+def test_cli_refuses_crafted_checkpoint_without_traceback(evil, tmp_path):
     marker, paths = evil
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, "-m", "pyhpe", "train", "--task", "topdown_infer",
-                        "--synthetic", "1", "--checkpoint", str(paths["zip"]), "--out",
-                        str(tmp_path / "td"), "--quiet", "--device", "cpu"],
+    r = subprocess.run([sys.executable, "-m", "pyhpe", "train", "--config",
+                        _write_config(tmp_path), "--out", str(tmp_path / "td"), "--load-from",
+                        str(paths["zip"])],
                        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert r.returncode == 1, r.stderr[-2000:]
     assert "pyhpe: cannot load checkpoint" in r.stderr and "zip.pth" in r.stderr
@@ -170,8 +152,8 @@ def test_cli_task_refuses_crafted_checkpoint_without_traceback(evil, tmp_path):
 
 
 def test_h36m_npz_refuses_pickled_code(tmp_path):
+    from pyhpe.data.lifting import load_h36m_npz
     from pyhpe.data.safe_npz import load_npz_member
-    from pyhpe.tasks import lift3d
     _check_payload_works(tmp_path)
     marker = tmp_path / "PWNED"
     bad = tmp_path / "bad.npz"
@@ -180,7 +162,7 @@ def test_h36m_npz_refuses_pickled_code(tmp_path):
     with pytest.raises(ValueError, match="bad.npz"):
         load_npz_member(str(bad), "positions_2d")
     with pytest.raises(ValueError, match="bad.npz"):
-        lift3d.load_h36m_npz(str(bad), str(bad))
+        load_h36m_npz(str(bad), str(bad))
     assert not marker.exists()
     # plain nested data still loads
     good = tmp_path / "good.npz"

@@ -1,7 +1,7 @@
 """Short speed table of pyhpe's kernels on one device (``make gpu-check``; ``make bench`` style).
 
 Each row times a pyhpe op on ``--device`` against the same op on the CPU and, where one exists,
-a vectorized torch implementation on the same device (pyhpe.codecs._fallback). Times are the
+a vectorized torch implementation on the same device (pyhpe.testing.baselines). Times are the
 median of a few timed repeats (CUDA-synchronized). Prints a markdown table; ``--markdown PATH``
 also writes it there. Needs neither pytest nor pytest-benchmark.
 """
@@ -16,7 +16,8 @@ import torch  # noqa: E402
 
 import pyhpe  # noqa: E402,F401
 from pyhpe import ops  # noqa: E402
-from pyhpe.demo import median_time  # noqa: E402
+from pyhpe.testing import baselines as fb  # noqa: E402
+from pyhpe.testing import median_time  # noqa: E402
 
 
 def _sync(device):
@@ -29,7 +30,6 @@ def median_ms(fn, device, repeat=7, min_time=0.02):
 
 
 def cases(device):
-    from pyhpe.codecs import _fallback as fb
     g = torch.Generator().manual_seed(0)
     N, D, G, K = 64, 20, 10, 17
     dt = torch.rand(N, D, K, 3, generator=g, dtype=torch.float64) * 200
@@ -42,7 +42,7 @@ def cases(device):
     kp = torch.rand(B, 1, K, 2, generator=g) * torch.tensor([W, H])
     vis = torch.ones(B, 1, K)
     yield ("msra_heatmaps", f"{B}x{K}x{H}x{W}",
-           lambda d: (lambda a=kp.to(d), v=vis.to(d): lambda: ops.msra_heatmaps(a, v, (W, H), 2.0))(),
+           lambda d: (lambda a=kp.to(d), v=vis.to(d): lambda: ops.msra_heatmaps(a, v, (W, H), sigma=2.0))(),
            lambda d: (lambda a=kp.to(d), v=vis.to(d): lambda: fb.msra_heatmaps_torch(a, v, (W, H), 2.0))())
     hm = fb.msra_heatmaps_torch(kp, vis, (W, H), 2.0)[0]
     yield ("dark_decode", f"{B}x{K}x{H}x{W}",
@@ -64,9 +64,9 @@ def cases(device):
     sc = torch.rand(n, generator=g, dtype=torch.float64)
     ar = torch.rand(n, generator=g, dtype=torch.float64) * 5000 + 500
     yield ("oks_nms", f"N={n}", lambda d: (lambda a=nkp.to(d), s=sc.to(d), r=ar.to(d):
-                                          lambda: ops.oks_nms(a, s, r, 0.9))(), None)
+                                          lambda: ops.oks_nms(a, s, r, thr=0.9))(), None)
     pm = torch.rand(8, 19, 92, 124, generator=g) * 0.3
-    yield ("find_peaks", "8x19x92x124", lambda d: (lambda h=pm.to(d): lambda: ops.find_peaks(h, 0.1, 64))(), None)
+    yield ("find_peaks", "8x19x92x124", lambda d: (lambda h=pm.to(d): lambda: ops.find_peaks(h, threshold=0.1, max_peaks=64))(), None)
 
 
 def main(argv=None) -> int:

@@ -51,8 +51,10 @@ def case_msra_heatmaps(device, g):
     kp = torch.rand(3, 2, 17, 2, generator=g) * torch.tensor([48.0, 64.0])
     vis = torch.randint(0, 2, (3, 2, 17), generator=g).float()
     kp[0, 0, 0] = torch.tensor([-20.0, 5.0])   # window off the map
-    yield "3x2x17 on 48x64", (lambda d: ops.msra_heatmaps(_to(kp, d), _to(vis, d), (48, 64), 2.0)), 1e-6
-    yield "empty batch", (lambda d: ops.msra_heatmaps(_to(kp[:0], d), _to(vis[:0], d), (48, 64), 2.0)), 0
+    yield "3x2x17 on 48x64", (lambda d: ops.msra_heatmaps(_to(kp, d), _to(vis, d), (48, 64),
+                                                          sigma=2.0)), 1e-6
+    yield "empty batch", (lambda d: ops.msra_heatmaps(_to(kp[:0], d), _to(vis[:0], d), (48, 64),
+                                                      sigma=2.0)), 0
 
 
 def case_soft_argmax(device, g):
@@ -78,14 +80,19 @@ def case_oks_nms(device, g):
     scores = torch.rand(n, generator=g, dtype=torch.float64)
     areas = torch.rand(n, generator=g, dtype=torch.float64) * 3000 + 500
     offsets = torch.tensor([0, 15, 15, n])
-    yield "one image", (lambda d: ops.oks_nms(*(_to(t, d) for t in (kp, scores, areas)), 0.9)), 0
-    yield "3 images (one empty)", (lambda d: ops.oks_nms(*(_to(t, d) for t in (kp, scores, areas)), 0.5,
+    yield "one image", (lambda d: ops.oks_nms(*(_to(t, d) for t in (kp, scores, areas)),
+                                              thr=0.9)), 0
+    yield "3 images (one empty)", (lambda d: ops.oks_nms(*(_to(t, d) for t in (kp, scores, areas)),
+                                                         thr=0.5,
                                                           image_offsets=_to(offsets, d))), 0
-    yield "empty", (lambda d: ops.oks_nms(*(_to(t[:0], d) for t in (kp, scores, areas)), 0.9)), 0
+    yield "empty", (lambda d: ops.oks_nms(*(_to(t[:0], d) for t in (kp, scores, areas)),
+                                          thr=0.9)), 0
     # Soft-NMS's device path: a block per image rescoring on the fly.
-    yield "soft, 3 images", (lambda d: ops.soft_oks_nms(*(_to(t, d) for t in (kp, scores, areas)), 0.3,
+    yield "soft, 3 images", (lambda d: ops.soft_oks_nms(*(_to(t, d) for t in (kp, scores, areas)),
+                                                        thr=0.3,
                                                         max_dets=12, image_offsets=_to(offsets, d))), 0
-    yield "soft, linear", (lambda d: ops.soft_oks_nms(*(_to(t, d) for t in (kp, scores, areas)), 0.3,
+    yield "soft, linear", (lambda d: ops.soft_oks_nms(*(_to(t, d) for t in (kp, scores, areas)),
+                                                      thr=0.3,
                                                       max_dets=40, method="linear")), 0
 
 
@@ -94,10 +101,12 @@ def case_find_peaks(device, g):
     hm[0, 0, 5, 7] = 1.0
     hm[1, 3, 1, 1] = 0.9          # first inner ring
     hm[1, 4, 0, 10] = 0.9         # outer border
-    yield "refined", (lambda d: ops.find_peaks(_to(hm, d), 0.1, 16)), 1e-5
-    yield "no refine", (lambda d: ops.find_peaks(_to(hm, d), 0.1, 16, False)), 1e-6
+    yield "refined", (lambda d: ops.find_peaks(_to(hm, d), threshold=0.1, max_peaks=16)), 1e-5
+    yield "no refine", (lambda d: ops.find_peaks(_to(hm, d), threshold=0.1, max_peaks=16,
+                                                     refine=False)), 1e-6
     noise = torch.rand(1, 2, 32, 32, generator=g)
-    yield "many peaks, few slots", (lambda d: ops.find_peaks(_to(noise, d), 0.0, 4)), 1e-5
+    yield "many peaks, few slots", (lambda d: ops.find_peaks(_to(noise, d), threshold=0.0,
+                                                             max_peaks=4)), 1e-5
 
 
 CASES = [("oks_matrix", case_oks_matrix), ("msra_heatmaps", case_msra_heatmaps),

@@ -36,7 +36,7 @@ BASE = {
   "msra_heatmaps": (O.msra_heatmaps, (k, v, (48, 64)), {"sigma": 2.0}),
   "udp_heatmaps": (O.udp_heatmaps, (k, v, (48, 64)), {"sigma": 2.0}),
   "unbiased_heatmaps": (O.unbiased_heatmaps, (k, v, (48, 64)), {"sigma": 2.0}),
-  "simcc_labels": (O.simcc_labels, (k[:, 0].contiguous(), v[:, 0].contiguous(), (192, 256)), {"sigma": (6.0, 6.0), "simcc_split_ratio": 2.0}),
+  "simcc_labels": (O.simcc_labels, (k[:, 0].contiguous(), v[:, 0].contiguous(), (192, 256)), {"sigma": (6.0, 6.0), "split_ratio": 2.0}),
   "paf_targets": (O.paf_targets, (k, v, [(0, 1), (1, 2)], (48, 64)), {"limb_width": 1.0}),
   "argmax_decode": (O.argmax_decode, (hm,), {}),
   "dark_decode": (O.dark_decode, (hm,), {"kernel": 11}),
@@ -50,7 +50,7 @@ BASE = {
   "oks_nms": (O.oks_nms, (nms_k, torch.rand(6), torch.rand(6) * 1000 + 10), {"thr": 0.9}),
   "soft_oks_nms": (O.soft_oks_nms, (nms_k, torch.rand(6), torch.rand(6) * 1000 + 10), {"thr": 0.3, "max_dets": 20}),
   "pose_nms_alphapose": (O.pose_nms_alphapose, (torch.tensor([[0., 0, 50, 80]] * 6) + torch.rand(6, 4), nms_k[..., :2], torch.rand(6, 17, 1)), {}),
-  "find_peaks": (O.find_peaks, (peaks_hm,), {"threshold": 0.05, "max_peaks": 64, "refine_radius": 3}),
+  "find_peaks": (O.find_peaks, (peaks_hm[None],), {"threshold": 0.05, "max_peaks": 64, "refine_radius": 3}),
   "paf_group": (O.paf_group, (peaks_hm, pafs), {"num_samples": 10}),
 }
 

@@ -1,6 +1,7 @@
 // Schemas and CPU/CUDA registration of the decode family (torch.ops.pyhpe.*):
-// argmax_decode, dark_decode, simcc_decode, soft_argmax(+_backward),
-// debiased_soft_argmax(+_backward), dsnt(+_backward), transform_preds,
+// argmax_decode, dark_decode, simcc_decode, soft_argmax (+ private _soft_argmax_backward),
+// debiased_soft_argmax (+ _debiased_soft_argmax_backward), dsnt (+ _dsnt_backward),
+// transform_preds,
 // affine_transform_points.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -317,7 +318,7 @@ std::tuple<at::Tensor, at::Tensor> soft_argmax(const at::Tensor& heatmaps, doubl
 
 at::Tensor soft_argmax_backward(const at::Tensor& grad, const at::Tensor& heatmaps,
                                 const at::Tensor& stats, double beta, c10::string_view normalize) {
-  const char* op = "pyhpe.soft_argmax_backward";
+  const char* op = "pyhpe._soft_argmax_backward";
   return expectation_backward(op, grad, heatmaps, stats, soft_params(op, beta, normalize));
 }
 
@@ -330,7 +331,7 @@ std::tuple<at::Tensor, at::Tensor> debiased_soft_argmax(const at::Tensor& heatma
 at::Tensor debiased_soft_argmax_backward(const at::Tensor& grad, const at::Tensor& heatmaps,
                                          const at::Tensor& stats, double beta,
                                          c10::string_view form) {
-  const char* op = "pyhpe.debiased_soft_argmax_backward";
+  const char* op = "pyhpe._debiased_soft_argmax_backward";
   return expectation_backward(op, grad, heatmaps, stats, debias_params(op, beta, form));
 }
 
@@ -342,7 +343,7 @@ std::tuple<at::Tensor, at::Tensor> dsnt(const at::Tensor& heatmaps, double beta,
 
 at::Tensor dsnt_backward(const at::Tensor& grad, const at::Tensor& heatmaps,
                          const at::Tensor& stats, double beta, c10::string_view normalize) {
-  const char* op = "pyhpe.dsnt_backward";
+  const char* op = "pyhpe._dsnt_backward";
   return expectation_backward(op, grad, heatmaps, stats, dsnt_params(op, beta, normalize));
 }
 
@@ -430,14 +431,14 @@ TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
   // expectations, 1/C) that the backward ops reuse instead of re-reading the maps.
   m.def("soft_argmax(Tensor heatmaps, float beta=1.0, str normalize='softmax') "
         "-> (Tensor, Tensor)");
-  m.def("soft_argmax_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta, "
+  m.def("_soft_argmax_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta, "
         "str normalize) -> Tensor");
   m.def("debiased_soft_argmax(Tensor heatmaps, float beta=1.0, str form='paper') "
         "-> (Tensor, Tensor)");
-  m.def("debiased_soft_argmax_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta, "
+  m.def("_debiased_soft_argmax_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta, "
         "str form) -> Tensor");
   m.def("dsnt(Tensor heatmaps, float beta=1.0, str normalize='none') -> (Tensor, Tensor)");
-  m.def("dsnt_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta=1.0, "
+  m.def("_dsnt_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta=1.0, "
         "str normalize='none') -> Tensor");
   m.def("transform_preds(Tensor coords, Tensor center, Tensor scale, int width, int height, "
         "bool use_udp=False) -> Tensor");
@@ -449,11 +450,11 @@ TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
   m.impl("dark_decode", &dark_decode);                                     \
   m.impl("simcc_decode", &simcc_decode);                                   \
   m.impl("soft_argmax", &soft_argmax);                                     \
-  m.impl("soft_argmax_backward", &soft_argmax_backward);                   \
+  m.impl("_soft_argmax_backward", &soft_argmax_backward);                   \
   m.impl("debiased_soft_argmax", &debiased_soft_argmax);                   \
-  m.impl("debiased_soft_argmax_backward", &debiased_soft_argmax_backward); \
+  m.impl("_debiased_soft_argmax_backward", &debiased_soft_argmax_backward); \
   m.impl("dsnt", &dsnt);                                                   \
-  m.impl("dsnt_backward", &dsnt_backward);                                 \
+  m.impl("_dsnt_backward", &dsnt_backward);                                 \
   m.impl("transform_preds", &transform_preds);                             \
   m.impl("affine_transform_points", &affine_transform_points);
 

@@ -90,17 +90,17 @@ Pair apply(const at::Tensor& heatmaps, const Call& c) {
 }
 
 Pair soft_argmax_autograd(const at::Tensor& h, double beta, c10::string_view normalize) {
-  return apply(h, Call{"pyhpe::soft_argmax", "pyhpe::soft_argmax_backward", beta,
+  return apply(h, Call{"pyhpe::soft_argmax", "pyhpe::_soft_argmax_backward", beta,
                        std::string(normalize)});
 }
 
 Pair debiased_autograd(const at::Tensor& h, double beta, c10::string_view form) {
-  return apply(h, Call{"pyhpe::debiased_soft_argmax", "pyhpe::debiased_soft_argmax_backward",
+  return apply(h, Call{"pyhpe::debiased_soft_argmax", "pyhpe::_debiased_soft_argmax_backward",
                        beta, std::string(form)});
 }
 
 Pair dsnt_autograd(const at::Tensor& h, double beta, c10::string_view normalize) {
-  return apply(h, Call{"pyhpe::dsnt", "pyhpe::dsnt_backward", beta, std::string(normalize)});
+  return apply(h, Call{"pyhpe::dsnt", "pyhpe::_dsnt_backward", beta, std::string(normalize)});
 }
 
 }  // namespace
@@ -109,8 +109,8 @@ TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
   m.impl("soft_argmax", &soft_argmax_autograd);
   m.impl("debiased_soft_argmax", &debiased_autograd);
   m.impl("dsnt", &dsnt_autograd);
-  for (const char* name : {"argmax_decode", "dark_decode", "simcc_decode", "soft_argmax_backward",
-                           "debiased_soft_argmax_backward", "dsnt_backward"}) {
+  for (const char* name : {"argmax_decode", "dark_decode", "simcc_decode", "_soft_argmax_backward",
+                           "_debiased_soft_argmax_backward", "_dsnt_backward"}) {
     m.impl(name, torch::CppFunction::makeFromBoxedFunction<
                      &autograd_guard::not_differentiable_kernel>());
   }

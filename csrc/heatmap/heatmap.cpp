@@ -1,7 +1,9 @@
 // Schemas and CPU/CUDA registration of the heatmap (target generation) family:
-// torch.ops.pyhpe.gaussian_heatmaps[_out], simcc_labels[_out], paf_targets[_out].
-// The *_out variants write the main target into a caller's tensor (declared mutated) and
-// return only the freshly allocated weights, so no op returns an alias of an input.
+// torch.ops.pyhpe.{msra,udp,unbiased}_heatmaps, simcc_labels and paf_targets, each with an
+// `.out` overload. The three Gaussian encodings share one implementation. The `.out`
+// overloads write the main target into a caller's tensor (declared mutated) and return only
+// the freshly allocated weights, so no op returns an alias of an input (torch.compile
+// functionalizes them).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -22,14 +24,6 @@
 namespace pyhpe {
 namespace heatmap {
 namespace {
-
-int parse_encoding(const char* op, c10::string_view s) {
-  if (s == "msra") return kMSRA;
-  if (s == "udp") return kUDP;
-  if (s == "unbiased") return kUnbiased;
-  TORCH_CHECK_VALUE(false, op, ": 'encoding' must be 'msra', 'udp' or 'unbiased', got '",
-                    std::string(s), "'");
-}
 
 int parse_paf_mode(const char* op, c10::string_view s) {
   if (s == "hard") return kPafHard;
@@ -113,7 +107,7 @@ at::Tensor gaussian_impl(const char* op, const at::Tensor& kp_in, const at::Tens
   at::Tensor kp = kp_in.contiguous(), vis = vis_in.contiguous();
   at::Tensor sigma = sigma_in.to(at::kDouble).expand({B, N, K}).contiguous();
   write_into(heatmaps, [&](at::Tensor& hm) {
-    AT_DISPATCH_FLOATING_TYPES(kp.scalar_type(), "gaussian_heatmaps", [&] {
+    AT_DISPATCH_FLOATING_TYPES(kp.scalar_type(), "gaussian heatmaps", [&] {
       GaussianArgs<scalar_t> a;
       a.keypoints = kp.data_ptr<scalar_t>();
       a.visibility = vis.data_ptr<scalar_t>();
@@ -133,12 +127,11 @@ at::Tensor gaussian_impl(const char* op, const at::Tensor& kp_in, const at::Tens
   return weights;
 }
 
-std::tuple<at::Tensor, at::Tensor> gaussian_heatmaps(const at::Tensor& keypoints,
+std::tuple<at::Tensor, at::Tensor> gaussian_heatmaps(const char* op, int encoding,
+                                                     const at::Tensor& keypoints,
                                                      const at::Tensor& visibility,
                                                      const at::Tensor& sigma, int64_t width,
-                                                     int64_t height, c10::string_view enc) {
-  const char* op = "pyhpe.gaussian_heatmaps";
-  const int encoding = parse_encoding(op, enc);
+                                                     int64_t height) {
   check_instances(op, keypoints, visibility);
   check_size(op, width, height, "heatmap_size");
   require_cuda_build(op, keypoints);
@@ -149,17 +142,47 @@ std::tuple<at::Tensor, at::Tensor> gaussian_heatmaps(const at::Tensor& keypoints
   return {heatmaps, weights};
 }
 
-at::Tensor gaussian_heatmaps_out(const at::Tensor& keypoints, const at::Tensor& visibility,
-                                 const at::Tensor& sigma, c10::string_view enc,
+at::Tensor gaussian_heatmaps_out(const char* op, int encoding, const at::Tensor& keypoints,
+                                 const at::Tensor& visibility, const at::Tensor& sigma,
                                  at::Tensor& out) {
-  const char* op = "pyhpe.gaussian_heatmaps_out";
-  const int encoding = parse_encoding(op, enc);
   check_instances(op, keypoints, visibility);
   require_cuda_build(op, keypoints);
   checks::dim(op, out, "out", 4, "(B, K, H, W)");
   check_out(op, out, "out", keypoints,
             {keypoints.size(0), keypoints.size(2), out.size(2), out.size(3)}, "(B, K, H, W)");
   return gaussian_impl(op, keypoints, visibility, sigma, encoding, out);
+}
+
+// One registered op per encoding (the op name is the wrapper's), over one implementation.
+template <int Encoding>
+struct Gaussian;
+template <>
+struct Gaussian<kMSRA> {
+  static constexpr const char* op = "pyhpe.msra_heatmaps";
+};
+template <>
+struct Gaussian<kUDP> {
+  static constexpr const char* op = "pyhpe.udp_heatmaps";
+};
+template <>
+struct Gaussian<kUnbiased> {
+  static constexpr const char* op = "pyhpe.unbiased_heatmaps";
+};
+
+template <int Encoding>
+std::tuple<at::Tensor, at::Tensor> encoding_heatmaps(const at::Tensor& keypoints,
+                                                     const at::Tensor& visibility,
+                                                     const at::Tensor& sigma, int64_t width,
+                                                     int64_t height) {
+  return gaussian_heatmaps(Gaussian<Encoding>::op, Encoding, keypoints, visibility, sigma, width,
+                           height);
+}
+
+template <int Encoding>
+at::Tensor encoding_heatmaps_out(const at::Tensor& keypoints, const at::Tensor& visibility,
+                                 const at::Tensor& sigma, at::Tensor& out) {
+  return gaussian_heatmaps_out(Gaussian<Encoding>::op, Encoding, keypoints, visibility, sigma,
+                               out);
 }
 
 // ----------------------------------------------------------------------------------------
@@ -181,7 +204,7 @@ void check_simcc(const char* op, const at::Tensor& kp, const at::Tensor& vis, do
                     op, ": 'sigma' must be positive and finite, got (", sigma_x, ", ", sigma_y,
                     ")");
   TORCH_CHECK_VALUE(split_ratio > 0 && std::isfinite(split_ratio), op,
-                    ": 'simcc_split_ratio' must be positive and finite, got ", split_ratio);
+                    ": 'split_ratio' must be positive and finite, got ", split_ratio);
 }
 
 // normalize divides by sigma * sqrt(2 pi): a sigma so small that the peak overflows the
@@ -232,11 +255,12 @@ at::Tensor simcc_impl(const at::Tensor& kp_in, const at::Tensor& vis_in, double 
   return weights;
 }
 
-// mmpose: W = np.around(w * simcc_split_ratio), half to even; range-checked before the cast.
+// mmpose: W = np.around(w * simcc_split_ratio), half to even; range-checked before the
+// cast.
 int64_t simcc_length(const char* op, int64_t size, double ratio, const char* axis) {
   const double bins = std::nearbyint(static_cast<double>(size) * ratio);
   TORCH_CHECK_VALUE(bins <= static_cast<double>(kMaxSimccBins), op, ": 'input_size' ", axis,
-                    " = ", size, " with simcc_split_ratio ", ratio, " asks for ", bins,
+                    " = ", size, " with split_ratio ", ratio, " asks for ", bins,
                     " label bins, more than ", kMaxSimccBins);
   return static_cast<int64_t>(bins);
 }
@@ -264,7 +288,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> simcc_labels(
 at::Tensor simcc_labels_out(const at::Tensor& keypoints, const at::Tensor& visibility,
                             double sigma_x, double sigma_y, double split_ratio, bool normalize,
                             at::Tensor& x_out, at::Tensor& y_out) {
-  const char* op = "pyhpe.simcc_labels_out";
+  const char* op = "pyhpe.simcc_labels";
   check_simcc(op, keypoints, visibility, sigma_x, sigma_y, split_ratio);
   check_simcc_peak(op, keypoints, sigma_x, sigma_y, normalize);
   require_cuda_build(op, keypoints);
@@ -353,7 +377,7 @@ std::tuple<at::Tensor, at::Tensor> paf_targets(const at::Tensor& keypoints,
 at::Tensor paf_targets_out(const at::Tensor& keypoints, const at::Tensor& visibility,
                            const at::Tensor& limbs, double limb_width,
                            c10::string_view mode_str, at::Tensor& out) {
-  const char* op = "pyhpe.paf_targets_out";
+  const char* op = "pyhpe.paf_targets";
   const int mode = parse_paf_mode(op, mode_str);
   check_instances(op, keypoints, visibility);
   require_cuda_build(op, keypoints);
@@ -369,55 +393,60 @@ at::Tensor paf_targets_out(const at::Tensor& keypoints, const at::Tensor& visibi
 // The PAF mode argument is called paf_mode: an argument named `mode` on a mutating op
 // collides with a keyword of torch's functionalization redirect (torch 2.14).
 TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
-  m.def(
-      "gaussian_heatmaps(Tensor keypoints, Tensor visibility, Tensor sigma, int width, "
-      "int height, str encoding='msra') -> (Tensor, Tensor)");
-  m.def(
-      "gaussian_heatmaps_out(Tensor keypoints, Tensor visibility, Tensor sigma, str encoding, "
-      "Tensor(a!) out) -> Tensor");
+  for (const char* name : {"msra_heatmaps", "udp_heatmaps", "unbiased_heatmaps"}) {
+    const std::string functional =
+        std::string(name) +
+        "(Tensor keypoints, Tensor visibility, Tensor sigma, int width, int height) -> "
+        "(Tensor, Tensor)";
+    const std::string out =
+        std::string(name) +
+        ".out(Tensor keypoints, Tensor visibility, Tensor sigma, *, Tensor(a!) out) -> Tensor";
+    m.def(functional.c_str());
+    m.def(out.c_str());
+  }
   m.def(
       "simcc_labels(Tensor keypoints, Tensor visibility, int width, int height, float sigma_x, "
-      "float sigma_y, float simcc_split_ratio=2.0, bool normalize=False) -> "
+      "float sigma_y, float split_ratio=2.0, bool normalize=False) -> "
       "(Tensor, Tensor, Tensor)");
   m.def(
-      "simcc_labels_out(Tensor keypoints, Tensor visibility, float sigma_x, float sigma_y, "
-      "float simcc_split_ratio, bool normalize, Tensor(a!) x_out, Tensor(b!) y_out) -> Tensor");
+      "simcc_labels.out(Tensor keypoints, Tensor visibility, float sigma_x, float sigma_y, "
+      "float split_ratio, bool normalize, *, Tensor(a!) x_out, Tensor(b!) y_out) -> Tensor");
   m.def(
       "paf_targets(Tensor keypoints, Tensor visibility, Tensor limbs, int width, int height, "
       "float limb_width=1.0, str paf_mode='hard') -> (Tensor, Tensor)");
   m.def(
-      "paf_targets_out(Tensor keypoints, Tensor visibility, Tensor limbs, float limb_width, "
-      "str paf_mode, Tensor(a!) out) -> Tensor");
+      "paf_targets.out(Tensor keypoints, Tensor visibility, Tensor limbs, float limb_width, "
+      "str paf_mode, *, Tensor(a!) out) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(pyhpe, CPU, m) {
-  m.impl("gaussian_heatmaps", &gaussian_heatmaps);
-  m.impl("gaussian_heatmaps_out", &gaussian_heatmaps_out);
-  m.impl("simcc_labels", &simcc_labels);
-  m.impl("simcc_labels_out", &simcc_labels_out);
-  m.impl("paf_targets", &paf_targets);
-  m.impl("paf_targets_out", &paf_targets_out);
-}
+#define PYHPE_HEATMAP_IMPLS(m)                                              \
+  m.impl("msra_heatmaps", &encoding_heatmaps<kMSRA>);                       \
+  m.impl("msra_heatmaps.out", &encoding_heatmaps_out<kMSRA>);               \
+  m.impl("udp_heatmaps", &encoding_heatmaps<kUDP>);                         \
+  m.impl("udp_heatmaps.out", &encoding_heatmaps_out<kUDP>);                 \
+  m.impl("unbiased_heatmaps", &encoding_heatmaps<kUnbiased>);               \
+  m.impl("unbiased_heatmaps.out", &encoding_heatmaps_out<kUnbiased>);       \
+  m.impl("simcc_labels", &simcc_labels);                                    \
+  m.impl("simcc_labels.out", &simcc_labels_out);                            \
+  m.impl("paf_targets", &paf_targets);                                      \
+  m.impl("paf_targets.out", &paf_targets_out);
+
+TORCH_LIBRARY_IMPL(pyhpe, CPU, m) { PYHPE_HEATMAP_IMPLS(m) }
+
+#ifdef PYHPE_WITH_CUDA
+TORCH_LIBRARY_IMPL(pyhpe, CUDA, m) { PYHPE_HEATMAP_IMPLS(m) }
+#endif
 
 // Targets are not differentiable: inputs (or an out tensor) that require grad are refused.
 TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
-  for (const char* name : {"gaussian_heatmaps", "gaussian_heatmaps_out", "simcc_labels",
-                           "simcc_labels_out", "paf_targets", "paf_targets_out"}) {
+  for (const char* name :
+       {"msra_heatmaps", "msra_heatmaps.out", "udp_heatmaps", "udp_heatmaps.out",
+        "unbiased_heatmaps", "unbiased_heatmaps.out", "simcc_labels", "simcc_labels.out",
+        "paf_targets", "paf_targets.out"}) {
     m.impl(name, torch::CppFunction::makeFromBoxedFunction<
                      &autograd_guard::not_differentiable_kernel>());
   }
 }
-
-#ifdef PYHPE_WITH_CUDA
-TORCH_LIBRARY_IMPL(pyhpe, CUDA, m) {
-  m.impl("gaussian_heatmaps", &gaussian_heatmaps);
-  m.impl("gaussian_heatmaps_out", &gaussian_heatmaps_out);
-  m.impl("simcc_labels", &simcc_labels);
-  m.impl("simcc_labels_out", &simcc_labels_out);
-  m.impl("paf_targets", &paf_targets);
-  m.impl("paf_targets_out", &paf_targets_out);
-}
-#endif
 
 }  // namespace heatmap
 }  // namespace pyhpe

@@ -36,13 +36,13 @@ void gaussian_heatmaps_cuda(const GaussianArgs<T>& args, void* stream) {
   if (pixels > 0) {
     gaussian_heatmap_kernel<T><<<cuda::blocks_for(pixels), cuda::kThreadsPerBlock, 0,
                                  cuda::as_stream(stream)>>>(args, pixels);
-    cuda::check_launch("gaussian_heatmaps");
+    cuda::check_launch("gaussian heatmaps");
   }
   const int64_t instances = args.B * args.N * args.K;
   if (instances > 0) {
     gaussian_weight_kernel<T><<<cuda::blocks_for(instances), cuda::kThreadsPerBlock, 0,
                                 cuda::as_stream(stream)>>>(args, instances);
-    cuda::check_launch("gaussian_heatmaps (weights)");
+    cuda::check_launch("gaussian heatmaps (weights)");
   }
 }
 

@@ -1,5 +1,5 @@
 // Schemas and CPU/CUDA registration of the PAF grouping family
-// (torch.ops.pyhpe.paf_find_peaks / paf_scores / paf_group_poses).
+// (torch.ops.pyhpe.find_peaks / paf_scores / group_poses).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/cumsum.h>
@@ -57,7 +57,7 @@ void check_output_size(const char* op, const char* what, std::initializer_list<i
 std::tuple<at::Tensor, at::Tensor> find_peaks_op(const at::Tensor& heatmaps_in, double threshold,
                                                  int64_t max_peaks, int64_t refine_radius,
                                                  c10::string_view border, bool two_pass) {
-  const char* op = "pyhpe.paf_find_peaks";
+  const char* op = "pyhpe.find_peaks";
   checks::floating(op, heatmaps_in, "heatmaps");
   checks::dim(op, heatmaps_in, "heatmaps", 4, "(B, K, H, W)");
   check_int_range(op, "max_peaks", max_peaks, 0, INT_MAX);
@@ -83,7 +83,7 @@ std::tuple<at::Tensor, at::Tensor> find_peaks_op(const at::Tensor& heatmaps_in, 
   at::Tensor peaks = at::zeros({B, K, max_peaks, 3}, heatmaps.options());
   at::Tensor counts = at::zeros({B, K}, heatmaps.options().dtype(at::kLong));
   if (B * K == 0 || H * W == 0 || max_peaks == 0) return {peaks, counts};
-  AT_DISPATCH_FLOATING_TYPES(heatmaps.scalar_type(), "paf_find_peaks", [&] {
+  AT_DISPATCH_FLOATING_TYPES(heatmaps.scalar_type(), "find_peaks", [&] {
     PeakArgs<scalar_t> a;
     a.heatmaps = heatmaps.data_ptr<scalar_t>();
     a.channels = B * K;
@@ -232,7 +232,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> group_poses_op(
     const at::Tensor& limbs_in, const at::Tensor& redundant_in, int64_t min_parts,
     double min_mean_score, c10::string_view method_str, int64_t max_persons,
     bool dedupe_singletons, c10::string_view assembly_str) {
-  const char* op = "pyhpe.paf_group_poses";
+  const char* op = "pyhpe.group_poses";
   check_peaks(op, peaks_in, counts_in);
   const int64_t B = peaks_in.size(0), K = peaks_in.size(1), M = peaks_in.size(2);
   checks::dim(op, limbs_in, "limbs", 2, "(L, 2)");
@@ -282,7 +282,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> group_poses_op(
   at::Tensor redundant = redundant_in.to(at::kCPU).to(at::kByte).contiguous();
   check_counts(op, counts, M);
   at::Tensor persons, person_scores, person_counts, indices;
-  AT_DISPATCH_FLOATING_TYPES(peaks.scalar_type(), "paf_group_poses", [&] {
+  AT_DISPATCH_FLOATING_TYPES(peaks.scalar_type(), "group_poses", [&] {
     GroupArgs<scalar_t> a;
     a.peaks = peaks.data_ptr<scalar_t>();
     a.counts = counts.data_ptr<int64_t>();
@@ -341,36 +341,36 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> group_poses_op(
 
 TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
   m.def(
-      "paf_find_peaks(Tensor heatmaps, float threshold=0.05, int max_peaks=64, "
+      "find_peaks(Tensor heatmaps, float threshold=0.05, int max_peaks=64, "
       "int refine_radius=3, str border='cpu', bool two_pass=False) -> (Tensor, Tensor)");
   m.def(
       "paf_scores(Tensor pafs, Tensor peaks, Tensor counts, Tensor limbs, Tensor paf_channels, "
       "int num_samples=10, float inter_threshold=0.05, float min_fraction=0.95, "
       "bool distance_prior=True, float prior_score=0.05) -> Tensor");
   m.def(
-      "paf_group_poses(Tensor peaks, Tensor counts, Tensor scores, Tensor limbs, "
+      "group_poses(Tensor peaks, Tensor counts, Tensor scores, Tensor limbs, "
       "Tensor redundant, int min_parts=3, float min_mean_score=0.2, str method='greedy', "
       "int max_persons=-1, bool dedupe_singletons=True, str assembly='cpu') "
       "-> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(pyhpe, CPU, m) {
-  m.impl("paf_find_peaks", &find_peaks_op);
+  m.impl("find_peaks", &find_peaks_op);
   m.impl("paf_scores", &paf_scores_op);
-  m.impl("paf_group_poses", &group_poses_op);
+  m.impl("group_poses", &group_poses_op);
 }
 
 #ifdef PYHPE_WITH_CUDA
 TORCH_LIBRARY_IMPL(pyhpe, CUDA, m) {
-  m.impl("paf_find_peaks", &find_peaks_op);
+  m.impl("find_peaks", &find_peaks_op);
   m.impl("paf_scores", &paf_scores_op);
-  m.impl("paf_group_poses", &group_poses_op);
+  m.impl("group_poses", &group_poses_op);
 }
 #endif
 
 // None of these ops is differentiable: an input that requires grad is refused.
 TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
-  for (const char* name : {"paf_find_peaks", "paf_scores", "paf_group_poses"})
+  for (const char* name : {"find_peaks", "paf_scores", "group_poses"})
     m.impl(name, torch::CppFunction::makeFromBoxedFunction<
                    &autograd_guard::not_differentiable_kernel>());
 }

@@ -26,7 +26,7 @@ void peak_flags_cuda(const PeakArgs<T>& args, void* stream) {
   if (total == 0) return;
   peak_flags_kernel<T><<<cuda::blocks_for(total), cuda::kThreadsPerBlock, 0,
                          cuda::as_stream(stream)>>>(args, total);
-  cuda::check_launch("paf_find_peaks(flags)");
+  cuda::check_launch("find_peaks (flags)");
 }
 
 template <typename T>
@@ -35,7 +35,7 @@ void peak_write_cuda(const PeakArgs<T>& args, void* stream) {
   if (total == 0) return;
   peak_write_kernel<T><<<cuda::blocks_for(total), cuda::kThreadsPerBlock, 0,
                          cuda::as_stream(stream)>>>(args, total);
-  cuda::check_launch("paf_find_peaks(write)");
+  cuda::check_launch("find_peaks (write)");
 }
 
 template <typename T>

@@ -2,9 +2,8 @@
 and the default-codec helper of the model builders."""
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Sequence
 
-import torch
 import torch.nn as nn
 
 

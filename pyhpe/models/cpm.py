@@ -5,7 +5,6 @@ from typing import List
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .common import init_weights
 from .heads import build_heatmap_head

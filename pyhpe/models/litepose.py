@@ -6,7 +6,6 @@ from a heatmap codec); the paper's associative-embedding tag maps arrive with th
 associative-embedding codec and head."""
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 from .common import conv_bn_act, init_weights

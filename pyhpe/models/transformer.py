@@ -1,7 +1,6 @@
 """Plain pre-norm transformer blocks shared by ViTPose and TokenPose."""
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 

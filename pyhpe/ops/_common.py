@@ -6,7 +6,10 @@ import numbers
 import operator
 from typing import Optional, Tuple
 
+import numpy as np
 import torch
+
+from ..keypoints import COCO_SIGMAS
 
 
 def as_float_tensor(x, name: str, *, like: torch.Tensor | None = None) -> torch.Tensor:
@@ -97,3 +100,21 @@ def int_pair(op: str, value, name: str) -> Tuple[int, int]:
     """(a, b) integer options, e.g. sizes (W, H) or per-axis kernels."""
     a, b = _pair(op, value, name, "a pair of integers")
     return int_option(op, a, f"{name}[0]"), int_option(op, b, f"{name}[1]")
+
+
+# A tensor copy: torch.as_tensor warns on the read-only shared array, and torch.compile
+# traces a tensor constant where it cannot trace numpy array flags.
+_COCO_SIGMAS = torch.tensor(COCO_SIGMAS.tolist(), dtype=torch.float64)
+
+
+def sigmas_tensor(op: str, sigmas, K: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """Per-keypoint OKS sigmas as a tensor; None means COCO-17 (:data:`pyhpe.keypoints.
+    COCO_SIGMAS`), refused naming the argument for any other K."""
+    if sigmas is None:
+        if K != 17:
+            raise ValueError(f"{op}: 'sigmas' is required for K={K} keypoints "
+                             "(the default is COCO-17)")
+        sigmas = _COCO_SIGMAS
+    elif isinstance(sigmas, np.ndarray):
+        sigmas = sigmas.copy()  # keypoint sets hold read-only arrays; torch warns on those
+    return torch.as_tensor(sigmas, dtype=dtype, device=device)

@@ -11,11 +11,12 @@ The oracles the tests compare against are in :mod:`pyhpe.reference.decode`.
 from __future__ import annotations
 
 import numbers
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import torch
 
 from ._common import as_float_tensor, float_option, float_pair, int_option, int_pair
+from ._types import Decoded
 
 Tensor = torch.Tensor
 
@@ -60,7 +61,7 @@ def _expectation_backward_fake(grad, heatmaps, stats, *args):
 _NUM_STATS = 8  # kNumStats in decode_math.h
 for _name in ("soft_argmax", "debiased_soft_argmax", "dsnt"):
     torch.library.register_fake(f"pyhpe::{_name}", _expectation_fake)
-    torch.library.register_fake(f"pyhpe::{_name}_backward", _expectation_backward_fake)
+    torch.library.register_fake(f"pyhpe::_{_name}_backward", _expectation_backward_fake)
 
 
 @torch.library.register_fake("pyhpe::transform_preds")
@@ -125,10 +126,11 @@ torch.library.register_autograd("pyhpe::affine_transform_points", _affine_bwd,
 
 
 def argmax_decode(heatmaps: Tensor, *, quarter_offset: bool = True,
-                  offset_rule: str = "hrnet") -> Tuple[Tensor, Tensor]:
+                  offset_rule: str = "hrnet") -> Decoded:
     """Argmax decoding with the HRNet / mmpose quarter-pixel shift.
 
-    ``(B, K, H, W) -> coords (B, K, 2)`` (x, y) in heatmap pixels, ``scores (B, K)``.
+    ``(B, K, H, W) ->`` :class:`Decoded` ``(keypoints (B, K, 2)`` (x, y) in heatmap pixels,
+    ``scores (B, K))``.
 
     Semantics of HRNet ``get_max_preds`` + ``get_final_preds`` and mmpose 0.x
     ``_get_max_preds`` + ``keypoints_from_heatmaps(post_process='default')``:
@@ -148,15 +150,14 @@ def argmax_decode(heatmaps: Tensor, *, quarter_offset: bool = True,
     Not differentiable: maps that require grad raise (detach them or use ``torch.no_grad()``).
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
-    return torch.ops.pyhpe.argmax_decode(heatmaps, quarter_offset, offset_rule)
+    return Decoded(*torch.ops.pyhpe.argmax_decode(heatmaps, bool(quarter_offset), offset_rule))
 
 
-def dark_decode(heatmaps: Tensor, *, kernel: int = 11, udp: bool = False
-                ) -> Tuple[Tensor, Tensor]:
+def dark_decode(heatmaps: Tensor, *, kernel: int = 11, udp: bool = False) -> Decoded:
     """DARK (DarkPose) or DARK-UDP decoding, fused per (instance, keypoint).
 
-    ``(B, K, H, W) -> coords (B, K, 2)`` (x, y) in heatmap pixels, ``scores (B, K)`` (the
-    maxima, as :func:`argmax_decode`).
+    ``(B, K, H, W) ->`` :class:`Decoded` ``(keypoints (B, K, 2)`` (x, y) in heatmap pixels,
+    ``scores (B, K))`` (the maxima, as :func:`argmax_decode`).
 
     Modulation as DarkPose / mmpose ``gaussian_blur``: the map is padded with
     ``(kernel - 1) / 2`` zeros, blurred with OpenCV's Gaussian of that size
@@ -179,7 +180,7 @@ def dark_decode(heatmaps: Tensor, *, kernel: int = 11, udp: bool = False
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
     kernel = int_option("pyhpe.dark_decode", kernel, "kernel")
-    return torch.ops.pyhpe.dark_decode(heatmaps, kernel, bool(udp))
+    return Decoded(*torch.ops.pyhpe.dark_decode(heatmaps, kernel, bool(udp)))
 
 
 def simcc_dark_kernel(sigma: float) -> int:
@@ -195,10 +196,11 @@ def simcc_dark_kernel(sigma: float) -> int:
 def simcc_decode(x_labels: Tensor, y_labels: Tensor, *, split_ratio: float = 2.0,
                  dark: Union[bool, int, Sequence[int]] = False,
                  kernel: Optional[Union[int, Sequence[int]]] = None,
-                 sigma: Union[float, Sequence[float]] = 6.0) -> Tuple[Tensor, Tensor]:
+                 sigma: Union[float, Sequence[float]] = 6.0) -> Decoded:
     """SimCC decoding (mmpose ``SimCCLabel.decode`` / ``get_simcc_maximum``).
 
-    ``x_labels (B, K, Wx), y_labels (B, K, Wy) -> coords (B, K, 2), scores (B, K)``.
+    ``x_labels (B, K, Wx), y_labels (B, K, Wy) ->`` :class:`Decoded` ``(keypoints (B, K, 2),
+    scores (B, K))``.
 
     Per axis the first maximum; score = ``min(max_x, max_y)`` (mmpose's masked
     assignment, so a NaN in x wins); where the score ``<= 0`` both bins become the ``-1``
@@ -232,8 +234,8 @@ def simcc_decode(x_labels: Tensor, y_labels: Tensor, *, split_ratio: float = 2.0
             kx, ky = int_pair(op, kernel, name)
         else:
             kx = ky = int_option(op, kernel, name)
-    return torch.ops.pyhpe.simcc_decode(x_labels, y_labels,
-                                        float_option(op, split_ratio, "split_ratio"), kx, ky)
+    return Decoded(*torch.ops.pyhpe.simcc_decode(
+        x_labels, y_labels, float_option(op, split_ratio, "split_ratio"), kx, ky))
 
 
 
@@ -247,8 +249,8 @@ def soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, normalize: str = "softma
 
     ``normalize='softmax'``: ``p = softmax(beta * h)`` over H*W (Sun et al. integral
     regression); ``'sum'``: ``p = h / sum(h)`` (beta unused); ``'none'``: ``p = h``.
-    Backward: ``torch.ops.pyhpe.soft_argmax_backward`` (first order only: differentiating
-    the gradient again raises).
+    Backward: the private op ``torch.ops.pyhpe._soft_argmax_backward`` (first order only:
+    differentiating the gradient again raises).
 
     Defined answers where the formula has none (zero gradient there; same on every CPU path
     and on CUDA): with ``'softmax'``, once ``|beta| * max|h|`` (``|beta| * min|h|`` side for
@@ -283,7 +285,7 @@ def debiased_soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, form: str = "pa
       normalized output.
 
     Evaluated stably as ``(J~ - c u) / (1 - u)`` with ``u = 1 / C`` from max-shifted sums.
-    Backward: ``torch.ops.pyhpe.debiased_soft_argmax_backward`` (first order only).
+    Backward: the private op ``torch.ops.pyhpe._debiased_soft_argmax_backward`` (first order only).
 
     ``beta`` must be positive and finite (ValueError otherwise: ``beta = 0`` makes ``C = 1``
     for every map). Where ``C == 1`` exactly (e.g. a flat map of zeros in the paper form)
@@ -308,7 +310,7 @@ def dsnt(heatmaps: Tensor, *, normalize: str = "none", beta: float = 1.0) -> Ten
     renormalizing, as dsntnn does. ``normalize='softmax'`` fuses dsntnn's
     ``flat_softmax(beta * h)`` in (``dsnt(flat_softmax(h))`` in one pass over the maps,
     without materializing the probabilities); ``'sum'`` divides by ``sum h`` instead.
-    Backward: ``torch.ops.pyhpe.dsnt_backward`` (first order only).
+    Backward: the private op ``torch.ops.pyhpe._dsnt_backward`` (first order only).
 
     Degenerate maps as in :func:`soft_argmax`: a saturated softmax gives the mean position
     of the maxima, a map summing to 0 under ``'sum'`` gives the centre ``(0, 0)``; both with
@@ -349,31 +351,56 @@ def affine_transform_points(coords: Tensor, matrix: Tensor) -> Tensor:
 
 
 class SoftArgmax2d(torch.nn.Module):
-    """Module form of :func:`soft_argmax` / :func:`debiased_soft_argmax`:
-    ``(B, K, H, W) -> (B, K, 2)`` in pixels.
+    """Module form of :func:`soft_argmax`: ``(B, K, H, W) -> (B, K, 2)`` in pixels.
 
     ``beta`` is a fixed float (the ops take it as a scalar; a learnable beta would need a
-    gradient with respect to it, which the backward ops do not compute). ``debias`` selects
-    the debiased IPR form ('paper' or 'mmpose'); then ``normalize`` must be 'softmax'.
+    gradient with respect to it, which the backward ops do not compute).
     """
 
-    def __init__(self, beta: float = 1.0, normalize: str = "softmax",
-                 debias: Optional[str] = None):
+    def __init__(self, beta: float = 1.0, normalize: str = "softmax"):
         super().__init__()
-        if debias is not None and normalize != "softmax":
-            raise ValueError(f"SoftArgmax2d: debias={debias!r} needs normalize='softmax', "
-                             f"got {normalize!r}")
         self.beta = float_option("pyhpe.SoftArgmax2d", beta, "beta")
-        self.normalize, self.debias = normalize, debias
+        self.normalize = normalize
 
     def forward(self, heatmaps: Tensor) -> Tensor:
-        if self.debias is not None:
-            return debiased_soft_argmax(heatmaps, beta=self.beta, form=self.debias)
         return soft_argmax(heatmaps, beta=self.beta, normalize=self.normalize)
 
     def extra_repr(self) -> str:
-        return f"beta={self.beta}, normalize={self.normalize!r}, debias={self.debias!r}"
+        return f"beta={self.beta}, normalize={self.normalize!r}"
 
 
-__all__ = ["SoftArgmax2d", "affine_transform_points", "argmax_decode", "dark_decode", "debiased_soft_argmax",
-           "dsnt", "simcc_dark_kernel", "simcc_decode", "soft_argmax", "transform_preds"]
+class DebiasedSoftArgmax2d(torch.nn.Module):
+    """Module form of :func:`debiased_soft_argmax`: ``(B, K, H, W) -> (B, K, 2)`` in pixels
+    (``form`` 'paper' or 'mmpose'; ``beta`` fixed, as :class:`SoftArgmax2d`)."""
+
+    def __init__(self, beta: float = 1.0, form: str = "paper"):
+        super().__init__()
+        self.beta = float_option("pyhpe.DebiasedSoftArgmax2d", beta, "beta")
+        self.form = form
+
+    def forward(self, heatmaps: Tensor) -> Tensor:
+        return debiased_soft_argmax(heatmaps, beta=self.beta, form=self.form)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, form={self.form!r}"
+
+
+class DSNT2d(torch.nn.Module):
+    """Module form of :func:`dsnt`: ``(B, K, H, W) -> (B, K, 2)`` in dsntnn normalized
+    coordinates (``normalize`` 'none', 'softmax' or 'sum'; ``beta`` fixed)."""
+
+    def __init__(self, normalize: str = "none", beta: float = 1.0):
+        super().__init__()
+        self.beta = float_option("pyhpe.DSNT2d", beta, "beta")
+        self.normalize = normalize
+
+    def forward(self, heatmaps: Tensor) -> Tensor:
+        return dsnt(heatmaps, normalize=self.normalize, beta=self.beta)
+
+    def extra_repr(self) -> str:
+        return f"normalize={self.normalize!r}, beta={self.beta}"
+
+
+__all__ = ["DSNT2d", "DebiasedSoftArgmax2d", "SoftArgmax2d", "affine_transform_points",
+           "argmax_decode", "dark_decode", "debiased_soft_argmax", "dsnt", "simcc_dark_kernel",
+           "simcc_decode", "soft_argmax", "transform_preds"]

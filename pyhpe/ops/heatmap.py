@@ -1,7 +1,8 @@
 """Training-target generation: Gaussian heatmaps, SimCC labels and part affinity fields.
 
-Wrappers over ``torch.ops.pyhpe.gaussian_heatmaps[_out]``, ``simcc_labels[_out]`` and
-``paf_targets[_out]`` (CPU and CUDA kernels over one header, csrc/heatmap/heatmap_math.h).
+Wrappers over ``torch.ops.pyhpe.msra_heatmaps``, ``udp_heatmaps``, ``unbiased_heatmaps``,
+``simcc_labels`` and ``paf_targets``, each with an ``.out`` overload that writes into a
+caller's tensor (CPU and CUDA kernels over one header, csrc/heatmap/heatmap_math.h).
 One call encodes a whole batch. Coordinates are (x, y) in pixels of the target grid (heatmap
 pixels; input-image pixels for SimCC), pixel centres at integers, as in mmpose.
 
@@ -35,6 +36,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 
 from ._common import as_float_tensor, float_option, float_pair, int_option
+from ._types import HeatmapTargets, PAFTargets, SimCCTargets
 
 Size = Union[Sequence[int], torch.Size]
 
@@ -43,18 +45,21 @@ Size = Union[Sequence[int], torch.Size]
 # fake (meta) implementations, for torch.compile / FakeTensor tracing
 # ---------------------------------------------------------------------------------------
 
-@torch.library.register_fake("pyhpe::gaussian_heatmaps")
-def _gaussian_heatmaps_fake(keypoints, visibility, sigma, width, height, encoding="msra"):
-    torch._check(keypoints.dim() == 4, lambda: "pyhpe.gaussian_heatmaps: 'keypoints' must be "
-                 "(B, N, K, 2)")
+def _gaussian_heatmaps_fake(keypoints, visibility, sigma, width, height):
+    torch._check(keypoints.dim() == 4, lambda: "pyhpe: 'keypoints' must be (B, N, K, 2)")
     B, N, K = keypoints.shape[:3]
     return keypoints.new_empty((B, K, height, width)), keypoints.new_empty((B, N, K))
 
 
-@torch.library.register_fake("pyhpe::gaussian_heatmaps_out")
-def _gaussian_heatmaps_out_fake(keypoints, visibility, sigma, encoding, out):
+def _gaussian_heatmaps_out_fake(keypoints, visibility, sigma, *, out):
     B, N, K = keypoints.shape[:3]
     return keypoints.new_empty((B, N, K))
+
+
+_ENCODINGS = ("msra", "udp", "unbiased")
+for _encoding in _ENCODINGS:
+    torch.library.register_fake(f"pyhpe::{_encoding}_heatmaps", _gaussian_heatmaps_fake)
+    torch.library.register_fake(f"pyhpe::{_encoding}_heatmaps.out", _gaussian_heatmaps_out_fake)
 
 
 def _simcc_length(size: int, ratio: float) -> int:
@@ -64,16 +69,16 @@ def _simcc_length(size: int, ratio: float) -> int:
 
 @torch.library.register_fake("pyhpe::simcc_labels")
 def _simcc_labels_fake(keypoints, visibility, width, height, sigma_x, sigma_y,
-                       simcc_split_ratio=2.0, normalize=False):
+                       split_ratio=2.0, normalize=False):
     B, K = keypoints.shape[:2]
-    return (keypoints.new_empty((B, K, _simcc_length(width, simcc_split_ratio))),
-            keypoints.new_empty((B, K, _simcc_length(height, simcc_split_ratio))),
+    return (keypoints.new_empty((B, K, _simcc_length(width, split_ratio))),
+            keypoints.new_empty((B, K, _simcc_length(height, split_ratio))),
             keypoints.new_empty((B, K)))
 
 
-@torch.library.register_fake("pyhpe::simcc_labels_out")
-def _simcc_labels_out_fake(keypoints, visibility, sigma_x, sigma_y, simcc_split_ratio,
-                           normalize, x_out, y_out):
+@torch.library.register_fake("pyhpe::simcc_labels.out")
+def _simcc_labels_out_fake(keypoints, visibility, sigma_x, sigma_y, split_ratio, normalize, *,
+                           x_out, y_out):
     return keypoints.new_empty(keypoints.shape[:2])
 
 
@@ -85,8 +90,8 @@ def _paf_targets_fake(keypoints, visibility, limbs, width, height, limb_width=1.
             keypoints.new_empty((B, L, height, width)))
 
 
-@torch.library.register_fake("pyhpe::paf_targets_out")
-def _paf_targets_out_fake(keypoints, visibility, limbs, limb_width, paf_mode, out):
+@torch.library.register_fake("pyhpe::paf_targets.out")
+def _paf_targets_out_fake(keypoints, visibility, limbs, limb_width, paf_mode, *, out):
     B, L = keypoints.shape[0], limbs.shape[0]
     return keypoints.new_empty((B, L, out.shape[2], out.shape[3]))
 
@@ -202,21 +207,23 @@ def _instances(op: str, keypoints, visibility):
     return kp, vis, batched
 
 
-def _gaussian(op: str, encoding: str, keypoints, visibility, heatmap_size, sigma, out):
+def _gaussian(encoding: str, keypoints, visibility, heatmap_size, sigma, out) -> HeatmapTargets:
+    name = f"{encoding}_heatmaps"
+    op = f"pyhpe.{name}"
+    kernel = getattr(torch.ops.pyhpe, name)
     kp, vis, batched = _instances(op, keypoints, visibility)
     W, H = _wh(op, heatmap_size, "heatmap_size")
     s = _sigma_tensor(op, sigma, kp, batched)
     if out is None:
-        heatmaps, weights = torch.ops.pyhpe.gaussian_heatmaps(kp, vis, s, W, H, encoding)
+        heatmaps, weights = kernel.default(kp, vis, s, W, H)
     else:
         B, K = kp.shape[0], kp.shape[2]
         _check_out(op, out, "out", (B, K, H, W) if batched else (K, H, W), kp)
-        weights = torch.ops.pyhpe.gaussian_heatmaps_out(
-            kp, vis, s, encoding, out if batched else out.unsqueeze(0))
+        weights = kernel.out(kp, vis, s, out=out if batched else out.unsqueeze(0))
         heatmaps = out.unsqueeze(0) if not batched else out
     if not batched:
-        return heatmaps[0], weights[0]
-    return heatmaps, weights
+        return HeatmapTargets(heatmaps[0], weights[0])
+    return HeatmapTargets(heatmaps, weights)
 
 
 _GAUSSIAN_ARGS = """
@@ -231,14 +238,15 @@ _GAUSSIAN_ARGS = """
         receives the heatmaps; it is also returned.
 
     Returns:
-      ``(heatmaps (B, K, H, W), weights (B, N, K))``: the N instances of an image are combined
+      :class:`HeatmapTargets` ``(heatmaps (B, K, H, W), keypoint_weights (B, N, K))``: the N
+      instances of an image are combined
       by max into its K maps; weights copy the visibility, set to 0 where a visible keypoint's
       Gaussian misses the map. A visible keypoint with a non-finite coordinate gets weight 0.
     """
 
 
-def msra_heatmaps(keypoints, visibility, heatmap_size: Size, sigma=2.0, *,
-                  out: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+def msra_heatmaps(keypoints, visibility, heatmap_size: Size, *, sigma=2.0,
+                  out: Optional[torch.Tensor] = None) -> HeatmapTargets:
     """MSRA (HRNet) Gaussian heatmaps, exactly mmpose ``generate_gaussian_heatmaps``.
 
     ``(B, N, K, 2) -> (B, K, H, W), (B, N, K)``. The centre is the integer pixel
@@ -247,12 +255,11 @@ def msra_heatmaps(keypoints, visibility, heatmap_size: Size, sigma=2.0, *,
     reproduces mmpose's one-pixel shift left of the map); weight 0 only when that window
     misses the map entirely.
     """
-    return _gaussian("pyhpe.msra_heatmaps", "msra", keypoints, visibility, heatmap_size, sigma,
-                     out)
+    return _gaussian("msra", keypoints, visibility, heatmap_size, sigma, out)
 
 
-def udp_heatmaps(keypoints, visibility, heatmap_size: Size, sigma=2.0, *,
-                 out: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+def udp_heatmaps(keypoints, visibility, heatmap_size: Size, *, sigma=2.0,
+                 out: Optional[torch.Tensor] = None) -> HeatmapTargets:
     """UDP Gaussian heatmaps, exactly mmpose ``generate_udp_gaussian_heatmaps``.
 
     ``(B, N, K, 2) -> (B, K, H, W), (B, N, K)``. Same integer window and weights as
@@ -260,12 +267,11 @@ def udp_heatmaps(keypoints, visibility, heatmap_size: Size, sigma=2.0, *,
     (Huang et al., The Devil is in the Details, CVPR 2020). Computed in float64 and rounded,
     as numpy 2 does in mmpose.
     """
-    return _gaussian("pyhpe.udp_heatmaps", "udp", keypoints, visibility, heatmap_size, sigma,
-                     out)
+    return _gaussian("udp", keypoints, visibility, heatmap_size, sigma, out)
 
 
-def unbiased_heatmaps(keypoints, visibility, heatmap_size: Size, sigma=2.0, *,
-                      out: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+def unbiased_heatmaps(keypoints, visibility, heatmap_size: Size, *, sigma=2.0,
+                      out: Optional[torch.Tensor] = None) -> HeatmapTargets:
     """Unbiased (DARK) Gaussian heatmaps, exactly mmpose
     ``generate_unbiased_gaussian_heatmaps``.
 
@@ -275,8 +281,7 @@ def unbiased_heatmaps(keypoints, visibility, heatmap_size: Size, sigma=2.0, *,
     Evaluated as ``exp(-dx²/2σ²) · exp(-dy²/2σ²)`` (W + H exponentials per instance instead
     of W·H), within 2e-7 of mmpose's ``exp`` of the sum.
     """
-    return _gaussian("pyhpe.unbiased_heatmaps", "unbiased", keypoints, visibility, heatmap_size,
-                     sigma, out)
+    return _gaussian("unbiased", keypoints, visibility, heatmap_size, sigma, out)
 
 
 for _fn in (msra_heatmaps, udp_heatmaps, unbiased_heatmaps):
@@ -284,12 +289,13 @@ for _fn in (msra_heatmaps, udp_heatmaps, unbiased_heatmaps):
         _fn.__doc__ += _GAUSSIAN_ARGS
 
 
-def simcc_labels(keypoints, visibility, input_size: Size, sigma=(6.0, 6.0),
-                 simcc_split_ratio: float = 2.0, normalize: bool = False, *,
-                 out: Optional[Tuple[torch.Tensor, torch.Tensor]] = None):
+def simcc_labels(keypoints, visibility, input_size: Size, *, sigma=(6.0, 6.0),
+                 split_ratio: float = 2.0, normalize: bool = False,
+                 out: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> SimCCTargets:
     """SimCC 1-D Gaussian labels, exactly mmpose ``SimCCLabel(smoothing_type='gaussian')``.
 
-    ``(B, K, 2) -> (B, K, Wx), (B, K, Wy), (B, K)`` with ``Wx = round(w * ratio)`` and
+    ``(B, K, 2) ->`` :class:`SimCCTargets` ``(x_labels (B, K, Wx), y_labels (B, K, Wy),
+    keypoint_weights (B, K))`` with ``Wx = round(w * split_ratio)`` and
     ``Wy = round(h * ratio)`` (half to even, as ``np.around``).
 
     Args:
@@ -298,11 +304,11 @@ def simcc_labels(keypoints, visibility, input_size: Size, sigma=(6.0, 6.0),
       visibility: ``(B, K)``; < 0.5 means unlabelled (zero labels, weight kept). None: all 1.
       input_size: ``(w, h)`` of the input image.
       sigma: float or ``(sigma_x, sigma_y)`` in split (label) units.
-      simcc_split_ratio: label bins per input pixel.
+      split_ratio: label bins per input pixel (mmpose's ``simcc_split_ratio``).
       normalize: divide by ``sigma * sqrt(2π)`` (mmpose's default is True; RTMPose uses False).
       out: optional preallocated ``(x_labels, y_labels)``.
 
-    The centre is ``int(np.around(kp * ratio))``; labels ``exp(-(i - mu)² / 2σ²)`` over all
+    The centre is ``int(np.around(kp * split_ratio))``; labels ``exp(-(i - mu)² / 2σ²)`` over all
     bins; weight 0 when ``mu ± 3σ`` misses the label range.
     """
     op = "pyhpe.simcc_labels"
@@ -315,9 +321,10 @@ def simcc_labels(keypoints, visibility, input_size: Size, sigma=(6.0, 6.0),
         sx = sy = float_option(op, sigma, "sigma")
     else:
         sx, sy = float_pair(op, sigma, "sigma")
-    ratio = float_option(op, simcc_split_ratio, "simcc_split_ratio")
+    ratio = float_option(op, split_ratio, "split_ratio")
     if out is None:
-        return torch.ops.pyhpe.simcc_labels(kp, vis, w, h, sx, sy, ratio, bool(normalize))
+        return SimCCTargets(*torch.ops.pyhpe.simcc_labels.default(kp, vis, w, h, sx, sy, ratio,
+                                                                  bool(normalize)))
     try:
         x_out, y_out = out
     except (TypeError, ValueError):
@@ -325,16 +332,17 @@ def simcc_labels(keypoints, visibility, input_size: Size, sigma=(6.0, 6.0),
     B, K = kp.shape[:2]
     _check_out(op, x_out, "out[0]", (B, K, _simcc_length(w, ratio)), kp)
     _check_out(op, y_out, "out[1]", (B, K, _simcc_length(h, ratio)), kp)
-    weights = torch.ops.pyhpe.simcc_labels_out(kp, vis, sx, sy, ratio, bool(normalize), x_out,
-                                               y_out)
-    return x_out, y_out, weights
+    weights = torch.ops.pyhpe.simcc_labels.out(kp, vis, sx, sy, ratio, bool(normalize),
+                                               x_out=x_out, y_out=y_out)
+    return SimCCTargets(x_out, y_out, weights)
 
 
-def paf_targets(keypoints, visibility, limbs, heatmap_size: Size, limb_width: float = 1.0,
-                mode: str = "hard", *, out: Optional[torch.Tensor] = None):
+def paf_targets(keypoints, visibility, limbs, heatmap_size: Size, *, limb_width: float = 1.0,
+                mode: str = "hard", out: Optional[torch.Tensor] = None) -> PAFTargets:
     """Part affinity field targets (OpenPose; exactly mmpose 0.x ``PAFGenerator`` in 'hard').
 
-    ``(B, N, K, 2), limbs (L, 2) -> pafs (B, 2L, H, W), counts (B, L, H, W)``; channels
+    ``(B, N, K, 2), limbs (L, 2) ->`` :class:`PAFTargets` ``(pafs (B, 2L, H, W), counts (B, L,
+    H, W))``; channels
     ``2l`` and ``2l + 1`` hold the x and y components of limb l.
 
     A limb of an instance is drawn when both endpoints have visibility > 0 and it has
@@ -368,16 +376,16 @@ def paf_targets(keypoints, visibility, limbs, heatmap_size: Size, limb_width: fl
     lim = lim.to(torch.int64)
     limb_width = float_option(op, limb_width, "limb_width")
     if out is None:
-        pafs, counts = torch.ops.pyhpe.paf_targets(kp, vis, lim, W, H, limb_width, mode)
+        pafs, counts = torch.ops.pyhpe.paf_targets.default(kp, vis, lim, W, H, limb_width, mode)
     else:
         B, L = kp.shape[0], (lim.shape[0] if lim.dim() == 2 else -1)
         _check_out(op, out, "out", (B, 2 * L, H, W) if batched else (2 * L, H, W), kp)
-        counts = torch.ops.pyhpe.paf_targets_out(kp, vis, lim, limb_width, mode,
-                                                 out if batched else out.unsqueeze(0))
+        counts = torch.ops.pyhpe.paf_targets.out(kp, vis, lim, limb_width, mode,
+                                                 out=out if batched else out.unsqueeze(0))
         pafs = out if batched else out.unsqueeze(0)
     if not batched:
-        return pafs[0], counts[0]
-    return pafs, counts
+        return PAFTargets(pafs[0], counts[0])
+    return PAFTargets(pafs, counts)
 
 
 __all__ = ["msra_heatmaps", "udp_heatmaps", "unbiased_heatmaps", "simcc_labels", "paf_targets"]

@@ -11,8 +11,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ._common import as_float_tensor, check_finite, float_option, int_option
-from .oks import COCO_SIGMAS
+from ._common import as_float_tensor, check_finite, float_option, int_option, sigmas_tensor
+from ._types import AlphaPoseNMSResult, NMSResult
 
 
 def _num_images(image_offsets) -> int:
@@ -60,13 +60,8 @@ def _prepare(op, keypoints, scores, areas, sigmas, image_offsets, score_per_join
     if not score_per_joint and scores.dim() != 1:
         raise ValueError(f"{op}: 'scores' must have shape (N,) (or (N, K) with "
                          f"score_per_joint=True), got shape {tuple(scores.shape)}")
-    if sigmas is None:
-        if K != 17:
-            raise ValueError(f"{op}: 'sigmas' is required for K={K} keypoints "
-                             "(the default is COCO-17)")
-        sigmas = COCO_SIGMAS
     # float64 like mmpose's sigmas array, whatever the pose dtype (see oks_nms).
-    sigmas = torch.as_tensor(sigmas, dtype=torch.float64, device=keypoints.device)
+    sigmas = sigmas_tensor(op, sigmas, K, torch.float64, keypoints.device)
     if image_offsets is not None:
         image_offsets = torch.as_tensor(image_offsets, device=keypoints.device)
     if validate:
@@ -90,17 +85,16 @@ def _numpy_order(scores: torch.Tensor, image_offsets, score_per_joint: bool) -> 
     return torch.from_numpy(order.astype(np.int64)).to(scores.device)
 
 
-def oks_nms(keypoints, scores, areas, thr: float = 0.9, sigmas=None,
-            vis_thr: Optional[float] = None, *, image_offsets=None,
-            score_per_joint: bool = False, tie_break: str = "numpy",
-            return_counts: bool = False, validate: bool = True):
+def oks_nms(keypoints, scores, areas, *, thr: float = 0.9, sigmas=None,
+            vis_thr: Optional[float] = None, image_offsets=None, score_per_joint: bool = False,
+            tie_break: str = "numpy", validate: bool = True) -> NMSResult:
     """OKS non-maximum suppression, mmpose ``oks_nms`` semantics.
 
     keypoints ``(N, K, 3)`` [x, y, score] in pixels; scores ``(N,)`` (or ``(N, K)`` per-joint
     scores with ``score_per_joint=True``, averaged as numpy's ``.mean()``); areas ``(N,)``;
     sigmas ``(K,)`` (default COCO-17); image_offsets ``(M+1,)`` for a ragged batch of M images.
-    Returns keep ``(P,)`` int64 (rows of the input, per image in descending score order) and,
-    with ``return_counts=True``, also kept poses per image ``(M,)``.
+    Returns :class:`NMSResult` ``(keep (P,)`` int64 (rows of the input, per image in descending
+    score order), ``counts (M,)`` kept poses per image).
 
     Poses are visited in descending score order; each kept pose drops every later pose whose
     OKS with it (mmpose ``oks_iou``: area = (a_i + a_j)/2, with ``vis_thr`` the mean over
@@ -127,21 +121,21 @@ def oks_nms(keypoints, scores, areas, thr: float = 0.9, sigmas=None,
         order = None
     else:
         raise ValueError(f"{op}: 'tie_break' must be 'numpy' or 'stable', got {tie_break!r}")
-    keep, counts = torch.ops.pyhpe.oks_nms(keypoints, scores, areas, sig, thr, vis_thr,
-                                           image_offsets, order)
-    return (keep, counts) if return_counts else keep
+    return NMSResult(*torch.ops.pyhpe.oks_nms(keypoints, scores, areas, sig, thr, vis_thr,
+                                              image_offsets, order))
 
 
-def soft_oks_nms(keypoints, scores, areas, thr: float = 0.3, max_dets: int = 20,
-                 method: str = "gaussian", sigmas=None, vis_thr: Optional[float] = None, *,
+def soft_oks_nms(keypoints, scores, areas, *, thr: float = 0.3, max_dets: int = 20,
+                 method: str = "gaussian", sigmas=None, vis_thr: Optional[float] = None,
                  image_offsets=None, score_per_joint: bool = False,
-                 return_counts: bool = False, validate: bool = True):
+                 validate: bool = True) -> NMSResult:
     """Soft OKS-NMS, mmpose ``soft_oks_nms`` semantics.
 
     Shapes as :func:`oks_nms`. Repeatedly keeps the best remaining pose and rescores the rest
     by their float32 OKS ``o`` with it: ``'gaussian'`` (mmpose's choice) ``s * exp(-o²/thr)``,
     ``'linear'`` ``s * (1 - o)`` where ``o >= thr``; then re-sorts, until ``max_dets`` poses
-    per image are kept. Returns keep ``(P,)`` int64 in keep order (``, counts (M,)``).
+    per image are kept. Returns :class:`NMSResult` ``(keep (P,)`` int64 in keep order,
+    ``counts (M,))``.
     Equal scores are ordered as numpy's ``argsort()[::-1]`` would with a stable sort (higher
     row first at the start, reversed relative order after each re-sort); numpy's default
     argsort is not stable, so mmpose itself may order exact ties differently. The float32
@@ -167,22 +161,22 @@ def soft_oks_nms(keypoints, scores, areas, thr: float = 0.3, max_dets: int = 20,
     max_dets = int_option(op, max_dets, "max_dets", 0, 2 ** 63 - 1)
     keypoints, scores, areas, sig, image_offsets = _prepare(
         op, keypoints, scores, areas, sigmas, image_offsets, score_per_joint, validate)
-    keep, counts = torch.ops.pyhpe.soft_oks_nms(keypoints, scores, areas, sig, thr, max_dets,
-                                                method, vis_thr, image_offsets, None)
-    return (keep, counts) if return_counts else keep
+    return NMSResult(*torch.ops.pyhpe.soft_oks_nms(keypoints, scores, areas, sig, thr, max_dets,
+                                                   method, vis_thr, image_offsets, None))
 
 
 def pose_nms_alphapose(bboxes, pose_preds, pose_scores, *, image_offsets=None,
                        delta1: float = 1.0, mu: float = 1.7, delta2: float = 2.65,
                        gamma: float = 22.48, score_thr: float = 0.3, match_thr: float = 5.0,
-                       alpha: float = 0.1, area_thr: float = 0.0, return_counts: bool = False,
-                       validate: bool = True):
+                       alpha: float = 0.1, area_thr: float = 0.0,
+                       validate: bool = True) -> AlphaPoseNMSResult:
     """AlphaPose parametric pose NMS (``pPose_nms.pose_nms_body``) with its pose merge.
 
     bboxes ``(N, 4)`` xyxy (only their size matters: ref_dist = alpha * max(w, h));
     pose_preds ``(N, K, 2)`` pixels; pose_scores ``(N, K)`` or ``(N, K, 1)``.
-    Returns merged keypoints ``(P, K, 2)``, merged scores ``(P, K)``, the picked rows
-    ``(P,)`` int64 (``, counts (M,)``), per image in pick order.
+    Returns :class:`AlphaPoseNMSResult` ``(keypoints (P, K, 2)`` merged, ``scores (P, K)``
+    merged, ``indices (P,)`` int64 the picked rows, ``counts (M,)`` picks per image), per image
+    in pick order.
 
     Zero scores become 1e-5; poses are picked by mean score (ties: lower row first, as
     torch.argmax); a pick deletes every remaining pose whose parametric distance
@@ -226,9 +220,8 @@ def pose_nms_alphapose(bboxes, pose_preds, pose_scores, *, image_offsets=None,
         for name, t in (("bboxes", bboxes), ("pose_preds", pose_preds),
                         ("pose_scores", pose_scores)):
             check_finite(t, name, op)
-    preds, scores, idx, counts = torch.ops.pyhpe.pose_nms_alphapose(
-        bboxes, pose_preds, pose_scores, image_offsets, *options.values())
-    return (preds, scores, idx, counts) if return_counts else (preds, scores, idx)
+    return AlphaPoseNMSResult(*torch.ops.pyhpe.pose_nms_alphapose(
+        bboxes, pose_preds, pose_scores, image_offsets, *options.values()))
 
 
 __all__ = ["oks_nms", "soft_oks_nms", "pose_nms_alphapose"]

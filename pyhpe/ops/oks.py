@@ -5,13 +5,8 @@ from typing import Optional
 
 import torch
 
-from ._common import as_float_tensor, check_finite
-
-#: COCO-17 keypoint sigmas exactly as pycocotools builds them (np.array([...]) / 10.0).
-COCO_SIGMAS = (
-    torch.tensor([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07,
-                  0.87, 0.87, 0.89, 0.89], dtype=torch.float64) / 10.0
-)
+from ._common import as_float_tensor, check_finite, sigmas_tensor
+from ._types import RaggedOKS
 
 
 @torch.library.register_fake("pyhpe::oks_matrix")
@@ -31,12 +26,7 @@ def _oks_matrix_ragged_fake(dt, gt, gt_areas, sigmas, dt_offsets, gt_offsets, to
 def _sigmas_for(op: str, sigmas, K: int, like: torch.Tensor) -> torch.Tensor:
     if like.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"{op}: 'dt' must be float32 or float64, got {like.dtype}")
-    if sigmas is None:
-        if K != 17:
-            raise ValueError(f"{op}: 'sigmas' is required for K={K} keypoints "
-                             "(the default is COCO-17)")
-        sigmas = COCO_SIGMAS
-    return torch.as_tensor(sigmas, dtype=like.dtype, device=like.device)
+    return sigmas_tensor(op, sigmas, K, like.dtype, like.device)
 
 
 def _check_values(op: str, dt, gt, gt_areas, sigmas, gt_boxes, dt_areas) -> None:
@@ -67,7 +57,7 @@ def _offsets_total(dt_offsets: torch.Tensor, gt_offsets: torch.Tensor):
     return d_counts, g_counts, int((d_counts * g_counts).sum())
 
 
-def oks_matrix(dt, gt, gt_areas, sigmas=None, gt_boxes=None, *, dt_areas=None, dt_counts=None,
+def oks_matrix(dt, gt, gt_areas, *, sigmas=None, gt_boxes=None, dt_areas=None, dt_counts=None,
                gt_counts=None, vis_thr: Optional[float] = None, mode: str = "coco",
                validate: bool = True) -> torch.Tensor:
     """OKS between every detection and every ground truth.
@@ -124,14 +114,15 @@ def oks_matrix(dt, gt, gt_areas, sigmas=None, gt_boxes=None, *, dt_areas=None, d
     return out[0] if unbatched else out
 
 
-def oks_matrix_ragged(dt, gt, gt_areas, dt_offsets, gt_offsets, sigmas=None, gt_boxes=None, *,
+def oks_matrix_ragged(dt, gt, gt_areas, dt_offsets, gt_offsets, *, sigmas=None, gt_boxes=None,
                       dt_areas=None, vis_thr: Optional[float] = None, mode: str = "coco",
-                      split: bool = True, validate: bool = True):
+                      validate: bool = True) -> RaggedOKS:
     """OKS matrices of many images whose detections/GTs are concatenated (ragged).
 
     dt ``(ΣD, K, 2|3)``, gt ``(ΣG, K, 3)``, gt_areas ``(ΣG,)``, offsets ``(N+1,)`` with
-    image n owning rows ``offsets[n]:offsets[n+1]``. Returns a list of N ``(D_n, G_n)``
-    matrices (``split=True``) or the flat concatenation of their row-major blocks.
+    image n owning rows ``offsets[n]:offsets[n+1]``. Returns :class:`RaggedOKS`: the flat
+    concatenation of the N row-major ``(D_n, G_n)`` blocks and the per-image counts
+    (``.matrices()`` gives the N matrices).
     Same semantics and the same checks as :func:`oks_matrix` (``validate`` included); the
     offsets must be int32/int64 ``(N+1,)``, start at 0, never decrease and end at the
     number of rows of ``dt`` / ``gt``.
@@ -154,11 +145,7 @@ def oks_matrix_ragged(dt, gt, gt_areas, dt_offsets, gt_offsets, sigmas=None, gt_
         _check_values(op, dt, gt, gt_areas, sig, gt_boxes, dt_areas)
     out = torch.ops.pyhpe.oks_matrix_ragged(dt, gt, gt_areas, sig, dt_offsets, gt_offsets, total,
                                             gt_boxes, dt_areas, vis_thr, mode)
-    if not split:
-        return out
-    sizes = (d_counts * g_counts).tolist()
-    return [block.view(int(d), int(g)) for block, d, g in
-            zip(torch.split(out, sizes), d_counts.tolist(), g_counts.tolist())]
+    return RaggedOKS(out, d_counts, g_counts)
 
 
-__all__ = ["COCO_SIGMAS", "oks_matrix", "oks_matrix_ragged"]
+__all__ = ["oks_matrix", "oks_matrix_ragged"]

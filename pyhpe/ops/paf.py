@@ -1,7 +1,7 @@
 """OpenPose bottom-up grouping: part peaks, PAF pair scores, greedy/Hungarian assembly.
 
-Ops: ``torch.ops.pyhpe.paf_find_peaks``, ``paf_scores`` and ``paf_group_poses``; the
-pipeline :func:`paf_group` chains them. Coordinates are (x, y) in heatmap pixels, pixel
+Ops: ``torch.ops.pyhpe.find_peaks``, ``paf_scores`` and ``group_poses``; the pipeline
+:func:`paf_group` chains them. Coordinates are (x, y) in heatmap pixels, pixel
 centres at integer coordinates (OpenPose's peaks without its +0.5 "Matlab" offset).
 
 Semantics copy OpenPose (CMU-Perceptual-Computing-Lab/openpose, src/openpose/net):
@@ -17,6 +17,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 
 from ._common import as_float_tensor, float_option, int_option
+from ._types import GroupedPoses, Peaks, Poses
 
 #: OpenPose COCO-18 parts: nose, neck, r_sho, r_elb, r_wri, l_sho, l_elb, l_wri, r_hip, r_knee,
 #: r_ank, l_hip, l_knee, l_ank, r_eye, l_eye, r_ear, l_ear (getPosePartPairs(COCO_18)).
@@ -45,10 +46,10 @@ _INT32_MAX = 2 ** 31 - 1
 MAX_NUM_SAMPLES = 2 ** 16
 
 
-@torch.library.register_fake("pyhpe::paf_find_peaks")
+@torch.library.register_fake("pyhpe::find_peaks")
 def _find_peaks_fake(heatmaps, threshold=0.05, max_peaks=64, refine_radius=3, border="cpu",
                      two_pass=False):
-    torch._check(heatmaps.dim() == 4, lambda: "pyhpe.paf_find_peaks: 'heatmaps' must be (B, K, H, W)")
+    torch._check(heatmaps.dim() == 4, lambda: "pyhpe.find_peaks: 'heatmaps' must be (B, K, H, W)")
     B, K = heatmaps.shape[0], heatmaps.shape[1]
     return (heatmaps.new_empty((B, K, max_peaks, 3)),
             heatmaps.new_empty((B, K), dtype=torch.int64))
@@ -63,7 +64,7 @@ def _paf_scores_fake(pafs, peaks, counts, limbs, paf_channels, num_samples=10,
     return pafs.new_empty((pafs.shape[0], limbs.shape[0], M, M))
 
 
-@torch.library.register_fake("pyhpe::paf_group_poses")
+@torch.library.register_fake("pyhpe::group_poses")
 def _group_poses_fake(peaks, counts, scores, limbs, redundant, min_parts=3, min_mean_score=0.2,
                       method="greedy", max_persons=-1, dedupe_singletons=True, assembly="cpu"):
     ctx = torch.library.get_ctx()
@@ -74,12 +75,12 @@ def _group_poses_fake(peaks, counts, scores, limbs, redundant, min_parts=3, min_
             peaks.new_empty((B, P, K), dtype=torch.int64))
 
 
-def find_peaks(heatmaps, threshold: float = 0.05, max_peaks: int = 64, refine: bool = True, *,
-               refine_radius: int = 3, border: str = "cpu",
-               two_pass: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+def find_peaks(heatmaps, *, threshold: float = 0.05, max_peaks: int = 64, refine: bool = True,
+               refine_radius: int = 3, border: str = "cpu", two_pass: bool = False) -> Peaks:
     """Part candidates of every heatmap, OpenPose ``nmsBase`` semantics.
 
-    ``(B, K, H, W) -> peaks (B, K, max_peaks, 3) [x, y, score], counts (B, K) int64``.
+    ``(B, K, H, W) ->`` :class:`Peaks` ``(peaks (B, K, max_peaks, 3) [x, y, score],
+    counts (B, K) int64)``.
     A peak is a pixel with value > ``threshold`` that is a 3x3 local maximum under OpenPose's
     border rules: ``border='cpu'`` (nmsRegisterKernelCPU, default) is a strict maximum for
     2 <= x < W-2, 2 <= y < H-2, a non-strict one on the first inner ring (neighbours outside
@@ -101,7 +102,7 @@ def find_peaks(heatmaps, threshold: float = 0.05, max_peaks: int = 64, refine: b
     GPU: one thread per pixel flags peaks, a per-channel running count compacts them
     (``two_pass=True`` runs that form on the CPU too, to validate it; same results).
     """
-    op = "pyhpe.paf_find_peaks"
+    op = "pyhpe.find_peaks"
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
     if heatmaps.dim() != 4:
         raise ValueError(f"{op}: 'heatmaps' must have shape (B, K, H, W), got "
@@ -109,9 +110,9 @@ def find_peaks(heatmaps, threshold: float = 0.05, max_peaks: int = 64, refine: b
     threshold = float_option(op, threshold, "threshold", finite=True)
     max_peaks = int_option(op, max_peaks, "max_peaks", 0, _INT32_MAX)
     refine_radius = int_option(op, refine_radius, "refine_radius", 0, _INT32_MAX)
-    return torch.ops.pyhpe.paf_find_peaks(heatmaps, threshold, max_peaks,
-                                          refine_radius if refine else -1, border,
-                                          bool(two_pass))
+    return Peaks(*torch.ops.pyhpe.find_peaks(heatmaps, threshold, max_peaks,
+                                             refine_radius if refine else -1, border,
+                                             bool(two_pass)))
 
 
 def _index_pairs(x, name: str, device, op: str) -> torch.Tensor:
@@ -132,10 +133,9 @@ def _index_pairs(x, name: str, device, op: str) -> torch.Tensor:
     return t.to(device=device, dtype=torch.int64)
 
 
-def paf_scores(pafs, peaks, counts, limbs, num_samples: Optional[int] = 10,
-               inter_threshold: float = 0.05, min_fraction: float = 0.95, *,
-               paf_channels=None, distance_prior: bool = True,
-               prior_score: float = 0.05) -> torch.Tensor:
+def paf_scores(pafs, peaks, counts, limbs, *, num_samples: Optional[int] = 10,
+               inter_threshold: float = 0.05, min_fraction: float = 0.95, paf_channels=None,
+               distance_prior: bool = True, prior_score: float = 0.05) -> torch.Tensor:
     """PAF line-integral score of every candidate pair of every limb (OpenPose getScoreAB).
 
     pafs ``(B, 2L', H, W)``, peaks ``(B, K, M, 3)``, counts ``(B, K)``, limbs ``(L, 2)`` part
@@ -196,17 +196,18 @@ def _redundant_limbs(K: int, L: int, redundant_limbs) -> torch.Tensor:
     return flags
 
 
-def group_poses(peaks, counts, scores, limbs, min_parts: int = 3, min_mean_score: float = 0.2,
-                method: str = "greedy", *, max_persons: Optional[int] = None,
-                redundant_limbs: Optional[Sequence[int]] = None, assembly: str = "cpu",
-                return_indices: bool = False):
+def group_poses(peaks, counts, scores, limbs, *, min_parts: int = 3,
+                min_mean_score: float = 0.2, method: str = "greedy",
+                max_persons: Optional[int] = None,
+                redundant_limbs: Optional[Sequence[int]] = None,
+                assembly: str = "cpu") -> GroupedPoses:
     """Assemble people from peaks and pair scores (OpenPose connectBodyPartsCpu).
 
     peaks ``(B, K, M, 3)``, counts ``(B, K)``, scores ``(B, L, M, M)`` (from
     :func:`paf_scores`; a pair is a candidate when its score > 1e-6), limbs ``(L, 2)`` ->
-    ``persons (B, P, K, 3)`` [x, y, score] (missing parts and padding are 0),
-    ``person_scores (B, P)`` and ``counts (B,)``; with ``return_indices`` also the peak index
-    of every part ``(B, P, K)`` (-1 where missing).
+    :class:`GroupedPoses` ``(keypoints (B, P, K, 3)`` [x, y, score] (missing parts and padding
+    are 0), ``scores (B, P)``, ``counts (B,)``, ``peak_indices (B, P, K)`` the peak index of
+    every part (-1 where missing)); ``.per_image()`` drops the padding.
 
     Per limb, in order: the candidates sorted by (score, i, j) descending are matched greedily
     (``method='greedy'``: each peak once, at most min(nA, nB) pairs) or by a maximum-weight
@@ -230,7 +231,7 @@ def group_poses(peaks, counts, scores, limbs, min_parts: int = 3, min_mean_score
     ``min_parts`` (>= 0) and ``max_persons`` (>= 0 or None) must be integers and
     ``min_mean_score`` finite; errors name the argument. Not differentiable.
     """
-    op = "pyhpe.paf_group_poses"
+    op = "pyhpe.group_poses"
     peaks = as_float_tensor(peaks, "peaks")
     counts = torch.as_tensor(counts, device=peaks.device)
     scores = as_float_tensor(scores, "scores", like=peaks)
@@ -244,12 +245,9 @@ def group_poses(peaks, counts, scores, limbs, min_parts: int = 3, min_mean_score
                    else int_option(op, max_persons, "max_persons", 0, 2 ** 63 - 1))
     K, L = peaks.shape[1], limbs_t.shape[0]
     redundant = _redundant_limbs(K, L, redundant_limbs).to(peaks.device)
-    persons, person_scores, person_counts, indices = torch.ops.pyhpe.paf_group_poses(
+    return GroupedPoses(*torch.ops.pyhpe.group_poses(
         peaks, counts, scores, limbs_t, redundant, min_parts, min_mean_score,
-        method, max_persons, K != 15, assembly)
-    if return_indices:
-        return persons, person_scores, person_counts, indices
-    return persons, person_scores, person_counts
+        method, max_persons, K != 15, assembly))
 
 
 def resolve_skeleton(skeleton, paf_channels=None):
@@ -276,9 +274,9 @@ def paf_group(heatmaps, pafs, skeleton: Union[str, Sequence[Tuple[int, int]]] = 
               inter_threshold: float = 0.05, min_fraction: float = 0.95,
               distance_prior: bool = True, min_parts: int = 3, min_mean_score: float = 0.2,
               method: str = "greedy", max_persons: Optional[int] = None,
-              assembly: str = "cpu") -> List[Tuple[torch.Tensor, torch.Tensor]]:
+              assembly: str = "cpu") -> List[Poses]:
     """Whole OpenPose pipeline: heatmaps ``(B, K[+1], H, W)`` and pafs ``(B, 2L, H, W)`` to a
-    list of B ``(keypoints (P_b, K, 3), scores (P_b,))`` pairs.
+    list of B :class:`Poses` ``(keypoints (P_b, K, 3), scores (P_b,))`` (on the host).
 
     ``skeleton`` is 'coco18' (OpenPose COCO-18 limbs and PAF channel order), 'coco17' or a
     list of (part A, part B) limbs (PAF channels (2l, 2l+1) unless ``paf_channels``). Extra
@@ -298,23 +296,23 @@ def paf_group(heatmaps, pafs, skeleton: Union[str, Sequence[Tuple[int, int]]] = 
     if heatmaps.dim() != 4 or heatmaps.shape[1] < K:
         raise ValueError(f"pyhpe.paf_group: 'heatmaps' must have shape (B, K, H, W) with "
                          f"K >= {K}, got shape {tuple(heatmaps.shape)}")
-    peaks, counts = find_peaks(heatmaps[:, :K], threshold, max_peaks, refine)
-    scores = paf_scores(pafs, peaks, counts, limbs, num_samples, inter_threshold, min_fraction,
+    peaks, counts = find_peaks(heatmaps[:, :K], threshold=threshold, max_peaks=max_peaks,
+                               refine=refine)
+    scores = paf_scores(pafs, peaks, counts, limbs, num_samples=num_samples,
+                        inter_threshold=inter_threshold, min_fraction=min_fraction,
                         paf_channels=channels, distance_prior=distance_prior,
                         prior_score=threshold)
-    persons, person_scores, person_counts = group_poses(
-        peaks, counts, scores, limbs, min_parts, min_mean_score, method,
-        max_persons=max_persons, assembly=assembly)
-    persons, person_scores = persons.cpu(), person_scores.cpu()
-    return [(persons[b, :n], person_scores[b, :n])
-            for b, n in enumerate(person_counts.cpu().tolist())]
+    return group_poses(peaks, counts, scores, limbs, min_parts=min_parts,
+                       min_mean_score=min_mean_score, method=method, max_persons=max_persons,
+                       assembly=assembly).per_image()
 
 
 class PAFGrouper(torch.nn.Module):
     """:func:`paf_group` with its skeleton and thresholds fixed at construction.
 
     ``forward(heatmaps (B, K[+1], H, W), pafs (B, C, H, W))`` returns the list of B
-    ``(keypoints (P_b, K, 3), scores (P_b,))``. Keyword arguments are those of :func:`paf_group`.
+    :class:`Poses` ``(keypoints (P_b, K, 3), scores (P_b,))``. Keyword arguments are those of
+    :func:`paf_group`.
     """
 
     def __init__(self, skeleton: Union[str, Sequence[Tuple[int, int]]] = "coco18", **options):

@@ -330,15 +330,15 @@ def gaussian_heatmaps_torch(keypoints: torch.Tensor, visibility: torch.Tensor, h
 
 
 def simcc_labels_torch(keypoints: torch.Tensor, visibility: torch.Tensor, input_size,
-                       sigma=(6.0, 6.0), simcc_split_ratio: float = 2.0,
+                       sigma=(6.0, 6.0), split_ratio: float = 2.0,
                        normalize: bool = False):
     """Vectorized torch SimCC labels (mmpose gaussian mode): (B, K, 2) -> (B, K, Wx),
     (B, K, Wy), (B, K). Labels are computed in float64 and rounded, as numpy 2 does."""
     sx, sy = (float(sigma), float(sigma)) if np.ndim(sigma) == 0 else map(float, sigma)
     w, h = input_size
     dtype, device = keypoints.dtype, keypoints.device
-    lengths = (int(round(w * simcc_split_ratio)), int(round(h * simcc_split_ratio)))
-    centre = torch.round(keypoints[..., :2] * simcc_split_ratio).to(torch.int64)  # half-even
+    lengths = (int(round(w * split_ratio)), int(round(h * split_ratio)))
+    centre = torch.round(keypoints[..., :2] * split_ratio).to(torch.int64)  # half-even
     labelled = visibility >= 0.5
     miss = torch.zeros_like(labelled)
     labels = []

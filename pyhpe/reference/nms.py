@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
-                        .87, .87, .89, .89]) / 10.0
+from ..keypoints import COCO_SIGMAS
 
 
 def _argsort_desc(scores: np.ndarray, stable: bool) -> np.ndarray:

@@ -69,9 +69,21 @@ class HeatmapHead(BaseHead):
     def final_outputs(self, outputs: Outputs) -> Tensor:
         return self.stages(outputs)[-1][:, :self.num_keypoints]
 
+    def map_weights(self, targets: Dict[str, Tensor]) -> Tensor:
+        """``(B, K)`` weights of the maps. Multi-instance targets (``(B, N, K)`` weights, N > 1:
+        bottom-up) supervise every map fully, empty images included: only the joint weights
+        apply; one instance (N = 1) is single-instance."""
+        w = self.keypoint_weights(targets)
+        if w.dim() == 3:
+            if w.shape[1] == 1:
+                return w[:, 0]
+            jw = self.joint_weights if self.joint_weights is not None else 1.0
+            return torch.ones_like(w[:, 0]) * jw
+        return w
+
     def loss(self, outputs: Outputs, targets: Dict[str, Tensor]) -> Dict[str, Tensor]:
         target = targets["heatmaps"]
-        w = self.keypoint_weights(targets)
+        w = self.map_weights(targets)
         K = target.shape[1]
         return {"loss_heatmap": sum(keypoint_mse_loss(o[:, :K], target, w)
                                     for o in self.stages(outputs))}

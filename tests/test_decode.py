@@ -515,13 +515,17 @@ def test_opcheck(device):
     _opcheck(P.debiased_soft_argmax.default, (hg, 1.5, "mmpose"))
     _opcheck(P.dsnt.default, (hg,))
     _opcheck(P.dsnt.default, (hg, 1.5, "softmax"))
+    _opcheck(P._soft_argmax_forward.default, (h, 1.5, "softmax"))
+    _opcheck(P._debiased_soft_argmax_forward.default, (h, 1.5, "paper"))
+    _opcheck(P._dsnt_forward.default, (h, 1.0, "none"))
     gr = torch.rand(2, 3, 2, generator=g, dtype=torch.float64).to(device)
-    st = P.soft_argmax(h, 1.5, "sum")[1]
+    st = P._soft_argmax_forward(h, 1.5, "sum")[1]
     _opcheck(P._soft_argmax_backward.default, (gr, h, st, 1.5, "sum"))
-    st = P.debiased_soft_argmax(h, 1.5, "paper")[1]
+    st = P._debiased_soft_argmax_forward(h, 1.5, "paper")[1]
     _opcheck(P._debiased_soft_argmax_backward.default, (gr, h, st, 1.5, "paper"))
-    _opcheck(P._dsnt_backward.default, (gr, h, P.dsnt(h)[1]))
-    _opcheck(P._dsnt_backward.default, (gr, h, P.dsnt(h, 2.0, "softmax")[1], 2.0, "softmax"))
+    _opcheck(P._dsnt_backward.default, (gr, h, P._dsnt_forward(h, 1.0, "none")[1]))
+    _opcheck(P._dsnt_backward.default, (gr, h, P._dsnt_forward(h, 2.0, "softmax")[1], 2.0,
+                                        "softmax"))
     c = gr.clone().requires_grad_(True)
     ctr = torch.rand(2, 2, dtype=torch.float64, device=device)
     _opcheck(P.transform_preds.default, (c, ctr, ctr + 1, 8, 9, True))
@@ -560,7 +564,7 @@ class _PooledOutputs(torch.utils.data.Dataset):
         # forked child once the parent has started autograd threads (an earlier compiled
         # backward does), which is not what this test is about.
         x = torch.randn(8, 17, 64, 48, generator=torch.Generator().manual_seed(i))
-        stats = torch.ops.pyhpe.soft_argmax(x, 1.0, "softmax")[1]
+        stats = torch.ops.pyhpe._soft_argmax_forward(x, 1.0, "softmax")[1]
         grad = torch.ops.pyhpe._soft_argmax_backward(  # pooled gradient, freed on return
             torch.ones(8, 17, 2), x, stats, 1.0, "softmax")
         return grad.abs().sum()
@@ -697,13 +701,18 @@ def test_non_differentiable_ops_refuse_inputs_that_require_grad(device):
         assert not coords.requires_grad and not scores.requires_grad
     hd = h.detach()
     gr = torch.rand(2, 3, 2, device=device)
-    st = torch.ops.pyhpe.soft_argmax(hd, 1.0, "softmax")[1]
+    st = torch.ops.pyhpe._soft_argmax_forward(hd, 1.0, "softmax")[1]
     with pytest.raises(RuntimeError, match="pyhpe._soft_argmax_backward: is not differentiable, "
                                            "but 'heatmaps' requires grad"):
         torch.ops.pyhpe._soft_argmax_backward(gr, h, st, 1.0, "softmax")
     with pytest.raises(RuntimeError, match="pyhpe._dsnt_backward: is not differentiable, but "
                                            "'grad' requires grad"):
         torch.ops.pyhpe._dsnt_backward(gr.requires_grad_(True), hd, st, 1.0, "softmax")
+    # the statistics are private: the public op returns the coords alone, and the private
+    # forward refuses to be differentiated around its autograd kernel
+    assert isinstance(torch.ops.pyhpe.soft_argmax(h, 1.0, "softmax"), torch.Tensor)
+    with pytest.raises(RuntimeError, match="pyhpe._dsnt_forward: is not differentiable"):
+        torch.ops.pyhpe._dsnt_forward(h, 1.0, "none")
     # inputs without requires_grad are unaffected
     assert not ops.argmax_decode(hd)[0].requires_grad
 

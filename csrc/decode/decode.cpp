@@ -1,7 +1,6 @@
 // Schemas and CPU/CUDA registration of the decode family (torch.ops.pyhpe.*):
-// argmax_decode, dark_decode, simcc_decode, soft_argmax (+ private _soft_argmax_backward),
-// debiased_soft_argmax (+ _debiased_soft_argmax_backward), dsnt (+ _dsnt_backward),
-// transform_preds,
+// argmax_decode, dark_decode, simcc_decode, soft_argmax, debiased_soft_argmax, dsnt (each with
+// private _<op>_forward / _<op>_backward ops carrying the per-map statistics), transform_preds,
 // affine_transform_points.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -310,10 +309,14 @@ ExpectationParams dsnt_params(const char* op, double beta, c10::string_view norm
   return p;
 }
 
-std::tuple<at::Tensor, at::Tensor> soft_argmax(const at::Tensor& heatmaps, double beta,
-                                               c10::string_view normalize) {
+std::tuple<at::Tensor, at::Tensor> soft_argmax_forward(const at::Tensor& heatmaps, double beta,
+                                                       c10::string_view normalize) {
   const char* op = "pyhpe.soft_argmax";
   return expectation_forward(op, heatmaps, soft_params(op, beta, normalize));
+}
+
+at::Tensor soft_argmax(const at::Tensor& heatmaps, double beta, c10::string_view normalize) {
+  return std::get<0>(soft_argmax_forward(heatmaps, beta, normalize));
 }
 
 at::Tensor soft_argmax_backward(const at::Tensor& grad, const at::Tensor& heatmaps,
@@ -322,10 +325,15 @@ at::Tensor soft_argmax_backward(const at::Tensor& grad, const at::Tensor& heatma
   return expectation_backward(op, grad, heatmaps, stats, soft_params(op, beta, normalize));
 }
 
-std::tuple<at::Tensor, at::Tensor> debiased_soft_argmax(const at::Tensor& heatmaps, double beta,
-                                                        c10::string_view form) {
+std::tuple<at::Tensor, at::Tensor> debiased_soft_argmax_forward(const at::Tensor& heatmaps,
+                                                                double beta,
+                                                                c10::string_view form) {
   const char* op = "pyhpe.debiased_soft_argmax";
   return expectation_forward(op, heatmaps, debias_params(op, beta, form));
+}
+
+at::Tensor debiased_soft_argmax(const at::Tensor& heatmaps, double beta, c10::string_view form) {
+  return std::get<0>(debiased_soft_argmax_forward(heatmaps, beta, form));
 }
 
 at::Tensor debiased_soft_argmax_backward(const at::Tensor& grad, const at::Tensor& heatmaps,
@@ -335,10 +343,14 @@ at::Tensor debiased_soft_argmax_backward(const at::Tensor& grad, const at::Tenso
   return expectation_backward(op, grad, heatmaps, stats, debias_params(op, beta, form));
 }
 
-std::tuple<at::Tensor, at::Tensor> dsnt(const at::Tensor& heatmaps, double beta,
-                                        c10::string_view normalize) {
+std::tuple<at::Tensor, at::Tensor> dsnt_forward(const at::Tensor& heatmaps, double beta,
+                                                c10::string_view normalize) {
   const char* op = "pyhpe.dsnt";
   return expectation_forward(op, heatmaps, dsnt_params(op, beta, normalize));
+}
+
+at::Tensor dsnt(const at::Tensor& heatmaps, double beta, c10::string_view normalize) {
+  return std::get<0>(dsnt_forward(heatmaps, beta, normalize));
 }
 
 at::Tensor dsnt_backward(const at::Tensor& grad, const at::Tensor& heatmaps,
@@ -427,17 +439,20 @@ TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
   m.def("dark_decode(Tensor heatmaps, int kernel=11, bool udp=False) -> (Tensor, Tensor)");
   m.def("simcc_decode(Tensor x_labels, Tensor y_labels, float split_ratio=2.0, int kernel_x=0, "
         "int kernel_y=0) -> (Tensor, Tensor)");
-  // The soft-argmax family returns (coords, stats): per-map float64 statistics (max, sums,
-  // expectations, 1/C) that the backward ops reuse instead of re-reading the maps.
-  m.def("soft_argmax(Tensor heatmaps, float beta=1.0, str normalize='softmax') "
-        "-> (Tensor, Tensor)");
+  // The soft-argmax family returns coords; its private _<op>_forward also returns per-map
+  // float64 statistics (max, sums, expectations, 1/C) that _<op>_backward reuses instead of
+  // re-reading the maps (the autograd kernels in decode_autograd.cpp pair them).
+  m.def("soft_argmax(Tensor heatmaps, float beta=1.0, str normalize='softmax') -> Tensor");
+  m.def("_soft_argmax_forward(Tensor heatmaps, float beta, str normalize) -> (Tensor, Tensor)");
   m.def("_soft_argmax_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta, "
         "str normalize) -> Tensor");
-  m.def("debiased_soft_argmax(Tensor heatmaps, float beta=1.0, str form='paper') "
+  m.def("debiased_soft_argmax(Tensor heatmaps, float beta=1.0, str form='paper') -> Tensor");
+  m.def("_debiased_soft_argmax_forward(Tensor heatmaps, float beta, str form) "
         "-> (Tensor, Tensor)");
   m.def("_debiased_soft_argmax_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta, "
         "str form) -> Tensor");
-  m.def("dsnt(Tensor heatmaps, float beta=1.0, str normalize='none') -> (Tensor, Tensor)");
+  m.def("dsnt(Tensor heatmaps, float beta=1.0, str normalize='none') -> Tensor");
+  m.def("_dsnt_forward(Tensor heatmaps, float beta, str normalize) -> (Tensor, Tensor)");
   m.def("_dsnt_backward(Tensor grad, Tensor heatmaps, Tensor stats, float beta=1.0, "
         "str normalize='none') -> Tensor");
   m.def("transform_preds(Tensor coords, Tensor center, Tensor scale, int width, int height, "
@@ -450,10 +465,13 @@ TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
   m.impl("dark_decode", &dark_decode);                                     \
   m.impl("simcc_decode", &simcc_decode);                                   \
   m.impl("soft_argmax", &soft_argmax);                                     \
+  m.impl("_soft_argmax_forward", &soft_argmax_forward);                     \
   m.impl("_soft_argmax_backward", &soft_argmax_backward);                   \
   m.impl("debiased_soft_argmax", &debiased_soft_argmax);                   \
+  m.impl("_debiased_soft_argmax_forward", &debiased_soft_argmax_forward);   \
   m.impl("_debiased_soft_argmax_backward", &debiased_soft_argmax_backward); \
   m.impl("dsnt", &dsnt);                                                   \
+  m.impl("_dsnt_forward", &dsnt_forward);                                   \
   m.impl("_dsnt_backward", &dsnt_backward);                                 \
   m.impl("transform_preds", &transform_preds);                             \
   m.impl("affine_transform_points", &affine_transform_points);

@@ -1,7 +1,8 @@
 // Autograd kernels (C++) of the decode family. soft_argmax, debiased_soft_argmax and
-// dsnt save (heatmaps, stats) and call their *_backward op, which is first order only: a
+// dsnt run their private _<op>_forward (coords and per-map statistics), save (heatmaps,
+// stats), return the coords and call _<op>_backward, which is first order only: a
 // gradient taken through that backward raises (as torch's once_differentiable). The ops
-// without a backward (argmax_decode, dark_decode, simcc_decode and the *_backward ops)
+// without a backward (argmax_decode, dark_decode, simcc_decode and the private ops)
 // refuse inputs that require grad (common/not_differentiable.h). Written in C++ rather than with
 // torch.library.register_autograd because the Python route costs ~0.1 ms per forward +
 // backward, as much as the kernels themselves on typical batches. Kept apart from
@@ -31,9 +32,10 @@ c10::TypedOperatorHandle<Sig> find_op(const char* name) {  // a hash lookup, onc
 }
 
 // The non-tensor arguments the three ops share: beta and a mode string (normalize or
-// form); schemas (heatmaps, beta, mode) -> (coords, stats) and
-// (grad, heatmaps, stats, beta, mode) -> grad_heatmaps.
+// form); private schemas (heatmaps, beta, mode) -> (coords, stats) and
+// (grad, heatmaps, stats, beta, mode) -> grad_heatmaps. `name` is the public op's.
 struct Call {
+  const char* name;
   const char* forward_op;
   const char* backward_op;
   double beta;
@@ -50,13 +52,12 @@ struct ExpectationFunction : public torch::autograd::Function<ExpectationFunctio
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [coords, stats] = find_op<ForwardSig>(c.forward_op).call(heatmaps, c.beta, c.mode);
     ctx->save_for_backward({heatmaps, stats});
-    ctx->saved_data["forward_op"] = std::string(c.forward_op);
+    ctx->saved_data["name"] = std::string(c.name);
     ctx->saved_data["backward_op"] = std::string(c.backward_op);
     ctx->saved_data["beta"] = c.beta;
     ctx->saved_data["mode"] = c.mode;
-    ctx->mark_non_differentiable({stats});
-    ctx->set_materialize_grads(false);  // no zero (B, K, 8) grad for the stats
-    return {coords, stats};
+    ctx->set_materialize_grads(false);
+    return {coords};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -72,8 +73,7 @@ struct ExpectationFunction : public torch::autograd::Function<ExpectationFunctio
     }
     // create_graph=True: the gradient gets a node that raises if it is differentiated.
     if (c10::GradMode::is_enabled() && (grads[0].requires_grad() || saved[0].requires_grad())) {
-      std::string name = ctx->saved_data["forward_op"].toStringRef();
-      name.replace(name.find("::"), 2, ".");
+      const std::string name = ctx->saved_data["name"].toStringRef();
       auto error = std::make_shared<torch::autograd::DelayedError>(
           name + ": double backward is not supported (the backward is first order only); "
                  "the gradient of its gradient cannot be computed",
@@ -84,23 +84,23 @@ struct ExpectationFunction : public torch::autograd::Function<ExpectationFunctio
   }
 };
 
-Pair apply(const at::Tensor& heatmaps, const Call& c) {
-  auto out = ExpectationFunction::apply(heatmaps, c);
-  return {out[0], out[1]};
+at::Tensor apply(const at::Tensor& heatmaps, const Call& c) {
+  return ExpectationFunction::apply(heatmaps, c)[0];
 }
 
-Pair soft_argmax_autograd(const at::Tensor& h, double beta, c10::string_view normalize) {
-  return apply(h, Call{"pyhpe::soft_argmax", "pyhpe::_soft_argmax_backward", beta,
+at::Tensor soft_argmax_autograd(const at::Tensor& h, double beta, c10::string_view normalize) {
+  return apply(h, Call{"pyhpe.soft_argmax", "pyhpe::_soft_argmax_forward",
+                       "pyhpe::_soft_argmax_backward", beta, std::string(normalize)});
+}
+
+at::Tensor debiased_autograd(const at::Tensor& h, double beta, c10::string_view form) {
+  return apply(h, Call{"pyhpe.debiased_soft_argmax", "pyhpe::_debiased_soft_argmax_forward",
+                       "pyhpe::_debiased_soft_argmax_backward", beta, std::string(form)});
+}
+
+at::Tensor dsnt_autograd(const at::Tensor& h, double beta, c10::string_view normalize) {
+  return apply(h, Call{"pyhpe.dsnt", "pyhpe::_dsnt_forward", "pyhpe::_dsnt_backward", beta,
                        std::string(normalize)});
-}
-
-Pair debiased_autograd(const at::Tensor& h, double beta, c10::string_view form) {
-  return apply(h, Call{"pyhpe::debiased_soft_argmax", "pyhpe::_debiased_soft_argmax_backward",
-                       beta, std::string(form)});
-}
-
-Pair dsnt_autograd(const at::Tensor& h, double beta, c10::string_view normalize) {
-  return apply(h, Call{"pyhpe::dsnt", "pyhpe::_dsnt_backward", beta, std::string(normalize)});
 }
 
 }  // namespace
@@ -109,8 +109,10 @@ TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
   m.impl("soft_argmax", &soft_argmax_autograd);
   m.impl("debiased_soft_argmax", &debiased_autograd);
   m.impl("dsnt", &dsnt_autograd);
-  for (const char* name : {"argmax_decode", "dark_decode", "simcc_decode", "_soft_argmax_backward",
-                           "_debiased_soft_argmax_backward", "_dsnt_backward"}) {
+  for (const char* name :
+       {"argmax_decode", "dark_decode", "simcc_decode", "_soft_argmax_forward",
+        "_soft_argmax_backward", "_debiased_soft_argmax_forward",
+        "_debiased_soft_argmax_backward", "_dsnt_forward", "_dsnt_backward"}) {
     m.impl(name, torch::CppFunction::makeFromBoxedFunction<
                      &autograd_guard::not_differentiable_kernel>());
   }

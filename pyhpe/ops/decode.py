@@ -49,9 +49,12 @@ def _simcc_decode_fake(x_labels, y_labels, split_ratio=2.0, kernel_x=0, kernel_y
 
 def _expectation_fake(heatmaps, *args):
     torch._check(heatmaps.dim() == 4, lambda: "pyhpe: 'heatmaps' must be (B, K, H, W)")
-    B, K = heatmaps.shape[0], heatmaps.shape[1]
-    return heatmaps.new_empty((B, K, 2)), heatmaps.new_empty((B, K, _NUM_STATS),
-                                                              dtype=torch.float64)
+    return heatmaps.new_empty((heatmaps.shape[0], heatmaps.shape[1], 2))
+
+
+def _expectation_forward_fake(heatmaps, *args):
+    coords = _expectation_fake(heatmaps)
+    return coords, heatmaps.new_empty((*coords.shape[:2], _NUM_STATS), dtype=torch.float64)
 
 
 def _expectation_backward_fake(grad, heatmaps, stats, *args):
@@ -61,6 +64,7 @@ def _expectation_backward_fake(grad, heatmaps, stats, *args):
 _NUM_STATS = 8  # kNumStats in decode_math.h
 for _name in ("soft_argmax", "debiased_soft_argmax", "dsnt"):
     torch.library.register_fake(f"pyhpe::{_name}", _expectation_fake)
+    torch.library.register_fake(f"pyhpe::_{_name}_forward", _expectation_forward_fake)
     torch.library.register_fake(f"pyhpe::_{_name}_backward", _expectation_backward_fake)
 
 
@@ -77,10 +81,11 @@ def _affine_transform_points_fake(coords, matrix):
 # ---- autograd: each backward is its own op (CPU + CUDA over the same math) --------------
 
 
-# The forward ops return (coords, stats); stats (per-map float64 max / sums / expectations)
-# are not differentiable and feed the backward op, which then reads each map only once.
-# Their autograd kernels are C++ (csrc/decode/decode_autograd.cpp): the Python
-# register_autograd route costs about as much as the kernels on typical batches.
+# The public ops return the coords; their autograd kernels (C++, csrc/decode/
+# decode_autograd.cpp: the Python register_autograd route costs about as much as the kernels
+# on typical batches) run the private _<op>_forward, which also returns per-map float64
+# statistics (max / sums / expectations), and hand those to _<op>_backward, which then reads
+# each map only once.
 
 
 # The back-transforms are affine in every input; their gradients are small batched
@@ -267,7 +272,7 @@ def soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, normalize: str = "softma
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
     beta = float_option("pyhpe.soft_argmax", beta, "beta")
-    return torch.ops.pyhpe.soft_argmax(heatmaps, beta, normalize)[0]
+    return torch.ops.pyhpe.soft_argmax(heatmaps, beta, normalize)
 
 
 def debiased_soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, form: str = "paper") -> Tensor:
@@ -295,7 +300,7 @@ def debiased_soft_argmax(heatmaps: Tensor, *, beta: float = 1.0, form: str = "pa
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
     beta = float_option("pyhpe.debiased_soft_argmax", beta, "beta")
-    return torch.ops.pyhpe.debiased_soft_argmax(heatmaps, beta, form)[0]
+    return torch.ops.pyhpe.debiased_soft_argmax(heatmaps, beta, form)
 
 
 def dsnt(heatmaps: Tensor, *, normalize: str = "none", beta: float = 1.0) -> Tensor:
@@ -318,7 +323,7 @@ def dsnt(heatmaps: Tensor, *, normalize: str = "none", beta: float = 1.0) -> Ten
     """
     heatmaps = as_float_tensor(heatmaps, "heatmaps")
     beta = float_option("pyhpe.dsnt", beta, "beta")
-    return torch.ops.pyhpe.dsnt(heatmaps, beta, normalize)[0]
+    return torch.ops.pyhpe.dsnt(heatmaps, beta, normalize)
 
 
 def transform_preds(coords: Tensor, center: Tensor, scale: Tensor,

@@ -239,9 +239,9 @@ _GAUSSIAN_ARGS = """
 
     Returns:
       :class:`HeatmapTargets` ``(heatmaps (B, K, H, W), keypoint_weights (B, N, K))``: the N
-      instances of an image are combined
-      by max into its K maps; weights copy the visibility, set to 0 where a visible keypoint's
-      Gaussian misses the map. A visible keypoint with a non-finite coordinate gets weight 0.
+      instances of an image are combined by max into its K maps; the weights copy the
+      visibility, set to 0 where a visible keypoint's Gaussian misses the map. A visible
+      keypoint with a non-finite coordinate gets weight 0.
     """
 
 

@@ -114,6 +114,7 @@ class KeypointSet:
     def limbs(self) -> List[Tuple[int, int]]:
         """The skeleton's 0-based (a, b) pairs (the limbs of PAFs and drawings)."""
         return list(self.skeleton)
+
     @property
     def num_keypoints(self) -> int:
         return len(self.names)

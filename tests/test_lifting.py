@@ -155,6 +155,24 @@ def test_real_h36m_frames_fit_the_h36m17_skeleton():
         assert X[H36M17.names.index("head"), 1] < X[H36M17.names.index("thorax"), 1] < X[0, 1]
 
 
+def test_real_h36m_frames_confirm_h36m17_sides():
+    """H36M17's 'right' joints are the person's right: with up = thorax - hip and right =
+    right_hip - left_hip, the body faces up x right, where the nose is (VideoPose3D and
+    mmpose's metadata agree; some converted files swap the names)."""
+    names = H36M17.names
+    for f in _h36m_frames():
+        X = np.asarray(f["joints_3d_camera_m"])
+        up = X[names.index("thorax")] - X[0]
+        right = X[names.index("right_hip")] - X[names.index("left_hip")]
+        forward = np.cross(up, right)
+        assert forward @ (X[names.index("neck_nose")] - X[names.index("thorax")]) > 0, f["image"]
+        # and each hip sits nearer its own side's shoulder
+        for side, other in (("right", "left"), ("left", "right")):
+            hip = X[names.index(f"{side}_hip")]
+            assert (np.linalg.norm(hip - X[names.index(f"{side}_shoulder")])
+                    < np.linalg.norm(hip - X[names.index(f"{other}_shoulder")]))
+
+
 def _real_h36m_npz(tmp_path, per_camera_3d):
     """The real frames in the VideoPose3D layout: world joints from each camera's R, T."""
     pos3d, pos2d, truth = {}, {}, {}

@@ -37,6 +37,16 @@ def _limb_color(name_a: str, name_b: str) -> Tuple[int, int, int]:
     return _SIDE_COLORS[side_a] if side_a == side_b else CENTER_COLOR
 
 
+_NAME_ALIASES = {"top_head": "head", "head_top": "head"}
+
+
+def _canonical_name(name: str) -> str:
+    """Lower case, '_' for spaces and hyphens, one spelling of the head top, so that names
+    written by different datasets and toolkits compare equal ('Head top', 'top_head')."""
+    n = "_".join(str(name).strip().lower().replace("-", " ").split())
+    return _NAME_ALIASES.get(n, n)
+
+
 def _color_list(colors, n: int, set_name: str, what: str) -> List[Tuple[int, int, int]]:
     out = [tuple(int(v) for v in c) for c in colors]
     if len(out) != n or any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in out):
@@ -104,6 +114,7 @@ class KeypointSet:
     def limbs(self) -> List[Tuple[int, int]]:
         """The skeleton's 0-based (a, b) pairs (the limbs of PAFs and drawings)."""
         return list(self.skeleton)
+
     @property
     def num_keypoints(self) -> int:
         return len(self.names)
@@ -148,17 +159,25 @@ class KeypointSet:
     def from_coco_category(cls, category: Dict, sigmas=None, flip_pairs=None) -> "KeypointSet":
         """From a COCO ``categories`` entry (``keypoints`` names, 1-based ``skeleton``).
 
-        Flip pairs are inferred from 'left_'/'right_' name prefixes when not given.
+        Flip pairs are inferred from left/right name prefixes when not given ('left_x',
+        'l_x', 'Left X' pair with their 'right' twins).
         """
         names = list(category["keypoints"])
         if flip_pairs is None:
+            canon = [_canonical_name(n) for n in names]
             flip_pairs = []
-            for i, n in enumerate(names):
+            for i, n in enumerate(canon):
                 for lp, rp in (("left_", "right_"), ("l_", "r_"), ("left", "right")):
-                    if n.startswith(lp) and (rp + n[len(lp):]) in names:
-                        flip_pairs.append((i, names.index(rp + n[len(lp):])))
+                    if n.startswith(lp) and (rp + n[len(lp):]) in canon:
+                        flip_pairs.append((i, canon.index(rp + n[len(lp):])))
                         break
+        k = len(names)
         skeleton = [(a - 1, b - 1) for a, b in category.get("skeleton", [])]
+        bad = [(a + 1, b + 1) for a, b in skeleton if not (0 <= a < k and 0 <= b < k)]
+        if bad:
+            raise ValueError(f"KeypointSet.from_coco_category: category "
+                             f"{category.get('name', '?')!r} has {k} keypoints but its 1-based "
+                             f"skeleton refers to {bad}; pass the keypoint set explicitly")
         return cls(name=category.get("name", "custom"), names=names, flip_pairs=flip_pairs,
                    sigmas=sigmas if sigmas is not None else [0.05] * len(names),
                    skeleton=skeleton)
@@ -258,13 +277,22 @@ def get_keypoint_set(name_or_set) -> KeypointSet:
 
 
 def keypoint_set_from_coco(data: Dict, sigmas=None) -> KeypointSet:
-    """The person category's keypoint set of a COCO dict; COCO-17 (with its sigmas) when it
-    matches."""
+    """The keypoint set of a COCO dict's (first) keypoint category.
+
+    A registered set whose names match (up to case, spaces and the head-top spelling, e.g.
+    CrowdPose's own files say 'head' where mmpose says 'top_head') is returned with its
+    sigmas, flip pairs and skeleton, unless ``sigmas`` are given; otherwise the set is built
+    from the category (:meth:`KeypointSet.from_coco_category`, sigmas 0.05 unless given).
+    No keypoint category: COCO-17.
+    """
     cats = [c for c in data["categories"] if c.get("keypoints")]
     if not cats:
         return COCO17
-    if list(cats[0]["keypoints"]) == COCO17.names and sigmas is None:
-        return COCO17
+    if sigmas is None:
+        canon = [_canonical_name(n) for n in cats[0]["keypoints"]]
+        for kset in _REGISTRY.values():
+            if [_canonical_name(n) for n in kset.names] == canon:
+                return kset
     return KeypointSet.from_coco_category(cats[0], sigmas=sigmas)
 
 

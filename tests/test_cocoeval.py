@@ -3,6 +3,7 @@ import contextlib
 import copy
 import io
 import json
+import pathlib
 import sys
 import types
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from pyhpe.eval import COCO_STAT_NAMES, COCOKeypointEval, coco_keypoint_stats
+from pyhpe.keypoints import COCO_SIGMAS, CROWDPOSE14, keypoint_set_from_coco
 from pyhpe.testing import (faster_coco_eval_stats, pycocotools_eval, pycocotools_stats,
                            synthetic_keypoint_eval_set)
 
@@ -386,9 +388,7 @@ def test_identical_to_xtcocotools(seed, use_area, tmp_path):
     gt, dt = synthetic_keypoint_eval_set(30, seed)
     for r in dt[::7]:
         r["keypoints"][2::3] = [0.0] * 17  # dropped by xtcocotools
-    sigmas = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
-                       .87, .87, .89, .89]) / 10.0
-    ref = run_xtcocotools(gt, dt, "keypoints", sigmas, use_area, tmp_path)
+    ref = run_xtcocotools(gt, dt, "keypoints", COCO_SIGMAS, use_area, tmp_path)
     ours = COCOKeypointEval(gt, dt, mode="xtcocotools", use_area=use_area)
     ours.run()
     assert_identical(ours, ref)
@@ -397,13 +397,48 @@ def test_identical_to_xtcocotools(seed, use_area, tmp_path):
 @pytest.mark.parametrize("seed", range(3))
 def test_identical_to_xtcocotools_crowdpose(seed, tmp_path):
     K = 14
-    sigmas = np.array([.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79,
-                       .79]) / 10.0
+    sigmas = CROWDPOSE14.sigmas
     gt, dt = synthetic_keypoint_eval_set(40, seed, num_keypoints=K, crowd_index=True)
     ref = run_xtcocotools(gt, dt, "keypoints_crowd", sigmas, False, tmp_path)
     ours = COCOKeypointEval(gt, dt, sigmas=sigmas, mode="crowdpose", use_area=False)
     stats = ours.run()
     assert len(stats) == 9
+    assert np.array_equal(stats, ref.stats), (stats, ref.stats)
+
+
+# Real GT/prediction pairs shipped with xtcocoapi (examples/), copied into tests/data without
+# the fields keypoint evaluation ignores (GT segmentation, result center/scale).
+DATA = pathlib.Path(__file__).resolve().parent / "data"
+
+
+def _real(name):
+    return json.loads((DATA / name).read_text())
+
+
+def test_real_coco_predictions_identical_to_pycocotools():
+    gt, dt = _real("xtcocoapi_coco_val.json"), _real("xtcocoapi_coco_preds.json")
+    ours = COCOKeypointEval(gt, dt)
+    ours.run()
+    ref = pycocotools_eval(gt, dt)
+    assert_identical(ours, ref)
+    assert 0.5 < ours.stats[0] < 1.0  # real predictions, not a degenerate case
+    named = coco_keypoint_stats(gt, dt)
+    assert named["AP"] == ref.stats[0] and named["ARl"] == ref.stats[9]
+
+
+def test_real_coco_predictions_match_faster_coco_eval():
+    pytest.importorskip("faster_coco_eval")
+    gt, dt = _real("xtcocoapi_coco_val.json"), _real("xtcocoapi_coco_preds.json")
+    np.testing.assert_allclose(faster_coco_eval_stats(gt, dt), COCOKeypointEval(gt, dt).run(),
+                               atol=1e-12)
+
+
+def test_real_crowdpose_predictions_identical_to_xtcocotools(tmp_path):
+    gt, dt = _real("xtcocoapi_crowdpose_val.json"), _real("xtcocoapi_crowdpose_preds.json")
+    kset = keypoint_set_from_coco(gt)
+    assert kset is CROWDPOSE14
+    ref = run_xtcocotools(gt, dt, "keypoints_crowd", kset.sigmas, False, tmp_path)
+    stats = COCOKeypointEval(gt, dt, sigmas=kset.sigmas, mode="crowdpose", use_area=False).run()
     assert np.array_equal(stats, ref.stats), (stats, ref.stats)
 
 

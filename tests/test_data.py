@@ -1,5 +1,6 @@
 """Synthetic data, COCO/MPII readers, top-down (plain and UDP) geometry, bottom-up batches."""
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -229,3 +230,62 @@ def test_bottomup_evaluation_resize_maps_back():
         via_center_scale = to_image_space(item["keypoints"], item["center"].expand(len(truth), 2),
                                           item["scale"].expand(len(truth), 2), (64, 48))
         np.testing.assert_allclose(via_center_scale.numpy(), truth, atol=1e-3)
+
+
+# A real MPII image and its annotation (mmpose's tests/data/mpii, Apache-2.0).
+DATA = pathlib.Path(__file__).resolve().parent / "data"
+
+
+def _real_mpii_dataset(udp):
+    import cv2
+    entries = [e for e in json.loads((DATA / "mpii_sample.json").read_text())
+               if e["image"] == "052475643.jpg"]
+    coco = mpii_to_coco(entries)
+    image = cv2.imread(str(DATA / "mpii_052475643.jpg"), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape == (480, 854, 3)
+    recs = records_from_coco(coco)
+    return TopDownDataset(recs, lambda image_id: image, keypoint_set="mpii16",
+                          input_size=(192, 256), udp=udp), recs, image
+
+
+def _bilinear(image, x, y):
+    x0, y0 = int(np.floor(x)), int(np.floor(y))
+    ax, ay = x - x0, y - y0
+    patch = image[y0:y0 + 2, x0:x0 + 2].astype(np.float64)
+    return ((1 - ay) * ((1 - ax) * patch[0, 0] + ax * patch[0, 1])
+            + ay * ((1 - ax) * patch[1, 0] + ax * patch[1, 1]))
+
+
+@pytest.mark.parametrize("udp", [False, True])
+def test_real_image_crop_samples_where_to_image_space_says(udp):
+    """Each crop pixel holds the image sampled at the point to_image_space maps it to, so the
+    image warp and the keypoint map are one transform (plain and UDP)."""
+    ds, recs, image = _real_mpii_dataset(udp)
+    item = ds[0]
+    crop_img = item["image"].numpy()
+    assert crop_img.shape == (256, 192, 3)
+    back = to_image_space(item["keypoints"][None].double(), item["center"][None].double(),
+                          item["scale"][None].double(), ds.input_size, udp=udp)[0].numpy()
+    np.testing.assert_allclose(back, recs[0]["keypoints"], atol=1e-3)
+    rng = np.random.default_rng(0)
+    q = np.c_[rng.integers(5, 187, 200), rng.integers(5, 251, 200)].astype(np.float64)
+    p = to_image_space(torch.from_numpy(q[None]), item["center"][None].double(),
+                       item["scale"][None].double(), ds.input_size, udp=udp)[0].numpy()
+    inside = (p[:, 0] > 1) & (p[:, 0] < 852) & (p[:, 1] > 1) & (p[:, 1] < 478)
+    assert inside.sum() > 100  # the box reaches past the image's lower edge
+    errors = [np.abs(crop_img[int(qy), int(qx)] - _bilinear(image, px, py)).max()
+              for (qx, qy), (px, py) in zip(q[inside], p[inside])]
+    # cv2.warpAffine interpolates with 1/32-pixel fixed-point weights
+    assert np.median(errors) <= 1 and np.percentile(errors, 95) <= 4, np.percentile(errors, 95)
+
+
+def test_real_image_plain_and_udp_crops_differ_by_the_pixel_convention():
+    plain, _, _ = _real_mpii_dataset(False)
+    unbiased, _, _ = _real_mpii_dataset(True)
+    a, b = plain[0], unbiased[0]
+    assert torch.equal(a["center"], b["center"]) and torch.equal(a["scale"], b["scale"])
+    # UDP maps the region onto pixel centres 0..W-1, the plain warp onto 0..W: measured from
+    # the region's corner, input coordinates shrink by (W - 1) / W
+    ka, kb = a["keypoints"].numpy(), b["keypoints"].numpy()
+    np.testing.assert_allclose(kb, ka * np.array([191 / 192, 255 / 256]), atol=1e-3)
+    assert np.abs(kb - ka).max() > 0.1

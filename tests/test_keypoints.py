@@ -116,3 +116,55 @@ def test_keypoint_set_from_coco():
                              "skeleton": [[1, 2]]}]}
     k = keypoint_set_from_coco(other, sigmas=[0.1, 0.2, 0.2])
     assert k.num_keypoints == 3 and k.flip_pairs == [(1, 2)] and k.skeleton == [(0, 1)]
+
+
+# Real annotation files (mmpose's tests/data fixtures, Apache-2.0), copied into tests/data.
+DATA = pathlib.Path(__file__).resolve().parent / "data"
+
+
+def _load(name):
+    return json.loads((DATA / name).read_text())
+
+
+def test_real_crowdpose_file_maps_to_crowdpose14():
+    # CrowdPose's own files name the head top 'head' and carry COCO's 17-point skeleton
+    data = _load("crowdpose_sample.json")
+    assert data["categories"][0]["keypoints"][12] == "head"
+    assert max(max(limb) for limb in data["categories"][0]["skeleton"]) == 17
+    assert keypoint_set_from_coco(data) is CROWDPOSE14
+    with pytest.raises(ValueError, match="skeleton refers to"):
+        keypoint_set_from_coco(data, sigmas=CROWDPOSE14.sigmas)
+
+
+def test_real_ochuman_file_is_coco17():
+    data = _load("ochuman_sample.json")
+    assert keypoint_set_from_coco(data) is COCO17
+    # its skeleton is pycocotools' person skeleton, 1-based
+    assert sorted(tuple(sorted((a - 1, b - 1))) for a, b in data["categories"][0]["skeleton"]) \
+        == sorted(tuple(sorted(limb)) for limb in COCO17.skeleton)
+
+
+def test_real_aic_file_builds_a_set_with_flip_pairs():
+    data = _load("aic_sample.json")
+    k = keypoint_set_from_coco(data)
+    assert k.num_keypoints == 14 and k.names[0] == "Right Shoulder"
+    assert sorted(k.flip_pairs) == [(3, 0), (4, 1), (5, 2), (9, 6), (10, 7), (11, 8)]
+    fi = k.flip_index()
+    assert fi[12] == 12 and fi[13] == 13 and [fi[i] for i in fi] == list(range(14))
+    assert k.skeleton[0] == (2, 1) and np.allclose(k.sigmas, 0.05)
+    # limb colours follow the side read from 'Right ...' / 'Left ...'
+    assert k.colors[k.skeleton.index((2, 1))] != k.colors[k.skeleton.index((3, 4))]
+
+
+def test_real_mpii_joint_order_is_mpii16():
+    from pyhpe.data import mpii_to_coco
+    coco = mpii_to_coco(_load("mpii_sample.json"))
+    assert keypoint_set_from_coco(coco) is MPII16
+    kps = np.asarray(coco["annotations"][0]["keypoints"]).reshape(16, 3)
+    # ankles below knees below hips (image y grows downwards) in the first real annotation
+    for ankle, knee, hip in ((MPII16.names.index("right_ankle"), MPII16.names.index("right_knee"),
+                              MPII16.names.index("right_hip")),
+                             (MPII16.names.index("left_ankle"), MPII16.names.index("left_knee"),
+                              MPII16.names.index("left_hip"))):
+        assert kps[ankle, 1] > kps[knee, 1] > kps[hip, 1]
+    assert kps[MPII16.names.index("head_top"), 1] < kps[MPII16.names.index("upper_neck"), 1]

@@ -1,4 +1,7 @@
 """Lifting data: the Human3.6M VideoPose3D npz reader, camera fitting, synthetic pairs."""
+import json
+import pathlib
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +9,7 @@ import torch
 from pyhpe.data import (LiftingDataset, fit_camera, h36m_arrays, load_h36m_npz,
                         synthetic_lifting_data)
 from pyhpe.data.synthetic import _rot as _axis_rot
-from pyhpe.keypoints import H36M_KEEP_32
+from pyhpe.keypoints import H36M17, H36M_KEEP_32
 
 
 def _rot(yaw, pitch):
@@ -121,3 +124,88 @@ def test_lifting_dataset_items():
         LiftingDataset(p2, p3[:, :5])
     with pytest.raises(ValueError, match="actions"):
         LiftingDataset(p2, p3, actions=["a"])
+
+
+# Four real Human3.6M frames (mmpose's tests/data/h36m, Apache-2.0): camera-frame joints in
+# metres, their image pixels, and each camera's calibration from its cameras.pkl.
+H36M_SAMPLE = pathlib.Path(__file__).resolve().parent / "data" / "h36m_sample.json"
+
+
+def _h36m_frames():
+    return json.loads(H36M_SAMPLE.read_text())["frames"]
+
+
+def test_real_h36m_frames_fit_the_h36m17_skeleton():
+    for f in _h36m_frames():
+        X = np.asarray(f["joints_3d_camera_m"])
+        x = np.asarray(f["joints_2d_px"])
+        # the pixels are the pinhole projection up to lens distortion (a few pixels)
+        proj = np.asarray(f["f"]) * X[:, :2] / X[:, 2:] + np.asarray(f["c"])
+        assert np.abs(proj - x).max() < 3.0
+        # mirrored bones (H36M17 flip pairs applied to H36M17 bones) have equal lengths
+        fi = H36M17.flip_index()
+        bones = set(H36M17.skeleton)
+        for p, j in H36M17.skeleton:
+            mirror = (fi[p], fi[j])
+            assert mirror in bones
+            la = np.linalg.norm(X[j] - X[p])
+            lb = np.linalg.norm(X[mirror[1]] - X[mirror[0]])
+            assert abs(la - lb) < 0.02, (f["image"], (p, j), la, lb)
+        # the head is above the thorax, the thorax above the hip (camera y points down)
+        assert X[H36M17.names.index("head"), 1] < X[H36M17.names.index("thorax"), 1] < X[0, 1]
+
+
+def test_real_h36m_frames_confirm_h36m17_sides():
+    """H36M17's 'right' joints are the person's right: with up = thorax - hip and right =
+    right_hip - left_hip, the body faces up x right, where the nose is (VideoPose3D and
+    mmpose's metadata agree; some converted files swap the names)."""
+    names = H36M17.names
+    for f in _h36m_frames():
+        X = np.asarray(f["joints_3d_camera_m"])
+        up = X[names.index("thorax")] - X[0]
+        right = X[names.index("right_hip")] - X[names.index("left_hip")]
+        forward = np.cross(up, right)
+        assert forward @ (X[names.index("neck_nose")] - X[names.index("thorax")]) > 0, f["image"]
+        # and each hip sits nearer its own side's shoulder
+        for side, other in (("right", "left"), ("left", "right")):
+            hip = X[names.index(f"{side}_hip")]
+            assert (np.linalg.norm(hip - X[names.index(f"{side}_shoulder")])
+                    < np.linalg.norm(hip - X[names.index(f"{other}_shoulder")]))
+
+
+def _real_h36m_npz(tmp_path, per_camera_3d):
+    """The real frames in the VideoPose3D layout: world joints from each camera's R, T."""
+    pos3d, pos2d, truth = {}, {}, {}
+    for f in _h36m_frames():
+        Xc = np.asarray(f["joints_3d_camera_m"])
+        R, T = np.asarray(f["R"]), np.asarray(f["T"])
+        world = Xc @ R + T  # H36M: X_camera = R (X_world - T)
+        s, a = f["subject"], f["action"]
+        pos3d.setdefault(s, {})[a] = [Xc[None]] if per_camera_3d else world[None]
+        pos2d.setdefault(s, {})[a] = [np.asarray(f["joints_2d_px"])[None]]
+        truth[(s, a, 0)] = Xc
+    p3, p2 = tmp_path / "data_3d_h36m.npz", tmp_path / "data_2d_h36m_gt.npz"
+    np.savez(p3, positions_3d=pos3d)
+    np.savez(p2, positions_2d=pos2d)
+    return str(p3), str(p2), truth
+
+
+@pytest.mark.parametrize("per_camera_3d", [False, True])
+def test_real_h36m_frames_through_the_npz_reader(tmp_path, per_camera_3d):
+    p3, p2, truth = _real_h36m_npz(tmp_path, per_camera_3d)
+    seqs = load_h36m_npz(p3, p2)
+    assert sorted(seqs) == sorted(truth)
+    for key, (x2, x3) in seqs.items():
+        assert x2.shape == (1, 17, 2) and x3.shape == (1, 17, 3)
+        rel = (x3[0] - x3[0, :1]) - (truth[key] - truth[key][:1])
+        if per_camera_3d:
+            np.testing.assert_allclose(x3[0], truth[key], atol=1e-6)
+        else:
+            # one real frame (17 correspondences, lens distortion) fixes the camera to a few cm
+            assert np.linalg.norm(rel, axis=1).mean() < 0.04, key
+    p2d, p3d, actions = h36m_arrays(seqs)
+    assert p2d.shape == (4, 17, 2) and p3d.shape == (4, 17, 3)
+    np.testing.assert_allclose(p3d[:, 0], 0, atol=1e-6)
+    assert set(actions.tolist()) == {"Directions_1", "SittingDown", "Greeting", "WalkDog_1"}
+    ds = LiftingDataset(p2d, p3d, actions=actions)
+    assert len(ds) == 4 and ds[0]["keypoints_3d"].shape == (17, 3)

@@ -15,7 +15,7 @@ silhouette's pixel count instead (COCO's segmentation area; much stricter for st
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np

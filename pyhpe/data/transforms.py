@@ -10,7 +10,7 @@ one (UDP, Huang et al. 2020) onto the ``W - 1`` pixel-centre spacing
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import cv2
 import numpy as np

@@ -8,7 +8,7 @@ translation) fitted per sample by SVD, as in VideoPose3D/mmpose ``compute_simila
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import csv
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import cv2
 import numpy as np

@@ -256,9 +256,8 @@ def apply_oks_nms(results: List[Dict], thr: float = 0.9, sigmas=None,
     areas = torch.tensor([r["area"] for r in grouped], dtype=torch.float64)
     if sigmas is not None:
         sigmas = torch.as_tensor(np.asarray(sigmas), dtype=torch.float64)
-    kept = ops.oks_nms(kps, scores, areas, thr=thr, sigmas=sigmas, vis_thr=vis_thr,
-                       image_offsets=offsets)
-    keep = getattr(kept, "keep", kept)
+    keep = ops.oks_nms(kps, scores, areas, thr=thr, sigmas=sigmas, vis_thr=vis_thr,
+                       image_offsets=offsets).keep
     return [grouped[i] for i in keep.tolist()]
 
 

@@ -27,14 +27,15 @@ def _env():
                 PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
-def _topdown(out_dir, codec=None, model=None, steps=60, images=64, val=8, lr=2e-3, **train):
+def _topdown(out_dir, codec=None, model=None, steps=60, images=64, val=8, lr=2e-3, data=None,
+             keypoints="coco17", **train):
     """A small synthetic top-down config (tiny SimpleBaseline by default)."""
-    cfg = {"task": "topdown", "input_size": [48, 64],
+    cfg = {"task": "topdown", "input_size": [48, 64], "keypoints": keypoints,
            "model": model or {"name": "simple_baseline", "config": "tiny"},
            "codec": codec or {"name": "msra", "heatmap_size": [12, 16], "sigma": 1.0,
                               "decode": "dark", "blur_kernel_size": 5},
-           "data": {"type": "synthetic", "num_images": images, "val_images": val,
-                    "image_size": 96, "seed": 0},
+           "data": data or {"type": "synthetic", "num_images": images, "val_images": val,
+                            "image_size": 96, "seed": 0},
            "train": dict({"epochs": 1000, "max_steps": steps, "batch_size": 16, "lr": lr,
                           "warmup_steps": 10, "eval_every": 0, "progress": False, "seed": 0,
                           "log_every": 5, "device": "cpu", "out_dir": str(out_dir)}, **train)}
@@ -151,13 +152,50 @@ def test_topdown_heads_learn(tmp_path, kind):
     assert names, result["history"][-1]
 
 
+def _coco_files(tmp_path, name, num, seed, max_persons=1):
+    """Synthetic figures written as a COCO-format dataset (annotation json + image dir)."""
+    import cv2
+    from pyhpe.data import SyntheticPoseDataset
+    src = SyntheticPoseDataset(num, seed=seed, size=(96, 96), max_persons=max_persons)
+    gt = src.coco_dict()
+    img_dir = tmp_path / f"{name}_images"
+    img_dir.mkdir()
+    for im in gt["images"]:
+        cv2.imwrite(str(img_dir / im["file_name"]), src.image_by_id(im["id"]))
+    ann = tmp_path / f"{name}.json"
+    ann.write_text(json.dumps(gt))
+    return str(ann), str(img_dir)
+
+
+def test_coco_format_data_for_topdown_and_bottomup(tmp_path):
+    """The same pipelines read COCO-format files (keypoints 'auto': the set comes from the
+    annotation's category); the evaluation scores the files' ground truth."""
+    tr_ann, tr_dir = _coco_files(tmp_path, "train", 8, 0, max_persons=2)
+    va_ann, va_dir = _coco_files(tmp_path, "val", 2, 1, max_persons=2)
+    data = {"type": "coco", "train_ann": tr_ann, "train_images": tr_dir, "val_ann": va_ann,
+            "val_images": va_dir}
+    td = build_task(_topdown(tmp_path / "td", steps=2, data=data, keypoints="auto"))
+    assert td.kset.num_keypoints == 17 and len(td.train_dataset()) == len(json.load(open(tr_ann))["annotations"])
+    result = td.fit(log=QUIET, batch_size=4)
+    assert result["step"] == 2 and 0.0 <= result["metrics"]["AP"] <= 1.0
+    bu = build_task(_bottomup(tmp_path / "bu", steps=2, data=data,
+                              model={"name": "openpose", "config": "tiny"},
+                              codec={"name": "paf", "heatmap_size": [8, 8]}))
+    result = bu.fit(log=QUIET)
+    assert result["step"] == 2 and len(bu.val_dataset()) == 2 and "AP" in result["metrics"]
+    with pytest.raises(ConfigError, match="val_images"):
+        build_task(_topdown(tmp_path, data=dict(data, val_images=None)))
+    with pytest.raises(ConfigError, match="'auto' needs COCO-format data"):
+        build_task(_topdown(tmp_path, keypoints="auto"))
+
+
 # ---------------------------------------------------------------------------- bottom-up
-def _bottomup(out_dir, steps=150, **over):
-    cfg = {"task": "bottomup_paf", "input_size": [96, 96],
+def _bottomup(out_dir, steps=300, **over):
+    cfg = {"task": "bottomup_paf", "input_size": [64, 64],
            "model": {"name": "openpose", "config": "small"},
-           "codec": {"name": "paf", "heatmap_size": [24, 24], "sigma": 1.5},
-           "data": {"type": "synthetic", "num_images": 48, "val_images": 8, "image_size": 96,
-                    "max_persons": 2, "seed": 0},
+           "codec": {"name": "paf", "heatmap_size": [16, 16], "sigma": 1.5},
+           "data": {"type": "synthetic", "num_images": 48, "val_images": 8, "image_size": 64,
+                    "max_persons": 1, "occlusion": 0.0, "seed": 0},
            "train": {"epochs": 1000, "max_steps": steps, "batch_size": 8, "lr": 4e-3,
                      "warmup_steps": 10, "eval_every": 0, "progress": False, "seed": 0,
                      "ema": False, "device": "cpu", "out_dir": str(out_dir)}}
@@ -201,13 +239,15 @@ def test_bottomup_paf_grouping_of_perfect_maps_scores_high():
 
 
 def test_bottomup_paf_learns(tmp_path):
+    """300 steps of a small OpenPose network on 64x64 single-figure images: measured AP
+    0.04-0.17 after 250 steps (seeds 0-2), 0.11 after 400; the untrained network scores 0."""
     task = build_task(_bottomup(tmp_path))
     trainer = Trainer(task, log=QUIET)
     before = trainer.evaluate()
     result = trainer.fit()
     after = result["metrics"]
     assert {"loss_heatmap", "loss_paf"} <= set(result["history"][-1])
-    assert after["AP"] > before["AP"], (before, after)
+    assert before["AP"] == 0.0 and after["AP"] > 0.01, (before, after)
     curve = [p["loss"] for p in result["loss_log"]]
     assert np.mean(curve[-3:]) < 0.5 * np.mean(curve[:3]), curve
 

@@ -3,9 +3,10 @@
 On a 2-core CPU the whole run (rendering, training, flip-test evaluation, PNGs, speed table)
 fits in five minutes (training is budgeted 200 s): the model is a stride-4 SimpleBaseline
 (ResNet-style, 3 stages, ~0.6 M parameters) on 64x48 crops with 16x12 heatmaps and DARK
-decoding. Training stops at the time budget; every 30 steps the cosine schedule is refitted
-to the measured speed so it ends annealed. AP is computed by pyhpe's COCO evaluator and cross-checked with
-pycocotools.
+decoding, trained by the one engine on the ``topdown`` task (:func:`demo_config` is a plain
+task config). Training stops at the time budget; every 30 steps the cosine schedule is
+refitted to the measured speed so it ends annealed. AP is computed by pyhpe's COCO evaluator
+and cross-checked with pycocotools.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import torch
 
 # Quick mode (the seconds-long smoke run): a fixed number of steps, no time budget, and an AP
 # floor a working pipeline clears with margin. Measured on 128 training / 16 held-out 96x96
-# images, batch 16: AP 0.245-0.272 over seeds 0-2 after 60 steps; an untrained model scores 0.
+# images, batch 16: AP 0.17-0.22 over seeds 0-2 after 60 steps; an untrained model scores 0.
 QUICK_STEPS = 60
 QUICK_MIN_AP = 0.10
 

@@ -96,7 +96,8 @@ def test_expected_recipes_are_shipped():
 @pytest.fixture(scope="module")
 def trained_topdown(tmp_path_factory):
     """A tiny SimpleBaseline trained for 120 steps on synthetic figures (seconds on one CPU
-    thread): (task, trainer, result). Measured held-out AP 0.2-0.4 (seeds 0-2); untrained 0."""
+    thread): (task, trainer, result, untrained metrics). Measured held-out AP 0.23-0.31
+    (seeds 0-2); untrained 0."""
     out = tmp_path_factory.mktemp("trained_topdown")
     n = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -124,18 +125,18 @@ def test_topdown_heatmap_learns(trained_topdown):
     assert best["value"] == result["best"] and best["metric"] == "AP" and best["step"] == 120
 
 
-# (codec, model, steps, lr, floor): measured AP after training on 64 images (seeds 0-2) in the
-# comments; the untrained models score 0.
+# (codec, model, steps, lr, AP floor) on 64 images; measured AP after training, seeds 0-2:
+# SimCC 0.05-0.15, regression 0.10-0.31, IPR 0.15-0.36, DSNT 0.09-0.13; untrained: 0.
 LEARNERS = {
     "simcc": ({"name": "simcc", "sigma": [2.0, 2.0]},
               {"name": "rtmpose", "config": "tiny", "widths": [16, 32, 48, 64], "stem_channels": 16},
               120, 4e-3, 0.02),
     "regression": ({"name": "regression"},
-                   {"name": "deeppose", "config": "tiny", "num_stages": 1}, 120, 4e-3, 0.0),
+                   {"name": "deeppose", "config": "tiny", "num_stages": 1}, 120, 4e-3, 0.03),
     "integral_ipr": ({"name": "integral", "heatmap_size": [12, 16], "method": "ipr"},
-                     {"name": "simple_baseline", "config": "tiny"}, 120, 4e-3, 0.02),
+                     {"name": "simple_baseline", "config": "tiny"}, 120, 4e-3, 0.05),
     "integral_dsnt": ({"name": "integral", "heatmap_size": [12, 16], "method": "dsnt"},
-                      {"name": "simple_baseline", "config": "tiny"}, 120, 4e-3, 0.0),
+                      {"name": "simple_baseline", "config": "tiny"}, 120, 4e-3, 0.03),
 }
 
 

@@ -305,6 +305,10 @@ def test_time_budget_calibrates_and_stops(tmp_path):
     ck = load_checkpoint_file(str(tmp_path / "last.pth"))
     # the schedule was fitted to the budget: it ends (nearly) annealed
     assert ck["total_steps"] <= res["step"] + 5 * 2 + 50
+    # the budget is spent: resuming the same run trains nothing
+    _, again, lines = _fit(tmp_path, epochs=100000, time_budget_s=1.0, calibrate_steps=5,
+                           eval_every=0, ema=False, resume=True)
+    assert again["step"] == res["step"] and any("already finished" in l for l in lines)
 
 
 def test_amp_bf16_step_on_cpu(tmp_path):

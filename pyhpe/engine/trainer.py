@@ -103,6 +103,9 @@ class Trainer:
             cfg = TrainConfig.from_dict(cfg, "train")
         self.cfg = dataclasses.replace(cfg)   # the calibration edits max_steps: keep a copy
         cfg = self.cfg
+        # what decides when the run is over, as configured (a resumed run that asks for the
+        # same is finished when its checkpoint says so)
+        self._run_length = {k: getattr(cfg, k) for k in ("epochs", "max_steps", "time_budget_s")}
         self.task, self.log = task, log
         self.rank, self.world, self.local_rank = dist_info()
         self.is_main = self.rank == 0
@@ -202,7 +205,7 @@ class Trainer:
                 "metric": self.task.metric, "last_metrics": self.last_metrics,
                 "history": self.history, "loss_log": self.loss_log, "curve_acc": self._curve_acc,
                 "epoch_acc": self._epoch_acc, "elapsed_s": self.elapsed_s,
-                "finished": self.finished, "rng": get_rng_state(),
+                "finished": self.finished, "run_length": self._run_length, "rng": get_rng_state(),
                 "config": plain(self.cfg.to_dict()), "task_config": plain(self.task.config.to_dict()),
                 "total_steps": self.total_steps}
 
@@ -224,12 +227,7 @@ class Trainer:
         self.history, self.loss_log = sd["history"], sd["loss_log"]
         self._curve_acc, self._epoch_acc = sd["curve_acc"], sd["epoch_acc"]
         self.elapsed_s = float(sd["elapsed_s"])
-        old = sd["config"]
-        same_length = all(old.get(k) == getattr(self.cfg, k)
-                          for k in ("epochs", "max_steps", "time_budget_s"))
-        self.finished = bool(sd["finished"]) and same_length
-        if self.finished and self.cfg.calibrate_steps:
-            self.cfg.max_steps = self.total_steps
+        self.finished = bool(sd["finished"]) and sd["run_length"] == self._run_length
         set_rng_state(sd["rng"])
         self._write_logs()   # the files show exactly the checkpoint's rows
         if self.is_main:
@@ -372,7 +370,7 @@ class Trainer:
                         self.step - t_start_step >= cfg.calibrate_steps and \
                         self.step % cfg.calibrate_steps == 0:
                     self._calibrate(t_start, t_start_step)
-                over_time = bool(cfg.time_budget_s and time.time() - t_start > cfg.time_budget_s)
+                over_time = bool(cfg.time_budget_s and self.elapsed_s > cfg.time_budget_s)
                 if self.ddp and cfg.time_budget_s:
                     over_time = all_ranks_any(over_time)
                 if self._should_stop() or over_time:
@@ -397,10 +395,11 @@ class Trainer:
 
     def _calibrate(self, t_start: float, t_start_step: int) -> None:
         """Fit the schedule to the time budget at the speed measured so far (again every
-        ``calibrate_steps`` steps: shared machines change speed), so it ends annealed."""
+        ``calibrate_steps`` steps: shared machines change speed), so it ends annealed. The
+        budget counts the training time of earlier (resumed) runs too."""
         cfg = self.cfg
         per_step = (time.time() - t_start) / max(self.step - t_start_step, 1)
-        fit = self.step + int((cfg.time_budget_s - (time.time() - t_start)) / per_step)
+        fit = self.step + int((cfg.time_budget_s - self.elapsed_s) / per_step)
         self._set_schedule_length(max(min(fit, self._configured_total), self.step + 1))
         cfg.max_steps = self.total_steps
         if self.is_main and self.step - t_start_step == cfg.calibrate_steps:

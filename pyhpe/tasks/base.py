@@ -38,11 +38,6 @@ class CodecConfig(Config):
     extra_field: ClassVar[Optional[str]] = "params"
 
 
-def _check_choice(where: str, value, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"{where}: one of {sorted(choices)}, got {value!r}")
-
-
 class Task:
     """Base class of the tasks (see the module docstring). Subclasses set ``name``,
     ``Config`` (a :class:`~pyhpe.engine.config.Config` dataclass with a ``train`` section),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from pyhpe.engine import CheckpointError, ConfigError, Trainer
+from pyhpe.engine import ConfigError, Trainer
 from pyhpe.tasks import TASKS, build_task, task_names
 from pyhpe.tasks.topdown import apply_oks_nms, load_detections, simulate_detections
 

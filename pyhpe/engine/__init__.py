@@ -7,10 +7,10 @@ from .distributed import ShardedOrder, dist_info, init_distributed, unwrap
 from .ema import ModelEMA
 from .schedules import LR_POLICIES, lr_lambda_factory
 from .seeding import get_rng_state, seed_everything, set_rng_state
-from .trainer import TrainConfig, Trainer
+from .trainer import TrainConfig, Trainer, eval_mode
 
 __all__ = ["CheckpointError", "CheckpointNotFoundError", "Config", "ConfigError", "LR_POLICIES",
            "ModelEMA", "ShardedOrder", "TrainConfig", "Trainer", "apply_overrides", "atomic_save",
            "dist_info", "get_rng_state", "init_distributed", "load_checkpoint_file", "load_config_dict",
            "load_weights", "lr_lambda_factory", "model_weights", "parse_value", "seed_everything",
-           "set_rng_state", "unwrap"]
+           "set_rng_state", "unwrap", "eval_mode"]

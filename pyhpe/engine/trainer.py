@@ -83,6 +83,17 @@ class TrainConfig(Config):
         self.lr_milestones = tuple(int(m) for m in self.lr_milestones)
 
 
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    """``model.eval()`` inside the block, its previous mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def _mean(values: List[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
@@ -270,13 +281,8 @@ class Trainer:
 
     def evaluate(self) -> Optional[Dict[str, float]]:
         """``task.evaluate`` of :meth:`eval_model` (None when the task has no validation data)."""
-        model = self.eval_model()
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(self.eval_model()) as model:
             metrics = self.task.evaluate(model, self.device)
-        finally:
-            model.train(was_training)
         if metrics is not None and self.task.metric not in metrics:
             raise KeyError(f"Trainer: task {self.task.name!r} evaluated {sorted(metrics)} but "
                            f"its metric is {self.task.metric!r}")
@@ -434,4 +440,4 @@ class Trainer:
             torch.distributed.barrier()
 
 
-__all__ = ["TrainConfig", "Trainer"]
+__all__ = ["TrainConfig", "Trainer", "eval_mode"]

@@ -76,6 +76,26 @@ class Task:
         return None
 
     # -- shared -------------------------------------------------------------------------------
+    def build_named_codec(self, **defaults):
+        """``build_codec`` of the config's codec section, ``defaults`` filling absent keys."""
+        from ..codecs import build_codec
+        params = dict(defaults, **self.config.codec.params)
+        try:
+            return build_codec(self.config.codec.name, **params)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"codec: {e}") from e
+
+    def build_pose_model(self, **defaults) -> torch.nn.Module:
+        """``build_model`` of the config's model section with this task's codec and keypoint
+        count; ``defaults`` fill overrides the config does not give."""
+        from ..models import build_model
+        m = self.config.model
+        try:
+            return build_model(m.name, m.config, num_keypoints=self.kset.num_keypoints,
+                               codec=self.codec, **dict(defaults, **m.overrides))
+        except TypeError as e:
+            raise ConfigError(f"model: {e}") from e
+
     def datasets(self) -> Tuple[Any, Any]:
         """:meth:`build_datasets`, built once."""
         if self._datasets is None:

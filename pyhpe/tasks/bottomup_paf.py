@@ -13,8 +13,9 @@ import torch
 from ..engine.config import Config, ConfigError
 from ..eval import coco_keypoint_stats
 from ..engine.trainer import TrainConfig
-from .base import CodecConfig, ModelConfig, Task
-from .common import IMAGE_DATA, image_sources, keypoint_set_of, size_pair
+from ..engine.trainer import eval_mode
+from .base import CodecConfig, ModelConfig
+from .common import IMAGE_DATA, ImageTask, image_sources, keypoint_set_of, size_pair
 
 
 @dataclass
@@ -46,7 +47,7 @@ class BottomUpPAFConfig(Config):
                               f"{self.codec.name!r}")
 
 
-class BottomUpPAFTask(Task):
+class BottomUpPAFTask(ImageTask):
     name = "bottomup_paf"
     Config = BottomUpPAFConfig
     metric = "AP"
@@ -55,31 +56,21 @@ class BottomUpPAFTask(Task):
     def __init__(self, config):
         super().__init__(config)
         self.kset = keypoint_set_of(self.config.data, self.config.keypoints)
-        self.codec
-        self._val_gt = None
+        self.codec   # a bad codec section fails here, not in the middle of a run
 
     def build_codec(self):
-        from ..codecs import build_codec
-        c = self.config
-        params = dict(c.codec.params)
-        params.setdefault("input_size", list(c.input_size))
-        try:
-            if "limbs" not in params:
-                # grouping assembles people along a tree: the skeleton (with cycles) is not one
-                from ..models.openpose import default_limbs
-                params["limbs"] = [list(l) for l in default_limbs(self.kset.num_keypoints)]
-            return build_codec("paf", **params)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"codec: {e}") from e
+        limbs = self.config.codec.params.get("limbs")
+        if limbs is None:
+            # grouping assembles people along a tree: the skeleton (with cycles) is not one
+            from ..models.openpose import default_limbs
+            try:
+                limbs = [list(l) for l in default_limbs(self.kset.num_keypoints)]
+            except ValueError as e:
+                raise ConfigError(f"codec.limbs: {e}") from e
+        return self.build_named_codec(input_size=list(self.config.input_size), limbs=limbs)
 
     def build_model(self):
-        from ..models import build_model
-        m = self.config.model
-        try:
-            return build_model(m.name, m.config, num_keypoints=self.kset.num_keypoints,
-                               codec=self.codec, **m.overrides)
-        except TypeError as e:
-            raise ConfigError(f"model: {e}") from e
+        return self.build_pose_model()
 
     def build_datasets(self):
         from ..data import BottomUpDataset
@@ -94,20 +85,9 @@ class BottomUpPAFTask(Task):
                                   max_persons=c.max_persons)
         return train, val
 
-    @property
-    def val_gt(self) -> Optional[Dict]:
-        self.datasets()
-        return self._val_gt
-
     def collate(self, items):
         from ..data import collate_bottomup
         return collate_bottomup(items)
-
-    def prepare(self, batch, device):
-        from ..data import normalize_images
-        inputs = normalize_images(batch["image"].to(device))
-        targets = self.codec.encode(batch["keypoints"].to(device), batch["visibility"].to(device))
-        return inputs, targets
 
     @torch.no_grad()
     def predict(self, model, dataset, device="cpu") -> List[Dict]:
@@ -115,13 +95,11 @@ class BottomUpPAFTask(Task):
         maps grouped by the codec, mapped back to the image; a part that was not found gets
         the person's centroid (score 0)."""
         from ..data import collate_bottomup, normalize_images, to_image_space
-        was_training = model.training
-        model.eval()
         loader = torch.utils.data.DataLoader(dataset, batch_size=self.config.eval.batch_size,
                                              shuffle=False, collate_fn=collate_bottomup)
         K = self.kset.num_keypoints
         results = []
-        try:
+        with eval_mode(model):
             for batch in loader:
                 outputs = model.head.final_outputs(model(normalize_images(batch["image"].to(device))))
                 kps, scores, person_scores = self.codec.decode_instances(outputs, K)
@@ -142,8 +120,6 @@ class BottomUpPAFTask(Task):
                         results.append({"image_id": int(batch["image_id"][b]), "category_id": 1,
                                         "keypoints": [float(v) for v in kp.reshape(-1)],
                                         "score": float(person_scores[b][p])})
-        finally:
-            model.train(was_training)
         return results
 
     def evaluate(self, model, device) -> Optional[Dict[str, float]]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from ..engine.config import Config, ConfigError
+from .base import Task
 
 
 @dataclass
@@ -99,4 +100,22 @@ def size_pair(value, where: str) -> Tuple[int, int]:
     return w, h
 
 
-__all__ = ["CocoImages", "IMAGE_DATA", "SyntheticImages", "build_checked", "image_sources", "keypoint_set_of", "size_pair", "write_json"]
+class ImageTask(Task):
+    """What the image tasks share: batches of uint8 images normalised on the device and
+    keypoints encoded by the codec; the validation COCO dict (``val_gt``) for COCO AP."""
+
+    _val_gt: Optional[Dict] = None
+
+    @property
+    def val_gt(self) -> Optional[Dict]:
+        self.datasets()
+        return self._val_gt
+
+    def prepare(self, batch, device):
+        from ..data import normalize_images
+        inputs = normalize_images(batch["image"].to(device))
+        targets = self.codec.encode(batch["keypoints"].to(device), batch["visibility"].to(device))
+        return inputs, targets
+
+
+__all__ = ["ImageTask", "CocoImages", "IMAGE_DATA", "SyntheticImages", "build_checked", "image_sources", "keypoint_set_of", "size_pair", "write_json"]

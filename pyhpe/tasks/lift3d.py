@@ -4,13 +4,14 @@ N-MPJPE in mm (lower is better). The lift3d codec standardises with training-set
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
 from ..engine.config import Config, ConfigError
 from ..engine.trainer import TrainConfig
+from ..engine.trainer import eval_mode
 from .base import CodecConfig, ModelConfig, Task
 from .common import build_checked
 
@@ -110,16 +111,9 @@ class Lift3DTask(Task):
                              **self.config.codec.params)
 
     def build_model(self):
-        from ..models import build_model
-        m = self.config.model
-        overrides = dict(m.overrides)
-        if overrides.get("bone_weight", 0) > 0:
-            overrides.setdefault("bones", [list(b) for b in self.kset.limbs])
-        try:
-            return build_model(m.name, m.config, num_keypoints=self.kset.num_keypoints,
-                               codec=self.codec, **overrides)
-        except TypeError as e:
-            raise ConfigError(f"model: {e}") from e
+        bone_loss = self.config.model.overrides.get("bone_weight", 0) > 0
+        return self.build_pose_model(**({"bones": [list(b) for b in self.kset.limbs]}
+                                        if bone_loss else {}))
 
     def prepare(self, batch, device):
         targets = self.codec.encode(batch["keypoints"].to(device), batch["visibility"].to(device),
@@ -129,11 +123,9 @@ class Lift3DTask(Task):
     @torch.no_grad()
     def predict(self, model, dataset, device="cpu") -> np.ndarray:
         """Root-relative 3-D keypoints ``(N, K, 3)`` mm for every pose of ``dataset``."""
-        was_training = model.training
-        model.eval()
         e = self.config.eval
         out = []
-        try:
+        with eval_mode(model):
             for i in range(0, len(dataset), e.batch_size):
                 kp = dataset.pose_2d[i:i + e.batch_size].to(device)
                 vis = dataset.visibility[i:i + e.batch_size].to(device)
@@ -141,8 +133,6 @@ class Lift3DTask(Task):
                 pred, _ = model.predict(inputs, flip_test=e.flip_test,
                                         flip_index=self.kset.flip_index())
                 out.append(pred.float().cpu().numpy())
-        finally:
-            model.train(was_training)
         K = self.kset.num_keypoints
         return np.concatenate(out) if out else np.zeros((0, K, 3), np.float32)
 

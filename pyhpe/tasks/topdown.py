@@ -15,8 +15,9 @@ import torch
 from ..engine.config import Config, ConfigError
 from ..eval import coco_keypoint_stats
 from ..engine.trainer import TrainConfig
-from .base import CodecConfig, ModelConfig, Task
-from .common import (IMAGE_DATA, build_checked, image_sources, keypoint_set_of,
+from ..engine.trainer import eval_mode
+from .base import CodecConfig, ModelConfig
+from .common import (IMAGE_DATA, ImageTask, build_checked, image_sources, keypoint_set_of,
                      size_pair)
 
 #: codecs whose maps are smaller than the input: they take the config's ``heatmap_size``
@@ -54,7 +55,7 @@ class TopDownConfig(Config):
             raise ConfigError(f"task: 'topdown' expected, got {self.task!r}")
 
 
-class TopDownTask(Task):
+class TopDownTask(ImageTask):
     name = "topdown"
     Config = TopDownConfig
     metric = "AP"
@@ -69,28 +70,12 @@ class TopDownTask(Task):
             from ..data import TopDownAugment
             self.augment = build_checked("augment", TopDownAugment, **c.augment)
         self.codec   # a bad codec section fails here, not in the middle of a run
-        self._val_gt = None
 
     def build_codec(self):
-        from ..codecs import build_codec
-        c = self.config
-        params = dict(c.codec.params)
-        params.setdefault("input_size", list(c.input_size))
-        try:
-            return build_codec(c.codec.name, **params)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"codec: {e}") from e
+        return self.build_named_codec(input_size=list(self.config.input_size))
 
     def build_model(self):
-        from ..models import build_model
-        m = self.config.model
-        overrides = dict(m.overrides)
-        overrides.setdefault("joint_weights", self.kset.joint_weights.tolist())
-        try:
-            return build_model(m.name, m.config, num_keypoints=self.kset.num_keypoints,
-                               codec=self.codec, **overrides)
-        except TypeError as e:
-            raise ConfigError(f"model: {e}") from e
+        return self.build_pose_model(joint_weights=self.kset.joint_weights.tolist())
 
     def build_datasets(self):
         from ..data import TopDownDataset, records_from_coco
@@ -105,20 +90,9 @@ class TopDownTask(Task):
             val = TopDownDataset(records_from_coco(va_gt), va_load, self.kset, c.input_size, udp=udp)
         return train, val
 
-    @property
-    def val_gt(self) -> Optional[Dict]:
-        self.datasets()
-        return self._val_gt
-
     def collate(self, items):
         from ..data import collate_topdown
         return collate_topdown(items)
-
-    def prepare(self, batch, device):
-        from ..data import normalize_images
-        inputs = normalize_images(batch["image"].to(device))
-        targets = self.codec.encode(batch["keypoints"].to(device), batch["visibility"].to(device))
-        return inputs, targets
 
     def predict(self, model, dataset, device="cpu", flip_test: Optional[bool] = None,
                 autocast_dtype=None) -> List[Dict]:
@@ -145,14 +119,12 @@ def predict_topdown(model, dataset, *, device="cpu", flip_test: bool = True, bat
     ``score_thr``. Each result also carries its record's ``bbox`` and ``area`` (for OKS-NMS).
     """
     from ..data import collate_topdown, normalize_images, to_image_space
-    was_training = model.training
-    model.eval()
     flip_index = dataset.kset.flip_index()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
                                          collate_fn=collate_topdown, num_workers=0)
     device = torch.device(device)
     results = []
-    try:
+    with eval_mode(model):
         for batch in loader:
             x = normalize_images(batch["image"].to(device))
             ctx = torch.autocast(device_type=device.type, dtype=autocast_dtype) \
@@ -173,8 +145,6 @@ def predict_topdown(model, dataset, *, device="cpu", flip_test: bool = True, bat
                                 "score": float(batch["score"][i]) * kp_score,
                                 "bbox": [float(v) for v in rec["bbox"]],
                                 "area": float(rec["bbox"][2] * rec["bbox"][3])})
-    finally:
-        model.train(was_training)
     return results
 
 

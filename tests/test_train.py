@@ -49,6 +49,17 @@ def test_exact_resume_with_augmentation_and_ema(tmp_path):
     assert [dict(r, time_s=0) for r in ra["history"]] == [dict(r, time_s=0) for r in rc["history"]]
 
 
+def test_same_seed_same_run(tmp_path):
+    """seed fixes initialisation, data order and augmentation: two runs are bitwise equal."""
+    a, b = _trainer(tmp_path / "a", seed=5), _trainer(tmp_path / "b", seed=5)
+    ra, rb = a.fit(), b.fit()
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert ra["loss_log"] == rb["loss_log"]
+    c = _trainer(tmp_path / "c", seed=6)
+    assert not torch.equal(next(c.model.parameters()), next(_trainer(tmp_path / "d", seed=5).model.parameters()))
+
+
 def test_checkpoint_is_weights_only_and_crafted_last_pth_is_refused(tmp_path):
     t = _trainer(tmp_path / "run", epochs=1)
     t.fit()

@@ -5,26 +5,24 @@ supervised through the model's forward, people are grouped by the codec's decode
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
 
-from ..engine.config import Config, ConfigError
-from ..eval import coco_keypoint_stats
-from ..engine.trainer import TrainConfig
-from ..engine.trainer import eval_mode
+from ..engine.config import ConfigError
+from ..engine.trainer import TrainConfig, eval_mode
 from .base import CodecConfig, ModelConfig
-from .common import IMAGE_DATA, ImageTask, image_sources, keypoint_set_of, size_pair
+from .common import IMAGE_DATA, CocoEval, ImageTask, ImageTaskConfig, image_sources
 
 
 @dataclass
-class BottomUpEval(Config):
+class BottomUpEval(CocoEval):
     batch_size: int = 16
 
 
 @dataclass
-class BottomUpPAFConfig(Config):
+class BottomUpPAFConfig(ImageTaskConfig):
     task: str = "bottomup_paf"
     keypoints: str = "coco17"
     input_size: Tuple[int, int] = (128, 128)
@@ -38,25 +36,13 @@ class BottomUpPAFConfig(Config):
     eval: BottomUpEval = field(default_factory=BottomUpEval)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self):
-        self.input_size = size_pair(self.input_size, "input_size")
-        if self.task != "bottomup_paf":
-            raise ConfigError(f"task: 'bottomup_paf' expected, got {self.task!r}")
-        if self.codec.name != "paf":
-            raise ConfigError(f"codec.name: the bottomup_paf task uses the 'paf' codec, got "
-                              f"{self.codec.name!r}")
+    codec_name = "paf"
 
 
 class BottomUpPAFTask(ImageTask):
     name = "bottomup_paf"
     Config = BottomUpPAFConfig
     metric = "AP"
-    metric_mode = "max"
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.kset = keypoint_set_of(self.config.data, self.config.keypoints)
-        self.codec   # a bad codec section fails here, not in the middle of a run
 
     def build_codec(self):
         limbs = self.config.codec.params.get("limbs")
@@ -80,7 +66,7 @@ class BottomUpPAFTask(ImageTask):
                                 seed=c.data.seed, max_persons=c.max_persons)
         val = None
         if va_gt is not None:
-            self._val_gt = va_gt
+            self.set_val_gt(va_gt)
             val = BottomUpDataset(va_gt, va_load, self.kset, c.input_size, train=False,
                                   max_persons=c.max_persons)
         return train, val
@@ -121,12 +107,6 @@ class BottomUpPAFTask(ImageTask):
                                         "keypoints": [float(v) for v in kp.reshape(-1)],
                                         "score": float(person_scores[b][p])})
         return results
-
-    def evaluate(self, model, device) -> Optional[Dict[str, float]]:
-        val = self.val_dataset()
-        if val is None:
-            return None
-        return coco_keypoint_stats(self.val_gt, self.predict(model, val, device), self.kset.sigmas)
 
 
 __all__ = ["BottomUpEval", "BottomUpPAFConfig", "BottomUpPAFTask"]

@@ -39,6 +39,33 @@ class BottomUpPAFConfig(ImageTaskConfig):
     codec_name = "paf"
 
 
+def paf_tree(kset) -> List[Tuple[int, int]]:
+    """The default PAF limbs of a keypoint set. Grouping assembles people along a tree (a
+    skeleton with cycles is not one), parents before children: pyhpe's COCO-17 tree for
+    COCO-17, else the breadth-first spanning tree of the set's skeleton from its best connected
+    keypoint (e.g. CrowdPose-14 from the left shoulder)."""
+    from ..ops.paf import COCO17_LIMBS
+    if kset.name == "coco17":
+        return list(COCO17_LIMBS)
+    K = kset.num_keypoints
+    neighbours: List[List[int]] = [[] for _ in range(K)]
+    for a, b in kset.limbs:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    root = max(range(K), key=lambda k: (len(neighbours[k]), -k))
+    tree, seen, queue = [], {root}, [root]
+    for parent in queue:
+        for child in neighbours[parent]:
+            if child not in seen:
+                seen.add(child)
+                queue.append(child)
+                tree.append((parent, child))
+    if len(seen) < K:
+        raise ConfigError(f"codec.limbs: the skeleton of {kset.name!r} does not connect keypoints "
+                          f"{sorted(set(range(K)) - seen)}; give the PAF limbs as [a, b] pairs")
+    return tree
+
+
 class BottomUpPAFTask(ImageTask):
     name = "bottomup_paf"
     Config = BottomUpPAFConfig
@@ -47,12 +74,7 @@ class BottomUpPAFTask(ImageTask):
     def build_codec(self):
         limbs = self.config.codec.params.get("limbs")
         if limbs is None:
-            # grouping assembles people along a tree: the skeleton (with cycles) is not one
-            from ..models.openpose import default_limbs
-            try:
-                limbs = [list(l) for l in default_limbs(self.kset.num_keypoints)]
-            except ValueError as e:
-                raise ConfigError(f"codec.limbs: {e}") from e
+            limbs = [list(l) for l in paf_tree(self.kset)]
         return self.build_named_codec(input_size=list(self.config.input_size), limbs=limbs)
 
     def build_model(self):
@@ -109,4 +131,4 @@ class BottomUpPAFTask(ImageTask):
         return results
 
 
-__all__ = ["BottomUpEval", "BottomUpPAFConfig", "BottomUpPAFTask"]
+__all__ = ["BottomUpEval", "BottomUpPAFConfig", "BottomUpPAFTask", "paf_tree"]

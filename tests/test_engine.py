@@ -357,21 +357,27 @@ torch.distributed.destroy_process_group()
 """
 
 
-def test_ddp_two_processes_gloo(tmp_path):
-    """Both losses (main and auxiliary) come through forward, so DDP averages the gradient of
-    every supervised output; the ranks stay identical."""
-    script = tmp_path / "ddp_run.py"
-    out = tmp_path / "run"
-    script.write_text(DDP_SCRIPT.format(tests=os.path.join(ROOT, "tests"), out=str(out)))
+def torchrun_two_processes(args):
+    """``torchrun --nproc_per_node=2 ARGS`` on a free local port, one OpenMP thread each;
+    asserts it succeeds."""
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           f"--master_port={port}", str(script)]
+           f"--master_port={port}", *args]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_ddp_two_processes_gloo(tmp_path):
+    """Both losses (main and auxiliary) come through forward, so DDP averages the gradient of
+    every supervised output; the ranks stay identical."""
+    script = tmp_path / "ddp_run.py"
+    out = tmp_path / "run"
+    script.write_text(DDP_SCRIPT.format(tests=os.path.join(ROOT, "tests"), out=str(out)))
+    torchrun_two_processes([str(script)])
     r0, r1 = (json.loads((out / f"rank{i}.json").read_text()) for i in (0, 1))
     assert r0["step"] == r1["step"] == 8           # 32 items / 2 ranks / batch 4 = 4 per epoch
     assert r0["weights"] == r1["weights"]

@@ -3,15 +3,13 @@ checkpoints refused, AMP, every model family's heads (multi-stage intermediate s
 included) training and evaluating, and a 2-process torchrun DDP run (gloo, CPU)."""
 import json
 import os
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from pyhpe.engine import CheckpointError, Trainer, load_checkpoint_file
 from pyhpe.tasks import build_task
+from test_engine import torchrun_two_processes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -108,16 +106,7 @@ def test_ddp_two_processes_gloo(tmp_path):
                   epochs=1, batch_size=2, max_steps=2, warmup_steps=1, eval_every=1)
     p = tmp_path / "cfg.json"
     p.write_text(json.dumps(cfg))
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           f"--master_port={port}", "-m", "pyhpe", "train", "--config", str(p),
-           "--out", str(tmp_path / "run")]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    torchrun_two_processes(["-m", "pyhpe", "train", "--config", str(p), "--out", str(tmp_path / "run")])
     ck = load_checkpoint_file(str(tmp_path / "run" / "last.pth"))
     assert ck["step"] == 2 and ck["finished"]   # 8 crops / 2 ranks / batch 2 = 2 steps per rank
     assert "AP" in ck["history"][-1] and os.path.exists(tmp_path / "run" / "best.pth")

@@ -20,14 +20,15 @@ import torch
 from torch import Tensor
 
 
-def as_size(value, name: str, who: str) -> Tuple[int, int]:
-    """A ``(W, H)`` pair of positive ints."""
+def as_size(value, name: str, who: str, error: type = ValueError) -> Tuple[int, int]:
+    """A ``(W, H)`` pair of positive ints; otherwise ``error`` (a ValueError subclass, e.g. a
+    config error) naming ``who`` and ``name``."""
     try:
         w, h = (int(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"{who}: '{name}' must be a (W, H) pair of ints, got {value!r}") from None
+        raise error(f"{who}: '{name}' must be a (W, H) pair of ints, got {value!r}") from None
     if w <= 0 or h <= 0:
-        raise ValueError(f"{who}: '{name}' must be positive, got {(w, h)}")
+        raise error(f"{who}: '{name}' must be positive, got {(w, h)}")
     return w, h
 
 

@@ -20,6 +20,32 @@ from ..engine.trainer import TrainConfig
 
 
 @dataclass
+class TaskConfig(Config):
+    """What every task's config checks: its ``task`` key names the task (the subclass's default)
+    and, where the task works with one codec only (``codec_name``), the codec section names it."""
+    codec_name: ClassVar[Optional[str]] = None
+
+    def __post_init__(self):
+        expected = type(self).task
+        if self.task != expected:
+            raise ConfigError(f"task: {expected!r} expected, got {self.task!r}")
+        if self.codec_name is not None and self.codec.name != self.codec_name:
+            raise ConfigError(f"codec.name: the {expected} task uses the {self.codec_name!r} "
+                              f"codec, got {self.codec.name!r}")
+
+
+@dataclass
+class SyntheticData(Config):
+    """Generated data: training samples from ``seed``, held-out ones from :attr:`heldout_seed`."""
+    type: str = "synthetic"
+    seed: int = 0
+
+    @property
+    def heldout_seed(self) -> int:
+        return self.seed + 7919
+
+
+@dataclass
 class ModelConfig(Config):
     """``build_model(name, config, num_keypoints=..., codec=..., **overrides)``: keys other
     than ``name`` and ``config`` are that model's keyword overrides (checked by the model)."""
@@ -130,4 +156,4 @@ class Task:
         return Trainer(self, self.train_config(**train_overrides), log=log).fit()
 
 
-__all__ = ["CodecConfig", "ModelConfig", "Task"]
+__all__ = ["CodecConfig", "ModelConfig", "SyntheticData", "Task", "TaskConfig"]

@@ -5,26 +5,24 @@ supervised through the model's forward, people are grouped by the codec's decode
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
 
-from ..engine.config import Config, ConfigError
-from ..eval import coco_keypoint_stats
-from ..engine.trainer import TrainConfig
-from ..engine.trainer import eval_mode
+from ..engine.config import ConfigError
+from ..engine.trainer import TrainConfig, eval_mode
 from .base import CodecConfig, ModelConfig
-from .common import IMAGE_DATA, ImageTask, image_sources, keypoint_set_of, size_pair
+from .common import IMAGE_DATA, CocoEval, ImageTask, ImageTaskConfig, image_sources
 
 
 @dataclass
-class BottomUpEval(Config):
+class BottomUpEval(CocoEval):
     batch_size: int = 16
 
 
 @dataclass
-class BottomUpPAFConfig(Config):
+class BottomUpPAFConfig(ImageTaskConfig):
     task: str = "bottomup_paf"
     keypoints: str = "coco17"
     input_size: Tuple[int, int] = (128, 128)
@@ -38,35 +36,45 @@ class BottomUpPAFConfig(Config):
     eval: BottomUpEval = field(default_factory=BottomUpEval)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self):
-        self.input_size = size_pair(self.input_size, "input_size")
-        if self.task != "bottomup_paf":
-            raise ConfigError(f"task: 'bottomup_paf' expected, got {self.task!r}")
-        if self.codec.name != "paf":
-            raise ConfigError(f"codec.name: the bottomup_paf task uses the 'paf' codec, got "
-                              f"{self.codec.name!r}")
+    codec_name = "paf"
+
+
+def paf_tree(kset) -> List[Tuple[int, int]]:
+    """The default PAF limbs of a keypoint set. Grouping assembles people along a tree (a
+    skeleton with cycles is not one), parents before children: pyhpe's COCO-17 tree for
+    COCO-17, else the breadth-first spanning tree of the set's skeleton from its best connected
+    keypoint (e.g. CrowdPose-14 from the left shoulder)."""
+    from ..ops.paf import COCO17_LIMBS
+    if kset.name == "coco17":
+        return list(COCO17_LIMBS)
+    K = kset.num_keypoints
+    neighbours: List[List[int]] = [[] for _ in range(K)]
+    for a, b in kset.limbs:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    root = max(range(K), key=lambda k: (len(neighbours[k]), -k))
+    tree, seen, queue = [], {root}, [root]
+    for parent in queue:
+        for child in neighbours[parent]:
+            if child not in seen:
+                seen.add(child)
+                queue.append(child)
+                tree.append((parent, child))
+    if len(seen) < K:
+        raise ConfigError(f"codec.limbs: the skeleton of {kset.name!r} does not connect keypoints "
+                          f"{sorted(set(range(K)) - seen)}; give the PAF limbs as [a, b] pairs")
+    return tree
 
 
 class BottomUpPAFTask(ImageTask):
     name = "bottomup_paf"
     Config = BottomUpPAFConfig
     metric = "AP"
-    metric_mode = "max"
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.kset = keypoint_set_of(self.config.data, self.config.keypoints)
-        self.codec   # a bad codec section fails here, not in the middle of a run
 
     def build_codec(self):
         limbs = self.config.codec.params.get("limbs")
         if limbs is None:
-            # grouping assembles people along a tree: the skeleton (with cycles) is not one
-            from ..models.openpose import default_limbs
-            try:
-                limbs = [list(l) for l in default_limbs(self.kset.num_keypoints)]
-            except ValueError as e:
-                raise ConfigError(f"codec.limbs: {e}") from e
+            limbs = [list(l) for l in paf_tree(self.kset)]
         return self.build_named_codec(input_size=list(self.config.input_size), limbs=limbs)
 
     def build_model(self):
@@ -80,7 +88,7 @@ class BottomUpPAFTask(ImageTask):
                                 seed=c.data.seed, max_persons=c.max_persons)
         val = None
         if va_gt is not None:
-            self._val_gt = va_gt
+            self.set_val_gt(va_gt)
             val = BottomUpDataset(va_gt, va_load, self.kset, c.input_size, train=False,
                                   max_persons=c.max_persons)
         return train, val
@@ -122,11 +130,5 @@ class BottomUpPAFTask(ImageTask):
                                         "score": float(person_scores[b][p])})
         return results
 
-    def evaluate(self, model, device) -> Optional[Dict[str, float]]:
-        val = self.val_dataset()
-        if val is None:
-            return None
-        return coco_keypoint_stats(self.val_gt, self.predict(model, val, device), self.kset.sigmas)
 
-
-__all__ = ["BottomUpEval", "BottomUpPAFConfig", "BottomUpPAFTask"]
+__all__ = ["BottomUpEval", "BottomUpPAFConfig", "BottomUpPAFTask", "paf_tree"]

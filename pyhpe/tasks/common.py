@@ -4,21 +4,19 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 from ..engine.config import Config, ConfigError
-from .base import Task
+from .base import SyntheticData, Task, TaskConfig
 
 
 @dataclass
-class SyntheticImages(Config):
+class SyntheticImages(SyntheticData):
     """Rendered figures (:class:`pyhpe.data.SyntheticPoseDataset`): ``num_images`` training
-    and ``val_images`` held-out images (seed ``seed + 7919``) of ``image_size`` pixels."""
-    type: str = "synthetic"
+    and ``val_images`` held-out images of ``image_size`` pixels."""
     num_images: int = 200
     val_images: int = 50
     image_size: int = 128
-    seed: int = 0
     occlusion: float = 0.1
     max_persons: int = 1
 
@@ -52,7 +50,7 @@ def image_sources(data, keypoints: str):
         size = (data.image_size, data.image_size)
         kw = dict(size=size, occlusion=data.occlusion, max_persons=data.max_persons)
         tr = SyntheticPoseDataset(data.num_images, seed=data.seed, **kw)
-        va = SyntheticPoseDataset(data.val_images, seed=data.seed + 7919, **kw) if data.val_images else None
+        va = SyntheticPoseDataset(data.val_images, seed=data.heldout_seed, **kw) if data.val_images else None
         return (tr.coco_dict(), tr.image_by_id, va.coco_dict() if va else None,
                 va.image_by_id if va else None, get_keypoint_set(keypoints))
     tr = load_coco(data.train_ann)
@@ -90,26 +88,74 @@ def write_json(path: str, obj) -> None:
         json.dump(obj, f)
 
 
-def size_pair(value, where: str) -> Tuple[int, int]:
-    try:
-        w, h = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: a (W, H) pair of ints, got {value!r}") from None
-    if w <= 0 or h <= 0:
-        raise ConfigError(f"{where}: must be positive, got {(w, h)}")
-    return w, h
+@dataclass
+class ImageTaskConfig(TaskConfig):
+    """What the image tasks' configs check besides :class:`TaskConfig`: ``input_size``, the
+    (W, H) of the network input, is a pair of positive ints."""
+
+    def __post_init__(self):
+        from ..codecs.base import as_size
+        super().__post_init__()
+        self.input_size = as_size(self.input_size, "input_size", self.task, ConfigError)
+
+
+#: ``eval.mode`` of the image tasks -> (:class:`~pyhpe.eval.COCOKeypointEval` mode, use_area),
+#: as ``pyhpe eval --mode``; 'auto' picks by the validation annotations (:func:`coco_eval_mode`)
+COCO_EVAL_MODES = {"pycocotools": ("pycocotools", True), "xtcocotools": ("xtcocotools", True),
+                   "xtcocotools_noarea": ("xtcocotools", False), "crowdpose": ("crowdpose", False)}
+
+
+@dataclass
+class CocoEval(Config):
+    """The COCO keypoint evaluation of an image task's validation set: ``mode`` is one of
+    :data:`COCO_EVAL_MODES` or 'auto'."""
+    mode: str = "auto"
+
+    def __post_init__(self):
+        if self.mode != "auto" and self.mode not in COCO_EVAL_MODES:
+            raise ConfigError(f"eval.mode: one of {['auto', *COCO_EVAL_MODES]}, got {self.mode!r}")
+
+
+def coco_eval_mode(gt: Dict, mode: str = "auto") -> str:
+    """The evaluation mode for a COCO dict. 'auto': pycocotools when every annotation has an
+    'area'; otherwise (e.g. CrowdPose, AIC) the OKS area is 0.53 x the box area: 'crowdpose'
+    where every image has CrowdPose's 'crowdIndex', else 'xtcocotools_noarea'. An explicit mode
+    that needs 'area' or 'crowdIndex' the file lacks is a ConfigError naming the field."""
+    has_area = all("area" in a for a in gt["annotations"])
+    has_crowd_index = all("crowdIndex" in im for im in gt["images"])
+    if mode == "auto":
+        return "pycocotools" if has_area else "crowdpose" if has_crowd_index else "xtcocotools_noarea"
+    if COCO_EVAL_MODES[mode][1] and not has_area:
+        raise ConfigError(f"eval.mode {mode!r} needs an 'area' in every validation annotation; "
+                          "use 'auto', 'xtcocotools_noarea' or 'crowdpose'")
+    if mode == "crowdpose" and not has_crowd_index:
+        raise ConfigError("eval.mode 'crowdpose' needs a 'crowdIndex' in every validation image")
+    return mode
 
 
 class ImageTask(Task):
-    """What the image tasks share: batches of uint8 images normalised on the device and
-    keypoints encoded by the codec; the validation COCO dict (``val_gt``) for COCO AP."""
+    """What the image tasks share: the keypoint set of the data section, batches of uint8
+    images normalised on the device and keypoints encoded by the codec, and COCO keypoint
+    stats of ``predict``'s results on the validation COCO dict (``val_gt``) in the config's
+    ``eval.mode``."""
 
     _val_gt: Optional[Dict] = None
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.kset = keypoint_set_of(self.config.data, self.config.keypoints)
+        self.codec   # a bad codec section fails here, not in the middle of a run
 
     @property
     def val_gt(self) -> Optional[Dict]:
         self.datasets()
         return self._val_gt
+
+    def set_val_gt(self, gt: Dict) -> None:
+        """The validation COCO dict; an evaluation mode it cannot support fails here, before
+        training."""
+        coco_eval_mode(gt, self.config.eval.mode)
+        self._val_gt = gt
 
     def prepare(self, batch, device):
         from ..data import normalize_images
@@ -117,5 +163,27 @@ class ImageTask(Task):
         targets = self.codec.encode(batch["keypoints"].to(device), batch["visibility"].to(device))
         return inputs, targets
 
+    def predict(self, model, dataset, device="cpu") -> List[Dict]:
+        """COCO keypoint results of every image of ``dataset``."""
+        raise NotImplementedError
 
-__all__ = ["ImageTask", "CocoImages", "IMAGE_DATA", "SyntheticImages", "build_checked", "image_sources", "keypoint_set_of", "size_pair", "write_json"]
+    def evaluate(self, model, device) -> Optional[Dict[str, float]]:
+        val = self.val_dataset()
+        if val is None:
+            return None
+        return self.coco_stats(self.predict(model, val, device))
+
+    def coco_stats(self, results: List[Dict], gt: Optional[Dict] = None) -> Dict[str, float]:
+        """The COCO keypoint stats of ``results`` on ``gt`` (default ``val_gt``) by name (AP,
+        AP50, ...; in 'crowdpose' mode AP_easy/AP_medium/AP_hard instead of the area ranges)."""
+        from ..eval import COCOKeypointEval
+        gt = self.val_gt if gt is None else gt
+        mode, use_area = COCO_EVAL_MODES[coco_eval_mode(gt, self.config.eval.mode)]
+        ev = COCOKeypointEval(gt, results, sigmas=self.kset.sigmas, mode=mode, use_area=use_area)
+        ev.run()
+        return {name: float(v) for name, v in zip(ev.stat_names, ev.stats)}
+
+
+__all__ = ["COCO_EVAL_MODES", "CocoEval", "CocoImages", "IMAGE_DATA", "ImageTask", "ImageTaskConfig",
+           "SyntheticImages",
+           "build_checked", "coco_eval_mode", "image_sources", "keypoint_set_of", "write_json"]

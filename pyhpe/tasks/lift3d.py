@@ -10,20 +10,18 @@ import numpy as np
 import torch
 
 from ..engine.config import Config, ConfigError
-from ..engine.trainer import TrainConfig
-from ..engine.trainer import eval_mode
-from .base import CodecConfig, ModelConfig, Task
+from ..engine.trainer import TrainConfig, eval_mode
+from .base import CodecConfig, ModelConfig, SyntheticData, Task, TaskConfig
 from .common import build_checked
 
 
 @dataclass
-class SyntheticLifting(Config):
+class SyntheticLifting(SyntheticData):
     """Synthetic 3-D poses (COCO-17) seen by random pinhole cameras
-    (:func:`pyhpe.data.synthetic_lifting_data`); test poses use seed ``seed + 7919``."""
-    type: str = "synthetic"
+    (:func:`pyhpe.data.synthetic_lifting_data`) for ``train_samples`` training and
+    ``test_samples`` held-out poses."""
     train_samples: int = 20000
     test_samples: int = 2000
-    seed: int = 0
     noise_2d: float = 0.0
 
 
@@ -55,7 +53,7 @@ class LiftEval(Config):
 
 
 @dataclass
-class Lift3DConfig(Config):
+class Lift3DConfig(TaskConfig):
     task: str = "lift3d"
     keypoints: Optional[str] = None     # default: coco17 (synthetic) / h36m17 (h36m)
     model: ModelConfig = field(default_factory=lambda: ModelConfig("simple_baseline_3d", "tiny"))
@@ -64,12 +62,10 @@ class Lift3DConfig(Config):
     eval: LiftEval = field(default_factory=LiftEval)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    codec_name = "lift3d"
+
     def __post_init__(self):
-        if self.task != "lift3d":
-            raise ConfigError(f"task: 'lift3d' expected, got {self.task!r}")
-        if self.codec.name != "lift3d":
-            raise ConfigError(f"codec.name: the lift3d task uses the 'lift3d' codec, got "
-                              f"{self.codec.name!r}")
+        super().__post_init__()
         bad = set(self.codec.params) & {"mean_2d", "std_2d", "mean_3d", "std_3d", "root_index"}
         if bad:
             raise ConfigError(f"codec: {sorted(bad)} come from the training data, not the config")
@@ -95,7 +91,7 @@ class Lift3DTask(Task):
         d = self.config.data
         if isinstance(d, SyntheticLifting):
             tr2, tr3 = synthetic_lifting_data(d.train_samples, d.seed, d.noise_2d)
-            te2, te3 = synthetic_lifting_data(d.test_samples, d.seed + 7919, d.noise_2d)
+            te2, te3 = synthetic_lifting_data(d.test_samples, d.heldout_seed, d.noise_2d)
             return LiftingDataset(tr2, tr3), LiftingDataset(te2, te3)
         tr2, tr3, _ = h36m_arrays(load_h36m_npz(d.path_3d, d.path_2d, list(d.train_subjects),
                                                 camera_2d=d.camera_2d), d.downsample)

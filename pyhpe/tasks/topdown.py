@@ -12,20 +12,16 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ..engine.config import Config, ConfigError
-from ..eval import coco_keypoint_stats
-from ..engine.trainer import TrainConfig
-from ..engine.trainer import eval_mode
+from ..engine.trainer import TrainConfig, eval_mode
 from .base import CodecConfig, ModelConfig
-from .common import (IMAGE_DATA, ImageTask, build_checked, image_sources, keypoint_set_of,
-                     size_pair)
+from .common import IMAGE_DATA, CocoEval, ImageTask, ImageTaskConfig, build_checked, image_sources
 
 #: codecs whose maps are smaller than the input: they take the config's ``heatmap_size``
 _MAP_CODECS = ("msra", "unbiased", "udp", "integral")
 
 
 @dataclass
-class TopDownEval(Config):
+class TopDownEval(CocoEval):
     flip_test: bool = True
     batch_size: int = 128
     score_thr: float = 0.2        # mmpose rescoring: mean of the keypoint scores above this
@@ -36,7 +32,7 @@ def _default_augment() -> Dict[str, Any]:
 
 
 @dataclass
-class TopDownConfig(Config):
+class TopDownConfig(ImageTaskConfig):
     task: str = "topdown"
     keypoints: str = "coco17"                 # a keypoint-set name, or 'auto' (COCO data)
     input_size: Tuple[int, int] = (48, 64)    # (W, H) of the person crops
@@ -49,27 +45,18 @@ class TopDownConfig(Config):
     eval: TopDownEval = field(default_factory=TopDownEval)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self):
-        self.input_size = size_pair(self.input_size, "input_size")
-        if self.task != "topdown":
-            raise ConfigError(f"task: 'topdown' expected, got {self.task!r}")
-
 
 class TopDownTask(ImageTask):
     name = "topdown"
     Config = TopDownConfig
     metric = "AP"
-    metric_mode = "max"
 
     def __init__(self, config):
         super().__init__(config)
-        c = self.config
-        self.kset = keypoint_set_of(c.data, c.keypoints)
         self.augment = None
-        if c.augment is not None:
+        if self.config.augment is not None:
             from ..data import TopDownAugment
-            self.augment = build_checked("augment", TopDownAugment, **c.augment)
-        self.codec   # a bad codec section fails here, not in the middle of a run
+            self.augment = build_checked("augment", TopDownAugment, **self.config.augment)
 
     def build_codec(self):
         return self.build_named_codec(input_size=list(self.config.input_size))
@@ -86,7 +73,7 @@ class TopDownTask(ImageTask):
                                augment=self.augment, seed=c.data.seed, udp=udp)
         val = None
         if va_gt is not None:
-            self._val_gt = va_gt
+            self.set_val_gt(va_gt)
             val = TopDownDataset(records_from_coco(va_gt), va_load, self.kset, c.input_size, udp=udp)
         return train, val
 
@@ -101,12 +88,6 @@ class TopDownTask(ImageTask):
                                flip_test=e.flip_test if flip_test is None else flip_test,
                                batch_size=e.batch_size, score_thr=e.score_thr,
                                autocast_dtype=autocast_dtype)
-
-    def evaluate(self, model, device) -> Optional[Dict[str, float]]:
-        val = self.val_dataset()
-        if val is None:
-            return None
-        return coco_keypoint_stats(self.val_gt, self.predict(model, val, device), self.kset.sigmas)
 
 
 @torch.no_grad()
@@ -246,8 +227,8 @@ def infer_detections(task: TopDownTask, model, gt: Dict, image_loader: Callable,
     results = task.predict(model, ds, device, flip_test=flip_test) if len(ds) else []
     infer_s = time.time() - t0
     kept = apply_oks_nms(results, nms_thr, task.kset.sigmas, vis_thr) if nms else results
-    stats = coco_keypoint_stats(gt, kept, task.kset.sigmas)
-    stats_all = coco_keypoint_stats(gt, results, task.kset.sigmas) if nms else stats
+    stats = task.coco_stats(kept, gt)
+    stats_all = task.coco_stats(results, gt) if nms else stats
     log(f"top-down on {len(boxes)} boxes: {len(kept)} poses after OKS-NMS "
         f"({len(results) - len(kept)} suppressed) in {infer_s:.2f}s")
     log("COCO keypoint stats: " + " ".join(f"{k} {v:.4f}" for k, v in stats.items()))

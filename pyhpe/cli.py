@@ -18,13 +18,13 @@ def _cmd_info(args) -> int:
     return 0
 
 
-# `pyhpe eval --mode` name -> (COCOKeypointEval mode, use_area, default keypoint set for sigmas)
-EVAL_MODES = {
-    "pycocotools": ("pycocotools", True, "coco17"),
-    "xtcocotools": ("xtcocotools", True, "coco17"),
-    "xtcocotools_noarea": ("xtcocotools", False, "coco17"),   # OKS area 0.53 * box w * h
-    "crowdpose": ("crowdpose", False, "crowdpose14"),         # CrowdPose GT has no 'area'
-}
+# `pyhpe eval --mode` -> the keypoint set whose sigmas it uses by default (modes: pyhpe.eval.EVAL_MODES)
+EVAL_DEFAULT_SET = {"crowdpose": "crowdpose14"}
+
+
+def _eval_modes():
+    from pyhpe.eval import EVAL_MODES
+    return EVAL_MODES
 
 
 def _eval_sigmas(spec):
@@ -42,8 +42,8 @@ def _eval_sigmas(spec):
 
 def _eval_files(args) -> int:
     from pyhpe.eval import COCOKeypointEval
-    mode, use_area, default_set = EVAL_MODES[args.mode]
-    sigmas = _eval_sigmas(args.sigmas or default_set)
+    mode, use_area = _eval_modes()[args.mode]
+    sigmas = _eval_sigmas(args.sigmas or EVAL_DEFAULT_SET.get(args.mode, "coco17"))
     try:
         with open(args.dt) as f:
             dt = json.load(f)
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "metrics on a config's validation data (--config)")
     s.add_argument("gt", nargs="?", help="COCO keypoint annotation json")
     s.add_argument("dt", nargs="?", help="COCO results json (list of detections)")
-    s.add_argument("--mode", default="pycocotools", choices=list(EVAL_MODES),
+    s.add_argument("--mode", default="pycocotools", choices=list(_eval_modes()),
                    help="pycocotools (default); xtcocotools; xtcocotools_noarea (OKS area = "
                         "0.53 * GT box area); crowdpose (xtcocotools keypoints_crowd, no area)")
     s.add_argument("--sigmas", default=None,

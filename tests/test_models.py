@@ -360,3 +360,14 @@ def test_unknown_names_raise():
         build_model("nope")
     with pytest.raises(ValueError, match="no config"):
         build_model("hrnet", "huge")
+
+
+@pytest.mark.parametrize("name", ["simple_baseline", "hrnet", "hourglass", "cpm", "openpose"])
+def test_codec_maps_must_match_the_network_output(name):
+    """A codec whose maps are not the network's output size is refused when the model is
+    built (naming both sizes), not with a shape error at the first loss."""
+    from pyhpe.models.openpose import default_limbs
+    codec = (PAFCodec((48, 64), (7, 9), default_limbs(17)) if name == "openpose"
+             else MSRAHeatmap((48, 64), (7, 9)))
+    with pytest.raises(ValueError, match=r"heatmap_size \(7, 9\) is not the network's output"):
+        build_model(name, "tiny", codec=codec)

@@ -593,8 +593,8 @@ def _write_eval_set(tmp_path, **kw):
 
 @pytest.mark.parametrize("mode", ["pycocotools", "xtcocotools", "xtcocotools_noarea", "crowdpose"])
 def test_cli_eval_every_offered_mode_runs(tmp_path, capsys, mode):
-    from pyhpe.cli import EVAL_MODES, build_parser, main
-    from pyhpe.eval import COCOKeypointEval
+    from pyhpe.cli import EVAL_DEFAULT_SET, build_parser, main
+    from pyhpe.eval import EVAL_MODES, COCOKeypointEval
     from pyhpe.keypoints import get_keypoint_set
     offered = next(a for a in build_parser()._subparsers._group_actions[0].choices["eval"]._actions
                    if a.dest == "mode").choices
@@ -603,7 +603,8 @@ def test_cli_eval_every_offered_mode_runs(tmp_path, capsys, mode):
     gt, dt, gp, dp = _write_eval_set(tmp_path, **kw)
     assert main(["eval", gp, dp, "--mode", mode]) == 0
     out = capsys.readouterr().out
-    ev_mode, use_area, kset = EVAL_MODES[mode]
+    ev_mode, use_area = EVAL_MODES[mode]
+    kset = EVAL_DEFAULT_SET.get(mode, "coco17")
     ref = COCOKeypointEval(gt, dt, sigmas=get_keypoint_set(kset).sigmas, mode=ev_mode,
                            use_area=use_area).run()
     assert f"{ref[0]:.3f}" in out and 0 < ref[0] < 1   # the printed AP is that mode's AP

@@ -51,6 +51,12 @@ from ..keypoints import COCO_SIGMAS
 
 MODES = ("pycocotools", "xtcocotools", "crowdpose")
 
+#: Named evaluation protocols (``pyhpe eval --mode``, the image tasks' ``eval.mode``) ->
+#: (:class:`COCOKeypointEval` ``mode``, ``use_area``). Without ``use_area`` the OKS scale is
+#: 0.53 x the GT box area (xtcocotools' rule for annotations without 'area', e.g. CrowdPose).
+EVAL_MODES = {"pycocotools": ("pycocotools", True), "xtcocotools": ("xtcocotools", True),
+              "xtcocotools_noarea": ("xtcocotools", False), "crowdpose": ("crowdpose", False)}
+
 
 def _load(obj, what: str):
     """A COCO-format dict (or results list) from a path, a dict/list, or a COCO object."""

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from .common import init_weights
-from .heads import build_heatmap_head
+from .heads import heatmap_model
 from .pose_model import PoseModel
 
 
@@ -59,9 +59,8 @@ def build(num_keypoints=17, codec=None, *, input_size=(192, 256), joint_weights=
     """CPM + a pass-through :class:`HeatmapHead`: the loss sums every stage's K keypoint maps
     (the background belief map is not supervised)."""
     backbone = CPM(num_keypoints, **arch)
-    head = build_heatmap_head(codec, input_size, CPM.stride, num_keypoints=num_keypoints,
-                              joint_weights=joint_weights)
-    return PoseModel(backbone, head)
+    return heatmap_model(backbone, codec, input_size, CPM.stride, num_keypoints=num_keypoints,
+                         joint_weights=joint_weights)
 
 
 CONFIGS = {"paper": dict(num_stages=6, channels=128, feat_channels=32, large_kernel=11),

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import conv_bn_act, init_weights
-from .heads import build_heatmap_head
+from .heads import heatmap_model
 from .pose_model import PoseModel
 
 
@@ -78,9 +78,8 @@ def build(num_keypoints=17, codec=None, *, input_size=(256, 256), joint_weights=
           ) -> PoseModel:
     """Stacked hourglass + a pass-through :class:`HeatmapHead`: the loss sums every stack."""
     backbone = StackedHourglass(num_keypoints, **arch)
-    head = build_heatmap_head(codec, input_size, StackedHourglass.stride,
-                              num_keypoints=num_keypoints, joint_weights=joint_weights)
-    return PoseModel(backbone, head)
+    return heatmap_model(backbone, codec, input_size, StackedHourglass.stride,
+                         num_keypoints=num_keypoints, joint_weights=joint_weights)
 
 
 CONFIGS = {"paper": dict(num_stacks=8, channels=256, depth=4, num_blocks=1),

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import BasicBlock, Bottleneck, conv_bn_act, init_weights, make_stage
-from .heads import build_heatmap_head
+from .heads import heatmap_model
 from .pose_model import PoseModel
 
 
@@ -109,9 +109,9 @@ def build(num_keypoints=17, codec=None, *, input_size=(192, 256), joint_weights=
           ) -> PoseModel:
     """HRNet + a 1x1 :class:`HeatmapHead` on the high-resolution branch (stride 4)."""
     backbone = HRNet(**arch)
-    head = build_heatmap_head(codec, input_size, HRNet.stride, in_channels=backbone.out_channels,
-                              num_keypoints=num_keypoints, joint_weights=joint_weights)
-    return PoseModel(backbone, head)
+    return heatmap_model(backbone, codec, input_size, HRNet.stride,
+                         in_channels=backbone.out_channels, num_keypoints=num_keypoints,
+                         joint_weights=joint_weights)
 
 
 CONFIGS = {"paper": dict(width=32), "w32": dict(width=32), "w48": dict(width=48),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from .common import conv_bn_act, init_weights
-from .heads import build_heatmap_head
+from .heads import heatmap_model
 from .pose_model import PoseModel
 
 
@@ -90,9 +90,9 @@ class LitePose(nn.Module):
 def build(num_keypoints=17, codec=None, *, input_size=(256, 256), joint_weights=None, **arch
           ) -> PoseModel:
     backbone = LitePose(**arch)
-    head = build_heatmap_head(codec, input_size, backbone.stride, in_channels=backbone.out_channels,
-                              num_keypoints=num_keypoints, joint_weights=joint_weights)
-    return PoseModel(backbone, head)
+    return heatmap_model(backbone, codec, input_size, backbone.stride,
+                         in_channels=backbone.out_channels, num_keypoints=num_keypoints,
+                         joint_weights=joint_weights)
 
 
 CONFIGS = {"paper": dict(),  # LitePose-S-like: 6/8/10/10 blocks, 7x7 kernels

@@ -7,7 +7,7 @@ import torch.nn as nn
 from ..codecs import PAFCodec
 from ..ops.paf import COCO17_LIMBS, COCO18_LIMBS
 from .common import heatmap_size, init_weights
-from .heads import PAFHead
+from .heads import PAFHead, check_map_size
 from .pose_model import PoseModel
 
 
@@ -60,6 +60,7 @@ def build(num_keypoints=17, codec=None, *, input_size=(368, 368), num_limbs=None
     if codec is None:
         codec = PAFCodec(input_size, heatmap_size(input_size, backbone.stride),
                          default_limbs(num_keypoints))
+    check_map_size(codec, backbone.stride, "openpose")
     if num_limbs is not None and int(num_limbs) != len(codec.limbs):
         raise ValueError(f"openpose: num_limbs={num_limbs} but the codec has {len(codec.limbs)} limbs")
     head = PAFHead(codec, feat_channels, num_keypoints, num_stages, stage_channels, stage1_kernel,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .common import ResNet
-from .heads import build_heatmap_head
+from .heads import heatmap_model
 from .pose_model import PoseModel
 
 
@@ -14,10 +14,9 @@ def build(num_keypoints=17, codec=None, *, input_size=(192, 256), depth=50, laye
     deconvs (fewer stages or deconvs change the stride accordingly)."""
     backbone = ResNet(depth, layers, widths, block, stem_channels, stem_pool, stem)
     stride = backbone.stride / 2 ** len(deconv_channels)
-    head = build_heatmap_head(codec, input_size, stride, in_channels=backbone.out_channels,
-                              num_keypoints=num_keypoints, deconv_channels=deconv_channels,
-                              extra_convs=extra_convs, joint_weights=joint_weights)
-    return PoseModel(backbone, head)
+    return heatmap_model(backbone, codec, input_size, stride, in_channels=backbone.out_channels,
+                         num_keypoints=num_keypoints, deconv_channels=deconv_channels,
+                         extra_convs=extra_convs, joint_weights=joint_weights)
 
 
 CONFIGS = {

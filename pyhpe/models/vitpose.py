@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import init_weights
-from .heads import build_heatmap_head
+from .heads import heatmap_model
 from .pose_model import PoseModel
 from .transformer import Encoder
 
@@ -55,9 +55,8 @@ def build(num_keypoints=17, codec=None, *, img_size=(192, 256), patch_size=16, d
         stride = patch_size / 2 ** len(deconv_channels)
     else:
         raise ValueError(f"vitpose: 'decoder' must be 'classic' or 'simple', got {decoder!r}")
-    head = build_heatmap_head(codec, img_size, stride, in_channels=dim, num_keypoints=num_keypoints,
-                              joint_weights=joint_weights, **opts)
-    return PoseModel(backbone, head)
+    return heatmap_model(backbone, codec, img_size, stride, in_channels=dim,
+                         num_keypoints=num_keypoints, joint_weights=joint_weights, **opts)
 
 
 CONFIGS = {"paper": dict(img_size=(192, 256), patch_size=16, dim=768, depth=12, heads=12),  # ViTPose-B

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 from ..engine.config import Config, ConfigError
+from ..eval.coco import EVAL_MODES
 from .base import SyntheticData, Task, TaskConfig
 
 
@@ -99,21 +100,15 @@ class ImageTaskConfig(TaskConfig):
         self.input_size = as_size(self.input_size, "input_size", self.task, ConfigError)
 
 
-#: ``eval.mode`` of the image tasks -> (:class:`~pyhpe.eval.COCOKeypointEval` mode, use_area),
-#: as ``pyhpe eval --mode``; 'auto' picks by the validation annotations (:func:`coco_eval_mode`)
-COCO_EVAL_MODES = {"pycocotools": ("pycocotools", True), "xtcocotools": ("xtcocotools", True),
-                   "xtcocotools_noarea": ("xtcocotools", False), "crowdpose": ("crowdpose", False)}
-
-
 @dataclass
 class CocoEval(Config):
     """The COCO keypoint evaluation of an image task's validation set: ``mode`` is one of
-    :data:`COCO_EVAL_MODES` or 'auto'."""
+    :data:`pyhpe.eval.EVAL_MODES` or 'auto'."""
     mode: str = "auto"
 
     def __post_init__(self):
-        if self.mode != "auto" and self.mode not in COCO_EVAL_MODES:
-            raise ConfigError(f"eval.mode: one of {['auto', *COCO_EVAL_MODES]}, got {self.mode!r}")
+        if self.mode != "auto" and self.mode not in EVAL_MODES:
+            raise ConfigError(f"eval.mode: one of {['auto', *EVAL_MODES]}, got {self.mode!r}")
 
 
 def coco_eval_mode(gt: Dict, mode: str = "auto") -> str:
@@ -125,7 +120,7 @@ def coco_eval_mode(gt: Dict, mode: str = "auto") -> str:
     has_crowd_index = all("crowdIndex" in im for im in gt["images"])
     if mode == "auto":
         return "pycocotools" if has_area else "crowdpose" if has_crowd_index else "xtcocotools_noarea"
-    if COCO_EVAL_MODES[mode][1] and not has_area:
+    if EVAL_MODES[mode][1] and not has_area:
         raise ConfigError(f"eval.mode {mode!r} needs an 'area' in every validation annotation; "
                           "use 'auto', 'xtcocotools_noarea' or 'crowdpose'")
     if mode == "crowdpose" and not has_crowd_index:
@@ -178,12 +173,12 @@ class ImageTask(Task):
         AP50, ...; in 'crowdpose' mode AP_easy/AP_medium/AP_hard instead of the area ranges)."""
         from ..eval import COCOKeypointEval
         gt = self.val_gt if gt is None else gt
-        mode, use_area = COCO_EVAL_MODES[coco_eval_mode(gt, self.config.eval.mode)]
+        mode, use_area = EVAL_MODES[coco_eval_mode(gt, self.config.eval.mode)]
         ev = COCOKeypointEval(gt, results, sigmas=self.kset.sigmas, mode=mode, use_area=use_area)
         ev.run()
         return {name: float(v) for name, v in zip(ev.stat_names, ev.stats)}
 
 
-__all__ = ["COCO_EVAL_MODES", "CocoEval", "CocoImages", "IMAGE_DATA", "ImageTask", "ImageTaskConfig",
+__all__ = ["CocoEval", "CocoImages", "IMAGE_DATA", "ImageTask", "ImageTaskConfig",
            "SyntheticImages",
            "build_checked", "coco_eval_mode", "image_sources", "keypoint_set_of", "write_json"]

@@ -1,11 +1,11 @@
 """Heads: each owns its codec, its loss (named terms) and its prediction."""
 from .base import BaseHead, average_outputs
-from .heatmap import HeatmapHead, IntegralHead, build_heatmap_head, default_heatmap_codec
+from .heatmap import HeatmapHead, IntegralHead, check_map_size, default_heatmap_codec, heatmap_model
 from .lift import LiftHead
 from .paf import PAFHead
 from .regression import RegressionHead
 from .simcc import SimCCHead
 
 __all__ = ["BaseHead", "HeatmapHead", "IntegralHead", "LiftHead", "PAFHead", "RegressionHead",
-           "SimCCHead", "average_outputs", "build_heatmap_head",
+           "SimCCHead", "average_outputs", "check_map_size", "heatmap_model",
            "default_heatmap_codec"]

@@ -142,10 +142,26 @@ def default_heatmap_codec(input_size, stride: float) -> MSRAHeatmap:
     return MSRAHeatmap(input_size, heatmap_size(input_size, stride), sigma=2.0)
 
 
-def build_heatmap_head(codec: Optional[Codec], input_size, stride: float, **kwargs) -> HeatmapHead:
-    """The head of a heatmap network: an :class:`IntegralHead` for an integral codec, else a
-    :class:`HeatmapHead`; without a codec, :func:`default_heatmap_codec`."""
+def heatmap_model(backbone: nn.Module, codec: Optional[Codec], input_size, stride: float,
+                  **head_kwargs):
+    """A heatmap network as a :class:`~pyhpe.models.PoseModel`: ``backbone`` + an
+    :class:`IntegralHead` for an integral codec, else a :class:`HeatmapHead` (``head_kwargs``);
+    without a codec, :func:`default_heatmap_codec` at ``input_size``. A codec whose maps are
+    not the network's output size (``codec.input_size / stride``) is refused here, not at
+    the first loss."""
+    from ..pose_model import PoseModel
     if codec is None:
         codec = default_heatmap_codec(input_size, stride)
+    check_map_size(codec, stride, type(backbone).__name__)
     cls = IntegralHead if isinstance(codec, IntegralRegressionLabel) else HeatmapHead
-    return cls(codec, **kwargs)
+    return PoseModel(backbone, cls(codec, **head_kwargs))
+
+
+def check_map_size(codec: Codec, stride: float, who: str) -> None:
+    """``codec.heatmap_size`` must be the size of a stride-``stride`` network's output at
+    ``codec.input_size``."""
+    expected = heatmap_size(codec.input_size, stride)
+    if tuple(codec.heatmap_size) != expected:
+        raise ValueError(f"{who}: the codec's heatmap_size {tuple(codec.heatmap_size)} is not the "
+                         f"network's output size {expected} (input_size {tuple(codec.input_size)} "
+                         f"/ stride {stride:g})")

@@ -2,6 +2,13 @@
 
 Importing pyhpe loads the compiled extension, which registers every op under
 ``torch.ops.pyhpe``; the typed Python wrappers live in :mod:`pyhpe.ops`.
+
+Above the ops, data flows one way: :mod:`pyhpe.data` (readers and transforms; items carry
+keypoints, never targets) -> :mod:`pyhpe.codecs` (targets of a whole collated batch, decoding)
+-> :mod:`pyhpe.models` (backbone + head; the head owns its loss and prediction through its
+codec) -> :mod:`pyhpe.engine` (the one trainer) -> :mod:`pyhpe.eval` (metrics).
+:mod:`pyhpe.tasks` builds them from one validated config; :mod:`pyhpe.keypoints` holds the
+keypoint-set facts.
 """
 from ._version import __version__
 

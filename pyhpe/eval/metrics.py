@@ -1,4 +1,6 @@
-"""Keypoint accuracy metrics: PCK, PCKh, PCP, MPJPE, N-MPJPE and P-MPJPE (numpy).
+"""Keypoint accuracy metrics (numpy): PCK, PCKh, PCP, the MPJPE family, and the official metric
+of each dataset built on them: MPII PCKh per joint, Human3.6M MPJPE / P-MPJPE per action,
+MPI-INF-3DHP PCK3D and AUC, CMU Panoptic multi-person MPJPE and AP.
 
 Semantics follow mmpose's ``mmpose/evaluation/functional/keypoint_eval.py``: PCK distances
 are divided per axis by ``normalize`` (N, 2); keypoints whose mask is False or whose
@@ -8,7 +10,8 @@ translation) fitted per sample by SVD, as in VideoPose3D/mmpose ``compute_simila
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+import os
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -154,5 +157,250 @@ def n_mpjpe(pred, gt, mask=None) -> float:
     return mpjpe(pred, gt, mask, alignment="scale")
 
 
-__all__ = ["normalized_distances", "pck_accuracy", "pckh_accuracy", "pcp_accuracy",
-           "similarity_transform", "mpjpe", "p_mpjpe", "n_mpjpe"]
+# ---------------------------------------------------------------------------- MPII
+#: MPII joints (0 r_ankle, 1 r_knee, 2 r_hip, 3 l_hip, 4 l_knee, 5 l_ankle, 6 pelvis, 7 thorax,
+#: 8 upper_neck, 9 head_top, 10 r_wrist, 11 r_elbow, 12 r_shoulder, 13 l_shoulder, 14 l_elbow,
+#: 15 l_wrist) averaged into the rows of the official PCKh table.
+MPII_PCKH_ROWS = (("Head", (9,)), ("Shoulder", (13, 12)), ("Elbow", (14, 11)),
+                  ("Wrist", (15, 10)), ("Hip", (3, 2)), ("Knee", (4, 1)), ("Ankle", (5, 0)))
+
+
+def mpii_head_sizes(head_boxes, sc_bias: float = 0.6) -> np.ndarray:
+    """MPII's PCKh normaliser: ``sc_bias`` (0.6) x the diagonal of each head box.
+
+    ``head_boxes``: ``(N, 2, 2)`` as ``[[x1, y1], [x2, y2]]`` per person (the official
+    annotation's ``annorect.x1/y1/x2/y2``; ``gt_valid.mat``'s ``headboxes_src`` is this array
+    transposed to ``(2, 2, N)``)."""
+    boxes = np.asarray(head_boxes, dtype=np.float64)
+    if boxes.ndim != 3 or boxes.shape[1:] != (2, 2):
+        raise ValueError(f"mpii_head_sizes: 'head_boxes' must be (N, 2, 2), got {boxes.shape}")
+    return sc_bias * np.linalg.norm(boxes[:, 1] - boxes[:, 0], axis=-1)
+
+
+def mpii_pckh(pred, gt, visible, head_sizes=None, *, head_boxes=None, thr: float = 0.5,
+              convention: str = "official") -> dict:
+    """The MPII PCKh table: Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle, Mean, Mean@0.1 (%).
+
+    pred, gt ``(N, 16, 2)`` in the same pixel convention (the official GT is 1-based: add 1 to
+    0-based predictions); visible ``(N, 16)`` (not ``jnt_missing``); ``head_sizes`` ``(N,)`` or
+    ``head_boxes`` ``(N, 2, 2)`` (:func:`mpii_head_sizes`, 0.6 x the box diagonal). A joint is
+    correct when its error divided by the head size is within ``thr``; per-joint rates are over
+    the joints' visible samples; Mean weights joints by their visible counts, without pelvis and
+    thorax. ``convention``:
+
+    * ``'official'``: the published evaluation (``evaluatePCKh`` as ported by HRNet and mmpose
+      0.x ``MpiiDataset.evaluate``): ``<= thr``; Mean@0.1 is read at row 11 of the
+      ``0:0.01:0.5`` threshold grid, i.e. at 0.11, as that code does.
+    * ``'mmpose'``: mmpose 1.x ``MpiiPCKAccuracy``: ``< thr`` and Mean@0.1 at 0.1.
+
+    The result also holds ``'per_joint'`` (16 rates, NaN for a joint never visible).
+    """
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[1:] != (16, 2):
+        raise ValueError(f"mpii_pckh: 'pred' and 'gt' must both be (N, 16, 2), got {pred.shape} "
+                         f"and {gt.shape}")
+    if (head_sizes is None) == (head_boxes is None):
+        raise ValueError("mpii_pckh: give exactly one of 'head_sizes' and 'head_boxes'")
+    if head_sizes is None:
+        head_sizes = mpii_head_sizes(head_boxes)
+    head_sizes = np.asarray(head_sizes, np.float64).reshape(-1)
+    vis = np.asarray(visible).astype(bool)
+    if vis.shape != pred.shape[:2] or head_sizes.shape != (pred.shape[0],):
+        raise ValueError(f"mpii_pckh: 'visible' must be (N, 16) and head sizes (N,) for N = "
+                         f"{pred.shape[0]}, got {vis.shape} and {head_sizes.shape}")
+    if convention not in ("official", "mmpose"):
+        raise ValueError(f"mpii_pckh: unknown convention {convention!r}; use 'official' or 'mmpose'")
+    if np.any(vis & ~(head_sizes[:, None] > 0)):
+        raise ValueError("mpii_pckh: every person with a visible joint needs a head size > 0")
+    safe = np.where(head_sizes > 0, head_sizes, 1.0)
+    err = np.linalg.norm(pred - gt, axis=-1) / safe[:, None]
+    count = vis.sum(0)
+
+    def rates(t):
+        ok = (err <= t) if convention == "official" else (err < t)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return 100.0 * (ok & vis).sum(0) / count
+    per_joint = rates(thr)
+    grid = np.arange(0, 0.5 + 0.01, 0.01)
+    at_01 = rates(grid[11] if convention == "official" else 0.1)
+    weights = count.astype(np.float64).copy()
+    weights[6:8] = 0  # pelvis, thorax
+    total = weights.sum()
+    if total == 0:
+        raise ValueError("mpii_pckh: no visible joint to evaluate")
+    ratio = weights / total
+    out = {name: float(np.mean(per_joint[list(idx)])) for name, idx in MPII_PCKH_ROWS}
+    used = ratio > 0
+    out["Mean"] = float(np.sum(per_joint[used] * ratio[used]))
+    out["Mean@0.1"] = float(np.sum(at_01[used] * ratio[used]))
+    out["per_joint"] = per_joint
+    return out
+
+
+# ---------------------------------------------------------------------------- Human3.6M
+def h36m_action(image_name: str) -> str:
+    """The action category of a Human3.6M image or sequence name, as mmpose parses it:
+    ``'S1/S1_Directions_1.54138969/S1_Directions_1.54138969_000001.jpg'`` -> ``'Directions'``,
+    ``'S8_WalkDog_1.55011271_000026.jpg'`` -> ``'WalkDog'``."""
+    base = os.path.basename(str(image_name))
+    parts = base.split("_", 1)
+    if len(parts) != 2 or not parts[0].startswith("S"):
+        raise ValueError(f"h36m_action: {image_name!r} is not a Human3.6M name "
+                         "('S<subject>_<Action>[_<n>].<camera>_<frame>.jpg')")
+    return parts[1].split(".", 1)[0].split("_")[0]
+
+
+_PROTOCOLS = {1: ("MPJPE", "none"), 2: ("P-MPJPE", "procrustes"), "n": ("N-MPJPE", "scale")}
+
+
+def mpjpe_by_action(pred, gt, actions, mask=None, protocols=(1, 2)) -> Dict[str, float]:
+    """Human3.6M MPJPE per action (mmpose's ``MPJPE`` metric): protocol 1 is MPJPE, protocol 2
+    P-MPJPE (per-sample Procrustes alignment), ``'n'`` N-MPJPE.
+
+    pred, gt ``(N, K, 3)`` (mm, usually root-relative); ``actions``: ``(N,)`` action names or
+    image names (:func:`h36m_action` parses the latter); mask ``(N, K)``. Returns
+    ``{'MPJPE': all samples, 'MPJPE_<Action>': that action's samples, ...}`` (and 'P-MPJPE',
+    'P-MPJPE_<Action>', ...), each the mean over valid joints of the samples it covers.
+    """
+    pred, gt = _check(pred, gt, "mpjpe_by_action")
+    names = [str(a) for a in actions]
+    if len(names) != pred.shape[0]:
+        raise ValueError(f"mpjpe_by_action: {len(names)} actions for {pred.shape[0]} samples")
+    cats = np.array([h36m_action(a) if ("." in a or "/" in a) else a for a in names])
+    mask = np.ones(pred.shape[:2], bool) if mask is None else np.asarray(mask, bool)
+    out = {}
+    for p in protocols:
+        if p not in _PROTOCOLS:
+            raise ValueError(f"mpjpe_by_action: unknown protocol {p!r}; use 1, 2 or 'n'")
+        name, align = _PROTOCOLS[p]
+        out[name] = mpjpe(pred, gt, mask, align)
+        for c in sorted(set(cats.tolist())):
+            sel = cats == c
+            out[f"{name}_{c}"] = mpjpe(pred[sel], gt[sel], mask[sel], align)
+    return out
+
+
+# ---------------------------------------------------------------------------- MPI-INF-3DHP
+def _aligned(pred, gt, alignment):
+    if alignment == "procrustes":
+        return similarity_transform(pred, gt)
+    if alignment != "none":
+        raise ValueError(f"unknown alignment {alignment!r}; use 'none' or 'procrustes'")
+    return pred
+
+
+def pck3d(pred, gt, mask=None, threshold: float = 150.0, alignment: str = "none") -> float:
+    """3D PCK (MPI-INF-3DHP, mmpose ``keypoint_3d_pck``): percent of valid joints whose error
+    is below ``threshold`` (in the data's units: 150 for mm, 0.15 for m)."""
+    pred, gt = _check(pred, gt, "pck3d")
+    mask = np.ones(pred.shape[:2], bool) if mask is None else np.asarray(mask, bool)
+    err = np.linalg.norm(_aligned(pred, gt, alignment) - gt, axis=-1)
+    return float((err < threshold)[mask].mean() * 100) if mask.any() else 0.0
+
+
+def auc3d(pred, gt, mask=None, max_threshold: float = 150.0, num_thresholds: int = 31,
+          alignment: str = "none") -> float:
+    """AUC of the 3D PCK curve (MPI-INF-3DHP, mmpose ``keypoint_3d_auc``): the mean of
+    :func:`pck3d` over ``linspace(0, max_threshold, num_thresholds)`` (0..150 mm, 31 values)."""
+    pred, gt = _check(pred, gt, "auc3d")
+    mask = np.ones(pred.shape[:2], bool) if mask is None else np.asarray(mask, bool)
+    if not mask.any():
+        return 0.0
+    err = np.linalg.norm(_aligned(pred, gt, alignment) - gt, axis=-1)[mask]
+    thrs = np.linspace(0.0, max_threshold, num_thresholds)
+    return float(np.mean([(err < t).mean() for t in thrs]) * 100)
+
+
+def mpi_inf_3dhp_metrics(pred, gt, mask=None, threshold: float = 150.0) -> Dict[str, float]:
+    """MPI-INF-3DHP's metrics: ``PCK3D`` (@``threshold``), ``AUC`` (0..threshold, 31 steps),
+    ``MPJPE``, and their Procrustes-aligned ``P-PCK3D``, ``P-AUC``, ``P-MPJPE``."""
+    out = {}
+    for prefix, align in (("", "none"), ("P-", "procrustes")):
+        out[prefix + "PCK3D"] = pck3d(pred, gt, mask, threshold, align)
+        out[prefix + "AUC"] = auc3d(pred, gt, mask, threshold, 31, align)
+        out[prefix + "MPJPE"] = mpjpe(pred, gt, mask, align)
+    return out
+
+
+# ---------------------------------------------------------------------------- CMU Panoptic
+def multiperson_mpjpe_ap(pred_poses, pred_scores, gt_poses, gt_visible=None,
+                         ap_thresholds=(25, 50, 75, 100, 125, 150),
+                         mpjpe_threshold: float = 500.0) -> Dict[str, float]:
+    """Multi-person 3D evaluation of CMU Panoptic as VoxelPose (and mmpose's Panoptic 3D
+    dataset) define it, per frame lists:
+
+    ``pred_poses[i]`` ``(P, K, 3)`` with ``pred_scores[i]`` ``(P,)``; ``gt_poses[i]``
+    ``(G, K, 3)`` with ``gt_visible[i]`` ``(G, K)`` (Panoptic: joint confidence > 0.1). Each
+    prediction is paired with the GT person of the frame nearest in MPJPE over that GT's
+    visible joints. Over all frames, by descending score (stable), a prediction whose MPJPE is
+    below the threshold and whose GT is not yet taken is a true positive.
+
+    Returns ``AP<t>`` and ``Recall<t>`` for each ``t`` in ``ap_thresholds`` (VOC-style area
+    under the interpolated precision/recall curve), ``mAP``, ``mAR``, and ``MPJPE``: the mean
+    MPJPE of the true positives at ``mpjpe_threshold`` (500 mm), ``inf`` when there are none.
+    """
+    n = len(gt_poses)
+    if len(pred_poses) != n or len(pred_scores) != n:
+        raise ValueError("multiperson_mpjpe_ap: pred_poses, pred_scores and gt_poses need one "
+                         "entry per frame")
+    errors, scores, gt_ids = [], [], []
+    total_gt = 0
+    for i in range(n):
+        g = np.asarray(gt_poses[i], np.float64)
+        if g.size == 0:
+            continue
+        vis = (np.ones(g.shape[:2], bool) if gt_visible is None
+               else np.asarray(gt_visible[i], bool).reshape(g.shape[:2]))
+        p = np.asarray(pred_poses[i], np.float64).reshape(-1, *g.shape[1:])
+        s = np.asarray(pred_scores[i], np.float64).reshape(-1)
+        if len(s) != len(p):
+            raise ValueError(f"multiperson_mpjpe_ap: frame {i}: {len(p)} poses, {len(s)} scores")
+        for pose, score in zip(p, s):
+            d = np.linalg.norm(pose[None] - g, axis=-1)  # (G, K)
+            per_gt = np.array([d[j][vis[j]].mean() if vis[j].any() else np.nan
+                               for j in range(len(g))])
+            seen = np.isfinite(per_gt)
+            j = int(np.nanargmin(per_gt)) if seen.any() else 0
+            errors.append(per_gt[j] if seen.any() else np.inf)
+            scores.append(score)
+            gt_ids.append(total_gt + j)
+        total_gt += len(g)
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    errors = np.asarray(errors, np.float64)[order]
+    gt_ids = np.asarray(gt_ids, np.int64)[order]
+
+    def true_positives(t):
+        taken, tp = set(), np.zeros(len(errors), bool)
+        for k, (e, g) in enumerate(zip(errors, gt_ids)):
+            if e < t and g not in taken:
+                tp[k] = True
+                taken.add(int(g))
+        return tp
+
+    out = {}
+    aps, recs = [], []
+    for t in ap_thresholds:
+        tp = true_positives(t)
+        ctp, cfp = np.cumsum(tp), np.cumsum(~tp)
+        recall = ctp / (total_gt + 1e-5)
+        precision = ctp / (ctp + cfp + 1e-5)
+        for k in range(len(precision) - 2, -1, -1):
+            precision[k] = max(precision[k], precision[k + 1])
+        precision = np.concatenate(([0], precision, [0]))
+        recall = np.concatenate(([0], recall, [1]))
+        idx = np.where(recall[1:] != recall[:-1])[0]
+        ap = float(np.sum((recall[idx + 1] - recall[idx]) * precision[idx + 1]))
+        rec = float(recall[-2])
+        out[f"AP{t:g}"], out[f"Recall{t:g}"] = ap, rec
+        aps.append(ap)
+        recs.append(rec)
+    out["mAP"], out["mAR"] = float(np.mean(aps)), float(np.mean(recs))
+    tp = true_positives(mpjpe_threshold)
+    out["MPJPE"] = float(errors[tp].mean()) if tp.any() else float("inf")
+    return out
+
+
+__all__ = ["MPII_PCKH_ROWS", "auc3d", "h36m_action", "mpi_inf_3dhp_metrics", "mpii_head_sizes",
+           "mpii_pckh", "mpjpe_by_action", "multiperson_mpjpe_ap", "normalized_distances",
+           "pck_accuracy", "pck3d", "pckh_accuracy", "pcp_accuracy", "similarity_transform",
+           "mpjpe", "p_mpjpe", "n_mpjpe"]

@@ -441,3 +441,216 @@ def test_multiperson_mpjpe_ap_by_hand():
     assert out["Recall25"] == pytest.approx(0.5, abs=1e-4)
     none = multiperson_mpjpe_ap([np.zeros((0, 3, 3))], [[]], [g])
     assert none["mAP"] == 0 and none["MPJPE"] == float("inf")
+
+
+# ----------------------------------------------------------------------- PoseTrack18
+def _to_poseval_frames(gt, results):
+    """GT and results in poseval's annolist form, as its convert.py leaves them (17 -> 15
+    joints, a point skipped when it is (0, 0) with visibility 0), with its cleanup and
+    ignore-region removal (matplotlib's point-in-polygon standing in for shapely's)."""
+    from matplotlib.path import Path
+    names17 = ["nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder",
+               "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+               "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
+    names15 = ["right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+               "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow",
+               "left_wrist", "head_bottom", "nose", "head_top"]
+    table = [names15.index(n) if n in names15 else None for n in names17]
+
+    def rect(a):
+        kp = np.array(a["keypoints"]).reshape(17, 3)
+        pts = []
+        for k, (x, y, v) in enumerate(kp):
+            if table[k] is None or (x == 0 and y == 0 and v == 0):
+                continue
+            p = {"id": [table[k]], "x": [x], "y": [y]}
+            if a.get("scores"):
+                p["score"] = [a["scores"][k]]
+            pts.append(p)
+        r = {"annopoints": [{"point": pts}]}
+        if "bbox_head" in a:
+            x, y, w, h = a["bbox_head"]
+            r.update(x1=[x], y1=[y], x2=[x + w], y2=[y + h])
+        return r
+    gt_frames, pr_frames = [], []
+    for img in gt["images"]:
+        polys = [Path(np.stack([xs, ys], 1)) for xs, ys in
+                 zip(img.get("ignore_regions_x", []), img.get("ignore_regions_y", []))]
+        g = [rect(a) for a in gt["annotations"] if a["image_id"] == img["id"]]
+        p = [rect(r) for r in results if r["image_id"] == img["id"]]
+        if not g:
+            continue
+        for rects in (g, p):
+            keep = []
+            for r in rects:
+                pts = [q for q in r["annopoints"][0]["point"]
+                       if not any(poly.contains_point((q["x"][0], q["y"][0])) for poly in polys)]
+                r["annopoints"][0]["point"] = pts
+                if pts or not polys:
+                    keep.append(r)
+            rects[:] = keep
+        gt_frames.append({"annorect": g})
+        pr_frames.append({"annorect": p})
+    return gt_frames, pr_frames
+
+
+def _poseval_ap(gt_frames, pr_frames, dist_thresh=0.5):
+    """poseval's assignGTmulti (the AP part) and computeMetrics, as its code states them."""
+    nJoints = 15
+
+    def point(points, i):
+        for p in points:
+            if p["id"][0] == i:
+                return p
+        return []
+    scoresAll = {j: {i: np.zeros([0, 0]) for i in range(len(gt_frames))} for j in range(nJoints)}
+    labelsAll = {j: {i: np.zeros([0, 0]) for i in range(len(gt_frames))} for j in range(nJoints)}
+    nGTall = np.zeros([nJoints, len(gt_frames)])
+    for imgidx, (gf, pf) in enumerate(zip(gt_frames, pr_frames)):
+        G, P = gf["annorect"], pf["annorect"]
+        dist = np.full((len(P), len(G), nJoints), np.inf)
+        score = np.full((len(P), nJoints), np.nan)
+        hasPr = np.zeros((len(P), nJoints), dtype=bool)
+        hasGT = np.zeros((len(G), nJoints), dtype=bool)
+        for r, g in enumerate(G):
+            for i in range(nJoints):
+                if len(point(g["annopoints"][0]["point"], i)) > 0:
+                    hasGT[r, i] = True
+        for r, p in enumerate(P):
+            for i in range(nJoints):
+                pp = point(p["annopoints"][0]["point"], i)
+                if len(pp) > 0:
+                    score[r, i] = pp["score"][0]
+                    hasPr[r, i] = True
+        if len(P) and len(G):
+            for rg, g in enumerate(G):
+                headSize = 0.6 * np.linalg.norm(np.subtract([g["x2"][0], g["y2"][0]],
+                                                             [g["x1"][0], g["y1"][0]]))
+                for rp, p in enumerate(P):
+                    for i in range(nJoints):
+                        pg, pp = point(g["annopoints"][0]["point"], i), \
+                            point(p["annopoints"][0]["point"], i)
+                        if hasPr[rp, i] and hasGT[rg, i]:
+                            dist[rp, rg, i] = np.linalg.norm(np.subtract(
+                                [pg["x"][0], pg["y"][0]], [pp["x"][0], pp["y"][0]])) / headSize
+            nGTp = np.sum(hasGT, axis=1)
+            match = dist <= dist_thresh
+            pck = 1.0 * np.sum(match, axis=2)
+            for i in range(hasPr.shape[0]):
+                for j in range(hasGT.shape[0]):
+                    if nGTp[j] > 0:
+                        pck[i, j] = pck[i, j] / nGTp[j]
+            idx = np.argmax(pck, axis=1)
+            for rp in range(pck.shape[0]):
+                for rg in range(pck.shape[1]):
+                    if rg != idx[rp]:
+                        pck[rp, rg] = 0
+            prToGT = np.argmax(pck, axis=0)
+            val = np.max(pck, axis=0)
+            prToGT[val == 0] = -1
+            for rp in range(hasPr.shape[0]):
+                if rp in prToGT:
+                    rg = np.argwhere(prToGT == rp)[0, 0]
+                    m = np.squeeze(match[rp, rg, :])
+                else:
+                    m = np.zeros([match.shape[2], 1], dtype=bool)
+                for i in range(nJoints):
+                    if hasPr[rp, i]:
+                        scoresAll[i][imgidx] = np.append(scoresAll[i][imgidx], score[rp, i])
+                        labelsAll[i][imgidx] = np.append(labelsAll[i][imgidx], m[i])
+        elif not len(G):
+            for rp in range(hasPr.shape[0]):
+                for i in range(nJoints):
+                    if hasPr[rp, i]:
+                        scoresAll[i][imgidx] = np.append(scoresAll[i][imgidx], score[rp, i])
+                        labelsAll[i][imgidx] = np.append(labelsAll[i][imgidx], False)
+        for rg in range(hasGT.shape[0]):
+            for i in range(nJoints):
+                nGTall[i, imgidx] += hasGT[rg, i]
+
+    def voc_ap(rec, prec):
+        mpre = np.zeros([1, 2 + len(prec)])
+        mpre[0, 1:len(prec) + 1] = prec
+        mrec = np.zeros([1, 2 + len(rec)])
+        mrec[0, 1:len(rec) + 1] = rec
+        mrec[0, len(rec) + 1] = 1.0
+        for i in range(mpre.size - 2, -1, -1):
+            mpre[0, i] = max(mpre[0, i], mpre[0, i + 1])
+        i = np.argwhere(~np.equal(mrec[0, 1:], mrec[0, :mrec.shape[1] - 1])) + 1
+        i = i.flatten()
+        return np.sum(np.multiply(np.subtract(mrec[0, i], mrec[0, i - 1]), mpre[0, i]))
+    apAll = np.zeros((nJoints + 1, 1))
+    for j in range(nJoints):
+        scores = np.zeros([0, 0])
+        labels = np.zeros([0, 0])
+        for imgidx in range(len(gt_frames)):
+            scores = np.append(scores, scoresAll[j][imgidx])
+            labels = np.append(labels, labelsAll[j][imgidx])
+        nGT = sum(nGTall[j, :])
+        idxs = np.array(scores).argsort()[::-1]
+        labelsSort = labels[idxs]
+        precision, recall, npos = np.zeros(len(scores)), np.zeros(len(scores)), 0
+        for s in range(len(idxs)):
+            npos += labelsSort[s] == 1
+            with np.errstate(divide="ignore", invalid="ignore"):
+                recall[s] = 1.0 * npos / nGT
+            precision[s] = 1.0 * npos / (s + 1)
+        if len(precision) > 0:
+            apAll[j] = voc_ap(recall, precision) * 100
+    idxs = np.argwhere(~np.isnan(apAll[:nJoints, 0]))
+    apAll[nJoints] = apAll[idxs, 0].mean()
+    return apAll[:, 0]
+
+
+def _posetrack_predictions(gt, seed):
+    """Predictions near the GT people of the real PoseTrack18 sample: noise on the joints,
+    per-joint scores, a missed person, a duplicate and a stray person."""
+    rng = np.random.default_rng(seed)
+    results = []
+    for k, a in enumerate(gt["annotations"]):
+        if k == 2:
+            continue  # missed
+        kp = np.array(a["keypoints"], np.float64).reshape(17, 3)
+        head = np.linalg.norm(a["bbox_head"][2:])
+        copies = 2 if k == 5 else 1
+        for c in range(copies):
+            noisy = kp[:, :2] + rng.normal(scale=0.25 * head * (1 + c), size=(17, 2))
+            scores = np.round(rng.uniform(0.05, 1.0, 17), 2)  # rounded: ties happen
+            results.append({"image_id": a["image_id"], "category_id": 1,
+                            "keypoints": np.column_stack([noisy, scores]).ravel().tolist(),
+                            "scores": scores.tolist(), "score": float(scores.mean())})
+    stray = np.column_stack([rng.uniform(100, 900, (17, 2)), rng.uniform(0.1, 0.9, 17)])
+    results.append({"image_id": gt["images"][0]["id"], "category_id": 1,
+                    "keypoints": stray.ravel().tolist(), "scores": stray[:, 2].tolist(),
+                    "score": 0.5})
+    return results
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_posetrack18_ap_equals_poseval_on_real_frames(seed):
+    pytest.importorskip("matplotlib")
+    from pyhpe.eval import posetrack18_ap
+    gt = _json("posetrack18/test_posetrack18_val.json")
+    results = _posetrack_predictions(gt, seed)
+    ours = posetrack18_ap(gt, results)
+    ref = _poseval_ap(*_to_poseval_frames(gt, results))
+    np.testing.assert_allclose(ours["per_joint"], ref[:15], atol=1e-9, equal_nan=True)
+    assert ours["Total AP"] == pytest.approx(ref[15], abs=1e-9)
+    assert list(ours)[:8] == ["Head AP", "Shou AP", "Elb AP", "Wri AP", "Hip AP", "Knee AP",
+                              "Ankl AP", "Total AP"]
+    assert ours["Head AP"] == pytest.approx(np.mean(ref[[14, 12, 13]]), abs=1e-9)
+    assert 0 < ours["Total AP"] < 100
+
+
+def test_posetrack18_ap_perfect_and_empty():
+    from pyhpe.eval import posetrack18_ap
+    gt = _json("posetrack18/test_posetrack18_val.json")
+    perfect = [{"image_id": a["image_id"], "keypoints": [v if i % 3 != 2 else 1.0
+                                                         for i, v in enumerate(a["keypoints"])]}
+               for a in gt["annotations"]]
+    out = posetrack18_ap(gt, perfect)
+    # every GT joint found; predictions of joints the GT lacks are the only false positives
+    assert out["Total AP"] > 80
+    assert posetrack18_ap(gt, [])["Total AP"] == 0.0
+    with pytest.raises(ValueError, match="17 keypoints"):
+        posetrack18_ap(gt, [{"image_id": gt["images"][0]["id"], "keypoints": [1.0] * 15}])

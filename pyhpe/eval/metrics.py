@@ -1,6 +1,7 @@
 """Keypoint accuracy metrics (numpy): PCK, PCKh, PCP, the MPJPE family, and the official metric
 of each dataset built on them: MPII PCKh per joint, Human3.6M MPJPE / P-MPJPE per action,
-MPI-INF-3DHP PCK3D and AUC, CMU Panoptic multi-person MPJPE and AP.
+MPI-INF-3DHP PCK3D and AUC, CMU Panoptic multi-person MPJPE and AP, PoseTrack18 AP per
+joint.
 
 Semantics follow mmpose's ``mmpose/evaluation/functional/keypoint_eval.py``: PCK distances
 are divided per axis by ``normalize`` (N, 2); keypoints whose mask is False or whose
@@ -400,7 +401,164 @@ def multiperson_mpjpe_ap(pred_poses, pred_scores, gt_poses, gt_visible=None,
     return out
 
 
-__all__ = ["MPII_PCKH_ROWS", "auc3d", "h36m_action", "mpi_inf_3dhp_metrics", "mpii_head_sizes",
+# ---------------------------------------------------------------------------- PoseTrack18
+#: poseval's 15 joints (its evaluation order) and, for each, the index among PoseTrack18's 17
+#: COCO-ordered keypoints (the ears, 3 and 4, are not evaluated).
+POSETRACK_JOINTS = ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee",
+                    "left_ankle", "right_wrist", "right_elbow", "right_shoulder",
+                    "left_shoulder", "left_elbow", "left_wrist", "head_bottom", "nose", "head_top")
+POSETRACK_FROM_COCO17 = (16, 14, 12, 11, 13, 15, 10, 8, 6, 5, 7, 9, 1, 0, 2)
+#: The rows of poseval's AP table (as mmpose's PoseTrack18Metric names them): joints of
+#: POSETRACK_JOINTS averaged per row.
+POSETRACK_AP_ROWS = (("Head AP", (14, 12, 13)), ("Shou AP", (8, 9)), ("Elb AP", (7, 10)),
+                     ("Wri AP", (6, 11)), ("Hip AP", (2, 3)), ("Knee AP", (1, 4)),
+                     ("Ankl AP", (0, 5)))
+
+
+def _inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Even-odd rule: which of ``points`` (M, 2) lie inside ``polygon`` (V, 2)."""
+    x, y = points[:, 0:1], points[:, 1:2]
+    px, py = polygon[:, 0][None], polygon[:, 1][None]
+    qx, qy = np.roll(px, -1, axis=1), np.roll(py, -1, axis=1)
+    crosses = (py > y) != (qy > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xc = px + (y - py) * (qx - px) / (qy - py)
+    return ((crosses & (x < xc)).sum(1) % 2 == 1)
+
+
+def _posetrack_people(anns, polygons, with_scores: bool, where: str):
+    """(points (P, 15, 2), present (P, 15), scores (P, 15), head sizes (P,)) of one frame,
+    as poseval's conversion leaves them: a keypoint is absent when it is exactly (0, 0) with
+    visibility 0, or inside an ignore region; a person left without points is dropped."""
+    pts, has, sc, heads = [], [], [], []
+    for i, a in enumerate(anns):
+        kp = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
+        if kp.shape[0] != 17:
+            raise ValueError(f"posetrack18_ap: {where}[{i}]['keypoints'] must hold 17 keypoints "
+                             f"(PoseTrack18 order), got {kp.shape[0]}")
+        kp = kp[list(POSETRACK_FROM_COCO17)]
+        present = ~((kp[:, 0] == 0) & (kp[:, 1] == 0) & (kp[:, 2] == 0))
+        for poly in polygons:
+            present &= ~_inside(kp[:, :2], poly)
+        if not present.any():
+            continue
+        if with_scores:
+            scores = a.get("scores")
+            scores = (np.asarray(scores, np.float64)[list(POSETRACK_FROM_COCO17)]
+                      if scores is not None and len(scores) == 17 else kp[:, 2])
+            heads.append(0.0)
+        else:
+            scores = np.zeros(15)
+            if "bbox_head" not in a:
+                raise ValueError(f"posetrack18_ap: {where}[{i}] has keypoints but no 'bbox_head' "
+                                 "(the PCKh normaliser)")
+            _, _, w, h = a["bbox_head"]
+            heads.append(0.6 * float(np.linalg.norm([w, h])))
+        pts.append(kp[:, :2])
+        has.append(present)
+        sc.append(scores)
+    return (np.array(pts).reshape(-1, 15, 2), np.array(has, bool).reshape(-1, 15),
+            np.array(sc, np.float64).reshape(-1, 15), np.array(heads, np.float64))
+
+
+def _voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
+    mpre = np.concatenate(([0.0], precision, [0.0]))
+    mrec = np.concatenate(([0.0], recall, [1.0]))
+    for i in range(mpre.size - 2, -1, -1):
+        mpre[i] = max(mpre[i], mpre[i + 1])
+    i = np.flatnonzero(mrec[1:] != mrec[:-1]) + 1
+    return float(np.sum((mrec[i] - mrec[i - 1]) * mpre[i]))
+
+
+def posetrack18_ap(gt, results, dist_thresh: float = 0.5) -> Dict[str, object]:
+    """PoseTrack18 multi-person pose AP per joint, as poseval's ``evaluateAP`` computes it
+    (the number mmpose's ``PoseTrack18Metric`` reports); tracking (MOTA) is not computed.
+
+    ``gt``: a PoseTrack18 annotation dict (COCO layout: ``images`` with
+    ``ignore_regions_x/y``, ``annotations`` with 17 ``keypoints`` and ``bbox_head``) or a list
+    of them (one per video); ``results``: COCO-style results ``{image_id, keypoints (17 x 3),
+    [scores (17)]}``; a keypoint's score is ``scores`` if given, else its third value.
+
+    Per frame (frames with GT people only): keypoints inside ignore regions are removed from
+    GT and predictions; the distance of each predicted to each GT joint is divided by the GT's
+    head size (0.6 x head-box diagonal), a joint matches within ``dist_thresh``; each
+    prediction keeps only its best GT by the fraction of matched GT joints, and each GT takes
+    the prediction with the highest such fraction (> 0). Each predicted joint is then a true
+    positive when it matched its assigned GT's joint. AP per joint over all frames: precision/
+    recall by descending score and the VOC area (poseval's ``computeRPC``/``VOCap``), in %.
+
+    Returns the table rows (``'Head AP'`` ... ``'Ankl AP'``, ``'Total AP'``: the mean over the
+    joints with a defined AP) and ``'per_joint'`` (15 APs in :data:`POSETRACK_JOINTS` order).
+    """
+    datasets = gt if isinstance(gt, (list, tuple)) else [gt]
+    by_image: Dict[object, list] = {}
+    for i, r in enumerate(results):
+        if "image_id" not in r or "keypoints" not in r:
+            raise ValueError(f"posetrack18_ap: results[{i}] needs 'image_id' and 'keypoints'")
+        by_image.setdefault(r["image_id"], []).append(r)
+    gt_by_image: Dict[object, list] = {}
+    frames = []
+    for d in datasets:
+        for a in d["annotations"]:
+            gt_by_image.setdefault(a["image_id"], []).append(a)
+        frames += d["images"]
+    J = 15
+    scores_all = [[] for _ in range(J)]
+    labels_all = [[] for _ in range(J)]
+    n_gt = np.zeros(J)
+    for img in frames:
+        gts = gt_by_image.get(img["id"], [])
+        if not gts:
+            continue  # poseval drops frames without GT people, with their predictions
+        polygons = [np.stack([np.asarray(xs, np.float64), np.asarray(ys, np.float64)], 1)
+                    for xs, ys in zip(img.get("ignore_regions_x", []),
+                                      img.get("ignore_regions_y", [])) if len(xs) > 0]
+        g_pts, g_has, _, heads = _posetrack_people(gts, polygons, False, "annotations")
+        p_pts, p_has, p_sc, _ = _posetrack_people(by_image.get(img["id"], []), polygons, True,
+                                                  "results")
+        n_gt += g_has.sum(0)
+        P, G = len(p_pts), len(g_pts)
+        if P == 0:
+            continue
+        match = np.zeros((P, G, J), bool)
+        if G:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dist = np.linalg.norm(p_pts[:, None] - g_pts[None], axis=-1) / heads[None, :, None]
+            both = p_has[:, None] & g_has[None]
+            match = both & (dist <= dist_thresh)
+            n_joints = g_has.sum(1)
+            pck = match.sum(2).astype(np.float64)
+            pck = np.where(n_joints[None] > 0, pck / np.maximum(n_joints, 1)[None], pck)
+            best = np.argmax(pck, axis=1)
+            keep = np.zeros_like(pck)
+            keep[np.arange(P), best] = pck[np.arange(P), best]
+            pr_to_gt = np.argmax(keep, axis=0)
+            pr_to_gt[keep.max(0) == 0] = -1
+        for p in range(P):
+            hit = np.flatnonzero(pr_to_gt == p) if G else np.array([], int)
+            m = match[p, hit[0]] if len(hit) else np.zeros(J, bool)
+            for j in np.flatnonzero(p_has[p]):
+                scores_all[j].append(p_sc[p, j])
+                labels_all[j].append(bool(m[j]))
+    ap = np.zeros(J)
+    for j in range(J):
+        s = np.asarray(scores_all[j], np.float64)
+        if len(s) == 0:
+            continue
+        order = s.argsort()[::-1]  # poseval's order, ties included
+        tp = np.cumsum(np.asarray(labels_all[j], bool)[order])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            recall = tp / n_gt[j]
+        precision = tp / np.arange(1, len(s) + 1)
+        ap[j] = _voc_ap(recall, precision) * 100 if n_gt[j] > 0 else np.nan
+    out: Dict[str, object] = {name: float(np.mean(ap[list(idx)])) for name, idx in POSETRACK_AP_ROWS}
+    out["Total AP"] = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
+    out["per_joint"] = ap
+    return out
+
+
+__all__ = ["MPII_PCKH_ROWS", "POSETRACK_AP_ROWS", "POSETRACK_FROM_COCO17", "POSETRACK_JOINTS",
+           "posetrack18_ap", "auc3d", "h36m_action", "mpi_inf_3dhp_metrics", "mpii_head_sizes",
            "mpii_pckh", "mpjpe_by_action", "multiperson_mpjpe_ap", "normalized_distances",
            "pck_accuracy", "pck3d", "pckh_accuracy", "pcp_accuracy", "similarity_transform",
            "mpjpe", "p_mpjpe", "n_mpjpe"]

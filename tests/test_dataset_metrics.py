@@ -437,7 +437,8 @@ def test_multiperson_mpjpe_ap_by_hand():
     a, b = g[0] + [10.0, 0, 0], g[0] + [30.0, 0, 0]  # both nearest the first person
     out = multiperson_mpjpe_ap([np.stack([b, a])], [[0.8, 0.9]], [g])
     assert out["MPJPE"] == pytest.approx(10.0)
-    assert out["AP25"] == pytest.approx(0.5, abs=1e-4) and out["AP150"] == pytest.approx(0.5, abs=1e-4)
+    assert out["AP25"] == pytest.approx(0.5, abs=1e-4)
+    assert out["AP150"] == pytest.approx(0.5, abs=1e-4)
     assert out["Recall25"] == pytest.approx(0.5, abs=1e-4)
     none = multiperson_mpjpe_ap([np.zeros((0, 3, 3))], [[]], [g])
     assert none["mAP"] == 0 and none["MPJPE"] == float("inf")

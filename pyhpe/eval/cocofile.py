@@ -219,7 +219,8 @@ def evaluate_coco_file(gt, results, keypoint_set: Optional[str] = None, mode: Op
             with open(results) as f:
                 results = json.load(f)
         except (OSError, ValueError) as e:
-            raise ValueError(f"pyhpe.eval: cannot read results {os.fspath(results)!r}: {e}") from None
+            raise ValueError(f"pyhpe.eval: cannot read results {os.fspath(results)!r}: "
+                             f"{e}") from None
     dts = _results_list(results)
     report = {"mode": mode, "keypoint_set": keypoint_set, "num_results": len(dts), "note": None}
     if not dts:

@@ -210,7 +210,8 @@ def mpii_pckh(pred, gt, visible, head_sizes=None, *, head_boxes=None, thr: float
         raise ValueError(f"mpii_pckh: 'visible' must be (N, 16) and head sizes (N,) for N = "
                          f"{pred.shape[0]}, got {vis.shape} and {head_sizes.shape}")
     if convention not in ("official", "mmpose"):
-        raise ValueError(f"mpii_pckh: unknown convention {convention!r}; use 'official' or 'mmpose'")
+        raise ValueError(f"mpii_pckh: unknown convention {convention!r}; use 'official' or "
+                         "'mmpose'")
     if np.any(vis & ~(head_sizes[:, None] > 0)):
         raise ValueError("mpii_pckh: every person with a visible joint needs a head size > 0")
     safe = np.where(head_sizes > 0, head_sizes, 1.0)
@@ -551,7 +552,8 @@ def posetrack18_ap(gt, results, dist_thresh: float = 0.5) -> Dict[str, object]:
             recall = tp / n_gt[j]
         precision = tp / np.arange(1, len(s) + 1)
         ap[j] = _voc_ap(recall, precision) * 100 if n_gt[j] > 0 else np.nan
-    out: Dict[str, object] = {name: float(np.mean(ap[list(idx)])) for name, idx in POSETRACK_AP_ROWS}
+    out: Dict[str, object] = {name: float(np.mean(ap[list(idx)]))
+                              for name, idx in POSETRACK_AP_ROWS}
     out["Total AP"] = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
     out["per_joint"] = ap
     return out

@@ -262,6 +262,35 @@ def test_mpii_pckh_equals_the_official_evaluation(seed):
         assert ours[k] == pytest.approx(float(v), abs=1e-9), k
 
 
+def test_mpii_gt_mat_in_the_official_layout(tmp_path):
+    scipy_io = pytest.importorskip("scipy.io")
+    from pyhpe.eval import load_mpii_gt_mat
+    gt, vis, boxes = _mpii_sample()
+    gt, boxes = gt + 1.0, boxes + 1.0  # the .mat is 1-based
+    names = np.array([["rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck",
+                       "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri"]], dtype=object)
+    path = tmp_path / "gt_valid.mat"
+    scipy_io.savemat(path, {"dataset_joints": names, "jnt_missing": (~vis).T.astype(np.uint8),
+                            "pos_gt_src": np.transpose(gt, [1, 2, 0]),
+                            "headboxes_src": np.transpose(boxes, [1, 2, 0])})
+    g, v, b = load_mpii_gt_mat(path)
+    np.testing.assert_array_equal(g, gt)
+    np.testing.assert_array_equal(v, vis)
+    np.testing.assert_array_equal(b, boxes)
+    pred = g + 3.0
+    ref = _official_evaluate_pckh(pred, np.transpose(g, [1, 2, 0]), (~v).T.astype(float),
+                                  np.transpose(b, [1, 2, 0]))
+    ours = mpii_pckh(pred, g, v, head_boxes=b)
+    for k, val in ref.items():
+        assert ours[k] == pytest.approx(float(val), abs=1e-9), k
+    scipy_io.savemat(tmp_path / "other.mat", {"x": np.zeros(3)})
+    with pytest.raises(ValueError, match="lacks"):
+        load_mpii_gt_mat(tmp_path / "other.mat")
+    (tmp_path / "bad.mat").write_text("not a mat file")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_mpii_gt_mat(tmp_path / "bad.mat")
+
+
 def test_mpii_pckh_tables_and_errors():
     gt, vis, boxes = _mpii_sample()
     perfect = mpii_pckh(gt, gt, vis, head_boxes=boxes)
@@ -655,3 +684,32 @@ def test_posetrack18_ap_perfect_and_empty():
     assert posetrack18_ap(gt, [])["Total AP"] == 0.0
     with pytest.raises(ValueError, match="17 keypoints"):
         posetrack18_ap(gt, [{"image_id": gt["images"][0]["id"], "keypoints": [1.0] * 15}])
+
+
+def test_posetrack18_ignore_regions_remove_predictions():
+    from pyhpe.eval import posetrack18_ap
+    gt = _json("posetrack18/test_posetrack18_val.json")
+    img = gt["images"][0]
+    anns = [a for a in gt["annotations"] if a["image_id"] == img["id"]]
+    gt1 = dict(gt, images=[img], annotations=anns)
+    perfect = [{"image_id": a["image_id"], "keypoints": [v if i % 3 != 2 else 0.9
+                                                         for i, v in enumerate(a["keypoints"])]}
+               for a in anns]
+    base = posetrack18_ap(gt1, perfect)
+    # a confident stray person inside an ignore region: dropped, the APs do not change
+    Path = pytest.importorskip("matplotlib.path").Path
+    from pyhpe.eval.metrics import _inside
+    xs = np.array(img["ignore_regions_x"][1], float)
+    ys = np.array(img["ignore_regions_y"][1], float)
+    poly = np.stack([xs, ys], 1)
+    grid = np.stack(np.meshgrid(np.linspace(xs.min(), xs.max(), 37),
+                                np.linspace(ys.min(), ys.max(), 41)), -1).reshape(-1, 2) + 0.01
+    ref = Path(poly).contains_points(grid)
+    np.testing.assert_array_equal(_inside(grid, poly), ref)  # same as matplotlib's test
+    inside = grid[np.flatnonzero(ref)[0]].tolist()
+    stray = {"image_id": img["id"], "keypoints": (inside + [1.0]) * 17}
+    np.testing.assert_array_equal(posetrack18_ap(gt1, perfect + [stray])["per_joint"],
+                                  base["per_joint"])
+    # the same person outside every region: a false positive ranked first
+    outside = dict(stray, keypoints=[5000.0, 5000.0, 1.0] * 17)
+    assert posetrack18_ap(gt1, perfect + [outside])["Total AP"] < base["Total AP"]

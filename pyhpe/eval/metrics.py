@@ -239,6 +239,31 @@ def mpii_pckh(pred, gt, visible, head_sizes=None, *, head_boxes=None, thr: float
     return out
 
 
+
+def load_mpii_gt_mat(path):
+    """MPII's evaluation GT (``gt_valid.mat`` / mmpose's ``mpii_gt_val.mat``) as
+    :func:`mpii_pckh` takes it: ``(gt (N, 16, 2), visible (N, 16), head_boxes (N, 2, 2))``,
+    from its ``pos_gt_src`` (16, 2, N), ``jnt_missing`` (16, N) and ``headboxes_src``
+    (2, 2, N). Coordinates stay 1-based as in the file (add 1 to 0-based predictions)."""
+    from scipy.io import loadmat
+    try:
+        m = loadmat(path)
+    except Exception as e:  # scipy raises several types for a file that is not a .mat
+        raise ValueError(f"load_mpii_gt_mat: cannot read {os.fspath(path)!r} as a .mat file: "
+                         f"{e}") from None
+    missing = [k for k in ("pos_gt_src", "jnt_missing", "headboxes_src") if k not in m]
+    if missing:
+        raise ValueError(f"load_mpii_gt_mat: {os.fspath(path)!r} lacks {missing} (expected the "
+                         "MPII evaluation GT: pos_gt_src, jnt_missing, headboxes_src)")
+    gt = np.transpose(np.asarray(m["pos_gt_src"], np.float64), [2, 0, 1])
+    visible = np.asarray(m["jnt_missing"]).T == 0
+    boxes = np.transpose(np.asarray(m["headboxes_src"], np.float64), [2, 0, 1])
+    if gt.shape[1:] != (16, 2) or visible.shape != gt.shape[:2] or boxes.shape[1:] != (2, 2):
+        raise ValueError(f"load_mpii_gt_mat: unexpected shapes pos_gt_src {m['pos_gt_src'].shape}, "
+                         f"jnt_missing {m['jnt_missing'].shape}, headboxes_src "
+                         f"{m['headboxes_src'].shape}")
+    return gt, visible, boxes
+
 # ---------------------------------------------------------------------------- Human3.6M
 def h36m_action(image_name: str) -> str:
     """The action category of a Human3.6M image or sequence name, as mmpose parses it:
@@ -560,7 +585,8 @@ def posetrack18_ap(gt, results, dist_thresh: float = 0.5) -> Dict[str, object]:
 
 
 __all__ = ["MPII_PCKH_ROWS", "POSETRACK_AP_ROWS", "POSETRACK_FROM_COCO17", "POSETRACK_JOINTS",
-           "posetrack18_ap", "auc3d", "h36m_action", "mpi_inf_3dhp_metrics", "mpii_head_sizes",
+           "posetrack18_ap", "auc3d", "h36m_action", "load_mpii_gt_mat", "mpi_inf_3dhp_metrics",
+           "mpii_head_sizes",
            "mpii_pckh", "mpjpe_by_action", "multiperson_mpjpe_ap", "normalized_distances",
            "pck_accuracy", "pck3d", "pckh_accuracy", "pcp_accuracy", "similarity_transform",
            "mpjpe", "p_mpjpe", "n_mpjpe"]

@@ -140,6 +140,17 @@ def test_default_mode_and_sigmas_follow_the_keypoint_set():
     assert "reference" not in report
 
 
+def test_keypoint_set_and_mode_follow_the_gt():
+    gt, dt = _json("xtcocoapi_crowdpose_val.json"), _json("xtcocoapi_crowdpose_preds.json")
+    report = evaluate_coco_file(gt, dt)
+    assert report["keypoint_set"] == "crowdpose14" and report["mode"] == "crowdpose"
+    gt = _wholebody_pair()[0]
+    from pyhpe.eval.cocofile import _keypoint_set_of
+    assert _keypoint_set_of(gt) == "coco_wholebody133"
+    assert _keypoint_set_of(_json("xtcocoapi_coco_val.json")) == "coco17"
+    assert _keypoint_set_of({"images": [], "annotations": [], "categories": []}) == "coco17"
+
+
 def test_wholebody_default_sigmas_from_the_keypoint_set():
     from pyhpe.keypoints import get_keypoint_set
     try:
@@ -169,6 +180,10 @@ def test_evaluate_coco_file_bad_inputs(tmp_path):
         evaluate_coco_file(gt, [], mode="nope")
     with pytest.raises(ValueError, match="unknown keypoint set"):
         evaluate_coco_file(gt, [], keypoint_set="nope")
+    with pytest.raises(ValueError, match="cannot read GT"):
+        evaluate_coco_file(str(tmp_path / "missing_gt.json"), [])
+    with pytest.raises(TypeError, match="COCO dataset"):
+        evaluate_coco_file([], [])
 
 
 def test_no_area_mode_on_synthetic_data():

@@ -178,6 +178,23 @@ def _reference_stats(gt, results, mode: str, sigmas, use_area: bool):
 _CROWD_NAMES = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard")
 
 
+def _keypoint_set_of(gt_data: dict) -> str:
+    """The registered keypoint set a COCO GT is annotated with: COCO-WholeBody when its
+    annotations carry ``foot_kpts``, else the set whose names match its keypoint category
+    (:func:`pyhpe.keypoints.keypoint_set_from_coco`), else 'coco17'."""
+    from ..keypoints import get_keypoint_set, keypoint_set_from_coco
+    anns = gt_data.get("annotations") or [{}]
+    if isinstance(anns[0], dict) and "foot_kpts" in anns[0]:
+        return "coco_wholebody133"
+    try:
+        kset = keypoint_set_from_coco(gt_data)
+        if get_keypoint_set(kset.name) is kset:
+            return kset.name
+    except (KeyError, TypeError, ValueError, IndexError):
+        pass
+    return "coco17"
+
+
 def evaluate_coco_file(gt, results, keypoint_set: Optional[str] = None, mode: Optional[str] = None,
                        *, sigmas: Optional[Sequence[float]] = None,
                        compare_reference: bool = False) -> dict:
@@ -188,8 +205,10 @@ def evaluate_coco_file(gt, results, keypoint_set: Optional[str] = None, mode: Op
         results: results json path or list of result dicts.
         keypoint_set: a keypoint-set name for :func:`pyhpe.keypoints.get_keypoint_set`
             ('coco17', 'crowdpose14', 'coco_wholebody133', ...): its sigmas, and its dataset's
-            default mode (:data:`DEFAULT_MODES`). Default: 'coco17', or 'crowdpose14' /
-            'coco_wholebody133' when ``mode`` is 'crowdpose' / 'wholebody'.
+            default mode (:data:`DEFAULT_MODES`). Default: 'crowdpose14' /
+            'coco_wholebody133' when ``mode`` is 'crowdpose' / 'wholebody', else the set the
+            GT is annotated with (COCO-WholeBody when annotations carry ``foot_kpts``, a
+            registered set whose names match the GT's keypoint category, else 'coco17').
         mode: one of :data:`FILE_MODES`; default: the keypoint set's.
         sigmas: explicit OKS sigmas; override the set's.
         compare_reference: also run the reference of the mode (:data:`REFERENCES`) and report
@@ -205,15 +224,21 @@ def evaluate_coco_file(gt, results, keypoint_set: Optional[str] = None, mode: Op
     from ..keypoints import get_keypoint_set
     if mode is not None and mode not in FILE_MODES:
         raise ValueError(f"pyhpe.eval: unknown mode {mode!r}; one of {list(FILE_MODES)}")
+    try:
+        gt_data = _load(gt, "gt")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"pyhpe.eval: cannot read GT {os.fspath(gt)!r}: {e}") from None
+    if not isinstance(gt_data, dict):
+        raise TypeError("pyhpe.eval: 'gt' must be a COCO dataset (a dict), got a "
+                        f"{type(gt_data).__name__}")
     if keypoint_set is None and sigmas is None:
         keypoint_set = {"crowdpose": "crowdpose14", "wholebody": "coco_wholebody133"}.get(
-            mode, "coco17")
+            mode) or _keypoint_set_of(gt_data)
     if mode is None:
         mode = DEFAULT_MODES.get(keypoint_set, "pycocotools") if keypoint_set else "pycocotools"
     if sigmas is None:
         sigmas = get_keypoint_set(keypoint_set).sigmas
     sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
-    gt_data = _load(gt, "gt")
     if isinstance(results, (str, os.PathLike)):
         try:
             with open(results) as f:

@@ -290,12 +290,14 @@ def format_eval_report(report: dict) -> str:
 
     def block(stats, indent=" "):
         return [f"{indent}{k:10s} = {v:0.3f}" for k, v in stats.items()]
-    for k, v in report["stats"].items():
-        if isinstance(v, dict):
-            lines.append(f" {k}:")
-            lines += block(v, "   ")
-        else:
-            lines += block({k: v})
+    stats = report["stats"]
+    if stats and all(isinstance(v, dict) for v in stats.values()):  # one row per part
+        names = list(next(iter(stats.values())))
+        lines.append(" " + " " * 10 + "".join(f"{n:>7s}" for n in names))
+        for part, v in stats.items():
+            lines.append(f" {part:10s}" + "".join(f"{v[n]:7.3f}" for n in names))
+    else:
+        lines += block(stats)
     if "reference" in report:
         if report["identical"] is None:
             lines.append(f"{report['reference']} comparison: not run: {report['reference_note']}")

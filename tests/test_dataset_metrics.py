@@ -448,8 +448,10 @@ def _voxelpose_eval(preds, scores, gts, vis):
         return np.mean(mpjpes) if len(mpjpes) > 0 else np.inf
     out = {}
     for t in (25, 50, 75, 100, 125, 150):
-        out[f"AP{t}"], out[f"Recall{t}"] = to_ap(t)
-    out["MPJPE"] = to_mpjpe()
+        out[f"AP {t}"], out[f"AR {t}"] = to_ap(t)
+    out["MPJPE 500mm"] = to_mpjpe()
+    out["RECALL 500mm"] = len(np.unique([e["gt_id"] for e in eval_list
+                                         if e["mpjpe"] < 500])) / total_gt
     return out
 
 
@@ -471,8 +473,9 @@ def test_panoptic_mpjpe_and_ap_equal_voxelpose_on_real_frames():
     ref = _voxelpose_eval(preds, scores, gts, vis)
     for k, v in ref.items():
         assert ours[k] == pytest.approx(float(v), abs=1e-12), k
-    assert ours["mAP"] == pytest.approx(np.mean([ref[f"AP{t}"] for t in range(25, 151, 25)]))
-    assert 0 < ours["AP150"] < 1 and np.isfinite(ours["MPJPE"])
+    assert ours["mAP"] == pytest.approx(np.mean([ref[f"AP {t}"] for t in range(25, 151, 25)]))
+    assert ours["mAR"] == pytest.approx(np.mean([ref[f"AR {t}"] for t in range(25, 151, 25)]))
+    assert 0 < ours["AP 150"] < 1 and np.isfinite(ours["MPJPE 500mm"])
 
 
 def test_multiperson_mpjpe_ap_by_hand():
@@ -480,12 +483,16 @@ def test_multiperson_mpjpe_ap_by_hand():
     g[1] += 1000.0
     a, b = g[0] + [10.0, 0, 0], g[0] + [30.0, 0, 0]  # both nearest the first person
     out = multiperson_mpjpe_ap([np.stack([b, a])], [[0.8, 0.9]], [g])
-    assert out["MPJPE"] == pytest.approx(10.0)
-    assert out["AP25"] == pytest.approx(0.5, abs=1e-4)
-    assert out["AP150"] == pytest.approx(0.5, abs=1e-4)
-    assert out["Recall25"] == pytest.approx(0.5, abs=1e-4)
+    assert out["MPJPE 500mm"] == pytest.approx(10.0) and out["RECALL 500mm"] == 0.5
+    assert out["AP 25"] == pytest.approx(0.5, abs=1e-4)
+    assert out["AP 150"] == pytest.approx(0.5, abs=1e-4)
+    assert out["AR 25"] == pytest.approx(0.5, abs=1e-4)
     none = multiperson_mpjpe_ap([np.zeros((0, 3, 3))], [[]], [g])
-    assert none["mAP"] == 0 and none["MPJPE"] == float("inf")
+    assert none["mAP"] == 0 and none["MPJPE 500mm"] == float("inf")
+    # a GT person without visible joints is not counted
+    vis = np.array([[True] * 3, [False] * 3])
+    one = multiperson_mpjpe_ap([np.stack([b, a])], [[0.8, 0.9]], [g], [vis])
+    assert one["RECALL 500mm"] == 1.0 and one["AP 25"] == pytest.approx(1.0, abs=1e-4)
 
 
 # ----------------------------------------------------------------------- PoseTrack18

@@ -353,18 +353,22 @@ def mpi_inf_3dhp_metrics(pred, gt, mask=None, threshold: float = 150.0) -> Dict[
 def multiperson_mpjpe_ap(pred_poses, pred_scores, gt_poses, gt_visible=None,
                          ap_thresholds=(25, 50, 75, 100, 125, 150),
                          mpjpe_threshold: float = 500.0) -> Dict[str, float]:
-    """Multi-person 3D evaluation of CMU Panoptic as VoxelPose (and mmpose's Panoptic 3D
-    dataset) define it, per frame lists:
+    """Multi-person 3D evaluation of CMU Panoptic as VoxelPose and mmpose's Panoptic 3D
+    dataset (``Body3DMviewDirectPanopticDataset.evaluate``, metrics 'mAP' and 'mpjpe') define
+    it, from per-frame lists:
 
     ``pred_poses[i]`` ``(P, K, 3)`` with ``pred_scores[i]`` ``(P,)``; ``gt_poses[i]``
-    ``(G, K, 3)`` with ``gt_visible[i]`` ``(G, K)`` (Panoptic: joint confidence > 0.1). Each
-    prediction is paired with the GT person of the frame nearest in MPJPE over that GT's
+    ``(G, K, 3)`` with ``gt_visible[i]`` ``(G, K)`` (Panoptic: joint confidence > 0.1; GT
+    people without a visible joint are not counted, nor are frames without any). Each
+    prediction is paired with the GT person of its frame nearest in MPJPE over that GT's
     visible joints. Over all frames, by descending score (stable), a prediction whose MPJPE is
     below the threshold and whose GT is not yet taken is a true positive.
 
-    Returns ``AP<t>`` and ``Recall<t>`` for each ``t`` in ``ap_thresholds`` (VOC-style area
-    under the interpolated precision/recall curve), ``mAP``, ``mAR``, and ``MPJPE``: the mean
-    MPJPE of the true positives at ``mpjpe_threshold`` (500 mm), ``inf`` when there are none.
+    Returns, with mmpose's names: ``'AP 25'`` ... ``'AP 150'`` (VOC area under the
+    interpolated precision/recall curve, per ``ap_thresholds``), ``'mAP'``, ``'AR 25'`` ...
+    (the recall reached), ``'mAR'``, ``'RECALL 500mm'`` (GT people with some prediction
+    within ``mpjpe_threshold``) and ``'MPJPE 500mm'`` (mean MPJPE of the true positives at
+    ``mpjpe_threshold``; ``inf`` when there are none).
     """
     n = len(gt_poses)
     if len(pred_poses) != n or len(pred_scores) != n:
@@ -378,17 +382,19 @@ def multiperson_mpjpe_ap(pred_poses, pred_scores, gt_poses, gt_visible=None,
             continue
         vis = (np.ones(g.shape[:2], bool) if gt_visible is None
                else np.asarray(gt_visible[i], bool).reshape(g.shape[:2]))
+        counted = vis.any(1)
+        g, vis = g[counted], vis[counted]
+        if len(g) == 0:
+            continue
         p = np.asarray(pred_poses[i], np.float64).reshape(-1, *g.shape[1:])
         s = np.asarray(pred_scores[i], np.float64).reshape(-1)
         if len(s) != len(p):
             raise ValueError(f"multiperson_mpjpe_ap: frame {i}: {len(p)} poses, {len(s)} scores")
         for pose, score in zip(p, s):
             d = np.linalg.norm(pose[None] - g, axis=-1)  # (G, K)
-            per_gt = np.array([d[j][vis[j]].mean() if vis[j].any() else np.nan
-                               for j in range(len(g))])
-            seen = np.isfinite(per_gt)
-            j = int(np.nanargmin(per_gt)) if seen.any() else 0
-            errors.append(per_gt[j] if seen.any() else np.inf)
+            per_gt = np.array([d[j][vis[j]].mean() for j in range(len(g))])
+            j = int(np.argmin(per_gt))
+            errors.append(per_gt[j])
             scores.append(score)
             gt_ids.append(total_gt + j)
         total_gt += len(g)
@@ -404,8 +410,7 @@ def multiperson_mpjpe_ap(pred_poses, pred_scores, gt_poses, gt_visible=None,
                 taken.add(int(g))
         return tp
 
-    out = {}
-    aps, recs = [], []
+    aps, ars = [], []
     for t in ap_thresholds:
         tp = true_positives(t)
         ctp, cfp = np.cumsum(tp), np.cumsum(~tp)
@@ -416,14 +421,16 @@ def multiperson_mpjpe_ap(pred_poses, pred_scores, gt_poses, gt_visible=None,
         precision = np.concatenate(([0], precision, [0]))
         recall = np.concatenate(([0], recall, [1]))
         idx = np.where(recall[1:] != recall[:-1])[0]
-        ap = float(np.sum((recall[idx + 1] - recall[idx]) * precision[idx + 1]))
-        rec = float(recall[-2])
-        out[f"AP{t:g}"], out[f"Recall{t:g}"] = ap, rec
-        aps.append(ap)
-        recs.append(rec)
-    out["mAP"], out["mAR"] = float(np.mean(aps)), float(np.mean(recs))
+        aps.append(float(np.sum((recall[idx + 1] - recall[idx]) * precision[idx + 1])))
+        ars.append(float(recall[-2]))
+    out = {f"AP {t:g}": v for t, v in zip(ap_thresholds, aps)}
+    out["mAP"] = float(np.mean(aps))
+    out.update({f"AR {t:g}": v for t, v in zip(ap_thresholds, ars)})
+    out["mAR"] = float(np.mean(ars))
+    near = np.unique(gt_ids[errors < mpjpe_threshold])
+    out[f"RECALL {mpjpe_threshold:g}mm"] = len(near) / total_gt if total_gt else 0.0
     tp = true_positives(mpjpe_threshold)
-    out["MPJPE"] = float(errors[tp].mean()) if tp.any() else float("inf")
+    out[f"MPJPE {mpjpe_threshold:g}mm"] = float(errors[tp].mean()) if tp.any() else float("inf")
     return out
 
 

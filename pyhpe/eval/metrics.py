@@ -266,7 +266,7 @@ def load_mpii_gt_mat(path):
 
 # ---------------------------------------------------------------------------- Human3.6M
 def h36m_action(image_name: str) -> str:
-    """The action category of a Human3.6M image or sequence name, as mmpose parses it:
+    """The action category of a Human3.6M image or sequence name, as mmpose 0.x parses it:
     ``'S1/S1_Directions_1.54138969/S1_Directions_1.54138969_000001.jpg'`` -> ``'Directions'``,
     ``'S8_WalkDog_1.55011271_000026.jpg'`` -> ``'WalkDog'``."""
     base = os.path.basename(str(image_name))

@@ -5,7 +5,6 @@ import io
 import json
 import pathlib
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -353,33 +352,11 @@ def test_empty_inputs_still_work():
 
 
 # ---------------------------------------------------------------- xtcocotools modes
-def _xtcocotools():
-    """xtcocotools' keypoint evaluation (its compiled mask module is not needed)."""
-    xt = pytest.importorskip("xtcocotools")
-    if "xtcocotools.mask" not in sys.modules:
-        try:
-            import xtcocotools.mask  # noqa: F401
-        except Exception:  # binary built against another numpy: keypoints never use it
-            stub = types.ModuleType("xtcocotools.mask")
-            sys.modules["xtcocotools.mask"] = stub
-            xt.mask = stub
-    from xtcocotools.coco import COCO as XCOCO
-    from xtcocotools.cocoeval import COCOeval as XCOCOeval
-    return XCOCO, XCOCOeval
-
-
 def run_xtcocotools(gt, dt, iou_type, sigmas, use_area, tmp_path):
-    XCOCO, XCOCOeval = _xtcocotools()
-    gp = tmp_path / "gt.json"
-    gp.write_text(json.dumps(gt))
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = XCOCO(str(gp))
-        res = coco.loadRes(copy.deepcopy(dt))
-        ev = XCOCOeval(coco, res, iou_type, sigmas, use_area=use_area)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev
+    """xtcocotools' own COCOeval, finished (pyhpe.testing's wrapper)."""
+    pytest.importorskip("xtcocotools")
+    from pyhpe.testing import xtcocotools_eval
+    return xtcocotools_eval(gt, dt, sigmas, iou_type, use_area=use_area)
 
 
 @pytest.mark.parametrize("seed", range(4))

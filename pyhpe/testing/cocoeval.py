@@ -1,5 +1,6 @@
 """The reference COCO keypoint evaluators, run silently: pycocotools (the definition of the
-numbers pyhpe reproduces) and faster-coco-eval. Tests, benchmarks, the demo and ``pyhpe eval
+numbers pyhpe reproduces), xtcocotools (its variants: no-area OKS, CrowdPose, COCO-WholeBody)
+and faster-coco-eval. Tests, benchmarks, the demo and ``pyhpe eval
 --check`` compare :class:`pyhpe.eval.COCOKeypointEval` against these.
 """
 from __future__ import annotations
@@ -7,6 +8,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import json
+import os
+import sys
+import tempfile
+import types
 
 import numpy as np
 
@@ -87,3 +93,78 @@ def faster_coco_eval_stats(gt, results, sigmas=None, *, copy_inputs: bool = True
         ev.accumulate()
         ev.summarize()
     return np.asarray(ev.stats[:10], dtype=np.float64)
+
+
+def _import_xtcocotools():
+    """xtcocotools' COCO and COCOeval. Its compiled mask module is not needed for keypoints;
+    a build against another numpy fails to import, so a stub stands in for it then."""
+    import xtcocotools
+    if "xtcocotools.mask" not in sys.modules:
+        try:
+            import xtcocotools.mask  # noqa: F401
+        except Exception:  # binary built against another numpy: keypoints never use it
+            stub = types.ModuleType("xtcocotools.mask")
+            sys.modules["xtcocotools.mask"] = stub
+            xtcocotools.mask = stub
+    from xtcocotools.coco import COCO
+    from xtcocotools.cocoeval import COCOeval
+    return COCO, COCOeval
+
+
+def xtcocotools_available() -> bool:
+    """Whether xtcocotools can be imported (the reference of the non-pycocotools modes)."""
+    try:
+        _import_xtcocotools()
+    except ImportError:
+        return False
+    return True
+
+
+def xtcocotools_eval(gt, results, sigmas, iou_type: str = "keypoints", *, use_area: bool = True,
+                     copy_inputs: bool = True):
+    """A finished xtcocotools ``COCOeval`` (stdout silenced). ``iou_type``: 'keypoints',
+    'keypoints_crowd' or a COCO-WholeBody part ('keypoints_body', 'keypoints_foot',
+    'keypoints_face', 'keypoints_lefthand', 'keypoints_righthand', 'keypoints_wholebody').
+    An empty results list is evaluated as no detections (xtcocotools' loadRes fails on it)."""
+    XCOCO, XCOCOeval = _import_xtcocotools()
+    gt_data, dt_data = _inputs(gt, results, copy_inputs)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # xtcocotools' CrowdPose summary re-reads the GT from its file: give it one
+            with tempfile.TemporaryDirectory() as tmp:
+                gt_path = os.path.join(tmp, "gt.json")
+                with open(gt_path, "w") as f:
+                    json.dump(gt_data, f)
+                coco = XCOCO(gt_path)
+                ev = _run_xtcocotools(XCOCO, XCOCOeval, coco, gt_data, dt_data, sigmas,
+                                      iou_type, use_area)
+    return ev
+
+
+def _run_xtcocotools(XCOCO, XCOCOeval, coco, gt_data, dt_data, sigmas, iou_type, use_area):
+    if dt_data:
+        coco_dt = coco.loadRes(dt_data)
+    else:
+        coco_dt = XCOCO()
+        coco_dt.dataset = {"images": list(gt_data.get("images", [])),
+                           "categories": copy.deepcopy(gt_data.get("categories", [])),
+                           "annotations": []}
+        coco_dt.createIndex()
+        if len(getattr(coco, "anno_file", [])) == 1:
+            coco.anno_file.append(None)  # as loadRes records it; read by the CrowdPose summary
+    ev = XCOCOeval(coco, coco_dt, iou_type, np.asarray(sigmas, dtype=np.float64),
+                   use_area=use_area)
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return ev
+
+
+def xtcocotools_stats(gt, results, sigmas, iou_type: str = "keypoints", *,
+                      use_area: bool = True, copy_inputs: bool = True) -> np.ndarray:
+    """The stats xtcocotools itself computes (10, or 9 for 'keypoints_crowd'), float64;
+    see :func:`xtcocotools_eval`."""
+    return np.asarray(xtcocotools_eval(gt, results, sigmas, iou_type, use_area=use_area,
+                                       copy_inputs=copy_inputs).stats, dtype=np.float64)

@@ -1,4 +1,5 @@
-"""MPII annotations in the json layout used by HRNet/mmpose (``mpii_train.json``).
+"""MPII annotations: the json layout used by HRNet/mmpose (``mpii_train.json``) and the
+official ``.mat`` release (:func:`read_mpii_mat`, converted to the same entries).
 
 Each entry: ``{"image", "center" [x, y], "scale" (person height / 200), "joints" (16, 2),
 "joints_vis" (16,)}`` with MATLAB 1-based pixel coordinates. As in mmpose's MpiiDataset the
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -52,3 +53,91 @@ def mpii_to_coco(entries: List[Dict], image_size: Dict[str, tuple] = None) -> Di
     cat = {"id": 1, "name": "person", "keypoints": list(MPII16.names),
            "skeleton": [[a + 1, b + 1] for a, b in MPII16.skeleton]}
     return {"images": images, "annotations": anns, "categories": [cat]}
+
+
+# ---------------------------------------------------------------------------- the .mat release
+def _seq(x) -> list:
+    """A MATLAB struct array / cell read with ``squeeze_me``: always a list (empty for [])."""
+    if x is None:
+        return []
+    if isinstance(x, np.ndarray):
+        return list(x.reshape(-1)) if x.size else []
+    return [x]
+
+
+def _num(x, default=None):
+    try:
+        a = np.asarray(x, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return default
+    return float(a[0]) if a.size else default
+
+
+def read_mpii_mat(path, train_only: Optional[bool] = None) -> List[Dict]:
+    """MPII Human Pose's official release (``mpii_human_pose_v1_u12_1.mat``) -> entries in the
+    common json layout of :func:`load_mpii` plus the head box and the split.
+
+    ``RELEASE.annolist(i).image.name``; ``.annorect(r)`` with the head box ``x1 y1 x2 y2``,
+    ``scale``, ``objpos.x/.y`` and ``annopoints.point(j)`` = ``id`` (0..15, the MPII order of
+    :data:`pyhpe.keypoints.MPII16`), ``x``, ``y``, ``is_visible``; ``RELEASE.img_train(i)``
+    (1 train, 0 test). Each person with a scale and a position becomes one entry: ``image``,
+    ``center`` (objpos), ``scale``, ``joints`` (16, 2) MATLAB 1-based pixels (-1 where not
+    annotated, as in the json), ``joints_vis`` (1 where annotated), ``joints_visible`` (the
+    annotator's ``is_visible``), ``headbox`` [[x1, y1], [x2, y2]], ``is_train``,
+    ``image_index`` and ``person_index`` (0-based). ``train_only`` True / False keeps only the
+    training / test images.
+    """
+    import scipy.io
+    who = "read_mpii_mat"
+    try:
+        mat = scipy.io.loadmat(str(path), struct_as_record=False, squeeze_me=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{who}: no such file {str(path)!r}") from None
+    except (ValueError, TypeError, OSError, NotImplementedError) as e:
+        raise ValueError(f"{who}: cannot read {str(path)!r} as a MATLAB file ({e}); MATLAB v7.3 "
+                         f"(HDF5) files are not supported") from e
+    rel = mat.get("RELEASE")
+    if rel is None or not hasattr(rel, "annolist"):
+        raise ValueError(f"{who}: {str(path)!r} has no RELEASE.annolist: not the MPII release "
+                         f"(variables: {sorted(k for k in mat if not k.startswith('__'))})")
+    annolist = _seq(rel.annolist)
+    img_train = np.asarray(getattr(rel, "img_train", np.ones(len(annolist))), np.int64).reshape(-1)
+    if len(img_train) != len(annolist):
+        raise ValueError(f"{who}: RELEASE.img_train has {len(img_train)} entries for "
+                         f"{len(annolist)} images")
+    out = []
+    for i, anno in enumerate(annolist):
+        is_train = bool(img_train[i])
+        if train_only is not None and is_train != train_only:
+            continue
+        try:
+            name = str(anno.image.name)
+        except AttributeError:
+            raise ValueError(f"{who}: annolist({i + 1}) has no image.name") from None
+        for r, rect in enumerate(_seq(getattr(anno, "annorect", None))):
+            scale = _num(getattr(rect, "scale", None))
+            objpos = getattr(rect, "objpos", None)
+            cx, cy = _num(getattr(objpos, "x", None)), _num(getattr(objpos, "y", None))
+            if scale is None or cx is None or cy is None:
+                continue   # groups of people without a scale / position are not evaluated
+            joints = -np.ones((16, 2))
+            vis = np.zeros(16)
+            visible = np.zeros(16)
+            ap = getattr(rect, "annopoints", None)
+            for pt in _seq(getattr(ap, "point", None)):
+                jid = int(_num(pt.id, -1))
+                if not 0 <= jid < 16:
+                    raise ValueError(f"{who}: annolist({i + 1}).annorect({r + 1}): joint id "
+                                     f"{jid} outside 0..15")
+                joints[jid] = (_num(pt.x), _num(pt.y))
+                vis[jid] = 1.0
+                visible[jid] = _num(getattr(pt, "is_visible", None), 1.0) or 0.0
+            e = {"image": name, "center": [cx, cy], "scale": scale,
+                 "joints": joints.tolist(), "joints_vis": vis.tolist(),
+                 "joints_visible": visible.tolist(), "is_train": is_train,
+                 "image_index": i, "person_index": r}
+            x1, y1, x2, y2 = (_num(getattr(rect, k, None)) for k in ("x1", "y1", "x2", "y2"))
+            if None not in (x1, y1, x2, y2):
+                e["headbox"] = [[x1, y1], [x2, y2]]
+            out.append(e)
+    return out

@@ -1,0 +1,260 @@
+"""Readers for the COCO-style keypoint files of each 2-D dataset.
+
+Every reader returns a new COCO dict (``images`` / ``annotations`` / ``categories``, each
+annotation's ``keypoints`` flattened ``K * 3``) whose category names the dataset's keypoints as
+the built-in set does (:mod:`pyhpe.keypoints`), so :func:`pyhpe.keypoints.keypoint_set_from_coco`
+returns that set, and the skeleton is the set's (1-based). A file in the wrong format is refused
+with an error that names the file and what is wrong. The input is never modified.
+
+* COCO, OCHuman: as they are (:func:`read_coco`, :func:`read_ochuman`).
+* CrowdPose: its files name the head top 'head' and carry COCO's 17-point skeleton for 14
+  keypoints; the category is replaced by CrowdPose-14's (``crowdIndex`` of images is kept).
+* AIC (mmpose's conversion): 'Right Shoulder' ... -> AIC-14's names.
+* Halpe: the category names no keypoints, annotations carry 136 (``body_only``: the 26-point
+  body + feet subset, :data:`pyhpe.keypoints.HALPE26`).
+* COCO-WholeBody: ``keypoints`` (body 17) and the separate ``foot_kpts``, ``face_kpts``,
+  ``lefthand_kpts``, ``righthand_kpts`` merged in the 133-point order (the part arrays are kept
+  for xtcocotools-style evaluation; :func:`split_wholebody` cuts a 133-point array back).
+* PoseTrack18: video frames (images carry ``vid_id``, ``frame_id``, ``nframes``,
+  ``is_labeled``; annotations ``track_id``, ``bbox_head``); one json or a folder of per-video
+  files (``annotations/val/*.json``) merged.
+* sub-JHMDB: 1-based MATLAB pixel coordinates made 0-based (keypoints and boxes), as mmpose
+  reads them.
+"""
+from __future__ import annotations
+
+import copy
+import glob
+import json
+import os
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from ..keypoints import (AIC14, COCO17, COCO_WHOLEBODY133, COCO_WHOLEBODY_PARTS, CROWDPOSE14,
+                         HALPE26, HALPE136, JHMDB15, OCHUMAN17, POSETRACK17, KeypointSet,
+                         _canonical_name)
+
+#: COCO-WholeBody's part arrays, in the 133-point order after the 17 body keypoints.
+WHOLEBODY_PART_KEYS = (("foot_kpts", "foot"), ("face_kpts", "face"),
+                       ("lefthand_kpts", "lefthand"), ("righthand_kpts", "righthand"))
+
+
+def _load_json(src, who: str) -> Dict:
+    if isinstance(src, dict):
+        return copy.deepcopy(src)
+    if not isinstance(src, (str, os.PathLike)):
+        raise TypeError(f"{who}: expected a json path or a dict, got {type(src).__name__}")
+    try:
+        with open(src) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{who}: no such file {str(src)!r}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{who}: {str(src)!r} is not a json file ({e})") from e
+
+
+def _check_coco(data, who: str, src, num_keypoints: Optional[int] = None) -> Dict:
+    name = src if isinstance(src, (str, os.PathLike)) else "the given dict"
+    if not isinstance(data, dict):
+        raise ValueError(f"{who}: {str(name)!r} holds a {type(data).__name__}, not a COCO dict "
+                         f"with 'images', 'annotations' and 'categories'")
+    missing = [k for k in ("images", "annotations", "categories") if k not in data]
+    if missing:
+        raise ValueError(f"{who}: {str(name)!r} is not a COCO-style keypoint file: it lacks "
+                         f"{missing} (has {sorted(data)[:8]})")
+    image_ids = {im.get("id") for im in data["images"]}
+    for ann in data["annotations"]:
+        kps = ann.get("keypoints")
+        if kps is None:
+            continue
+        if len(kps) % 3:
+            raise ValueError(f"{who}: annotation {ann.get('id')} in {str(name)!r} has "
+                             f"{len(kps)} keypoint values, not K * 3")
+        if num_keypoints is not None and len(kps) != 3 * num_keypoints:
+            raise ValueError(f"{who}: annotation {ann.get('id')} in {str(name)!r} has "
+                             f"{len(kps) // 3} keypoints, expected {num_keypoints}")
+        if ann.get("image_id") not in image_ids:
+            raise ValueError(f"{who}: annotation {ann.get('id')} in {str(name)!r} refers to "
+                             f"image {ann.get('image_id')!r}, which is not in 'images'")
+    return data
+
+
+def _set_category(data: Dict, kset: KeypointSet) -> Dict:
+    """Name the person category's keypoints and skeleton after ``kset``."""
+    cats = data["categories"] or [{"id": 1, "name": "person", "supercategory": "person"}]
+    for c in cats:
+        if c.get("name", "person") == "person" or len(cats) == 1:
+            c["keypoints"] = list(kset.names)
+            c["skeleton"] = [[a + 1, b + 1] for a, b in kset.skeleton]
+    data["categories"] = cats
+    return data
+
+
+def _check_names(data: Dict, kset: KeypointSet, who: str, src) -> None:
+    cats = [c for c in data["categories"] if c.get("keypoints")]
+    if cats:
+        got = [_canonical_name(n) for n in cats[0]["keypoints"]]
+        if got != [_canonical_name(n) for n in kset.names]:
+            raise ValueError(f"{who}: {str(src)!r} names keypoints {cats[0]['keypoints']}, "
+                             f"not the {kset.name} order {kset.names}")
+
+
+def _count_labelled(kps) -> int:
+    return int((np.asarray(kps, np.float64).reshape(-1, 3)[:, 2] > 0).sum())
+
+
+def _read_set(src, kset: KeypointSet, who: str) -> Dict:
+    data = _check_coco(_load_json(src, who), who, src, kset.num_keypoints)
+    _check_names(data, kset, who, src)
+    return _set_category(data, kset)
+
+
+def read_coco(src) -> Dict:
+    """A COCO person-keypoint file (17 keypoints)."""
+    return _read_set(src, COCO17, "read_coco")
+
+
+def read_ochuman(src) -> Dict:
+    """An OCHuman file in its COCO format (17 COCO keypoints; masks as RLE are kept)."""
+    return _read_set(src, OCHUMAN17, "read_ochuman")
+
+
+def read_crowdpose(src) -> Dict:
+    """A CrowdPose file: its category (head top 'head', COCO's 17-point skeleton) becomes
+    CrowdPose-14's; images keep ``crowdIndex``."""
+    return _read_set(src, CROWDPOSE14, "read_crowdpose")
+
+
+def read_aic(src) -> Dict:
+    """An AI Challenger file in mmpose's COCO conversion ('Right Shoulder', ... 'Neck')."""
+    return _read_set(src, AIC14, "read_aic")
+
+
+def read_halpe(src, body_only: bool = False) -> Dict:
+    """A Halpe-FullBody file (136 keypoints per annotation, no names in the category);
+    ``body_only`` keeps the first 26 (body + feet, :data:`HALPE26`)."""
+    who = "read_halpe"
+    data = _check_coco(_load_json(src, who), who, src, HALPE136.num_keypoints)
+    _check_names(data, HALPE136, who, src)
+    kset = HALPE26 if body_only else HALPE136
+    for ann in data["annotations"]:
+        if body_only and "keypoints" in ann:
+            ann["keypoints"] = ann["keypoints"][:3 * 26]
+        if "keypoints" in ann:
+            ann["num_keypoints"] = _count_labelled(ann["keypoints"])
+    return _set_category(data, kset)
+
+
+def read_coco_wholebody(src) -> Dict:
+    """A COCO-WholeBody file, each annotation's ``keypoints`` made the 133-point array (body,
+    feet, face, left hand, right hand), ``num_keypoints`` counting all labelled points. A
+    missing part (or one whose ``*_valid`` flag is false) keeps its zeros."""
+    who = "read_coco_wholebody"
+    data = _check_coco(_load_json(src, who), who, src, None)
+    for ann in data["annotations"]:
+        body = ann.get("keypoints")
+        if body is None:
+            continue
+        if len(body) != 51:
+            raise ValueError(f"{who}: annotation {ann.get('id')} has {len(body) // 3} body "
+                             f"keypoints, expected COCO's 17 (is this a merged file already?)")
+        merged = [float(v) for v in body]
+        for key, part in WHOLEBODY_PART_KEYS:
+            a, b = COCO_WHOLEBODY_PARTS[part]
+            vals = ann.get(key)
+            if vals is None:
+                raise ValueError(f"{who}: annotation {ann.get('id')} lacks {key!r}: not a "
+                                 f"COCO-WholeBody file")
+            if len(vals) != 3 * (b - a):
+                raise ValueError(f"{who}: annotation {ann.get('id')}: {key!r} has "
+                                 f"{len(vals)} values, expected {3 * (b - a)}")
+            merged += [float(v) for v in vals]
+        ann["body_keypoints"] = list(body)
+        ann["keypoints"] = merged
+        ann["num_keypoints"] = _count_labelled(merged)
+    return _set_category(data, COCO_WHOLEBODY133)
+
+
+def split_wholebody(keypoints) -> Dict[str, np.ndarray]:
+    """A 133-point array (``(133, C)`` or flattened ``133 * C``) -> ``{"body", "foot", "face",
+    "lefthand", "righthand"}`` arrays in the same layout (xtcocotools' part order)."""
+    arr = np.asarray(keypoints)
+    flat = arr.ndim == 1
+    pts = arr.reshape(133, -1) if flat else arr
+    if pts.shape[0] != 133:
+        raise ValueError(f"split_wholebody: expected 133 keypoints, got {pts.shape}")
+    return {part: (pts[a:b].reshape(-1) if flat else pts[a:b])
+            for part, (a, b) in COCO_WHOLEBODY_PARTS.items()}
+
+
+def read_posetrack18(src) -> Dict:
+    """PoseTrack18 annotations: one json (``test_posetrack18_val.json``, a whole split) or a
+    folder of per-video jsons (``annotations/val``), merged. Images are video frames with
+    ``vid_id``, ``frame_id``, ``nframes`` and ``is_labeled``; annotations keep ``track_id``
+    and ``bbox_head``."""
+    who = "read_posetrack18"
+    if isinstance(src, (str, os.PathLike)) and os.path.isdir(src):
+        files = sorted(glob.glob(os.path.join(src, "*.json")))
+        if not files:
+            raise ValueError(f"{who}: folder {str(src)!r} holds no json files")
+        parts = [_read_set(f, POSETRACK17, who) for f in files]
+        data = {"images": [], "annotations": [], "categories": parts[0]["categories"]}
+        seen = set()
+        for p in parts:
+            for im in p["images"]:
+                if im["id"] not in seen:
+                    seen.add(im["id"])
+                    data["images"].append(im)
+            data["annotations"] += p["annotations"]
+    else:
+        data = _read_set(src, POSETRACK17, who)
+    for im in data["images"]:
+        for key in ("vid_id", "frame_id"):
+            if key not in im:
+                raise ValueError(f"{who}: image {im.get('id')} lacks {key!r}: not a PoseTrack18 "
+                                 f"file")
+        im.setdefault("is_labeled", True)
+    for ann in data["annotations"]:
+        if "keypoints" in ann:
+            ann["num_keypoints"] = _count_labelled(ann["keypoints"])
+        ann["iscrowd"] = int(bool(ann.get("iscrowd", 0)))
+    return data
+
+
+def read_jhmdb(src) -> Dict:
+    """A sub-JHMDB file (15 keypoints, 1-based MATLAB pixels) with 0-based keypoints and boxes;
+    ``num_keypoints`` counts the labelled points."""
+    data = _read_set(src, JHMDB15, "read_jhmdb")
+    for ann in data["annotations"]:
+        if "keypoints" in ann:
+            k = np.asarray(ann["keypoints"], np.float64).reshape(-1, 3)
+            lab = k[:, 2] > 0
+            k[lab, :2] -= 1.0
+            ann["keypoints"] = k.reshape(-1).tolist()
+            ann["num_keypoints"] = int(lab.sum())
+        if "bbox" in ann:
+            x, y, w, h = ann["bbox"]
+            ann["bbox"] = [x - 1.0, y - 1.0, w, h]
+    return data
+
+
+#: Readers by dataset name.
+READERS = {"coco": read_coco, "ochuman": read_ochuman, "crowdpose": read_crowdpose,
+           "aic": read_aic, "halpe": read_halpe, "coco_wholebody": read_coco_wholebody,
+           "posetrack18": read_posetrack18, "jhmdb": read_jhmdb}
+
+
+def read_keypoint_file(src, dataset: str) -> Dict:
+    """The COCO dict of ``src`` read by the reader of ``dataset`` (a key of :data:`READERS`)."""
+    try:
+        reader = READERS[dataset]
+    except KeyError:
+        raise ValueError(f"read_keypoint_file: unknown dataset {dataset!r}; known: "
+                         f"{sorted(READERS)}") from None
+    return reader(src)
+
+
+__all__ = ["READERS", "WHOLEBODY_PART_KEYS", "read_aic", "read_coco", "read_coco_wholebody",
+           "read_crowdpose", "read_halpe", "read_jhmdb", "read_keypoint_file", "read_ochuman",
+           "read_posetrack18", "split_wholebody"]

@@ -420,3 +420,31 @@ def test_amass_and_mosh_sequences(tmp_path):
     np.savez(bad, poses=np.zeros((10, 7)))
     with pytest.raises(ValueError, match="3 \\* joints"):
         read_amass(bad)
+
+
+# ------------------------------------------------------------------ load_coco entry point
+def test_load_coco_reads_each_format(tmp_path):
+    # MPII's json list and .mat release are recognised without being named
+    mp = load_coco(DATA / "mpii_sample.json")
+    assert keypoint_set_from_coco(mp) is MPII16 and len(mp["annotations"]) == 5
+    assert load_coco(DATA / "mpii_sample.json", dataset="mpii") == mp
+    entries = json.loads((DATA / "mpii_sample.json").read_text())
+    for e in entries:
+        e["headbox"] = [[0.0, 0.0], [30.0, 40.0]]
+    _write_release(tmp_path / "rel.mat", entries)
+    from_mat = load_coco(tmp_path / "rel.mat")
+    assert len(from_mat["annotations"]) == 6      # 5 + the test person without points
+    assert from_mat["annotations"][0]["head_size"] == pytest.approx(0.6 * 50.0)
+    # a named dataset goes through its reader
+    wb = load_coco(DATA / "coco_wholebody" / "coco_wholebody_test.json", dataset="coco_wholebody")
+    assert keypoint_set_from_coco(wb) is COCO_WHOLEBODY133
+    assert keypoint_set_from_coco(load_coco(DATA / "halpe" / "test_halpe.json")) is HALPE136
+    assert keypoint_set_from_coco(load_coco(DATA / "crowdpose_sample.json",
+                                            dataset="crowdpose")) is CROWDPOSE14
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not MPII's json layout"):
+        load_coco(tmp_path / "list.json")
+    with pytest.raises(ValueError, match="not MPII's json layout"):
+        load_coco(DATA / "aic_sample.json", dataset="mpii")
+    with pytest.raises(ValueError, match="not a json file"):
+        load_coco(DATA / "mosh" / "test_mosh.npz")

@@ -239,8 +239,23 @@ def read_jhmdb(src) -> Dict:
     return data
 
 
+def read_mpii(src) -> Dict:
+    """MPII: the official ``.mat`` release or the common json (a path or a list of entries)
+    as a COCO dict (:func:`pyhpe.data.mpii_to_coco`)."""
+    from .mpii import load_mpii, mpii_to_coco, read_mpii_mat
+    if isinstance(src, (str, os.PathLike)) and str(src).lower().endswith(".mat"):
+        return mpii_to_coco(read_mpii_mat(src))
+    entries = load_mpii(src)
+    if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and {"image", "joints", "center", "scale"} <= set(e)
+            for e in entries):
+        raise ValueError(f"read_mpii: {str(src)[:200]!r} is not MPII's json layout (a list of "
+                         f"entries with 'image', 'center', 'scale', 'joints')")
+    return mpii_to_coco(entries)
+
+
 #: Readers by dataset name.
-READERS = {"coco": read_coco, "ochuman": read_ochuman, "crowdpose": read_crowdpose,
+READERS = {"mpii": read_mpii, "coco": read_coco, "ochuman": read_ochuman, "crowdpose": read_crowdpose,
            "aic": read_aic, "halpe": read_halpe, "coco_wholebody": read_coco_wholebody,
            "posetrack18": read_posetrack18, "jhmdb": read_jhmdb}
 
@@ -256,5 +271,5 @@ def read_keypoint_file(src, dataset: str) -> Dict:
 
 
 __all__ = ["READERS", "WHOLEBODY_PART_KEYS", "read_aic", "read_coco", "read_coco_wholebody",
-           "read_crowdpose", "read_halpe", "read_jhmdb", "read_keypoint_file", "read_ochuman",
-           "read_posetrack18", "split_wholebody"]
+           "read_crowdpose", "read_halpe", "read_jhmdb", "read_keypoint_file", "read_mpii",
+           "read_ochuman", "read_posetrack18", "split_wholebody"]

@@ -448,3 +448,22 @@ def test_load_coco_reads_each_format(tmp_path):
         load_coco(DATA / "aic_sample.json", dataset="mpii")
     with pytest.raises(ValueError, match="not a json file"):
         load_coco(DATA / "mosh" / "test_mosh.npz")
+
+
+def test_body3d_to_coco_for_2d_training():
+    from pyhpe.data import body3d_to_coco
+    for reader, npz, cams, kset in (
+            (read_h36m, "h36m/test_h36m_body3d.npz", "h36m/cameras.pkl", H36M17),
+            (read_mpi_inf_3dhp, "mpi_inf_3dhp/test_3dhp_train.npz",
+             "mpi_inf_3dhp/cameras_train.pkl", MPI_INF_3DHP17)):
+        d = reader(DATA / npz, DATA / cams)
+        coco = body3d_to_coco(d)
+        assert keypoint_set_from_coco(coco) is kset
+        assert len(coco["images"]) == len(coco["annotations"]) == len(d["imgname"])
+        for im, ann in zip(coco["images"], coco["annotations"]):
+            k = _kps(ann, 17)
+            x, y, w, h = ann["bbox"]
+            # every labelled joint lies in the person's box, the box within reach of the image
+            assert np.all((k[:, 0] >= x) & (k[:, 0] <= x + w) & (k[:, 1] >= y) & (k[:, 1] <= y + h))
+            assert im["width"] > 0 and len(ann["keypoints_3d"]) == 17 * 4
+    assert coco["images"][0]["file_name"] == "S4_Seq2_Cam0_001033.jpg"

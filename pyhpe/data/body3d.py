@@ -124,6 +124,7 @@ def read_h36m(npz_path, cameras=None, image_root: Optional[str] = None) -> Dict:
     out["visibility"] = np.minimum(d["part"][..., 2], d["S"][..., 3]).astype(np.float64)
     root = "" if image_root is None else str(image_root)
     out["image_path"] = np.array([os.path.join(root, str(n)) for n in d["imgname"]])
+    out["keypoint_set"] = "h36m17"
     if cameras is not None:
         cams = _cameras(cameras, who)
         keys = [(s, c) for s, c in zip(meta["subject"], meta["camera"])]
@@ -168,9 +169,64 @@ def read_mpi_inf_3dhp(npz_path, cameras=None, image_root: Optional[str] = None) 
     out["visibility"] = np.minimum(d["part"][..., 2], d["S"][..., 3]).astype(np.float64)
     root = "" if image_root is None else str(image_root)
     out["image_path"] = np.array([os.path.join(root, str(n)) for n in d["imgname"]])
+    out["keypoint_set"] = "mpi_inf_3dhp17"
     if cameras is not None:
         out["cameras"] = _camera_arrays(_cameras(cameras, who), list(meta["camera"]), who)
     return out
+
+
+def body3d_to_coco(d: Dict) -> Dict:
+    """A :func:`read_h36m` / :func:`read_mpi_inf_3dhp` result as a COCO dict for 2-D training
+    and evaluation: one image per frame (``file_name`` = ``imgname``; ``width`` / ``height``
+    from the cameras when read), one person per image with the square box of side
+    ``scale * 200`` around ``center`` (mmpose's convention), ``keypoints`` from ``part``
+    (visibility 2 where labelled) and ``keypoints_3d`` (K * 4: camera-frame metres and
+    visibility) kept on the annotation; the category names the dataset's keypoint set."""
+    from ..keypoints import get_keypoint_set
+    kset = get_keypoint_set(d.get("keypoint_set", "h36m17"))
+    n = len(d["imgname"])
+    cams = d.get("cameras")
+    images, anns = [], []
+    for i in range(n):
+        w = int(cams["w"][i]) if cams is not None else 0
+        h = int(cams["h"][i]) if cams is not None else 0
+        images.append({"id": i + 1, "file_name": str(d["imgname"][i]), "width": w, "height": h})
+        kp = np.concatenate([d["keypoints_2d"][i], 2.0 * (d["visibility"][i] > 0)[:, None]], 1)
+        if "center" in d and "scale" in d:
+            side = float(d["scale"][i]) * 200.0
+            cx, cy = (float(v) for v in d["center"][i])
+            bbox = [cx - side / 2, cy - side / 2, side, side]
+        else:
+            lab = kp[kp[:, 2] > 0, :2]
+            (x0, y0), (x1, y1) = lab.min(0), lab.max(0)
+            bbox = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+        s3 = np.concatenate([d["keypoints_3d"][i], d["visibility"][i][:, None]], 1)
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
+                     "bbox": bbox, "area": bbox[2] * bbox[3],
+                     "keypoints": kp.reshape(-1).tolist(),
+                     "num_keypoints": int((kp[:, 2] > 0).sum()),
+                     "keypoints_3d": s3.reshape(-1).tolist()})
+    cat = {"id": 1, "name": "person", "supercategory": "person",
+           "keypoints": list(kset.names), "skeleton": [[a + 1, b + 1] for a, b in kset.skeleton]}
+    return {"images": images, "annotations": anns, "categories": [cat]}
+
+
+def body3d_lifting_arrays(d: Dict):
+    """A :func:`read_h36m` / :func:`read_mpi_inf_3dhp` result as lifting pairs: (pose_2d
+    (N, K, 2) pixels, pose_3d (N, K, 3) root-relative millimetres, visibility (N, K), actions
+    (N,): H36M's action without the sub-action number, 3DHP's subject) for
+    :class:`pyhpe.data.LiftingDataset`."""
+    from ..keypoints import get_keypoint_set
+    kset = get_keypoint_set(d.get("keypoint_set", "h36m17"))
+    root = kset.parents.index(-1)
+    X = np.asarray(d["keypoints_3d"], np.float64)
+    p3 = (X - X[:, root:root + 1]) * 1000.0
+    if "action" in d:
+        acts = np.array([re.sub(r"_\d+$", "", str(a)) for a in d["action"]])
+    else:
+        acts = np.asarray(d["subject"])
+    return (np.asarray(d["keypoints_2d"], np.float32), p3.astype(np.float32),
+            np.asarray(d["visibility"], np.float32), acts)
 
 
 # ---------------------------------------------------------------------------- CMU Panoptic
@@ -299,5 +355,5 @@ def read_amass(path) -> Dict:
             "gender": None if gender is None else str(np.asarray(gender))}
 
 
-__all__ = ["project_panoptic", "project_pinhole", "read_amass", "read_h36m",
+__all__ = ["body3d_lifting_arrays", "body3d_to_coco", "project_panoptic", "project_pinhole", "read_amass", "read_h36m",
            "read_mpi_inf_3dhp", "read_panoptic_body3d", "read_panoptic_calibration"]

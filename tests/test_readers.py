@@ -45,6 +45,9 @@ def test_coco_style_readers_name_their_set(reader, path, kset, n_img, n_ann):
     if n_img is not None:
         assert (len(data["images"]), len(data["annotations"])) == (n_img, n_ann)
     assert all(len(a["keypoints"]) == 3 * kset.num_keypoints for a in data["annotations"])
+    # the fields COCO tools read are there (AIC's and JHMDB's files lack 'iscrowd')
+    assert all(a["iscrowd"] in (0, 1) and "num_keypoints" in a and "category_id" in a
+               for a in data["annotations"])
     assert reader(raw) == data and raw == json.loads((DATA / path).read_text())  # not modified
     load_coco(data)
 

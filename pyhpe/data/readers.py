@@ -104,10 +104,22 @@ def _count_labelled(kps) -> int:
     return int((np.asarray(kps, np.float64).reshape(-1, 3)[:, 2] > 0).sum())
 
 
+def _defaults(data: Dict) -> Dict:
+    """Fields COCO tools read that some datasets' files leave out (AIC, JHMDB):
+    ``iscrowd`` 0 (an int), ``num_keypoints`` (labelled points), ``category_id`` 1. ``area``
+    is not invented: datasets without it are evaluated in a mode that does not use it."""
+    for ann in data["annotations"]:
+        ann["iscrowd"] = int(bool(ann.get("iscrowd", 0)))
+        ann.setdefault("category_id", 1)
+        if "keypoints" in ann and "num_keypoints" not in ann:
+            ann["num_keypoints"] = _count_labelled(ann["keypoints"])
+    return data
+
+
 def _read_set(src, kset: KeypointSet, who: str) -> Dict:
     data = _check_coco(_load_json(src, who), who, src, kset.num_keypoints)
     _check_names(data, kset, who, src)
-    return _set_category(data, kset)
+    return _defaults(_set_category(data, kset))
 
 
 def read_coco(src) -> Dict:
@@ -143,7 +155,7 @@ def read_halpe(src, body_only: bool = False) -> Dict:
             ann["keypoints"] = ann["keypoints"][:3 * 26]
         if "keypoints" in ann:
             ann["num_keypoints"] = _count_labelled(ann["keypoints"])
-    return _set_category(data, kset)
+    return _defaults(_set_category(data, kset))
 
 
 def read_coco_wholebody(src) -> Dict:
@@ -173,7 +185,7 @@ def read_coco_wholebody(src) -> Dict:
         ann["body_keypoints"] = list(body)
         ann["keypoints"] = merged
         ann["num_keypoints"] = _count_labelled(merged)
-    return _set_category(data, COCO_WHOLEBODY133)
+    return _defaults(_set_category(data, COCO_WHOLEBODY133))
 
 
 def split_wholebody(keypoints) -> Dict[str, np.ndarray]:
@@ -218,8 +230,7 @@ def read_posetrack18(src) -> Dict:
     for ann in data["annotations"]:
         if "keypoints" in ann:
             ann["num_keypoints"] = _count_labelled(ann["keypoints"])
-        ann["iscrowd"] = int(bool(ann.get("iscrowd", 0)))
-    return data
+    return _defaults(data)
 
 
 def read_jhmdb(src) -> Dict:

@@ -470,3 +470,15 @@ def test_body3d_to_coco_for_2d_training():
             assert np.all((k[:, 0] >= x) & (k[:, 0] <= x + w) & (k[:, 1] >= y) & (k[:, 1] <= y + h))
             assert im["width"] > 0 and len(ann["keypoints_3d"]) == 17 * 4
     assert coco["images"][0]["file_name"] == "S4_Seq2_Cam0_001033.jpg"
+
+
+def test_mpii_image_sizes_from_the_files(tmp_path):
+    import shutil
+    from pyhpe.data import read_mpii
+    shutil.copy(DATA / "mpii_052475643.jpg", tmp_path / "052475643.jpg")
+    entries = [e for e in json.loads((DATA / "mpii_sample.json").read_text())
+               if e["image"] == "052475643.jpg"]
+    coco = read_mpii(entries, image_root=tmp_path)
+    assert (coco["images"][0]["width"], coco["images"][0]["height"]) == (854, 480)
+    with pytest.raises(FileNotFoundError, match="cannot read image"):
+        read_mpii(entries, image_root=DATA / "nowhere")

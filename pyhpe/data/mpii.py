@@ -32,15 +32,40 @@ def load_mpii(path_or_list) -> List[Dict]:
     return list(path_or_list)
 
 
-def mpii_to_coco(entries: List[Dict], image_size: Dict[str, tuple] = None) -> Dict:
+def image_size_of(path: str) -> tuple:
+    """(width, height) of an image file (its header only where Pillow is installed)."""
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            return im.size
+    except ImportError:
+        pass
+    except OSError as e:
+        raise FileNotFoundError(f"image_size_of: cannot read image {path!r} ({e})") from e
+    import cv2
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise FileNotFoundError(f"image_size_of: cannot read image {path!r}")
+    return img.shape[1], img.shape[0]
+
+
+def mpii_to_coco(entries: List[Dict], image_size: Dict[str, tuple] = None,
+                 image_root: Optional[str] = None) -> Dict:
     """Convert MPII entries to a COCO-format dict (bbox from centre/scale, area = box area,
-    ``head_size`` kept when the entry has a ``headbox``) usable by every top-down tool here."""
+    ``head_size`` kept when the entry has a ``headbox``) usable by every top-down tool here.
+    Image ``width`` / ``height`` come from ``image_size`` ({name: (w, h)}), else from the
+    files under ``image_root`` when given, else 0."""
     images, anns, ids = [], [], {}
     for i, e in enumerate(entries):
         name = e["image"]
         if name not in ids:
             ids[name] = len(ids) + 1
-            w, h = (image_size or {}).get(name, (0, 0))
+            if image_size and name in image_size:
+                w, h = image_size[name]
+            elif image_root is not None:
+                w, h = image_size_of(os.path.join(str(image_root), name))
+            else:
+                w, h = 0, 0
             images.append({"id": ids[name], "file_name": name, "width": w, "height": h})
         c = np.asarray(e["center"], np.float64)
         s = float(e["scale"]) * 200.0

@@ -250,19 +250,20 @@ def read_jhmdb(src) -> Dict:
     return data
 
 
-def read_mpii(src) -> Dict:
+def read_mpii(src, image_root: Optional[str] = None) -> Dict:
     """MPII: the official ``.mat`` release or the common json (a path or a list of entries)
-    as a COCO dict (:func:`pyhpe.data.mpii_to_coco`)."""
+    as a COCO dict (:func:`pyhpe.data.mpii_to_coco`; image sizes read from ``image_root``
+    when given)."""
     from .mpii import load_mpii, mpii_to_coco, read_mpii_mat
     if isinstance(src, (str, os.PathLike)) and str(src).lower().endswith(".mat"):
-        return mpii_to_coco(read_mpii_mat(src))
+        return mpii_to_coco(read_mpii_mat(src), image_root=image_root)
     entries = load_mpii(src)
     if not isinstance(entries, list) or not all(
             isinstance(e, dict) and {"image", "joints", "center", "scale"} <= set(e)
             for e in entries):
         raise ValueError(f"read_mpii: {str(src)[:200]!r} is not MPII's json layout (a list of "
                          f"entries with 'image', 'center', 'scale', 'joints')")
-    return mpii_to_coco(entries)
+    return mpii_to_coco(entries, image_root=image_root)
 
 
 #: Readers by dataset name.

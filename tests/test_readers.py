@@ -482,3 +482,21 @@ def test_mpii_image_sizes_from_the_files(tmp_path):
     assert (coco["images"][0]["width"], coco["images"][0]["height"]) == (854, 480)
     with pytest.raises(FileNotFoundError, match="cannot read image"):
         read_mpii(entries, image_root=DATA / "nowhere")
+
+
+def test_h36m_coco_json_follows_the_npz_joint_order():
+    from pyhpe.data.readers import read_h36m_coco
+    raw = json.loads((DATA / "h36m" / "h36m_coco.json").read_text())
+    assert raw["categories"][0]["keypoints"][1] == "left_hip"      # the file's own label
+    data = read_h36m_coco(DATA / "h36m" / "h36m_coco.json")
+    assert keypoint_set_from_coco(data) is H36M17
+    npz = read_h36m(DATA / "h36m" / "test_h36m_body3d.npz")
+    names = [str(n).split("/")[-1] for n in npz["imgname"]]
+    for im, ann in zip(data["images"], data["annotations"]):
+        i = names.index(im["file_name"])
+        # the same 2-D joints as the npz, whose order H36M17 follows (1 = right hip)
+        np.testing.assert_allclose(_kps(ann, 17)[:, :2], npz["keypoints_2d"][i])
+        assert len(ann["keypoints_3d"]) == 68     # world metres and visibility
+    assert data["annotations"][0]["iscrowd"] == 0
+    with pytest.raises(ValueError, match="expected 17"):
+        read_h36m_coco(DATA / "aic_sample.json")

@@ -14,7 +14,8 @@ def load_coco(ann, dataset: Optional[str] = None) -> Dict:
 
     ``dataset`` names the file's own format and reads it with that dataset's reader
     (:data:`pyhpe.data.readers.READERS`: 'coco', 'ochuman', 'crowdpose', 'aic', 'halpe',
-    'coco_wholebody' (parts merged into 133 keypoints), 'posetrack18', 'jhmdb', 'mpii').
+    'coco_wholebody' (parts merged into 133 keypoints), 'posetrack18', 'jhmdb', 'mpii',
+    'h36m' (mmpose's Human3.6M COCO json)).
     Without it, MPII's files are recognised and converted (:func:`pyhpe.data.mpii_to_coco`):
     the official ``.mat`` release and the common json list of entries; any other file must
     be a COCO dict, used as it is.

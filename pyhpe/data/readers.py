@@ -20,6 +20,8 @@ with an error that names the file and what is wrong. The input is never modified
   files (``annotations/val/*.json``) merged.
 * sub-JHMDB: 1-based MATLAB pixel coordinates made 0-based (keypoints and boxes), as mmpose
   reads them.
+* MPII (:func:`read_mpii`: the json list or the ``.mat`` release) and mmpose's Human3.6M COCO
+  json (:func:`read_h36m_coco`).
 """
 from __future__ import annotations
 
@@ -266,8 +268,25 @@ def read_mpii(src, image_root: Optional[str] = None) -> Dict:
     return mpii_to_coco(entries, image_root=image_root)
 
 
+def read_h36m_coco(src) -> Dict:
+    """mmpose's Human3.6M COCO-format json (``h36m_coco.json``: 17 joints per annotation in
+    the order of the npz files, i.e. :data:`pyhpe.keypoints.H36M17`, plus ``keypoints_3d``
+    (17 x 4, world metres and visibility)). Its category is replaced by H36M17's: the file's
+    own names call joint 1 'left_hip' and its skeleton is 0-based, whereas its joints follow
+    the npz order (joint 1 is the right hip; see ``tests/test_lifting.py``)."""
+    who = "read_h36m_coco"
+    data = _check_coco(_load_json(src, who), who, src, 17)
+    for ann in data["annotations"]:
+        k3 = ann.get("keypoints_3d")
+        if k3 is not None and len(k3) != 17 * 4:
+            raise ValueError(f"{who}: annotation {ann.get('id')}: 'keypoints_3d' has {len(k3)} "
+                             f"values, expected 17 x 4")
+    from ..keypoints import H36M17
+    return _defaults(_set_category(data, H36M17))
+
+
 #: Readers by dataset name.
-READERS = {"mpii": read_mpii, "coco": read_coco, "ochuman": read_ochuman, "crowdpose": read_crowdpose,
+READERS = {"mpii": read_mpii, "h36m": read_h36m_coco, "coco": read_coco, "ochuman": read_ochuman, "crowdpose": read_crowdpose,
            "aic": read_aic, "halpe": read_halpe, "coco_wholebody": read_coco_wholebody,
            "posetrack18": read_posetrack18, "jhmdb": read_jhmdb}
 
@@ -283,5 +302,5 @@ def read_keypoint_file(src, dataset: str) -> Dict:
 
 
 __all__ = ["READERS", "WHOLEBODY_PART_KEYS", "read_aic", "read_coco", "read_coco_wholebody",
-           "read_crowdpose", "read_halpe", "read_jhmdb", "read_keypoint_file", "read_mpii",
-           "read_ochuman", "read_posetrack18", "split_wholebody"]
+           "read_crowdpose", "read_h36m_coco", "read_halpe", "read_jhmdb", "read_keypoint_file",
+           "read_mpii", "read_ochuman", "read_posetrack18", "split_wholebody"]

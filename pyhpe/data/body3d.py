@@ -355,5 +355,6 @@ def read_amass(path) -> Dict:
             "gender": None if gender is None else str(np.asarray(gender))}
 
 
-__all__ = ["body3d_lifting_arrays", "body3d_to_coco", "project_panoptic", "project_pinhole", "read_amass", "read_h36m",
-           "read_mpi_inf_3dhp", "read_panoptic_body3d", "read_panoptic_calibration"]
+__all__ = ["body3d_lifting_arrays", "body3d_to_coco", "project_panoptic", "project_pinhole",
+           "read_amass", "read_h36m", "read_mpi_inf_3dhp", "read_panoptic_body3d",
+           "read_panoptic_calibration"]

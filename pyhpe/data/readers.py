@@ -29,7 +29,7 @@ import copy
 import glob
 import json
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -286,9 +286,10 @@ def read_h36m_coco(src) -> Dict:
 
 
 #: Readers by dataset name.
-READERS = {"mpii": read_mpii, "h36m": read_h36m_coco, "coco": read_coco, "ochuman": read_ochuman, "crowdpose": read_crowdpose,
+READERS = {"coco": read_coco, "ochuman": read_ochuman, "crowdpose": read_crowdpose,
            "aic": read_aic, "halpe": read_halpe, "coco_wholebody": read_coco_wholebody,
-           "posetrack18": read_posetrack18, "jhmdb": read_jhmdb}
+           "posetrack18": read_posetrack18, "jhmdb": read_jhmdb, "mpii": read_mpii,
+           "h36m": read_h36m_coco}
 
 
 def read_keypoint_file(src, dataset: str) -> Dict:

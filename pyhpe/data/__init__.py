@@ -4,9 +4,9 @@
 Items never carry targets: codecs encode collated batches.
 
 Keypoint-set metadata lives in :mod:`pyhpe.keypoints`."""
-from .body3d import (body3d_lifting_arrays, body3d_to_coco, project_panoptic, project_pinhole,
-                     read_amass, read_h36m, read_mpi_inf_3dhp, read_panoptic_body3d,
-                     read_panoptic_calibration)
+from .body3d import (body3d_lifting_arrays, body3d_to_coco, project_h36m, project_panoptic,
+                     project_pinhole, read_amass, read_h36m, read_mpi_inf_3dhp,
+                     read_panoptic_body3d, read_panoptic_calibration)
 from .bottomup import (BottomUpDataset, bottomup_center_scale, bottomup_to_image_space,
                        collate_bottomup)
 from .coco import CocoImageLoader, load_coco
@@ -29,10 +29,10 @@ __all__ = ["BottomUpDataset", "CocoImageLoader", "H36M_TEST_SUBJECTS", "H36M_TRA
            "bottomup_center_scale", "bottomup_to_image_space", "collate_bottomup",
            "collate_topdown", "crop", "fit_camera", "flip_keypoints", "get_udp_warp_matrix",
            "get_warp_matrix", "h36m_arrays", "half_body_center_scale", "load_coco",
-           "load_h36m_npz", "load_mpii", "mpii_to_coco", "normalize_images", "project_panoptic",
-           "project_pinhole", "random_pose_3d", "read_aic", "read_amass", "read_coco",
-           "read_coco_wholebody", "read_crowdpose", "read_h36m", "read_halpe", "read_jhmdb",
-           "read_keypoint_file", "read_mpi_inf_3dhp", "read_mpii", "read_mpii_mat", "read_ochuman",
-           "read_panoptic_body3d", "read_panoptic_calibration", "read_posetrack18",
+           "load_h36m_npz", "load_mpii", "mpii_to_coco", "normalize_images", "project_h36m",
+           "project_panoptic", "project_pinhole", "random_pose_3d", "read_aic", "read_amass",
+           "read_coco", "read_coco_wholebody", "read_crowdpose", "read_h36m", "read_halpe",
+           "read_jhmdb", "read_keypoint_file", "read_mpi_inf_3dhp", "read_mpii", "read_mpii_mat",
+           "read_ochuman", "read_panoptic_body3d", "read_panoptic_calibration", "read_posetrack18",
            "records_from_boxes", "records_from_coco", "render_sample", "split_wholebody",
            "synthetic_lifting_data", "to_image_space"]

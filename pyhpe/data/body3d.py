@@ -94,6 +94,21 @@ def project_pinhole(points: np.ndarray, f: np.ndarray, c: np.ndarray) -> np.ndar
     return f * p[..., :2] / p[..., 2:3] + c
 
 
+def project_h36m(points: np.ndarray, f: np.ndarray, c: np.ndarray, k: np.ndarray,
+                 p: np.ndarray) -> np.ndarray:
+    """Camera-frame points ``(..., K, 3)`` -> pixels ``(..., K, 2)`` with Human3.6M's camera
+    model: radial ``k`` (3,) and tangential ``p`` (2,) distortion (the dataset's
+    ``ProjectPointRadial``); ``f``, ``c``, ``k``, ``p`` broadcast over K as ``(..., n)``."""
+    X = np.asarray(points, np.float64)
+    f, c, k, p = (np.asarray(v, np.float64)[..., None, :] for v in (f, c, k, p))
+    xy = X[..., :2] / X[..., 2:3]
+    r2 = (xy ** 2).sum(-1)
+    radial = 1 + k[..., 0] * r2 + k[..., 1] * r2 ** 2 + k[..., 2] * r2 ** 3
+    tan = p[..., 0] * xy[..., 1] + p[..., 1] * xy[..., 0]
+    xyd = xy * (radial + tan)[..., None] + np.stack([p[..., 1], p[..., 0]], -1) * r2[..., None]
+    return f * xyd + c
+
+
 # ---------------------------------------------------------------------------- Human3.6M
 _H36M_NAME = re.compile(r"(?:.*/)?(S\d+)_(.+)\.(\d+)_(\d+)\.\w+$")
 
@@ -355,6 +370,7 @@ def read_amass(path) -> Dict:
             "gender": None if gender is None else str(np.asarray(gender))}
 
 
-__all__ = ["body3d_lifting_arrays", "body3d_to_coco", "project_panoptic", "project_pinhole",
+__all__ = ["body3d_lifting_arrays", "body3d_to_coco", "project_h36m", "project_panoptic",
+           "project_pinhole",
            "read_amass", "read_h36m", "read_mpi_inf_3dhp", "read_panoptic_body3d",
            "read_panoptic_calibration"]

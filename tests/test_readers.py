@@ -505,3 +505,22 @@ def test_h36m_coco_json_follows_the_npz_joint_order():
     assert data["annotations"][0]["iscrowd"] == 0
     with pytest.raises(ValueError, match="expected 17"):
         read_h36m_coco(DATA / "aic_sample.json")
+
+
+@pytest.mark.parametrize("reader,ann,root", [
+    (read_posetrack18, "posetrack18/annotations/test_posetrack18_val.json", "posetrack18"),
+    (read_jhmdb, "jhmdb/test_jhmdb_sub1.json", "jhmdb"),
+    (read_aic, "aic/test_aic.json", "aic"),
+    (read_ochuman, "ochuman/test_ochuman.json", "ochuman"),
+    (read_crowdpose, "crowdpose/test_crowdpose.json", "crowdpose"),
+])
+def test_real_images_load_with_their_sizes(reader, ann, root):
+    """The images a reader's dict names are found under the dataset root and have the sizes
+    the file states (needs ../shared/data, where the images are)."""
+    if not (SHARED / ann).is_file():
+        pytest.skip("../shared/data is not here (the sample images are not copied)")
+    from pyhpe.data import CocoImageLoader
+    data = reader(SHARED / ann)
+    loader = CocoImageLoader(data, str(SHARED / root))
+    for im in data["images"]:
+        assert loader(im["id"]).shape[:2] == (im["height"], im["width"])

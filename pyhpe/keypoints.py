@@ -404,6 +404,10 @@ HALPE136 = KeypointSet(
     flip_pairs=_HALPE136_FLIP, sigmas=_HALPE136_SIGMAS, skeleton=_HALPE136_SKELETON,
     upper_body=list(range(11)) + [17, 18], lower_body=list(range(11, 17)) + list(range(19, 26)))
 
+#: Index ranges of each part of :data:`HALPE136` (body 20 with head, neck and hip; feet 6).
+HALPE136_PARTS = {"body": (0, 20), "foot": (20, 26), "face": (26, 94), "lefthand": (94, 115),
+                  "righthand": (115, 136)}
+
 #: AI Challenger (Wu et al. 2017); sigmas are half the deltas of its keypoint_eval.py.
 AIC14 = KeypointSet(
     name="aic14",
@@ -555,7 +559,7 @@ def keypoint_set_from_coco(data: Dict, sigmas=None) -> KeypointSet:
 __all__ = ["AIC14", "BUILTIN_SETS", "COCO17", "COCO_NAMES", "COCO_SIGMAS", "COCO_SKELETON",
            "COCO_WHOLEBODY133", "COCO_WHOLEBODY_PARTS", "CROWDPOSE14", "CROWDPOSE_NAMES",
            "FACE68_NAMES", "FEET_NAMES", "H36M17", "H36M_BONES", "H36M_KEEP_32", "H36M_NAMES",
-           "H36M_PARENTS", "HALPE136", "HALPE26", "HAND21_NAMES", "JHMDB15", "KeypointSet",
-           "MPII16", "MPII_NAMES", "MPI_INF_3DHP17", "OCHUMAN17", "PANOPTIC19", "POSETRACK17",
-           "get_keypoint_set", "keypoint_set_from_coco", "list_keypoint_sets",
+           "H36M_PARENTS", "HALPE136", "HALPE136_PARTS", "HALPE26", "HAND21_NAMES", "JHMDB15",
+           "KeypointSet", "MPII16", "MPII_NAMES", "MPI_INF_3DHP17", "OCHUMAN17", "PANOPTIC19",
+           "POSETRACK17", "get_keypoint_set", "keypoint_set_from_coco", "list_keypoint_sets",
            "register_keypoint_set"]

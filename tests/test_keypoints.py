@@ -236,6 +236,11 @@ def test_published_sigmas():
     assert HALPE136.sigmas[17:26].tolist() == [0.08] * 3 + [0.089] * 6
     assert np.all(HALPE136.sigmas[26:] == 0.015)
     assert HALPE136.names[:26] == HALPE26.names
+    from pyhpe.keypoints import HALPE136_PARTS
+    assert HALPE136.names[HALPE136_PARTS["lefthand"][0]] == "left_hand_root"
+    assert HALPE136.names[HALPE136_PARTS["righthand"][1] - 1] == "right_pinky_finger4"
+    assert HALPE136.names[HALPE136_PARTS["foot"][0]] == "left_big_toe"
+    assert HALPE136.names[HALPE136_PARTS["face"][0]] == "face-0"
     # COCO's sigmas for OCHuman and PoseTrack18; MPII / JHMDB / Panoptic as mmpose states them
     np.testing.assert_allclose(OCHUMAN17.sigmas, COCO_SIGMAS)
     np.testing.assert_allclose(POSETRACK17.sigmas, COCO_SIGMAS)

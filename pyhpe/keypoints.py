@@ -1,7 +1,10 @@
 """Keypoint sets: names, flip pairs, OKS sigmas, skeleton, colours, upper/lower body split.
 
 The one home of these facts: datasets, codecs, evaluation, drawing and the demo read them
-from here (``from pyhpe.keypoints import COCO17, COCO_SIGMAS``).
+from here (``from pyhpe.keypoints import COCO17, COCO_SIGMAS``). Built in
+(:func:`list_keypoint_sets`, :func:`get_keypoint_set` by name or the dataset's short name):
+coco17, coco_wholebody133, halpe26, halpe136, crowdpose14, aic14, mpii16, ochuman17,
+posetrack17, jhmdb15, h36m17, mpi_inf_3dhp17, panoptic19 (CMU coco19).
 """
 from __future__ import annotations
 

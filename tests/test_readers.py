@@ -206,6 +206,8 @@ def _write_release(path, entries):
             rects.append({"x1": x1, "y1": y1, "x2": x2, "y2": y2, "scale": e["scale"],
                           "objpos": {"x": e["center"][0], "y": e["center"][1]},
                           "annopoints": {"point": _struct_array(pts)}})
+        # a group of people: a rectangle with neither scale nor position is not a person
+        rects.append({k: np.zeros((0, 0)) for k in rects[0]})
         annolist.append({"image": {"name": name}, "annorect": _struct_array(rects),
                          "frame_sec": np.zeros((0, 0)), "vididx": np.zeros((0, 0))})
     # a test image whose one person has a position and scale but no points

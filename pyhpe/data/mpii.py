@@ -99,11 +99,14 @@ def _seq(x) -> list:
 
 
 def _num(x, default=None):
+    """The number a MATLAB field holds (``default`` for a missing / empty / non-numeric one)."""
+    if x is None:
+        return default
     try:
         a = np.asarray(x, np.float64).reshape(-1)
     except (TypeError, ValueError):
         return default
-    return float(a[0]) if a.size else default
+    return float(a[0]) if a.size and np.isfinite(a[0]) else default
 
 
 def read_mpii_mat(path, train_only: Optional[bool] = None) -> List[Dict]:

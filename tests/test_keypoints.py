@@ -6,9 +6,11 @@ import pathlib
 import numpy as np
 import pytest
 
-from pyhpe.keypoints import (COCO17, COCO_SIGMAS, CROWDPOSE14, H36M17, H36M_BONES, H36M_PARENTS,
-                             MPII16, KeypointSet, get_keypoint_set, keypoint_set_from_coco,
-                             register_keypoint_set)
+from pyhpe.keypoints import (AIC14, BUILTIN_SETS, COCO17, COCO_SIGMAS, COCO_WHOLEBODY133,
+                             COCO_WHOLEBODY_PARTS, CROWDPOSE14, H36M17, H36M_BONES, H36M_PARENTS,
+                             HALPE26, HALPE136, JHMDB15, MPI_INF_3DHP17, MPII16, OCHUMAN17,
+                             PANOPTIC19, POSETRACK17, KeypointSet, get_keypoint_set,
+                             keypoint_set_from_coco, list_keypoint_sets, register_keypoint_set)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -132,8 +134,15 @@ def test_real_crowdpose_file_maps_to_crowdpose14():
     assert data["categories"][0]["keypoints"][12] == "head"
     assert max(max(limb) for limb in data["categories"][0]["skeleton"]) == 17
     assert keypoint_set_from_coco(data) is CROWDPOSE14
+    # given sigmas replace the set's; the file's 17-point skeleton is never used
+    k = keypoint_set_from_coco(data, sigmas=np.full(14, 0.1))
+    assert k.names == CROWDPOSE14.names and k.skeleton == CROWDPOSE14.skeleton
+    assert np.allclose(k.sigmas, 0.1) and np.allclose(CROWDPOSE14.sigmas[0], 0.079)
+    # a category that is no known set and whose skeleton does not fit is refused clearly
+    bad = json.loads(json.dumps(data))
+    bad["categories"][0]["keypoints"][13] = "chin"
     with pytest.raises(ValueError, match="skeleton refers to"):
-        keypoint_set_from_coco(data, sigmas=CROWDPOSE14.sigmas)
+        keypoint_set_from_coco(bad)
 
 
 def test_real_ochuman_file_is_coco17():
@@ -144,16 +153,19 @@ def test_real_ochuman_file_is_coco17():
         == sorted(tuple(sorted(limb)) for limb in COCO17.skeleton)
 
 
-def test_real_aic_file_builds_a_set_with_flip_pairs():
+def test_real_aic_file_is_aic14_with_its_sigmas():
     data = _load("aic_sample.json")
+    assert data["categories"][0]["keypoints"][0] == "Right Shoulder"
     k = keypoint_set_from_coco(data)
-    assert k.num_keypoints == 14 and k.names[0] == "Right Shoulder"
-    assert sorted(k.flip_pairs) == [(3, 0), (4, 1), (5, 2), (9, 6), (10, 7), (11, 8)]
+    assert k is AIC14 and k.num_keypoints == 14
+    assert sorted(k.flip_pairs) == [(0, 3), (1, 4), (2, 5), (6, 9), (7, 10), (8, 11)]
     fi = k.flip_index()
     assert fi[12] == 12 and fi[13] == 13 and [fi[i] for i in fi] == list(range(14))
-    assert k.skeleton[0] == (2, 1) and np.allclose(k.sigmas, 0.05)
-    # limb colours follow the side read from 'Right ...' / 'Left ...'
-    assert k.colors[k.skeleton.index((2, 1))] != k.colors[k.skeleton.index((3, 4))]
+    # AI Challenger's keypoint_eval.py deltas are twice these sigmas
+    np.testing.assert_allclose(2 * k.sigmas[:3], [0.02776304, 0.03030456, 0.0211533])
+    assert k.sigmas[6] == 0.03909642 and k.sigmas[13] == 0.01236173
+    # limb colours follow the side read from the names
+    assert k.colors[k.skeleton.index((2, 1))] != k.colors[k.skeleton.index((4, 5))]
 
 
 def test_real_mpii_joint_order_is_mpii16():
@@ -168,3 +180,107 @@ def test_real_mpii_joint_order_is_mpii16():
                               MPII16.names.index("left_hip"))):
         assert kps[ankle, 1] > kps[knee, 1] > kps[hip, 1]
     assert kps[MPII16.names.index("head_top"), 1] < kps[MPII16.names.index("upper_neck"), 1]
+
+
+# ------------------------------------------------------------------ the built-in sets
+EXPECTED = {  # name: (keypoints, flip pairs, skeleton limbs, aliases)
+    "coco17": (17, 8, 19, ["coco"]), "coco_wholebody133": (133, 61, 65, ["coco_wholebody"]),
+    "halpe26": (26, 11, 27, []), "halpe136": (136, 61, 67, ["halpe"]),
+    "crowdpose14": (14, 6, 15, ["crowdpose"]), "aic14": (14, 6, 14, ["aic"]),
+    "mpii16": (16, 6, 15, ["mpii"]), "ochuman17": (17, 8, 19, ["ochuman"]),
+    "posetrack17": (17, 7, 16, ["posetrack", "posetrack18"]), "jhmdb15": (15, 6, 14, ["jhmdb"]),
+    "h36m17": (17, 6, 16, ["h36m"]), "mpi_inf_3dhp17": (17, 6, 16, ["mpi_inf_3dhp"]),
+    "panoptic19": (19, 8, 14, ["panoptic", "coco19"]),
+}
+
+
+def test_every_builtin_set_is_listed_and_consistent():
+    assert sorted(EXPECTED) == sorted(BUILTIN_SETS)
+    assert set(EXPECTED) <= set(list_keypoint_sets())
+    assert not {"coco", "aic"} & set(list_keypoint_sets())
+    assert {"coco", "aic", "halpe"} <= set(list_keypoint_sets(aliases=True))
+    for name, (k, nflip, nlimb, aliases) in EXPECTED.items():
+        kset = get_keypoint_set(name)
+        assert kset.name == name and kset.num_keypoints == k, name
+        assert len(kset.flip_pairs) == nflip and len(kset.skeleton) == nlimb, name
+        assert all(get_keypoint_set(a) is kset for a in aliases)
+        assert len(set(kset.names)) == k, name
+        fi = kset.flip_index()
+        assert [fi[i] for i in fi] == list(range(k)), name
+        for a, b in kset.flip_pairs:   # mirror pairs are named left/right twins
+            na, nb = kset.names[a], kset.names[b]
+            if na.startswith(("left", "right")):
+                assert na.replace("left", "@").replace("right", "left").replace("@", "right") \
+                    == nb, (name, na, nb)
+        assert np.all(kset.sigmas > 0) and kset.sigmas.dtype == np.float64
+        assert len(kset.colors) == len(kset.skeleton)
+        assert len(kset.keypoint_colors) == k
+        assert not set(kset.upper_body) & set(kset.lower_body)
+
+
+def test_published_sigmas():
+    # COCO-WholeBody: xtcocotools' body, foot, face, hand sigmas
+    wb = COCO_WHOLEBODY133
+    np.testing.assert_allclose(wb.sigmas[:17], COCO_SIGMAS, rtol=1e-12)
+    a, b = COCO_WHOLEBODY_PARTS["foot"]
+    np.testing.assert_allclose(wb.sigmas[a:b], [0.068, 0.066, 0.066, 0.092, 0.094, 0.094])
+    a, b = COCO_WHOLEBODY_PARTS["face"]
+    assert b - a == 68 and wb.sigmas[a] == 0.042 and wb.sigmas[b - 1] == 0.008
+    l0, l1 = COCO_WHOLEBODY_PARTS["lefthand"]
+    r0, r1 = COCO_WHOLEBODY_PARTS["righthand"]
+    assert (l1 - l0, r1 - r0, r1) == (21, 21, 133)
+    np.testing.assert_array_equal(wb.sigmas[l0:l1], wb.sigmas[r0:r1])
+    assert wb.sigmas[l0] == 0.029 and wb.names[l0] == "left_hand_root"
+    # Halpe: HalpeCOCOAPI's values (the 26-point subset and the full 136 differ on purpose)
+    assert HALPE26.sigmas[17:20].tolist() == [0.026, 0.026, 0.066]
+    assert HALPE136.sigmas[17:26].tolist() == [0.08] * 3 + [0.089] * 6
+    assert np.all(HALPE136.sigmas[26:] == 0.015)
+    assert HALPE136.names[:26] == HALPE26.names
+    from pyhpe.keypoints import HALPE136_PARTS
+    assert HALPE136.names[HALPE136_PARTS["lefthand"][0]] == "left_hand_root"
+    assert HALPE136.names[HALPE136_PARTS["righthand"][1] - 1] == "right_pinky_finger4"
+    assert HALPE136.names[HALPE136_PARTS["foot"][0]] == "left_big_toe"
+    assert HALPE136.names[HALPE136_PARTS["face"][0]] == "face-0"
+    # COCO's sigmas for OCHuman and PoseTrack18; MPII / JHMDB / Panoptic as mmpose states them
+    np.testing.assert_allclose(OCHUMAN17.sigmas, COCO_SIGMAS)
+    np.testing.assert_allclose(POSETRACK17.sigmas, COCO_SIGMAS)
+    assert MPII16.sigmas[12] == 0.179 and MPII16.sigmas[6] == 0.026
+    assert JHMDB15.sigmas[:3].tolist() == [0.025, 0.107, 0.025]
+    assert PANOPTIC19.sigmas[:3].tolist() == [0.026, 0.026, 0.107]
+
+
+def test_3d_sets_have_kinematic_trees():
+    for kset, root in ((H36M17, "hip"), (MPI_INF_3DHP17, "root")):
+        p = kset.parents
+        assert p.count(-1) == 1 and kset.names[p.index(-1)] == root
+        edges = {frozenset(e) for e in kset.skeleton}
+        assert all(frozenset((j, pj)) in edges for j, pj in enumerate(p) if pj >= 0)
+
+
+def test_halpe_file_without_keypoint_names_is_halpe136():
+    """Halpe's json names no keypoints and carries 136 per annotation: not COCO-17."""
+    data = json.loads((DATA / "halpe" / "test_halpe.json").read_text())
+    assert not data["categories"][0].get("keypoints")
+    assert {len(a["keypoints"]) for a in data["annotations"]} == {408}
+    assert keypoint_set_from_coco(data) is HALPE136
+    assert keypoint_set_from_coco({"categories": [], "annotations": [
+        {"keypoints": [0] * 78}]}) is HALPE26
+    # 14 keypoints without names: CrowdPose or AIC, the caller must say which
+    with pytest.raises(ValueError, match="pass the keypoint set by name"):
+        keypoint_set_from_coco({"categories": [{"id": 1, "name": "person"}],
+                                "annotations": [{"keypoints": [0] * 42}]})
+    with pytest.raises(ValueError, match="different numbers"):
+        keypoint_set_from_coco({"categories": [], "annotations": [
+            {"keypoints": [0] * 42}, {"keypoints": [0] * 51}]})
+
+
+def test_real_files_name_their_sets():
+    assert keypoint_set_from_coco(json.loads(
+        (DATA / "posetrack18" / "test_posetrack18_val.json").read_text())) is POSETRACK17
+    assert keypoint_set_from_coco(json.loads(
+        (DATA / "jhmdb" / "test_jhmdb_sub1.json").read_text())) is JHMDB15
+    # COCO-WholeBody's category names the 17 body points; its 'keypoints' are those 17
+    wb = json.loads((DATA / "coco_wholebody" / "coco_wholebody_test.json").read_text())
+    assert keypoint_set_from_coco(wb) is COCO17
+    merged = {"categories": [{"id": 1, "keypoints": list(COCO_WHOLEBODY133.names)}]}
+    assert keypoint_set_from_coco(merged) is COCO_WHOLEBODY133

@@ -209,3 +209,22 @@ def test_real_h36m_frames_through_the_npz_reader(tmp_path, per_camera_3d):
     assert set(actions.tolist()) == {"Directions_1", "SittingDown", "Greeting", "WalkDog_1"}
     ds = LiftingDataset(p2d, p3d, actions=actions)
     assert len(ds) == 4 and ds[0]["keypoints_3d"].shape == (17, 3)
+
+
+def test_real_h36m_npz_reader_feeds_the_lifting_dataset():
+    """mmpose's test_h36m_body3d.npz through read_h36m: root-relative millimetres, the
+    action without its sub-action number, items of the lifting dataset."""
+    from pyhpe.data import body3d_lifting_arrays, read_h36m
+    data = pathlib.Path(__file__).resolve().parent / "data"
+    d = read_h36m(data / "h36m" / "test_h36m_body3d.npz", data / "h36m" / "cameras.pkl")
+    p2, p3, vis, acts = body3d_lifting_arrays(d)
+    assert p2.shape == (4, 17, 2) and p3.shape == (4, 17, 3) and vis.shape == (4, 17)
+    assert acts.tolist() == ["Directions", "SittingDown", "Greeting", "WalkDog"]
+    np.testing.assert_allclose(p3[:, 0], 0.0)
+    # a real body: thorax to hip about half a metre
+    torso = np.linalg.norm(p3[:, H36M17.names.index("thorax")], axis=-1)
+    assert np.all((torso > 350) & (torso < 700))
+    ds = LiftingDataset(p2, p3, visibility=vis, actions=acts)
+    item = ds[1]
+    assert item["keypoints"].shape == (17, 2) and item["keypoints_3d"].shape == (17, 3)
+    assert ds.actions[1] == "SittingDown"

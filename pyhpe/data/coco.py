@@ -3,23 +3,55 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import cv2
 import numpy as np
 
 
-def load_coco(ann) -> Dict:
-    """A COCO dict from a json path, a dict, or a pycocotools COCO object (its ``dataset``)."""
+def load_coco(ann, dataset: Optional[str] = None) -> Dict:
+    """A COCO dict from a json path, a dict, or a pycocotools COCO object (its ``dataset``).
+
+    ``dataset`` names the file's own format and reads it with that dataset's reader
+    (:data:`pyhpe.data.readers.READERS`: 'coco', 'ochuman', 'crowdpose', 'aic', 'halpe',
+    'coco_wholebody' (parts merged into 133 keypoints), 'posetrack18', 'jhmdb', 'mpii',
+    'h36m' (mmpose's Human3.6M COCO json)).
+    Without it, MPII's files are recognised and converted (:func:`pyhpe.data.mpii_to_coco`):
+    the official ``.mat`` release and the common json list of entries; any other file must
+    be a COCO dict, used as it is.
+    """
+    if dataset is not None:
+        from .readers import read_keypoint_file
+        return read_keypoint_file(ann, dataset)
+    if isinstance(ann, (str, os.PathLike)) and str(ann).lower().endswith(".mat"):
+        from .mpii import mpii_to_coco, read_mpii_mat
+        return mpii_to_coco(read_mpii_mat(ann))
     if isinstance(ann, dict):
         data = ann
     elif isinstance(ann, (str, os.PathLike)):
-        with open(ann) as f:
-            data = json.load(f)
+        try:
+            with open(ann) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"load_coco: no such file {str(ann)!r}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"load_coco: {str(ann)!r} is not a json file ({e})") from e
+    elif isinstance(ann, list):
+        data = ann
     elif hasattr(ann, "dataset"):
         data = ann.dataset
     else:
         raise TypeError(f"load_coco: expected a json path, dict or pycocotools COCO, got {type(ann).__name__}")
+    if isinstance(data, list):
+        if data and all(isinstance(e, dict) and {"image", "joints", "center", "scale"} <= set(e)
+                        for e in data):
+            from .mpii import mpii_to_coco
+            return mpii_to_coco(data)
+        raise ValueError("load_coco: the file holds a list that is not MPII's json layout "
+                         "(entries with 'image', 'center', 'scale', 'joints'); expected a COCO "
+                         "dict with 'images', 'annotations' and 'categories'")
+    if not isinstance(data, dict):
+        raise ValueError(f"load_coco: expected a COCO dict, got {type(data).__name__}")
     for key in ("images", "annotations", "categories"):
         if key not in data:
             raise ValueError(f"load_coco: annotation file lacks the '{key}' list")

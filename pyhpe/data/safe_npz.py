@@ -62,3 +62,20 @@ def load_npz_member(path: str, key: str, who: str = "pyhpe") -> np.ndarray:
     if not isinstance(arr, np.ndarray):
         raise ValueError(f"{who}: {key!r} in {str(path)!r} is a {type(arr).__name__}, not an array")
     return arr
+
+
+def load_pickle_safely(path: str, who: str = "pyhpe"):
+    """A pickle file of plain data (dicts, lists, tuples, numbers, strings, numpy arrays), e.g.
+    mmpose's ``cameras.pkl``, read without running arbitrary code: any other global is refused
+    with an error naming the file."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{who}: cannot read {str(path)!r}: no such file") from None
+    with f:
+        try:
+            return _NumpyOnlyUnpickler(f).load()
+        except (pickle.UnpicklingError, ValueError, EOFError, AttributeError, ImportError,
+                TypeError, IndexError, KeyError) as e:
+            raise ValueError(f"{who}: cannot load {str(path)!r}: {e} (only pickles of arrays, "
+                             f"dicts, lists, numbers and strings are read)") from e

@@ -1,4 +1,4 @@
-"""Command line: ``pyhpe demo|train|eval|infer|bench|info`` (also ``python -m pyhpe``)."""
+"""Command line: ``pyhpe demo|train|eval|infer|export|bench|info`` (also ``python -m pyhpe``)."""
 from __future__ import annotations
 
 import argparse
@@ -190,6 +190,23 @@ def _cmd_infer(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from pyhpe.apis.export import export_onnx, export_program
+    task, model, _ = _load_task_model(args)
+    model = model.cpu().eval()
+    size = tuple(args.input_size) if args.input_size else None
+    try:
+        if args.out.endswith((".pt2", ".ep")):
+            export_program(model, size, with_decode=args.with_decode, path=args.out)
+        else:
+            export_onnx(model, args.out, size, with_decode=args.with_decode,
+                        opset_version=args.opset)
+    except NotImplementedError as e:
+        raise SystemExit(f"pyhpe export: {e}")
+    print(f"wrote {args.out} ({'decoded keypoints and scores' if args.with_decode else 'raw outputs'})")
+    return 0
+
+
 def _task_args(s, checkpoint: bool = True, config_required: bool = False) -> None:
     s.add_argument("--config", required=config_required, default=None,
                    help="task config json (configs/*.json, or a run's config.json)")
@@ -263,6 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="infer_out")
     s.add_argument("inputs", nargs="*", help="image files, folders, video files")
     s.set_defaults(func=_cmd_infer)
+
+    s = sub.add_parser("export", help="a config's model (+ checkpoint) as ONNX (OUT.onnx) or a "
+                       "torch.export program (OUT.pt2), raw outputs or --with-decode")
+    _task_args(s, config_required=True)
+    s.add_argument("--out", required=True, help="model.onnx, or model.pt2 for torch.export")
+    s.add_argument("--with-decode", action="store_true",
+                   help="decode inside the graph: (keypoints, scores) in input pixels "
+                        "(plain torch ops; not for PAF models)")
+    s.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("W", "H"),
+                   help="input size (default: the config's)")
+    s.add_argument("--opset", type=int, default=17)
+    s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser("demo", help="train on synthetic figures, evaluate, draw (see README)")
     s.add_argument("--out", default="demo_out")

@@ -182,3 +182,37 @@ def test_torch_export_program_matches_pytorch(name, tmp_path):
             ref = model.head.final_outputs(model(x))
         _close(raw[0], ref[0], 1e-5)
         _close(raw[1], ref[1], 1e-5)
+
+
+def test_cli_export_onnx_and_program(tmp_path, capsys):
+    import json
+    from pyhpe.cli import main
+    from pyhpe.tasks import build_task
+    ort = pytest.importorskip("onnxruntime")
+    cfg = {"task": "topdown", "keypoints": "crowdpose14", "input_size": [48, 64],
+           "model": {"name": "simple_baseline", "config": "tiny"},
+           "codec": {"name": "udp", "heatmap_size": [12, 16], "sigma": 1.0, "blur_kernel_size": 5}}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    torch.manual_seed(0)
+    model = _randomize_bn(build_task(cfg).build_model())
+    torch.save(model.state_dict(), tmp_path / "w.pth")
+    base = ["export", "--config", str(tmp_path / "cfg.json"), "--checkpoint", str(tmp_path / "w.pth")]
+    assert main(base + ["--out", str(tmp_path / "m.onnx"), "--with-decode"]) == 0
+    assert main(base + ["--out", str(tmp_path / "m.pt2")]) == 0
+    x = example_input(model, batch_size=2)
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    kp, sc = sess.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        ref = model.predict(x)
+        raw = torch.export.load(str(tmp_path / "m.pt2")).module()(x)[0]
+        _close(raw, model(x), 1e-5)
+    assert kp.shape == (2, 14, 2) and (abs(torch.from_numpy(kp) - ref[0]).max() < KP_ATOL)
+    _close(torch.from_numpy(sc), ref[1], 1e-4, rtol=1e-3)
+    paf = {"task": "bottomup_paf", "keypoints": "coco17", "input_size": [64, 64],
+           "model": {"name": "openpose", "config": "tiny"},
+           "codec": {"name": "paf", "heatmap_size": [8, 8], "sigma": 1.0}}
+    (tmp_path / "paf.json").write_text(json.dumps(paf))
+    base = ["export", "--config", str(tmp_path / "paf.json")]
+    assert main(base + ["--out", str(tmp_path / "p.onnx")]) == 0
+    with pytest.raises(SystemExit, match="with_decode=False"):
+        main(base + ["--out", str(tmp_path / "q.onnx"), "--with-decode"])

@@ -114,6 +114,14 @@ def test_crowdpose_images_with_detection_file_give_ids_pyhpe_eval_accepts(tmp_pa
     capsys.readouterr()
     assert main(["eval", CROWDPOSE_GT, str(tmp_path / "a" / "results.json"), "--mode", "crowdpose"]) == 0
     assert "AP" in capsys.readouterr().out
+    # the same through `pyhpe infer` (this failed with KeyError: 785-style ids before)
+    (tmp_path / "cp.json").write_text(json.dumps(topdown_config("crowdpose14")))
+    assert main(["infer", "--config", str(tmp_path / "cp.json"), "--device", "cpu", "--boxes",
+                 CROWDPOSE_DETS, "--out", str(tmp_path / "c"), "--no-draw",
+                 os.path.join(CROWDPOSE, "103319.jpg"), os.path.join(CROWDPOSE, "106848.jpg")]) == 0
+    cli = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert sorted({r["image_id"] for r in cli}) == [103319, 106848]
+    assert main(["eval", CROWDPOSE_GT, str(tmp_path / "c" / "results.json"), "--mode", "crowdpose"]) == 0
     # score threshold: fewer poses; ids through a GT file for renamed images
     (tmp_path / "imgs").mkdir()
     for n in ("103319", "106848"):
@@ -145,11 +153,22 @@ def test_boxes_by_file_name_unmatched_boxes_and_positional_ids(tmp_path):
 
 
 def test_bottomup_needs_no_boxes(tmp_path):
+    import torch
+    from pyhpe.cli import main
     inf = inferencer(bottomup_config())
-    out = inf([os.path.join(CROWDPOSE, "103319.jpg"), VIDEO], out_dir=str(tmp_path))
+    out = inf([os.path.join(CROWDPOSE, "103319.jpg"), VIDEO], out_dir=str(tmp_path / "a"))
     assert len(out.images) == 6 and len(out.drawn) == 1 and len(out.videos) == 1
     assert {r["image_id"] for r in out.results} <= {103319, 0, 1, 2, 3, 4}
     assert len(video_frames(out.videos[0])) == 5
+    # a bottom-up config + checkpoint through `pyhpe infer`; --boxes are not needed
+    (tmp_path / "bu.json").write_text(json.dumps(bottomup_config()))
+    torch.save(inf.model.state_dict(), tmp_path / "bu.pth")
+    assert main(["infer", "--config", str(tmp_path / "bu.json"), "--checkpoint",
+                 str(tmp_path / "bu.pth"), "--device", "cpu", "--out", str(tmp_path / "b"),
+                 VIDEO]) == 0
+    assert len(video_frames(str(tmp_path / "b" / "000001_mpiinew_test_pose.mp4"))) == 5
+    res = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert res == [r for r in out.results if r["image_id"] < 5]
 
 
 def test_line_width_scales_with_the_image():

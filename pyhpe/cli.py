@@ -275,8 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-flip", action="store_true")
     s.add_argument("--draw-thr", type=float, default=0.3, help="keypoint score drawn from")
     s.add_argument("--no-draw", action="store_true", help="results json only")
-    s.add_argument("--frame-id-start", type=int, default=0,
-                   help="image_id of a video's first frame (further videos continue)")
+    s.add_argument("--frame-id-start", type=int, default=None,
+                   help="image_id of a video's first frame, further videos continue (default: "
+                        "0, or after the largest image id when images come too)")
     s.add_argument("--out", default="infer_out")
     s.add_argument("inputs", nargs="*", help="image files, folders, video files")
     s.set_defaults(func=_cmd_infer)

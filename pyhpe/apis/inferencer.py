@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -179,7 +179,7 @@ class Inferencer:
 
     # ------------------------------------------------------------------ files
     def __call__(self, inputs, boxes=None, gt=None, out_dir: Optional[str] = None,
-                 draw: bool = True, frame_id_start: int = 0,
+                 draw: bool = True, frame_id_start: Optional[int] = None,
                  results_file: str = "results.json") -> InferenceResult:
         """Keypoints on image files, folders and videos.
 
@@ -190,7 +190,9 @@ class Inferencer:
         ``boxes`` every whole image is one box. ``gt``: a COCO json whose ``images`` give the
         ids of the inputs (matched by ``file_name`` suffix). With ``out_dir``: writes
         ``results_file`` (the COCO results), ``images.json`` and, with ``draw``,
-        ``<name>_pose.jpg`` / ``<name>_pose.mp4``.
+        ``<name>_pose.jpg`` / ``<name>_pose.mp4``. Video frames are numbered from
+        ``frame_id_start`` on, across videos (default: 0, or after the largest image id
+        when images come too).
         """
         import cv2
         sources = collect_inputs(inputs)
@@ -201,7 +203,9 @@ class Inferencer:
         if out_dir:
             os.makedirs(out_dir, exist_ok=True)
         used_names = set()
-        next_frame_id = frame_id_start
+        image_ids = [i for i in ids if i is not None]
+        next_frame_id = frame_id_start if frame_id_start is not None else \
+            (max(image_ids) + 1 if image_ids else 0)
         for (kind, path), image_id in zip(sources, ids):
             stem = self._out_stem(path, used_names)
             if kind == "image":

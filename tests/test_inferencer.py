@@ -175,3 +175,23 @@ def test_bottomup_needs_no_boxes(tmp_path):
 def test_line_width_scales_with_the_image():
     assert line_width((96, 72)) == 1 and line_width((480, 640)) == 2
     assert line_width((720, 1280)) == 4 and line_width((1080, 1920)) == 5
+
+
+@pytest.mark.parametrize("shape", [(96, 72), (720, 1280)])
+def test_drawing_uses_the_palette_and_scales(shape):
+    """A horizontal limb in the set's colour, as thick as line_width says."""
+    inf = inferencer(topdown_config("crowdpose14"))
+    kset = inf.kset
+    (a, b), colour = kset.skeleton[0], kset.colors[0]
+    H, W = shape
+    kps = np.zeros((kset.num_keypoints, 3))
+    kps[a] = [W * 0.2, H / 2, 1.0]
+    kps[b] = [W * 0.8, H / 2, 1.0]
+    img = inf.draw(np.zeros((H, W, 3), np.uint8), [{"keypoints": kps.reshape(-1).tolist()}])
+    column = img[:, W // 2].astype(float)
+    c = np.array(colour, float)
+    # the colour's hue (anti-aliased: scaled copies of it) and a coverage of line_width pixels
+    coverage = column.sum(0)[c > 0] / c[c > 0]
+    assert np.allclose(coverage, coverage.mean(), atol=0.1), coverage
+    lw = line_width(shape)           # cv2 draws thick anti-aliased lines about one pixel wider
+    assert lw - 0.5 <= coverage.mean() <= lw + 2, (coverage, lw)

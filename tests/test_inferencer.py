@@ -134,6 +134,26 @@ def test_crowdpose_images_with_detection_file_give_ids_pyhpe_eval_accepts(tmp_pa
     assert len(thr(CROWDPOSE, boxes=CROWDPOSE_DETS).results) == 3 < len(dets)
 
 
+def test_posetrack_frames_ids_from_the_gt_file_and_its_detections(tmp_path):
+    """PoseTrack18 frames all named 000000.jpg: the GT's file_name paths give their ids, the
+    dataset's detection file its boxes (those of frames not given are left over)."""
+    from pyhpe.cli import main
+    pt = os.path.join(DATA, "posetrack18")
+    gt, dets = os.path.join(pt, "test_posetrack18_val.json"), os.path.join(pt, "test_posetrack18_human_detections.json")
+    frames = [os.path.join(pt, "images", "val", v, "000000.jpg")
+              for v in ("009473_mpii_test", "012834_mpii_test")]
+    ids = [10094730000, 10128340000]
+    det_list = json.load(open(dets))
+    inf = inferencer(topdown_config(), det_score_thr=0.5, nms_thr=None)
+    out = inf(frames, boxes=dets, gt=gt, out_dir=str(tmp_path))
+    assert [im["id"] for im in out.images] == ids
+    per_image = [sum(d["image_id"] == i and d["score"] >= 0.5 for d in det_list) for i in ids]
+    assert [sum(r["image_id"] == i for r in out.results) for i in ids] == per_image
+    assert out.unmatched_boxes == sum(d["image_id"] not in ids for d in det_list) > 0
+    assert len(set(out.drawn)) == 2                 # 009473_mpii_test_000000_pose.jpg, ...
+    assert main(["eval", gt, str(tmp_path / "results.json"), "--mode", "xtcocotools_noarea"]) == 0
+
+
 def test_boxes_by_file_name_unmatched_boxes_and_positional_ids(tmp_path):
     img = cv2.imread(os.path.join(CROWDPOSE, "103319.jpg"))
     cv2.imwrite(str(tmp_path / "b.png"), img)

@@ -340,10 +340,13 @@ def example_input(model, input_size: Optional[Sequence[int]] = None, batch_size:
     the codec's), or ``(B, K, 2)`` for a 2-D -> 3-D lifter."""
     from ..codecs.lift3d import Lift3DCodec
     g = torch.Generator().manual_seed(0)
+    device = next(iter(model.parameters())).device
     if isinstance(model.codec, Lift3DCodec):
-        return torch.randn(batch_size, int(model.codec.mean_2d.shape[0]), 2, generator=g)
-    W, H = (input_size if input_size is not None else model.codec.input_size)
-    return torch.randn(batch_size, 3, int(H), int(W), generator=g)
+        x = torch.randn(batch_size, int(model.codec.mean_2d.shape[0]), 2, generator=g)
+    else:
+        W, H = (input_size if input_size is not None else model.codec.input_size)
+        x = torch.randn(batch_size, 3, int(H), int(W), generator=g)
+    return x.to(device)
 
 
 def export_onnx(model, path: str, input_size: Optional[Sequence[int]] = None, *,

@@ -58,6 +58,8 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     # the other references pyhpe.reference / pyhpe.eval compare against (tests, benchmarks)
     "reference": ["faster-coco-eval", "xtcocotools", "scipy", "kornia", "dsntnn"],
+    # pyhpe.apis.export.export_onnx and its ONNX Runtime checks
+    "export": ["onnx", "onnxruntime"],
 }
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``pyhpe demo|train|eval|infer|bench|info`` (also ``python -m pyhpe``)."""
+"""Command line: ``pyhpe demo|train|eval|infer|export|bench|info`` (also ``python -m pyhpe``)."""
 from __future__ import annotations
 
 import argparse
@@ -147,10 +147,11 @@ def _cmd_infer(args) -> int:
     from pyhpe.tasks import TopDownTask
     from pyhpe.tasks.common import write_json
     task, model, device = _load_task_model(args)
-    if not isinstance(task, TopDownTask):
-        raise SystemExit(f"pyhpe infer: top-down configs only (this one is {task.name!r})")
     os.makedirs(args.out, exist_ok=True)
     if args.synthetic or args.dets:
+        if not isinstance(task, TopDownTask):
+            raise SystemExit(f"pyhpe infer: --dets/--synthetic need a top-down config (this one "
+                             f"is {task.name!r})")
         from pyhpe.tasks.topdown import infer_detections, simulate_detections
         if args.synthetic:
             from pyhpe.data import SyntheticPoseDataset
@@ -173,11 +174,36 @@ def _cmd_infer(args) -> int:
         write_json(os.path.join(args.out, "results.json"), out.pop("results"))
         write_json(os.path.join(args.out, "metrics.json"), out)
         return 0
-    if not args.images:
-        raise SystemExit("pyhpe infer: give image files (or --dets/--synthetic to evaluate on boxes)")
-    from pyhpe.tasks.topdown import infer_images
-    infer_images(task, model, args.images, boxes=args.boxes, out_dir=args.out, device=device,
-                 flip_test=not args.no_flip)
+    if not args.inputs:
+        raise SystemExit("pyhpe infer: give images, folders or videos (or --dets/--synthetic to "
+                         "evaluate on boxes)")
+    from pyhpe.apis.inferencer import Inferencer
+    try:
+        inf = Inferencer.from_task(task, model, device=str(device), flip_test=not args.no_flip,
+                                   det_score_thr=args.det_score_thr,
+                                   nms_thr=None if args.no_nms else args.nms_thr,
+                                   draw_thr=args.draw_thr)
+        inf(args.inputs, boxes=args.boxes, gt=args.gt, out_dir=args.out, draw=not args.no_draw,
+            frame_id_start=args.frame_id_start)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"pyhpe infer: {e}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from pyhpe.apis.export import export_onnx, export_program
+    task, model, _ = _load_task_model(args)
+    model = model.cpu().eval()
+    size = tuple(args.input_size) if args.input_size else None
+    try:
+        if args.out.endswith((".pt2", ".ep")):
+            export_program(model, size, with_decode=args.with_decode, path=args.out)
+        else:
+            export_onnx(model, args.out, size, with_decode=args.with_decode,
+                        opset_version=args.opset)
+    except NotImplementedError as e:
+        raise SystemExit(f"pyhpe export: {e}")
+    print(f"wrote {args.out} ({'decoded keypoints and scores' if args.with_decode else 'raw outputs'})")
     return 0
 
 
@@ -225,27 +251,48 @@ def build_parser() -> argparse.ArgumentParser:
     _task_args(s)
     s.set_defaults(func=_cmd_eval)
 
-    s = sub.add_parser("infer", help="top-down keypoints on images (whole image or --boxes), or "
-                       "on detector boxes with OKS-NMS and COCO evaluation (--dets / --synthetic)")
+    s = sub.add_parser("infer", help="keypoints on images, folders and videos (top-down on the "
+                       "whole image or --boxes; bottom-up needs none): OUT/results.json (COCO "
+                       "results, real image ids), drawings, annotated videos; or on detector "
+                       "boxes with OKS-NMS and COCO evaluation (--dets / --synthetic)")
     _task_args(s, config_required=True)
-    s.add_argument("--boxes", default=None, help="COCO detections json for the image files "
-                   "(file_name or image_id = 1-based index; default: the whole image)")
+    s.add_argument("--boxes", default=None, help="COCO detection json for the inputs: a results "
+                   "list (entries matched by file_name, else by image_id) or a COCO dict "
+                   "(its images give the ids); default: each whole image is one box")
     s.add_argument("--dets", default=None, help="COCO bbox results json (person detections) "
                    "to evaluate against --gt")
-    s.add_argument("--gt", default=None, help="COCO keypoint annotations (with --dets)")
+    s.add_argument("--gt", default=None, help="COCO json: with --dets, the keypoint GT; with "
+                   "inputs, its images give their ids (matched by file_name)")
     s.add_argument("--image-dir", default=None, help="images of --gt's file_name entries")
     s.add_argument("--synthetic", type=int, default=0,
                    help="evaluate on N synthetic multi-person images with simulated detections")
     s.add_argument("--max-persons", type=int, default=3, help="--synthetic: persons per image")
     s.add_argument("--image-size", type=int, default=128, help="--synthetic: image side")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--det-score-thr", type=float, default=0.0)
+    s.add_argument("--det-score-thr", type=float, default=0.0, help="drop boxes below this score")
     s.add_argument("--nms-thr", type=float, default=0.9, help="OKS-NMS threshold (mmpose: 0.9)")
     s.add_argument("--no-nms", action="store_true")
     s.add_argument("--no-flip", action="store_true")
+    s.add_argument("--draw-thr", type=float, default=0.3, help="keypoint score drawn from")
+    s.add_argument("--no-draw", action="store_true", help="results json only")
+    s.add_argument("--frame-id-start", type=int, default=None,
+                   help="image_id of a video's first frame, further videos continue (default: "
+                        "0, or after the largest image id when images come too)")
     s.add_argument("--out", default="infer_out")
-    s.add_argument("images", nargs="*")
+    s.add_argument("inputs", nargs="*", help="image files, folders, video files")
     s.set_defaults(func=_cmd_infer)
+
+    s = sub.add_parser("export", help="a config's model (+ checkpoint) as ONNX (OUT.onnx) or a "
+                       "torch.export program (OUT.pt2), raw outputs or --with-decode")
+    _task_args(s, config_required=True)
+    s.add_argument("--out", required=True, help="model.onnx, or model.pt2 for torch.export")
+    s.add_argument("--with-decode", action="store_true",
+                   help="decode inside the graph: (keypoints, scores) in input pixels "
+                        "(plain torch ops; not for PAF models)")
+    s.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("W", "H"),
+                   help="input size (default: the config's)")
+    s.add_argument("--opset", type=int, default=17)
+    s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser("demo", help="train on synthetic figures, evaluate, draw (see README)")
     s.add_argument("--out", default="demo_out")

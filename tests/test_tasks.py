@@ -534,9 +534,9 @@ def test_cli_infer_images_and_refused_checkpoints(tmp_path, trained_topdown):
     cv2.imwrite(str(tmp_path / "x.png"), np.full((96, 72, 3), 127, np.uint8))
     assert main(["infer", "--config", cfg, "--checkpoint", os.path.join(result["out_dir"], "last.pth"),
                  "--out", str(tmp_path / "inf"), str(tmp_path / "x.png")]) == 0
-    res = json.load(open(tmp_path / "inf" / "keypoints.json"))
-    assert len(res) == 1 and len(res[0]["keypoints"]) == 51
-    assert (tmp_path / "inf" / "x_pose.png").exists()
+    res = json.load(open(tmp_path / "inf" / "results.json"))
+    assert len(res) == 1 and len(res[0]["keypoints"]) == 51 and res[0]["image_id"] == 1
+    assert (tmp_path / "inf" / "x_pose.jpg").exists()
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     assert main(["infer", "--config", cfg, "--checkpoint", str(tmp_path / "junk.pth"),
                  str(tmp_path / "x.png")]) == 1

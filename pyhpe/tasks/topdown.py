@@ -236,49 +236,5 @@ def infer_detections(task: TopDownTask, model, gt: Dict, image_loader: Callable,
             "num_poses": len(kept), "infer_s": infer_s, "results": kept}
 
 
-def infer_images(task: TopDownTask, model, images: List[str], boxes: Optional[str] = None,
-                 out_dir: str = "infer_out", device="cpu", flip_test: bool = True,
-                 log: Callable = print) -> List[Dict]:
-    """Top-down keypoints on image files; ``boxes`` is a COCO detection json (entries with
-    ``file_name``, or ``image_id`` = 1-based index into ``images``), else each whole image is
-    one box. Writes ``keypoints.json`` and ``<name>_pose.png`` drawings to ``out_dir``."""
-    import json
-    import os
-    import cv2
-    from ..data import TopDownDataset, records_from_boxes
-    from ..vis import draw_pose
-    loaded = {}
-    for i, p in enumerate(images):
-        img = cv2.imread(p, cv2.IMREAD_COLOR)
-        if img is None:
-            raise FileNotFoundError(f"pyhpe infer: cannot read image {p!r}")
-        loaded[i + 1] = img
-    if boxes:
-        with open(boxes) as f:
-            dets = json.load(f)
-        names = {os.path.basename(p): i + 1 for i, p in enumerate(images)}
-        for d in dets:
-            if "file_name" in d:
-                d["image_id"] = names[os.path.basename(d["file_name"])]
-    else:
-        dets = [{"image_id": i, "bbox": [0, 0, im.shape[1], im.shape[0]], "score": 1.0}
-                for i, im in loaded.items()]
-    K = task.kset.num_keypoints
-    ds = TopDownDataset(records_from_boxes(dets, K), loaded.__getitem__, task.kset,
-                        task.config.input_size, udp=task.codec.udp_transform)
-    results = task.predict(model, ds, device, flip_test=flip_test)
-    os.makedirs(out_dir, exist_ok=True)
-    for i, p in enumerate(images):
-        kps = [np.asarray(r["keypoints"]).reshape(-1, 3) for r in results if r["image_id"] == i + 1]
-        drawn = draw_pose(loaded[i + 1], np.stack(kps) if kps else np.zeros((0, K, 3)), task.kset)
-        cv2.imwrite(os.path.join(out_dir, os.path.splitext(os.path.basename(p))[0] + "_pose.png"), drawn)
-    for r in results:
-        r["file_name"] = images[r["image_id"] - 1]
-    with open(os.path.join(out_dir, "keypoints.json"), "w") as f:
-        json.dump(results, f)
-    log(f"wrote {len(results)} poses to {out_dir}/keypoints.json and drawings to {out_dir}/")
-    return results
-
-
 __all__ = ["TopDownConfig", "TopDownEval", "TopDownTask", "apply_oks_nms", "infer_detections",
-           "infer_images", "load_detections", "predict_topdown", "simulate_detections"]
+           "load_detections", "predict_topdown", "simulate_detections"]

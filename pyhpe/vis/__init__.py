@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import csv
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -10,15 +10,27 @@ import numpy as np
 from ..keypoints import get_keypoint_set
 
 
+def line_width(image_shape) -> int:
+    """Limb line width for an image of ``image_shape`` ``(H, W, ...)``: the short side / 200,
+    rounded, at least 1 (up to 300 pixels: 1; 480p: 2; 720p: 4; 1080p: 5)."""
+    return max(1, int(round(min(image_shape[0], image_shape[1]) / 200.0)))
+
+
 def draw_pose(image: np.ndarray, keypoints, keypoint_set="coco17", score_thr: float = 0.3,
-              radius: int = 2, thickness: int = 1, colour=None) -> np.ndarray:
+              radius: Optional[int] = None, thickness: Optional[int] = None,
+              colour=None) -> np.ndarray:
     """Copy of ``image`` (H, W, 3 BGR) with skeletons of ``keypoints`` ``(N, K, 3)`` or
     ``(K, 3)`` (x, y, score) drawn; points with score < ``score_thr`` are skipped.
 
     Limbs and points take the keypoint set's ``colors`` / ``keypoint_colors`` unless
-    ``colour`` (one BGR triple for everything) is given."""
+    ``colour`` (one BGR triple for everything) is given. ``thickness`` (limbs) and ``radius``
+    (points) scale with the image when not given: :func:`line_width` and one more."""
     kset = get_keypoint_set(keypoint_set)
     img = np.ascontiguousarray(image).copy()
+    if thickness is None:
+        thickness = line_width(img.shape)
+    if radius is None:
+        radius = thickness + 1
     kps = np.asarray(keypoints, np.float64)
     if kps.ndim == 2:
         kps = kps[None]
@@ -88,4 +100,4 @@ def plot_training_curve(history: List[Dict], path: str, title: str = "training")
     plt.close(fig)
 
 
-__all__ = ["draw_pose", "heatmap_overlay", "plot_training_curve", "save_grid"]
+__all__ = ["draw_pose", "heatmap_overlay", "line_width", "plot_training_curve", "save_grid"]

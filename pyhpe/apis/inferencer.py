@@ -1,0 +1,346 @@
+"""Inference on images, folders and video files: :class:`Inferencer` (also ``pyhpe infer``).
+
+Top-down models run on person boxes (a COCO detection file: a results list or a COCO dict,
+matched to the inputs by ``image_id`` or ``file_name``; without boxes, each whole image is one
+box), filtered by score and followed by OKS-NMS; bottom-up models need no boxes. Outputs: a
+COCO results list whose ``image_id`` are the real ids (from ``gt``/the detection file's
+``images``, else a numeric file name such as COCO's ``000000000785.jpg``, else the input's
+1-based position; video frames: ``frame_id_start`` + frame index), so ``pyhpe eval`` accepts
+it; drawn images and annotated videos (``mp4v``) in the keypoint set's colours.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+def _norm(path: str) -> Tuple[str, ...]:
+    return tuple(p for p in os.path.normpath(str(path)).replace("\\", "/").split("/")
+                 if p not in ("", "."))
+
+
+def collect_inputs(inputs) -> List[Tuple[str, str]]:
+    """``[(kind, path)]`` (kind ``"image"`` or ``"video"``) of files and folders (their image
+    and video files, sorted; not recursive)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    out = []
+    for p in inputs:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            names = sorted(os.listdir(p))
+            files = [os.path.join(p, n) for n in names if n.lower().endswith(IMAGE_EXTS + VIDEO_EXTS)]
+            if not files:
+                raise FileNotFoundError(f"Inferencer: no image or video files in folder {p!r}")
+            out.extend(("video" if f.lower().endswith(VIDEO_EXTS) else "image", f) for f in files)
+        elif os.path.isfile(p):
+            out.append(("video" if p.lower().endswith(VIDEO_EXTS) else "image", p))
+        else:
+            raise FileNotFoundError(f"Inferencer: no such file or folder {p!r}")
+    return out
+
+
+class _SuffixIndex:
+    """``file_name`` -> value, looked up by the longest matching path suffix of a file."""
+
+    def __init__(self):
+        self.map: Dict[Tuple[str, ...], object] = {}
+
+    def add(self, file_name, value):
+        parts = _norm(file_name)
+        for n in range(1, len(parts) + 1):
+            key = parts[-n:]
+            # a suffix shared by two different entries is ambiguous; the full name still works
+            self.map[key] = value if self.map.get(key, value) == value else _AMBIGUOUS
+        return self
+
+    def get(self, path):
+        parts = _norm(path)
+        for n in range(len(parts), 0, -1):
+            v = self.map.get(parts[-n:])
+            if v is not None and v is not _AMBIGUOUS:
+                return v
+        return None
+
+
+_AMBIGUOUS = object()
+
+
+def _load_json(obj):
+    if obj is None or isinstance(obj, (list, dict)):
+        return obj
+    with open(obj) as f:
+        return json.load(f)
+
+
+@dataclass
+class InferenceResult:
+    """``results``: COCO keypoint results (``image_id``, ``category_id``, ``keypoints``,
+    ``score``; top-down also ``bbox``/``area``); ``images``: ``{id, file_name, width, height}``
+    of every image / video frame seen (frames also ``frame``); ``drawn`` / ``videos``: the
+    written files."""
+    results: List[Dict] = field(default_factory=list)
+    images: List[Dict] = field(default_factory=list)
+    drawn: List[str] = field(default_factory=list)
+    videos: List[str] = field(default_factory=list)
+    num_boxes: int = 0
+    unmatched_boxes: int = 0
+
+
+class Inferencer:
+    """A task's model on images, folders and videos.
+
+    Build from a config (path or dict, ``--set`` style ``overrides``) and a checkpoint, or
+    from a built task and model (:meth:`from_task`)::
+
+        inf = Inferencer("runs/sb/config.json", "runs/sb/best.pth")
+        out = inf(["img/", "clip.mp4"], boxes="detections.json", out_dir="vis")
+        out.results                        # COCO results with the real image ids
+
+    ``det_score_thr`` drops boxes below the score; ``nms_thr`` is the OKS-NMS threshold
+    (``None``: no NMS); ``draw_thr`` is the keypoint score drawn from.
+    """
+
+    def __init__(self, config=None, checkpoint: Optional[str] = None, *, overrides=(),
+                 device: str = "auto", task=None, model=None, flip_test: bool = True,
+                 det_score_thr: float = 0.0, nms_thr: Optional[float] = 0.9,
+                 vis_thr: float = 0.2, draw_thr: float = 0.3, log: Callable = print):
+        from ..tasks import BottomUpPAFTask, TopDownTask, build_task
+        if task is None:
+            if config is None:
+                raise ValueError("Inferencer: give a config (or task= and model=)")
+            task = build_task(config, overrides)
+        if not isinstance(task, (TopDownTask, BottomUpPAFTask)):
+            raise ValueError(f"Inferencer: top-down and bottom-up image tasks only (this one is "
+                             f"{task.name!r})")
+        self.device = torch.device(device if device != "auto" else
+                                   ("cuda" if torch.cuda.is_available() else "cpu"))
+        if model is None:
+            model = task.build_model()
+            if checkpoint:
+                from ..engine import load_weights
+                load_weights(model, checkpoint)
+            else:
+                log("Inferencer: no checkpoint: the model has untrained weights")
+        self.task, self.model = task, model.to(self.device).eval()
+        self.kset = task.kset
+        self.topdown = isinstance(task, TopDownTask)
+        self.flip_test, self.det_score_thr, self.nms_thr = flip_test, det_score_thr, nms_thr
+        self.vis_thr, self.draw_thr, self.log = vis_thr, draw_thr, log
+
+    @classmethod
+    def from_task(cls, task, model, **kwargs) -> "Inferencer":
+        return cls(task=task, model=model, **kwargs)
+
+    # ------------------------------------------------------------------ one image
+    def predict_image(self, image: np.ndarray, boxes: Optional[Sequence[Dict]] = None,
+                      image_id: int = 0) -> List[Dict]:
+        """COCO results on one BGR image. Top-down: ``boxes`` (``{"bbox": [x, y, w, h],
+        "score"}`` dicts; ``None``: the whole image; ``[]``: no person) after the score
+        threshold and OKS-NMS; bottom-up: boxes are not used."""
+        if not self.topdown:
+            from ..data import BottomUpDataset
+            h, w = image.shape[:2]
+            ds = BottomUpDataset({"images": [{"id": image_id, "width": w, "height": h}],
+                                  "annotations": []}, lambda _i: image, self.kset,
+                                 self.task.config.input_size, train=False)
+            return self.task.predict(self.model, ds, self.device)
+        from ..data import TopDownDataset, records_from_boxes
+        from ..tasks.topdown import apply_oks_nms
+        if boxes is None:
+            boxes = [{"bbox": [0.0, 0.0, float(image.shape[1]), float(image.shape[0])], "score": 1.0}]
+        boxes = [dict(b, image_id=image_id) for b in boxes
+                 if float(b.get("score", 1.0)) >= self.det_score_thr
+                 and float(b["bbox"][2]) > 0 and float(b["bbox"][3]) > 0]
+        if not boxes:
+            return []
+        ds = TopDownDataset(records_from_boxes(boxes, self.kset.num_keypoints), lambda _i: image,
+                            self.kset, self.task.config.input_size,
+                            udp=self.task.codec.udp_transform)
+        results = self.task.predict(self.model, ds, self.device, flip_test=self.flip_test)
+        if self.nms_thr is not None:
+            results = apply_oks_nms(results, self.nms_thr, self.kset.sigmas, self.vis_thr)
+        return results
+
+    def draw(self, image: np.ndarray, results: List[Dict]) -> np.ndarray:
+        from ..vis import draw_pose
+        K = self.kset.num_keypoints
+        kps = [np.asarray(r["keypoints"], np.float64).reshape(K, 3) for r in results]
+        return draw_pose(image, np.stack(kps) if kps else np.zeros((0, K, 3)), self.kset,
+                         score_thr=self.draw_thr)
+
+    # ------------------------------------------------------------------ files
+    def __call__(self, inputs, boxes=None, gt=None, out_dir: Optional[str] = None,
+                 draw: bool = True, frame_id_start: Optional[int] = None,
+                 results_file: str = "results.json") -> InferenceResult:
+        """Keypoints on image files, folders and videos.
+
+        ``boxes``: a COCO detection file (results list; or a COCO dict whose ``images`` give
+        the ids and whose ``annotations`` are the boxes) - entries with ``file_name`` match
+        the inputs by path suffix, others by ``image_id``; inputs without an entry get no
+        person (top-down), boxes of no input are counted in ``unmatched_boxes``. Without
+        ``boxes`` every whole image is one box. ``gt``: a COCO json whose ``images`` give the
+        ids of the inputs (matched by ``file_name`` suffix). With ``out_dir``: writes
+        ``results_file`` (the COCO results), ``images.json`` and, with ``draw``,
+        ``<name>_pose.jpg`` / ``<name>_pose.mp4``. Video frames are numbered from
+        ``frame_id_start`` on, across videos (default: 0, or after the largest image id
+        when images come too).
+        """
+        import cv2
+        sources = collect_inputs(inputs)
+        ids = self._image_ids(sources, gt, boxes)
+        by_image = self._boxes_by_image(boxes, sources, ids)
+        out = InferenceResult()
+        self._used_ids = set()
+        if out_dir:
+            os.makedirs(out_dir, exist_ok=True)
+        used_names = set()
+        image_ids = [i for i in ids if i is not None]
+        next_frame_id = frame_id_start if frame_id_start is not None else \
+            (max(image_ids) + 1 if image_ids else 0)
+        for (kind, path), image_id in zip(sources, ids):
+            stem = self._out_stem(path, used_names)
+            if kind == "image":
+                img = cv2.imread(path, cv2.IMREAD_COLOR)
+                if img is None:
+                    raise FileNotFoundError(f"Inferencer: cannot read image {path!r}")
+                res = self.predict_image(img, self._boxes_for(by_image, image_id, boxes), image_id)
+                out.results.extend(res)
+                out.images.append({"id": image_id, "file_name": path, "width": img.shape[1],
+                                   "height": img.shape[0]})
+                if out_dir and draw:
+                    p = os.path.join(out_dir, stem + "_pose.jpg")
+                    cv2.imwrite(p, self.draw(img, res))
+                    out.drawn.append(p)
+            else:
+                next_frame_id = self._video(path, out, by_image, boxes, next_frame_id,
+                                            os.path.join(out_dir, stem + "_pose.mp4")
+                                            if out_dir and draw else None)
+        out.num_boxes = sum(len(v) for v in by_image.values())
+        out.unmatched_boxes = sum(len(v) for k, v in by_image.items() if k not in self._used_ids)
+        if out_dir:
+            with open(os.path.join(out_dir, results_file), "w") as f:
+                json.dump(out.results, f)
+            with open(os.path.join(out_dir, "images.json"), "w") as f:
+                json.dump(out.images, f)
+        self.log(f"{len(out.results)} poses on {len(out.images)} images/frames"
+                 + (f" from {out.num_boxes} boxes" if boxes is not None else "")
+                 + (f" ({out.unmatched_boxes} boxes matched no input)" if out.unmatched_boxes else "")
+                 + (f"; written to {out_dir}/" if out_dir else ""))
+        return out
+
+    def _video(self, path, out: InferenceResult, by_image, boxes, first_id: int,
+               video_out: Optional[str]) -> int:
+        import cv2
+        cap = cv2.VideoCapture(path)
+        if not cap.isOpened():
+            raise FileNotFoundError(f"Inferencer: cannot open video {path!r}")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        writer, frame = None, 0
+        try:
+            while True:
+                ok, img = cap.read()
+                if not ok:
+                    break
+                image_id = first_id + frame
+                res = self.predict_image(img, self._boxes_for(by_image, image_id, boxes), image_id)
+                out.results.extend(res)
+                out.images.append({"id": image_id, "file_name": path, "frame": frame,
+                                   "width": img.shape[1], "height": img.shape[0]})
+                if video_out:
+                    if writer is None:
+                        writer = cv2.VideoWriter(video_out, cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                                 (img.shape[1], img.shape[0]))
+                        if not writer.isOpened():
+                            raise RuntimeError(f"Inferencer: cannot write video {video_out!r}")
+                    writer.write(self.draw(img, res))
+                frame += 1
+        finally:
+            cap.release()
+            if writer is not None:
+                writer.release()
+        if writer is not None:
+            out.videos.append(video_out)
+        if frame == 0:
+            raise ValueError(f"Inferencer: no frames could be read from {path!r}")
+        return first_id + frame
+
+    @staticmethod
+    def _out_stem(path, used) -> str:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
+        if stem in used and parent:
+            stem = f"{parent}_{stem}"
+        base, n = stem, 1
+        while stem in used:
+            stem, n = f"{base}_{n}", n + 1
+        used.add(stem)
+        return stem
+
+    # ------------------------------------------------------------------ ids and boxes
+    def _image_ids(self, sources, gt, boxes) -> List[Optional[int]]:
+        """The id of each image input (``None`` for videos: their frames are numbered)."""
+        index = _SuffixIndex()
+        for src in (_load_json(gt), _load_json(boxes)):
+            if isinstance(src, dict):
+                for im in src.get("images", []):
+                    index.add(im["file_name"], int(im["id"]))
+        images = [p for k, p in sources if k == "image"]
+        ids = [index.get(p) for p in images]
+        stems = [os.path.splitext(os.path.basename(p))[0] for p in images]
+        numeric = [int(s) if s.isdigit() else None for s in stems]
+        taken = [i for i in ids if i is not None]
+        if None not in numeric and len(set(numeric)) == len(numeric) \
+                and not set(numeric) & set(taken):
+            fallback = numeric                     # COCO / CrowdPose style file names
+        else:
+            fallback = list(range(1, len(images) + 1))
+        ids = [i if i is not None else f for i, f in zip(ids, fallback)]
+        if len(set(ids)) != len(ids):
+            raise ValueError("Inferencer: two inputs map to the same image id; give a GT file "
+                             "(gt=) whose images name them")
+        it = iter(ids)
+        return [next(it) if k == "image" else None for k, _ in sources]
+
+    def _boxes_by_image(self, boxes, sources, ids) -> Dict:
+        """image id -> boxes (key ``None``: entries whose ``file_name`` matches no input)."""
+        if boxes is None:
+            return {}
+        if not self.topdown:
+            self.log("Inferencer: bottom-up model: the boxes are not used")
+            return {}
+        dets = _load_json(boxes)
+        if isinstance(dets, dict):
+            dets = [dict(a, score=a.get("score", 1.0)) for a in dets.get("annotations", [])]
+        names = _SuffixIndex()
+        for (kind, p), i in zip(sources, ids):
+            if kind == "image":
+                names.add(p, i)
+        out: Dict = {}
+        for d in dets:
+            if int(d.get("category_id", 1)) != 1:
+                continue
+            if "file_name" in d:
+                image_id = names.get(d["file_name"])
+            else:
+                image_id = int(d["image_id"])
+            out.setdefault(image_id, []).append({"bbox": [float(v) for v in d["bbox"]],
+                                                 "score": float(d.get("score", 1.0))})
+        return out
+
+    def _boxes_for(self, by_image, image_id, boxes):
+        if boxes is None or not self.topdown:
+            return None
+        self._used_ids.add(image_id)
+        return by_image.get(image_id, [])
+
+
+__all__ = ["IMAGE_EXTS", "InferenceResult", "Inferencer", "VIDEO_EXTS", "collect_inputs"]

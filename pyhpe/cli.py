@@ -18,17 +18,8 @@ def _cmd_info(args) -> int:
     return 0
 
 
-# `pyhpe eval --mode` -> the keypoint set whose sigmas it uses by default (modes: pyhpe.eval.EVAL_MODES)
-EVAL_DEFAULT_SET = {"crowdpose": "crowdpose14"}
-
-
-def _eval_modes():
-    from pyhpe.eval import EVAL_MODES
-    return EVAL_MODES
-
-
 def _eval_sigmas(spec):
-    """--sigmas: a keypoint-set name ('coco17', 'crowdpose14', ...) or comma-separated floats."""
+    """--sigmas: comma-separated values, or a keypoint-set name (its sigmas)."""
     from pyhpe.keypoints import get_keypoint_set
     try:
         return [float(v) for v in spec.split(",")]
@@ -40,34 +31,24 @@ def _eval_sigmas(spec):
         raise SystemExit(f"pyhpe eval: --sigmas {spec!r}: {e}")
 
 
+def _eval_file_modes():
+    from pyhpe.eval.cocofile import FILE_MODES
+    return FILE_MODES
+
+
 def _eval_files(args) -> int:
-    from pyhpe.eval import COCOKeypointEval
-    mode, use_area = _eval_modes()[args.mode]
-    sigmas = _eval_sigmas(args.sigmas or EVAL_DEFAULT_SET.get(args.mode, "coco17"))
+    """Stats of a results file in the dataset's protocol (pyhpe.eval.evaluate_coco_file), and
+    with --compare-reference the same stats from the matching reference package."""
+    from pyhpe.eval import evaluate_coco_file, format_eval_report
+    sigmas = _eval_sigmas(args.sigmas) if args.sigmas else None
     try:
-        with open(args.dt) as f:
-            dt = json.load(f)
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"pyhpe eval: cannot read results {args.dt!r}: {e}")
-    ev = COCOKeypointEval(args.gt, dt, sigmas=sigmas, mode=mode, use_area=use_area)
-    ev.run(verbose=True)
-    if args.compare_pycocotools:
-        if mode != "pycocotools":
-            print(f"pycocotools comparison: not applicable (mode {args.mode!r} differs from "
-                  "pycocotools by design)")
-            return 0
-        if isinstance(dt, list) and not dt:
-            print("pycocotools comparison: not applicable (pycocotools' loadRes refuses an empty "
-                  "results list; pyhpe's stats above are those of no detections)")
-            return 0
-        from pyhpe.testing import pycocotools_stats
-        ref = pycocotools_stats(args.gt, dt, sigmas)
-        same = list(map(float, ref)) == list(map(float, ev.stats))
-        print("pycocotools stats identical:", same)
-        if not same:
-            print("pycocotools stats:", " ".join(f"{v:.6f}" for v in ref))
-        return 0 if same else 1
-    return 0
+        report = evaluate_coco_file(args.gt, args.dt, keypoint_set=args.keypoints, mode=args.mode,
+                                    sigmas=sigmas, compare_reference=args.compare_reference)
+    except (ValueError, TypeError, KeyError) as e:
+        msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)  # KeyError quotes str()
+        raise SystemExit(msg if msg.startswith("pyhpe") else f"pyhpe eval: {msg}")
+    print(format_eval_report(report))
+    return 1 if report.get("identical") is False else 0
 
 
 def _cmd_bench(args) -> int:
@@ -239,15 +220,21 @@ def build_parser() -> argparse.ArgumentParser:
                        "metrics on a config's validation data (--config)")
     s.add_argument("gt", nargs="?", help="COCO keypoint annotation json")
     s.add_argument("dt", nargs="?", help="COCO results json (list of detections)")
-    s.add_argument("--mode", default="pycocotools", choices=list(_eval_modes()),
-                   help="pycocotools (default); xtcocotools; xtcocotools_noarea (OKS area = "
-                        "0.53 * GT box area); crowdpose (xtcocotools keypoints_crowd, no area)")
+    s.add_argument("--mode", default=None, choices=list(_eval_file_modes()),
+                   help="the protocol (default: the keypoint set's own: crowdpose for "
+                        "crowdpose14, xtcocotools_noarea for aic14, wholebody for "
+                        "coco_wholebody133, else pycocotools); xtcocotools_noarea: OKS area = "
+                        "0.53 * GT box area; crowdpose: easy/medium/hard, no area")
+    s.add_argument("--keypoints", default=None,
+                   help="keypoint set whose sigmas are used (default: recognised from the GT; "
+                        "pyhpe.keypoints.list_keypoint_sets())")
     s.add_argument("--sigmas", default=None,
-                   help="OKS sigmas: a keypoint set (coco17, crowdpose14, ...) or comma-separated "
-                        "values (default: crowdpose14 for --mode crowdpose, else coco17)")
-    s.add_argument("--compare-pycocotools", action="store_true",
-                   help="also run pycocotools and check the stats are identical "
-                        "(pycocotools mode only)")
+                   help="OKS sigmas: comma-separated values or a keypoint-set name (overrides "
+                        "--keypoints' sigmas)")
+    s.add_argument("--compare-reference", "--compare-pycocotools", dest="compare_reference",
+                   action="store_true",
+                   help="also run the matching reference (pycocotools, or xtcocotools for its "
+                        "modes) and check the stats are identical")
     _task_args(s)
     s.set_defaults(func=_cmd_eval)
 

@@ -593,18 +593,18 @@ def _write_eval_set(tmp_path, **kw):
 
 @pytest.mark.parametrize("mode", ["pycocotools", "xtcocotools", "xtcocotools_noarea", "crowdpose"])
 def test_cli_eval_every_offered_mode_runs(tmp_path, capsys, mode):
-    from pyhpe.cli import EVAL_DEFAULT_SET, build_parser, main
-    from pyhpe.eval import EVAL_MODES, COCOKeypointEval
+    from pyhpe.cli import build_parser, main
+    from pyhpe.eval import EVAL_MODES, FILE_MODES, COCOKeypointEval
     from pyhpe.keypoints import get_keypoint_set
     offered = next(a for a in build_parser()._subparsers._group_actions[0].choices["eval"]._actions
                    if a.dest == "mode").choices
-    assert sorted(offered) == sorted(EVAL_MODES)
+    assert sorted(offered) == sorted(FILE_MODES) and set(EVAL_MODES) < set(FILE_MODES)
     kw = dict(num_keypoints=14, crowd_index=True) if mode == "crowdpose" else {}
     gt, dt, gp, dp = _write_eval_set(tmp_path, **kw)
     assert main(["eval", gp, dp, "--mode", mode]) == 0
     out = capsys.readouterr().out
     ev_mode, use_area = EVAL_MODES[mode]
-    kset = EVAL_DEFAULT_SET.get(mode, "coco17")
+    kset = "crowdpose14" if mode == "crowdpose" else "coco17"   # recognised from the GT
     ref = COCOKeypointEval(gt, dt, sigmas=get_keypoint_set(kset).sigmas, mode=ev_mode,
                            use_area=use_area).run()
     assert f"{ref[0]:.3f}" in out and 0 < ref[0] < 1   # the printed AP is that mode's AP
@@ -629,14 +629,28 @@ def test_cli_eval_compare_with_empty_results(tmp_path):
                        capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Traceback" not in r.stderr and "0.000" in r.stdout
-    assert "pycocotools comparison: not applicable" in r.stdout
-    assert "refuses an empty results list" in r.stdout
+    assert "the results hold no detections" in r.stdout
+    assert "pycocotools stats identical: True" in r.stdout   # pycocotools scores none alike
 
 
-def test_cli_eval_compare_in_other_mode_is_not_applicable(tmp_path, capsys):
+def test_cli_eval_compares_with_the_matching_reference(tmp_path, capsys):
     from pyhpe.cli import main
     _, _, gp, dp = _write_eval_set(tmp_path)
-    assert main(["eval", gp, dp, "--mode", "xtcocotools", "--compare-pycocotools"]) == 0
-    assert "not applicable" in capsys.readouterr().out
-    assert main(["eval", gp, dp, "--sigmas", "coco17", "--compare-pycocotools"]) == 0
+    assert main(["eval", gp, dp, "--sigmas", "coco17", "--compare-reference"]) == 0
     assert "pycocotools stats identical: True" in capsys.readouterr().out
+    pytest.importorskip("xtcocotools")
+    assert main(["eval", gp, dp, "--mode", "xtcocotools", "--compare-reference"]) == 0
+    assert "xtcocotools stats identical: True" in capsys.readouterr().out
+
+
+def test_cli_eval_keypoint_set_and_bad_input(tmp_path, capsys):
+    """--keypoints picks the sigmas by name; an unknown set or an unreadable file is one line
+    naming the problem, exit status 1 (SystemExit), no traceback."""
+    from pyhpe.cli import main
+    _, _, gp, dp = _write_eval_set(tmp_path)
+    assert main(["eval", gp, dp, "--keypoints", "coco17"]) == 0
+    assert "keypoints coco17" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="unknown keypoint set 'nope'"):
+        main(["eval", gp, dp, "--keypoints", "nope"])
+    with pytest.raises(SystemExit, match="^pyhpe.eval: cannot read results"):
+        main(["eval", gp, str(tmp_path / "missing.json")])

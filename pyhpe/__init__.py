@@ -37,4 +37,12 @@ def info():
     }
 
 
-__all__ = ["__version__", "info", "ops"]
+def __getattr__(name):
+    # pyhpe.Inferencer without importing models, data and cv2 at `import pyhpe`
+    if name == "Inferencer":
+        from .apis.inferencer import Inferencer
+        return Inferencer
+    raise AttributeError(f"module 'pyhpe' has no attribute {name!r}")
+
+
+__all__ = ["Inferencer", "__version__", "info", "ops"]

@@ -46,15 +46,21 @@ class TokenPoseBackbone(nn.Module):
 
 
 class TokenHeatmapHead(HeatmapHead):
-    """TokenPose's head: a shared MLP from each keypoint token to its flattened
-    ``map_hw`` heatmap (loss and prediction as :class:`HeatmapHead`)."""
+    """TokenPose's head (``mlp_head`` of the official TokenPose_*_base): a shared MLP from each
+    keypoint token to its flattened ``map_hw`` heatmap, LayerNorm, Linear to ``H*W/8``,
+    LayerNorm, Linear to ``H*W`` when ``dim`` is at most half that hidden width, else LayerNorm
+    and one Linear (loss and prediction as :class:`HeatmapHead`)."""
 
     def __init__(self, codec, dim: int, map_hw, num_keypoints: int = 17, joint_weights=None):
         super().__init__(codec, None, num_keypoints, joint_weights=joint_weights)
         self.map_hw = tuple(map_hw)
         hw = self.map_hw[0] * self.map_hw[1]
-        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, max(hw // 2, dim)), nn.GELU(),
-                                 nn.Linear(max(hw // 2, dim), hw))
+        hidden = hw // 8
+        if dim <= hidden * 0.5:
+            self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.LayerNorm(hidden),
+                                     nn.Linear(hidden, hw))
+        else:
+            self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hw))
 
     def forward_single(self, tokens):
         return self.mlp(tokens).view(tokens.shape[0], tokens.shape[1], *self.map_hw)

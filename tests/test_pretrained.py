@@ -14,6 +14,7 @@ import torch
 from pyhpe.apis import CheckpointMismatch, LoadReport, load_pretrained, map_state_dict
 from pyhpe.apis.pretrained import detect_layout, read_checkpoint, synthetic_state_dict
 from pyhpe.models import build_model
+from pyhpe.ops.paf import COCO18_PAF_CHANNELS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,9 +40,10 @@ def test_every_published_checkpoint_has_a_manifest():
                      "hrnet_w48_mmpose", "simplebaseline_r50_official", "simplebaseline_r50_mmpose",
                      "simplebaseline_r101_official", "simplebaseline_r101_mmpose",
                      "simplebaseline_r152_official", "simplebaseline_r152_mmpose",
-                     "openpose_body_cmu", "vitpose_b_official"}
+                     "openpose_body_cmu", "vitpose_b_official", "vitpose_b_mmpose"}
     assert set(CASES) == {"hrnet_official", "hrnet_mmpose", "simplebaseline_official",
-                          "simplebaseline_mmpose", "openpose_cmu", "vitpose_official"}
+                          "simplebaseline_mmpose", "openpose_cmu", "vitpose_official",
+                          "vitpose_mmpose"}
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=[os.path.basename(p)[:-5] for p in MANIFESTS])
@@ -58,9 +60,10 @@ def test_published_checkpoint_maps_strictly_onto_the_paper_config(path):
     assert len({dst for _, dst, _ in report.mapping}) == len(report.mapping)
     assert set(dst for _, dst, _ in report.mapping) | set(report.kept) == set(own)
     assert all(k.endswith("num_batches_tracked") for k in report.kept)
-    # the official model's size is pyhpe's
+    # the official model's size is pyhpe's (mmpretrain's ViT has no class-token position slot)
+    slot = doc["pyhpe"]["name"] == "vitpose" and doc["layout"] == "mmpose"
     pyhpe_params = sum(p.numel() for p in model.parameters())
-    assert pyhpe_params == doc["num_params"]
+    assert pyhpe_params == doc["num_params"] + (model.backbone.pos.shape[-1] if slot else 0)
     text = str(report)
     assert doc["layout"] in text and doc["keys"][0][0] in text
 
@@ -76,16 +79,20 @@ def test_forward_matches_the_official_model_on_deterministic_weights(case):
     x = torch.from_numpy(EQUIV["input"])
     with torch.no_grad():
         y = model(x)
+    wants = [torch.from_numpy(EQUIV[f"{case}/output{i}"]) for i in range(2 if case == "openpose_cmu" else 1)]
     if spec["name"] == "openpose":
         last = y[-1]
         got = [last.pafs, last.heatmaps]
+        # pyhpe's PAF channels are the codec's limbs in order (limb l: 2l, 2l + 1)
+        assert any("PAF channels reordered" in n for n in report.notes)
+        perm = [c for pair in COCO18_PAF_CHANNELS for c in pair]
+        wants[0] = wants[0][:, perm]
         # Hzzone's conversion lists 'Mconv7_stage6_L1' twice among the layers without ReLU, so
         # its last heatmap conv has a ReLU that CMU's model has not
         got[1] = torch.relu(got[1])
     else:
         got = [y]
-    for i, g in enumerate(got):
-        want = torch.from_numpy(EQUIV[f"{case}/output{i}"])
+    for g, want in zip(got, wants):
         assert g.shape == want.shape
         scale = float(want.abs().max())
         assert scale > 1e-3
@@ -106,6 +113,25 @@ def test_load_from_a_file_with_wrappers(tmp_path):
     assert report.kept and all(k.endswith("num_batches_tracked") for k in report.kept)
     torch.testing.assert_close(model.state_dict()["head.final.weight"], sd["final_layer.weight"])
     assert set(read_checkpoint(path)) == {k[len("module."):] for k in wrapped["state_dict"]}
+
+
+def test_openpose_paf_order_cmu_keeps_the_checkpoint_channels():
+    manifest = json.loads(str(EQUIV["openpose_cmu/manifest"]))
+    spec = json.loads(str(EQUIV["openpose_cmu/pyhpe"]))
+    sd = synthetic_state_dict(manifest, device="meta")
+    model = _meta_model(spec)
+    mapped, report = map_state_dict(model, sd, paf_order="cmu")
+    assert not report.notes
+    # 'codec': the last PAF conv's rows in the codec's limb order
+    last = [m for m in manifest if m[0].startswith("model6_1.Mconv7")]
+    sd.update(synthetic_state_dict(last))
+    mapped, report = map_state_dict(model, sd)
+    assert report.notes
+    w = sd["model6_1.Mconv7_stage6_L1.weight"]
+    perm = [c for pair in COCO18_PAF_CHANNELS for c in pair]
+    torch.testing.assert_close(mapped["head.paf_refine.4.12.weight"], w[perm])
+    with pytest.raises(ValueError, match="paf_order"):
+        map_state_dict(model, sd, paf_order="x")
 
 
 def test_mismatches_are_named():

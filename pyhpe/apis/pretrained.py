@@ -9,7 +9,9 @@ pyhpe parameter or buffer of the same shape and every pyhpe parameter / buffer i
   ``deconv_layers``. Into ``build_model('hrnet', 'w32'|'w48')`` / ``('simple_baseline',
   'paper'|'r101'|'r152')``.
 * ``'mmpose'``: mmpose 1.x top-down heatmap checkpoints: ``backbone.*``, ``head.final_layer``,
-  ``head.deconv_layers`` (HRNet, ResNet SimpleBaseline).
+  ``head.deconv_layers`` (HRNet, ResNet SimpleBaseline; ViTPose through mmpretrain's
+  ``VisionTransformer``: ``backbone.layers.N.attn.qkv``, ``backbone.ln1``..., whose patch
+  positions get pyhpe's zero class-token slot).
 * ``'vitpose'``: the official ViTPose checkpoints (mmpose 0.x layout): ``backbone.patch_embed``,
   ``backbone.pos_embed``, ``backbone.blocks.N.attn.qkv``, ``backbone.last_norm``,
   ``keypoint_head.deconv_layers``, ``keypoint_head.final_layer``. Into ``build_model('vitpose',
@@ -17,7 +19,9 @@ pyhpe parameter or buffer of the same shape and every pyhpe parameter / buffer i
 * ``'openpose_cmu'``: the CMU OpenPose COCO body model as converted to PyTorch by
   github.com/Hzzone/pytorch-openpose (``body_pose_model.pth``: ``model0.conv1_1``,
   ``model1_1.conv5_1_CPM_L1``, ``model2_2.Mconv1_stage2_L2``...). Into ``build_model('openpose',
-  'paper', num_keypoints=18)``; ``L1`` branches are the PAFs, ``L2`` the 19 confidence maps.
+  'paper', num_keypoints=18)``; ``L1`` branches are the PAFs, ``L2`` the 19 confidence maps
+  (OpenPose's COCO-18 parts + background). The PAF channels are reordered into the codec's
+  limb order (``paf_order='codec'``), so pyhpe's PAF decoding reads the loaded model's output.
 
 Checkpoint files are read with ``torch.load(weights_only=True)``; a ``state_dict`` / ``model``
 entry and a DataParallel ``module.`` prefix are unwrapped. BatchNorm ``num_batches_tracked``
@@ -45,13 +49,15 @@ class CheckpointMismatch(ValueError):
 @dataclass
 class LoadReport:
     """What :func:`load_pretrained` did: ``mapping`` lists ``(checkpoint key, pyhpe key,
-    shape)`` for every checkpoint tensor; ``kept`` the pyhpe buffers the checkpoint does not
-    carry (BatchNorm ``num_batches_tracked`` only)."""
+    shape)`` for every checkpoint tensor (the shape pyhpe receives); ``kept`` the pyhpe buffers
+    the checkpoint does not carry (BatchNorm ``num_batches_tracked`` only); ``notes`` the value
+    transformations (a channel reordering, a position slot)."""
 
     layout: str
     architecture: str
     mapping: List[Tuple[str, str, Tuple[int, ...]]] = field(default_factory=list)
     kept: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
 
     @property
     def num_tensors(self) -> int:
@@ -65,6 +71,7 @@ class LoadReport:
         lines = [f"{self.layout} checkpoint -> pyhpe {self.architecture}: {self.num_tensors} tensors "
                  f"({self.num_values:,} values) mapped, shapes equal"
                  + (f"; {len(self.kept)} num_batches_tracked kept" if self.kept else "")]
+        lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  {src} -> {dst} {list(shape)}" for src, dst, shape in self.mapping]
         return "\n".join(lines)
 
@@ -94,7 +101,7 @@ def detect_layout(keys: Sequence[str]) -> str:
     keys = list(keys)
     if any(k.startswith("model0.") for k in keys):
         return "openpose_cmu"
-    if any(k.startswith("keypoint_head.") or ".attn.qkv." in k or "patch_embed.proj" in k
+    if any(k.startswith("keypoint_head.") or re.search(r"(^|\.)blocks\.\d+\.attn\.qkv\.", k)
            for k in keys):
         return "vitpose"
     if any(k.startswith(("backbone.", "head.")) for k in keys):
@@ -183,6 +190,35 @@ def _vit_key(key: str, model) -> Optional[str]:
     return _head(key)
 
 
+def _with_class_slot(pos: torch.Tensor) -> torch.Tensor:
+    """mmpretrain's patch positions (its ViT adds no class-token position; a checkpoint's
+    class slot is dropped on load) -> pyhpe's ``pos`` with a zero class slot."""
+    return torch.cat([torch.zeros_like(pos[:, :1]), pos], 1)
+
+
+def _mmpretrain_vit_key(key: str, model):
+    """mmpose 1.x ViTPose (``mmpretrain.VisionTransformer``) -> pyhpe."""
+    if key == "pos_embed":
+        n = model.backbone.pos.shape[1]
+        return ("backbone.pos", lambda t: _with_class_slot(t[:, 1:] if t.shape[1] == n else t),
+                "a zero class-token position slot prepended (mmpretrain adds none)")
+    simple = {"patch_embed.projection.weight": "backbone.patch.weight",
+              "patch_embed.projection.bias": "backbone.patch.bias",
+              "ln1.weight": "backbone.encoder.norm.weight", "ln1.bias": "backbone.encoder.norm.bias"}
+    if key in simple:
+        return simple[key]
+    m = re.fullmatch(r"layers\.(\d+)\.(.+)", key)
+    if m:
+        sub = {"attn.qkv.weight": "attn.in_proj_weight", "attn.qkv.bias": "attn.in_proj_bias",
+               "attn.proj.weight": "attn.out_proj.weight", "attn.proj.bias": "attn.out_proj.bias",
+               "ffn.layers.0.0.weight": "mlp.0.weight", "ffn.layers.0.0.bias": "mlp.0.bias",
+               "ffn.layers.1.weight": "mlp.2.weight", "ffn.layers.1.bias": "mlp.2.bias",
+               "ln1.weight": "norm1.weight", "ln1.bias": "norm1.bias",
+               "ln2.weight": "norm2.weight", "ln2.bias": "norm2.bias"}.get(m[2])
+        return sub and f"backbone.encoder.blocks.{m[1]}.{sub}"
+    return _head(key)
+
+
 def _conv_indices(seq: nn.Module) -> List[str]:
     return [name for name, mod in seq.named_children() if isinstance(mod, nn.Conv2d)]
 
@@ -228,6 +264,35 @@ def _openpose_key(key: str, model) -> Optional[str]:
     return None
 
 
+def _reorder_openpose_pafs(model, mapped: Dict[str, torch.Tensor], report: "LoadReport") -> None:
+    """CMU's 38 PAF channels (``getPoseMapIndex(COCO_18)``) -> the codec's limb order (limb l
+    in channels 2l, 2l + 1): the rows of each stage's last PAF conv and the matching input
+    channels of the next stage's first convs, so the network is the same function with its
+    PAF outputs in the order pyhpe's PAF decoding reads."""
+    from ..ops.paf import COCO18_LIMBS, COCO18_PAF_CHANNELS
+    head = model.head
+    if [tuple(l) for l in head.codec.limbs] != [tuple(l) for l in COCO18_LIMBS]:
+        report.notes.append("PAF channels kept in CMU's order: the codec's limbs are not "
+                            "OpenPose's COCO-18 limbs")
+        return
+    perm = torch.tensor([c for pair in COCO18_PAF_CHANNELS for c in pair])
+    P = len(perm)
+    pafs = [("head.paf1", head.paf1)] + [(f"head.paf_refine.{i}", m) for i, m in enumerate(head.paf_refine)]
+    for name, seq in pafs:
+        last = _conv_indices(seq)[-1]
+        for leaf in ("weight", "bias"):
+            t = mapped[f"{name}.{last}.{leaf}"]
+            mapped[f"{name}.{last}.{leaf}"] = t.index_select(0, perm.to(t.device))
+    for i in range(len(head.paf_refine)):
+        for branch in ("paf_refine", "hm_refine"):
+            first = _conv_indices(getattr(head, branch)[i])[0]
+            k = f"head.{branch}.{i}.{first}.weight"
+            w = mapped[k]
+            mapped[k] = torch.cat([w[:, :P].index_select(1, perm.to(w.device)), w[:, P:]], 1)
+    report.notes.append("PAF channels reordered from CMU's getPoseMapIndex(COCO_18) to the codec's "
+                        "limb order (limb l in channels 2l, 2l + 1)")
+
+
 def _architecture(model) -> Tuple[str, Callable]:
     from ..models.common import ResNet
     from ..models.hrnet import HRNet
@@ -242,7 +307,8 @@ def _architecture(model) -> Tuple[str, Callable]:
                     f"{type(bb).__name__} backbone (HRNet, ResNet SimpleBaseline, ViTPose, OpenPose)")
 
 
-_LAYOUT_ARCH = {"hrnet_official": ("hrnet", "simple_baseline"), "mmpose": ("hrnet", "simple_baseline"),
+_LAYOUT_ARCH = {"hrnet_official": ("hrnet", "simple_baseline"),
+                "mmpose": ("hrnet", "simple_baseline", "vitpose"),
                 "vitpose": ("vitpose",), "openpose_cmu": ("openpose",)}
 
 
@@ -259,11 +325,14 @@ def _bare(key: str, layout: str) -> Optional[str]:
     return None
 
 
-def map_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], layout: str = "auto"
-                   ) -> Tuple[Dict[str, torch.Tensor], LoadReport]:
+def map_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], layout: str = "auto",
+                   paf_order: str = "codec") -> Tuple[Dict[str, torch.Tensor], LoadReport]:
     """``state_dict`` (a published checkpoint's) renamed to ``model``'s keys, checked strictly
     (raises :class:`CheckpointMismatch` naming every problem); shapes only, so it also works
-    for models and tensors on the meta device."""
+    for models and tensors on the meta device. ``paf_order`` (OpenPose): ``'codec'`` reorders
+    CMU's PAF channels into the codec's limb order, ``'cmu'`` keeps them."""
+    if paf_order not in ("codec", "cmu"):
+        raise ValueError(f"load_pretrained: 'paf_order' must be 'codec' or 'cmu', got {paf_order!r}")
     state_dict = read_checkpoint(state_dict)
     if layout == "auto":
         layout = detect_layout(state_dict)
@@ -277,9 +346,15 @@ def map_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], lay
     report = LoadReport(layout, arch)
     mapped: Dict[str, torch.Tensor] = {}
     unmapped, shapes, twice = [], [], []
+    if arch == "vitpose" and layout == "mmpose":
+        translate = _mmpretrain_vit_key
     for key, value in state_dict.items():
         bare = _bare(key, layout)
         dst = translate(bare, model) if bare is not None else None
+        if isinstance(dst, tuple):
+            dst, fn, note = dst
+            value = fn(value)
+            report.notes.append(f"{key}: {note}")
         if dst is None or dst not in own:
             unmapped.append(key if dst is None else f"{key} (-> {dst}, not in the model)")
             continue
@@ -306,16 +381,20 @@ def map_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], lay
                                  f"{arch!r} model:\n" + "\n".join(problems))
     for k in report.kept:
         mapped[k] = own[k]
+    if layout == "openpose_cmu" and paf_order == "codec":
+        _reorder_openpose_pafs(model, mapped, report)
     return mapped, report
 
 
 def load_pretrained(model: nn.Module,
                     state_dict_or_path: Union[str, os.PathLike, Mapping[str, torch.Tensor]],
-                    layout: str = "auto", map_location="cpu") -> LoadReport:
+                    layout: str = "auto", map_location="cpu", paf_order: str = "codec"
+                    ) -> LoadReport:
     """Load a published checkpoint (path or state dict) of ``layout`` (``'auto'`` detects it)
-    into ``model`` strictly; returns the :class:`LoadReport` of the mapping."""
+    into ``model`` strictly; returns the :class:`LoadReport` of the mapping (see
+    :func:`map_state_dict` for ``paf_order``)."""
     sd = read_checkpoint(state_dict_or_path, map_location)
-    mapped, report = map_state_dict(model, sd, layout)
+    mapped, report = map_state_dict(model, sd, layout, paf_order)
     on_meta = any(t.is_meta for t in model.state_dict().values())
     model.load_state_dict(mapped, strict=True, assign=on_meta)
     return report

@@ -9,12 +9,16 @@ definitions (nothing of them is vendored into pyhpe):
     github.com/leoxiaobin/deep-high-resolution-net.pytorch (the official HRNet / SimpleBaseline),
   * ``src/model.py`` of github.com/Hzzone/pytorch-openpose (the PyTorch conversion of the CMU
     OpenPose body model, ``body_pose_model.pth``),
-  * ``mmpose/models/backbones/vit.py`` of github.com/ViTAE-Transformer/ViTPose (official ViTPose).
+  * ``mmpose/models/backbones/vit.py`` of github.com/ViTAE-Transformer/ViTPose (official ViTPose),
+  * mmpretrain 1.2.0 (``pip install --target SCRATCH2 --no-deps mmpretrain==1.2.0 einops``), whose
+    ``VisionTransformer`` is mmpose 1.x's ViTPose backbone (only its backbone modules are
+    imported, see :func:`mmpretrain_vit`).
 
 Usage (from the repository root)::
 
   PYTHONPATH=.:SCRATCH python tests/data/manifests/record_manifests.py \
-      --mmpose-stubs ../shared/tools/mmpose-reference/mmpose_stubs.py --official DIR
+      --mmpose-stubs ../shared/tools/mmpose-reference/mmpose_stubs.py --official DIR \
+      --mmpretrain SCRATCH2
 
 where DIR holds ``pose_hrnet.py``, ``pose_resnet.py``, ``openpose_model.py`` (Hzzone's
 ``src/model.py``) and ``vitpose_vit.py``.
@@ -115,10 +119,39 @@ def mmpose_model(cfg_name, **changes):
     return MODELS.build(cfg.model).eval()
 
 
+def mmpretrain_vit(path, **kw):
+    """mmpretrain's VisionTransformer without mmpretrain's package imports (its inferencer
+    needs packages that the model does not)."""
+    import importlib
+    sys.path.insert(0, path)
+    sys.modules.setdefault("importlib_metadata", importlib.import_module("importlib.metadata"))
+    for name in ("mmpretrain", "mmpretrain.models", "mmpretrain.models.backbones"):
+        if name not in sys.modules:
+            m = types.ModuleType(name)
+            m.__path__ = [os.path.join(path, *name.split("."))]
+            sys.modules[name] = m
+    vt = importlib.import_module("mmpretrain.models.backbones.vision_transformer")
+    return vt.VisionTransformer(**kw)
+
+
+def vitpose_mmpose(path, img=(256, 192), arch="base", deconv=(256, 256), dim=768):
+    """td-hm_ViTPose-base_8xb64-210e_coco-256x192.py's model: its backbone settings and
+    mmpose's HeatmapHead."""
+    from mmpose.models.heads import HeatmapHead
+    m = torch.nn.Module()
+    m.backbone = mmpretrain_vit(path, arch=arch, img_size=img, patch_size=16, qkv_bias=True,
+                                drop_path_rate=0.3, with_cls_token=False, out_type="featmap",
+                                patch_cfg=dict(padding=2))
+    m.head = HeatmapHead(in_channels=dim, out_channels=17, deconv_out_channels=deconv,
+                         deconv_kernel_sizes=(4,) * len(deconv))
+    return m.eval()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mmpose-stubs", required=True)
     ap.add_argument("--official", required=True)
+    ap.add_argument("--mmpretrain", required=True)
     args = ap.parse_args()
     exec(open(args.mmpose_stubs).read(), {})
     from pyhpe.apis.pretrained import synthetic_state_dict
@@ -169,6 +202,9 @@ def main():
           {"name": "openpose", "config": "paper", "kwargs": {"num_keypoints": 18}})
     write("vitpose_b_official", vitpose_official().state_dict(), VT, "vitpose",
           {"name": "vitpose", "config": "paper", "kwargs": {}})
+    write("vitpose_b_mmpose", vitpose_mmpose(args.mmpretrain).state_dict(),
+          MM + "td-hm_ViTPose-base_8xb64-210e_coco-256x192.py (mmpretrain 1.2.0 VisionTransformer)",
+          "mmpose", {"name": "vitpose", "config": "paper", "kwargs": {}})
 
     # -- forward equivalence on reduced instances of the same classes, deterministic weights
     g = torch.Generator().manual_seed(0)
@@ -216,6 +252,12 @@ def main():
            {"name": "openpose", "config": "paper", "kwargs": {"num_keypoints": 18, "input_size": [64, 64]}})
     vit = vitpose_official(img=(64, 64), dim=32, depth=2, heads=2, deconv=(16, 16))
     record("vitpose_official", vit, lambda m, x: m.keypoint_head.forward([m.backbone(x)]),
+           {"name": "vitpose", "config": "paper",
+            "kwargs": {"img_size": [64, 64], "dim": 32, "depth": 2, "heads": 2,
+                       "deconv_channels": [16, 16]}})
+    small = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=128)
+    record("vitpose_mmpose", vitpose_mmpose(args.mmpretrain, img=(64, 64), arch=small, deconv=(16, 16), dim=32),
+           lambda m, x: m.head.forward(m.backbone(x)),
            {"name": "vitpose", "config": "paper",
             "kwargs": {"img_size": [64, 64], "dim": 32, "depth": 2, "heads": 2,
                        "deconv_channels": [16, 16]}})

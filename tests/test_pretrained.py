@@ -66,6 +66,8 @@ def test_published_checkpoint_maps_strictly_onto_the_paper_config(path):
     assert pyhpe_params == doc["num_params"] + (model.backbone.pos.shape[-1] if slot else 0)
     text = str(report)
     assert doc["layout"] in text and doc["keys"][0][0] in text
+    norm = report.input_normalization
+    assert norm["channels"] == ("bgr" if doc["layout"] == "openpose_cmu" else "rgb")
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -42,6 +42,18 @@ import torch.nn as nn
 LAYOUTS = ("hrnet_official", "mmpose", "vitpose", "openpose_cmu")
 
 
+#: The input each layout's checkpoints were trained on: channel order and per-channel mean / std
+#: on 0-255 pixel values. pyhpe's data pipeline feeds ImageNet-normalised RGB
+#: (:func:`pyhpe.data.topdown.normalize_images`), which is what the HRNet, SimpleBaseline
+#: and ViTPose checkpoints expect; CMU's OpenPose model wants BGR / 256 - 0.5.
+INPUT_NORMALIZATION = {
+    "hrnet_official": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
+    "mmpose": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
+    "vitpose": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
+    "openpose_cmu": {"channels": "bgr", "mean": (128.0, 128.0, 128.0), "std": (256.0, 256.0, 256.0)},
+}
+
+
 class CheckpointMismatch(ValueError):
     """A checkpoint that does not fit the model (unmapped keys, missing keys, other shapes)."""
 
@@ -60,6 +72,11 @@ class LoadReport:
     notes: List[str] = field(default_factory=list)
 
     @property
+    def input_normalization(self) -> dict:
+        """The input the checkpoint was trained on (:data:`INPUT_NORMALIZATION`)."""
+        return dict(INPUT_NORMALIZATION[self.layout])
+
+    @property
     def num_tensors(self) -> int:
         return len(self.mapping)
 
@@ -71,6 +88,9 @@ class LoadReport:
         lines = [f"{self.layout} checkpoint -> pyhpe {self.architecture}: {self.num_tensors} tensors "
                  f"({self.num_values:,} values) mapped, shapes equal"
                  + (f"; {len(self.kept)} num_batches_tracked kept" if self.kept else "")]
+        norm = self.input_normalization
+        lines.append(f"  input: {norm['channels'].upper()}, mean {norm['mean']}, std {norm['std']} "
+                     f"(0-255 pixels)")
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  {src} -> {dst} {list(shape)}" for src, dst, shape in self.mapping]
         return "\n".join(lines)
@@ -430,5 +450,5 @@ def synthetic_state_dict(manifest: Sequence[Sequence], device=None) -> Dict[str,
     return out
 
 
-__all__ = ["LAYOUTS", "CheckpointMismatch", "LoadReport", "detect_layout", "load_pretrained",
+__all__ = ["INPUT_NORMALIZATION", "LAYOUTS", "CheckpointMismatch", "LoadReport", "detect_layout", "load_pretrained",
            "map_state_dict", "read_checkpoint", "synthetic_state_dict"]

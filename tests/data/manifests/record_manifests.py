@@ -21,7 +21,10 @@ Usage (from the repository root)::
       --mmpretrain SCRATCH2
 
 where DIR holds ``pose_hrnet.py``, ``pose_resnet.py``, ``openpose_model.py`` (Hzzone's
-``src/model.py``) and ``vitpose_vit.py``.
+``src/model.py``), ``vitpose_vit.py`` and, from github.com/mit-han-lab/litepose,
+``litepose_pose_mobilenet.py`` (``lib/models/pose_mobilenet.py``) and ``litepose_layers.py``
+(``lib/models/layers/layers.py``): Lite Pose has no checkpoint layout here, but its backbone
+and fusion deconvolutions are checked against the official ones (``litepose_backbone``).
 
 Outputs, next to this script: ``<name>.json`` manifests of the published configurations
 (``{"source", "layout", "pyhpe": {name, config, kwargs}, "num_params", "keys": [[key, shape,
@@ -255,6 +258,27 @@ def main():
            {"name": "vitpose", "config": "paper",
             "kwargs": {"img_size": [64, 64], "dim": 32, "depth": 2, "heads": 2,
                        "deconv_channels": [16, 16]}})
+    # Lite Pose: the refined stride-4 features after the second fusion deconvolution
+    sys.modules["layers"] = load_module(os.path.join(off, "litepose_layers.py"), "layers")
+    lp = load_module(os.path.join(off, "litepose_pose_mobilenet.py"), "pose_mobilenet",
+                     lambda src: src.replace("from lib.models.layers.layers import", "from layers import"))
+    lp_cfg = Attr(MODEL=Attr(EXTRA=Attr(NUM_DECONV_LAYERS=3, NUM_DECONV_KERNELS=[4, 4, 4]),
+                             NUM_JOINTS=17, TAG_PER_JOINT=True),
+                  LOSS=Attr(WITH_HEATMAPS_LOSS=[True, True], WITH_AE_LOSS=[True, False]))
+    lp_arch = {"input_channel": 8, "deconv_setting": [16, 24, 16], "backbone_setting": [
+        {"num_blocks": n, "stride": st, "channel": c, "block_setting": [[6, 7]] * n}
+        for n, st, c in ((2, 2, 8), (2, 2, 16), (2, 2, 24), (2, 1, 32))]}
+
+    def lp_features(m, x):
+        feats = []
+        hook = m.deconv_bnrelu[1].register_forward_hook(lambda mod, i, o: feats.append(o))
+        m(x)
+        hook.remove()
+        return feats[0]
+    record("litepose_backbone", lp.LitePose(lp_cfg, cfg_arch=lp_arch), lp_features,
+           {"name": "litepose", "config": "paper",
+            "kwargs": {"stem_channels": 8, "stages": [[8, 2, 2], [16, 2, 2], [24, 2, 2], [32, 2, 1]],
+                       "deconv_channels": [16, 24], "input_size": [64, 64]}})
     small = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=128)
     record("vitpose_mmpose", vitpose_mmpose(args.mmpretrain, img=(64, 64), arch=small, deconv=(16, 16), dim=32),
            lambda m, x: m.head.forward(m.backbone(x)),

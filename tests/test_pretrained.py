@@ -3,6 +3,7 @@ manifests of the official models (tests/data/manifests/*.json, recorded from the
 definitions by record_manifests.py there) map key by key with equal shapes, and reduced
 instances of the same official classes give the recorded outputs once their deterministic
 weights go through load_pretrained."""
+import argparse
 import glob
 import json
 import os
@@ -153,6 +154,22 @@ def test_openpose_paf_order_cmu_keeps_the_checkpoint_channels():
     torch.testing.assert_close(mapped["head.paf_refine.4.12.weight"], w[perm])
     with pytest.raises(ValueError, match="paf_order"):
         map_state_dict(model, sd, paf_order="x")
+
+
+def test_mmengine_checkpoint_with_numpy_meta_loads_weights_only(tmp_path):
+    """mmengine keeps the dataset's sigmas as numpy arrays in 'meta': allowed; other Python
+    objects are refused with an explanation."""
+    doc = json.loads(str(EQUIV["hrnet_mmpose/manifest"]))
+    sd = synthetic_state_dict(doc)
+    meta = {"dataset_meta": {"sigmas": np.linspace(0.025, 0.107, 17).astype(np.float32),
+                             "flip_indices": [0, 2, 1], "num_keypoints": np.int64(17)}}
+    torch.save({"meta": meta, "state_dict": sd}, tmp_path / "mmpose.pth")
+    assert set(read_checkpoint(tmp_path / "mmpose.pth")) == set(sd)
+
+    # any other Python object (here an argparse Namespace) is what weights_only refuses
+    torch.save({"args": argparse.Namespace(lr=0.1), "state_dict": sd}, tmp_path / "run.pth")
+    with pytest.raises(ValueError, match="state dict alone"):
+        read_checkpoint(tmp_path / "run.pth")
 
 
 def test_mismatches_are_named():

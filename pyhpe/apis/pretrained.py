@@ -23,7 +23,8 @@ pyhpe parameter or buffer of the same shape and every pyhpe parameter / buffer i
   (OpenPose's COCO-18 parts + background). The PAF channels are reordered into the codec's
   limb order (``paf_order='codec'``), so pyhpe's PAF decoding reads the loaded model's output.
 
-Checkpoint files are read with ``torch.load(weights_only=True)``; a ``state_dict`` / ``model``
+Checkpoint files are read with ``torch.load(weights_only=True)`` (numpy arrays allowed, as in
+mmengine checkpoints' ``meta``); a ``state_dict`` / ``model``
 entry and a DataParallel ``module.`` prefix are unwrapped. BatchNorm ``num_batches_tracked``
 counters missing from old checkpoints keep the model's values (listed in the report).
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -103,7 +105,7 @@ def read_checkpoint(path_or_state: Union[str, os.PathLike, Mapping[str, torch.Te
     ``{'state_dict': ...}`` / ``{'model': ...}`` and a DataParallel ``module.`` prefix."""
     sd = path_or_state
     if isinstance(sd, (str, os.PathLike)):
-        sd = torch.load(os.fspath(sd), map_location=map_location, weights_only=True)
+        sd = _load_weights_only(os.fspath(sd), map_location)
     if not isinstance(sd, Mapping):
         raise TypeError(f"load_pretrained: expected a state dict or a checkpoint path, got "
                         f"{type(sd).__name__}")
@@ -115,6 +117,36 @@ def read_checkpoint(path_or_state: Union[str, os.PathLike, Mapping[str, torch.Te
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
     return dict(sd)
+
+
+def _numpy_safe_globals() -> list:
+    """numpy arrays, scalars and dtypes (mmengine checkpoints keep the dataset's sigmas and
+    flip indices as arrays in their ``meta``): reconstructing them runs no other code."""
+    import numpy as np
+    core = getattr(np, "_core", None) or np.core
+    out = [np.ndarray, np.dtype]
+    for fn in (core.multiarray._reconstruct, core.multiarray.scalar):
+        out += [fn] + [(fn, f"numpy.{m}.multiarray.{fn.__name__}") for m in ("core", "_core")]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        out += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
+    return out
+
+
+def _load_weights_only(path: str, map_location):
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        pass
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"load_pretrained: {path} holds Python objects other than tensors and numpy arrays "
+            f"(e.g. a training run's message hub), which torch.load(weights_only=True) refuses; "
+            f"save its state dict alone (torch.save(ckpt['state_dict'], ...)) from a trusted "
+            f"copy.\n{str(e).splitlines()[-1] if str(e) else ''}") from None
 
 
 def detect_layout(keys: Sequence[str]) -> str:

@@ -121,6 +121,21 @@ def test_litepose_backbone_is_the_official_one():
     torch.testing.assert_close(got, want, rtol=0, atol=2e-4 * float(want.abs().max()))
 
 
+def test_mmpose0_layout_is_mmpose_with_keypoint_head():
+    """mmpose 0.x checkpoints: the same backbones, the head under ``keypoint_head``."""
+    manifest = json.loads(str(EQUIV["hrnet_mmpose/manifest"]))
+    spec = json.loads(str(EQUIV["hrnet_mmpose/pyhpe"]))
+    sd = {("keypoint_" + k if k.startswith("head.") else k): v
+          for k, v in synthetic_state_dict(manifest).items()}
+    model = build_model(spec["name"], spec["config"], **spec["kwargs"]).eval()
+    report = load_pretrained(model, sd)
+    assert report.layout == "mmpose0"
+    with torch.no_grad():
+        y = model(torch.from_numpy(EQUIV["input"]))
+    want = torch.from_numpy(EQUIV["hrnet_mmpose/output0"])
+    torch.testing.assert_close(y, want, rtol=0, atol=2e-4 * float(want.abs().max()))
+
+
 def test_load_from_a_file_with_wrappers(tmp_path):
     doc = json.loads(str(EQUIV["hrnet_official/manifest"]))
     spec = json.loads(str(EQUIV["hrnet_official/pyhpe"]))

@@ -12,6 +12,8 @@ pyhpe parameter or buffer of the same shape and every pyhpe parameter / buffer i
   ``head.deconv_layers`` (HRNet, ResNet SimpleBaseline; ViTPose through mmpretrain's
   ``VisionTransformer``: ``backbone.layers.N.attn.qkv``, ``backbone.ln1``..., whose patch
   positions get pyhpe's zero class-token slot).
+* ``'mmpose0'``: mmpose 0.x top-down checkpoints: ``backbone.*``, ``keypoint_head.final_layer``,
+  ``keypoint_head.deconv_layers`` (HRNet, ResNet SimpleBaseline, ViTPose).
 * ``'vitpose'``: the official ViTPose checkpoints (mmpose 0.x layout): ``backbone.patch_embed``,
   ``backbone.pos_embed``, ``backbone.blocks.N.attn.qkv``, ``backbone.last_norm``,
   ``keypoint_head.deconv_layers``, ``keypoint_head.final_layer``. Into ``build_model('vitpose',
@@ -41,7 +43,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 import torch
 import torch.nn as nn
 
-LAYOUTS = ("hrnet_official", "mmpose", "vitpose", "openpose_cmu")
+LAYOUTS = ("hrnet_official", "mmpose", "mmpose0", "vitpose", "openpose_cmu")
 
 
 #: The input each layout's checkpoints were trained on: channel order and per-channel mean / std
@@ -52,6 +54,7 @@ INPUT_NORMALIZATION = {
     "hrnet_official": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
     "mmpose": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
     "vitpose": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
+    "mmpose0": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
     "openpose_cmu": {"channels": "bgr", "mean": (128.0, 128.0, 128.0), "std": (256.0, 256.0, 256.0)},
 }
 
@@ -153,9 +156,10 @@ def detect_layout(keys: Sequence[str]) -> str:
     keys = list(keys)
     if any(k.startswith("model0.") for k in keys):
         return "openpose_cmu"
-    if any(k.startswith("keypoint_head.") or re.search(r"(^|\.)blocks\.\d+\.attn\.qkv\.", k)
-           for k in keys):
+    if any(re.search(r"(^|\.)blocks\.\d+\.attn\.qkv\.", k) for k in keys):
         return "vitpose"
+    if any(k.startswith("keypoint_head.") for k in keys):
+        return "mmpose0"
     if any(k.startswith(("backbone.", "head.")) for k in keys):
         return "mmpose"
     return "hrnet_official"
@@ -361,7 +365,8 @@ def _architecture(model) -> Tuple[str, Callable]:
 
 _LAYOUT_ARCH = {"hrnet_official": ("hrnet", "simple_baseline"),
                 "mmpose": ("hrnet", "simple_baseline", "vitpose"),
-                "vitpose": ("vitpose",), "openpose_cmu": ("openpose",)}
+                "mmpose0": ("hrnet", "simple_baseline", "vitpose"),
+                "vitpose": ("hrnet", "simple_baseline", "vitpose"), "openpose_cmu": ("openpose",)}
 
 
 def _bare(key: str, layout: str) -> Optional[str]:

@@ -41,10 +41,11 @@ def test_every_published_checkpoint_has_a_manifest():
                      "hrnet_w48_mmpose", "simplebaseline_r50_official", "simplebaseline_r50_mmpose",
                      "simplebaseline_r101_official", "simplebaseline_r101_mmpose",
                      "simplebaseline_r152_official", "simplebaseline_r152_mmpose",
-                     "openpose_body_cmu", "vitpose_b_official", "vitpose_b_mmpose"}
+                     "openpose_body_cmu", "vitpose_b_official", "vitpose_b_mmpose",
+                     "tokenpose_s_v2_official"}
     assert set(CASES) == {"hrnet_official", "hrnet_mmpose", "simplebaseline_official",
                           "simplebaseline_mmpose", "openpose_cmu", "vitpose_official",
-                          "vitpose_mmpose"}
+                          "vitpose_mmpose", "tokenpose_official"}
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=[os.path.basename(p)[:-5] for p in MANIFESTS])
@@ -61,10 +62,14 @@ def test_published_checkpoint_maps_strictly_onto_the_paper_config(path):
     assert len({dst for _, dst, _ in report.mapping}) == len(report.mapping)
     assert set(dst for _, dst, _ in report.mapping) | set(report.kept) == set(own)
     assert all(k.endswith("num_batches_tracked") for k in report.kept)
-    # the official model's size is pyhpe's (mmpretrain's ViT has no class-token position slot)
+    # the official model's size is pyhpe's (mmpretrain's ViT has no class-token position slot;
+    # TokenPose's fixed sine positions are an official Parameter and a pyhpe buffer)
     slot = doc["pyhpe"]["name"] == "vitpose" and doc["layout"] == "mmpose"
-    pyhpe_params = sum(p.numel() for p in model.parameters())
-    assert pyhpe_params == doc["num_params"] + (model.backbone.pos.shape[-1] if slot else 0)
+    params = dict(model.named_parameters())
+    pyhpe_params = sum(p.numel() for p in params.values())
+    fixed = sum(int(np.prod(shape)) for src, dst, shape in report.mapping
+                if dst not in params and "running_" not in src and "num_batches" not in src)
+    assert pyhpe_params + fixed == doc["num_params"] + (model.backbone.pos.shape[-1] if slot else 0)
     text = str(report)
     assert doc["layout"] in text and doc["keys"][0][0] in text
     norm = report.input_normalization

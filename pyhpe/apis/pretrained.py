@@ -25,6 +25,10 @@ pyhpe parameter or buffer of the same shape and every pyhpe parameter / buffer i
   (OpenPose's COCO-18 parts + background). The PAF channels are reordered into the codec's
   limb order (``paf_order='codec'``), so pyhpe's PAF decoding reads the loaded model's output.
 
+* ``'tokenpose_official'``: github.com/leeyegy/TokenPose checkpoints (``features.conv1``,
+  ``features.transformer.layers.N.0.fn.fn.to_qkv``, ``features.mlp_head``...). Into
+  ``build_model('tokenpose', 'paper')`` (TokenPose-S-v2).
+
 Checkpoint files are read with ``torch.load(weights_only=True)`` (numpy arrays allowed, as in
 mmengine checkpoints' ``meta``); a ``state_dict`` / ``model``
 entry and a DataParallel ``module.`` prefix are unwrapped. BatchNorm ``num_batches_tracked``
@@ -43,7 +47,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 import torch
 import torch.nn as nn
 
-LAYOUTS = ("hrnet_official", "mmpose", "mmpose0", "vitpose", "openpose_cmu")
+LAYOUTS = ("hrnet_official", "mmpose", "mmpose0", "vitpose", "openpose_cmu", "tokenpose_official")
 
 
 #: The input each layout's checkpoints were trained on: channel order and per-channel mean / std
@@ -55,6 +59,7 @@ INPUT_NORMALIZATION = {
     "mmpose": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
     "vitpose": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
     "mmpose0": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
+    "tokenpose_official": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
     "openpose_cmu": {"channels": "bgr", "mean": (128.0, 128.0, 128.0), "std": (256.0, 256.0, 256.0)},
 }
 
@@ -156,6 +161,8 @@ def detect_layout(keys: Sequence[str]) -> str:
     keys = list(keys)
     if any(k.startswith("model0.") for k in keys):
         return "openpose_cmu"
+    if any(k.startswith(("features.transformer.", "features.keypoint_token")) for k in keys):
+        return "tokenpose_official"
     if any(re.search(r"(^|\.)blocks\.\d+\.attn\.qkv\.", k) for k in keys):
         return "vitpose"
     if any(k.startswith("keypoint_head.") for k in keys):
@@ -275,6 +282,38 @@ def _mmpretrain_vit_key(key: str, model):
     return _head(key)
 
 
+def _tokenpose_key(key: str, model) -> Optional[str]:
+    """The official TokenPose (``features.*`` of pose_tokenpose_*.py) -> pyhpe."""
+    if not key.startswith("features."):
+        return None
+    key = key[len("features."):]
+    simple = {"keypoint_token": "backbone.kp_tokens", "pos_embedding": "backbone.pos",
+              "patch_to_embedding.weight": "backbone.embed.weight",
+              "patch_to_embedding.bias": "backbone.embed.bias"}
+    if key in simple:
+        return simple[key]
+    m = re.fullmatch(r"(conv|bn)([12])\." + _P, key)
+    if m:
+        return f"backbone.stem.{int(m[2]) - 1}.{0 if m[1] == 'conv' else 1}.{m[3]}"
+    m = re.fullmatch(r"layer1\.(\d+)\.(.+)", key)
+    if m:
+        b = _block(m[2])
+        return b and f"backbone.layer1.{m[1]}.{b}"
+    m = re.fullmatch(r"transformer\.layers\.(\d+)\.([01])\.fn\.(.+)", key)
+    if m:
+        sub = ({"norm.weight": "norm1.weight", "norm.bias": "norm1.bias",
+                "fn.to_qkv.weight": "attn.qkv.weight", "fn.to_out.0.weight": "attn.out.weight",
+                "fn.to_out.0.bias": "attn.out.bias"} if m[2] == "0" else
+               {"norm.weight": "norm2.weight", "norm.bias": "norm2.bias",
+                "fn.net.0.weight": "mlp.0.weight", "fn.net.0.bias": "mlp.0.bias",
+                "fn.net.3.weight": "mlp.2.weight", "fn.net.3.bias": "mlp.2.bias"}).get(m[3])
+        return sub and f"backbone.blocks.{m[1]}.{sub}"
+    m = re.fullmatch(r"mlp_head\.(\d+)\.(weight|bias)", key)
+    if m:
+        return f"head.mlp.{m[1]}.{m[2]}"
+    return None
+
+
 def _conv_indices(seq: nn.Module) -> List[str]:
     return [name for name, mod in seq.named_children() if isinstance(mod, nn.Conv2d)]
 
@@ -353,25 +392,28 @@ def _architecture(model) -> Tuple[str, Callable]:
     from ..models.common import ResNet
     from ..models.hrnet import HRNet
     from ..models.openpose import OpenPoseBackbone
+    from ..models.tokenpose import TokenPoseBackbone
     from ..models.vitpose import ViT
     bb = getattr(model, "backbone", None)
     for cls, name, fn in ((HRNet, "hrnet", _hrnet_key), (ResNet, "simple_baseline", _resnet_key),
-                          (ViT, "vitpose", _vit_key), (OpenPoseBackbone, "openpose", _openpose_key)):
+                          (ViT, "vitpose", _vit_key), (OpenPoseBackbone, "openpose", _openpose_key),
+                          (TokenPoseBackbone, "tokenpose", _tokenpose_key)):
         if isinstance(bb, cls):
             return name, fn
     raise TypeError(f"load_pretrained: no published checkpoint layout for a "
-                    f"{type(bb).__name__} backbone (HRNet, ResNet SimpleBaseline, ViTPose, OpenPose)")
+                    f"{type(bb).__name__} backbone (HRNet, ResNet SimpleBaseline, ViTPose, OpenPose, TokenPose)")
 
 
 _LAYOUT_ARCH = {"hrnet_official": ("hrnet", "simple_baseline"),
                 "mmpose": ("hrnet", "simple_baseline", "vitpose"),
                 "mmpose0": ("hrnet", "simple_baseline", "vitpose"),
-                "vitpose": ("hrnet", "simple_baseline", "vitpose"), "openpose_cmu": ("openpose",)}
+                "vitpose": ("hrnet", "simple_baseline", "vitpose"), "openpose_cmu": ("openpose",),
+                "tokenpose_official": ("tokenpose",)}
 
 
 def _bare(key: str, layout: str) -> Optional[str]:
     """A checkpoint key without its layout's prefixes (official names), None if foreign."""
-    if layout in ("hrnet_official", "openpose_cmu"):
+    if layout in ("hrnet_official", "openpose_cmu", "tokenpose_official"):
         return key
     if key.startswith("backbone."):
         return key[len("backbone."):]

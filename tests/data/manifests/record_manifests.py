@@ -22,8 +22,9 @@ Usage (from the repository root)::
 
 where DIR holds ``pose_hrnet.py``, ``pose_resnet.py``, ``openpose_model.py`` (Hzzone's
 ``src/model.py``), ``vitpose_vit.py`` and, from github.com/mit-han-lab/litepose,
-``litepose_pose_mobilenet.py`` (``lib/models/pose_mobilenet.py``) and ``litepose_layers.py``
-(``lib/models/layers/layers.py``): Lite Pose has no checkpoint layout here, but its backbone
+``litepose_pose_mobilenet.py`` (``lib/models/pose_mobilenet.py``), ``litepose_layers.py``
+(``lib/models/layers/layers.py``) and, from github.com/leeyegy/TokenPose, ``tokenpose_base.py``
+(``lib/models/tokenpose_base.py``; needs einops, installed with mmpretrain): Lite Pose has no checkpoint layout here, but its backbone
 and fusion deconvolutions are checked against the official ones (``litepose_backbone``).
 
 Outputs, next to this script: ``<name>.json`` manifests of the published configurations
@@ -126,7 +127,6 @@ def mmpretrain_vit(path, **kw):
     """mmpretrain's VisionTransformer without mmpretrain's package imports (its inferencer
     needs packages that the model does not)."""
     import importlib
-    sys.path.insert(0, path)
     sys.modules.setdefault("importlib_metadata", importlib.import_module("importlib.metadata"))
     for name in ("mmpretrain", "mmpretrain.models", "mmpretrain.models.backbones"):
         if name not in sys.modules:
@@ -157,6 +157,7 @@ def main():
     ap.add_argument("--mmpretrain", required=True)
     args = ap.parse_args()
     exec(open(args.mmpose_stubs).read(), {})
+    sys.path.append(args.mmpretrain)   # einops, for TokenPose
     from pyhpe.apis.pretrained import synthetic_state_dict
     torch.set_grad_enabled(False)
     off = args.official
@@ -201,6 +202,24 @@ def main():
               {"name": "simple_baseline", "config": config, "kwargs": {}})
         write(f"simplebaseline_r{d}_mmpose", mmpose_model(cfgname).state_dict(), MM + cfgname,
               "mmpose", {"name": "simple_baseline", "config": config, "kwargs": {}})
+    tp = load_module(os.path.join(off, "tokenpose_base.py"), "tokenpose_base",
+                     lambda src: src.replace("from timm.models.layers.weight_init import trunc_normal_",
+                                             "from torch.nn.init import trunc_normal_"))
+
+    def tokenpose_s(img=(256, 192), hm=(64, 48), dim=192, depth=12, heads=8):
+        """pose_tokenpose_s.TokenPose_S (its ``features``) with tokenpose_s_v2_256_192_patch22_
+        dim192_depth12_heads8.yaml's settings."""
+        m = torch.nn.Module()
+        m.features = tp.TokenPose_S_base(
+            image_size=list(img), patch_size=[2, 2], num_keypoints=17, dim=dim, channels=256,
+            depth=depth, heads=heads, mlp_dim=dim * 3, apply_init=True,
+            hidden_heatmap_dim=hm[0] * hm[1] // 8, heatmap_dim=hm[0] * hm[1], heatmap_size=list(hm),
+            pos_embedding_type="sine-full")
+        return m.eval()
+    write("tokenpose_s_v2_official", tokenpose_s().state_dict(),
+          "leeyegy/TokenPose lib/models/tokenpose_base.py TokenPose_S_base "
+          "(tokenpose_s_v2_256_192_patch22_dim192_depth12_heads8.yaml)", "tokenpose_official",
+          {"name": "tokenpose", "config": "paper", "kwargs": {}})
     write("openpose_body_cmu", op.bodypose_model().state_dict(), OP, "openpose_cmu",
           {"name": "openpose", "config": "paper", "kwargs": {"num_keypoints": 18}})
     write("vitpose_b_official", vitpose_official().state_dict(), VT, "vitpose",
@@ -279,6 +298,10 @@ def main():
            {"name": "litepose", "config": "paper",
             "kwargs": {"stem_channels": 8, "stages": [[8, 2, 2], [16, 2, 2], [24, 2, 2], [32, 2, 1]],
                        "deconv_channels": [16, 24], "input_size": [64, 64]}})
+    record("tokenpose_official", tokenpose_s(img=(64, 64), hm=(16, 16), dim=16, depth=2, heads=2),
+           lambda m, x: m.features(x),
+           {"name": "tokenpose", "config": "paper",
+            "kwargs": {"img_size": [64, 64], "dim": 16, "depth": 2, "heads": 2}})
     small = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=128)
     record("vitpose_mmpose", vitpose_mmpose(args.mmpretrain, img=(64, 64), arch=small, deconv=(16, 16), dim=32),
            lambda m, x: m.head.forward(m.backbone(x)),

@@ -42,10 +42,11 @@ def test_every_published_checkpoint_has_a_manifest():
                      "simplebaseline_r101_official", "simplebaseline_r101_mmpose",
                      "simplebaseline_r152_official", "simplebaseline_r152_mmpose",
                      "openpose_body_cmu", "vitpose_b_official", "vitpose_b_mmpose",
+                     "vitpose_b_simple_mmpose",
                      "tokenpose_s_v2_official"}
     assert set(CASES) == {"hrnet_official", "hrnet_mmpose", "simplebaseline_official",
                           "simplebaseline_mmpose", "openpose_cmu", "vitpose_official",
-                          "vitpose_mmpose", "tokenpose_official"}
+                          "vitpose_mmpose", "vitpose_simple_mmpose", "tokenpose_official"}
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=[os.path.basename(p)[:-5] for p in MANIFESTS])

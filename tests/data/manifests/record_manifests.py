@@ -137,16 +137,22 @@ def mmpretrain_vit(path, **kw):
     return vt.VisionTransformer(**kw)
 
 
-def vitpose_mmpose(path, img=(256, 192), arch="base", deconv=(256, 256), dim=768):
-    """td-hm_ViTPose-base_8xb64-210e_coco-256x192.py's model: its backbone settings and
-    mmpose's HeatmapHead."""
+def vitpose_mmpose(path, img=(256, 192), arch="base", deconv=(256, 256), dim=768, simple=False):
+    """td-hm_ViTPose-base_8xb64-210e_coco-256x192.py's model (``simple``: -base-simple's, with
+    its FeatureMapProcessor neck): its backbone settings and mmpose's HeatmapHead."""
     from mmpose.models.heads import HeatmapHead
+    from mmpose.models.necks import FeatureMapProcessor
     m = torch.nn.Module()
     m.backbone = mmpretrain_vit(path, arch=arch, img_size=img, patch_size=16, qkv_bias=True,
                                 drop_path_rate=0.3, with_cls_token=False, out_type="featmap",
                                 patch_cfg=dict(padding=2))
-    m.head = HeatmapHead(in_channels=dim, out_channels=17, deconv_out_channels=deconv,
-                         deconv_kernel_sizes=(4,) * len(deconv))
+    if simple:
+        m.neck = FeatureMapProcessor(scale_factor=4.0, apply_relu=True)
+        m.head = HeatmapHead(in_channels=dim, out_channels=17, deconv_out_channels=[],
+                             deconv_kernel_sizes=[], final_layer=dict(kernel_size=3, padding=1))
+    else:
+        m.head = HeatmapHead(in_channels=dim, out_channels=17, deconv_out_channels=deconv,
+                             deconv_kernel_sizes=(4,) * len(deconv))
     return m.eval()
 
 
@@ -227,6 +233,10 @@ def main():
     write("vitpose_b_mmpose", vitpose_mmpose(args.mmpretrain).state_dict(),
           MM + "td-hm_ViTPose-base_8xb64-210e_coco-256x192.py (mmpretrain 1.2.0 VisionTransformer)",
           "mmpose", {"name": "vitpose", "config": "paper", "kwargs": {}})
+    write("vitpose_b_simple_mmpose", vitpose_mmpose(args.mmpretrain, simple=True).state_dict(),
+          MM + "td-hm_ViTPose-base-simple_8xb64-210e_coco-256x192.py (mmpretrain 1.2.0 "
+          "VisionTransformer)", "mmpose",
+          {"name": "vitpose", "config": "paper", "kwargs": {"decoder": "simple"}})
 
     # -- forward equivalence on reduced instances of the same classes, deterministic weights
     g = torch.Generator().manual_seed(0)
@@ -308,6 +318,11 @@ def main():
            {"name": "vitpose", "config": "paper",
             "kwargs": {"img_size": [64, 64], "dim": 32, "depth": 2, "heads": 2,
                        "deconv_channels": [16, 16]}})
+    record("vitpose_simple_mmpose",
+           vitpose_mmpose(args.mmpretrain, img=(64, 64), arch=small, dim=32, simple=True),
+           lambda m, x: m.head.forward(m.neck(m.backbone(x))),
+           {"name": "vitpose", "config": "paper",
+            "kwargs": {"img_size": [64, 64], "dim": 32, "depth": 2, "heads": 2, "decoder": "simple"}})
     np.savez_compressed(os.path.join(HERE, "equivalence.npz"), **out)
 
 

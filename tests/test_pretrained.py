@@ -211,6 +211,11 @@ def test_mismatches_are_named():
     hr = json.loads(str(EQUIV["openpose_cmu/manifest"]))
     with pytest.raises(CheckpointMismatch, match="openpose"):
         map_state_dict(model, synthetic_state_dict(hr, device="meta"))
+    # the W32 checkpoint into a W48 model
+    w32 = _manifest(os.path.join(HERE, "hrnet_w32_official.json"))
+    with pytest.raises(CheckpointMismatch, match="shapes that differ"):
+        map_state_dict(_meta_model({"name": "hrnet", "config": "w48", "kwargs": {}}),
+                       synthetic_state_dict(w32["keys"], device="meta"))
     with pytest.raises(ValueError, match="unknown layout"):
         map_state_dict(model, sd, layout="caffe")
     with torch.device("meta"):

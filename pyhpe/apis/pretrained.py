@@ -24,14 +24,13 @@ pyhpe parameter or buffer of the same shape and every pyhpe parameter / buffer i
   'paper', num_keypoints=18)``; ``L1`` branches are the PAFs, ``L2`` the 19 confidence maps
   (OpenPose's COCO-18 parts + background). The PAF channels are reordered into the codec's
   limb order (``paf_order='codec'``), so pyhpe's PAF decoding reads the loaded model's output.
-
 * ``'tokenpose_official'``: github.com/leeyegy/TokenPose checkpoints (``features.conv1``,
   ``features.transformer.layers.N.0.fn.fn.to_qkv``, ``features.mlp_head``...). Into
   ``build_model('tokenpose', 'paper')`` (TokenPose-S-v2).
 
 Checkpoint files are read with ``torch.load(weights_only=True)`` (numpy arrays allowed, as in
-mmengine checkpoints' ``meta``); a ``state_dict`` / ``model``
-entry and a DataParallel ``module.`` prefix are unwrapped. BatchNorm ``num_batches_tracked``
+mmengine checkpoints' ``meta``); a ``state_dict`` / ``model`` entry and a DataParallel
+``module.`` prefix are unwrapped. BatchNorm ``num_batches_tracked``
 counters missing from old checkpoints keep the model's values (listed in the report).
 """
 from __future__ import annotations
@@ -50,16 +49,15 @@ import torch.nn as nn
 LAYOUTS = ("hrnet_official", "mmpose", "mmpose0", "vitpose", "openpose_cmu", "tokenpose_official")
 
 
+_IMAGENET_RGB = {"channels": "rgb", "mean": (123.675, 116.28, 103.53),
+                 "std": (58.395, 57.12, 57.375)}
 #: The input each layout's checkpoints were trained on: channel order and per-channel mean / std
 #: on 0-255 pixel values. pyhpe's data pipeline feeds ImageNet-normalised RGB
 #: (:func:`pyhpe.data.topdown.normalize_images`), which is what the HRNet, SimpleBaseline
 #: and ViTPose checkpoints expect; CMU's OpenPose model wants BGR / 256 - 0.5.
 INPUT_NORMALIZATION = {
-    "hrnet_official": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
-    "mmpose": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
-    "vitpose": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
-    "mmpose0": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
-    "tokenpose_official": {"channels": "rgb", "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)},
+    **{layout: _IMAGENET_RGB for layout in ("hrnet_official", "mmpose", "mmpose0", "vitpose",
+                                            "tokenpose_official")},
     "openpose_cmu": {"channels": "bgr", "mean": (128.0, 128.0, 128.0), "std": (256.0, 256.0, 256.0)},
 }
 

@@ -5,11 +5,11 @@ import torch.nn as nn
 
 
 class Block(nn.Module):
-    def __init__(self, dim, heads, mlp_ratio=4.0, drop=0.0):
+    def __init__(self, dim, heads, mlp_ratio=4.0, drop=0.0, eps=1e-5):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = nn.MultiheadAttention(dim, heads, dropout=drop, batch_first=True)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
@@ -20,10 +20,10 @@ class Block(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, dim, depth, heads, mlp_ratio=4.0):
+    def __init__(self, dim, depth, heads, mlp_ratio=4.0, eps=1e-5):
         super().__init__()
-        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim)
+        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio, eps=eps) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=eps)
 
     def forward(self, x):
         for b in self.blocks:

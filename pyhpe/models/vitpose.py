@@ -12,27 +12,32 @@ from .transformer import Encoder
 
 
 class ViT(nn.Module):
-    """Backbone ``(B, 3, H, W) -> (B, dim, H/p, W/p)``: patch embedding (p = ``patch_size``),
-    learnt positions (resized for other input sizes), ``depth`` transformer blocks."""
+    """Backbone ``(B, 3, H, W) -> (B, dim, H/p, W/p)``: patch embedding (p = ``patch_size``,
+    padded by ``patch_padding`` pixels as ViTPose's), learnt positions (resized for other input
+    sizes), ``depth`` pre-norm transformer blocks (LayerNorm eps 1e-6) and a final LayerNorm.
+
+    As in the official ViTPose, ``pos`` has one more entry than patches (the position of the
+    classification token of the ImageNet-pretrained ViT), added to every patch.
+    """
 
     def __init__(self, img_size=(192, 256), patch_size=16, dim=768, depth=12, heads=12,
-                 mlp_ratio=4.0):
+                 mlp_ratio=4.0, patch_padding=2):
         super().__init__()
         w, h = img_size
         self.grid = (h // patch_size, w // patch_size)
         self.patch_size = patch_size
         self.out_channels = dim
-        self.patch = nn.Conv2d(3, dim, patch_size, patch_size)
-        self.pos = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], dim))
+        self.patch = nn.Conv2d(3, dim, patch_size, patch_size, patch_padding)
+        self.pos = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1] + 1, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
-        self.encoder = Encoder(dim, depth, heads, mlp_ratio)
+        self.encoder = Encoder(dim, depth, heads, mlp_ratio, eps=1e-6)
         init_weights(self.encoder)
 
     def forward(self, x):
         f = self.patch(x)
         b, c, gh, gw = f.shape
         tokens = f.flatten(2).transpose(1, 2)
-        pos = self.pos
+        pos = self.pos[:, 1:] + self.pos[:, :1]
         if (gh, gw) != self.grid:
             pos = F.interpolate(pos.transpose(1, 2).reshape(1, c, *self.grid), size=(gh, gw),
                                 mode="bilinear", align_corners=False).flatten(2).transpose(1, 2)
@@ -45,7 +50,8 @@ def build(num_keypoints=17, codec=None, *, img_size=(192, 256), patch_size=16, d
           joint_weights=None) -> PoseModel:
     """ViT + :class:`HeatmapHead`: the classic decoder (stride-2 deconvs + 1x1; the paper's
     p = 16 with two deconvs gives stride 4) or ``decoder='simple'`` (bilinear x4 + ReLU +
-    3x3 conv). The input size is ``img_size``."""
+    3x3 conv). The input size is ``img_size``. The paper config is ViTPose-B with the classic
+    decoder (loads the official checkpoints through :func:`pyhpe.apis.load_pretrained`)."""
     backbone = ViT(img_size, patch_size, dim, depth, heads, mlp_ratio)
     if decoder == "simple":
         opts = dict(deconv_channels=(), upsample=4, final_kernel=3)

@@ -19,7 +19,7 @@ Outputs = Union[Tensor, List[Tensor]]
 
 class HeatmapHead(BaseHead):
     """``in_channels`` features -> K maps: ``deconv_channels`` stride-2 4x4 deconvolutions (BN,
-    ReLU), ``extra_convs`` 3x3 convs, optionally a bilinear ``upsample`` + ReLU (ViTPose's
+    ReLU), ``extra_convs`` 3x3 convs, optionally ReLU + a bilinear ``upsample`` (ViTPose's
     simple decoder), then a ``final_kernel`` conv to ``num_keypoints`` maps.
 
     ``in_channels=None``: the backbone already produces the maps (Hourglass, CPM); a list of
@@ -53,8 +53,9 @@ class HeatmapHead(BaseHead):
     def forward_single(self, x: Tensor) -> Tensor:
         x = self.deconv(x)
         if self.upsample > 1:
-            x = F.relu(F.interpolate(x, scale_factor=self.upsample, mode="bilinear",
-                                     align_corners=False))
+            # ViTPose's simple decoder: ReLU, then the bilinear upsampling
+            x = F.interpolate(F.relu(x), scale_factor=self.upsample, mode="bilinear",
+                              align_corners=False)
         return self.final(x)
 
     def forward(self, feats) -> Outputs:

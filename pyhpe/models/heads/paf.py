@@ -14,18 +14,23 @@ from ..common import init_weights
 from .base import BaseHead
 
 
-def _branch(cin, cmid, cout, n, k):
+def _branch(cin, cmid, cout, n, k, hidden=None):
+    """``n`` k x k convs of ``cmid`` channels, a 1x1 conv to ``hidden`` (default ``cmid``) and
+    a 1x1 conv to ``cout`` (ReLU after every conv but the last)."""
+    hidden = cmid if hidden is None else hidden
     layers, c = [], cin
     for _ in range(n):
         layers += [nn.Conv2d(c, cmid, k, 1, k // 2), nn.ReLU(inplace=True)]
         c = cmid
-    layers += [nn.Conv2d(c, cmid, 1), nn.ReLU(inplace=True), nn.Conv2d(cmid, cout, 1)]
+    layers += [nn.Conv2d(c, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, cout, 1)]
     return nn.Sequential(*layers)
 
 
 class PAFHead(BaseHead):
-    """``num_stages`` stages; stage 1 sees the features, stage t > 1 the features and stage
-    t - 1's maps (``refine_convs`` convs of ``refine_kernel``). Outputs: a list of
+    """``num_stages`` stages; stage 1 sees the features (three ``stage1_kernel`` convs, a 1x1
+    conv to ``stage1_hidden`` channels, a 1x1 conv to the maps), stage t > 1 stage t - 1's PAFs
+    and heatmaps and the features, concatenated in that order as in CMU's model
+    (``refine_convs`` convs of ``refine_kernel``, a 1x1 conv, a 1x1 conv to the maps). Outputs: a list of
     :class:`~pyhpe.codecs.PAFOutputs` (heatmaps K [+ background], PAFs 2L), one per stage.
     Loss: the sum over stages of the heatmap and PAF mean squared errors (OpenPose's L2),
     ``loss_heatmap`` and ``paf_weight`` x ``loss_paf``; prediction decodes the last stage."""
@@ -33,15 +38,15 @@ class PAFHead(BaseHead):
     def __init__(self, codec: PAFCodec, in_channels: int, num_keypoints: int = 17,
                  num_stages: int = 6, stage_channels: int = 128, stage1_kernel: int = 3,
                  refine_kernel: int = 7, refine_convs: int = 5, paf_weight: float = 1.0,
-                 joint_weights=None):
+                 joint_weights=None, stage1_hidden: int = None):
         if not isinstance(codec, PAFCodec):
             raise TypeError(f"PAFHead: 'codec' must be a PAFCodec, got {type(codec).__name__}")
         super().__init__(codec, joint_weights)
         self.num_keypoints = int(num_keypoints)
         self.paf_weight = float(paf_weight)
         P, S = 2 * len(codec.limbs), num_keypoints + int(codec.background)
-        self.paf1 = _branch(in_channels, stage_channels, P, 3, stage1_kernel)
-        self.hm1 = _branch(in_channels, stage_channels, S, 3, stage1_kernel)
+        self.paf1 = _branch(in_channels, stage_channels, P, 3, stage1_kernel, stage1_hidden)
+        self.hm1 = _branch(in_channels, stage_channels, S, 3, stage1_kernel, stage1_hidden)
         cin = in_channels + P + S
         self.paf_refine = nn.ModuleList([_branch(cin, stage_channels, P, refine_convs, refine_kernel)
                                          for _ in range(num_stages - 1)])
@@ -52,7 +57,7 @@ class PAFHead(BaseHead):
     def forward(self, feats: Tensor) -> List[PAFOutputs]:
         out = [PAFOutputs(self.hm1(feats), self.paf1(feats))]
         for pr, hr in zip(self.paf_refine, self.hm_refine):
-            z = torch.cat([feats, out[-1].pafs, out[-1].heatmaps], 1)
+            z = torch.cat([out[-1].pafs, out[-1].heatmaps, feats], 1)
             out.append(PAFOutputs(hr(z), pr(z)))
         return out
 

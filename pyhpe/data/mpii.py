@@ -33,15 +33,7 @@ def load_mpii(path_or_list) -> List[Dict]:
 
 
 def image_size_of(path: str) -> tuple:
-    """(width, height) of an image file (its header only where Pillow is installed)."""
-    try:
-        from PIL import Image
-        with Image.open(path) as im:
-            return im.size
-    except ImportError:
-        pass
-    except OSError as e:
-        raise FileNotFoundError(f"image_size_of: cannot read image {path!r} ({e})") from e
+    """(width, height) of an image file."""
     import cv2
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:

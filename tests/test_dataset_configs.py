@@ -21,7 +21,8 @@ DATA = os.path.join(ROOT, "tests", "data")
 COCO = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
 CROWD = ["AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard"]
 PCKH = ["Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "PCKh", "PCKh@0.1"]
-PCK = ["Head PCK", "Sho PCK", "Elb PCK", "Wri PCK", "Hip PCK", "Knee PCK", "Ank PCK", "PCK"]
+PCK = [f"{j} {s}" for s in ("PCK", "tPCK") for j in ("Head", "Sho", "Elb", "Wri", "Hip", "Knee", "Ank")]
+PCK = PCK[:7] + ["PCK"] + PCK[7:] + ["tPCK"]
 POSETRACK = ["Head AP", "Shou AP", "Elb AP", "Wri AP", "Hip AP", "Knee AP", "Ankl AP", "Total AP"]
 WHOLEBODY = COCO + [f"{p}_{k}" for p in ("body", "foot", "face", "lefthand", "righthand")
                     for k in COCO]
@@ -90,7 +91,7 @@ def _ground_truth_results(task):
 
 GT_CASES = {  # format: (annotation file, keypoint set, metric, perfect value)
     "mpii": ("mpii_sample.json", "mpii16", "PCKh", 100.0),
-    "jhmdb": ("jhmdb/test_jhmdb_sub1.json", "jhmdb15", "PCK", 100.0),
+    "jhmdb": ("jhmdb/test_jhmdb_sub1.json", "jhmdb15", "PCK", 1.0),
     "posetrack18": ("posetrack18/test_posetrack18_val.json", "posetrack17", "Total AP", 100.0),
     "coco_wholebody": ("coco_wholebody/coco_wholebody_test.json", "coco_wholebody133", "AP", 1.0),
     "halpe26": ("halpe/test_halpe.json", "halpe26", "AP", 1.0),
@@ -126,6 +127,10 @@ def test_official_metric_of_each_format_scores_ground_truth_perfectly(fmt):
         assert list(stats) == WHOLEBODY and stats["body_AP"] == pytest.approx(1.0)
     if fmt == "crowdpose":
         assert list(stats) == CROWD
+    if fmt == "jhmdb":
+        assert list(stats) == PCK and stats["tPCK"] == 1.0
+    if fmt == "mpii":
+        assert list(stats) == PCKH and stats["PCKh@0.1"] == pytest.approx(100.0)
 
 
 def test_formats_and_metrics_are_one_table():

@@ -15,8 +15,8 @@ dict. :data:`DATASET_METRICS` says how the top-down task evaluates each format b
   official convention) with each annotation's ``head_size`` (the head box of the json's
   ``headbox`` or the ``.mat`` release); an annotation without one falls back to the length of
   its upper-neck -> head-top segment (the head segment PCKh is defined on);
-* 'pck' (sub-JHMDB): PCK@0.2 of the box size (max of its width and height) per joint row and
-  mean, as mmpose's JHMDB evaluation reports it;
+* 'pck' (sub-JHMDB): PCK@0.2 of the box size (max of its width and height) and tPCK@0.2 of
+  the torso, per joint row and mean, as mmpose's JHMDB evaluation reports them (fractions);
 * 'posetrack18': poseval's multi-person AP per joint (:func:`pyhpe.eval.metrics.posetrack18_ap`).
 
 PCK metrics compare each prediction with the annotation its box came from, so they need the GT
@@ -110,14 +110,22 @@ def mpii_stats(results: List[Dict], gt: Dict, records: List[Dict]) -> Dict[str, 
 
 
 def jhmdb_stats(results: List[Dict], gt: Dict, records: List[Dict], thr: float = 0.2) -> Dict[str, float]:
-    """sub-JHMDB PCK@``thr`` of the box size (%), per mmpose row and the mean over keypoints."""
+    """sub-JHMDB as mmpose's JHMDB evaluation reports it (fractions): PCK@``thr`` of the box
+    size (the larger of its width and height) per row and ``PCK`` (mean over keypoints), and
+    tPCK@``thr`` of the torso (left shoulder to right hip; from the prediction where the GT's
+    is under 1 px): ``Head tPCK`` ... ``tPCK``."""
     from ..eval.metrics import pck_accuracy
     anns = _gt_by_record(gt, records)
     pred, gtk, vis = _pred_gt(results, anns)
     size = np.array([max(float(a["bbox"][2]), float(a["bbox"][3])) for a in anns])
-    acc, avg, _ = pck_accuracy(pred, gtk, vis, thr, np.stack([size, size], 1))
-    out = {f"{name} PCK": float(100.0 * np.mean([acc[i] for i in idx])) for name, idx in JHMDB_PCK_ROWS}
-    out["PCK"] = float(100.0 * avg)
+    torso = np.linalg.norm(gtk[:, 4] - gtk[:, 5], axis=-1)
+    torso = np.where(torso < 1, np.linalg.norm(pred[:, 4] - pred[:, 5], axis=-1), torso)
+    out = {}
+    for suffix, norm in (("PCK", size), ("tPCK", torso)):
+        acc, avg, _ = pck_accuracy(pred, gtk, vis, thr, np.stack([norm, norm], 1))
+        out.update({f"{name} {suffix}": float(np.mean([acc[i] for i in idx]))
+                    for name, idx in JHMDB_PCK_ROWS})
+        out[suffix] = float(avg)
     return out
 
 

@@ -47,9 +47,10 @@ def _train(tmp_path, name, *extra):
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
-def test_sample_config_trains_and_evaluates_from_cli(tmp_path, monkeypatch, name):
+def test_sample_config_trains_and_evaluates_from_cli(tmp_path, monkeypatch, capsys, name):
     """`pyhpe train --config configs/<dataset>_sample.json` (paths relative to the repository
-    root, as in a fresh clone): 2 steps, then the dataset's official metric in log.json."""
+    root, as in a fresh clone): 2 steps, then the dataset's official metric in log.json; `pyhpe
+    eval` of the run's config and best checkpoint reports the same numbers."""
     monkeypatch.chdir(ROOT)
     log = _train(tmp_path, name)
     metric, names = SAMPLES[name]
@@ -58,6 +59,12 @@ def test_sample_config_trains_and_evaluates_from_cli(tmp_path, monkeypatch, name
     assert row["step"] == 2
     assert [k for k in row if k in names] == names, row
     assert np.isfinite(row[metric])
+    run = tmp_path / name
+    capsys.readouterr()
+    assert main(["eval", "--config", str(run / "config.json"), "--checkpoint",
+                 str(run / "best.pth"), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{metric} {row[metric]:.4f}" in printed, (printed, row)
 
 
 def test_sample_config_runs_as_a_fresh_process(tmp_path):

@@ -93,7 +93,7 @@ def _pred_gt(results: List[Dict], anns: List[Dict]):
 
 def mpii_stats(results: List[Dict], gt: Dict, records: List[Dict]) -> Dict[str, float]:
     """MPII PCKh (%) of top-down results on the GT boxes (``results[i]`` from ``records[i]``)."""
-    from ..eval.metrics import mpii_pckh
+    from ..eval.metrics import MPII_PCKH_ROWS, mpii_pckh
     anns = _gt_by_record(gt, records)
     pred, gtk, vis = _pred_gt(results, anns)
     heads = []
@@ -102,8 +102,7 @@ def mpii_stats(results: List[Dict], gt: Dict, records: List[Dict]) -> Dict[str, 
         heads.append(float(h) if h else float(np.linalg.norm(k[9] - k[8])))
     vis &= (np.asarray(heads) > 0)[:, None]
     t = mpii_pckh(pred, gtk, vis, np.asarray(heads))
-    out = {name: t[name] for name, _ in (("Head", 0), ("Shoulder", 0), ("Elbow", 0), ("Wrist", 0),
-                                         ("Hip", 0), ("Knee", 0), ("Ankle", 0))}
+    out = {name: t[name] for name, _ in MPII_PCKH_ROWS}
     out["PCKh"] = t["Mean"]
     out["PCKh@0.1"] = t["Mean@0.1"]
     return {k: float(v) for k, v in out.items()}

@@ -203,3 +203,17 @@ def test_mpii_mat_release_trains_with_its_head_boxes(tmp_path, monkeypatch):
                  "train.device=cpu", "--set", "input_size=[32,32]", "--set",
                  "codec.heatmap_size=[8,8]", "--out", str(out)]) == 0
     assert "PCKh" in json.load(open(out / "log.json"))["rows"][-1]
+
+
+@pytest.mark.parametrize("fmt", ["coco_wholebody", "halpe26"])
+def test_evaluation_without_sample_images_runs_the_model(fmt):
+    """COCO-WholeBody and Halpe annotate COCO images, which the samples do not hold: the
+    task's evaluation (crops -> tiny model -> flip test -> the set's metric) runs on blank
+    images of the annotated sizes."""
+    ann, kset, metric, _ = GT_CASES[fmt]
+    task = _task(fmt, ann, kset)
+    sizes = {im["id"]: (im["height"], im["width"]) for im in task.val_gt["images"]}
+    task.val_dataset().image_loader = lambda i: np.zeros(sizes[i] + (3,), np.uint8)
+    stats = task.evaluate(task.build_model(), "cpu")
+    assert list(stats) == (WHOLEBODY if fmt == "coco_wholebody" else COCO)
+    assert 0.0 <= stats[metric] <= 1.0

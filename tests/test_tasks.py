@@ -90,7 +90,11 @@ def test_expected_recipes_are_shipped():
     assert names >= {"topdown_simplebaseline_synthetic", "topdown_simcc_synthetic",
                      "topdown_regression_synthetic", "topdown_integral_ipr_synthetic",
                      "topdown_integral_dsnt_synthetic", "topdown_udp_synthetic",
-                     "bottomup_paf_synthetic", "lift3d_synthetic", "lift3d_h36m", "topdown_coco"}
+                     "bottomup_paf_synthetic", "lift3d_synthetic", "lift3d_h36m", "topdown_coco",
+                     "topdown_crowdpose", "topdown_aic", "topdown_mpii", "topdown_posetrack18",
+                     "topdown_jhmdb", "topdown_coco_wholebody", "topdown_halpe136",
+                     "ochuman_sample", "crowdpose_sample", "aic_sample", "mpii_sample",
+                     "posetrack18_sample", "jhmdb_sample"}
 
 
 # ---------------------------------------------------------------------------- top-down learning

@@ -24,15 +24,21 @@ class SyntheticImages(SyntheticData):
 
 @dataclass
 class CocoImages(Config):
-    """COCO-format data: keypoint annotation json files and image directories."""
+    """Annotation files and image directories; ``format`` names the files' own format
+    (:data:`pyhpe.tasks.datasets.FORMATS`: 'coco' (a COCO keypoint json as it is), 'ochuman',
+    'crowdpose', 'aic', 'halpe' / 'halpe136', 'halpe26', 'coco_wholebody', 'mpii' (json or
+    ``.mat``), 'posetrack18', 'jhmdb'), read by that dataset's reader."""
     type: str = "coco"
     train_ann: str = ""
     train_images: str = ""
     val_ann: Optional[str] = None
     val_images: Optional[str] = None
     seed: int = 0
+    format: str = "coco"
 
     def __post_init__(self):
+        from .datasets import check_format
+        check_format(self.format)
         if not self.train_ann or not self.train_images:
             raise ConfigError("data: type 'coco' needs 'train_ann' and 'train_images'")
         if bool(self.val_ann) != bool(self.val_images):
@@ -45,7 +51,7 @@ IMAGE_DATA = {"synthetic": SyntheticImages, "coco": CocoImages}
 def image_sources(data, keypoints: str):
     """(train COCO dict, train image loader, val COCO dict or None, val loader or None,
     keypoint set) of a data section."""
-    from ..data import CocoImageLoader, SyntheticPoseDataset, load_coco
+    from ..data import CocoImageLoader, SyntheticPoseDataset
     from ..keypoints import get_keypoint_set, keypoint_set_from_coco
     if isinstance(data, SyntheticImages):
         size = (data.image_size, data.image_size)
@@ -54,9 +60,10 @@ def image_sources(data, keypoints: str):
         va = SyntheticPoseDataset(data.val_images, seed=data.heldout_seed, **kw) if data.val_images else None
         return (tr.coco_dict(), tr.image_by_id, va.coco_dict() if va else None,
                 va.image_by_id if va else None, get_keypoint_set(keypoints))
-    tr = load_coco(data.train_ann)
+    from .datasets import read_annotations
+    tr = read_annotations(data.train_ann, data.format)
     kset = keypoint_set_from_coco(tr) if keypoints == "auto" else get_keypoint_set(keypoints)
-    va = load_coco(data.val_ann) if data.val_ann else None
+    va = read_annotations(data.val_ann, data.format) if data.val_ann else None
     return (tr, CocoImageLoader(tr, data.train_images), va,
             CocoImageLoader(va, data.val_images) if va else None, kset)
 
@@ -67,8 +74,8 @@ def keypoint_set_of(data, keypoints: str):
     if keypoints == "auto":
         if not isinstance(data, CocoImages):
             raise ConfigError("keypoints: 'auto' needs COCO-format data (data.type 'coco')")
-        from ..data import load_coco
-        return keypoint_set_from_coco(load_coco(data.train_ann))
+        from .datasets import read_annotations
+        return keypoint_set_from_coco(read_annotations(data.train_ann, data.format))
     try:
         return get_keypoint_set(keypoints)
     except (KeyError, ValueError) as e:

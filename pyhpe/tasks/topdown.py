@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..engine.config import ConfigError
 from ..engine.trainer import TrainConfig, eval_mode
 from .base import CodecConfig, ModelConfig
 from .common import IMAGE_DATA, CocoEval, ImageTask, ImageTaskConfig, build_checked, image_sources
@@ -25,6 +26,11 @@ class TopDownEval(CocoEval):
     flip_test: bool = True
     batch_size: int = 128
     score_thr: float = 0.2        # mmpose rescoring: mean of the keypoint scores above this
+    # validation on a person detector's boxes (mmpose's bbox_file): a COCO detection json,
+    # category 1, boxes scoring at least det_score_thr, results OKS-NMS'd (nms_thr, vis 0.2)
+    bbox_file: Optional[str] = None
+    det_score_thr: float = 0.0
+    nms_thr: float = 0.9
 
 
 def _default_augment() -> Dict[str, Any]:
@@ -53,6 +59,14 @@ class TopDownTask(ImageTask):
 
     def __init__(self, config):
         super().__init__(config)
+        from .datasets import METRIC_KINDS, metric_kind
+        fmt = getattr(self.config.data, "format", "coco")
+        self.metric_kind = metric_kind(fmt)
+        self.metric, needs_gt_boxes = METRIC_KINDS[self.metric_kind]
+        if needs_gt_boxes and self.config.eval.bbox_file:
+            raise ConfigError(f"eval.bbox_file: the {fmt} metric ({self.metric}) compares each "
+                              "prediction with the annotation of its GT box; it cannot use "
+                              "detections")
         self.augment = None
         if self.config.augment is not None:
             from ..data import TopDownAugment
@@ -74,8 +88,29 @@ class TopDownTask(ImageTask):
         val = None
         if va_gt is not None:
             self.set_val_gt(va_gt)
-            val = TopDownDataset(records_from_coco(va_gt), va_load, self.kset, c.input_size, udp=udp)
+            if c.eval.bbox_file:
+                from ..data import records_from_boxes
+                boxes = load_detections(c.eval.bbox_file, 1, c.eval.det_score_thr,
+                                        [im["id"] for im in va_gt["images"]])
+                records = records_from_boxes(boxes, self.kset.num_keypoints)
+            else:
+                records = records_from_coco(va_gt)
+            val = TopDownDataset(records, va_load, self.kset, c.input_size, udp=udp)
         return train, val
+
+    def evaluate(self, model, device) -> Optional[Dict[str, float]]:
+        """The dataset's official metric (:data:`pyhpe.tasks.datasets.DATASET_METRICS`) of the
+        flip-test predictions on the validation boxes (GT, or ``eval.bbox_file``'s detections
+        with OKS-NMS per image)."""
+        from .datasets import dataset_stats
+        val = self.val_dataset()
+        if val is None:
+            return None
+        results = self.predict(model, val, device) if len(val) else []
+        e = self.config.eval
+        if e.bbox_file:
+            results = apply_oks_nms(results, e.nms_thr, self.kset.sigmas, 0.2)
+        return dataset_stats(self.metric_kind, results, self.val_gt, val.records, self.coco_stats)
 
     def collate(self, items):
         from ..data import collate_topdown

@@ -232,23 +232,44 @@ def _resnet_key(key: str, model) -> Optional[str]:
     return _head(key)
 
 
-def _vit_key(key: str, model) -> Optional[str]:
-    simple = {"patch_embed.proj.weight": "backbone.patch.weight",
-              "patch_embed.proj.bias": "backbone.patch.bias", "pos_embed": "backbone.pos",
-              "last_norm.weight": "backbone.encoder.norm.weight",
-              "last_norm.bias": "backbone.encoder.norm.bias"}
-    if key in simple:
-        return simple[key]
-    m = re.fullmatch(r"blocks\.(\d+)\.(.+)", key)
+_VIT_ATTN = {"attn.qkv.weight": "attn.in_proj_weight", "attn.qkv.bias": "attn.in_proj_bias",
+             "attn.proj.weight": "attn.out_proj.weight", "attn.proj.bias": "attn.out_proj.bias"}
+#: official ViTPose: top-level names, and the names inside ``blocks.<i>``
+_VIT_TOP = {"patch_embed.proj.weight": "backbone.patch.weight",
+            "patch_embed.proj.bias": "backbone.patch.bias", "pos_embed": "backbone.pos",
+            "last_norm.weight": "backbone.encoder.norm.weight",
+            "last_norm.bias": "backbone.encoder.norm.bias"}
+_VIT_BLOCK = dict(_VIT_ATTN, **{
+    "mlp.fc1.weight": "mlp.0.weight", "mlp.fc1.bias": "mlp.0.bias",
+    "mlp.fc2.weight": "mlp.2.weight", "mlp.fc2.bias": "mlp.2.bias",
+    "norm1.weight": "norm1.weight", "norm1.bias": "norm1.bias",
+    "norm2.weight": "norm2.weight", "norm2.bias": "norm2.bias"})
+#: mmpretrain's VisionTransformer (mmpose 1.x ViTPose), same roles
+_MMPRETRAIN_TOP = {"patch_embed.projection.weight": "backbone.patch.weight",
+                   "patch_embed.projection.bias": "backbone.patch.bias",
+                   "ln1.weight": "backbone.encoder.norm.weight",
+                   "ln1.bias": "backbone.encoder.norm.bias"}
+_MMPRETRAIN_BLOCK = dict(_VIT_ATTN, **{
+    "ffn.layers.0.0.weight": "mlp.0.weight", "ffn.layers.0.0.bias": "mlp.0.bias",
+    "ffn.layers.1.weight": "mlp.2.weight", "ffn.layers.1.bias": "mlp.2.bias",
+    "ln1.weight": "norm1.weight", "ln1.bias": "norm1.bias",
+    "ln2.weight": "norm2.weight", "ln2.bias": "norm2.bias"})
+
+
+def _vit_encoder_key(key: str, top: dict, block_prefix: str, block: dict) -> Optional[str]:
+    """A ViT checkpoint key -> pyhpe's: ``top`` names, ``<block_prefix>.<i>.<name>`` by
+    ``block``, else the head's."""
+    if key in top:
+        return top[key]
+    m = re.fullmatch(re.escape(block_prefix) + r"\.(\d+)\.(.+)", key)
     if m:
-        sub = {"attn.qkv.weight": "attn.in_proj_weight", "attn.qkv.bias": "attn.in_proj_bias",
-               "attn.proj.weight": "attn.out_proj.weight", "attn.proj.bias": "attn.out_proj.bias",
-               "mlp.fc1.weight": "mlp.0.weight", "mlp.fc1.bias": "mlp.0.bias",
-               "mlp.fc2.weight": "mlp.2.weight", "mlp.fc2.bias": "mlp.2.bias",
-               "norm1.weight": "norm1.weight", "norm1.bias": "norm1.bias",
-               "norm2.weight": "norm2.weight", "norm2.bias": "norm2.bias"}.get(m[2])
+        sub = block.get(m[2])
         return sub and f"backbone.encoder.blocks.{m[1]}.{sub}"
     return _head(key)
+
+
+def _vit_key(key: str, model) -> Optional[str]:
+    return _vit_encoder_key(key, _VIT_TOP, "blocks", _VIT_BLOCK)
 
 
 def _with_class_slot(pos: torch.Tensor) -> torch.Tensor:
@@ -263,21 +284,7 @@ def _mmpretrain_vit_key(key: str, model):
         n = model.backbone.pos.shape[1]
         return ("backbone.pos", lambda t: _with_class_slot(t[:, 1:] if t.shape[1] == n else t),
                 "a zero class-token position slot prepended (mmpretrain adds none)")
-    simple = {"patch_embed.projection.weight": "backbone.patch.weight",
-              "patch_embed.projection.bias": "backbone.patch.bias",
-              "ln1.weight": "backbone.encoder.norm.weight", "ln1.bias": "backbone.encoder.norm.bias"}
-    if key in simple:
-        return simple[key]
-    m = re.fullmatch(r"layers\.(\d+)\.(.+)", key)
-    if m:
-        sub = {"attn.qkv.weight": "attn.in_proj_weight", "attn.qkv.bias": "attn.in_proj_bias",
-               "attn.proj.weight": "attn.out_proj.weight", "attn.proj.bias": "attn.out_proj.bias",
-               "ffn.layers.0.0.weight": "mlp.0.weight", "ffn.layers.0.0.bias": "mlp.0.bias",
-               "ffn.layers.1.weight": "mlp.2.weight", "ffn.layers.1.bias": "mlp.2.bias",
-               "ln1.weight": "norm1.weight", "ln1.bias": "norm1.bias",
-               "ln2.weight": "norm2.weight", "ln2.bias": "norm2.bias"}.get(m[2])
-        return sub and f"backbone.encoder.blocks.{m[1]}.{sub}"
-    return _head(key)
+    return _vit_encoder_key(key, _MMPRETRAIN_TOP, "layers", _MMPRETRAIN_BLOCK)
 
 
 def _tokenpose_key(key: str, model) -> Optional[str]:

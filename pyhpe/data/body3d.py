@@ -22,7 +22,6 @@ another format with an error naming it.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 import zipfile
@@ -30,6 +29,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .jsonio import read_json
 from .safe_npz import load_npz_member, load_pickle_safely
 
 
@@ -132,6 +132,18 @@ def read_h36m(npz_path, cameras=None, image_root: Optional[str] = None) -> Dict:
                              f"<frame>.jpg'")
         for key, v in zip(meta, (m.group(1), m.group(2), m.group(3), int(m.group(4)))):
             meta[key].append(v)
+    out = _frames(d, meta, image_root, "h36m17")
+    if cameras is not None:
+        cams = _cameras(cameras, who)
+        keys = [(s, c) for s, c in zip(meta["subject"], meta["camera"])]
+        out["cameras"] = _camera_arrays(cams, keys, who)
+    return out
+
+
+def _frames(d: Dict, meta: Dict, image_root: Optional[str], keypoint_set: str) -> Dict:
+    """The common fields of mmpose's body-3d npz frames: the arrays, the per-frame ``meta``,
+    ``keypoints_2d`` (pixels), ``keypoints_3d`` (camera-frame metres), ``visibility`` (labelled
+    in both), ``image_path`` and the ``keypoint_set`` name."""
     out = dict(d)
     out.update({k: np.array(v) for k, v in meta.items()})
     out["keypoints_2d"] = d["part"][..., :2].astype(np.float64)
@@ -139,11 +151,7 @@ def read_h36m(npz_path, cameras=None, image_root: Optional[str] = None) -> Dict:
     out["visibility"] = np.minimum(d["part"][..., 2], d["S"][..., 3]).astype(np.float64)
     root = "" if image_root is None else str(image_root)
     out["image_path"] = np.array([os.path.join(root, str(n)) for n in d["imgname"]])
-    out["keypoint_set"] = "h36m17"
-    if cameras is not None:
-        cams = _cameras(cameras, who)
-        keys = [(s, c) for s, c in zip(meta["subject"], meta["camera"])]
-        out["cameras"] = _camera_arrays(cams, keys, who)
+    out["keypoint_set"] = keypoint_set
     return out
 
 
@@ -177,14 +185,7 @@ def read_mpi_inf_3dhp(npz_path, cameras=None, image_root: Optional[str] = None) 
             vals = (m.group(1), "", m.group(1), int(m.group(2)))
         for key, v in zip(meta, vals):
             meta[key].append(v)
-    out = dict(d)
-    out.update({k: np.array(v) for k, v in meta.items()})
-    out["keypoints_2d"] = d["part"][..., :2].astype(np.float64)
-    out["keypoints_3d"] = d["S"][..., :3].astype(np.float64)
-    out["visibility"] = np.minimum(d["part"][..., 2], d["S"][..., 3]).astype(np.float64)
-    root = "" if image_root is None else str(image_root)
-    out["image_path"] = np.array([os.path.join(root, str(n)) for n in d["imgname"]])
-    out["keypoint_set"] = "mpi_inf_3dhp17"
+    out = _frames(d, meta, image_root, "mpi_inf_3dhp17")
     if cameras is not None:
         out["cameras"] = _camera_arrays(_cameras(cameras, who), list(meta["camera"]), who)
     return out
@@ -249,13 +250,7 @@ def read_panoptic_calibration(path) -> Dict[str, Dict[str, np.ndarray]]:
     """A Panoptic ``calibration_<seq>.json`` -> ``{name ('00_03'): {"type", "resolution",
     "K" (3, 3), "dist" (5,), "R" (3, 3), "t" (3,) cm}}`` (world -> camera: ``R X + t``)."""
     who = "read_panoptic_calibration"
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{who}: no such file {str(path)!r}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{who}: {str(path)!r} is not a json file ({e})") from e
+    data = read_json(path, who)
     if not isinstance(data, dict) or not isinstance(data.get("cameras"), list):
         raise ValueError(f"{who}: {str(path)!r} has no 'cameras' list: not a Panoptic "
                          f"calibration file")
@@ -307,13 +302,7 @@ def read_panoptic_body3d(src) -> List[Dict]:
         files = [str(src)]
     frames = []
     for path in files:
-        try:
-            with open(path) as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{who}: no such file {path!r}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{who}: {path!r} is not a json file ({e})") from e
+        data = read_json(path, who)
         if not isinstance(data, dict) or "bodies" not in data:
             raise ValueError(f"{who}: {path!r} has no 'bodies': not a Panoptic body3DScene file")
         ids, joints = [], []

@@ -1,12 +1,13 @@
 """COCO keypoint annotations (pycocotools json format) and an image loader."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Dict, Optional
 
 import cv2
 import numpy as np
+
+from .jsonio import read_json
 
 
 def load_coco(ann, dataset: Optional[str] = None) -> Dict:
@@ -29,13 +30,7 @@ def load_coco(ann, dataset: Optional[str] = None) -> Dict:
     if isinstance(ann, dict):
         data = ann
     elif isinstance(ann, (str, os.PathLike)):
-        try:
-            with open(ann) as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"load_coco: no such file {str(ann)!r}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"load_coco: {str(ann)!r} is not a json file ({e})") from e
+        data = read_json(ann, "load_coco")
     elif isinstance(ann, list):
         data = ann
     elif hasattr(ann, "dataset"):

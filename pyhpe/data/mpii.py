@@ -8,25 +8,19 @@ centre is shifted down by ``15 * scale`` px and the box enlarged by 1.25; coordi
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from ..keypoints import MPII16
+from .jsonio import read_json
 
 
 def load_mpii(path_or_list) -> List[Dict]:
     """The entries of an MPII json file (or a list of entries)."""
     if isinstance(path_or_list, (str, os.PathLike)):
-        try:
-            with open(path_or_list) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"load_mpii: no such file {str(path_or_list)!r}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"load_mpii: {str(path_or_list)!r} is not a json file ({e})") from e
+        return read_json(path_or_list, "load_mpii")
     if isinstance(path_or_list, dict):
         raise ValueError("load_mpii: expected a list of MPII entries, got a dict")
     return list(path_or_list)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import glob
-import json
 import os
 from typing import Dict, Optional
 
@@ -36,6 +35,7 @@ import numpy as np
 from ..keypoints import (AIC14, COCO17, COCO_WHOLEBODY133, COCO_WHOLEBODY_PARTS, CROWDPOSE14,
                          HALPE26, HALPE136, JHMDB15, OCHUMAN17, POSETRACK17, KeypointSet,
                          _canonical_name)
+from .jsonio import read_json
 
 #: COCO-WholeBody's part arrays, in the 133-point order after the 17 body keypoints.
 WHOLEBODY_PART_KEYS = (("foot_kpts", "foot"), ("face_kpts", "face"),
@@ -47,13 +47,7 @@ def _load_json(src, who: str) -> Dict:
         return copy.deepcopy(src)
     if not isinstance(src, (str, os.PathLike)):
         raise TypeError(f"{who}: expected a json path or a dict, got {type(src).__name__}")
-    try:
-        with open(src) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{who}: no such file {str(src)!r}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{who}: {str(src)!r} is not a json file ({e})") from e
+    return read_json(src, who)
 
 
 def _check_coco(data, who: str, src, num_keypoints: Optional[int] = None) -> Dict:

@@ -199,7 +199,8 @@ def _head(key: str) -> Optional[str]:
     return None
 
 
-def _hrnet_key(key: str, model) -> Optional[str]:
+def _hrnet_stem_key(key: str) -> Optional[str]:
+    """HRNet's stem (two stride-2 convs + BN) and layer1 bottlenecks, which TokenPose reuses."""
     m = re.fullmatch(r"(conv|bn)([12])\." + _P, key)
     if m:
         return f"backbone.stem.{int(m[2]) - 1}.{0 if m[1] == 'conv' else 1}.{m[3]}"
@@ -207,6 +208,13 @@ def _hrnet_key(key: str, model) -> Optional[str]:
     if m:
         b = _block(m[2])
         return b and f"backbone.layer1.{m[1]}.{b}"
+    return None
+
+
+def _hrnet_key(key: str, model) -> Optional[str]:
+    stem = _hrnet_stem_key(key)
+    if stem is not None or re.match(r"(conv[12]|bn[12]|layer1)\.", key):
+        return stem
     # a new branch: Sequential(Sequential(conv, bn, relu)); a changed width: Sequential(conv, bn, relu)
     m = re.fullmatch(r"transition(\d)\.(\d+)\.(?:0\.)?([01])\." + _P, key)
     if m:
@@ -297,13 +305,9 @@ def _tokenpose_key(key: str, model) -> Optional[str]:
               "patch_to_embedding.bias": "backbone.embed.bias"}
     if key in simple:
         return simple[key]
-    m = re.fullmatch(r"(conv|bn)([12])\." + _P, key)
-    if m:
-        return f"backbone.stem.{int(m[2]) - 1}.{0 if m[1] == 'conv' else 1}.{m[3]}"
-    m = re.fullmatch(r"layer1\.(\d+)\.(.+)", key)
-    if m:
-        b = _block(m[2])
-        return b and f"backbone.layer1.{m[1]}.{b}"
+    stem = _hrnet_stem_key(key)
+    if stem is not None or re.match(r"(conv[12]|bn[12]|layer1)\.", key):
+        return stem
     m = re.fullmatch(r"transformer\.layers\.(\d+)\.([01])\.fn\.(.+)", key)
     if m:
         sub = ({"norm.weight": "norm1.weight", "norm.bias": "norm1.bias",

@@ -70,6 +70,15 @@ def test_sample_config_trains_and_evaluates_from_the_cli(name, tmp_path, monkeyp
         assert ckpt["metrics"][k] == pytest.approx(ref[k], rel=1e-6, abs=1e-6), k
     assert task.evaluate(model, "cpu") == pytest.approx(ref, rel=1e-6, abs=1e-6)
 
+    # `pyhpe eval --config` prints the same metrics for the checkpoint
+    assert main(["eval", "--config", CFG[name], "--checkpoint", str(out / "best.pth"),
+                 "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out.split()
+    shown = dict(zip(printed[::2], map(float, printed[1::2])))
+    assert set(shown) == names
+    for k in names:
+        assert shown[k] == pytest.approx(ref[k], abs=1e-4), k
+
 
 def test_h36m_sample_poses_and_subject_split(monkeypatch):
     monkeypatch.chdir(REPO)

@@ -127,8 +127,8 @@ def lifting_metrics(pred: np.ndarray, gt: np.ndarray, actions=None) -> Dict[str,
            "n_mpjpe": float(n_mpjpe(pred, gt))}
     if actions is not None and len(actions):
         names = sorted(set(np.asarray(actions).tolist()))
-        per = [(mpjpe(pred[actions == a], gt[actions == a]), p_mpjpe(pred[actions == a], gt[actions == a]))
-               for a in names]
+        per = [(mpjpe(pred[actions == a], gt[actions == a]),
+                p_mpjpe(pred[actions == a], gt[actions == a])) for a in names]
         out["mpjpe_action_mean"] = float(np.mean([p[0] for p in per]))
         out["p_mpjpe_action_mean"] = float(np.mean([p[1] for p in per]))
     return out

@@ -94,7 +94,8 @@ def test_expected_recipes_are_shipped():
                      "topdown_crowdpose", "topdown_aic", "topdown_mpii", "topdown_posetrack18",
                      "topdown_jhmdb", "topdown_coco_wholebody", "topdown_halpe136",
                      "ochuman_sample", "crowdpose_sample", "aic_sample", "mpii_sample",
-                     "posetrack18_sample", "jhmdb_sample"}
+                     "posetrack18_sample", "jhmdb_sample", "lift3d_h36m_sample",
+                     "lift3d_mpi_inf_3dhp_sample", "lift3d_panoptic_sample"}
 
 
 # ---------------------------------------------------------------------------- top-down learning

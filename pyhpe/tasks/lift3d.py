@@ -1,10 +1,19 @@
 """2-D -> 3-D pose lifting (SimpleBaseline-3D, Martinez et al. 2017) on synthetic 3-D figures
-seen by random cameras or on Human3.6M npz files (VideoPose3D layout); MPJPE / P-MPJPE /
-N-MPJPE in mm (lower is better). The lift3d codec standardises with training-set statistics."""
+seen by random cameras, Human3.6M (VideoPose3D npz layout or mmpose's npz layout),
+MPI-INF-3DHP (mmpose's npz layout) or CMU Panoptic 3-D bodies seen by one HD camera.
+
+Each data type has one row in :data:`LIFT_DATA` (its config, keypoint set, root joint and its
+official metric): Human3.6M MPJPE / P-MPJPE per action (protocols 1 and 2,
+:func:`pyhpe.eval.metrics.mpjpe_by_action`), MPI-INF-3DHP PCK3D@150mm, AUC and MPJPE
+(:func:`pyhpe.eval.metrics.mpi_inf_3dhp_metrics`), Panoptic MPJPE over the visible joints;
+all in millimetres, root-relative. The lift3d codec standardises with training-set
+statistics."""
 from __future__ import annotations
 
+import glob
+import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -43,7 +52,136 @@ class H36MLifting(Config):
             raise ConfigError("data: type 'h36m' needs 'path_3d' and 'path_2d'")
 
 
-LIFTING_DATA = {"synthetic": SyntheticLifting, "h36m": H36MLifting}
+@dataclass
+class H36MNpzLifting(Config):
+    """Human3.6M in mmpose's npz layout (:func:`pyhpe.data.read_h36m`: ``part`` image pixels,
+    ``S`` camera-frame metres): training poses of ``train_subjects`` from ``train_path``, test
+    poses of ``test_subjects`` from ``test_path`` (default: ``train_path``); protocol #1
+    subjects by default, every ``downsample``-th frame."""
+    type: str = "h36m_npz"
+    train_path: str = ""
+    test_path: str = ""
+    train_subjects: Tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
+    test_subjects: Tuple[str, ...] = ("S9", "S11")
+    downsample: int = 1
+
+    def __post_init__(self):
+        if not self.train_path:
+            raise ConfigError("data: type 'h36m_npz' needs 'train_path'")
+        if self.downsample < 1:
+            raise ConfigError(f"data.downsample: must be >= 1, got {self.downsample}")
+        shared = sorted(set(self.train_subjects) & set(self.test_subjects))
+        if shared and (self.test_path or self.train_path) == self.train_path:
+            raise ConfigError(f"data: subjects {shared} are in both the training and the test "
+                              f"split of {self.train_path!r}")
+
+
+@dataclass
+class MPIInf3DHPLifting(Config):
+    """MPI-INF-3DHP in mmpose's npz layout (:func:`pyhpe.data.read_mpi_inf_3dhp`): training
+    poses from ``train_path`` (``mpi_inf_3dhp_train.npz``), test poses from ``test_path``
+    (``mpi_inf_3dhp_test_valid.npz``), every ``downsample``-th pose."""
+    type: str = "mpi_inf_3dhp"
+    train_path: str = ""
+    test_path: str = ""
+    downsample: int = 1
+
+    def __post_init__(self):
+        if not self.train_path or not self.test_path:
+            raise ConfigError("data: type 'mpi_inf_3dhp' needs 'train_path' and 'test_path'")
+        if self.downsample < 1:
+            raise ConfigError(f"data.downsample: must be >= 1, got {self.downsample}")
+
+
+@dataclass
+class PanopticLifting(Config):
+    """CMU Panoptic 3-D bodies (:func:`pyhpe.data.read_panoptic_body3d`, ``root``/<sequence>/
+    ``hdPose3d_stage1_coco19``) seen by one HD camera of the sequence's calibration
+    (``calibration_<sequence>*.json``, :func:`pyhpe.data.project_panoptic`): the 2-D input is
+    the body projected into ``camera`` (``test_camera`` for the test sequences, default the
+    same), the 3-D target the body in that camera's frame (mm, relative to mid-hip). Joints
+    with confidence <= ``min_score`` are not visible (VoxelPose's 0.1); bodies without a
+    visible mid-hip or behind the camera are left out."""
+    type: str = "panoptic"
+    root: str = ""
+    train_sequences: Tuple[str, ...] = ()
+    test_sequences: Tuple[str, ...] = ()
+    camera: str = "00_16"
+    test_camera: Optional[str] = None
+    min_score: float = 0.1
+
+    def __post_init__(self):
+        if not self.root or not self.train_sequences:
+            raise ConfigError("data: type 'panoptic' needs 'root' and 'train_sequences'")
+        shared = sorted(set(self.train_sequences) & set(self.test_sequences))
+        if shared and (self.test_camera or self.camera) == self.camera:
+            raise ConfigError(f"data: sequences {shared} are in both splits seen by the same "
+                              f"camera {self.camera!r}; give another 'test_camera'")
+
+
+# ---------------------------------------------------------------------------- metrics
+def lifting_metrics(pred: np.ndarray, gt: np.ndarray, actions=None) -> Dict[str, float]:
+    """MPJPE, P-MPJPE, N-MPJPE (mm); with ``actions``, also their means over actions."""
+    from ..eval.metrics import mpjpe, n_mpjpe, p_mpjpe
+    out = {"mpjpe": float(mpjpe(pred, gt)), "p_mpjpe": float(p_mpjpe(pred, gt)),
+           "n_mpjpe": float(n_mpjpe(pred, gt))}
+    if actions is not None and len(actions):
+        names = sorted(set(np.asarray(actions).tolist()))
+        per = [(mpjpe(pred[actions == a], gt[actions == a]),
+                p_mpjpe(pred[actions == a], gt[actions == a])) for a in names]
+        out["mpjpe_action_mean"] = float(np.mean([p[0] for p in per]))
+        out["p_mpjpe_action_mean"] = float(np.mean([p[1] for p in per]))
+    return out
+
+
+def _synthetic_metrics(pred, gt, actions, mask):
+    return lifting_metrics(pred, gt, actions)
+
+
+def _h36m_metrics(pred, gt, actions, mask):
+    from ..eval.metrics import mpjpe_by_action
+    return mpjpe_by_action(pred, gt, actions, mask, protocols=(1, 2))
+
+
+def _h36m_videopose_metrics(pred, gt, actions, mask):
+    out = lifting_metrics(pred, gt, actions)
+    out.update(_h36m_metrics(pred, gt, actions, mask))
+    return out
+
+
+def _mpi_inf_3dhp_metrics(pred, gt, actions, mask):
+    from ..eval.metrics import mpi_inf_3dhp_metrics
+    return mpi_inf_3dhp_metrics(pred, gt, mask, threshold=150.0)
+
+
+def _panoptic_metrics(pred, gt, actions, mask):
+    from ..eval.metrics import mpjpe
+    return {"MPJPE": mpjpe(pred, gt, mask)}
+
+
+@dataclass(frozen=True)
+class LiftData:
+    """One data type: its config, default keypoint set, root joint(s) of the 3-D targets, the
+    metric that picks the best checkpoint (and whether lower is better) and the function
+    ``(pred, gt, actions, mask) -> metrics`` of its official evaluation."""
+    config: type
+    keypoints: str
+    root: Union[int, Tuple[int, ...]]
+    metric: str
+    mode: str
+    evaluate: Callable[..., Dict[str, float]]
+
+
+#: The data types of the lift3d task and each dataset's official metric.
+LIFT_DATA: Dict[str, LiftData] = {
+    "synthetic": LiftData(SyntheticLifting, "coco17", (11, 12), "mpjpe", "min", _synthetic_metrics),
+    "h36m": LiftData(H36MLifting, "h36m17", 0, "mpjpe", "min", _h36m_videopose_metrics),
+    "h36m_npz": LiftData(H36MNpzLifting, "h36m17", 0, "MPJPE", "min", _h36m_metrics),
+    "mpi_inf_3dhp": LiftData(MPIInf3DHPLifting, "mpi_inf_3dhp17", 14, "PCK3D", "max",
+                             _mpi_inf_3dhp_metrics),
+    "panoptic": LiftData(PanopticLifting, "panoptic19", 2, "MPJPE", "min", _panoptic_metrics),
+}
+LIFTING_DATA = {name: row.config for name, row in LIFT_DATA.items()}
 
 
 @dataclass
@@ -55,7 +193,7 @@ class LiftEval(Config):
 @dataclass
 class Lift3DConfig(TaskConfig):
     task: str = "lift3d"
-    keypoints: Optional[str] = None     # default: coco17 (synthetic) / h36m17 (h36m)
+    keypoints: Optional[str] = None     # default: the data type's (LIFT_DATA)
     model: ModelConfig = field(default_factory=lambda: ModelConfig("simple_baseline_3d", "tiny"))
     codec: CodecConfig = field(default_factory=lambda: CodecConfig("lift3d", {}))
     data: Any = field(default_factory=SyntheticLifting, metadata={"variants": LIFTING_DATA})
@@ -71,6 +209,59 @@ class Lift3DConfig(TaskConfig):
             raise ConfigError(f"codec: {sorted(bad)} come from the training data, not the config")
 
 
+# ---------------------------------------------------------------------------- data
+def _subjects(d: Dict, subjects: Sequence[str], downsample: int, path: str, role: str):
+    from ..data import body3d_lifting_arrays
+    p2, p3, vis, acts = body3d_lifting_arrays(d)
+    keep = np.isin(np.asarray(d["subject"]), list(subjects))
+    if not keep.any():
+        raise ValueError(f"lift3d: no {role} poses of subjects {list(subjects)} in {path!r} "
+                         f"(it has {sorted(set(np.asarray(d['subject']).tolist()))})")
+    idx = np.flatnonzero(keep)[::downsample]
+    return p2[idx], p3[idx], vis[idx], acts[idx]
+
+
+def _every(arrays, downsample: int):
+    return tuple(a[::downsample] for a in arrays)
+
+
+def _panoptic_pairs(d: PanopticLifting, sequences: Sequence[str], camera: str):
+    """(pose_2d, pose_3d mm root-relative camera frame, visibility, sequence names)."""
+    from ..data import project_panoptic, read_panoptic_body3d, read_panoptic_calibration
+    root = LIFT_DATA["panoptic"].root
+    p2, p3, vis, acts = [], [], [], []
+    for seq in sequences:
+        folder = os.path.join(d.root, seq)
+        calib = sorted(glob.glob(os.path.join(folder, f"calibration_{seq}*.json")))
+        if not calib:
+            raise FileNotFoundError(f"lift3d: no calibration_{seq}*.json in {folder!r}")
+        cams = read_panoptic_calibration(calib[0])
+        if camera not in cams:
+            raise ValueError(f"lift3d: camera {camera!r} is not in {calib[0]!r} (it has "
+                             f"{sorted(cams)[:8]}...)")
+        cam = cams[camera]
+        for fr in read_panoptic_body3d(os.path.join(folder, "hdPose3d_stage1_coco19")):
+            for X, score in zip(fr["joints"], fr["scores"]):
+                v = score > d.min_score
+                Xc = X @ cam["R"].T + cam["t"]
+                if not v[root] or (Xc[v, 2] <= 0).any():
+                    continue
+                x2 = project_panoptic(X, cam)
+                rel = (Xc - Xc[root]) * 10.0            # cm -> mm
+                rel[~v] = 0.0                           # missing joints: no made-up targets
+                x2[~v] = x2[root]
+                p2.append(x2)
+                p3.append(rel)
+                vis.append(v)
+                acts.append(seq)
+    K = 19
+    if not p2:
+        return (np.zeros((0, K, 2), np.float32), np.zeros((0, K, 3), np.float32),
+                np.zeros((0, K), np.float32), np.array([], str))
+    return (np.stack(p2).astype(np.float32), np.stack(p3).astype(np.float32),
+            np.stack(vis).astype(np.float32), np.array(acts))
+
+
 class Lift3DTask(Task):
     name = "lift3d"
     Config = Lift3DConfig
@@ -81,23 +272,45 @@ class Lift3DTask(Task):
         super().__init__(config)
         from ..keypoints import get_keypoint_set
         c = self.config
-        default = "coco17" if isinstance(c.data, SyntheticLifting) else "h36m17"
-        self.kset = get_keypoint_set(c.keypoints or default)
-        # synthetic poses are relative to the hip centre, Human3.6M's to the hip joint
-        self.root_index = [11, 12] if isinstance(c.data, SyntheticLifting) else 0
+        self.data_kind = LIFT_DATA[c.data.type]
+        self.kset = get_keypoint_set(c.keypoints or self.data_kind.keypoints)
+        root = self.data_kind.root
+        self.root_index = list(root) if isinstance(root, tuple) else root
+        self.metric, self.metric_mode = self.data_kind.metric, self.data_kind.mode
 
     def build_datasets(self):
-        from ..data import (LiftingDataset, h36m_arrays, load_h36m_npz, synthetic_lifting_data)
+        from ..data import (LiftingDataset, h36m_arrays, load_h36m_npz, read_h36m,
+                            read_mpi_inf_3dhp, synthetic_lifting_data)
         d = self.config.data
         if isinstance(d, SyntheticLifting):
             tr2, tr3 = synthetic_lifting_data(d.train_samples, d.seed, d.noise_2d)
             te2, te3 = synthetic_lifting_data(d.test_samples, d.heldout_seed, d.noise_2d)
             return LiftingDataset(tr2, tr3), LiftingDataset(te2, te3)
-        tr2, tr3, _ = h36m_arrays(load_h36m_npz(d.path_3d, d.path_2d, list(d.train_subjects),
-                                                camera_2d=d.camera_2d), d.downsample)
-        te2, te3, acts = h36m_arrays(load_h36m_npz(d.path_3d, d.path_2d, list(d.test_subjects),
-                                                   camera_2d=d.camera_2d), d.downsample)
-        return LiftingDataset(tr2, tr3), LiftingDataset(te2, te3, actions=acts)
+        if isinstance(d, H36MLifting):
+            tr2, tr3, _ = h36m_arrays(load_h36m_npz(d.path_3d, d.path_2d, list(d.train_subjects),
+                                                    camera_2d=d.camera_2d), d.downsample)
+            te2, te3, acts = h36m_arrays(load_h36m_npz(d.path_3d, d.path_2d,
+                                                       list(d.test_subjects),
+                                                       camera_2d=d.camera_2d), d.downsample)
+            return LiftingDataset(tr2, tr3), LiftingDataset(te2, te3, actions=acts)
+        if isinstance(d, H36MNpzLifting):
+            test_path = d.test_path or d.train_path
+            train = _subjects(read_h36m(d.train_path), d.train_subjects, d.downsample,
+                              d.train_path, "training")
+            test = _subjects(read_h36m(test_path), d.test_subjects, d.downsample, test_path,
+                             "test")
+        elif isinstance(d, MPIInf3DHPLifting):
+            from ..data import body3d_lifting_arrays
+            train = _every(body3d_lifting_arrays(read_mpi_inf_3dhp(d.train_path)), d.downsample)
+            test = _every(body3d_lifting_arrays(read_mpi_inf_3dhp(d.test_path)), d.downsample)
+        else:
+            train = _panoptic_pairs(d, d.train_sequences, d.camera)
+            test = _panoptic_pairs(d, d.test_sequences, d.test_camera or d.camera)
+            if not len(train[0]):
+                raise ValueError(f"lift3d: no Panoptic body of {list(d.train_sequences)} in "
+                                 f"front of camera {d.camera!r}")
+        return (LiftingDataset(train[0], train[1], train[2]),
+                LiftingDataset(test[0], test[1], test[2], actions=test[3]))
 
     def build_codec(self):
         from ..codecs import Lift3DCodec
@@ -132,26 +345,20 @@ class Lift3DTask(Task):
         K = self.kset.num_keypoints
         return np.concatenate(out) if out else np.zeros((0, K, 3), np.float32)
 
+    def metrics(self, pred: np.ndarray, dataset) -> Dict[str, float]:
+        """The data type's official metrics (:data:`LIFT_DATA`) of ``pred`` ``(N, K, 3)`` mm
+        against ``dataset`` (its root-relative 3-D poses, visible joints and actions)."""
+        vis = dataset.visibility.numpy() > 0
+        out = self.data_kind.evaluate(pred, dataset.pose_3d.numpy(), dataset.actions, vis)
+        return {k: float(v) for k, v in out.items()}
+
     def evaluate(self, model, device) -> Optional[Dict[str, float]]:
         val = self.val_dataset()
         if val is None or len(val) == 0:
             return None
-        return lifting_metrics(self.predict(model, val, device), val.pose_3d.numpy(), val.actions)
+        return self.metrics(self.predict(model, val, device), val)
 
 
-def lifting_metrics(pred: np.ndarray, gt: np.ndarray, actions=None) -> Dict[str, float]:
-    """MPJPE, P-MPJPE, N-MPJPE (mm); with ``actions``, also their means over actions."""
-    from ..eval.metrics import mpjpe, n_mpjpe, p_mpjpe
-    out = {"mpjpe": float(mpjpe(pred, gt)), "p_mpjpe": float(p_mpjpe(pred, gt)),
-           "n_mpjpe": float(n_mpjpe(pred, gt))}
-    if actions is not None and len(actions):
-        names = sorted(set(np.asarray(actions).tolist()))
-        per = [(mpjpe(pred[actions == a], gt[actions == a]), p_mpjpe(pred[actions == a], gt[actions == a]))
-               for a in names]
-        out["mpjpe_action_mean"] = float(np.mean([p[0] for p in per]))
-        out["p_mpjpe_action_mean"] = float(np.mean([p[1] for p in per]))
-    return out
-
-
-__all__ = ["H36MLifting", "Lift3DConfig", "Lift3DTask", "LiftEval", "SyntheticLifting",
+__all__ = ["H36MLifting", "H36MNpzLifting", "LIFT_DATA", "LiftData", "Lift3DConfig",
+           "Lift3DTask", "LiftEval", "MPIInf3DHPLifting", "PanopticLifting", "SyntheticLifting",
            "lifting_metrics"]

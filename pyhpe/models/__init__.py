@@ -45,8 +45,12 @@ ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "simplebaseline3d": "simple_baseline_3d"}
 
 
-def model_names():
+def list_models():
+    """The registered model names (``build_model``'s first argument)."""
     return sorted(MODELS)
+
+
+model_names = list_models
 
 
 def build_model(name: str, config: str = "tiny", num_keypoints: int = 17,
@@ -72,7 +76,7 @@ def build_model(name: str, config: str = "tiny", num_keypoints: int = 17,
     return builder(num_keypoints=num_keypoints, codec=codec, **kwargs)
 
 
-__all__ = ["build_model", "model_names", "MODELS", "BaseHead", "BasicBlock", "Bottleneck", "CPM",
+__all__ = ["build_model", "list_models", "model_names", "MODELS", "BaseHead", "BasicBlock", "Bottleneck", "CPM",
            "HRNet", "HeatmapHead", "IntegralHead", "LiftHead", "LifterBackbone", "LitePose",
            "OpenPoseBackbone", "PAFHead", "PoseModel", "RegressionHead", "ResNet", "SimCCHead",
            "StackedHourglass", "TokenHeatmapHead", "TokenPoseBackbone", "ViT"]

@@ -132,16 +132,100 @@ def half_body_center_scale(keypoints, visibility, upper_body, lower_body, aspect
     return center, np.array([w, h], np.float32) * padding
 
 
+#: the dropped pixels' value: the ImageNet mean (BGR uint8), i.e. 0 after normalisation
+AID_FILL_BGR = (104, 116, 124)
+AID_MODES = ("cutout", "hide_and_seek")
+
+
+def sample_aid_regions(rng: np.random.Generator, aspect_ratio: float, mode: str = "cutout",
+                       cutout_size: float = 0.4, cutout_count: int = 1,
+                       grid_sizes: Sequence[float] = (0.125, 0.25, 0.375),
+                       hide_prob: float = 0.5) -> np.ndarray:
+    """AID's dropped regions ``(N, 4)`` as ``(x0, y0, x1, y1)`` fractions of the crop's
+    width / height (clipped to ``[0, 1]``).
+
+    ``cutout`` (DeVries & Taylor): ``cutout_count`` squares of side ``cutout_size`` times the
+    crop's shorter side, centred uniformly in the crop. ``hide_and_seek`` (Singh & Lee): a
+    grid of square cells of side ``g`` times the shorter side (``g`` drawn from
+    ``grid_sizes``), each hidden with probability ``hide_prob``.
+    ``aspect_ratio`` is the crop's ``W / H``."""
+    short_w = min(1.0, 1.0 / aspect_ratio)   # the shorter side in fractions of W
+    short_h = min(1.0, aspect_ratio)         # ... and of H
+    out = []
+    if mode == "cutout":
+        for _ in range(int(cutout_count)):
+            cx, cy = rng.random(), rng.random()
+            hw, hh = 0.5 * cutout_size * short_w, 0.5 * cutout_size * short_h
+            out.append([cx - hw, cy - hh, cx + hw, cy + hh])
+    elif mode == "hide_and_seek":
+        g = float(grid_sizes[int(rng.integers(len(grid_sizes)))])
+        gw, gh = g * short_w, g * short_h
+        nx, ny = int(math.ceil(1.0 / gw - 1e-9)), int(math.ceil(1.0 / gh - 1e-9))
+        hide = rng.random((ny, nx)) < hide_prob
+        for j, i in zip(*np.nonzero(hide)):
+            out.append([i * gw, j * gh, (i + 1) * gw, (j + 1) * gh])
+    else:
+        raise ValueError(f"TopDownAugment: unknown aid_mode {mode!r}; use one of {AID_MODES}")
+    r = np.clip(np.asarray(out, np.float64).reshape(-1, 4), 0.0, 1.0)
+    return r[(r[:, 2] > r[:, 0]) & (r[:, 3] > r[:, 1])]
+
+
+def drop_crop_regions(image: np.ndarray, regions: np.ndarray, center, scale, rot: float,
+                      fill=AID_FILL_BGR) -> np.ndarray:
+    """Fill the crop-space ``regions`` (fractions, :func:`sample_aid_regions`) of the crop
+    ``(center, scale, rot)`` in the source ``image`` (a copy), so that the affine crop shows
+    them as axis-aligned rectangles of ``fill``; the keypoints are not touched."""
+    if len(regions) == 0:
+        return image
+    out = np.array(image, copy=True)
+    sw, sh = float(scale[0]), float(scale[1])
+    inv = get_warp_matrix(center, scale, rot, (sw, sh), inverse=True)
+    shift = 4
+    for x0, y0, x1, y1 in regions:
+        corners = np.array([[x0 * sw, y0 * sh], [x1 * sw, y0 * sh], [x1 * sw, y1 * sh],
+                            [x0 * sw, y1 * sh]], np.float32)
+        pts = np.round(affine_points(corners, inv) * (1 << shift)).astype(np.int32)
+        cv2.fillConvexPoly(out, pts, fill if out.ndim == 3 else fill[0], lineType=cv2.LINE_8,
+                           shift=shift)
+    return out
+
+
 class TopDownAugment:
-    """Random flip, half-body, scale and rotation for one instance (mmpose defaults)."""
+    """Random flip, half-body, scale and rotation for one instance (mmpose defaults), and
+    optionally AID (Huang et al. 2020, information dropping): with probability ``aid_prob``
+    the crop loses the regions of :func:`sample_aid_regions` (``aid_mode`` 'cutout' or
+    'hide_and_seek', ``aid_cutout_size`` / ``aid_cutout_count`` / ``aid_grid_sizes`` /
+    ``aid_hide_prob``), filled with the ImageNet mean. The drop is drawn after every other
+    augmentation from the same ``rng``, so turning it on changes nothing else, and the
+    keypoint annotations are never changed. AID needs a longer schedule (more epochs)."""
 
     def __init__(self, flip_prob=0.5, half_body_prob=0.3, half_body_min_total=8,
                  scale_factor=(0.75, 1.25), rot_factor=40.0, rot_prob=0.6, shift_factor=0.16,
-                 shift_prob=0.3):
+                 shift_prob=0.3, aid_prob=0.0, aid_mode="cutout", aid_cutout_size=0.4,
+                 aid_cutout_count=1, aid_grid_sizes=(0.125, 0.25, 0.375), aid_hide_prob=0.5):
         self.flip_prob, self.half_body_prob = flip_prob, half_body_prob
         self.half_body_min_total = half_body_min_total
         self.scale_factor, self.rot_factor, self.rot_prob = scale_factor, rot_factor, rot_prob
         self.shift_factor, self.shift_prob = shift_factor, shift_prob
+        if not 0.0 <= float(aid_prob) <= 1.0:
+            raise ValueError(f"TopDownAugment: aid_prob must be in [0, 1], got {aid_prob}")
+        if aid_mode not in AID_MODES:
+            raise ValueError(f"TopDownAugment: unknown aid_mode {aid_mode!r}; use one of {AID_MODES}")
+        if not 0.0 < float(aid_cutout_size) <= 1.0:
+            raise ValueError(f"TopDownAugment: aid_cutout_size must be in (0, 1], got {aid_cutout_size}")
+        if not aid_grid_sizes or any(not 0.0 < float(g) <= 1.0 for g in aid_grid_sizes):
+            raise ValueError(f"TopDownAugment: aid_grid_sizes must be in (0, 1], got {aid_grid_sizes}")
+        self.aid_prob, self.aid_mode = float(aid_prob), aid_mode
+        self.aid_cutout_size, self.aid_cutout_count = float(aid_cutout_size), int(aid_cutout_count)
+        self.aid_grid_sizes = tuple(float(g) for g in aid_grid_sizes)
+        self.aid_hide_prob = float(aid_hide_prob)
+
+    def aid_regions(self, rng, aspect_ratio) -> np.ndarray:
+        """The AID draw (after the geometric ones): ``(N, 4)`` crop fractions, maybe empty."""
+        if self.aid_prob <= 0 or rng.random() >= self.aid_prob:
+            return np.zeros((0, 4))
+        return sample_aid_regions(rng, aspect_ratio, self.aid_mode, self.aid_cutout_size,
+                                  self.aid_cutout_count, self.aid_grid_sizes, self.aid_hide_prob)
 
     def __call__(self, rng, image, keypoints, visibility, center, scale, kset, aspect_ratio):
         rot = 0.0
@@ -161,4 +245,7 @@ class TopDownAugment:
         scale = scale * float(np.clip(rng.normal() * 0.25 + 1.0, lo, hi))
         if rng.random() < self.rot_prob:
             rot = float(np.clip(rng.normal() * self.rot_factor, -2 * self.rot_factor, 2 * self.rot_factor))
+        if self.aid_prob > 0:
+            regions = self.aid_regions(rng, aspect_ratio)
+            image = drop_crop_regions(np.ascontiguousarray(image), regions, center, scale, rot)
         return np.ascontiguousarray(image), keypoints, visibility, center, scale, rot

@@ -75,8 +75,43 @@ class TopDownTask(ImageTask):
     def build_codec(self):
         return self.build_named_codec(input_size=list(self.config.input_size))
 
+    #: model-section keys the task handles itself (the head's bone loss), not the model
+    _BONE_KEYS = ("bone_weight", "bones", "bone_beta")
+
     def build_model(self):
-        return self.build_pose_model(joint_weights=self.kset.joint_weights.tolist())
+        """The config's model; ``model.bone_weight`` (> 0) turns on every head's 2-D bone
+        loss (``bones`` default to the keypoint set's skeleton, ``bone_beta`` the soft-argmax
+        sharpness for heatmap heads)."""
+        from ..models import build_model
+        m = self.config.model
+        bone = {k: m.overrides[k] for k in self._BONE_KEYS if k in m.overrides}
+        overrides = {k: v for k, v in m.overrides.items() if k not in self._BONE_KEYS}
+        try:
+            model = build_model(m.name, m.config, num_keypoints=self.kset.num_keypoints,
+                                codec=self.codec, **dict(
+                                    {"joint_weights": self.kset.joint_weights.tolist()},
+                                    **overrides))
+        except TypeError as e:
+            raise ConfigError(f"model: {e}") from e
+        weight = float(bone.get("bone_weight", 0.0))
+        if weight:
+            head = getattr(model, "head", None)
+            if head is None or not hasattr(head, "set_bone_loss"):
+                raise ConfigError(f"model.bone_weight: {m.name} has no BaseHead head")
+            bones = bone.get("bones") or self.kset.skeleton
+            try:
+                head.set_bone_loss(weight, bones, float(bone.get("bone_beta", 10.0)))
+            except ValueError as e:
+                raise ConfigError(f"model: {e}") from e
+            self._bone_loss = True
+        return model
+
+    def prepare(self, batch, device):
+        inputs, targets = super().prepare(batch, device)
+        if getattr(self, "_bone_loss", False):
+            size = torch.tensor(self.config.input_size, dtype=torch.float32, device=inputs.device)
+            targets = dict(targets, keypoints_frac=batch["keypoints"].to(inputs.device).float() / size)
+        return inputs, targets
 
     def build_datasets(self):
         from ..data import TopDownDataset, records_from_coco

@@ -81,3 +81,22 @@ def bone_length_loss(pred: Tensor, target: Tensor, bones) -> Tensor:
     lp = (pred[:, idx[:, 0]] - pred[:, idx[:, 1]]).norm(dim=-1)
     lt = (target[:, idx[:, 0]] - target[:, idx[:, 1]]).norm(dim=-1)
     return (lp - lt).abs().mean()
+
+
+def bone_vector_loss(pred: Tensor, target: Tensor, bones, weights: Optional[Tensor] = None
+                     ) -> Tensor:
+    """2-D bone (limb-vector) loss: ``sum_b w_b |(p_j - p_i) - (t_j - t_i)|_1 / max(sum_b w_b,
+    1)`` over the bones ``(i, j)`` of ``(B, K, D)`` poses; a bone's weight is the product of
+    its two keypoint weights ``(B, K)`` (all ones when ``weights`` is None). Zero for perfect
+    predictions; differentiable in ``pred``."""
+    idx = torch.as_tensor(bones, device=pred.device, dtype=torch.long).reshape(-1, 2)
+    if idx.numel() == 0:
+        return pred.sum() * 0
+    vp = pred[:, idx[:, 1]] - pred[:, idx[:, 0]]
+    vt = (target[:, idx[:, 1]] - target[:, idx[:, 0]]).to(pred.dtype)
+    per = (vp - vt).abs().sum(-1)                                   # (B, L)
+    if weights is None:
+        w = torch.ones_like(per)
+    else:
+        w = (weights[:, idx[:, 0]] * weights[:, idx[:, 1]]).to(per.dtype)
+    return (per * w).sum() / w.sum().clamp_min(1.0)

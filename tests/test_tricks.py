@@ -1,11 +1,13 @@
 """AID (information-dropping augmentation) and the 2-D bone loss as options of the top-down
 pipeline."""
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from pyhpe.data import SyntheticPoseDataset, TopDownAugment, TopDownDataset, records_from_coco
-from pyhpe.data.transforms import AID_FILL_BGR, sample_aid_regions
+from pyhpe.data.transforms import AID_GRID_SIZES, bbox_xywh_to_center_scale, sample_aid_regions
+from pyhpe.keypoints import get_keypoint_set
 from pyhpe.engine import Trainer
 from pyhpe.models.heads.losses import bone_vector_loss
 from pyhpe.tasks import build_task
@@ -42,80 +44,99 @@ def _pair(aid, idx=3, epoch=0):
     return out, recs
 
 
+FILL = (104, 116, 124)   # not the warp's black border, so the drop is visible everywhere
+
+
+def _regions(aid, idx=3, epoch=0):
+    """The regions the dataset's augment drew: the same rng stream, re-drawn after the
+    geometric draws."""
+    src = SyntheticPoseDataset(6, seed=0, size=(96, 96))
+    rec = records_from_coco(src.coco_dict())[idx]
+    rng = np.random.default_rng([5, epoch, idx])
+    c, s = bbox_xywh_to_center_scale(rec["bbox"], 48 / 64, 1.25)
+    TopDownAugment(rot_factor=20, half_body_prob=0.0)(
+        rng, src.image_by_id(rec["image_id"]), rec["keypoints"], rec["visibility"], c, s,
+        get_keypoint_set("coco17"), 48 / 64)
+    return TopDownAugment(rot_factor=20, half_body_prob=0.0, **aid).aid_regions(rng, 48 / 64)
+
+
 @pytest.mark.parametrize("mode", ["cutout", "hide_and_seek"])
-def test_aid_regions_where_and_as_large_as_configured(mode):
-    aid = {"aid_prob": 1.0, "aid_mode": mode, "aid_cutout_size": 0.5, "aid_grid_sizes": [0.25]}
-    (plain, dropped), _ = _pair(aid)
+@pytest.mark.parametrize("idx", [1, 3])
+def test_aid_regions_where_and_as_large_as_configured(mode, idx):
+    aid = {"aid_prob": 1.0, "aid_mode": mode, "aid_radius_factor": 0.2, "aid_num_patch": 2,
+           "aid_grid_sizes": [0.25], "aid_fill": FILL}
+    (plain, dropped), _ = _pair(aid, idx=idx)
     # keypoints and visibility untouched, geometry identical
     assert torch.equal(plain["keypoints"], dropped["keypoints"])
     assert torch.equal(plain["visibility"], dropped["visibility"])
     assert torch.equal(plain["center"], dropped["center"]) and torch.equal(plain["scale"], dropped["scale"])
-    # re-draw the regions from the same rng stream: after the geometric draws
-    aug = TopDownAugment(rot_factor=20, half_body_prob=0.0, **aid)
-    src = SyntheticPoseDataset(6, seed=0, size=(96, 96))
-    rec = records_from_coco(src.coco_dict())[3]
-    rng = np.random.default_rng([5, 0, 3])
-    from pyhpe.data.transforms import bbox_xywh_to_center_scale
-    c, s = bbox_xywh_to_center_scale(rec["bbox"], 48 / 64, 1.25)
-    TopDownAugment(rot_factor=20, half_body_prob=0.0)(rng, src.image_by_id(rec["image_id"]),
-                                                     rec["keypoints"], rec["visibility"], c, s,
-                                                     TopDownDataset([], None).kset, 48 / 64)
-    regions = aug.aid_regions(rng, 48 / 64)
-    assert len(regions) > 0
-    if mode == "cutout":
-        (x0, y0, x1, y1), = regions
-        unclipped = 0 < x0 and x1 < 1 and 0 < y0 and y1 < 1
-        if unclipped:   # a square of 0.5 x the shorter side (48 px): 24 x 24 input pixels
-            assert abs((x1 - x0) * 48 - 24) < 1e-6 and abs((y1 - y0) * 64 - 24) < 1e-6
-    else:
-        w = regions[:, 2] - regions[:, 0]
-        assert np.all(w * 48 <= 12 + 1e-6)   # cells of 0.25 x 48 px
-    inside = np.zeros((64, 48), bool)
-    near = np.zeros((64, 48), bool)
-    for x0, y0, x1, y1 in regions:
-        X0, X1, Y0, Y1 = x0 * 48, x1 * 48, y0 * 64, y1 * 64
-        inside[int(np.ceil(Y0 + 1)):int(np.floor(Y1 - 1)), int(np.ceil(X0 + 1)):int(np.floor(X1 - 1))] = True
-        near[max(0, int(Y0) - 2):int(np.ceil(Y1)) + 2, max(0, int(X0) - 2):int(np.ceil(X1)) + 2] = True
+    regions = _regions(aid, idx=idx)
+    if mode == "cutout":   # official Cutout: radii radius_factor * (1 + U(0, 1)) * W per axis
+        assert len(regions.ellipses) == 2 and len(regions.rects) == 0
+        rx_px, ry_px = regions.ellipses[:, 2] * 48, regions.ellipses[:, 3] * 64
+        for r in (rx_px, ry_px):
+            assert np.all((r >= 0.2 * 48 - 1e-9) & (r <= 0.4 * 48 + 1e-9))
+    else:                  # cells of 0.25 x 48 = 12 input pixels, about half of them hidden
+        assert len(regions.ellipses) == 0 and 0 < len(regions.rects) < 4 * 6
+        w, h = (regions.rects[:, 2] - regions.rects[:, 0]) * 48, (regions.rects[:, 3] - regions.rects[:, 1]) * 64
+        assert np.allclose(w, 12) and np.allclose(h[regions.rects[:, 3] < 1], 12)
+    mask = regions.mask((48, 64))
+    # the crop interpolates the source image: edges blur over one source pixel
+    m = int(np.ceil(48 / float(plain["scale"][0]))) + 1
+    band = np.ones((2 * m + 1, 2 * m + 1), np.uint8)
+    inside = cv2.erode(mask.astype(np.uint8), band) > 0
+    near = cv2.dilate(mask.astype(np.uint8), band) > 0
     a, b = plain["image"].numpy(), dropped["image"].numpy()
-    # the crop's part beyond the source image is the warp's black border either way
-    import cv2
-    in_image = cv2.erode(np.any(a != 0, -1).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    # the crop's part beyond the source image stays the warp's black border
+    in_image = cv2.erode(np.any(a != 0, -1).astype(np.uint8), band) > 0
     inside &= in_image
     assert inside.sum() > 20
-    assert np.all(b[inside] == np.array(AID_FILL_BGR, np.uint8))      # dropped where said
+    assert np.all(b[inside] == np.array(FILL, np.uint8))          # dropped where said
     changed = np.any(a != b, axis=-1)
-    assert not np.any(changed & ~near)                                  # nowhere else
+    assert not np.any(changed & ~near)                              # and nowhere else
+    filled = np.all(b == np.array(FILL, np.uint8), -1)
+    area = (mask & in_image).sum()                                  # as large as said
+    assert inside.sum() <= (filled & in_image).sum() and (filled & in_image & ~near).sum() == 0
+    assert abs((filled & in_image).sum() - area) <= 0.25 * area, ((filled & in_image).sum(), area)
     # deterministic per (seed, epoch, index); another epoch draws another drop
-    (_, again), _ = _pair(aid)
+    (_, again), _ = _pair(aid, idx=idx)
     assert torch.equal(again["image"], dropped["image"])
-    (_, other), _ = _pair(aid, epoch=1)
+    (_, other), _ = _pair(aid, idx=idx, epoch=1)
     assert not torch.equal(other["image"], dropped["image"])
 
 
-def test_aid_off_changes_nothing_and_probability_and_errors():
+def test_aid_off_probability_defaults_and_errors():
     (plain, same), _ = _pair({"aid_prob": 0.0})
     assert torch.equal(plain["image"], same["image"])
     rng = np.random.default_rng(0)
     aug = TopDownAugment(aid_prob=0.3)
     hits = np.mean([len(aug.aid_regions(rng, 0.75)) > 0 for _ in range(2000)])
     assert abs(hits - 0.3) < 0.04
+    # the official defaults: one ellipse (radius factor 0.2); grids of 0/16/32/44 px of 192
+    d = TopDownAugment(aid_prob=1.0)
+    assert (d.aid_mode, d.aid_radius_factor, d.aid_num_patch, d.aid_hide_prob, d.aid_fill) == \
+        ("cutout", 0.2, 1, 0.5, (0, 0, 0))
+    assert np.allclose(np.array(AID_GRID_SIZES) * 192, [0, 16, 32, 44])
+    assert len(sample_aid_regions(rng, 0.75, "hide_and_seek", grid_sizes=[0.0])) == 0
     r = sample_aid_regions(np.random.default_rng(1), 0.75, "hide_and_seek", grid_sizes=[0.5],
                            hide_prob=1.0)
-    assert len(r) == 2 * 3   # 0.5 x 48 = 24 px cells: 2 columns, 3 rows (64 / 24, ceil)
-    for bad in ({"aid_prob": 2}, {"aid_mode": "mixup"}, {"aid_cutout_size": 0},
-                {"aid_grid_sizes": []}):
+    assert len(r) == 2 * 3 and r.mask((48, 64)).all()   # 24 px cells: 2 columns, 3 rows
+    for bad in ({"aid_prob": 2}, {"aid_mode": "mixup"}, {"aid_radius_factor": 0},
+                {"aid_grid_sizes": []}, {"aid_num_patch": 0}, {"aid_fill": [0]}):
         with pytest.raises(ValueError):
             TopDownAugment(**bad)
 
 
+# measured (seed 0, 120 steps, 64 images): plain 0.34 AP; AID cutout (prob 1) 0.24; AID
+# hide-and-seek 0.16 (dropping slows learning: AID trains longer); bone loss heatmap 0.34,
+# regression 0.28. Floors leave room for other platforms.
 def test_training_with_aid_learns(tmp_path):
-    aug = {"rot_factor": 20, "half_body_prob": 0.1, "aid_prob": 0.5, "aid_mode": "cutout",
-           "aid_cutout_size": 0.4}
+    aug = {"rot_factor": 20, "half_body_prob": 0.1, "aid_prob": 1.0, "aid_mode": "cutout"}
     trainer = Trainer(build_task(_topdown(tmp_path, augment=aug)), log=QUIET)
     before = trainer.evaluate()["AP"]
     result = trainer.fit()
     after = result["metrics"]["AP"]
-    assert after > before and after >= 0.03, (before, after)
+    assert after > before and after >= 0.08, (before, after)
 
 
 # ------------------------------------------------------------------------------ bone loss
@@ -163,4 +184,4 @@ def test_training_with_bone_loss_learns(tmp_path, kind):
     after = result["metrics"]["AP"]
     hist = result["history"]
     assert "loss_bone" in hist[-1] and hist[-1]["loss_bone"] < hist[0]["loss_bone"], hist
-    assert after > before and after >= 0.03, (before, after)
+    assert after > before and after >= 0.1, (before, after)

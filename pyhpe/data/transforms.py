@@ -10,7 +10,7 @@ one (UDP, Huang et al. 2020) onto the ``W - 1`` pixel-centre spacing
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from typing import NamedTuple, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -132,77 +132,117 @@ def half_body_center_scale(keypoints, visibility, upper_body, lower_body, aspect
     return center, np.array([w, h], np.float32) * padding
 
 
-#: the dropped pixels' value: the ImageNet mean (BGR uint8), i.e. 0 after normalisation
-AID_FILL_BGR = (104, 116, 124)
+#: AID's dropping modes (Huang et al. 2020, the official mmpose-based code's ``Cutout`` and
+#: ``HideAndSeek`` pipelines, applied to the affine crop before normalisation)
 AID_MODES = ("cutout", "hide_and_seek")
+#: the official hide-and-seek grid sizes (0, 16, 32, 44 input pixels of a 192-wide crop; the
+#: official draw ``randint(0, len - 1)`` never picks its listed 56) as fractions of the width
+AID_GRID_SIZES = (0.0, 16 / 192, 32 / 192, 44 / 192)
+
+
+class AIDRegions(NamedTuple):
+    """Dropped regions in fractions of the crop: ``ellipses`` ``(N, 4)`` as ``(cx, cy, rx,
+    ry)`` (centre and radii; x in fractions of the width W, y of the height H) and ``rects``
+    ``(M, 4)`` as ``(x0, y0, x1, y1)``."""
+    ellipses: np.ndarray
+    rects: np.ndarray
+
+    def __len__(self):
+        return len(self.ellipses) + len(self.rects)
+
+    def mask(self, size) -> np.ndarray:
+        """``(H, W)`` bool: the crop pixels (centres at integer coordinates) inside a region."""
+        W, H = int(size[0]), int(size[1])
+        ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
+        m = np.zeros((H, W), bool)
+        for cx, cy, rx, ry in self.ellipses:
+            m |= ((xs - cx * W) / (rx * W)) ** 2 + ((ys - cy * H) / (ry * H)) ** 2 <= 1
+        for x0, y0, x1, y1 in self.rects:
+            m |= (xs >= x0 * W) & (xs < x1 * W) & (ys >= y0 * H) & (ys < y1 * H)
+        return m
+
+
+NO_AID_REGIONS = AIDRegions(np.zeros((0, 4)), np.zeros((0, 4)))
 
 
 def sample_aid_regions(rng: np.random.Generator, aspect_ratio: float, mode: str = "cutout",
-                       cutout_size: float = 0.4, cutout_count: int = 1,
-                       grid_sizes: Sequence[float] = (0.125, 0.25, 0.375),
-                       hide_prob: float = 0.5) -> np.ndarray:
-    """AID's dropped regions ``(N, 4)`` as ``(x0, y0, x1, y1)`` fractions of the crop's
-    width / height (clipped to ``[0, 1]``).
+                       radius_factor: float = 0.2, num_patch: int = 1,
+                       grid_sizes: Sequence[float] = AID_GRID_SIZES,
+                       hide_prob: float = 0.5) -> AIDRegions:
+    """AID's dropped regions of one crop whose ``W / H`` is ``aspect_ratio``, as the official
+    code draws them.
 
-    ``cutout`` (DeVries & Taylor): ``cutout_count`` squares of side ``cutout_size`` times the
-    crop's shorter side, centred uniformly in the crop. ``hide_and_seek`` (Singh & Lee): a
-    grid of square cells of side ``g`` times the shorter side (``g`` drawn from
-    ``grid_sizes``), each hidden with probability ``hide_prob``.
-    ``aspect_ratio`` is the crop's ``W / H``."""
-    short_w = min(1.0, 1.0 / aspect_ratio)   # the shorter side in fractions of W
-    short_h = min(1.0, aspect_ratio)         # ... and of H
-    out = []
+    ``cutout``: ``num_patch`` ellipses, centre uniform over the crop, radii
+    ``radius_factor * (1 + u) * W`` with ``u ~ U(0, 1)`` drawn per axis. ``hide_and_seek``:
+    one grid size ``g`` (a fraction of W) drawn uniformly from ``grid_sizes`` (0: nothing
+    hidden), the crop tiled by ``g W`` squares from the top-left, each hidden with
+    probability ``hide_prob`` (the official code indexes rows by x, hiding only the top
+    ``W x W`` square: this hides the whole crop's grid)."""
     if mode == "cutout":
-        for _ in range(int(cutout_count)):
+        ell = []
+        for _ in range(int(num_patch)):
             cx, cy = rng.random(), rng.random()
-            hw, hh = 0.5 * cutout_size * short_w, 0.5 * cutout_size * short_h
-            out.append([cx - hw, cy - hh, cx + hw, cy + hh])
-    elif mode == "hide_and_seek":
+            r = radius_factor * (1 + rng.random(2))          # in units of W
+            ell.append([cx, cy, r[0], r[1] * aspect_ratio])  # ry as a fraction of H
+        return AIDRegions(np.asarray(ell, np.float64).reshape(-1, 4), np.zeros((0, 4)))
+    if mode == "hide_and_seek":
         g = float(grid_sizes[int(rng.integers(len(grid_sizes)))])
-        gw, gh = g * short_w, g * short_h
+        if g <= 0:
+            return NO_AID_REGIONS
+        gw, gh = g, g * aspect_ratio                         # the cell in fractions of W, H
         nx, ny = int(math.ceil(1.0 / gw - 1e-9)), int(math.ceil(1.0 / gh - 1e-9))
         hide = rng.random((ny, nx)) < hide_prob
-        for j, i in zip(*np.nonzero(hide)):
-            out.append([i * gw, j * gh, (i + 1) * gw, (j + 1) * gh])
-    else:
-        raise ValueError(f"TopDownAugment: unknown aid_mode {mode!r}; use one of {AID_MODES}")
-    r = np.clip(np.asarray(out, np.float64).reshape(-1, 4), 0.0, 1.0)
-    return r[(r[:, 2] > r[:, 0]) & (r[:, 3] > r[:, 1])]
+        rects = [[i * gw, j * gh, min(1.0, (i + 1) * gw), min(1.0, (j + 1) * gh)]
+                 for j, i in zip(*np.nonzero(hide))]
+        return AIDRegions(np.zeros((0, 4)), np.asarray(rects, np.float64).reshape(-1, 4))
+    raise ValueError(f"TopDownAugment: unknown aid_mode {mode!r}; use one of {AID_MODES}")
 
 
-def drop_crop_regions(image: np.ndarray, regions: np.ndarray, center, scale, rot: float,
-                      fill=AID_FILL_BGR) -> np.ndarray:
-    """Fill the crop-space ``regions`` (fractions, :func:`sample_aid_regions`) of the crop
-    ``(center, scale, rot)`` in the source ``image`` (a copy), so that the affine crop shows
-    them as axis-aligned rectangles of ``fill``; the keypoints are not touched."""
+def drop_crop_regions(image: np.ndarray, regions: AIDRegions, center, scale, rot: float,
+                      fill=(0, 0, 0)) -> np.ndarray:
+    """Fill the crop-space ``regions`` of the crop ``(center, scale, rot)`` in the source
+    ``image`` (a copy; the crop is a similarity transform of the image, so the regions map to
+    rotated ellipses / rectangles there) so that the affine crop shows them filled with
+    ``fill`` (the official code's 0) up to the interpolation of their edges. Keypoints are
+    not touched."""
     if len(regions) == 0:
         return image
     out = np.array(image, copy=True)
     sw, sh = float(scale[0]), float(scale[1])
-    inv = get_warp_matrix(center, scale, rot, (sw, sh), inverse=True)
+    inv = get_warp_matrix(center, scale, rot, (sw, sh), inverse=True)   # crop px at image scale
     shift = 4
-    for x0, y0, x1, y1 in regions:
-        corners = np.array([[x0 * sw, y0 * sh], [x1 * sw, y0 * sh], [x1 * sw, y1 * sh],
-                            [x0 * sw, y1 * sh]], np.float32)
-        pts = np.round(affine_points(corners, inv) * (1 << shift)).astype(np.int32)
-        cv2.fillConvexPoly(out, pts, fill if out.ndim == 3 else fill[0], lineType=cv2.LINE_8,
-                           shift=shift)
+    colour = tuple(int(v) for v in fill) if out.ndim == 3 else int(fill[0])
+    t = np.linspace(0, 2 * math.pi, 64, endpoint=False)
+    polys = [np.stack([(cx + rx * np.cos(t)) * sw, (cy + ry * np.sin(t)) * sh], -1)
+             for cx, cy, rx, ry in regions.ellipses]
+    # cells on the crop's edge reach past it, so that its edge pixels are dropped too
+    rects = [[x0 - (x0 <= 0) * 0.1, y0 - (y0 <= 0) * 0.1, x1 + (x1 >= 1) * 0.1,
+              y1 + (y1 >= 1) * 0.1] for x0, y0, x1, y1 in regions.rects]
+    polys += [np.array([[x0 * sw, y0 * sh], [x1 * sw, y0 * sh], [x1 * sw, y1 * sh],
+                        [x0 * sw, y1 * sh]]) for x0, y0, x1, y1 in rects]
+    for poly in polys:
+        pts = np.round(affine_points(poly.astype(np.float32), inv) * (1 << shift)).astype(np.int32)
+        cv2.fillConvexPoly(out, pts, colour, lineType=cv2.LINE_8, shift=shift)
     return out
 
 
 class TopDownAugment:
     """Random flip, half-body, scale and rotation for one instance (mmpose defaults), and
-    optionally AID (Huang et al. 2020, information dropping): with probability ``aid_prob``
-    the crop loses the regions of :func:`sample_aid_regions` (``aid_mode`` 'cutout' or
-    'hide_and_seek', ``aid_cutout_size`` / ``aid_cutout_count`` / ``aid_grid_sizes`` /
-    ``aid_hide_prob``), filled with the ImageNet mean. The drop is drawn after every other
-    augmentation from the same ``rng``, so turning it on changes nothing else, and the
-    keypoint annotations are never changed. AID needs a longer schedule (more epochs)."""
+    optionally AID (Huang et al. 2020, augmentation by information dropping): with
+    probability ``aid_prob`` the crop loses the regions of :func:`sample_aid_regions`
+    (``aid_mode`` 'cutout': ``aid_num_patch`` ellipses of radius factor
+    ``aid_radius_factor``; 'hide_and_seek': a grid of ``aid_grid_sizes`` cells, each hidden
+    with ``aid_hide_prob``), filled with ``aid_fill`` (BGR; the official code's 0). The
+    official settings are ``aid_prob=1`` with the defaults here. The drop is drawn after
+    every other augmentation from the same ``rng``, so turning it on changes nothing else,
+    and the keypoint annotations are never changed. AID trains for longer (the official
+    top-down recipe: 150 epochs at Adam lr 3e-3, steps at 100 and 140)."""
 
     def __init__(self, flip_prob=0.5, half_body_prob=0.3, half_body_min_total=8,
                  scale_factor=(0.75, 1.25), rot_factor=40.0, rot_prob=0.6, shift_factor=0.16,
-                 shift_prob=0.3, aid_prob=0.0, aid_mode="cutout", aid_cutout_size=0.4,
-                 aid_cutout_count=1, aid_grid_sizes=(0.125, 0.25, 0.375), aid_hide_prob=0.5):
+                 shift_prob=0.3, aid_prob=0.0, aid_mode="cutout", aid_radius_factor=0.2,
+                 aid_num_patch=1, aid_grid_sizes=AID_GRID_SIZES, aid_hide_prob=0.5,
+                 aid_fill=(0, 0, 0)):
         self.flip_prob, self.half_body_prob = flip_prob, half_body_prob
         self.half_body_min_total = half_body_min_total
         self.scale_factor, self.rot_factor, self.rot_prob = scale_factor, rot_factor, rot_prob
@@ -211,21 +251,29 @@ class TopDownAugment:
             raise ValueError(f"TopDownAugment: aid_prob must be in [0, 1], got {aid_prob}")
         if aid_mode not in AID_MODES:
             raise ValueError(f"TopDownAugment: unknown aid_mode {aid_mode!r}; use one of {AID_MODES}")
-        if not 0.0 < float(aid_cutout_size) <= 1.0:
-            raise ValueError(f"TopDownAugment: aid_cutout_size must be in (0, 1], got {aid_cutout_size}")
-        if not aid_grid_sizes or any(not 0.0 < float(g) <= 1.0 for g in aid_grid_sizes):
-            raise ValueError(f"TopDownAugment: aid_grid_sizes must be in (0, 1], got {aid_grid_sizes}")
+        if not float(aid_radius_factor) > 0:
+            raise ValueError(f"TopDownAugment: aid_radius_factor must be > 0, got {aid_radius_factor}")
+        if int(aid_num_patch) < 1:
+            raise ValueError(f"TopDownAugment: aid_num_patch must be >= 1, got {aid_num_patch}")
+        if not aid_grid_sizes or any(not 0.0 <= float(g) <= 1.0 for g in aid_grid_sizes):
+            raise ValueError(f"TopDownAugment: aid_grid_sizes must be fractions of the crop "
+                             f"width in [0, 1], got {aid_grid_sizes}")
+        if not 0.0 <= float(aid_hide_prob) <= 1.0:
+            raise ValueError(f"TopDownAugment: aid_hide_prob must be in [0, 1], got {aid_hide_prob}")
+        if len(aid_fill) != 3:
+            raise ValueError(f"TopDownAugment: aid_fill must be 3 BGR values, got {aid_fill}")
         self.aid_prob, self.aid_mode = float(aid_prob), aid_mode
-        self.aid_cutout_size, self.aid_cutout_count = float(aid_cutout_size), int(aid_cutout_count)
+        self.aid_radius_factor, self.aid_num_patch = float(aid_radius_factor), int(aid_num_patch)
         self.aid_grid_sizes = tuple(float(g) for g in aid_grid_sizes)
         self.aid_hide_prob = float(aid_hide_prob)
+        self.aid_fill = tuple(int(v) for v in aid_fill)
 
-    def aid_regions(self, rng, aspect_ratio) -> np.ndarray:
-        """The AID draw (after the geometric ones): ``(N, 4)`` crop fractions, maybe empty."""
+    def aid_regions(self, rng, aspect_ratio) -> AIDRegions:
+        """The AID draw (after the geometric ones): the crop's dropped regions, maybe none."""
         if self.aid_prob <= 0 or rng.random() >= self.aid_prob:
-            return np.zeros((0, 4))
-        return sample_aid_regions(rng, aspect_ratio, self.aid_mode, self.aid_cutout_size,
-                                  self.aid_cutout_count, self.aid_grid_sizes, self.aid_hide_prob)
+            return NO_AID_REGIONS
+        return sample_aid_regions(rng, aspect_ratio, self.aid_mode, self.aid_radius_factor,
+                                  self.aid_num_patch, self.aid_grid_sizes, self.aid_hide_prob)
 
     def __call__(self, rng, image, keypoints, visibility, center, scale, kset, aspect_ratio):
         rot = 0.0
@@ -247,5 +295,6 @@ class TopDownAugment:
             rot = float(np.clip(rng.normal() * self.rot_factor, -2 * self.rot_factor, 2 * self.rot_factor))
         if self.aid_prob > 0:
             regions = self.aid_regions(rng, aspect_ratio)
-            image = drop_crop_regions(np.ascontiguousarray(image), regions, center, scale, rot)
+            image = drop_crop_regions(np.ascontiguousarray(image), regions, center, scale, rot,
+                                      self.aid_fill)
         return np.ascontiguousarray(image), keypoints, visibility, center, scale, rot

@@ -164,7 +164,7 @@ def test_bone_loss_zero_positive_and_gradcheck():
     maps = torch.randn(1, 4, 4, 4, dtype=torch.float64, requires_grad=True)
     gt = torch.rand(1, 4, 2, dtype=torch.float64)
     tg = {"keypoints_frac": gt, "keypoint_weights": torch.ones(1, 4, dtype=torch.float64)}
-    assert torch.autograd.gradcheck(lambda m: head.bone_loss(m, tg), (maps,))
+    assert torch.autograd.gradcheck(lambda m: head.limb_loss(m, tg), (maps,))
 
 
 @pytest.mark.parametrize("kind", ["heatmap", "regression"])
@@ -178,10 +178,51 @@ def test_training_with_bone_loss_learns(tmp_path, kind):
         cfg["codec"] = {"name": "regression"}
     task = build_task(cfg)
     trainer = Trainer(task, log=QUIET)
-    assert task.build_model().head.bone_weight > 0
+    assert task.build_model().head.limb_weight > 0
     before = trainer.evaluate()["AP"]
     result = trainer.fit()
     after = result["metrics"]["AP"]
     hist = result["history"]
     assert "loss_bone" in hist[-1] and hist[-1]["loss_bone"] < hist[0]["loss_bone"], hist
     assert after > before and after >= 0.1, (before, after)
+
+
+@pytest.mark.parametrize("kind", ["msra", "udp", "integral", "simcc", "regression"])
+def test_bone_loss_on_every_topdown_head(tmp_path, kind):
+    """``model.bone_weight`` reaches every head kind: one batch gives a finite positive
+    ``loss_bone`` with gradients into the network; bone_weight 0 adds nothing."""
+    codecs = {"msra": {"name": "msra", "heatmap_size": [12, 16], "sigma": 1.0},
+              "udp": {"name": "udp", "heatmap_size": [12, 16], "sigma": 1.0},
+              "integral": {"name": "integral", "heatmap_size": [12, 16], "method": "ipr"},
+              "simcc": {"name": "simcc", "sigma": [2.0, 2.0]},
+              "regression": {"name": "regression"}}
+    models = {"simcc": {"name": "rtmpose", "config": "tiny", "widths": [16, 32, 48, 64],
+                        "stem_channels": 16},
+              "regression": {"name": "deeppose", "config": "tiny", "num_stages": 1}}
+    model = dict(models.get(kind, {"name": "simple_baseline", "config": "tiny"}), bone_weight=0.5)
+    cfg = _topdown(tmp_path, model=model)
+    cfg["codec"] = codecs[kind]
+    task = build_task(cfg)
+    net = task.build_model()
+    assert net.head.limbs == [tuple(b) for b in task.kset.skeleton]
+    batch = task.collate([task.train_dataset()[i] for i in range(4)])
+    inputs, targets = task.prepare(batch, "cpu")
+    losses = net(inputs, targets)
+    assert "loss_bone" in losses and torch.isfinite(losses["loss_bone"]) and losses["loss_bone"] > 0
+    losses["loss_bone"].backward()
+    grads = [p.grad for p in net.head.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
+    cfg["model"] = dict(model, bone_weight=0.0)
+    task0 = build_task(cfg)
+    net0 = task0.build_model()
+    assert "loss_bone" not in net0(*task0.prepare(batch, "cpu"))
+
+
+def test_bone_loss_config_errors(tmp_path):
+    from pyhpe.engine import ConfigError
+    with pytest.raises(ConfigError, match="bone_weight must be >= 0"):
+        build_task(_topdown(tmp_path, model={"name": "simple_baseline", "config": "tiny",
+                                             "bone_weight": -1})).build_model()
+    net = build_task(_topdown(tmp_path, model={"name": "simple_baseline", "config": "tiny",
+                                               "bone_weight": 1, "bones": [[0, 1]]})).build_model()
+    assert net.head.limbs == [(0, 1)]

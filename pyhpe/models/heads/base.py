@@ -28,15 +28,16 @@ class BaseHead(nn.Module):
     ``joint_weights`` (K,) (e.g. ``KeypointSet.joint_weights``) multiply the codec's
     ``keypoint_weights`` inside the loss.
 
-    Bone loss (every head, one place): after :meth:`set_bone_loss` with a positive weight,
-    every subclass's ``loss`` also returns ``loss_bone = bone_weight *``
+    Bone loss (every head, one place; attributes ``limb_*`` so that heads keep their own
+    ``bone_*``): after :meth:`set_bone_loss` with a positive weight,
+    every subclass's ``loss`` also returns ``loss_bone = limb_weight *``
     :func:`~pyhpe.models.heads.losses.bone_vector_loss` between the predicted and the
-    ground-truth limb vectors, in fractions of the input (:meth:`bone_coords`).
+    ground-truth limb vectors, in fractions of the input (:meth:`limb_coords`).
     """
 
-    bone_weight: float = 0.0
-    bones = None
-    bone_beta: float = 10.0
+    limb_weight: float = 0.0     # the 2-D bone loss (set_bone_loss); 0: off
+    limbs = None
+    limb_beta: float = 10.0
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -46,14 +47,16 @@ class BaseHead(nn.Module):
 
         @functools.wraps(orig)
         def loss(self, outputs, targets, *args, **kw):
-            if not self.bone_weight or getattr(self, "_in_loss", False):
+            if not self.limb_weight or getattr(self, "_in_loss", False):
                 return orig(self, outputs, targets, *args, **kw)
             self._in_loss = True
             try:
                 losses = dict(orig(self, outputs, targets, *args, **kw))
             finally:
                 self._in_loss = False
-            losses["loss_bone"] = self.bone_loss(outputs, targets)
+            if "loss_bone" in losses:
+                raise RuntimeError(f"{type(self).__name__}: its loss already has 'loss_bone'")
+            losses["loss_bone"] = self.limb_loss(outputs, targets)
             return losses
 
         cls.loss = loss
@@ -89,14 +92,14 @@ class BaseHead(nn.Module):
             raise ValueError(f"{type(self).__name__}: bone_weight must be >= 0, got {weight}")
         if weight and not bones:
             raise ValueError(f"{type(self).__name__}: the bone loss needs 'bones'")
-        self.bone_weight = weight
-        self.bones = None if bones is None else [tuple(int(i) for i in b) for b in bones]
-        self.bone_beta = float(beta)
+        self.limb_weight = weight
+        self.limbs = None if bones is None else [tuple(int(i) for i in b) for b in bones]
+        self.limb_beta = float(beta)
 
-    def bone_coords(self, outputs, num_keypoints: int) -> Tensor:
+    def limb_coords(self, outputs, num_keypoints: int) -> Tensor:
         """Differentiable ``(B, K, 2)`` keypoints in fractions of the input from the final
         outputs: ``(B, K, 2)`` coordinates as they are (regression heads predict fractions);
-        ``(B, K, H, W)`` maps through :func:`pyhpe.ops.soft_argmax` (``beta=bone_beta``),
+        ``(B, K, H, W)`` maps through :func:`pyhpe.ops.soft_argmax` (``beta=limb_beta``),
         ``(x + 0.5) / W`` (integral heads decode with their codec's ``decode_logits``); a pair of ``(B, K, L)`` 1-D logits (SimCC) by the expectation of
         their softmax, ``(x + 0.5) / L``. Subclasses may override (integral heads)."""
         from ...ops import soft_argmax
@@ -109,7 +112,7 @@ class BaseHead(nn.Module):
             if hasattr(self.codec, "decode_logits"):      # integral heads: their coordinates
                 xy = self.codec.decode_logits(maps)
             else:
-                xy = soft_argmax(maps, beta=self.bone_beta)
+                xy = soft_argmax(maps, beta=self.limb_beta)
             size = torch.tensor([w, h], dtype=xy.dtype, device=xy.device)
             return (xy + 0.5) / size
         if isinstance(out, (tuple, list)) and len(out) == 2 and all(
@@ -118,15 +121,15 @@ class BaseHead(nn.Module):
             for t in out:
                 t = t[:, :num_keypoints]
                 L = t.shape[-1]
-                p = torch.softmax(t * self.bone_beta, dim=-1)
+                p = torch.softmax(t * self.limb_beta, dim=-1)
                 grid = torch.arange(L, dtype=p.dtype, device=p.device)
                 coords.append(((p * grid).sum(-1) + 0.5) / L)
             return torch.stack(coords, -1)
         raise TypeError(f"{type(self).__name__}: the bone loss cannot decode outputs of type "
-                        f"{type(out).__name__}; override bone_coords")
+                        f"{type(out).__name__}; override limb_coords")
 
-    def bone_loss(self, outputs, targets: Dict[str, Tensor]) -> Tensor:
-        """``bone_weight`` times the L1 limb-vector loss (fractions of the input). The ground
+    def limb_loss(self, outputs, targets: Dict[str, Tensor]) -> Tensor:
+        """``limb_weight`` times the L1 limb-vector loss (fractions of the input). The ground
         truth is ``targets['keypoints_frac']`` (``(B, K, 2)`` keypoints / input size, which
         the top-down task adds when the bone loss is on), else ``keypoint_labels`` of a
         regression codec."""
@@ -138,8 +141,8 @@ class BaseHead(nn.Module):
             gt = targets["keypoint_labels"]
         else:
             raise KeyError(f"{type(self).__name__}: the bone loss needs targets['keypoints_frac']")
-        pred = self.bone_coords(outputs, gt.shape[1])
-        return self.bone_weight * bone_vector_loss(pred, gt.to(pred.dtype), self.bones, w)
+        pred = self.limb_coords(outputs, gt.shape[1])
+        return self.limb_weight * bone_vector_loss(pred, gt.to(pred.dtype), self.limbs, w)
 
     def final_outputs(self, outputs):
         """What prediction decodes: the last stage of a multi-stage head."""

@@ -15,7 +15,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .base import Codec, as_size, check_flip_index, keypoints_and_visibility
+from .base import Codec, as_size, keypoints_and_visibility
 
 #: A mean upright COCO-17 pose in a unit box (x right, y down): the default for choosing each
 #: keypoint's nearest neighbours (PIPNet computes them from the training set's mean shape).

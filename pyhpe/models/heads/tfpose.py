@@ -5,8 +5,8 @@ with fixed 2-D sine positions; a DETR-style transformer (post-norm encoder over 
 decoder over K learnt keypoint queries) regresses every keypoint's normalised ``(x, y)``
 directly. Every decoder layer predicts (the decoder's shared final norm and a shared 3-layer
 MLP); with ``refine`` each layer refines the previous layer's estimate in inverse-sigmoid
-space (the first from a reference point learnt per query), as the paper's layer-by-layer
-refinement. The loss sums the L1 losses of every layer (``loss_kpt`` the last,
+space (the first from a reference point learnt per query; Deformable-DETR style),
+``refine=False`` predicts each layer's coordinates independently. The loss sums the L1 losses of every layer (``loss_kpt`` the last,
 ``loss_kpt_d<i>`` the earlier ones); prediction decodes the last layer.
 
 Optional auxiliary heatmap branch (``aux_heatmap_weight > 0``, as the paper trains): a 1x1
@@ -21,7 +21,6 @@ from typing import Dict, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from ... import ops

@@ -187,3 +187,30 @@ def test_learns_through_the_topdown_task(tmp_path, kind):
     assert after > before and after >= floor, (before, after)
     curve = [p["loss"] for p in result["loss_log"]]
     assert sum(curve[-3:]) < 0.8 * sum(curve[:3]), curve
+
+
+def test_pipnet_decode_is_onnx_exportable(tmp_path):
+    """The decode is plain torch (gathers and a constant vote matrix): ONNX Runtime reproduces
+    it (pyhpe.apis.export can use it as a CodecDecoder)."""
+    ort = pytest.importorskip("onnxruntime")
+    from pyhpe.apis.export import CodecDecoder
+    c = PIPNetLabel((48, 64), (6, 8), num_nb=4)
+    g = torch.Generator().manual_seed(3)
+    outs = tuple(torch.randn(2, n, 8, 6, generator=g) for n in (17, 17, 17, 68, 68))
+
+    class Dec(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dec = CodecDecoder(c)
+
+        def forward(self, *a):
+            return tuple(self.dec(PIPNetOutputs(*a)))
+
+    names = [f"in{i}" for i in range(5)]
+    torch.onnx.export(Dec(), outs, str(tmp_path / "d.onnx"), input_names=names,
+                      opset_version=17, dynamo=False)
+    sess = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {n: o.numpy() for n, o in zip(names, outs)})
+    ref = c.decode(outs)
+    assert torch.allclose(torch.from_numpy(got[0]), ref[0], atol=1e-4)
+    assert torch.allclose(torch.from_numpy(got[1]), ref[1], atol=1e-6)

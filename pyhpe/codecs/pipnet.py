@@ -89,6 +89,14 @@ class PIPNetLabel(Codec):
     def num_keypoints(self) -> int:
         return self.neighbors.shape[0]
 
+    def vote_matrix(self) -> Tensor:
+        """``(K*C, K)``: row ``k*C + c`` is one-hot at ``neighbors[k, c]`` (the keypoint that
+        keypoint k's c-th neighbour prediction votes for)."""
+        k, c = self.neighbors.shape
+        m = torch.zeros(k * c, k)
+        m[torch.arange(k * c), self.neighbors.reshape(-1)] = 1.0
+        return m
+
     def _stride(self, device) -> Tensor:
         return (torch.tensor(self.input_size, dtype=torch.float32, device=device)
                 / torch.tensor(self.heatmap_size, dtype=torch.float32, device=device))
@@ -137,13 +145,11 @@ class PIPNetLabel(Codec):
 
         own = cell + torch.stack([at(off_x, 1)[..., 0], at(off_y, 1)[..., 0]], -1)
         votes = cell.unsqueeze(2) + torch.stack([at(nb_x, c), at(nb_y, c)], -1)   # (B, K, C, 2)
-        # keypoint j's estimate: its own and every vote for it (merge of the official code)
-        nb = self.neighbors.to(scores.device).reshape(-1)
-        total = own.clone()
-        count = torch.ones(b, k, 1, device=scores.device)
-        total.index_add_(1, nb, votes.reshape(b, k * c, 2))
-        count.index_add_(1, nb, torch.ones(b, k * c, 1, device=scores.device))
-        coords = total / count * self._stride(scores.device)
+        # keypoint j's estimate: the mean of its own and every vote for it (the official merge)
+        vote = self.vote_matrix().to(scores.device)                        # (K*C, K)
+        total = own + torch.einsum("bnd,nk->bkd", votes.reshape(b, k * c, 2), vote)
+        count = 1 + vote.sum(0)
+        coords = total / count.view(1, k, 1) * self._stride(scores.device)
         conf = best.sigmoid() if self.score == "sigmoid" else best.clamp(0, 1)
         return coords, conf
 

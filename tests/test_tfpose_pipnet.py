@@ -102,11 +102,15 @@ def test_tfpose_head_every_layer_and_aux_heatmaps():
     sum(losses.values()).backward()
     assert m.head.query_pos.weight.grad.abs().sum() > 0
     m.eval()
-    assert m(x).heatmaps is None
     k, s = m.predict(x, flip_test=True, flip_index=list(range(17)))
     assert k.shape == (2, 17, 2) and s.shape == (2, 17)
     k1, _ = m.head.predict(m(x))
     assert torch.allclose(k1, m(x).coords[-1] * torch.tensor([48.0, 64.0]))
+    # without the auxiliary branch the head returns the (L, B, K, 2) coordinates
+    plain = build_model("tfpose", "tiny").eval()
+    assert plain(x).shape == (2, 2, 17, 2) and set(plain(x, t)) == {"loss_kpt", "loss_kpt_d0"}
+    a = build_model("tfpose", "tiny", refine=False)     # independent layers start at the centre
+    assert a(x).shape == (2, 2, 17, 2) and torch.allclose(a(x)[0], torch.full((2, 17, 2), 0.5))
 
 
 def test_pipnet_head_loss_is_zero_at_the_targets():

@@ -30,8 +30,8 @@ from .losses import coordinate_loss, keypoint_mse_loss
 
 
 class TFPoseOutputs(NamedTuple):
-    """``coords``: ``(L, B, K, 2)`` normalised keypoints of every decoder layer;
-    ``heatmaps``: ``(B, K, h, w)`` auxiliary heatmaps, or None."""
+    """With the auxiliary branch: ``coords`` ``(L, B, K, 2)`` normalised keypoints of every
+    decoder layer and ``heatmaps`` ``(B, K, h, w)`` (without it the head returns ``coords``)."""
     coords: Tensor
     heatmaps: Optional[Tensor] = None
 
@@ -95,7 +95,8 @@ def _inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
 class TFPoseHead(BaseHead):
     """Input projection + transformer encoder/decoder + per-layer coordinate MLP.
 
-    ``forward(feats (B, C, h, w)) -> TFPoseOutputs`` (``coords`` of every decoder layer);
+    ``forward(feats (B, C, h, w))`` -> ``(L, B, K, 2)`` coordinates of every decoder layer
+    (:class:`TFPoseOutputs` with the auxiliary heatmaps when ``aux_heatmap_weight > 0``);
     loss: L1 (``loss``='l1' | 'smooth_l1' | 'mse') of every layer, summed, plus
     ``aux_heatmap_weight`` x the auxiliary heatmap MSE; predict: the last layer, through the
     :class:`RegressionLabel` codec."""
@@ -159,13 +160,13 @@ class TFPoseHead(BaseHead):
                 ref = ref.detach()
             else:
                 coords.append(delta.sigmoid())
-        heatmaps = None
-        if self.aux_head is not None and self.training:
-            heatmaps = self.aux_head(memory.transpose(1, 2).reshape(b, d, h, w))
-        return TFPoseOutputs(torch.stack(coords), heatmaps)
+        coords = torch.stack(coords)
+        if self.aux_head is None:
+            return coords
+        return TFPoseOutputs(coords, self.aux_head(memory.transpose(1, 2).reshape(b, d, h, w)))
 
     def final_outputs(self, outputs) -> Tensor:
-        return outputs.coords[-1] if isinstance(outputs, TFPoseOutputs) else outputs
+        return (outputs.coords if isinstance(outputs, TFPoseOutputs) else outputs)[-1]
 
     def aux_targets(self, targets: Dict[str, Tensor], size) -> Tensor:
         """Unit-peak Gaussians at the keypoints on the ``size`` = (w, h) map grid (normalised
@@ -178,9 +179,11 @@ class TFPoseHead(BaseHead):
                                       sigma=self.aux_sigma)
         return hm
 
-    def loss(self, outputs: TFPoseOutputs, targets: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    def loss(self, outputs, targets: Dict[str, Tensor]) -> Dict[str, Tensor]:
         weights = self.keypoint_weights(targets)
         labels = targets["keypoint_labels"]
+        if not isinstance(outputs, TFPoseOutputs):
+            outputs = TFPoseOutputs(outputs)
         n = outputs.coords.shape[0]
         losses = {}
         for i, c in enumerate(outputs.coords):

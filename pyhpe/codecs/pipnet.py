@@ -28,7 +28,7 @@ COCO17_MEAN_POSE = [
 def nearest_neighbors(mean_pose, num_nb: int) -> Tensor:
     """``(K, C)`` indices of each keypoint's ``num_nb`` nearest other keypoints in
     ``mean_pose`` (K, 2) (official ``get_meanface``: sorted by distance, self excluded)."""
-    mp = torch.as_tensor(mean_pose, dtype=torch.float64).reshape(-1, 2)
+    mp = torch.as_tensor(mean_pose, dtype=torch.float64, device="cpu").reshape(-1, 2)
     k = mp.shape[0]
     if not 1 <= num_nb < k:
         raise ValueError(f"PIPNetLabel: 'num_nb' must be in [1, {k - 1}] for {k} keypoints, "
@@ -69,7 +69,7 @@ class PIPNetLabel(Codec):
         self.score = score
         self.mean_pose = None if mean_pose is None else [[float(v) for v in p] for p in mean_pose]
         if neighbors is not None:
-            nb = torch.as_tensor(neighbors, dtype=torch.long)
+            nb = torch.as_tensor(neighbors, dtype=torch.long, device="cpu")
             if nb.dim() != 2 or nb.numel() == 0:
                 raise ValueError("PIPNetLabel: 'neighbors' must be a (K, C) list of lists")
             self.neighbors = nb
@@ -82,7 +82,7 @@ class PIPNetLabel(Codec):
             self._explicit = False
         k = self.neighbors.shape[0]
         if int(self.neighbors.min()) < 0 or int(self.neighbors.max()) >= k or \
-                bool((self.neighbors == torch.arange(k)[:, None]).any()):
+                bool((self.neighbors == torch.arange(k, device="cpu")[:, None]).any()):
             raise ValueError("PIPNetLabel: 'neighbors' must index other keypoints in [0, K)")
 
     @property
@@ -93,8 +93,8 @@ class PIPNetLabel(Codec):
         """``(K*C, K)``: row ``k*C + c`` is one-hot at ``neighbors[k, c]`` (the keypoint that
         keypoint k's c-th neighbour prediction votes for)."""
         k, c = self.neighbors.shape
-        m = torch.zeros(k * c, k)
-        m[torch.arange(k * c), self.neighbors.reshape(-1)] = 1.0
+        m = torch.zeros(k * c, k, device="cpu")
+        m[torch.arange(k * c, device="cpu"), self.neighbors.reshape(-1)] = 1.0
         return m
 
     def _stride(self, device) -> Tensor:

@@ -11,12 +11,14 @@ from .base import Codec
 from .heatmap import MSRAHeatmap, UDPHeatmap, UnbiasedHeatmap
 from .lift3d import Lift3DCodec
 from .paf import PAFCodec, PAFOutputs
+from .pipnet import PIPNetLabel
 from .regression import IntegralRegressionLabel, RegressionLabel
 from .simcc import SimCCLabel
 
 CODECS: Dict[str, type] = {cls.name: cls for cls in (
     MSRAHeatmap, UnbiasedHeatmap, UDPHeatmap, SimCCLabel, RegressionLabel,
     IntegralRegressionLabel, PAFCodec, Lift3DCodec)}
+CODECS[PIPNetLabel.name] = PIPNetLabel
 
 
 def list_codecs() -> List[str]:

@@ -21,6 +21,7 @@ from .hrnet import HRNet
 from .lifter import LifterBackbone
 from .litepose import LitePose
 from .openpose import OpenPoseBackbone
+from . import pipnet, tfpose  # noqa: E402
 from .pose_model import PoseModel
 from .tokenpose import TokenHeatmapHead, TokenPoseBackbone
 from .vitpose import ViT
@@ -37,6 +38,7 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "litepose": (litepose.build, litepose.CONFIGS),
     "openpose": (openpose.build, openpose.CONFIGS),
     "simple_baseline_3d": (lifter.build, lifter.CONFIGS),
+    "tfpose": (tfpose.build, tfpose.CONFIGS), "pipnet": (pipnet.build, pipnet.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

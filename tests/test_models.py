@@ -28,6 +28,8 @@ EXPECTED = {
     "litepose": (2, 17, 16, 12),
     "openpose": [[(2, 18, 8, 6), (2, 32, 8, 6)]] * 2,
     "simple_baseline_3d": (2, 17, 3),
+    "tfpose": (2, 2, 17, 2),
+    "pipnet": [(2, 17, 8, 6)] * 3 + [(2, 68, 8, 6)] * 2,
 }
 FLIP = COCO17.flip_index()
 
@@ -321,7 +323,7 @@ UNPUBLISHED = [("cpm", "paper", 28.283), ("deeppose", "paper", 23.578), ("rtmpos
                ("hourglass", "hg2", 6.555), ("vitpose", "small", 24.290),
                # LitePose-XS's backbone and fusion deconvolutions (official search-XS: 1.68 M
                # with the final layers pyhpe's heatmap head replaces)
-               ("litepose", "xs", 1.657)]
+               ("litepose", "xs", 1.657), ("tfpose", "paper", 35.229), ("pipnet", "paper", 11.272)]
 
 
 @pytest.mark.parametrize("name,config,kw,published,source", PUBLISHED,

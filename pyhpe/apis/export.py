@@ -271,6 +271,7 @@ def torch_decoder(codec) -> nn.Module:
     from ..codecs.heatmap import MSRAHeatmap
     from ..codecs.lift3d import Lift3DCodec
     from ..codecs.paf import PAFCodec
+    from ..codecs.pipnet import PIPNetLabel
     from ..codecs.regression import IntegralRegressionLabel, RegressionLabel
     from ..codecs.simcc import SimCCLabel
     if isinstance(codec, MSRAHeatmap):
@@ -281,7 +282,7 @@ def torch_decoder(codec) -> nn.Module:
         return IntegralDecoder(codec)
     if isinstance(codec, RegressionLabel):
         return RegressionDecoder(codec)
-    if isinstance(codec, Lift3DCodec):
+    if isinstance(codec, (Lift3DCodec, PIPNetLabel)):
         return CodecDecoder(codec)
     if isinstance(codec, PAFCodec):
         raise NotImplementedError(

@@ -1,5 +1,6 @@
-"""PyraNet (Pyramid Residual Modules): shapes, variants, the paper's parameter count, the
-multi-branch initialisation and learning through the top-down task."""
+"""PyraNet (Pyramid Residual Modules) and Multi-Context Attention: shapes, variants, the
+parameter counts, the multi-branch initialisation, the attention and learning through the
+top-down task."""
 import json
 import os
 
@@ -8,6 +9,7 @@ import torch
 
 from pyhpe.engine import Trainer
 from pyhpe.models import MODELS, build_model
+from pyhpe.models.mca import HRU, CRFAttention, MultiContextAttention
 from pyhpe.models.pyranet import PRM, PyraNet, _ratios, multi_branch_init
 from pyhpe.tasks import build_task
 
@@ -61,9 +63,39 @@ def test_paper_param_counts(name, config, paper_m):
     assert abs(n - paper_m) / paper_m < 0.02, n
 
 
-def test_pyranet_config_file_builds():
-    cfg = json.load(open(os.path.join(ROOT, "configs", "topdown_pyranet_synthetic.json")))
-    assert build_task(cfg).build_model().backbone.__class__ is PyraNet
+# No published parameter count for the 8-stack multi-context attention network: the count
+# of this implementation (16 joints) is pinned against accidental changes.
+def test_mca_param_count_pinned():
+    n = _n(build_model("mca", "paper", num_keypoints=16)) / 1e6
+    assert n == pytest.approx(38.696, abs=0.01), n
+
+
+@pytest.mark.parametrize("name,cls", [("pyranet", PyraNet), ("mca", MultiContextAttention)])
+def test_config_files_build(name, cls):
+    cfg = json.load(open(os.path.join(ROOT, "configs", f"topdown_{name}_synthetic.json")))
+    assert build_task(cfg).build_model().backbone.__class__ is cls
+
+
+def test_mca_stacks_attention_and_hru():
+    torch.manual_seed(0)
+    model = build_model("mca", "tiny", num_keypoints=5, num_stacks=4)
+    bb = model.backbone
+    assert len(bb.holistic) == 2 and len(bb.parts) == 2 and len(bb.parts[0]) == 5
+    outs = bb(torch.randn(2, 3, 64, 48))
+    assert [tuple(o.shape) for o in outs] == [(2, 5, 16, 12)] * 4
+    hru = HRU(8, 8)
+    assert hru(torch.randn(1, 8, 7, 5)).shape == (1, 8, 7, 5)
+    att = CRFAttention(8, iters=3, kernel=3, resolutions=2)
+    f, half = torch.randn(2, 8, 8, 6), torch.randn(2, 8, 4, 3)
+    out, q = att([f, half])
+    assert q.shape == (2, 1, 8, 6) and (q > 0).all() and (q < 1).all()
+    assert torch.allclose(out, f * q)
+    # mean-field: with a zero pairwise kernel the refined map is the unary's sigmoid
+    nn_init = torch.nn.init
+    nn_init.zeros_(att.pairwise.weight), nn_init.zeros_(att.pairwise.bias)
+    u = att.unary[0](f) + torch.nn.functional.interpolate(att.unary[1](half), size=(8, 6),
+                                                          mode="bilinear", align_corners=False)
+    assert torch.allclose(att.attention([f, half]), torch.sigmoid(u), atol=1e-6)
 
 
 def _topdown(out_dir, model, steps, lr):
@@ -77,7 +109,7 @@ def _topdown(out_dir, model, steps, lr):
                       "log_every": 5, "device": "cpu", "out_dir": str(out_dir)}}
 
 
-@pytest.mark.parametrize("name,steps,lr,floor", [("pyranet", 120, 4e-3, 0.2)])
+@pytest.mark.parametrize("name,steps,lr,floor", [("pyranet", 120, 4e-3, 0.2), ("mca", 120, 4e-3, 0.25)])
 def test_learns(tmp_path, name, steps, lr, floor):
     torch.set_num_threads(1)
     task = build_task(_topdown(tmp_path, {"name": name, "config": "tiny"}, steps, lr))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from ..codecs import Codec
-from . import (cpm, deeppose, hourglass, hrnet, lifter, litepose, openpose, pyranet, rtmpose, simple_baseline,
+from . import (cpm, deeppose, hourglass, hrnet, lifter, litepose, mca, openpose, pyranet, rtmpose, simple_baseline,
                tokenpose, vitpose)
 from .common import BasicBlock, Bottleneck, ResNet
 from .cpm import CPM
@@ -38,6 +38,7 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "openpose": (openpose.build, openpose.CONFIGS),
     "simple_baseline_3d": (lifter.build, lifter.CONFIGS),
     "pyranet": (pyranet.build, pyranet.CONFIGS),
+    "mca": (mca.build, mca.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

@@ -67,7 +67,7 @@ def test_paper_param_counts(name, config, paper_m):
 # of this implementation (16 joints) is pinned against accidental changes.
 def test_mca_param_count_pinned():
     n = _n(build_model("mca", "paper", num_keypoints=16)) / 1e6
-    assert n == pytest.approx(38.696, abs=0.01), n
+    assert n == pytest.approx(38.765, abs=0.01), n
 
 
 @pytest.mark.parametrize("name,cls", [("pyranet", PyraNet), ("mca", MultiContextAttention)])
@@ -92,6 +92,7 @@ def test_mca_stacks_attention_and_hru():
     assert torch.allclose(out, f * q)
     # mean-field: with a zero pairwise kernel the refined map is the unary's sigmoid
     nn_init = torch.nn.init
+    att.eval()
     nn_init.zeros_(att.pairwise.weight), nn_init.zeros_(att.pairwise.bias)
     u = att.unary[0](f) + torch.nn.functional.interpolate(att.unary[1](half), size=(8, 6),
                                                           mode="bilinear", align_corners=False)

@@ -4,7 +4,7 @@ Estimation"): a stacked hourglass built of Hourglass Residual Units with attenti
 * **HRU** (hourglass residual unit): identity + the pre-activation bottleneck + a side
   micro-hourglass branch (max pooling, two 3x3 convolutions, a 1x1 projection, upsampling
   back), the three summed. The hourglasses use HRUs on their skip branches at depth >= 2.
-* **Attention with CRF-style mean-field iterations**: ``U = conv3x3(f) -> 1 map``; the
+* **Attention with CRF-style mean-field iterations**: ``U = conv3x3(BN(f)) -> 1 map``; the
   attention is refined ``Q_1 = sigmoid(U)``, ``Q_t = sigmoid(U + k * Q_{t-1})`` with one
   spatial kernel ``k`` shared by the iterations (3 iterations); the features are
   re-weighted ``f * Q`` (the map broadcast over channels).
@@ -58,7 +58,8 @@ class CRFAttention(nn.Module):
 
     def __init__(self, ch, iters=3, kernel=1, resolutions=1):
         super().__init__()
-        self.unary = nn.ModuleList([nn.Conv2d(ch, 1, 3, 1, 1) for _ in range(resolutions)])
+        self.unary = nn.ModuleList([nn.Sequential(nn.BatchNorm2d(ch), nn.Conv2d(ch, 1, 3, 1, 1))
+                                    for _ in range(resolutions)])
         self.pairwise = nn.Conv2d(1, 1, kernel, 1, kernel // 2)
         self.iters = iters
 
@@ -130,6 +131,10 @@ class MultiContextAttention(nn.Module):
         init_weights(self)
         for conv in list(self.holistic_out) + [m for mods in self.parts_out for m in mods]:
             nn.init.normal_(conv.weight, std=0.001)
+        for m in self.modules():  # attention starts unsaturated (maps near 1/2, not 0 / 1)
+            if isinstance(m, CRFAttention):
+                for unary in m.unary:
+                    nn.init.normal_(unary[1].weight, std=0.01)
 
     def forward(self, x) -> List[torch.Tensor]:
         x = self.stem(x)

@@ -4,7 +4,7 @@
 A PRM adds to the pre-activation bottleneck a pyramid branch: the input is reduced to ``D``
 channels by a 1x1 convolution, subsampled at ``C`` fractional ratios
 ``s_c = 2^(-c/C)`` (``c = 1..C``; fractional max pooling while training, a deterministic
-max pooling to the same size at evaluation), convolved by a 3x3 convolution per scale,
+pooling at evenly spaced offsets at evaluation), convolved by a 3x3 convolution per scale,
 upsampled back (bilinear) and fused, then projected to the bottleneck width. Variants:
 
 * ``A``: a separate 1x1 input convolution per scale, scales summed;
@@ -44,6 +44,15 @@ def _ratios(cardinality: int) -> List[float]:
     return [2.0 ** (-c / cardinality) for c in range(1, cardinality + 1)]
 
 
+def _offsets(size: int, out: int, device) -> torch.Tensor:
+    """Start rows of ``out`` 2-wide pooling regions spread evenly over ``size`` (the first
+    at 0, the last at ``size - 2``)."""
+    if out <= 1:
+        return torch.zeros(1, dtype=torch.long, device=device)
+    return torch.tensor([round(i * (size - 2) / (out - 1)) for i in range(out)], dtype=torch.long,
+                        device=device)
+
+
 class _ScaleBranch(nn.Module):
     """Subsample by ``ratio`` (fractional max pooling), 3x3 convolution, bilinear upsampling
     back to the input size."""
@@ -55,12 +64,15 @@ class _ScaleBranch(nn.Module):
         self.conv.branches = None  # set by the PRM for the initialisation
 
     def forward(self, x):
-        h, w = x.shape[-2:]
+        h, w = int(x.shape[-2]), int(x.shape[-1])
         oh, ow = max(int(h * self.ratio), 1), max(int(w * self.ratio), 1)
-        if self.training and h >= 2 and w >= 2:
-            y = F.fractional_max_pool2d(x, 2, output_size=(oh, ow))
-        else:
+        if h < 2 or w < 2:
             y = F.adaptive_max_pool2d(x, (oh, ow))
+        elif self.training:
+            y = F.fractional_max_pool2d(x, 2, output_size=(oh, ow))
+        else:  # evaluation: 2x2 pooling regions at evenly spaced (not random) offsets
+            y = F.max_pool2d(x, 2, stride=1)
+            y = y.index_select(2, _offsets(h, oh, x.device)).index_select(3, _offsets(w, ow, x.device))
         y = self.conv(y)
         return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
 

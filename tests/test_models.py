@@ -30,6 +30,8 @@ EXPECTED = {
     "simple_baseline_3d": (2, 17, 3),
     "tfpose": (2, 2, 17, 2),
     "pipnet": [(2, 17, 8, 6)] * 3 + [(2, 68, 8, 6)] * 2,
+    "pyranet": [(2, 17, 16, 12)] * 2,
+    "mca": [(2, 17, 16, 12)] * 2,
 }
 FLIP = COCO17.flip_index()
 
@@ -308,6 +310,7 @@ PUBLISHED = [
     ("vitpose", "paper", {}, 90.0, "ViTPose-B: the paper's 86 M ViT-B plus the 4 M classic decoder"),
     ("vitpose", "large", {}, 307.0, "ViTPose-L (ViTPose paper)"),
     ("simple_baseline_3d", "paper", {}, 4.29, "Martinez et al. 2017 lifter"),
+    ("pyranet", "paper", {}, 28.1, "PyraNet 8-stack PRM-B (Yang et al. 2017)"),
     ("openpose", "paper", dict(num_keypoints=18, num_limbs=19), 52.3,
      "OpenPose COCO-18 body model (Cao et al. 2017): its released pose_deploy_linevec.prototxt "
      "(VGG-19 to conv4_2, 6 two-branch stages) counts 52.3 M"),
@@ -323,7 +326,8 @@ UNPUBLISHED = [("cpm", "paper", 28.283), ("deeppose", "paper", 23.578), ("rtmpos
                ("hourglass", "hg2", 6.555), ("vitpose", "small", 24.290),
                # LitePose-XS's backbone and fusion deconvolutions (official search-XS: 1.68 M
                # with the final layers pyhpe's heatmap head replaces)
-               ("litepose", "xs", 1.657), ("tfpose", "paper", 35.229), ("pipnet", "paper", 11.272)]
+               ("litepose", "xs", 1.657), ("tfpose", "paper", 35.229), ("pipnet", "paper", 11.272),
+               ("mca", "paper", 38.792)]
 
 
 @pytest.mark.parametrize("name,config,kw,published,source", PUBLISHED,

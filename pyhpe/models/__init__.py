@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from ..codecs import Codec
-from . import (cpm, deeppose, hourglass, hrnet, lifter, litepose, openpose, rtmpose, simple_baseline,
-               tokenpose, vitpose)
+from . import (cpm, deeppose, hourglass, hrnet, lifter, litepose, mca, openpose, pipnet, pyranet,
+               rtmpose, simple_baseline, tfpose, tokenpose, vitpose)
 from .common import BasicBlock, Bottleneck, ResNet
 from .cpm import CPM
 from .heads import (BaseHead, HeatmapHead, IntegralHead, LiftHead, PAFHead, RegressionHead,
@@ -21,7 +21,6 @@ from .hrnet import HRNet
 from .lifter import LifterBackbone
 from .litepose import LitePose
 from .openpose import OpenPoseBackbone
-from . import pipnet, tfpose  # noqa: E402
 from .pose_model import PoseModel
 from .tokenpose import TokenHeatmapHead, TokenPoseBackbone
 from .vitpose import ViT
@@ -38,7 +37,10 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "litepose": (litepose.build, litepose.CONFIGS),
     "openpose": (openpose.build, openpose.CONFIGS),
     "simple_baseline_3d": (lifter.build, lifter.CONFIGS),
-    "tfpose": (tfpose.build, tfpose.CONFIGS), "pipnet": (pipnet.build, pipnet.CONFIGS),
+    "tfpose": (tfpose.build, tfpose.CONFIGS),
+    "pipnet": (pipnet.build, pipnet.CONFIGS),
+    "pyranet": (pyranet.build, pyranet.CONFIGS),
+    "mca": (mca.build, mca.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

@@ -28,6 +28,8 @@ EXPECTED = {
     "litepose": (2, 17, 16, 12),
     "openpose": [[(2, 18, 8, 6), (2, 32, 8, 6)]] * 2,
     "simple_baseline_3d": (2, 17, 3),
+    "cpn": [(2, 17, 16, 12)] * 5,
+    "mspn": [(2, 17, 16, 12)] * 8,
 }
 FLIP = COCO17.flip_index()
 

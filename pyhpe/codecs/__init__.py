@@ -10,13 +10,14 @@ from typing import Dict, List
 from .base import Codec
 from .heatmap import MSRAHeatmap, UDPHeatmap, UnbiasedHeatmap
 from .lift3d import Lift3DCodec
+from .multilevel import MultiLevelHeatmap
 from .paf import PAFCodec, PAFOutputs
 from .regression import IntegralRegressionLabel, RegressionLabel
 from .simcc import SimCCLabel
 
 CODECS: Dict[str, type] = {cls.name: cls for cls in (
     MSRAHeatmap, UnbiasedHeatmap, UDPHeatmap, SimCCLabel, RegressionLabel,
-    IntegralRegressionLabel, PAFCodec, Lift3DCodec)}
+    IntegralRegressionLabel, PAFCodec, Lift3DCodec, MultiLevelHeatmap)}
 
 
 def list_codecs() -> List[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from ..codecs import Codec
-from . import (cpm, deeppose, hourglass, hrnet, lifter, litepose, openpose, rtmpose, simple_baseline,
+from . import (cpm, cpn, deeppose, hourglass, hrnet, lifter, litepose, mspn, openpose, rtmpose, simple_baseline,
                tokenpose, vitpose)
 from .common import BasicBlock, Bottleneck, ResNet
 from .cpm import CPM
@@ -37,6 +37,8 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "litepose": (litepose.build, litepose.CONFIGS),
     "openpose": (openpose.build, openpose.CONFIGS),
     "simple_baseline_3d": (lifter.build, lifter.CONFIGS),
+    "cpn": (cpn.build, cpn.CONFIGS),
+    "mspn": (mspn.build, mspn.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

@@ -42,13 +42,14 @@ def test_mspn_coarse_to_fine_levels():
     assert head.loss_weights == [0.25, 0.25, 0.25, 1.0] * 2
     cpn = build_model("cpn", "tiny").head
     assert cpn.levels == [0, 1, 2, 3, 3] and cpn.ohkm == [False] * 4 + [True]
+    assert cpn.loss_weights == [0.125] * 4 + [1.0]
 
 
 def test_ohkm_keeps_the_hardest_keypoints():
     pred = torch.zeros(1, 4, 2, 2)
     target = torch.zeros(1, 4, 2, 2)
-    target[0, :, 0, 0] = torch.tensor([1.0, 2.0, 3.0, 4.0])   # per-keypoint loss 0.5 * t^2 / 4
-    per = 0.5 * torch.tensor([1.0, 4.0, 9.0, 16.0]) / 4
+    target[0, :, 0, 0] = torch.tensor([1.0, 2.0, 3.0, 4.0])   # per-keypoint loss t^2 / 4
+    per = torch.tensor([1.0, 4.0, 9.0, 16.0]) / 4
     assert torch.isclose(ohkm_mse_loss(pred, target, None, topk=2), (per[2] + per[3]) / 2)
     w = torch.tensor([[1.0, 1.0, 1.0, 0.0]])                  # an invisible keypoint costs 0
     assert torch.isclose(ohkm_mse_loss(pred, target, w, topk=2), (per[1] + per[2]) / 2)
@@ -99,7 +100,7 @@ def _topdown(out_dir, model, codec, steps, lr):
 MULTI = {"name": "multilevel", "heatmap_size": [12, 16], "sigmas": [2.0, 1.7, 1.4, 1.1],
          "decode": "dark", "blur_kernel_size": 5}
 # (model, codec sigmas, steps, lr, AP floor) on 64 images; measured held-out AP after
-# training: CPN 0.43 / 0.20 / 0.13 (seeds 0-2), MSPN 0.44 / 0.32 (seeds 0-1); untrained 0.
+# training: CPN 0.30 / 0.18 / 0.20 (seeds 0-2), MSPN 0.52 / 0.31 (seeds 0-1); untrained 0.
 LEARNERS = {"cpn": ({"name": "cpn", "config": "tiny"}, [2.0, 1.7, 1.4, 1.1], 120, 4e-3, 0.05),
             "mspn": ({"name": "mspn", "config": "tiny"}, [2.0, 1.7, 1.4, 1.2, 1.0], 120, 4e-3, 0.08)}
 

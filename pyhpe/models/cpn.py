@@ -3,10 +3,16 @@
 ResNet C2..C5 -> GlobalNet (FPN-style: 1x1 laterals, upsample + 1x1 conv added top-down, and a
 heatmap prediction per level upsampled to the stride-4 output) -> RefineNet (per level
 ``L-1-i`` bottlenecks, upsampled to the output and concatenated, a bottleneck and a 3x3 conv
-to the final maps). Layer layout follows the authors' PyTorch port (pytorch-cpn); GlobalNet
-level ``i`` (coarse -> fine) is supervised by L2 against the Gaussian of ``sigmas[i]``
-(tf-cpn: kernels 15, 11, 9, 7 at 256x192), RefineNet by L2 with online hard keypoint mining
-(top 8 of 17 keypoints) against the finest target.
+to the final maps). Layer layout of the authors' code (tf-cpn): BN on every conv but the
+top-down merge conv, BN (no activation) on the 3x3 prediction convs.
+
+Loss (tf-cpn): GlobalNet L2 averaged over its L levels and halved (level weights 1 / 2L),
+RefineNet L2 with online hard keypoint mining (top 8 of 17) against the finest target.
+GlobalNet level ``i`` (coarse -> fine) is supervised by the Gaussian of ``sigmas[i]``
+(kernels 15, 11, 9, 7 at 256x192: the wider targets on the coarser levels, the paper's
+intent; tf-cpn's released code zips them in the reversed order, kept there "for
+reproduction of our pre-trained model"). tf-cpn zeroes GlobalNet targets of keypoints with
+v = 1; here every labelled keypoint is weighted by the codec's ``keypoint_weights``.
 """
 from __future__ import annotations
 
@@ -74,7 +80,8 @@ class GlobalNet(nn.Module):
         super().__init__()
         ins = list(in_channels)[::-1]                    # coarse -> fine
         self.laterals = nn.ModuleList([_conv_bn(c, channels, 1) for c in ins])
-        self.ups = nn.ModuleList([_conv_bn(channels, channels, 1, relu=False)
+        # tf-cpn's merge conv after the upsampling: 1x1 with a bias, no BN
+        self.ups = nn.ModuleList([nn.Conv2d(channels, channels, 1)
                                   for _ in range(len(ins) - 1)])
         self.predicts = nn.ModuleList([nn.Sequential(
             _conv_bn(channels, channels, 1), _predictor(channels, num_keypoints, pred_norm))
@@ -141,8 +148,8 @@ class CPN(nn.Module):
 
 def build(num_keypoints=17, codec=None, *, input_size=(192, 256), topk=8, joint_weights=None,
           **arch) -> PoseModel:
-    """CPN + a :class:`MultiLevelHead`: L2 on every GlobalNet level (``loss_heatmap``) and
-    OHKM L2 on the RefineNet output (``loss_ohkm``). Without a codec: a
+    """CPN + a :class:`MultiLevelHead`: L2 on the GlobalNet levels, weighted 1 / 2L each
+    (``loss_heatmap``), and OHKM L2 on the RefineNet output (``loss_ohkm``). Without a codec: a
     :class:`MultiLevelHeatmap` with the CPN sigmas at ``input_size``."""
     net = CPN(num_keypoints, **arch)
     L = net.num_levels
@@ -152,7 +159,7 @@ def build(num_keypoints=17, codec=None, *, input_size=(192, 256), topk=8, joint_
     check_map_size(codec, CPN.stride, "CPN")
     n = getattr(codec, "num_levels", 1)
     levels = [max(n - L + i, 0) for i in range(L)] + [n - 1]
-    head = MultiLevelHead(codec, levels, [False] * L + [True], topk=topk,
+    head = MultiLevelHead(codec, levels, [False] * L + [True], [0.5 / L] * L + [1.0], topk=topk,
                           num_keypoints=num_keypoints, joint_weights=joint_weights)
     return PoseModel(net, head)
 

@@ -12,8 +12,11 @@ mmpose 0.x ``MSPN``).
 
 Coarse-to-fine supervision (official ``COARSE_TO_FINE``): with the 5 target sigmas of kernels
 15, 11, 9, 7, 5, unit ``j`` of every stage but the last uses level ``j``, the last stage level
-``j + 1``; units 0-2 are L2 weighted 1/4, the finest unit of every stage L2 with online hard
-keypoint mining (top 8).
+``j + 1``; units 0-2 are L2 (mean over B, K, H, W) weighted 1/4, the finest unit of every
+stage L2 with online hard keypoint mining (top 8), as the authors' ``JointsL2Loss``.
+Differences: the official code zeroes the L2 targets of keypoints with v = 1 (here every
+labelled keypoint is weighted by the codec's ``keypoint_weights``), and its convs before BN
+carry biases (here none, as mmpose).
 """
 from __future__ import annotations
 

@@ -13,13 +13,14 @@ from .losses import keypoint_mse_loss
 
 
 def ohkm_mse_loss(pred: Tensor, target: Tensor, weights: Optional[Tensor], topk: int = 8) -> Tensor:
-    """Online hard keypoint mining (CPN; mmpose ``JointsOHKMMSELoss(use_target_weight=True)``):
-    per sample and keypoint the mean over H, W of ``(w_k (pred - target))^2 / 2``, the ``topk``
-    largest keypoints summed and divided by ``topk``, mean over the batch."""
+    """Online hard keypoint mining (CPN's ``ohkm``; mmpose ``JointsOHKMMSELoss`` without its
+    factor 1/2, as :func:`keypoint_mse_loss` drops it): per sample and keypoint the mean over
+    H, W of ``(w_k (pred - target))^2``, the ``topk`` largest summed and divided by ``topk``,
+    mean over the batch."""
     d = (pred.float() - target.float())
     if weights is not None:
         d = d * weights.float()[..., None, None]
-    per_kp = 0.5 * (d ** 2).mean((-2, -1))                     # (B, K)
+    per_kp = (d ** 2).mean((-2, -1))                     # (B, K)
     k = min(int(topk), per_kp.shape[1])
     return per_kp.topk(k, dim=1).values.sum(1).div(k).mean()
 

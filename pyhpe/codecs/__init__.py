@@ -10,6 +10,7 @@ from typing import Dict, List
 from .base import Codec
 from .heatmap import MSRAHeatmap, UDPHeatmap, UnbiasedHeatmap
 from .lift3d import Lift3DCodec
+from .multilevel import MultiLevelHeatmap
 from .paf import PAFCodec, PAFOutputs
 from .pipnet import PIPNetLabel
 from .regression import IntegralRegressionLabel, RegressionLabel
@@ -17,8 +18,7 @@ from .simcc import SimCCLabel
 
 CODECS: Dict[str, type] = {cls.name: cls for cls in (
     MSRAHeatmap, UnbiasedHeatmap, UDPHeatmap, SimCCLabel, RegressionLabel,
-    IntegralRegressionLabel, PAFCodec, Lift3DCodec)}
-CODECS[PIPNetLabel.name] = PIPNetLabel
+    IntegralRegressionLabel, PAFCodec, Lift3DCodec, MultiLevelHeatmap, PIPNetLabel)}
 
 
 def list_codecs() -> List[str]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from ..codecs import Codec
-from . import (cpm, deeppose, hourglass, hrnet, lifter, litepose, mca, openpose, pipnet, pyranet,
-               rtmpose, simple_baseline, tfpose, tokenpose, vitpose)
+from . import (cpm, cpn, deeppose, hourglass, hrnet, lifter, litepose, mca, mspn, openpose, pipnet,
+               pyranet, rtmpose, simple_baseline, tfpose, tokenpose, vitpose)
 from .common import BasicBlock, Bottleneck, ResNet
 from .cpm import CPM
 from .heads import (BaseHead, HeatmapHead, IntegralHead, LiftHead, PAFHead, RegressionHead,
@@ -41,6 +41,8 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "pipnet": (pipnet.build, pipnet.CONFIGS),
     "pyranet": (pyranet.build, pyranet.CONFIGS),
     "mca": (mca.build, mca.CONFIGS),
+    "cpn": (cpn.build, cpn.CONFIGS),
+    "mspn": (mspn.build, mspn.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

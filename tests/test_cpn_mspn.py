@@ -1,0 +1,128 @@
+"""CPN (GlobalNet + RefineNet with OHKM) and MSPN: the multi-level codec, the OHKM loss, the
+paper configs' parameter counts and learning through the top-down task."""
+import os
+
+import pytest
+import torch
+
+from pyhpe.codecs import MSRAHeatmap, build_codec
+from pyhpe.codecs.multilevel import CPN_SIGMAS, MultiLevelHeatmap, sigma_from_kernel
+from pyhpe.engine import Trainer
+from pyhpe.models import build_model
+from pyhpe.models.heads.multistage import ohkm_mse_loss
+from pyhpe.tasks import build_task
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUIET = lambda *a: None  # noqa: E731
+
+
+def test_multilevel_codec_levels_match_msra():
+    assert [round(sigma_from_kernel(k), 4) for k in (15, 11, 9, 7)] == list(CPN_SIGMAS)
+    codec = build_codec("multilevel", input_size=[48, 64], heatmap_size=[12, 16], sigmas=[2.0, 1.0])
+    assert build_codec(**codec.to_config()) == codec
+    kp = torch.tensor([[[10.0, 20.0], [30.0, 50.0]]])
+    vis = torch.tensor([[1.0, 0.0]])
+    t = codec.encode(kp, vis)
+    assert t["heatmaps"].shape == (1, 2, 2, 16, 12) and t["keypoint_weights"].tolist() == [[1, 0]]
+    for lvl, s in enumerate([2.0, 1.0]):
+        ref = MSRAHeatmap((48, 64), (12, 16), s).encode(kp, vis)["heatmaps"]
+        assert torch.equal(t["heatmaps"][:, lvl], ref)
+    xy, _ = codec.decode(t["heatmaps"][:, -1])
+    assert (xy[0, 0] - kp[0, 0]).abs().max() < 2.5
+
+
+def test_mspn_coarse_to_fine_levels():
+    """Unit j of every stage but the last uses target level j, the last stage level j + 1;
+    the finest unit of each stage is OHKM, the others L2 weighted 1/4."""
+    head = build_model("mspn", "tiny").head
+    assert head.codec.num_levels == 5
+    assert head.levels == [0, 1, 2, 3, 1, 2, 3, 4]
+    assert head.ohkm == [False, False, False, True] * 2
+    assert head.loss_weights == [0.25, 0.25, 0.25, 1.0] * 2
+    cpn = build_model("cpn", "tiny").head
+    assert cpn.levels == [0, 1, 2, 3, 3] and cpn.ohkm == [False] * 4 + [True]
+    assert cpn.loss_weights == [0.125] * 4 + [1.0]
+
+
+def test_ohkm_keeps_the_hardest_keypoints():
+    pred = torch.zeros(1, 4, 2, 2)
+    target = torch.zeros(1, 4, 2, 2)
+    target[0, :, 0, 0] = torch.tensor([1.0, 2.0, 3.0, 4.0])   # per-keypoint loss t^2 / 4
+    per = torch.tensor([1.0, 4.0, 9.0, 16.0]) / 4
+    assert torch.isclose(ohkm_mse_loss(pred, target, None, topk=2), (per[2] + per[3]) / 2)
+    w = torch.tensor([[1.0, 1.0, 1.0, 0.0]])                  # an invisible keypoint costs 0
+    assert torch.isclose(ohkm_mse_loss(pred, target, w, topk=2), (per[1] + per[2]) / 2)
+
+
+# paper configs: (model, config, parameters (M), reference). CPN-50 at 256x192: 27.0M in the
+# HRNet paper's COCO table (Sun et al. 2019, Table 1); the CPN paper gives no count.
+# The MSPN paper gives no count; mmpose's model-complexity table (docs/en/
+# inference_speed_summary.md, mmpose 0.20, 256x192, K=17) lists MSPN-50 25.11M, 2xMSPN-50
+# 56.8M, 3xMSPN-50 88.49M, 4xMSPN-50 120.18M.
+PAPER = [("cpn", "paper", 27.0, 0.05), ("mspn", "mspn50", 25.11, 0.01),
+         ("mspn", "paper", 56.80, 0.01), ("mspn", "3xmspn50", 88.49, 0.01),
+         ("mspn", "4xmspn50", 120.18, 0.01)]
+
+
+@pytest.mark.parametrize("name,config,millions,tol", PAPER, ids=[f"{p[0]}-{p[1]}" for p in PAPER])
+def test_paper_parameter_counts(name, config, millions, tol):
+    model = build_model(name, config)
+    n = sum(p.numel() for p in model.parameters()) / 1e6
+    assert abs(n - millions) <= tol, n
+
+
+@pytest.mark.parametrize("name,outputs", [("cpn", 5), ("mspn", 8)])
+def test_tiny_forward_loss_and_predict(name, outputs):
+    model = build_model(name, "tiny")
+    x = torch.randn(2, 3, 64, 48)
+    outs = model(x)
+    assert len(outs) == outputs and all(o.shape == (2, 17, 16, 12) for o in outs)
+    t = model.codec.encode(torch.rand(2, 17, 2) * 40, torch.ones(2, 17))
+    losses = model(x, t)
+    assert set(losses) == {"loss_heatmap", "loss_ohkm"}
+    sum(losses.values()).backward()
+    model.eval()
+    kp, sc = model.predict(x, flip_test=True, flip_index=list(range(17)))
+    assert kp.shape == (2, 17, 2) and sc.shape == (2, 17)
+    with pytest.raises(ValueError, match="heatmap_size"):
+        build_model(name, "tiny", codec=MultiLevelHeatmap((48, 64), (24, 32)))
+
+
+def _topdown(out_dir, model, codec, steps, lr):
+    return {"task": "topdown", "input_size": [48, 64], "keypoints": "coco17",
+            "model": model, "codec": codec,
+            "data": {"type": "synthetic", "num_images": 64, "val_images": 8, "image_size": 96,
+                     "seed": 0},
+            "train": {"epochs": 1000, "max_steps": steps, "batch_size": 16, "lr": lr,
+                      "warmup_steps": 10, "eval_every": 0, "progress": False, "seed": 0,
+                      "log_every": 5, "device": "cpu", "out_dir": str(out_dir)}}
+
+
+MULTI = {"name": "multilevel", "heatmap_size": [12, 16], "sigmas": [2.0, 1.7, 1.4, 1.1],
+         "decode": "dark", "blur_kernel_size": 5}
+# (model, codec sigmas, steps, lr, AP floor) on 64 images; measured held-out AP after
+# training: CPN 0.30 / 0.18 / 0.20 (seeds 0-2), MSPN 0.52 / 0.31 (seeds 0-1); untrained 0.
+LEARNERS = {"cpn": ({"name": "cpn", "config": "tiny"}, [2.0, 1.7, 1.4, 1.1], 120, 4e-3, 0.05),
+            "mspn": ({"name": "mspn", "config": "tiny"}, [2.0, 1.7, 1.4, 1.2, 1.0], 120, 4e-3, 0.08)}
+
+
+@pytest.mark.parametrize("kind", sorted(LEARNERS))
+def test_learns_through_the_topdown_task(tmp_path, kind):
+    model, sigmas, steps, lr, floor = LEARNERS[kind]
+    task = build_task(_topdown(tmp_path, model, dict(MULTI, sigmas=sigmas), steps, lr))
+    trainer = Trainer(task, log=QUIET)
+    before = trainer.evaluate()["AP"]
+    result = trainer.fit()
+    after = result["metrics"]["AP"]
+    curve = [p["loss"] for p in result["loss_log"]]
+    assert sum(curve[-3:]) < 0.8 * sum(curve[:3]), curve
+    assert after > before and after >= floor, (before, after)
+    assert {"loss_heatmap", "loss_ohkm"} <= set(result["history"][-1])
+
+
+def test_shipped_config_builds():
+    for name in ("cpn", "mspn"):
+        task = build_task(os.path.join(ROOT, "configs", f"topdown_{name}_synthetic.json"))
+        assert isinstance(task.codec, MultiLevelHeatmap)
+        assert sum(p.numel() for p in task.build_model().parameters()) > 0

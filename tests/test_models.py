@@ -345,7 +345,8 @@ def test_unpublished_paper_config_sizes_are_pinned(name, config, millions):
 
 
 def test_every_model_has_a_paper_config_and_a_size_check():
-    checked = {p[0] for p in PUBLISHED} | {p[0] for p in UNPUBLISHED}
+    # cpn / mspn: their sizes are checked in tests/test_cpn_mspn.py (HRNet Table 1, mmpose)
+    checked = {p[0] for p in PUBLISHED} | {p[0] for p in UNPUBLISHED} | {"cpn", "mspn"}
     assert checked == set(MODELS)
     for name in MODELS:
         assert "paper" in MODELS[name][1]

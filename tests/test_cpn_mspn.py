@@ -126,3 +126,12 @@ def test_shipped_config_builds():
         task = build_task(os.path.join(ROOT, "configs", f"topdown_{name}_synthetic.json"))
         assert isinstance(task.codec, MultiLevelHeatmap)
         assert sum(p.numel() for p in task.build_model().parameters()) > 0
+
+
+def test_multilevel_codec_is_refused_by_single_map_models():
+    from pyhpe.codecs import build_codec
+    from pyhpe.models import build_model
+    codec = build_codec("multilevel", input_size=(48, 64), heatmap_size=(12, 16),
+                        sigmas=[2.0, 1.0])
+    with pytest.raises(ValueError, match="multi-level models"):
+        build_model("simple_baseline", "tiny", codec=codec)

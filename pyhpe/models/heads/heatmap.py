@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...codecs import Codec, IntegralRegressionLabel, MSRAHeatmap
+from ...codecs import Codec, IntegralRegressionLabel, MSRAHeatmap, MultiLevelHeatmap
 from ..common import conv_bn_act, heatmap_size, init_weights
 from .base import BaseHead
 from .losses import js_divergence, keypoint_mse_loss, weighted_mean
@@ -154,6 +154,9 @@ def heatmap_model(backbone: nn.Module, codec: Optional[Codec], input_size, strid
     if codec is None:
         codec = default_heatmap_codec(input_size, stride)
     check_map_size(codec, stride, type(backbone).__name__)
+    if isinstance(codec, MultiLevelHeatmap):
+        raise ValueError(f"{type(backbone).__name__}: the 'multilevel' codec makes one target per "
+                         "level; it trains the multi-level models (cpn, mspn), not a single-map head")
     cls = IntegralHead if isinstance(codec, IntegralRegressionLabel) else HeatmapHead
     return PoseModel(backbone, cls(codec, **head_kwargs))
 

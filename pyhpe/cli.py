@@ -312,6 +312,10 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"pyhpe {args.command}: bad config: {e}", file=sys.stderr)
         return 2
+    except FileNotFoundError as e:   # a data file a config names (relative to the current directory)
+        print(f"pyhpe {args.command}: {e} (relative paths are read from {os.getcwd()!r})",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -659,3 +659,15 @@ def test_cli_eval_keypoint_set_and_bad_input(tmp_path, capsys):
         main(["eval", gp, dp, "--keypoints", "nope"])
     with pytest.raises(SystemExit, match="^pyhpe.eval: cannot read results"):
         main(["eval", gp, str(tmp_path / "missing.json")])
+
+
+def test_cli_train_missing_data_file_is_one_line(tmp_path, capsys):
+    """A data file a config names that does not exist: one line naming it and where relative
+    paths are read from, exit status 1, no traceback."""
+    from pyhpe.cli import main
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"task": "topdown", "data": {
+        "type": "coco", "train_ann": "no/such/train.json", "train_images": "no/such/images"}}))
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "no such file 'no/such/train.json'" in err and "relative paths are read from" in err

@@ -87,6 +87,10 @@ class ChainedPredictor(nn.Module):
         if sorted(self.order) != list(range(self.num_keypoints)):
             raise ValueError(f"ChainedPredictor: 'order' must be a permutation of the "
                              f"{self.num_keypoints} keypoints, got {self.order}")
+        inverse = [0] * self.num_keypoints
+        for pos, j in enumerate(self.order):
+            inverse[j] = pos
+        self.inverse = inverse
         self.resnet = ResNet(depth, layers, widths, None, stem_channels)
         n_up = int(round(math.log2(self.resnet.stride / 8.0)))
         if n_up < 0:
@@ -119,12 +123,9 @@ class ChainedPredictor(nn.Module):
                 h = step.update(h, torch.cat(maps, 1))
             o = step.output(h)
             logits.append(o)
-            b, _, hh, ww = o.shape
-            p = torch.softmax(o.reshape(b, hh * ww), -1).reshape(b, 1, hh, ww)
+            p = torch.softmax(o.flatten(2), -1).view_as(o)
             maps.append(p / p.amax((-2, -1), keepdim=True).clamp_min(1e-12))
-        out = torch.empty_like(torch.cat(logits, 1))
-        out[:, list(self.order)] = torch.cat(logits, 1)
-        return out
+        return torch.cat(logits, 1)[:, self.inverse]      # chain order -> keypoint order
 
 
 def build(num_keypoints=17, codec=None, *, input_size=(192, 256), joint_weights=None, **arch

@@ -34,8 +34,7 @@ class ChainedHead(HeatmapHead):
         self.scale = 2 * math.pi * sigma ** 2
 
     def probabilities(self, logits: Tensor) -> Tensor:
-        b, k, h, w = logits.shape
-        return torch.softmax(logits.float().reshape(b, k, h * w), -1).reshape(b, k, h, w)
+        return torch.softmax(logits.float().flatten(2), -1).view_as(logits)
 
     def final_outputs(self, outputs) -> Tensor:
         logits = self.stages(outputs)[-1][:, :self.num_keypoints]

@@ -13,9 +13,14 @@ prediction (a sum of one convolution per earlier map, the paper's
 ``sum_{i<t} w^y_{i,t} * e(y_i)``), and predicts its joint's spatial distribution
 ``y_t = softmax(m_t(h_t))`` with a multi-scale output net ``m_t`` (a stride-2 deconvolution,
 then parallel 3x3 convolutions at dilations 1, 2, 3 summed: the paper's "deception" net, in
-small). The maps passed on are the predicted probabilities divided by their peak (so they
-are differentiable: the chain is trained end to end, each step on the model's own earlier
-predictions, as at inference).
+small). Loss: the paper's softmax cross-entropy over locations at every step
+(:class:`~pyhpe.models.heads.chained.ChainedHead`).
+
+Choices where the paper leaves room: the maps passed on are the predicted probabilities
+divided by their peak (soft and differentiable, so the chain trains end to end and each step
+sees the model's own earlier predictions in training as at inference: no teacher forcing);
+``e_t`` is one small net per step over all earlier maps rather than a shared ``e`` per map;
+the hidden state uses ReLU after batch normalisation.
 
 Encoder: a ResNet with deconvolutions to the hidden state's stride (the paper's encoder is an
 Inception network; a ResNet-50 stands in for it in the ``paper`` config). Output stride 4.

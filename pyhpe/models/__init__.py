@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from ..codecs import Codec
+from . import chained
 from . import (cpm, cpn, deeppose, hourglass, hrnet, lifter, litepose, mca, mspn, openpose, pipnet,
                pyranet, rtmpose, simple_baseline, tfpose, tokenpose, vitpose)
 from .common import BasicBlock, Bottleneck, ResNet
@@ -43,6 +44,7 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "mca": (mca.build, mca.CONFIGS),
     "cpn": (cpn.build, cpn.CONFIGS),
     "mspn": (mspn.build, mspn.CONFIGS),
+    "chained": (chained.build, chained.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

@@ -104,3 +104,59 @@ def test_okdhp_learns(tmp_path):
     assert np.mean(curve[-3:]) < 0.8 * np.mean(curve[:3]), curve
     assert after > before and after >= 0.1, (before, after)
     assert {"loss_heatmap", "loss_kd"} <= set(result["history"][-1])
+
+
+# ---------------------------------------------------------------------------- SCAI
+def _structured_poses(n, g):
+    """Poses whose terminal keypoints follow from their bases (a fixed joint angle and bone
+    ratio, small noise): the structural correlation SCAI learns."""
+    import math
+    from pyhpe.models.scai import COCO17_GROUPS
+    kp = torch.rand(n, 17, 2, generator=g) * 0.4 + 0.3
+    c, s = math.cos(0.5), math.sin(0.5)
+    for bases, t in COCO17_GROUPS:
+        d = kp[:, bases[2]] - kp[:, bases[1]]
+        rot = torch.stack([d[:, 0] * c - d[:, 1] * s, d[:, 0] * s + d[:, 1] * c], 1)
+        kp[:, t] = kp[:, bases[2]] + 0.8 * rot + torch.randn(n, 2, generator=g) * 0.005
+    return kp
+
+
+def test_scai_learns_and_self_constrained_refinement_corrects_terminals():
+    """Measured: training loss 1.8 -> 0.0013 in 300 steps; noisy terminals (sigma 0.04 of the
+    crop) mean error 0.051 -> 0.011 after the refinement (self-constraint 1.1e-3 -> 5e-6)."""
+    from pyhpe.models.scai import SCAI
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    train, val = _structured_poses(2000, g), _structured_poses(100, g)
+    m = SCAI(hidden=32)
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    hist = []
+    for _ in range(300):
+        idx = torch.randint(0, len(train), (64,), generator=g)
+        losses = m.loss(train[idx])
+        assert set(losses) == {"loss_forward", "loss_backward", "loss_self"}
+        total = sum(losses.values())
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        hist.append(total.item())
+    assert np.mean(hist[-10:]) < 0.01 * np.mean(hist[:10]), hist[::30]
+    term = [t for _, t in m.groups]
+    noisy = val.clone()
+    noisy[:, term] += torch.randn(len(val), len(term), 2, generator=g) * 0.04
+    before = noisy.clone()
+    refined = m.refine(noisy, steps=50, lr=0.005, radius=0.1)
+    assert torch.equal(noisy, before)                                   # input untouched
+    err0 = (noisy[:, term] - val[:, term]).norm(dim=-1).mean()
+    err1 = (refined[:, term] - val[:, term]).norm(dim=-1).mean()
+    assert err1 < 0.5 * err0, (err0, err1)
+    assert m.self_constraint(refined).mean() < 0.1 * m.self_constraint(noisy).mean()
+    others = [k for k in range(17) if k not in term]
+    assert torch.equal(refined[:, others], noisy[:, others])           # bases stay fixed
+    assert ((refined - noisy).abs() <= 0.1 + 1e-6).all()               # local window
+    # only low-confidence terminals move
+    scores = torch.ones(len(val), 17)
+    scores[:50, term] = 0.1
+    part = m.refine(noisy, scores, score_thr=0.3, steps=5, lr=0.005)
+    assert torch.equal(part[50:], noisy[50:]) and not torch.equal(part[:50], noisy[:50])
+    assert all(p.requires_grad for p in m.parameters())

@@ -35,6 +35,7 @@ EXPECTED = {
     "cpn": [(2, 17, 16, 12)] * 5,
     "mspn": [(2, 17, 16, 12)] * 8,
     "chained": (2, 17, 16, 12),
+    "okdhp": (2, 17, 16, 12),
 }
 FLIP = COCO17.flip_index()
 
@@ -330,7 +331,7 @@ UNPUBLISHED = [("cpm", "paper", 28.283), ("deeppose", "paper", 23.578), ("rtmpos
                # LitePose-XS's backbone and fusion deconvolutions (official search-XS: 1.68 M
                # with the final layers pyhpe's heatmap head replaces)
                ("litepose", "xs", 1.657), ("tfpose", "paper", 35.229), ("pipnet", "paper", 11.272),
-               ("mca", "paper", 38.792), ("chained", "paper", 49.318)]
+               ("mca", "paper", 38.792), ("chained", "paper", 49.318), ("okdhp", "paper", 85.061)]
 
 
 @pytest.mark.parametrize("name,config,kw,published,source", PUBLISHED,

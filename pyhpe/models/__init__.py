@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from ..codecs import Codec
-from . import chained
-from . import (cpm, cpn, deeppose, hourglass, hrnet, lifter, litepose, mca, mspn, openpose, pipnet,
-               pyranet, rtmpose, simple_baseline, tfpose, tokenpose, vitpose)
+from . import (chained, cpm, cpn, deeppose, hourglass, hrnet, lifter, litepose, mca, mspn, okdhp,
+               openpose, pipnet, pyranet, rtmpose, simple_baseline, tfpose, tokenpose, vitpose)
 from .common import BasicBlock, Bottleneck, ResNet
 from .cpm import CPM
 from .heads import (BaseHead, HeatmapHead, IntegralHead, LiftHead, PAFHead, RegressionHead,
@@ -45,6 +44,7 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "cpn": (cpn.build, cpn.CONFIGS),
     "mspn": (mspn.build, mspn.CONFIGS),
     "chained": (chained.build, chained.CONFIGS),
+    "okdhp": (okdhp.build, okdhp.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

@@ -1,0 +1,425 @@
+"""DeepCut / DeeperCut multi-person grouping as an integer linear program.
+
+DeepCut (Pishchulin et al., CVPR 2016) casts multi-person pose estimation as a subset
+partition and labelling problem (SPLP) over part candidates ``D`` and part classes ``C``:
+
+* ``x[d, c] in {0, 1}``: candidate ``d`` is labelled class ``c`` (all zero: suppressed);
+* ``y[d, d'] in {0, 1}``: candidates ``d`` and ``d'`` belong to the same person;
+* ``z[d, d', c, c'] = x[d, c] x[d', c'] y[d, d']`` (linearised).
+
+It minimises ``sum alpha[d, c] x[d, c] + sum beta[d, d', c, c'] z[d, d', c, c']`` with
+``alpha = log((1 - p) / p)`` of the unary part-class probabilities and ``beta`` the same
+logit of the pairwise same-person probabilities, subject to
+
+* uniqueness: ``sum_c x[d, c] <= 1``;
+* consistency: ``y[d, d'] <= sum_c x[d, c]`` and ``y[d, d'] <= sum_c x[d', c]``
+  (only labelled candidates are joined);
+* transitivity: ``y[d, d'] + y[d', d''] - 1 <= y[d, d'']`` (the joins form a partition);
+* linearisation: ``z <= x[d, c]``, ``z <= x[d', c']``, ``z <= y[d, d']``,
+  ``z >= x[d, c] + x[d', c'] + y[d, d'] - 2``.
+
+DeeperCut (Insafutdinov et al., ECCV 2016) keeps this objective, uses image-conditioned
+pairwise terms (offsets between parts regressed by the network, turned into a
+logistic-regression probability, :func:`regression_pairwise`) and solves it incrementally
+(:func:`deepcut_group_incremental`): first the head and shoulders, then progressively more
+parts, the labels and joins of the previous stage kept fixed.
+
+The ILP is solved exactly with :func:`scipy.optimize.milp` (HiGHS).
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+__all__ = [
+    "SPLPSolution", "deepcut_group", "deepcut_group_incremental", "splp_objective",
+    "check_feasible", "logit_cost", "geometric_pairwise", "regression_pairwise",
+    "DeepCutDecoder", "people_to_keypoints",
+]
+
+_EPS = 1e-6
+
+
+class SPLPSolution(dict):
+    """``labels (N,)`` int (-1: suppressed), ``clusters (N,)`` int (-1: suppressed),
+    ``people`` (list of dicts ``{class: candidate index or list}``), ``objective`` float."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError as e:  # pragma: no cover
+            raise AttributeError(name) from e
+
+
+def logit_cost(p, eps: float = _EPS) -> np.ndarray:
+    """DeepCut's cost ``log((1 - p) / p)`` of a probability (clipped to ``[eps, 1 - eps]``)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1.0 - eps)
+    return np.log1p(-p) - np.log(p)
+
+
+def _costs(unary, pairwise, allowed):
+    unary = np.asarray(unary, dtype=np.float64)
+    if unary.ndim != 2:
+        raise ValueError(f"unary must have shape (N, C), got {unary.shape}")
+    n, c = unary.shape
+    pairwise = np.asarray(pairwise, dtype=np.float64)
+    if pairwise.shape != (n, n, c, c):
+        raise ValueError(f"pairwise must have shape {(n, n, c, c)}, got {pairwise.shape}")
+    alpha = logit_cost(unary)
+    beta = logit_cost(pairwise)
+    if allowed is None:
+        allowed = np.ones((n, c), dtype=bool)
+    allowed = np.asarray(allowed, dtype=bool)
+    if allowed.shape != (n, c):
+        raise ValueError(f"allowed must have shape {(n, c)}, got {allowed.shape}")
+    return alpha, beta, allowed
+
+
+def splp_objective(labels, clusters, unary, pairwise) -> float:
+    """The SPLP objective of a labelling (``-1`` suppressed) and a partition (cluster ids)."""
+    alpha = logit_cost(unary)
+    beta = logit_cost(pairwise)
+    labels = np.asarray(labels)
+    clusters = np.asarray(clusters)
+    total = 0.0
+    on = np.flatnonzero(labels >= 0)
+    for d in on:
+        total += alpha[d, labels[d]]
+    for i, d in enumerate(on):
+        for e in on[i + 1:]:
+            if clusters[d] == clusters[e]:
+                total += beta[d, e, labels[d], labels[e]]
+    return float(total)
+
+
+def check_feasible(solution, n_classes: int, allowed=None) -> bool:
+    """Labels in range (or -1), suppressed candidates unclustered, clusters a partition
+    of the labelled candidates (always transitive by construction of cluster ids)."""
+    labels = np.asarray(solution["labels"])
+    clusters = np.asarray(solution["clusters"])
+    if labels.shape != clusters.shape:
+        return False
+    if np.any((labels < -1) | (labels >= n_classes)):
+        return False
+    if np.any((labels < 0) != (clusters < 0)):
+        return False
+    if allowed is not None:
+        allowed = np.asarray(allowed, dtype=bool)
+        for d, c in enumerate(labels):
+            if c >= 0 and not allowed[d, c]:
+                return False
+    return True
+
+
+def _solution(labels, clusters, objective) -> SPLPSolution:
+    labels = np.asarray(labels, dtype=np.int64)
+    clusters = np.asarray(clusters, dtype=np.int64)
+    # renumber the clusters 0.. in order of their first candidate
+    remap: Dict[int, int] = {}
+    out = np.full_like(clusters, -1)
+    for d, k in enumerate(clusters):
+        if k >= 0:
+            out[d] = remap.setdefault(int(k), len(remap))
+    people: List[Dict[int, List[int]]] = [dict() for _ in remap]
+    for d, k in enumerate(out):
+        if k >= 0:
+            people[k].setdefault(int(labels[d]), []).append(d)
+    return SPLPSolution(labels=labels, clusters=out, people=people, objective=float(objective))
+
+
+def deepcut_group(candidates, unary, pairwise, *, allowed=None, fixed_labels=None,
+                  fixed_joins=None, time_limit: Optional[float] = None,
+                  transitivity: str = "full") -> SPLPSolution:
+    """Solve DeepCut's SPLP exactly with :func:`scipy.optimize.milp`.
+
+    ``candidates (N, >=2)`` positions (only their count is used here; they travel with the
+    result for the decoder), ``unary (N, C)`` part-class probabilities, ``pairwise
+    (N, N, C, C)`` same-person probabilities (symmetric: ``pairwise[d, e, c, k] ==
+    pairwise[e, d, k, c]``; the ``d < e`` half is used). ``allowed (N, C)`` bool restricts
+    the labels of each candidate (DeeperCut: a candidate only takes its detector's class).
+    ``fixed_labels (N,)`` (-2: free, -1: suppressed, c: class) and ``fixed_joins`` (dict
+    ``(d, e) -> 0/1``) fix variables (the incremental scheme). Returns an
+    :class:`SPLPSolution`; the objective is :func:`splp_objective` of it.
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_matrix
+
+    alpha, beta, allowed = _costs(unary, pairwise, allowed)
+    n, c = alpha.shape
+    if n == 0:
+        return _solution([], [], 0.0)
+    # variables: x (n*c), y (pairs), z (pairs * c * c over allowed label pairs)
+    xi = np.arange(n * c).reshape(n, c)
+    pairs = [(d, e) for d in range(n) for e in range(d + 1, n)]
+    yi = {p: n * c + i for i, p in enumerate(pairs)}
+    nv = n * c + len(pairs)
+    zlist = []
+    for (d, e) in pairs:
+        for a in range(c):
+            if not allowed[d, a]:
+                continue
+            for b in range(c):
+                if allowed[e, b]:
+                    zlist.append((d, e, a, b, nv))
+                    nv += 1
+    cost = np.zeros(nv)
+    cost[: n * c] = alpha.ravel()
+    for d, e, a, b, v in zlist:
+        cost[v] = beta[d, e, a, b]
+    lb = np.zeros(nv)
+    ub = np.ones(nv)
+    ub[: n * c] = allowed.ravel().astype(np.float64)
+
+    rows, cols, vals, lo, hi = [], [], [], [], []
+    r = 0
+
+    def add(entries, low, high):
+        nonlocal r
+        for col, val in entries:
+            rows.append(r)
+            cols.append(col)
+            vals.append(val)
+        lo.append(low)
+        hi.append(high)
+        r += 1
+
+    for d in range(n):  # uniqueness
+        add([(xi[d, a], 1.0) for a in range(c)], -np.inf, 1.0)
+    for (d, e) in pairs:  # consistency
+        v = yi[(d, e)]
+        add([(v, 1.0)] + [(xi[d, a], -1.0) for a in range(c)], -np.inf, 0.0)
+        add([(v, 1.0)] + [(xi[e, a], -1.0) for a in range(c)], -np.inf, 0.0)
+    if n >= 3:  # transitivity: every triangle, each of its three edges
+        for d, e, f in itertools.combinations(range(n), 3):
+            a_, b_, c_ = yi[(d, e)], yi[(e, f)], yi[(d, f)]
+            add([(a_, 1.0), (b_, 1.0), (c_, -1.0)], -np.inf, 1.0)
+            add([(a_, 1.0), (c_, 1.0), (b_, -1.0)], -np.inf, 1.0)
+            add([(b_, 1.0), (c_, 1.0), (a_, -1.0)], -np.inf, 1.0)
+    for d, e, a, b, v in zlist:  # linearisation of z = x x' y
+        y = yi[(d, e)]
+        add([(v, 1.0), (xi[d, a], -1.0)], -np.inf, 0.0)
+        add([(v, 1.0), (xi[e, b], -1.0)], -np.inf, 0.0)
+        add([(v, 1.0), (y, -1.0)], -np.inf, 0.0)
+        add([(v, 1.0), (xi[d, a], -1.0), (xi[e, b], -1.0), (y, -1.0)], -2.0, np.inf)
+
+    if fixed_labels is not None:
+        fixed_labels = np.asarray(fixed_labels, dtype=np.int64)
+        for d, f in enumerate(fixed_labels):
+            if f == -2:
+                continue
+            for a in range(c):
+                val = 1.0 if a == f else 0.0
+                lb[xi[d, a]] = ub[xi[d, a]] = val
+    if fixed_joins:
+        for (d, e), val in fixed_joins.items():
+            key = (min(d, e), max(d, e))
+            lb[yi[key]] = ub[yi[key]] = float(val)
+
+    a_mat = coo_matrix((vals, (rows, cols)), shape=(r, nv)).tocsr()
+    options = {"disp": False}
+    if time_limit is not None:
+        options["time_limit"] = float(time_limit)
+    res = milp(cost, constraints=LinearConstraint(a_mat, lo, hi), integrality=np.ones(nv),
+               bounds=Bounds(lb, ub), options=options)
+    if res.x is None:
+        raise RuntimeError(f"deepcut_group: the ILP solver failed: {res.message}")
+    sol = np.round(res.x).astype(np.int64)
+    xs = sol[: n * c].reshape(n, c)
+    labels = np.where(xs.any(1), xs.argmax(1), -1)
+    # clusters: connected components of the joins (transitive, so they are cliques)
+    parent = list(range(n))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for (d, e) in pairs:
+        if sol[yi[(d, e)]]:
+            parent[find(d)] = find(e)
+    clusters = np.array([find(d) if labels[d] >= 0 else -1 for d in range(n)])
+    return _solution(labels, clusters, splp_objective(labels, clusters, unary, pairwise))
+
+
+def deepcut_group_incremental(candidates, unary, pairwise, candidate_class,
+                              stages: Sequence[Sequence[int]], **kwargs) -> SPLPSolution:
+    """DeeperCut's incremental optimisation.
+
+    ``candidate_class (N,)`` the detector (part class) each candidate came from; ``stages``
+    a list of groups of part classes (e.g. ``[[head, neck, l_sho, r_sho], [l_elb, r_elb,
+    l_wri, r_wri], [...]]``). Stage ``s`` solves the SPLP over the candidates of the classes
+    of stages ``0..s``, the labels and pairwise joins of the earlier candidates fixed to the
+    previous stage's solution. Candidates of classes in no stage are suppressed.
+    """
+    cand_cls = np.asarray(candidate_class, dtype=np.int64)
+    unary = np.asarray(unary, dtype=np.float64)
+    pairwise = np.asarray(pairwise, dtype=np.float64)
+    n = len(cand_cls)
+    labels = np.full(n, -1, dtype=np.int64)
+    clusters = np.full(n, -1, dtype=np.int64)
+    done = np.zeros(n, dtype=bool)
+    seen_classes: List[int] = []
+    allowed_all = kwargs.pop("allowed", None)
+    for stage in stages:
+        seen_classes.extend(int(k) for k in stage)
+        active = np.flatnonzero(np.isin(cand_cls, seen_classes))
+        if len(active) == 0:
+            continue
+        sub_u = unary[active]
+        sub_p = pairwise[np.ix_(active, active)]
+        sub_allowed = None if allowed_all is None else np.asarray(allowed_all)[active]
+        fixed = np.full(len(active), -2, dtype=np.int64)
+        joins = {}
+        for i, d in enumerate(active):
+            if done[d]:
+                fixed[i] = labels[d]
+                for j in range(i + 1, len(active)):
+                    e = active[j]
+                    if done[e]:
+                        joins[(i, j)] = int(labels[d] >= 0 and clusters[d] == clusters[e])
+        sol = deepcut_group(None, sub_u, sub_p, allowed=sub_allowed, fixed_labels=fixed,
+                            fixed_joins=joins, **kwargs)
+        labels[active] = sol["labels"]
+        clusters[active] = sol["clusters"]
+        done[active] = True
+    return _solution(labels, clusters, splp_objective(labels, clusters, unary, pairwise))
+
+
+def geometric_pairwise(positions, candidate_class, mean_offsets, sigma, *, bias: float = 4.0,
+                       scale: float = 1.0, num_classes: Optional[int] = None) -> np.ndarray:
+    """DeepCut's geometric pairwise probabilities ``(N, N, C, C)``.
+
+    A logistic model on the deviation of the displacement ``p_e - p_d`` from the mean
+    offset ``mean_offsets[c, c']`` (``(C, C, 2)``) between the two part classes:
+    ``p = sigmoid(bias - scale * ||p_e - p_d - mu[c, c']|| / sigma)``. For the same class
+    the mean offset is zero (two detections of one part of one person are close).
+    The probability depends on the label pair, not on ``candidate_class`` (kept for API
+    symmetry with :func:`regression_pairwise`).
+    """
+    pos = np.asarray(positions, dtype=np.float64)[:, :2]
+    mu = np.asarray(mean_offsets, dtype=np.float64)
+    c = mu.shape[0] if num_classes is None else num_classes
+    disp = pos[None, :, None, None, :] - pos[:, None, None, None, :]  # (N, N, 1, 1, 2)
+    dev = np.linalg.norm(disp - mu[None, None], axis=-1)  # (N, N, C, C)
+    return 1.0 / (1.0 + np.exp(-(bias - scale * dev / float(sigma))))
+
+
+def regression_pairwise(positions, offsets, weights=(4.0, -1.0, 0.0), *, sigma: float = 1.0
+                        ) -> np.ndarray:
+    """DeeperCut's image-conditioned pairwise probabilities ``(N, N, C, C)``.
+
+    ``offsets (N, C, 2)``: at each candidate ``d`` the network's regressed offset to every
+    part class ``c'`` (read from the offset maps at ``d``'s location). For a pair ``(d,
+    e)`` labelled ``(c, c')`` the features are the distances between each candidate and
+    the other's prediction of it, ``delta_1 = ||p_d + o_d[c'] - p_e||`` and ``delta_2 =
+    ||p_e + o_e[c] - p_d||`` (in units of ``sigma``), and the angle between the two
+    predicted displacements; the probability is the logistic regression
+    ``sigmoid(w0 + w1 * (delta_1 + delta_2) / 2 + w2 * |angle difference|)``.
+    """
+    pos = np.asarray(positions, dtype=np.float64)[:, :2]
+    off = np.asarray(offsets, dtype=np.float64)
+    n, c = off.shape[:2]
+    pred = pos[:, None, :] + off  # (N, C, 2) prediction of class c' from d
+    # delta1[d, e, c'] = ||pred[d, c'] - p_e||
+    delta1 = np.linalg.norm(pred[:, None, :, :] - pos[None, :, None, :], axis=-1)  # (N,N,C')
+    d1 = np.broadcast_to(delta1[:, :, None, :], (n, n, c, c))
+    d2 = np.swapaxes(d1, 0, 1).swapaxes(2, 3)  # delta of (e -> d) for labels (c', c)
+    disp = pos[None, :, :] - pos[:, None, :]  # (N, N, 2) p_e - p_d
+    ang_obs = np.arctan2(disp[..., 1], disp[..., 0])[:, :, None]
+    ang_pred = np.arctan2(off[..., 1], off[..., 0])[:, None, :]  # (N, 1, C')
+    dang = np.abs(np.angle(np.exp(1j * (ang_obs - ang_pred))))  # (N, N, C')
+    dang = np.broadcast_to(dang[:, :, None, :], (n, n, c, c))
+    dang = 0.5 * (dang + np.swapaxes(dang, 0, 1).swapaxes(2, 3))
+    w0, w1, w2 = weights
+    logit = w0 + w1 * 0.5 * (d1 + d2) / float(sigma) + w2 * dang
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+def people_to_keypoints(solution, positions, scores, num_classes: int) -> np.ndarray:
+    """``(P, C, 3)`` [x, y, score] of the people of a solution: per class the candidate with
+    the highest score (zero where the person has none), people sorted by total score."""
+    pos = np.asarray(positions, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    out = np.zeros((len(solution["people"]), num_classes, 3))
+    for p, person in enumerate(solution["people"]):
+        for cls, cands in person.items():
+            best = max(cands, key=lambda d: scores[d])
+            out[p, cls] = [pos[best, 0], pos[best, 1], scores[best]]
+    order = np.argsort(-out[..., 2].sum(1), kind="stable")
+    return out[order]
+
+
+class DeepCutDecoder:
+    """Bottom-up decoder: heatmaps ``(K, H, W)`` (and optionally DeeperCut offset maps
+    ``(K, K, 2, H, W)``: at each pixel the offset to every part) -> people ``(P, K, 3)``.
+
+    Candidates are :func:`pyhpe.ops.find_peaks` peaks of each heatmap (``allowed`` to take
+    only their heatmap's class, the peak value as unary probability); pairwise terms are
+    :func:`regression_pairwise` of the offsets at the candidates when offsets are given,
+    else :func:`geometric_pairwise` with ``mean_offsets (K, K, 2)`` and ``sigma``. With
+    ``stages`` the incremental scheme is used.
+    """
+
+    def __init__(self, *, threshold: float = 0.1, max_peaks: int = 8, mean_offsets=None,
+                 sigma: float = 2.0, bias: float = 4.0, weights=(4.0, -1.0, 0.0),
+                 stages=None, time_limit: Optional[float] = None, stride: float = 1.0):
+        self.threshold = threshold
+        self.max_peaks = max_peaks
+        self.mean_offsets = mean_offsets
+        self.sigma = sigma
+        self.bias = bias
+        self.weights = weights
+        self.stages = stages
+        self.time_limit = time_limit
+        self.stride = stride
+
+    def candidates(self, heatmaps):
+        import torch
+        from pyhpe.ops import find_peaks
+        hm = torch.as_tensor(np.asarray(heatmaps, dtype=np.float32))[None]
+        peaks, counts = find_peaks(hm, threshold=self.threshold, max_peaks=self.max_peaks)
+        pos, score, cls = [], [], []
+        for k in range(hm.shape[1]):
+            for m in range(int(counts[0, k])):
+                x, y, s = peaks[0, k, m].tolist()
+                pos.append((x, y))
+                score.append(s)
+                cls.append(k)
+        return (np.asarray(pos, dtype=np.float64).reshape(-1, 2), np.asarray(score),
+                np.asarray(cls, dtype=np.int64))
+
+    def __call__(self, heatmaps, offsets=None) -> np.ndarray:
+        heatmaps = np.asarray(heatmaps, dtype=np.float64)
+        k = heatmaps.shape[0]
+        pos, score, cls = self.candidates(heatmaps)
+        n = len(cls)
+        if n == 0:
+            return np.zeros((0, k, 3))
+        allowed = np.zeros((n, k), dtype=bool)
+        allowed[np.arange(n), cls] = True
+        unary = np.zeros((n, k))
+        unary[np.arange(n), cls] = np.clip(score, 0.0, 1.0)
+        if offsets is not None:
+            offsets = np.asarray(offsets, dtype=np.float64)
+            h, w = heatmaps.shape[1:]
+            xi = np.clip(np.round(pos[:, 0]).astype(int), 0, w - 1)
+            yi = np.clip(np.round(pos[:, 1]).astype(int), 0, h - 1)
+            off = offsets[cls, :, :, yi, xi]  # (N, K, 2)
+            pairwise = regression_pairwise(pos, off, self.weights, sigma=self.sigma)
+        else:
+            if self.mean_offsets is None:
+                raise ValueError("DeepCutDecoder: give offsets or mean_offsets")
+            pairwise = geometric_pairwise(pos, cls, self.mean_offsets, self.sigma,
+                                          bias=self.bias)
+        if self.stages is not None:
+            sol = deepcut_group_incremental(pos, unary, pairwise, cls, self.stages,
+                                            allowed=allowed, time_limit=self.time_limit)
+        else:
+            sol = deepcut_group(pos, unary, pairwise, allowed=allowed,
+                                time_limit=self.time_limit)
+        people = people_to_keypoints(sol, pos, score, k)
+        people[..., :2] *= self.stride
+        return people

@@ -210,3 +210,33 @@ def test_end_to_end_deepercut_offsets():
     p = regression_pairwise(pos, off, sigma=2.0)
     assert p[0, 1, 0, 1] > 0.9 and p[0, 5, 0, 1] < 0.5
     np.testing.assert_allclose(p, np.swapaxes(np.swapaxes(p, 0, 1), 2, 3))
+
+
+def test_regression_pairwise_features():
+    pos = np.array([[0.0, 0.0], [3.0, 4.0], [30.0, 0.0]])
+    off = np.zeros((3, 2, 2))
+    off[0, 1] = [3.0, 4.0]  # candidate 0 (class 0) predicts class 1 at (3, 4)
+    off[1, 0] = [-3.0, -4.0]
+    off[2, 1] = [3.0, 4.0]
+    p = regression_pairwise(pos, off, sigma=1.0)
+    assert p[0, 1, 0, 1] == pytest.approx(1 / (1 + np.exp(-4.0)))  # perfect: bias only
+    assert p[2, 1, 0, 1] < 1e-3  # the prediction from candidate 2 is far off
+    # same class: DeeperCut's distance logistic
+    assert p[0, 2, 0, 0] == pytest.approx(1 / (1 + np.exp(0.2 * 30 - 7.5)))
+    # per-pair weights and min-max normalisation are accepted
+    w = np.zeros((2, 2, 9))
+    w[..., 8] = 1.0
+    p2 = regression_pairwise(pos, off, w, x_min=np.zeros(8), x_max=np.ones(8))
+    assert p2[0, 1, 0, 1] == pytest.approx(1 / (1 + np.exp(-1.0)))
+
+
+def test_incremental_relabel_only_and_lsp_stages():
+    from pyhpe.grouping import DEEPERCUT_STAGES_LSP
+    assert sorted(k for s in DEEPERCUT_STAGES_LSP for k in s) == list(range(14))
+    assert set(DEEPERCUT_STAGES_LSP[0]) == {8, 9, 12, 13}  # head, neck, shoulders first
+    unary, pairwise = random_instance(np.random.default_rng(5), 6, 3)
+    cls = np.arange(6) % 3
+    sol = deepcut_group_incremental(None, unary, pairwise, cls, [[0], [1], [2]],
+                                    fix_joins=False)
+    assert check_feasible(sol, 3)
+    assert sol.objective >= deepcut_group(None, unary, pairwise).objective - 1e-9

@@ -36,7 +36,7 @@ import numpy as np
 __all__ = [
     "SPLPSolution", "deepcut_group", "deepcut_group_incremental", "splp_objective",
     "check_feasible", "logit_cost", "geometric_pairwise", "regression_pairwise",
-    "DeepCutDecoder", "people_to_keypoints",
+    "DeepCutDecoder", "people_to_keypoints", "DEEPERCUT_STAGES_LSP",
 ]
 
 _EPS = 1e-6
@@ -161,7 +161,7 @@ def deepcut_group(candidates, unary, pairwise, *, allowed=None, fixed_labels=Non
             if not allowed[d, a]:
                 continue
             for b in range(c):
-                if allowed[e, b]:
+                if allowed[e, b] and beta[d, e, a, b] != 0.0:
                     zlist.append((d, e, a, b, nv))
                     nv += 1
     cost = np.zeros(nv)
@@ -197,12 +197,17 @@ def deepcut_group(candidates, unary, pairwise, *, allowed=None, fixed_labels=Non
             add([(a_, 1.0), (b_, 1.0), (c_, -1.0)], -np.inf, 1.0)
             add([(a_, 1.0), (c_, 1.0), (b_, -1.0)], -np.inf, 1.0)
             add([(b_, 1.0), (c_, 1.0), (a_, -1.0)], -np.inf, 1.0)
-    for d, e, a, b, v in zlist:  # linearisation of z = x x' y
+    # linearisation of z = x x' y; a minimisation only needs the bounds that its cost
+    # pushes against: z <= x, x', y for a negative cost, z >= x + x' + y - 2 for a positive
+    # one (the optimum is the same as with all four)
+    for d, e, a, b, v in zlist:
         y = yi[(d, e)]
-        add([(v, 1.0), (xi[d, a], -1.0)], -np.inf, 0.0)
-        add([(v, 1.0), (xi[e, b], -1.0)], -np.inf, 0.0)
-        add([(v, 1.0), (y, -1.0)], -np.inf, 0.0)
-        add([(v, 1.0), (xi[d, a], -1.0), (xi[e, b], -1.0), (y, -1.0)], -2.0, np.inf)
+        if beta[d, e, a, b] < 0:
+            add([(v, 1.0), (xi[d, a], -1.0)], -np.inf, 0.0)
+            add([(v, 1.0), (xi[e, b], -1.0)], -np.inf, 0.0)
+            add([(v, 1.0), (y, -1.0)], -np.inf, 0.0)
+        else:
+            add([(v, 1.0), (xi[d, a], -1.0), (xi[e, b], -1.0), (y, -1.0)], -2.0, np.inf)
 
     if fixed_labels is not None:
         fixed_labels = np.asarray(fixed_labels, dtype=np.int64)
@@ -244,15 +249,23 @@ def deepcut_group(candidates, unary, pairwise, *, allowed=None, fixed_labels=Non
     return _solution(labels, clusters, splp_objective(labels, clusters, unary, pairwise))
 
 
+# DeeperCut's stages on the 14 LSP joints (0 r_ankle, 1 r_knee, 2 r_hip, 3 l_hip, 4 l_knee,
+# 5 l_ankle, 6 r_wrist, 7 r_elbow, 8 r_shoulder, 9 l_shoulder, 10 l_elbow, 11 l_wrist,
+# 12 neck, 13 head top): head and shoulders, then elbows and wrists, then the lower body.
+DEEPERCUT_STAGES_LSP = ((12, 13, 8, 9), (7, 10, 6, 11), (2, 3, 1, 4, 0, 5))
+
+
 def deepcut_group_incremental(candidates, unary, pairwise, candidate_class,
-                              stages: Sequence[Sequence[int]], **kwargs) -> SPLPSolution:
+                              stages: Sequence[Sequence[int]] = DEEPERCUT_STAGES_LSP, *,
+                              fix_joins: bool = True, **kwargs) -> SPLPSolution:
     """DeeperCut's incremental optimisation.
 
     ``candidate_class (N,)`` the detector (part class) each candidate came from; ``stages``
     a list of groups of part classes (e.g. ``[[head, neck, l_sho, r_sho], [l_elb, r_elb,
     l_wri, r_wri], [...]]``). Stage ``s`` solves the SPLP over the candidates of the classes
     of stages ``0..s``, the labels and pairwise joins of the earlier candidates fixed to the
-    previous stage's solution. Candidates of classes in no stage are suppressed.
+    previous stage's solution (with ``fix_joins=False`` only their labels are fixed and
+    the partition is solved again). Candidates of classes in no stage are suppressed.
     """
     cand_cls = np.asarray(candidate_class, dtype=np.int64)
     unary = np.asarray(unary, dtype=np.float64)
@@ -278,7 +291,7 @@ def deepcut_group_incremental(candidates, unary, pairwise, candidate_class,
                 fixed[i] = labels[d]
                 for j in range(i + 1, len(active)):
                     e = active[j]
-                    if done[e]:
+                    if done[e] and fix_joins:
                         joins[(i, j)] = int(labels[d] >= 0 and clusters[d] == clusters[e])
         sol = deepcut_group(None, sub_u, sub_p, allowed=sub_allowed, fixed_labels=fixed,
                             fixed_joins=joins, **kwargs)
@@ -307,35 +320,56 @@ def geometric_pairwise(positions, candidate_class, mean_offsets, sigma, *, bias:
     return 1.0 / (1.0 + np.exp(-(bias - scale * dev / float(sigma))))
 
 
-def regression_pairwise(positions, offsets, weights=(4.0, -1.0, 0.0), *, sigma: float = 1.0
-                        ) -> np.ndarray:
+def _wrap(a):
+    return (a + np.pi) % (2 * np.pi) - np.pi
+
+
+def regression_pairwise(positions, offsets, weights=None, *, sigma: float = 1.0,
+                        x_min=None, x_max=None, same_part=(7.5, 0.2)) -> np.ndarray:
     """DeeperCut's image-conditioned pairwise probabilities ``(N, N, C, C)``.
 
     ``offsets (N, C, 2)``: at each candidate ``d`` the network's regressed offset to every
-    part class ``c'`` (read from the offset maps at ``d``'s location). For a pair ``(d,
-    e)`` labelled ``(c, c')`` the features are the distances between each candidate and
-    the other's prediction of it, ``delta_1 = ||p_d + o_d[c'] - p_e||`` and ``delta_2 =
-    ||p_e + o_e[c] - p_d||`` (in units of ``sigma``), and the angle between the two
-    predicted displacements; the probability is the logistic regression
-    ``sigmoid(w0 + w1 * (delta_1 + delta_2) / 2 + w2 * |angle difference|)``.
+    part class (read from the offset maps at ``d``'s location). For a pair ``(d, e)``
+    labelled ``(c, c')``, ``c != c'``, the features are, forward, the distance and the
+    absolute angle between the observed displacement ``p_e - p_d`` and the predicted one
+    ``o_d[c']``, and the same backward (``p_d - p_e`` against ``o_e[c]``); with their
+    ``exp(-f)`` and a bias they feed a logistic regression,
+    ``p = sigmoid(w . [f, exp(-f), 1])`` (``f`` min-max normalised by ``x_min`` /
+    ``x_max`` when given, as the official model). ``weights`` ``(9,)`` or ``(C, C, 9)``;
+    the default ``[-0.5/sigma, 0, -0.5/sigma, 0, 0, 0, 0, 0, 4]`` is a hand-set model that
+    trusts the regressed offsets to about ``sigma`` pixels. Two candidates of the same
+    class: ``p = 1 / (1 + exp(b * dist - a))`` with ``same_part = (a, b)`` (DeeperCut: 7.5,
+    0.2).
     """
     pos = np.asarray(positions, dtype=np.float64)[:, :2]
     off = np.asarray(offsets, dtype=np.float64)
     n, c = off.shape[:2]
-    pred = pos[:, None, :] + off  # (N, C, 2) prediction of class c' from d
-    # delta1[d, e, c'] = ||pred[d, c'] - p_e||
-    delta1 = np.linalg.norm(pred[:, None, :, :] - pos[None, :, None, :], axis=-1)  # (N,N,C')
-    d1 = np.broadcast_to(delta1[:, :, None, :], (n, n, c, c))
-    d2 = np.swapaxes(d1, 0, 1).swapaxes(2, 3)  # delta of (e -> d) for labels (c', c)
-    disp = pos[None, :, :] - pos[:, None, :]  # (N, N, 2) p_e - p_d
-    ang_obs = np.arctan2(disp[..., 1], disp[..., 0])[:, :, None]
-    ang_pred = np.arctan2(off[..., 1], off[..., 0])[:, None, :]  # (N, 1, C')
-    dang = np.abs(np.angle(np.exp(1j * (ang_obs - ang_pred))))  # (N, N, C')
-    dang = np.broadcast_to(dang[:, :, None, :], (n, n, c, c))
-    dang = 0.5 * (dang + np.swapaxes(dang, 0, 1).swapaxes(2, 3))
-    w0, w1, w2 = weights
-    logit = w0 + w1 * 0.5 * (d1 + d2) / float(sigma) + w2 * dang
-    return 1.0 / (1.0 + np.exp(-logit))
+    if weights is None:
+        weights = np.array([-0.5 / sigma, 0, -0.5 / sigma, 0, 0, 0, 0, 0, 4.0])
+    w = np.broadcast_to(np.asarray(weights, dtype=np.float64), (c, c, 9))
+    real = pos[None, :, :] - pos[:, None, :]  # (N, N, 2): p_e - p_d
+    # forward: d predicts class c' -> (N, N, C')
+    dev = real[:, :, None, :] - off[:, None, :, :]
+    dist_f = np.linalg.norm(dev, axis=-1)
+    ang_f = np.abs(_wrap(np.arctan2(real[..., 1], real[..., 0])[:, :, None]
+                         - np.arctan2(off[..., 1], off[..., 0])[:, None, :]))
+    f1 = np.broadcast_to(dist_f[:, :, None, :], (n, n, c, c))
+    a1 = np.broadcast_to(ang_f[:, :, None, :], (n, n, c, c))
+    # backward: e predicts class c of d (the forward term of (e, d) with labels (c', c))
+    f2 = np.swapaxes(np.swapaxes(f1, 0, 1), 2, 3)
+    a2 = np.swapaxes(np.swapaxes(a1, 0, 1), 2, 3)
+    feats = np.stack([f1, a1, f2, a2], axis=-1)
+    feats = np.concatenate([feats, np.exp(-feats)], axis=-1)
+    if x_min is not None and x_max is not None:
+        feats = (feats - np.asarray(x_min)) / (np.asarray(x_max) - np.asarray(x_min))
+    logit = np.einsum("deabf,abf->deab", feats, w[..., :8]) + w[..., 8]
+    prob = 1.0 / (1.0 + np.exp(-logit))
+    a, b = same_part
+    dist = np.linalg.norm(real, axis=-1)
+    same = 1.0 / (1.0 + np.exp(b * dist - a))
+    idx = np.arange(c)
+    prob[:, :, idx, idx] = same[:, :, None]
+    return prob
 
 
 def people_to_keypoints(solution, positions, scores, num_classes: int) -> np.ndarray:
@@ -364,7 +398,7 @@ class DeepCutDecoder:
     """
 
     def __init__(self, *, threshold: float = 0.1, max_peaks: int = 8, mean_offsets=None,
-                 sigma: float = 2.0, bias: float = 4.0, weights=(4.0, -1.0, 0.0),
+                 sigma: float = 2.0, bias: float = 4.0, weights=None, same_part=(7.5, 0.2),
                  stages=None, time_limit: Optional[float] = None, stride: float = 1.0):
         self.threshold = threshold
         self.max_peaks = max_peaks
@@ -372,6 +406,7 @@ class DeepCutDecoder:
         self.sigma = sigma
         self.bias = bias
         self.weights = weights
+        self.same_part = same_part
         self.stages = stages
         self.time_limit = time_limit
         self.stride = stride
@@ -408,7 +443,8 @@ class DeepCutDecoder:
             xi = np.clip(np.round(pos[:, 0]).astype(int), 0, w - 1)
             yi = np.clip(np.round(pos[:, 1]).astype(int), 0, h - 1)
             off = offsets[cls, :, :, yi, xi]  # (N, K, 2)
-            pairwise = regression_pairwise(pos, off, self.weights, sigma=self.sigma)
+            pairwise = regression_pairwise(pos, off, self.weights, sigma=self.sigma,
+                                           same_part=self.same_part)
         else:
             if self.mean_offsets is None:
                 raise ValueError("DeepCutDecoder: give offsets or mean_offsets")

@@ -302,7 +302,7 @@ def deepcut_group_incremental(candidates, unary, pairwise, candidate_class,
 
 
 def geometric_pairwise(positions, candidate_class, mean_offsets, sigma, *, bias: float = 4.0,
-                       scale: float = 1.0, num_classes: Optional[int] = None) -> np.ndarray:
+                       scale: float = 1.0) -> np.ndarray:
     """DeepCut's geometric pairwise probabilities ``(N, N, C, C)``.
 
     A logistic model on the deviation of the displacement ``p_e - p_d`` from the mean
@@ -310,14 +310,14 @@ def geometric_pairwise(positions, candidate_class, mean_offsets, sigma, *, bias:
     ``p = sigmoid(bias - scale * ||p_e - p_d - mu[c, c']|| / sigma)``. For the same class
     the mean offset is zero (two detections of one part of one person are close).
     The probability depends on the label pair, not on ``candidate_class`` (kept for API
-    symmetry with :func:`regression_pairwise`).
+    symmetry with :func:`regression_pairwise`). ``sigma``: a scalar or ``(C, C)``.
     """
     pos = np.asarray(positions, dtype=np.float64)[:, :2]
     mu = np.asarray(mean_offsets, dtype=np.float64)
-    c = mu.shape[0] if num_classes is None else num_classes
     disp = pos[None, :, None, None, :] - pos[:, None, None, None, :]  # (N, N, 1, 1, 2)
     dev = np.linalg.norm(disp - mu[None, None], axis=-1)  # (N, N, C, C)
-    return 1.0 / (1.0 + np.exp(-(bias - scale * dev / float(sigma))))
+    sigma = np.asarray(sigma, dtype=np.float64)  # a scalar or one per class pair (C, C)
+    return 1.0 / (1.0 + np.exp(-(bias - scale * dev / sigma)))
 
 
 def _wrap(a):

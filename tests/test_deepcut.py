@@ -240,3 +240,15 @@ def test_incremental_relabel_only_and_lsp_stages():
                                     fix_joins=False)
     assert check_feasible(sol, 3)
     assert sol.objective >= deepcut_group(None, unary, pairwise).objective - 1e-9
+
+
+def test_decoder_batch_and_tensors():
+    import torch
+    people = _scene([(12, 8), (26, 10)])
+    hm = torch.as_tensor(_heatmaps(people), dtype=torch.float32)[None].repeat(2, 1, 1, 1)
+    out = DeepCutDecoder(mean_offsets=MEAN, sigma=2.0, threshold=0.3, stride=2.0)(hm)
+    assert isinstance(out, list) and len(out) == 2
+    _match(out[0] / np.array([2.0, 2.0, 1.0]), people)
+    np.testing.assert_array_equal(out[0], out[1])
+    empty = DeepCutDecoder(mean_offsets=MEAN)(np.zeros((4, 16, 16)))
+    assert empty.shape == (0, 4, 3)

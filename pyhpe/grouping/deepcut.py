@@ -426,8 +426,17 @@ class DeepCutDecoder:
         return (np.asarray(pos, dtype=np.float64).reshape(-1, 2), np.asarray(score),
                 np.asarray(cls, dtype=np.int64))
 
-    def __call__(self, heatmaps, offsets=None) -> np.ndarray:
+    def __call__(self, heatmaps, offsets=None):
+        """``(K, H, W)`` -> ``(P, K, 3)``; a batch ``(B, K, H, W)`` (offsets ``(B, K, K, 2,
+        H, W)``) -> a list of them."""
+        if hasattr(heatmaps, "detach"):
+            heatmaps = heatmaps.detach().cpu().numpy()
+        if offsets is not None and hasattr(offsets, "detach"):
+            offsets = offsets.detach().cpu().numpy()
         heatmaps = np.asarray(heatmaps, dtype=np.float64)
+        if heatmaps.ndim == 4:
+            return [self(heatmaps[b], None if offsets is None else offsets[b])
+                    for b in range(heatmaps.shape[0])]
         k = heatmaps.shape[0]
         pos, score, cls = self.candidates(heatmaps)
         n = len(cls)

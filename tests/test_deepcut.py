@@ -70,11 +70,13 @@ def test_ilp_with_allowed_labels_equals_brute_force():
     sol = deepcut_group(None, unary, pairwise, allowed=allowed)
     assert check_feasible(sol, c, allowed)
     assert sol.objective == pytest.approx(brute_force(unary, pairwise, allowed), abs=1e-6)
+    # the subset DP used for larger scenes agrees with plain enumeration
+    assert exhaustive_single_label(unary, pairwise, cls) == pytest.approx(sol.objective)
 
 
 def test_constraints_satisfied_and_deterministic():
     rng = np.random.default_rng(11)
-    unary, pairwise = random_instance(rng, 6, 3)
+    unary, pairwise = random_instance(rng, 6, 2)
     a = deepcut_group(None, unary, pairwise)
     b = deepcut_group(None, unary, pairwise)
     np.testing.assert_array_equal(a.labels, b.labels)
@@ -234,8 +236,8 @@ def test_incremental_relabel_only_and_lsp_stages():
     from pyhpe.grouping import DEEPERCUT_STAGES_LSP
     assert sorted(k for s in DEEPERCUT_STAGES_LSP for k in s) == list(range(14))
     assert set(DEEPERCUT_STAGES_LSP[0]) == {8, 9, 12, 13}  # head, neck, shoulders first
-    unary, pairwise = random_instance(np.random.default_rng(5), 6, 3)
-    cls = np.arange(6) % 3
+    unary, pairwise = random_instance(np.random.default_rng(5), 5, 3)
+    cls = np.arange(5) % 3
     sol = deepcut_group_incremental(None, unary, pairwise, cls, [[0], [1], [2]],
                                     fix_joins=False)
     assert check_feasible(sol, 3)
@@ -252,3 +254,50 @@ def test_decoder_batch_and_tensors():
     np.testing.assert_array_equal(out[0], out[1])
     empty = DeepCutDecoder(mean_offsets=MEAN)(np.zeros((4, 16, 16)))
     assert empty.shape == (0, 4, 3)
+
+
+def exhaustive_single_label(unary, pairwise, cls):
+    """The optimum over every partition when each candidate has one allowed class: a DP
+    over subsets (each block either one person, or suppressed singletons)."""
+    n = len(cls)
+    alpha = logit_cost(unary[np.arange(n), cls])
+    beta = logit_cost(pairwise[np.arange(n)[:, None], np.arange(n)[None], cls[:, None],
+                               cls[None, :]])
+    block = np.zeros(1 << n)
+    for mask in range(1, 1 << n):
+        members = [d for d in range(n) if mask >> d & 1]
+        if len(members) == 1:
+            block[mask] = min(alpha[members[0]], 0.0)  # kept alone, or suppressed
+        else:
+            idx = np.array(members)
+            block[mask] = alpha[idx].sum() + np.triu(beta[np.ix_(idx, idx)], 1).sum()
+    best = np.zeros(1 << n)
+    for mask in range(1, 1 << n):
+        low = mask & -mask
+        rest = mask ^ low
+        sub = rest
+        value = np.inf
+        while True:
+            value = min(value, block[sub | low] + best[rest ^ sub])
+            if sub == 0:
+                break
+            sub = (sub - 1) & rest
+        best[mask] = value
+    return best[(1 << n) - 1]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ilp_optimal_on_crowded_ten_candidates(seed):
+    rng = np.random.default_rng(seed)
+    people = _scene([(10, 8), (19, 9)], rng, jitter=1.5)  # 8 true parts, 2 clutter peaks
+    pos = np.concatenate([people.reshape(-1, 2), rng.uniform(5, 30, (2, 2))])
+    cls = np.concatenate([np.tile(np.arange(4), 2), rng.integers(0, 4, 2)])
+    n = len(cls)
+    allowed = np.zeros((n, 4), dtype=bool)
+    allowed[np.arange(n), cls] = True
+    unary = np.where(allowed, rng.uniform(0.3, 0.95, (n, 1)), 0.0)
+    pairwise = geometric_pairwise(pos, cls, MEAN, sigma=2.0)
+    sol = deepcut_group(pos, unary, pairwise, allowed=allowed)
+    assert check_feasible(sol, 4, allowed)
+    assert sol.objective == pytest.approx(exhaustive_single_label(unary, pairwise, cls),
+                                          abs=1e-6)

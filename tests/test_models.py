@@ -34,6 +34,7 @@ EXPECTED = {
     "mca": [(2, 17, 16, 12)] * 2,
     "cpn": [(2, 17, 16, 12)] * 5,
     "mspn": [(2, 17, 16, 12)] * 8,
+    "rmpe": (2, 17, 16, 12),
 }
 FLIP = COCO17.flip_index()
 
@@ -329,7 +330,9 @@ UNPUBLISHED = [("cpm", "paper", 28.283), ("deeppose", "paper", 23.578), ("rtmpos
                # LitePose-XS's backbone and fusion deconvolutions (official search-XS: 1.68 M
                # with the final layers pyhpe's heatmap head replaces)
                ("litepose", "xs", 1.657), ("tfpose", "paper", 35.229), ("pipnet", "paper", 11.272),
-               ("mca", "paper", 38.792)]
+               ("mca", "paper", 38.792),
+               # RMPE: the paper's 8-stack hourglass SPPE (25.38 M) + the STN's localisation net
+               ("rmpe", "paper", 25.476)]
 
 
 @pytest.mark.parametrize("name,config,kw,published,source", PUBLISHED,

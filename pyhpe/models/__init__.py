@@ -11,7 +11,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 from ..codecs import Codec
 from . import (cpm, cpn, deeppose, hourglass, hrnet, lifter, litepose, mca, mspn, openpose, pipnet,
-               pyranet, rtmpose, simple_baseline, tfpose, tokenpose, vitpose)
+               pyranet, rmpe, rtmpose, simple_baseline, tfpose, tokenpose, vitpose)
 from .common import BasicBlock, Bottleneck, ResNet
 from .cpm import CPM
 from .heads import (BaseHead, HeatmapHead, IntegralHead, LiftHead, PAFHead, RegressionHead,
@@ -43,6 +43,7 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "mca": (mca.build, mca.CONFIGS),
     "cpn": (cpn.build, cpn.CONFIGS),
     "mspn": (mspn.build, mspn.CONFIGS),
+    "rmpe": (rmpe.build, rmpe.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

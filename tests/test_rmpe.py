@@ -131,3 +131,57 @@ def test_warp_is_affine_grid_and_grid_sample():
     ref = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False),
                         align_corners=False)
     assert torch.allclose(warp(x, theta), ref, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- PGPG
+def _synthetic_gt(num=64, seed=0):
+    from pyhpe.data import SyntheticPoseDataset
+    return SyntheticPoseDataset(num, seed=seed, size=(96, 96), max_persons=2).coco_dict()
+
+
+def test_pgpg_learns_atomic_poses_and_offsets():
+    import numpy as np
+    from pyhpe.data.pgpg import PGPGAugment
+    from pyhpe.keypoints import COCO17
+    from pyhpe.tasks.topdown import simulate_detections
+    gt = _synthetic_gt()
+    dets = simulate_detections(gt, seed=0, jitter=0.08, duplicate_prob=0.0, false_positives=0.0)
+    # a detector that is systematically shifted right by 10% of the box
+    for d in dets:
+        d["bbox"][0] += 0.1 * d["bbox"][2]
+    aug = PGPGAugment.fit(gt, dets, aspect_ratio=0.75, num_atoms=4, flip_prob=0, half_body_prob=0,
+                          rot_prob=0, shift_prob=0, scale_factor=(1.0, 1.0))
+    assert aug.atoms.shape == (4, 34) and aug.offset_mean.shape == (4, 4)
+    assert aug.offset_mean[:, 0].mean() > 0.03                  # the shift is learned
+    assert (aug.offset_std > 0).all()
+    a = gt["annotations"][0]
+    kps = np.asarray(a["keypoints"], np.float32).reshape(-1, 3)
+    from pyhpe.data.transforms import bbox_xywh_to_center_scale
+    c, s = bbox_xywh_to_center_scale(a["bbox"], 0.75)
+    rng = np.random.default_rng(0)
+    atom = aug.atom_of(kps[:, :2], kps[:, 2], c, s)
+    moves = np.stack([(aug.propose(rng, kps[:, :2], kps[:, 2], c, s)[0] - c) / s
+                      for _ in range(400)])
+    assert abs(moves[:, 0].mean() - aug.offset_mean[atom, 0]) < 0.02
+    image = np.zeros((96, 96, 3), np.uint8)
+    out = aug(np.random.default_rng(1), image, kps[:, :2], kps[:, 2], c, s, COCO17, 0.75)
+    assert len(out) == 6 and not np.allclose(out[3], c)        # the box moved
+    with pytest.raises(ValueError, match="no GT person"):
+        PGPGAugment.fit(gt, [], 0.75)
+
+
+def test_rmpe_learns_with_pgpg(tmp_path):
+    """The top-down task trains RMPE on PGPG proposals (the task's ``augment`` replaced)."""
+    from pyhpe.data.pgpg import PGPGAugment
+    from pyhpe.tasks.topdown import simulate_detections
+    from pyhpe.tasks.common import image_sources
+    task = build_task(_topdown(tmp_path))
+    gt = image_sources(task.config.data, task.config.keypoints)[0]   # the training set's GT
+    dets = simulate_detections(gt, seed=0, duplicate_prob=0.0, false_positives=0.0)
+    task.augment = PGPGAugment.fit(gt, dets, aspect_ratio=0.75, num_atoms=8)
+    trainer = Trainer(task, log=QUIET)
+    assert isinstance(task.train_dataset().augment, PGPGAugment)
+    before = trainer.evaluate()["AP"]
+    after = trainer.fit()["metrics"]["AP"]
+    print("rmpe+pgpg AP", before, after)
+    assert after > before and after >= RMPE_MIN_AP, (before, after)

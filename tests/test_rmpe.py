@@ -107,6 +107,7 @@ def _topdown(out_dir, steps=120, lr=4e-3):
                       "log_every": 5, "device": "cpu", "out_dir": str(out_dir)}}
 
 
+# measured held-out AP after 120 steps, seeds 0-2: 0.21-0.36 (PGPG, seed 0: 0.29); untrained 0
 RMPE_MIN_AP = 0.05
 
 

@@ -36,6 +36,7 @@ EXPECTED = {
     "mspn": [(2, 17, 16, 12)] * 8,
     "chained": (2, 17, 16, 12),
     "okdhp": (2, 17, 16, 12),
+    "rmpe": (2, 17, 16, 12),
 }
 FLIP = COCO17.flip_index()
 
@@ -331,7 +332,9 @@ UNPUBLISHED = [("cpm", "paper", 28.283), ("deeppose", "paper", 23.578), ("rtmpos
                # LitePose-XS's backbone and fusion deconvolutions (official search-XS: 1.68 M
                # with the final layers pyhpe's heatmap head replaces)
                ("litepose", "xs", 1.657), ("tfpose", "paper", 35.229), ("pipnet", "paper", 11.272),
-               ("mca", "paper", 38.792), ("chained", "paper", 49.318), ("okdhp", "paper", 85.061)]
+               ("mca", "paper", 38.792), ("chained", "paper", 49.318), ("okdhp", "paper", 85.061),
+               # RMPE: the paper's 8-stack hourglass SPPE (25.38 M) + the STN's localisation net
+               ("rmpe", "paper", 25.476)]
 
 
 @pytest.mark.parametrize("name,config,kw,published,source", PUBLISHED,

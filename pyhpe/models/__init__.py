@@ -11,7 +11,8 @@ from typing import Callable, Dict, Optional, Tuple
 
 from ..codecs import Codec
 from . import (chained, cpm, cpn, deeppose, hourglass, hrnet, lifter, litepose, mca, mspn, okdhp,
-               openpose, pipnet, pyranet, rtmpose, simple_baseline, tfpose, tokenpose, vitpose)
+               openpose, pipnet, pyranet, rmpe, rtmpose, simple_baseline, tfpose, tokenpose,
+               vitpose)
 from .common import BasicBlock, Bottleneck, ResNet
 from .cpm import CPM
 from .heads import (BaseHead, HeatmapHead, IntegralHead, LiftHead, PAFHead, RegressionHead,
@@ -45,6 +46,7 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "mspn": (mspn.build, mspn.CONFIGS),
     "chained": (chained.build, chained.CONFIGS),
     "okdhp": (okdhp.build, okdhp.CONFIGS),
+    "rmpe": (rmpe.build, rmpe.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+from conftest import topdown_config
 from pyhpe.engine import Trainer
 from pyhpe.models import MODELS, build_model
 from pyhpe.models.mca import HRU, CRFAttention, MultiContextAttention
@@ -100,14 +101,7 @@ def test_mca_stacks_attention_and_hru():
 
 
 def _topdown(out_dir, model, steps, lr):
-    return {"task": "topdown", "input_size": [48, 64], "keypoints": "coco17", "model": model,
-            "codec": {"name": "msra", "heatmap_size": [12, 16], "sigma": 1.0, "decode": "dark",
-                      "blur_kernel_size": 5},
-            "data": {"type": "synthetic", "num_images": 64, "val_images": 8, "image_size": 96,
-                     "seed": 0},
-            "train": {"epochs": 1000, "max_steps": steps, "batch_size": 16, "lr": lr,
-                      "warmup_steps": 10, "eval_every": 0, "progress": False, "seed": 0,
-                      "log_every": 5, "device": "cpu", "out_dir": str(out_dir)}}
+    return topdown_config(out_dir, model=model, steps=steps, lr=lr)
 
 
 @pytest.mark.parametrize("name,steps,lr,floor", [("pyranet", 120, 4e-3, 0.2), ("mca", 120, 4e-3, 0.25)])

@@ -5,6 +5,7 @@ import os
 import pytest
 import torch
 
+from conftest import topdown_config
 from pyhpe.engine import Trainer
 from pyhpe.models import build_model
 from pyhpe.models.rmpe import RMPE, centred_targets, invert_affine, warp
@@ -96,15 +97,7 @@ def test_rmpe_config_builds():
 
 
 def _topdown(out_dir, steps=120, lr=4e-3):
-    return {"task": "topdown", "input_size": [48, 64], "keypoints": "coco17",
-            "model": {"name": "rmpe", "config": "tiny"},
-            "codec": {"name": "msra", "heatmap_size": [12, 16], "sigma": 1.0, "decode": "dark",
-                      "blur_kernel_size": 5},
-            "data": {"type": "synthetic", "num_images": 64, "val_images": 8, "image_size": 96,
-                     "seed": 0},
-            "train": {"epochs": 1000, "max_steps": steps, "batch_size": 16, "lr": lr,
-                      "warmup_steps": 10, "eval_every": 0, "progress": False, "seed": 0,
-                      "log_every": 5, "device": "cpu", "out_dir": str(out_dir)}}
+    return topdown_config(out_dir, model={"name": "rmpe", "config": "tiny"}, steps=steps, lr=lr)
 
 
 # measured held-out AP after 120 steps, seeds 0-2: 0.21-0.36 (PGPG, seed 0: 0.29); untrained 0

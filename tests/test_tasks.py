@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import topdown_config as _topdown
 from pyhpe.engine import ConfigError, Trainer
 from pyhpe.keypoints import COCO17, CROWDPOSE14
 from pyhpe.tasks import TASKS, build_task, task_names
@@ -28,19 +29,6 @@ def _env():
                 PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
-def _topdown(out_dir, codec=None, model=None, steps=60, images=64, val=8, lr=2e-3, data=None,
-             keypoints="coco17", **train):
-    """A small synthetic top-down config (tiny SimpleBaseline by default)."""
-    cfg = {"task": "topdown", "input_size": [48, 64], "keypoints": keypoints,
-           "model": model or {"name": "simple_baseline", "config": "tiny"},
-           "codec": codec or {"name": "msra", "heatmap_size": [12, 16], "sigma": 1.0,
-                              "decode": "dark", "blur_kernel_size": 5},
-           "data": data or {"type": "synthetic", "num_images": images, "val_images": val,
-                            "image_size": 96, "seed": 0},
-           "train": dict({"epochs": 1000, "max_steps": steps, "batch_size": 16, "lr": lr,
-                          "warmup_steps": 10, "eval_every": 0, "progress": False, "seed": 0,
-                          "log_every": 5, "device": "cpu", "out_dir": str(out_dir)}, **train)}
-    return cfg
 
 
 # ---------------------------------------------------------------------------- registry, configs

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .common import conv_bn_act, init_weights
 from .heads import heatmap_model
-from .hourglass import _Residual
+from .hourglass import HourglassStacks, _Residual, hourglass_stem, stack_merges
 from .pose_model import PoseModel
 
 
@@ -98,7 +98,7 @@ class _AttHourglass(nn.Module):
         return up + F.interpolate(low, size=up.shape[-2:], mode="nearest"), low
 
 
-class MultiContextAttention(nn.Module):
+class MultiContextAttention(HourglassStacks):
     """Backbone ``(B, 3, H, W) -> [(B, K, H/4, W/4)] * num_stacks``: stacked hourglass of
     HRUs; holistic attention in the first ``num_stacks // 2`` stacks, part attention (one
     map per joint) in the rest; every stack's heatmaps returned."""
@@ -111,8 +111,7 @@ class MultiContextAttention(nn.Module):
         c, k = channels, num_keypoints
         res = 2 if multi_resolution else 1
         self.num_holistic = num_stacks // 2
-        self.stem = nn.Sequential(conv_bn_act(3, c // 4, 7, 2), _Residual(c // 4, c // 2),
-                                  nn.MaxPool2d(2), _Residual(c // 2, c // 2), _Residual(c // 2, c))
+        self.stem = hourglass_stem(c)
         self.hgs = nn.ModuleList([_AttHourglass(depth, c, num_blocks) for _ in range(num_stacks)])
         self.features = nn.ModuleList([nn.Sequential(_Residual(c, c), conv_bn_act(c, 2 * c, 1),
                                                      conv_bn_act(2 * c, c, 1))
@@ -125,8 +124,7 @@ class MultiContextAttention(nn.Module):
                                     for _ in range(n_part)])
         self.parts_out = nn.ModuleList([nn.ModuleList([nn.Conv2d(c, 1, 1) for _ in range(k)])
                                         for _ in range(n_part)])
-        self.merge_feat = nn.ModuleList([nn.Conv2d(c, c, 1) for _ in range(num_stacks - 1)])
-        self.merge_pred = nn.ModuleList([nn.Conv2d(k, c, 1) for _ in range(num_stacks - 1)])
+        self.merge_feat, self.merge_pred = stack_merges(c, k, num_stacks)
         self.multi_resolution = multi_resolution
         init_weights(self)
         for conv in list(self.holistic_out) + [m for mods in self.parts_out for m in mods]:
@@ -136,22 +134,15 @@ class MultiContextAttention(nn.Module):
                 for unary in m.unary:
                     nn.init.normal_(unary[1].weight, std=0.01)
 
-    def forward(self, x) -> List[torch.Tensor]:
-        x = self.stem(x)
-        outs = []
-        for i, hg in enumerate(self.hgs):
-            h, half = hg(x)
-            f = self.features[i](h)
-            feats = [f, half] if self.multi_resolution else [f]
-            if i < self.num_holistic:
-                p = self.holistic_out[i](self.holistic[i](feats)[0])
-            else:
-                j = i - self.num_holistic
-                p = torch.cat([out(att(feats)[0]) for att, out in zip(self.parts[j], self.parts_out[j])], 1)
-            outs.append(p)
-            if i < len(self.hgs) - 1:
-                x = x + self.merge_feat[i](f) + self.merge_pred[i](p)
-        return outs
+    def stack_output(self, i: int, hourglass_out):
+        """Holistic attention in the first stacks, one part-attention map per joint after."""
+        h, half = hourglass_out
+        f = self.features[i](h)
+        feats = [f, half] if self.multi_resolution else [f]
+        if i < self.num_holistic:
+            return f, self.holistic_out[i](self.holistic[i](feats)[0])
+        j = i - self.num_holistic
+        return f, torch.cat([out(att(feats)[0]) for att, out in zip(self.parts[j], self.parts_out[j])], 1)
 
 
 def build(num_keypoints=17, codec=None, *, input_size=(256, 256), joint_weights=None, **arch

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .common import conv_bn_act
 from .heads import heatmap_model
-from .hourglass import _Residual
+from .hourglass import HourglassStacks, _Residual, hourglass_stem, stack_merges
 from .pose_model import PoseModel
 
 
@@ -160,7 +160,7 @@ class _PyraHourglass(nn.Module):
         return up + F.interpolate(low, size=up.shape[-2:], mode="nearest")
 
 
-class PyraNet(nn.Module):
+class PyraNet(HourglassStacks):
     """Backbone ``(B, 3, H, W) -> [(B, K, H/4, W/4)] * num_stacks``: stacked hourglass of
     PRMs, every stack's heatmaps returned (intermediate supervision)."""
 
@@ -174,30 +174,18 @@ class PyraNet(nn.Module):
         def prm(cin, cout):
             return PRM(cin, cout, variant, base_width, cardinality)
 
-        self.stem = nn.Sequential(conv_bn_act(3, c // 4, 7, 2), prm(c // 4, c // 2), nn.MaxPool2d(2),
-                                  prm(c // 2, c // 2), prm(c // 2, c))
+        self.stem = hourglass_stem(c, prm)
         self.hgs = nn.ModuleList([_PyraHourglass(depth, c, num_blocks, prm) for _ in range(num_stacks)])
         self.features = nn.ModuleList([nn.Sequential(_Residual(c, c), conv_bn_act(c, c, 1))
                                        for _ in range(num_stacks)])
         self.outs = nn.ModuleList([nn.Conv2d(c, num_keypoints, 1) for _ in range(num_stacks)])
-        self.merge_feat = nn.ModuleList([nn.Conv2d(c, c, 1) for _ in range(num_stacks - 1)])
-        self.merge_pred = nn.ModuleList([nn.Conv2d(num_keypoints, c, 1) for _ in range(num_stacks - 1)])
+        self.merge_feat, self.merge_pred = stack_merges(c, num_keypoints, num_stacks)
         for i in range(num_stacks - 1):  # x + merge_feat + merge_pred: three summed branches
             self.merge_feat[i].branches = self.merge_pred[i].branches = 3
         multi_branch_init(self)
         for conv in self.outs:  # heatmap outputs start near zero (as the heatmap heads do)
             nn.init.normal_(conv.weight, std=0.001)
 
-    def forward(self, x) -> List[torch.Tensor]:
-        x = self.stem(x)
-        outs = []
-        for i, hg in enumerate(self.hgs):
-            f = self.features[i](hg(x))
-            p = self.outs[i](f)
-            outs.append(p)
-            if i < len(self.hgs) - 1:
-                x = x + self.merge_feat[i](f) + self.merge_pred[i](p)
-        return outs
 
 
 def build(num_keypoints=17, codec=None, *, input_size=(256, 256), joint_weights=None, **arch

@@ -50,14 +50,7 @@ def pycocotools_eval(gt, results, sigmas=None, *, copy_inputs: bool = True):
         coco = COCO()
         coco.dataset = gt_data
         coco.createIndex()
-        if dt_data:
-            coco_dt = coco.loadRes(dt_data)
-        else:
-            coco_dt = COCO()
-            coco_dt.dataset = {"images": list(gt_data.get("images", [])),
-                               "categories": copy.deepcopy(gt_data.get("categories", [])),
-                               "annotations": []}
-            coco_dt.createIndex()
+        coco_dt = _load_results(COCO, coco, gt_data, dt_data)
         ev = COCOeval(coco, coco_dt, "keypoints")
         if sigmas is not None:
             ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
@@ -143,17 +136,23 @@ def xtcocotools_eval(gt, results, sigmas, iou_type: str = "keypoints", *, use_ar
     return ev
 
 
-def _run_xtcocotools(XCOCO, XCOCOeval, coco, gt_data, dt_data, sigmas, iou_type, use_area):
+def _load_results(COCO, coco, gt_data, dt_data):
+    """``coco.loadRes(dt_data)``, or for no results an empty result set over the GT's images
+    (``loadRes`` refuses an empty list)."""
     if dt_data:
-        coco_dt = coco.loadRes(dt_data)
-    else:
-        coco_dt = XCOCO()
-        coco_dt.dataset = {"images": list(gt_data.get("images", [])),
-                           "categories": copy.deepcopy(gt_data.get("categories", [])),
-                           "annotations": []}
-        coco_dt.createIndex()
-        if len(getattr(coco, "anno_file", [])) == 1:
-            coco.anno_file.append(None)  # as loadRes records it; read by the CrowdPose summary
+        return coco.loadRes(dt_data)
+    coco_dt = COCO()
+    coco_dt.dataset = {"images": list(gt_data.get("images", [])),
+                       "categories": copy.deepcopy(gt_data.get("categories", [])),
+                       "annotations": []}
+    coco_dt.createIndex()
+    return coco_dt
+
+
+def _run_xtcocotools(XCOCO, XCOCOeval, coco, gt_data, dt_data, sigmas, iou_type, use_area):
+    coco_dt = _load_results(XCOCO, coco, gt_data, dt_data)
+    if not dt_data and len(getattr(coco, "anno_file", [])) == 1:
+        coco.anno_file.append(None)  # as loadRes records it; read by the CrowdPose summary
     ev = XCOCOeval(coco, coco_dt, iou_type, np.asarray(sigmas, dtype=np.float64),
                    use_area=use_area)
     ev.evaluate()

@@ -41,6 +41,16 @@ def kl_discret_loss(preds: Sequence[Tensor], targets: Sequence[Tensor], weights:
     return loss / K
 
 
+_COORDINATE_LOSSES = {"l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss, "mse": F.mse_loss}
+
+
+def check_coordinate_loss(kind: str, who: str) -> str:
+    """``kind`` if :func:`coordinate_loss` knows it, else a ValueError naming ``who``."""
+    if kind not in _COORDINATE_LOSSES:
+        raise ValueError(f"{who}: unknown loss {kind!r}; use 'l1', 'smooth_l1' or 'mse'")
+    return kind
+
+
 def coordinate_loss(pred: Tensor, target: Tensor, weights: Optional[Tensor], kind: str = "l1"
                     ) -> Tensor:
     """mmpose ``L1Loss`` / ``SmoothL1Loss`` / ``MSELoss`` with ``use_target_weight``: the mean
@@ -49,13 +59,7 @@ def coordinate_loss(pred: Tensor, target: Tensor, weights: Optional[Tensor], kin
     if weights is not None:
         w = _expand(weights.float(), p)
         p, t = p * w, t * w
-    if kind == "l1":
-        return F.l1_loss(p, t)
-    if kind == "smooth_l1":
-        return F.smooth_l1_loss(p, t)
-    if kind == "mse":
-        return F.mse_loss(p, t)
-    raise ValueError(f"coordinate_loss: unknown kind {kind!r}; use 'l1', 'smooth_l1' or 'mse'")
+    return _COORDINATE_LOSSES[check_coordinate_loss(kind, "coordinate_loss")](p, t)
 
 
 def weighted_mean(values: Tensor, weights: Tensor) -> Tensor:

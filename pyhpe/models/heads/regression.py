@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ...codecs import RegressionLabel
 from .base import BaseHead
-from .losses import coordinate_loss
+from .losses import check_coordinate_loss, coordinate_loss
 
 
 class RegressionHead(BaseHead):
@@ -25,9 +25,7 @@ class RegressionHead(BaseHead):
             raise TypeError(f"RegressionHead: 'codec' must be a RegressionLabel, got "
                             f"{type(codec).__name__}")
         super().__init__(codec, joint_weights)
-        if loss not in ("l1", "smooth_l1", "mse"):
-            raise ValueError(f"RegressionHead: unknown loss {loss!r}; use 'l1', 'smooth_l1' or 'mse'")
-        self.loss_kind = loss
+        self.loss_kind = check_coordinate_loss(loss, "RegressionHead")
         self.k = int(num_keypoints)
         self.fc = nn.Linear(in_channels, self.k * 2)
         self.refine = nn.ModuleList([nn.Linear(in_channels + self.k * 2, self.k * 2)

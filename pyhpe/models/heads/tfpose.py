@@ -26,7 +26,7 @@ from torch import Tensor
 from ... import ops
 from ...codecs import RegressionLabel
 from .base import BaseHead
-from .losses import coordinate_loss, keypoint_mse_loss
+from .losses import check_coordinate_loss, coordinate_loss, keypoint_mse_loss
 
 
 class TFPoseOutputs(NamedTuple):
@@ -110,8 +110,7 @@ class TFPoseHead(BaseHead):
             raise TypeError(f"TFPoseHead: 'codec' must be a RegressionLabel, got "
                             f"{type(codec).__name__}")
         super().__init__(codec, joint_weights)
-        if loss not in ("l1", "smooth_l1", "mse"):
-            raise ValueError(f"TFPoseHead: unknown loss {loss!r}; use 'l1', 'smooth_l1' or 'mse'")
+        check_coordinate_loss(loss, "TFPoseHead")
         if dec_layers < 1:
             raise ValueError(f"TFPoseHead: 'dec_layers' must be >= 1, got {dec_layers}")
         self.k, self.dim, self.refine, self.loss_kind = int(num_keypoints), dim, refine, loss

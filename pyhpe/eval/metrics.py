@@ -416,13 +416,8 @@ def multiperson_mpjpe_ap(pred_poses, pred_scores, gt_poses, gt_visible=None,
         ctp, cfp = np.cumsum(tp), np.cumsum(~tp)
         recall = ctp / (total_gt + 1e-5)
         precision = ctp / (ctp + cfp + 1e-5)
-        for k in range(len(precision) - 2, -1, -1):
-            precision[k] = max(precision[k], precision[k + 1])
-        precision = np.concatenate(([0], precision, [0]))
-        recall = np.concatenate(([0], recall, [1]))
-        idx = np.where(recall[1:] != recall[:-1])[0]
-        aps.append(float(np.sum((recall[idx + 1] - recall[idx]) * precision[idx + 1])))
-        ars.append(float(recall[-2]))
+        aps.append(_voc_ap(recall, precision))
+        ars.append(float(recall[-1]) if len(recall) else 0.0)
     out = {f"AP {t:g}": v for t, v in zip(ap_thresholds, aps)}
     out["mAP"] = float(np.mean(aps))
     out.update({f"AR {t:g}": v for t, v in zip(ap_thresholds, ars)})

@@ -177,11 +177,15 @@ def synthetic_lifting_data(num: int, seed: int = 0, noise_2d: float = 0.0, diffi
 class LiftingDataset(torch.utils.data.Dataset):
     """2-D/3-D pose pairs: ``pose_2d`` ``(N, K, 2)`` pixels, ``pose_3d`` ``(N, K, 3)`` mm
     (root-relative), optional ``visibility`` ``(N, K)`` (default 1) and ``actions`` ``(N,)``
-    (kept on the dataset for per-action metrics). Items: ``keypoints``, ``visibility``,
-    ``keypoints_3d``, ``index``; the default collate stacks them."""
+    (kept on the dataset for per-action metrics), and where the cameras are known ``camera``
+    ``(N, 4)`` (fx, fy, cx, cy pixels) with ``root_3d`` ``(N, 3)`` (the root joint in the
+    camera frame, mm: ``pose_3d + root_3d`` projects to ``pose_2d``). Items: ``keypoints``,
+    ``visibility``, ``keypoints_3d``, ``index`` (and ``camera``, ``root_3d``); the default
+    collate stacks them."""
 
     def __init__(self, pose_2d: np.ndarray, pose_3d: np.ndarray,
-                 visibility: Optional[np.ndarray] = None, actions: Optional[np.ndarray] = None):
+                 visibility: Optional[np.ndarray] = None, actions: Optional[np.ndarray] = None,
+                 camera: Optional[np.ndarray] = None, root_3d: Optional[np.ndarray] = None):
         p2 = np.asarray(pose_2d, np.float32)
         p3 = np.asarray(pose_3d, np.float32)
         if p2.ndim != 3 or p2.shape[-1] != 2 or p3.shape != p2.shape[:2] + (3,):
@@ -197,13 +201,27 @@ class LiftingDataset(torch.utils.data.Dataset):
         self.pose_2d, self.pose_3d = torch.from_numpy(p2), torch.from_numpy(p3)
         self.visibility = torch.from_numpy(vis)
         self.actions = None if actions is None else np.asarray(actions)
+        if (camera is None) != (root_3d is None):
+            raise ValueError("LiftingDataset: 'camera' and 'root_3d' go together")
+        self.camera = self.root_3d = None
+        if camera is not None:
+            cam = np.asarray(camera, np.float32)
+            root = np.asarray(root_3d, np.float32)
+            if cam.shape != (len(p2), 4) or root.shape != (len(p2), 3):
+                raise ValueError(f"LiftingDataset: 'camera' must be ({len(p2)}, 4) (fx, fy, cx, "
+                                 f"cy) and 'root_3d' ({len(p2)}, 3), got {cam.shape} and "
+                                 f"{root.shape}")
+            self.camera, self.root_3d = torch.from_numpy(cam), torch.from_numpy(root)
 
     def __len__(self):
         return len(self.pose_2d)
 
     def __getitem__(self, idx: int) -> Dict:
-        return {"keypoints": self.pose_2d[idx], "visibility": self.visibility[idx],
+        item = {"keypoints": self.pose_2d[idx], "visibility": self.visibility[idx],
                 "keypoints_3d": self.pose_3d[idx], "index": int(idx)}
+        if self.camera is not None:
+            item["camera"], item["root_3d"] = self.camera[idx], self.root_3d[idx]
+        return item
 
 
 __all__ = ["H36M_TEST_SUBJECTS", "H36M_TRAIN_SUBJECTS", "LiftingDataset", "fit_camera",

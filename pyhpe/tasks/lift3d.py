@@ -34,6 +34,13 @@ class SyntheticLifting(SyntheticData):
     noise_2d: float = 0.0
 
 
+def _check_input_2d(value: str, has_cameras: bool, key: str) -> None:
+    if value not in ("part", "projected"):
+        raise ConfigError(f"data.input_2d: 'part' or 'projected', got {value!r}")
+    if value == "projected" and not has_cameras:
+        raise ConfigError(f"data.input_2d: 'projected' needs {key!r}")
+
+
 @dataclass
 class H36MLifting(Config):
     """Human3.6M in the VideoPose3D npz layout (:func:`pyhpe.data.load_h36m_npz`); protocol #1
@@ -57,17 +64,24 @@ class H36MNpzLifting(Config):
     """Human3.6M in mmpose's npz layout (:func:`pyhpe.data.read_h36m`: ``part`` image pixels,
     ``S`` camera-frame metres): training poses of ``train_subjects`` from ``train_path``, test
     poses of ``test_subjects`` from ``test_path`` (default: ``train_path``); protocol #1
-    subjects by default, every ``downsample``-th frame."""
+    subjects by default, every ``downsample``-th frame. ``cameras``: the dataset's
+    ``cameras.pkl`` (each frame's intrinsics; the samples then carry ``camera`` and
+    ``root_3d``, which PoseAug needs); ``input_2d``: ``"part"`` (the file's 2-D keypoints) or
+    ``"projected"`` (the 3-D joints projected by the camera with its distortion, as the
+    official SimpleBaseline-3D code makes its ground-truth 2-D inputs; needs ``cameras``)."""
     type: str = "h36m_npz"
     train_path: str = ""
     test_path: str = ""
     train_subjects: Tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
     test_subjects: Tuple[str, ...] = ("S9", "S11")
     downsample: int = 1
+    cameras: str = ""
+    input_2d: str = "part"
 
     def __post_init__(self):
         if not self.train_path:
             raise ConfigError("data: type 'h36m_npz' needs 'train_path'")
+        _check_input_2d(self.input_2d, bool(self.cameras), "cameras")
         if self.downsample < 1:
             raise ConfigError(f"data.downsample: must be >= 1, got {self.downsample}")
         shared = sorted(set(self.train_subjects) & set(self.test_subjects))
@@ -80,15 +94,23 @@ class H36MNpzLifting(Config):
 class MPIInf3DHPLifting(Config):
     """MPI-INF-3DHP in mmpose's npz layout (:func:`pyhpe.data.read_mpi_inf_3dhp`): training
     poses from ``train_path`` (``mpi_inf_3dhp_train.npz``), test poses from ``test_path``
-    (``mpi_inf_3dhp_test_valid.npz``), every ``downsample``-th pose."""
+    (``mpi_inf_3dhp_test_valid.npz``), every ``downsample``-th pose; ``train_cameras`` /
+    ``test_cameras`` (``cameras_train.pkl`` / ``cameras_test.pkl``) and ``input_2d`` as
+    :class:`H36MNpzLifting`'s (pinhole projection)."""
     type: str = "mpi_inf_3dhp"
     train_path: str = ""
     test_path: str = ""
     downsample: int = 1
+    train_cameras: str = ""
+    test_cameras: str = ""
+    input_2d: str = "part"
 
     def __post_init__(self):
         if not self.train_path or not self.test_path:
             raise ConfigError("data: type 'mpi_inf_3dhp' needs 'train_path' and 'test_path'")
+        if bool(self.train_cameras) != bool(self.test_cameras):
+            raise ConfigError("data: give both 'train_cameras' and 'test_cameras' or neither")
+        _check_input_2d(self.input_2d, bool(self.train_cameras), "train_cameras")
         if self.downsample < 1:
             raise ConfigError(f"data.downsample: must be >= 1, got {self.downsample}")
 
@@ -207,22 +229,64 @@ class Lift3DConfig(TaskConfig):
         bad = set(self.codec.params) & {"mean_2d", "std_2d", "mean_3d", "std_3d", "root_index"}
         if bad:
             raise ConfigError(f"codec: {sorted(bad)} come from the training data, not the config")
+        if "poseaug" in self.model.overrides:
+            if self.model.name == "matching3d":
+                raise ConfigError("model.poseaug: trains a lifter; matching3d has no weights")
+            poseaug_config(self.model.overrides["poseaug"])
+
+
+def poseaug_config(value):
+    """``model.poseaug`` -> :class:`pyhpe.models.poseaug.PoseAugConfig`: a dict of its fields
+    over the defaults of its ``config`` key (``"paper"``, the official settings, or
+    ``"tiny"``), or ``true`` for the paper defaults."""
+    from ..models.poseaug import POSEAUG_CONFIGS, PoseAugConfig
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"model.poseaug: a dict of PoseAug settings or true, got {value!r}")
+    d = dict(value)
+    preset = d.pop("config", "paper")
+    if preset not in POSEAUG_CONFIGS:
+        raise ConfigError(f"model.poseaug.config: one of {sorted(POSEAUG_CONFIGS)}, got {preset!r}")
+    return PoseAugConfig.from_dict(dict(POSEAUG_CONFIGS[preset], **d), "model.poseaug")
 
 
 # ---------------------------------------------------------------------------- data
-def _subjects(d: Dict, subjects: Sequence[str], downsample: int, path: str, role: str):
-    from ..data import body3d_lifting_arrays
+def _body3d_arrays(d: Dict, input_2d: str = "part"):
+    """(pose_2d, pose_3d mm root-relative, visibility, actions, camera (N, 4) or None,
+    root_3d (N, 3) mm or None) of a read_h36m / read_mpi_inf_3dhp result."""
+    from ..data import body3d_lifting_arrays, project_h36m, project_pinhole
+    from ..keypoints import get_keypoint_set
     p2, p3, vis, acts = body3d_lifting_arrays(d)
-    keep = np.isin(np.asarray(d["subject"]), list(subjects))
+    cams = d.get("cameras")
+    if cams is None:
+        return p2, p3, vis, acts, None, None
+    X = np.asarray(d["keypoints_3d"], np.float64)
+    root = get_keypoint_set(d["keypoint_set"]).parents.index(-1)
+    if input_2d == "projected":
+        if "k" in cams and "p" in cams:
+            p2 = project_h36m(X, cams["f"], cams["c"], cams["k"], cams["p"])
+        else:
+            p2 = project_pinhole(X, cams["f"], cams["c"])
+        p2 = p2.astype(np.float32)
+    camera = np.concatenate([cams["f"], cams["c"]], 1).astype(np.float32)
+    return p2, p3, vis, acts, camera, (X[:, root] * 1000.0).astype(np.float32)
+
+
+def _take(arrays, idx):
+    return tuple(None if a is None else a[idx] for a in arrays)
+
+
+def _subjects(arrays, subject, subjects: Sequence[str], downsample: int, path: str, role: str):
+    keep = np.isin(np.asarray(subject), list(subjects))
     if not keep.any():
         raise ValueError(f"lift3d: no {role} poses of subjects {list(subjects)} in {path!r} "
-                         f"(it has {sorted(set(np.asarray(d['subject']).tolist()))})")
-    idx = np.flatnonzero(keep)[::downsample]
-    return p2[idx], p3[idx], vis[idx], acts[idx]
+                         f"(it has {sorted(set(np.asarray(subject).tolist()))})")
+    return _take(arrays, np.flatnonzero(keep)[::downsample])
 
 
 def _every(arrays, downsample: int):
-    return tuple(a[::downsample] for a in arrays)
+    return _take(arrays, slice(None, None, downsample))
 
 
 def _panoptic_pairs(d: PanopticLifting, sequences: Sequence[str], camera: str):
@@ -295,22 +359,27 @@ class Lift3DTask(Task):
             return LiftingDataset(tr2, tr3), LiftingDataset(te2, te3, actions=acts)
         if isinstance(d, H36MNpzLifting):
             test_path = d.test_path or d.train_path
-            train = _subjects(read_h36m(d.train_path), d.train_subjects, d.downsample,
-                              d.train_path, "training")
-            test = _subjects(read_h36m(test_path), d.test_subjects, d.downsample, test_path,
-                             "test")
+            cams = d.cameras or None
+            tr, te = read_h36m(d.train_path, cams), read_h36m(test_path, cams)
+            train = _subjects(_body3d_arrays(tr, d.input_2d), tr["subject"], d.train_subjects,
+                              d.downsample, d.train_path, "training")
+            test = _subjects(_body3d_arrays(te, d.input_2d), te["subject"], d.test_subjects,
+                             d.downsample, test_path, "test")
         elif isinstance(d, MPIInf3DHPLifting):
-            from ..data import body3d_lifting_arrays
-            train = _every(body3d_lifting_arrays(read_mpi_inf_3dhp(d.train_path)), d.downsample)
-            test = _every(body3d_lifting_arrays(read_mpi_inf_3dhp(d.test_path)), d.downsample)
+            train = _every(_body3d_arrays(read_mpi_inf_3dhp(d.train_path, d.train_cameras or None),
+                                          d.input_2d), d.downsample)
+            test = _every(_body3d_arrays(read_mpi_inf_3dhp(d.test_path, d.test_cameras or None),
+                                         d.input_2d), d.downsample)
         else:
             train = _panoptic_pairs(d, d.train_sequences, d.camera)
             test = _panoptic_pairs(d, d.test_sequences, d.test_camera or d.camera)
             if not len(train[0]):
                 raise ValueError(f"lift3d: no Panoptic body of {list(d.train_sequences)} in "
                                  f"front of camera {d.camera!r}")
-        return (LiftingDataset(train[0], train[1], train[2]),
-                LiftingDataset(test[0], test[1], test[2], actions=test[3]))
+            train, test = train + (None, None), test + (None, None)
+        return (LiftingDataset(train[0], train[1], train[2], camera=train[4], root_3d=train[5]),
+                LiftingDataset(test[0], test[1], test[2], actions=test[3], camera=test[4],
+                               root_3d=test[5]))
 
     def build_codec(self):
         from ..codecs import Lift3DCodec
@@ -319,15 +388,77 @@ class Lift3DTask(Task):
                              train.pose_3d.numpy(), root_index=self.root_index,
                              **self.config.codec.params)
 
+    @property
+    def poseaug(self):
+        """The :class:`~pyhpe.models.poseaug.PoseAugConfig` of ``model.poseaug`` or None."""
+        value = self.config.model.overrides.get("poseaug")
+        return None if value is None or value is False else poseaug_config(value)
+
+    @property
+    def is_matching(self) -> bool:
+        return self.config.model.name.lower().replace("-", "_") == "matching3d"
+
     def build_model(self):
-        bone_loss = self.config.model.overrides.get("bone_weight", 0) > 0
-        return self.build_pose_model(**({"bones": [list(b) for b in self.kset.limbs]}
-                                        if bone_loss else {}))
+        from ..models import build_model
+        m = self.config.model
+        if self.is_matching:
+            model = self.build_pose_model(root_index=self.root_index)
+            return model.set_library(self.train_dataset().pose_3d.numpy())
+        overrides = {k: v for k, v in m.overrides.items() if k != "poseaug"}
+        if overrides.get("bone_weight", 0) > 0:
+            overrides.setdefault("bones", [list(b) for b in self.kset.limbs])
+        try:
+            model = build_model(m.name, m.config, num_keypoints=self.kset.num_keypoints,
+                                codec=self.codec, **overrides)
+        except TypeError as e:
+            raise ConfigError(f"model: {e}") from e
+        cfg = self.poseaug
+        if cfg is None:
+            return model
+        from ..models.poseaug import KinematicChain, PoseAugLifter
+        if self.kset.parents is None:
+            raise ConfigError(f"model.poseaug: needs a keypoint set with a kinematic tree "
+                              f"('parents'); {self.kset.name!r} has none")
+        if self.train_dataset().camera is None:
+            raise ConfigError("model.poseaug: needs the data's cameras (data.cameras / "
+                              "train_cameras) to reproject the augmented poses")
+        chain = KinematicChain(self.kset.parents, self.kset.flip_index())
+        return PoseAugLifter(model, chain, cfg)
 
     def prepare(self, batch, device):
         targets = self.codec.encode(batch["keypoints"].to(device), batch["visibility"].to(device),
                                     keypoints_3d=batch["keypoints_3d"].to(device))
+        if "camera" in batch and self.config.model.overrides.get("poseaug"):
+            targets.update(keypoints_3d=batch["keypoints_3d"].to(device),
+                           keypoints_2d=batch["keypoints"].to(device),
+                           camera=batch["camera"].to(device), root_3d=batch["root_3d"].to(device))
         return targets.pop("inputs"), targets
+
+    def fit(self, log=print, **train_overrides) -> Dict:
+        """The engine's training; ``matching3d`` has no weights: its library is the training
+        set, so fitting evaluates it and writes ``best.pth`` (the library) and the logs."""
+        if not self.is_matching:
+            return super().fit(log=log, **train_overrides)
+        import json
+        cfg = self.train_config(**train_overrides)
+        device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available()
+                                                          else "cpu")
+        model = self.build_model().to(device)
+        metrics = self.evaluate(model, device)
+        best = None if metrics is None else metrics[self.metric]
+        os.makedirs(cfg.out_dir, exist_ok=True)
+        torch.save({"model": model.state_dict(), "metric": self.metric, "best": best,
+                    "metrics": metrics}, os.path.join(cfg.out_dir, "best.pth"))
+        result = {"task": self.name, "epoch": 0, "step": 0, "metric": self.metric,
+                  "metric_mode": self.metric_mode, "best": best, "metrics": metrics,
+                  "finished": True, "history": [dict(metrics or {}, step=0)], "loss_log": [],
+                  "out_dir": cfg.out_dir}
+        with open(os.path.join(cfg.out_dir, "log.json"), "w") as f:
+            json.dump({"metric": self.metric, "metric_mode": self.metric_mode,
+                       "rows": result["history"]}, f, indent=1)
+        if log:
+            log(f"matching3d: library of {len(model)} poses; {self.metric} {best}")
+        return result
 
     @torch.no_grad()
     def predict(self, model, dataset, device="cpu") -> np.ndarray:

@@ -461,7 +461,7 @@ class PoseAugLifter(nn.Module):
                 logs.update(loss_d3d=float(d3.detach()), loss_d2d=float(d2.detach()))
         for p in self.lifter.parameters():
             p.grad = None
-        self.last_aug_losses = logs
+        self.last_aug_losses = {**self.last_aug_losses, **logs}   # D: its last update
         self.aug_step += 1
         # (3) the lifter: real batch, then the valid augmented poses
         losses = self.lifter(inputs, targets)

@@ -20,7 +20,6 @@ from .heads import (BaseHead, HeatmapHead, IntegralHead, LiftHead, PAFHead, Regr
 from .hourglass import StackedHourglass
 from .hrnet import HRNet
 from .lifter import LifterBackbone
-from . import matching3d
 from .litepose import LitePose
 from .openpose import OpenPoseBackbone
 from .pose_model import PoseModel
@@ -39,7 +38,6 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "litepose": (litepose.build, litepose.CONFIGS),
     "openpose": (openpose.build, openpose.CONFIGS),
     "simple_baseline_3d": (lifter.build, lifter.CONFIGS),
-    "matching3d": (matching3d.build, matching3d.CONFIGS),
     "tfpose": (tfpose.build, tfpose.CONFIGS),
     "pipnet": (pipnet.build, pipnet.CONFIGS),
     "pyranet": (pyranet.build, pyranet.CONFIGS),

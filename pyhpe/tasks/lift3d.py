@@ -377,7 +377,8 @@ class Lift3DTask(Task):
                 raise ValueError(f"lift3d: no Panoptic body of {list(d.train_sequences)} in "
                                  f"front of camera {d.camera!r}")
             train, test = train + (None, None), test + (None, None)
-        return (LiftingDataset(train[0], train[1], train[2], camera=train[4], root_3d=train[5]),
+        return (LiftingDataset(train[0], train[1], train[2], actions=train[3], camera=train[4],
+                               root_3d=train[5]),
                 LiftingDataset(test[0], test[1], test[2], actions=test[3], camera=test[4],
                                root_3d=test[5]))
 
@@ -401,8 +402,16 @@ class Lift3DTask(Task):
     def build_model(self):
         from ..models import build_model
         m = self.config.model
-        if self.is_matching:
-            model = self.build_pose_model(root_index=self.root_index)
+        if self.is_matching:      # no weights: not a PoseModel of the registry
+            from ..models import matching3d
+            if m.config not in matching3d.CONFIGS:
+                raise ConfigError(f"model: matching3d has no config {m.config!r}; known: "
+                                  f"{sorted(matching3d.CONFIGS)}")
+            try:
+                model = matching3d.build(self.kset.num_keypoints, self.codec,
+                                         **dict(matching3d.CONFIGS[m.config], **m.overrides))
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"model: {e}") from e
             return model.set_library(self.train_dataset().pose_3d.numpy())
         overrides = {k: v for k, v in m.overrides.items() if k != "poseaug"}
         if overrides.get("bone_weight", 0) > 0:

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import cpu_and_cuda
+
 from pyhpe.data import LiftingDataset, read_h36m
 from pyhpe.engine.config import ConfigError
 from pyhpe.keypoints import get_keypoint_set
@@ -257,3 +259,28 @@ def test_poseaug_config_errors(tmp_path, monkeypatch):
                      ['model.poseaug={"config": "tiny"}'])
     with pytest.raises(ConfigError, match="kinematic tree"):
         pan.build_model()
+
+
+@cpu_and_cuda()
+def test_poseaug_step_on_device(device, tmp_path):
+    """One PoseAug step (augmentor, discriminators, lifter losses) on the device, under the
+    engine's autocast where it has one: finite losses, the augmentor updated."""
+    from pyhpe.engine.trainer import eval_mode
+    torch.manual_seed(0)
+    task = _JitterTask(_poseaug_config(tmp_path, {"config": "tiny", "d_every": 1}))
+    model = task.build_model().to(device).train()
+    batch = task.collate([task.train_dataset()[i] for i in range(16)])
+    inputs, targets = task.prepare(batch, device)
+    g0 = [p.detach().clone() for p in model.augmentor.parameters()]
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    with torch.autocast(device_type=device, dtype=dtype, enabled=device == "cuda"):
+        losses = model(inputs, targets)
+    assert set(losses) == {"loss_mse", "loss_mse_aug"}
+    assert all(torch.isfinite(v) and v.requires_grad for v in losses.values())
+    assert all(np.isfinite(v) for v in model.last_aug_losses.values())
+    assert "loss_d3d" in model.last_aug_losses
+    assert any(not torch.equal(a, b) for a, b in zip(g0, model.augmentor.parameters()))
+    assert all(p.grad is None for p in model.lifter.parameters())
+    with eval_mode(model):
+        pred, _ = model.predict(inputs)
+    assert pred.shape == (16, 17, 3) and pred.device.type == device

@@ -418,7 +418,9 @@ class PoseAugLifter(nn.Module):
         real_2d = real_2d.float()
         opt_g, opt_d3, opt_d2 = self._optimizers()
         frozen = [self.lifter, self.d3d, self.d2d]
-        with torch.enable_grad():
+        # the augmentor and discriminators step in float32 with their own optimizers (the
+        # engine's autocast and gradient scaler belong to the lifter's step)
+        with torch.enable_grad(), torch.autocast(X.device.type, enabled=False):
             # (1) augmentor
             self._set_grad(frozen, False)
             g = self.augmentor(X, root, cam)

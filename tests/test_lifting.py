@@ -290,3 +290,32 @@ def test_simplebaseline3d_learns_the_real_samples(name, monkeypatch, one_torch_t
     else:
         assert after["PCK3D"] > before["PCK3D"] + 20 and after["AUC"] > before["AUC"], (before, after)
         assert after["MPJPE"] < 0.5 * before["MPJPE"]
+
+
+def test_videopose3d_layout_carries_fitted_cameras(tmp_path):
+    """The VideoPose3D layout has no intrinsics: each sequence's pinhole camera is fitted to
+    its 2-D / camera-frame 3-D pairs (the fake data's K exactly), the root is the hip in mm,
+    and PoseAug can run on it."""
+    from pyhpe.data.lifting import fit_intrinsics, h36m_camera_arrays
+    from pyhpe.tasks import build_task
+    p3, p2, truth = _fake_h36m(tmp_path, frames=(20, 10))
+    seqs = load_h36m_npz(p3, p2, subjects=["S1"])
+    cam, root = h36m_camera_arrays(seqs, downsample=2)
+    np.testing.assert_allclose(cam, np.broadcast_to([1145.0, 1144.0, 512.0, 515.0], cam.shape),
+                               rtol=1e-3, atol=0.5)
+    p2d, p3d, _ = h36m_arrays(seqs, downsample=2)
+    assert len(cam) == len(root) == len(p2d)
+    P = p3d + root[:, None]
+    x = P[..., :2] / P[..., 2:] * cam[:, None, :2] + cam[:, None, 2:]
+    np.testing.assert_allclose(x, p2d, atol=0.05)
+    with pytest.raises(ValueError, match="fit_intrinsics"):
+        fit_intrinsics(np.zeros((1, 2)), np.ones((1, 3)))
+    task = build_task({"task": "lift3d", "model": {"name": "simple_baseline_3d", "config": "tiny",
+                                                   "poseaug": {"config": "tiny"}},
+                       "data": {"type": "h36m", "path_3d": p3, "path_2d": p2,
+                                "train_subjects": ["S1"], "test_subjects": ["S9"]},
+                       "train": {"max_steps": 2, "batch_size": 16, "progress": False,
+                                 "device": "cpu", "out_dir": str(tmp_path / "run")}})
+    assert task.train_dataset().camera is not None
+    result = task.fit(log=lambda *a: None)
+    assert np.isfinite(result["metrics"]["mpjpe"]) and int(task.build_model().aug_step) == 0

@@ -150,6 +150,34 @@ def h36m_arrays(sequences: Dict, downsample: int = 1):
     return np.concatenate(p2).astype(np.float32), np.concatenate(p3).astype(np.float32), np.array(acts)
 
 
+def fit_intrinsics(pose_2d: np.ndarray, pose_3d: np.ndarray) -> np.ndarray:
+    """Pinhole intrinsics ``(fx, fy, cx, cy)`` of camera-frame joints ``(..., 3)`` and their
+    pixels ``(..., 2)`` by linear least squares (``u = fx X / Z + cx``, ``v = fy Y / Z + cy``)."""
+    x = np.asarray(pose_2d, np.float64).reshape(-1, 2)
+    X = np.asarray(pose_3d, np.float64).reshape(-1, 3)
+    ok = np.isfinite(x).all(1) & np.isfinite(X).all(1) & (X[:, 2] > 0)
+    if ok.sum() < 2:
+        raise ValueError(f"fit_intrinsics: need >= 2 finite points in front of the camera, "
+                         f"got {int(ok.sum())}")
+    x, X = x[ok], X[ok]
+    out = []
+    for d in (0, 1):
+        A = np.stack([X[:, d] / X[:, 2], np.ones(len(X))], 1)
+        out.append(np.linalg.lstsq(A, x[:, d], rcond=None)[0])
+    return np.array([out[0][0], out[1][0], out[0][1], out[1][1]])
+
+
+def h36m_camera_arrays(sequences: Dict, downsample: int = 1):
+    """The cameras of :func:`h36m_arrays`' poses (same order): ``camera`` (N, 4) fx fy cx cy
+    (:func:`fit_intrinsics` per sequence) and ``root_3d`` (N, 3) the camera-frame hip, mm."""
+    cams, roots = [], []
+    for key, (x2, x3) in sorted(sequences.items()):
+        x2, x3 = x2[::downsample], x3[::downsample]
+        cams.append(np.broadcast_to(fit_intrinsics(x2, x3), (len(x2), 4)))
+        roots.append(x3[:, 0] * 1000.0)
+    return np.concatenate(cams).astype(np.float32), np.concatenate(roots).astype(np.float32)
+
+
 # ---------------------------------------------------------------------------- synthetic
 def synthetic_lifting_data(num: int, seed: int = 0, noise_2d: float = 0.0, difficulty: float = 1.0,
                            focal: float = 1000.0, image_size: int = 1000):
@@ -225,4 +253,5 @@ class LiftingDataset(torch.utils.data.Dataset):
 
 
 __all__ = ["H36M_TEST_SUBJECTS", "H36M_TRAIN_SUBJECTS", "LiftingDataset", "fit_camera",
-           "h36m_arrays", "load_h36m_npz", "synthetic_lifting_data"]
+           "fit_intrinsics", "h36m_arrays", "h36m_camera_arrays", "load_h36m_npz",
+           "synthetic_lifting_data"]

@@ -45,7 +45,9 @@ def _check_input_2d(value: str, has_cameras: bool, key: str) -> None:
 class H36MLifting(Config):
     """Human3.6M in the VideoPose3D npz layout (:func:`pyhpe.data.load_h36m_npz`); protocol #1
     subjects by default. ``camera_2d``: the 2-D file in H36M joint order to fit the cameras
-    with when ``path_2d`` holds detections in another order."""
+    with when ``path_2d`` holds detections in another order. Without it the samples carry each
+    sequence's pinhole intrinsics (fitted to its 2-D / camera-frame 3-D pairs) and the
+    camera-frame root, which PoseAug needs."""
     type: str = "h36m"
     path_3d: str = ""
     path_2d: str = ""
@@ -351,12 +353,15 @@ class Lift3DTask(Task):
             te2, te3 = synthetic_lifting_data(d.test_samples, d.heldout_seed, d.noise_2d)
             return LiftingDataset(tr2, tr3), LiftingDataset(te2, te3)
         if isinstance(d, H36MLifting):
-            tr2, tr3, _ = h36m_arrays(load_h36m_npz(d.path_3d, d.path_2d, list(d.train_subjects),
-                                                    camera_2d=d.camera_2d), d.downsample)
-            te2, te3, acts = h36m_arrays(load_h36m_npz(d.path_3d, d.path_2d,
-                                                       list(d.test_subjects),
-                                                       camera_2d=d.camera_2d), d.downsample)
-            return LiftingDataset(tr2, tr3), LiftingDataset(te2, te3, actions=acts)
+            from ..data.lifting import h36m_camera_arrays
+            out = []
+            for subjects in (d.train_subjects, d.test_subjects):
+                seqs = load_h36m_npz(d.path_3d, d.path_2d, list(subjects), camera_2d=d.camera_2d)
+                p2, p3, acts = h36m_arrays(seqs, d.downsample)
+                cam, root = h36m_camera_arrays(seqs, d.downsample) if d.camera_2d is None \
+                    else (None, None)       # detections in another order: no pixel camera
+                out.append(LiftingDataset(p2, p3, actions=acts, camera=cam, root_3d=root))
+            return tuple(out)
         if isinstance(d, H36MNpzLifting):
             test_path = d.test_path or d.train_path
             cams = d.cameras or None

@@ -395,10 +395,13 @@ class PoseAugLifter(nn.Module):
         pred = codec.denormalize_3d(self.lifter(codec.normalize_2d(pose_2d)))
         return (pred - (pose_3d - codec._root(pose_3d))).norm(dim=-1).mean(-1)
 
-    def _set_grad(self, modules, flag):
-        for m in modules:
-            for p in m.parameters():
-                p.requires_grad_(flag)
+    @staticmethod
+    def _freeze(modules):
+        """Turn off the gradients of ``modules``' parameters; returns those it turned off."""
+        params = [p for m in modules for p in m.parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        return params
 
     def forward(self, inputs: Tensor, targets: Optional[Dict[str, Tensor]] = None):
         if targets is None:
@@ -422,7 +425,7 @@ class PoseAugLifter(nn.Module):
         # engine's autocast and gradient scaler belong to the lifter's step)
         with torch.enable_grad(), torch.autocast(X.device.type, enabled=False):
             # (1) augmentor
-            self._set_grad(frozen, False)
+            frozen = self._freeze(frozen)
             g = self.augmentor(X, root, cam)
             adv3 = _lsgan(self.d3d(g["pose_ba"]), 1.0)
             adv2 = _lsgan(self.d2d(codec.normalize_2d(g["pose_2d_rt"])), 1.0)
@@ -444,7 +447,8 @@ class PoseAugLifter(nn.Module):
             nn.utils.clip_grad_norm_(self.augmentor.parameters(), c.grad_clip)
             opt_g.step()
             opt_g.zero_grad(set_to_none=True)
-            self._set_grad(frozen, True)
+            for p in frozen:
+                p.requires_grad_(True)
             # (2) discriminators
             logs = {"loss_g": float(loss_g.detach()), "loss_g_adv3d": float(adv3.detach()),
                     "loss_g_adv2d": float(adv2.detach()), "loss_g_diff": float(diff.detach()),

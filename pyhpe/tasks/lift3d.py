@@ -7,7 +7,12 @@ official metric): Human3.6M MPJPE / P-MPJPE per action (protocols 1 and 2,
 :func:`pyhpe.eval.metrics.mpjpe_by_action`), MPI-INF-3DHP PCK3D@150mm, AUC and MPJPE
 (:func:`pyhpe.eval.metrics.mpi_inf_3dhp_metrics`), Panoptic MPJPE over the visible joints;
 all in millimetres, root-relative. The lift3d codec standardises with training-set
-statistics."""
+statistics.
+
+Model options: ``model.poseaug: {...}`` trains the lifter with PoseAug
+(:mod:`pyhpe.models.poseaug`; needs a keypoint set with a kinematic tree and the data's
+cameras); ``model.name: "matching3d"`` is 2-D + matching (:mod:`pyhpe.models.matching3d`),
+whose library is the training set (``fit`` evaluates it, nothing is trained)."""
 from __future__ import annotations
 
 import glob

@@ -1,7 +1,6 @@
 """2-D pose + matching (Chen & Ramanan 2017): exact recovery when the pose is in the library
 (orthographic and perspective), chunked nearest-neighbour search equal to brute force, and the
 lift3d task's matching3d model on the real Human3.6M sample (MPJPE / P-MPJPE)."""
-import json
 import math
 import os
 import shutil

@@ -24,7 +24,7 @@ The lift3d task builds it from its training set (``model.name: "matching3d"``).
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch

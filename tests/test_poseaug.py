@@ -284,3 +284,21 @@ def test_poseaug_step_on_device(device, tmp_path):
     with eval_mode(model):
         pred, _ = model.predict(inputs)
     assert pred.shape == (16, 17, 3) and pred.device.type == device
+
+
+def test_paper_augmentor_size_matches_the_official_generator():
+    """On the official 16-joint skeleton (Human3.6M without the nose: 15 bones, 9 length
+    groups) the paper config has the official PoseGenerator's parameters: BA 302,125,
+    BL 296,713, RT (two branches) 582,662 = 1,181,500."""
+    parents = [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 8, 10, 11, 8, 13, 14]
+    flip = [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 13, 14, 15, 10, 11, 12]
+    chain = KinematicChain(parents, flip)
+    assert chain.num_bones == 15 and len(chain.bone_groups) == 9
+    aug = PoseAugmentor(chain, PoseAugConfig())
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(aug.ba) == 302125 and count(aug.bl) == 296713
+    assert count(aug.rt_r) + count(aug.rt_t) == 582662 and count(aug) == 1181500
+    assert count(Pose2DDiscriminator(16)) == 32 * 100 + 100 + 4 * (100 * 100 + 100) + 101
+    # Pos3dDiscriminator: five KCS paths on the 15 x 15 matrix (arms, legs, torso + head)
+    path = 225 * 256 + 256 + 2 * (256 * 256 + 256) + 256 * 100 + 100 + 101
+    assert len(chain.chains) == 5 and count(KCSDiscriminator(chain)) == 5 * path

@@ -236,7 +236,8 @@ class PoseAugmentor(nn.Module):
         K, nb, ng = len(chain.parents), chain.num_bones, len(chain.bone_groups)
         self.ba = _mlp(K * 3 + cfg.noise, nb * 3, cfg.width, cfg.num_stages)
         self.bl = _mlp(K * 3 + nb + cfg.noise, ng, cfg.width, cfg.num_stages)
-        self.rt = _mlp(K * 3 + cfg.noise, 6, cfg.width, cfg.num_stages)
+        self.rt_r = _mlp(K * 3 + cfg.noise, 3, cfg.width, cfg.num_stages)   # rotation
+        self.rt_t = _mlp(K * 3 + cfg.noise, 3, cfg.width, cfg.num_stages)   # translation
         keep = torch.ones(nb, 1)
         keep[chain.torso_bones] = 0
         self.register_buffer("angle_free", keep, persistent=False)
@@ -271,10 +272,11 @@ class PoseAugmentor(nn.Module):
         ratio = 1 + blr @ self.groups                         # (B, nb)
         pose_bl = compose_bones(new * length * ratio[..., None], chain)
         # RT: rotation about the root, translation of the root, projection
-        rt = self.rt(torch.cat([flat, self._noise(flat)], 1))
-        R = axis_angle_to_matrix(torch.tanh(rt[:, :3]) * cfg.rot_range)
+        r = self.rt_r(torch.cat([flat, self._noise(flat)], 1))
+        t = self.rt_t(torch.cat([flat, self._noise(flat)], 1))
+        R = axis_angle_to_matrix(torch.tanh(r) * cfg.rot_range)
         pose_rt = pose_bl @ R.transpose(1, 2)
-        root_rt = root + torch.tanh(rt[:, 3:]) * self.trans_range
+        root_rt = root + torch.tanh(t) * self.trans_range
         root_rt = torch.cat([root_rt[:, :2], root_rt[:, 2:].clamp_min(cfg.min_depth)], 1)
         return {"pose_ba": pose_ba, "ba_diff": ba_diff, "pose_bl": pose_bl, "blr": blr,
                 "bone_ratio": ratio, "pose_rt": pose_rt, "root_rt": root_rt,
@@ -296,19 +298,25 @@ class _KCSPath(nn.Module):
 
 class KCSDiscriminator(nn.Module):
     """3-D pose discriminator on kinematic-chain-space features (Wandt & Rosenhahn): for each
-    leaf -> root chain, ``Psi = B B^T`` of its unit bone vectors (bone angles only) through a
-    residual MLP; ``(B, K, 3) -> (B, num_chains)`` scores."""
+    leaf -> root chain, ``Psi = B B^T`` (``num_bones x num_bones``) of the unit bone vectors
+    with the bones off the chain zeroed (bone angles only, as the official discriminator)
+    through a residual MLP; ``(B, K, 3) -> (B, num_chains)`` scores."""
 
     def __init__(self, chain: KinematicChain, width: int = 256, mid: int = 100):
         super().__init__()
         self.chain = chain
-        self.paths = nn.ModuleList(_KCSPath(len(c) ** 2, width, mid) for c in chain.chains)
+        nb = chain.num_bones
+        masks = torch.zeros(len(chain.chains), nb, 1)
+        for i, bones in enumerate(chain.chains):
+            masks[i, bones] = 1
+        self.register_buffer("masks", masks, persistent=False)
+        self.paths = nn.ModuleList(_KCSPath(nb * nb, width, mid) for _ in chain.chains)
 
     def forward(self, X: Tensor) -> Tensor:
         unit, _ = decompose(X, self.chain)
         out = []
-        for bones, path in zip(self.chain.chains, self.paths):
-            b = unit[:, bones]
+        for mask, path in zip(self.masks, self.paths):
+            b = unit * mask
             out.append(path((b @ b.transpose(1, 2)).flatten(1)))
         return torch.cat(out, 1)
 

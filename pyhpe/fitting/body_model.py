@@ -28,7 +28,7 @@ import io
 import os
 import pickle
 import zipfile
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
 import numpy as np
 import torch

@@ -4,8 +4,8 @@
   (per coordinate, as in both official codes; ``sigma`` = 100 px).
 * :class:`MaxMixturePrior` -- SMPLify's mixture-of-Gaussians pose prior (fitted to CMU poses,
   ``gmm_08.pkl`` from the SMPLify release -- licensed, passed by path) evaluated as the official
-  max-mixture approximation: ``min_m 0.5 (x - mu_m)^T Sigma_m^-1 (x - mu_m) - log(w_m / ((2 pi)^(D/2)
-  sqrt(det Sigma_m / min_m' det Sigma_m')))``.
+  max-mixture approximation: ``min_m 0.5 (x - mu_m)^T Sigma_m^-1 (x - mu_m)
+  - log(w_m / ((2 pi)^(D/2) sqrt(det Sigma_m / min_m' det Sigma_m')))``.
 * :func:`l2_prior` -- the shape prior ``||beta||^2`` (and the fallback pose prior).
 * :func:`angle_prior` -- the elbow / knee bending prior ``exp(s_i theta_i)^2`` on the bending
   axis-angle components (elbows about y with opposite signs, knees about x), which grows
@@ -22,7 +22,6 @@
 """
 from __future__ import annotations
 
-import math
 import os
 import pickle
 import zipfile

@@ -439,7 +439,10 @@ class SMPLify:
             runs.append((params, losses, per_sample, out))
 
         best = torch.stack([r[2] for r in runs]).argmin(0)          # (B,) per-sample winner
-        pick = lambda get: torch.stack([get(r) for r in runs])[best, torch.arange(B)]  # noqa
+        rows = torch.arange(B, device=best.device)
+
+        def pick(get):
+            return torch.stack([get(r) for r in runs])[best, rows]
         go = pick(lambda r: r[0]["global_orient"].detach())
         bp = pick(lambda r: r[0]["body_pose"].detach())
         be = pick(lambda r: r[0]["betas"].detach())

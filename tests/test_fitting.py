@@ -17,6 +17,7 @@ from pyhpe.data import read_amass  # noqa: E402
 from pyhpe.engine.config import ConfigError  # noqa: E402
 from pyhpe.eval.metrics import p_mpjpe  # noqa: E402
 from pyhpe.fitting import (KEYPOINT_MAPS, MaxMixturePrior, SMPLify, SphereCollision,  # noqa: E402
+                           VPoserDecoder, rotmat_to_axis_angle,
                            angle_prior, gmof, load_body_model, read_gmm, read_model_file,
                            sequence_joints, write_synthetic_smpl)
 
@@ -339,3 +340,68 @@ def test_amass_mosh_sequence_through_the_body_model(model_file, tmp_path):
         m, body, a["betas"])[0][:, 0], atol=1e-10)
     with pytest.raises(ValueError, match="expected"):
         sequence_joints(m, np.zeros((2, 5, 3)))
+
+
+# ------------------------------------------------------------------ VPoser (SMPLify-X's prior)
+def _vposer_snapshot(path):
+    """A VPoser v1 state dict (the official key names, encoder included) whose decoder maps
+    z = 0 to about the rest pose and z ~ N(0, 1) to moderate poses."""
+    torch.manual_seed(0)
+    dec = VPoserDecoder().double()
+    with torch.no_grad():
+        dec.bodyprior_dec_out.weight.mul_(0.3)
+        dec.bodyprior_dec_out.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]).repeat(21))
+    state = {k: v.float() for k, v in dec.state_dict().items()}
+    state.update({"bodyprior_enc_fc1.weight": torch.zeros(512, 63),
+                  "bodyprior_enc_bn1.running_mean": torch.zeros(63)})
+    torch.save(state, path)
+    return dec
+
+
+def test_vposer_decoder_and_rotations(tmp_path):
+    from smplx.lbs import batch_rodrigues
+    aa = torch.randn(200, 3, dtype=D64, generator=torch.Generator().manual_seed(0))
+    aa = aa / aa.norm(dim=1, keepdim=True) * torch.linspace(0, 3.1, 200, dtype=D64)[:, None]
+    np.testing.assert_allclose(rotmat_to_axis_angle(batch_rodrigues(aa)).numpy(), aa.numpy(),
+                               atol=1e-7)                              # rodrigues' 1e-8 epsilon
+    x = aa[1:6].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: rotmat_to_axis_angle(batch_rodrigues(v)), (x,))
+    dec = _vposer_snapshot(tmp_path / "TR00_E096.pt")
+    loaded = VPoserDecoder.from_checkpoint(tmp_path / "TR00_E096.pt", dtype=D64)
+    z = torch.randn(4, 32, dtype=D64, generator=torch.Generator().manual_seed(1))
+    pose = loaded(z)
+    assert pose.shape == (4, 63)
+    np.testing.assert_allclose(pose.detach().numpy(), dec(z).detach().numpy(), atol=1e-5)
+    # the decoded rotations are proper rotations (6-D -> Gram-Schmidt)
+    R = batch_rodrigues(pose.reshape(-1, 3))
+    np.testing.assert_allclose((R @ R.transpose(1, 2)).detach().numpy(),
+                               np.broadcast_to(np.eye(3), R.shape), atol=1e-9)
+    torch.save({"decoder_net.0.weight": torch.zeros(2, 2)}, tmp_path / "v2.pt")
+    with pytest.raises(ValueError, match="not a VPoser v1 snapshot"):
+        VPoserDecoder.from_checkpoint(tmp_path / "v2.pt")
+    with pytest.raises(FileNotFoundError, match="never downloaded"):
+        VPoserDecoder.from_checkpoint(tmp_path / "missing.pt")
+
+
+def test_smplifyx_fit_with_vposer(model_file, tmp_path):
+    path, vids = model_file
+    dec = _vposer_snapshot(tmp_path / "vposer.pt")
+    fitter = SMPLify(path, pose_prior="vposer", vposer_path=tmp_path / "vposer.pt",
+                     vertex_ids=vids, method="smplifyx", iterations=10, dtype="float64")
+    rng = np.random.default_rng(2)
+    with torch.no_grad():
+        z = torch.as_tensor(rng.normal(0, 0.7, (2, 32)))
+        pose = torch.cat([dec(z), torch.zeros(2, 6, dtype=D64)], 1)
+    means = pose.numpy()
+    kp2, joints, transl = _synthetic_people(fitter, 2, 4, means, noise=0.0)
+    r = fitter.fit(kp2, camera={"image_size": (1000, 1000)})
+    reproj = np.linalg.norm(r.keypoints_2d - kp2, axis=-1).mean()
+    assert reproj < 5.0, reproj
+    with torch.no_grad():
+        p0 = fitter.decode_pose(torch.zeros(2, 32, dtype=D64))
+        _, j0 = fitter.body_model(torch.tensor([[math.pi, 0, 0]] * 2, dtype=D64), p0,
+                                  torch.zeros(2, 10, dtype=D64), transl)
+    init = p_mpjpe(j0[:, :24].numpy(), joints[:, :24])
+    fit = p_mpjpe(r.joints[:, :24], joints[:, :24])
+    assert fit < 0.85 * init, (init, fit)
+    np.testing.assert_allclose(r.body_pose[:, 63:], 0.0)                # SMPL's hands stay flat

@@ -29,6 +29,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pyhpe.data.safe_npz import _NumpyOnlyUnpickler
@@ -216,5 +217,86 @@ class SphereCollision(nn.Module):
         return torch.exp(-d2 / self.s2.to(joints.dtype))
 
 
+def rotmat_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (..., 3, 3) -> axis-angle (..., 3), differentiable (via the unit
+    quaternion of the largest of its four candidate components)."""
+    m = R.reshape(-1, 3, 3)
+    r00, r11, r22 = m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]
+    cand = torch.stack([1 + r00 + r11 + r22, 1 + r00 - r11 - r22, 1 - r00 + r11 - r22,
+                        1 - r00 - r11 + r22], 1)
+    k = cand.argmax(1)
+    s = 2 * cand.gather(1, k[:, None]).clamp_min(1e-12).sqrt()[:, 0]        # 4 * |q_k|
+    a21, a12 = m[:, 2, 1], m[:, 1, 2]
+    a02, a20 = m[:, 0, 2], m[:, 2, 0]
+    a10, a01 = m[:, 1, 0], m[:, 0, 1]
+    q = torch.stack([
+        torch.stack([s / 4, (a21 - a12) / s, (a02 - a20) / s, (a10 - a01) / s], 1),
+        torch.stack([(a21 - a12) / s, s / 4, (a01 + a10) / s, (a02 + a20) / s], 1),
+        torch.stack([(a02 - a20) / s, (a01 + a10) / s, s / 4, (a12 + a21) / s], 1),
+        torch.stack([(a10 - a01) / s, (a02 + a20) / s, (a12 + a21) / s, s / 4], 1)], 1)
+    q = q[torch.arange(len(m), device=m.device), k]                       # (N, 4) w, x, y, z
+    q = q * torch.where(q[:, :1] < 0, -1.0, 1.0).to(q.dtype)
+    v = q[:, 1:]
+    n = v.norm(dim=1, keepdim=True)
+    w = q[:, :1]
+    small = n < 1e-8
+    factor = torch.where(small, 2.0 / w.clamp_min(1e-12),
+                         2 * torch.atan2(n, w) / torch.where(small, torch.ones_like(n), n))
+    return (v * factor).reshape(R.shape[:-2] + (3,))
+
+
+class VPoserDecoder(nn.Module):
+    """The decoder of VPoser v1 (SMPLify-X's pose prior): latent ``z`` (B, 32) -> body pose
+    (B, 63) axis-angle of SMPL's joints 1..21 through two 512-unit leaky-ReLU (0.2) layers and
+    the continuous 6-D rotation representation (Gram-Schmidt of two 3-vectors). SMPLify-X
+    optimises ``z`` with the prior energy ``||z||^2``.
+
+    The trained weights are licensed (https://smpl-x.is.tue.mpg.de) and never downloaded:
+    :meth:`from_checkpoint` reads the user's VPoser v1 snapshot (``*.pt`` state dict, keys
+    ``bodyprior_dec_fc1/fc2/out``; the encoder is not needed)."""
+
+    def __init__(self, latent_dim: int = 32, hidden: int = 512, num_joints: int = 21):
+        super().__init__()
+        self.latent_dim, self.num_joints = latent_dim, num_joints
+        self.bodyprior_dec_fc1 = nn.Linear(latent_dim, hidden)
+        self.bodyprior_dec_fc2 = nn.Linear(hidden, hidden)
+        self.bodyprior_dec_out = nn.Linear(hidden, num_joints * 6)
+
+    @classmethod
+    def from_checkpoint(cls, path, dtype=torch.float32) -> "VPoserDecoder":
+        who = "pyhpe.fitting.VPoserDecoder"
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{who}: VPoser snapshot {path!r} does not exist (VPoser "
+                                    f"weights are licensed and never downloaded)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:                      # noqa: BLE001 - any unreadable file
+            raise ValueError(f"{who}: cannot read {path!r} as a state dict: {e}") from e
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        dec = {k.split("bodyprior_dec_", 1)[1]: v for k, v in state.items()
+               if isinstance(k, str) and "bodyprior_dec_" in k} if isinstance(state, dict) else {}
+        need = [f"{n}.{p}" for n in ("fc1", "fc2", "out") for p in ("weight", "bias")]
+        if not all(k in dec for k in need):
+            raise ValueError(f"{who}: {path!r} is not a VPoser v1 snapshot (needs "
+                             f"bodyprior_dec_{{fc1,fc2,out}}.{{weight,bias}})")
+        latent, hidden = dec["fc1.weight"].shape[1], dec["fc1.weight"].shape[0]
+        joints = dec["out.weight"].shape[0] // 6
+        model = cls(latent, hidden, joints)
+        model.load_state_dict({"bodyprior_dec_" + k: dec[k] for k in need})
+        return model.to(dtype).eval()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.bodyprior_dec_fc1(z), 0.2)
+        x = F.leaky_relu(self.bodyprior_dec_fc2(x), 0.2)
+        x = self.bodyprior_dec_out(x).reshape(-1, 3, 2)
+        b1 = F.normalize(x[:, :, 0], dim=1)
+        b2 = F.normalize(x[:, :, 1] - (b1 * x[:, :, 1]).sum(1, keepdim=True) * b1, dim=1)
+        R = torch.stack([b1, b2, torch.cross(b1, b2, dim=1)], dim=-1)
+        return rotmat_to_axis_angle(R).reshape(z.shape[0], self.num_joints * 3)
+
+
 __all__ = ["ANGLE_PRIOR_INDICES", "ANGLE_PRIOR_SIGNS", "COLLISION_BONES", "MaxMixturePrior",
-           "SphereCollision", "angle_prior", "gmof", "l2_prior", "read_gmm"]
+           "SphereCollision", "VPoserDecoder", "angle_prior", "gmof", "l2_prior", "read_gmm",
+           "rotmat_to_axis_angle"]

@@ -24,11 +24,13 @@ in stages, through torch:
   interpenetration weights 0, 0, 0.01, 1 (SMPLify-X's ``fit_smpl.yaml``; there they weight a
   BVH mesh-penetration distance, here the sphere term), camera depth weight 100.
 
-The pose prior is SMPLify's mixture of Gaussians (``pose_prior="gmm"`` with ``prior_path`` to
-the release's ``gmm_08.pkl``). SMPLify-X's VPoser prior needs trained VPoser weights (licensed,
-not bundled): it is not implemented, and SMPLify-X's own ``body_prior_type: gmm`` path (the
-MoG prior) is what ``method="smplifyx"`` uses; ``pose_prior="l2"`` is a plain ``||theta||^2``
-fallback when no prior file is at hand. The interpenetration term is the sphere approximation of
+Pose priors: SMPLify's mixture of Gaussians (``pose_prior="gmm"`` with ``prior_path`` to the
+release's ``gmm_08.pkl``); SMPLify-X's VPoser (``pose_prior="vposer"`` with ``vposer_path`` to
+the user's VPoser v1 snapshot: the body pose is decoded from a 32-D latent ``z`` that is
+optimised instead, with the prior energy ``||z||^2``, see
+:class:`~pyhpe.fitting.priors.VPoserDecoder`); without either file ``pose_prior="l2"``
+(``||theta||^2``, a fallback, not a paper's prior). Both weight files are licensed and never
+downloaded. The interpenetration term is the sphere approximation of
 :class:`~pyhpe.fitting.priors.SphereCollision` for both methods (no compiled extension).
 
 The camera is a pinhole with focal length ``focal_length`` (5000 px in both releases) and
@@ -47,7 +49,8 @@ import torch
 from pyhpe.engine.config import Config, ConfigError
 
 from .body_model import KEYPOINT_MAPS, TORSO_KEYPOINTS, BodyModel, load_body_model
-from .priors import MaxMixturePrior, SphereCollision, angle_prior, gmof, l2_prior
+from .priors import (MaxMixturePrior, SphereCollision, VPoserDecoder, angle_prior, gmof,
+                     l2_prior)
 
 #: the official stage weights (SMPLify fit_3d.py; SMPLify-X fit_smpl.yaml)
 POSE_WEIGHTS = (4.04e2, 4.04e2, 57.4, 4.78)
@@ -63,8 +66,9 @@ class SMPLifyConfig(Config):
     keypoints: str = "coco"                 # layout of the 2-D input (KEYPOINT_MAPS)
     focal_length: float = 5000.0
     rho: float = 100.0                      # Geman-McClure sigma (px)
-    pose_prior: str = "gmm"                 # "gmm" (prior_path) or "l2"
+    pose_prior: str = "gmm"                 # "gmm" (prior_path), "vposer" (vposer_path), "l2"
     prior_path: Optional[str] = None
+    vposer_path: Optional[str] = None
     num_betas: int = 10
     data_weight: Optional[float] = None
     pose_weights: Optional[List[float]] = None
@@ -92,12 +96,15 @@ class SMPLifyConfig(Config):
             bad(f"method {self.method!r}: use one of {list(METHODS)}")
         if self.keypoints not in KEYPOINT_MAPS:
             bad(f"keypoints {self.keypoints!r}: use one of {sorted(KEYPOINT_MAPS)}")
-        if self.pose_prior not in ("gmm", "l2"):
-            bad(f"pose_prior {self.pose_prior!r}: use 'gmm' (with prior_path) or 'l2' (VPoser "
-                f"weights are not bundled)")
+        if self.pose_prior not in ("gmm", "vposer", "l2"):
+            bad(f"pose_prior {self.pose_prior!r}: use 'gmm' (with prior_path), 'vposer' (with "
+                f"vposer_path) or 'l2'")
         if self.pose_prior == "gmm" and not self.prior_path:
             bad("pose_prior 'gmm' needs prior_path (SMPLify's gmm_08.pkl), or use "
                 "pose_prior='l2'")
+        if self.pose_prior == "vposer" and not self.vposer_path:
+            bad("pose_prior 'vposer' needs vposer_path (a VPoser v1 snapshot), or use "
+                "pose_prior='gmm' / 'l2'")
         if self.optimizer not in ("lbfgs", "adam"):
             bad(f"optimizer {self.optimizer!r}: use 'lbfgs' or 'adam'")
         if self.dtype not in ("float32", "float64"):
@@ -224,8 +231,9 @@ class SMPLify:
         if config is not None and options:
             raise ConfigError("SMPLify: pass options either as config= or as keywords")
         opts = dict(config) if isinstance(config, dict) else options
-        if isinstance(opts, dict) and isinstance(opts.get("prior_path"), os.PathLike):
-            opts["prior_path"] = os.fspath(opts["prior_path"])
+        for key in ("prior_path", "vposer_path"):
+            if isinstance(opts, dict) and isinstance(opts.get(key), os.PathLike):
+                opts[key] = os.fspath(opts[key])
         self.cfg = SMPLifyConfig.from_dict(config if isinstance(config, SMPLifyConfig) else opts)
         self.dtype = torch.float32 if self.cfg.dtype == "float32" else torch.float64
         self.device = torch.device(device or "cpu")
@@ -244,6 +252,15 @@ class SMPLify:
             self.pose_prior = self.pose_prior.to(self.device)
         else:
             self.pose_prior = None
+        self.vposer = None
+        if self.cfg.pose_prior == "vposer":
+            self.vposer = VPoserDecoder.from_checkpoint(self.cfg.vposer_path, dtype=self.dtype)
+            if self.vposer.num_joints != 21:
+                raise ValueError(f"SMPLify: the VPoser decodes {self.vposer.num_joints} joints, "
+                                 f"SMPL's body has 21 besides the hands")
+            self.vposer = self.vposer.to(self.device)
+            for p in self.vposer.parameters():
+                p.requires_grad_(False)
         self.collision = None
         if self.cfg.interpenetration and any(w["collision"] > 0 for w in self.cfg.stage_weights()):
             self.collision = SphereCollision(self.body_model,
@@ -257,19 +274,34 @@ class SMPLify:
         z = points[..., 2:3].clamp_min(1e-3)
         return focal * points[..., :2] / z + center
 
-    def pose_energy(self, body_pose):
-        """The pose prior (B,) (MoG max-mixture or ``||theta||^2``)."""
-        return self.pose_prior(body_pose) if self.pose_prior is not None else l2_prior(body_pose)
+    def pose_energy(self, params):
+        """The pose prior (B,): MoG max-mixture, VPoser's ``||z||^2`` or ``||theta||^2``."""
+        if self.vposer is not None:
+            return l2_prior(params["pose_embedding"])
+        if self.pose_prior is not None:
+            return self.pose_prior(params["body_pose"])
+        return l2_prior(params["body_pose"])
+
+    def decode_pose(self, z):
+        """VPoser latent (B, 32) -> SMPL body pose (B, 69), the two hand joints zero."""
+        pose = self.vposer(z)
+        return torch.cat([pose, pose.new_zeros(pose.shape[0], 6)], dim=1)
+
+    def _with_pose(self, params):
+        if self.vposer is not None:
+            params = dict(params, body_pose=self.decode_pose(params["pose_embedding"]))
+        return params
 
     def energy_terms(self, params, gt, conf, focal, center, data_weight, weights):
         """Per-sample energy terms (each (B,)) and the model output for ``params``."""
+        params = self._with_pose(params)
         verts, joints = self.body_model(params["global_orient"], params["body_pose"],
                                         params["betas"], params["transl"])
         kp3d = joints[:, self.joint_map]
         proj = self.project(kp3d, focal, center)
         data = data_weight ** 2 * (conf[..., None] ** 2 * gmof(proj - gt, self.cfg.rho)).sum((1, 2))
         terms = {"data": data,
-                 "pose": weights["pose"] * self.pose_energy(params["body_pose"]),
+                 "pose": weights["pose"] * self.pose_energy(params),
                  "shape": weights["shape"] * l2_prior(params["betas"]),
                  "bending": weights["bending"] * angle_prior(params["body_pose"])}
         if self.collision is not None and weights["collision"] > 0:
@@ -373,7 +405,12 @@ class SMPLify:
             data_weight = 1.0 if cfg.method == "smplify" else 1000.0 / height
 
         # initial pose: the prior's mean body pose, upright facing the camera
-        if self.pose_prior is not None:
+        z0 = None
+        if self.vposer is not None:
+            z0 = torch.zeros(B, self.vposer.latent_dim, dtype=self.dtype, device=self.device)
+            with torch.no_grad():
+                mean_pose = self.decode_pose(z0)
+        elif self.pose_prior is not None:
             mean_pose = self.pose_prior.mean().detach()[None].expand(B, -1).clone()
         else:
             mean_pose = torch.zeros(B, 69, dtype=self.dtype, device=self.device)
@@ -418,16 +455,20 @@ class SMPLify:
         runs = []
         for orient in orients:
             params = {"global_orient": orient.clone().requires_grad_(True),
-                      "body_pose": mean_pose.clone().requires_grad_(True),
                       "betas": betas0.clone().requires_grad_(True),
                       "transl": transl}
+            if z0 is not None:
+                params["pose_embedding"] = z0.clone().requires_grad_(True)
+            else:
+                params["body_pose"] = mean_pose.clone().requires_grad_(True)
+            free = [params["global_orient"], params.get("pose_embedding", params.get("body_pose")),
+                    params["betas"]]
             losses = []
             for s, w in enumerate(cfg.stage_weights()):
                 def total(w=w):
                     terms, _ = self.energy_terms(params, gt, conf, focal, center, data_weight, w)
                     return sum(terms.values()).sum()
-                self._optimize([params["global_orient"], params["body_pose"], params["betas"]],
-                               total, cfg.iterations)
+                self._optimize(free, total, cfg.iterations)
                 with torch.no_grad():
                     terms, out = self.energy_terms(params, gt, conf, focal, center,
                                                    data_weight, w)
@@ -436,6 +477,8 @@ class SMPLify:
                 rec["total"] = float(sum(terms.values()).sum())
                 losses.append(rec)
             per_sample = sum(terms.values())
+            with torch.no_grad():
+                params = self._with_pose(params)
             runs.append((params, losses, per_sample, out))
 
         best = torch.stack([r[2] for r in runs]).argmin(0)          # (B,) per-sample winner

@@ -242,7 +242,7 @@ def test_smplifyx_fit_recovers_projected_pose(model_file, gmm_file):
     path, vids = model_file
     prior_path, gmm = gmm_file
     fitter = SMPLify(path, prior_path=prior_path, vertex_ids=vids, method="smplifyx",
-                     iterations=20, dtype="float64")
+                     iterations=20, lbfgs_steps=1, dtype="float64")
     kp2, joints, transl = _synthetic_people(fitter, 2, 0, gmm["means"])
     conf = np.ones(kp2.shape[:2])
     r = fitter.fit(kp2, conf, camera={"focal_length": 5000.0, "image_size": (1000, 1000)})
@@ -277,7 +277,7 @@ def test_smplifyx_fit_recovers_projected_pose(model_file, gmm_file):
 def test_smplify_side_view_tries_both_orientations(model_file):
     path, vids = model_file
     fitter = SMPLify(path, pose_prior="l2", vertex_ids=vids, method="smplify", iterations=4,
-                     camera_iterations=5, keypoints="smpl", dtype="float64")
+                     camera_iterations=5, lbfgs_steps=1, keypoints="smpl", dtype="float64")
     assert fitter.collision is not None                   # SMPLify weights spheres every stage
     kp2, _, _ = _synthetic_people(fitter, 1, 3, np.zeros((1, 69)), turn=math.pi / 2,
                                   noise=0.02)
@@ -387,7 +387,8 @@ def test_smplifyx_fit_with_vposer(model_file, tmp_path):
     path, vids = model_file
     dec = _vposer_snapshot(tmp_path / "vposer.pt")
     fitter = SMPLify(path, pose_prior="vposer", vposer_path=tmp_path / "vposer.pt",
-                     vertex_ids=vids, method="smplifyx", iterations=10, dtype="float64")
+                     vertex_ids=vids, method="smplifyx", iterations=10, lbfgs_steps=1,
+                     dtype="float64")
     rng = np.random.default_rng(2)
     with torch.no_grad():
         z = torch.as_tensor(rng.normal(0, 0.7, (2, 32)))

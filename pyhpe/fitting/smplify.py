@@ -79,10 +79,12 @@ class SMPLifyConfig(Config):
     spheres_per_bone: int = 3
     depth_weight: float = 100.0
     camera_iterations: int = 30
-    iterations: int = 30                    # optimiser iterations per stage
+    iterations: int = 30                    # L-BFGS iterations per step (Adam: steps per stage)
+    lbfgs_steps: int = 30                   # L-BFGS steps per stage (SMPLify-X's maxiters)
     optimizer: str = "lbfgs"                # "lbfgs" (strong Wolfe line search) or "adam"
     lr: float = 1.0
-    ftol: float = 1e-9
+    ftol: float = 1e-9                      # stop a stage on this relative energy change
+    gtol: float = 1e-9                      # ... or when every gradient entry is below this
     side_view_threshold: float = 25.0
     use_confidence: bool = True
     ignore_keypoints: List[int] = field(default_factory=list)
@@ -113,7 +115,8 @@ class SMPLifyConfig(Config):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 bad(f"{name} must be a positive number, got {v!r}")
-        for name in ("iterations", "camera_iterations", "num_betas", "spheres_per_bone"):
+        for name in ("iterations", "camera_iterations", "lbfgs_steps", "num_betas",
+                     "spheres_per_bone"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 bad(f"{name} must be a non-negative integer")
         n = None
@@ -311,11 +314,15 @@ class SMPLify:
         return terms, (verts, joints, kp3d, proj)
 
     def _optimize(self, variables, closure_loss, iterations):
+        """SMPLify-X's fitting loop: up to ``lbfgs_steps`` L-BFGS steps of ``iterations``
+        iterations each (strong Wolfe line search), stopping on a relative energy change
+        <= ``ftol``, gradients below ``gtol`` or a non-finite energy."""
         if iterations == 0 or not variables:
             return
-        if self.cfg.optimizer == "lbfgs":
-            opt = torch.optim.LBFGS(variables, lr=self.cfg.lr, max_iter=iterations,
-                                    tolerance_change=self.cfg.ftol, tolerance_grad=1e-9,
+        cfg = self.cfg
+        if cfg.optimizer == "lbfgs":
+            opt = torch.optim.LBFGS(variables, lr=cfg.lr, max_iter=iterations,
+                                    tolerance_change=0.0, tolerance_grad=cfg.gtol,
                                     line_search_fn="strong_wolfe")
 
             def closure():
@@ -323,7 +330,16 @@ class SMPLify:
                 loss = closure_loss()
                 loss.backward()
                 return loss
-            opt.step(closure)
+            prev = None
+            for _ in range(max(cfg.lbfgs_steps, 1)):
+                v = float(opt.step(closure).detach())
+                if not math.isfinite(v):
+                    break
+                if prev is not None and abs(prev - v) / max(abs(prev), abs(v), 1.0) <= cfg.ftol:
+                    break
+                if all(p.grad is None or float(p.grad.abs().max()) < cfg.gtol for p in variables):
+                    break
+                prev = v
         else:
             opt = torch.optim.Adam(variables, lr=self.cfg.lr)
             prev = None
@@ -332,7 +348,7 @@ class SMPLify:
                 loss = closure_loss()
                 loss.backward()
                 opt.step()
-                v = float(loss)
+                v = float(loss.detach())
                 if prev is not None and abs(prev - v) <= self.cfg.ftol * max(abs(prev), 1.0):
                     break
                 prev = v

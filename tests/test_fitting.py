@@ -406,3 +406,29 @@ def test_smplifyx_fit_with_vposer(model_file, tmp_path):
     fit = p_mpjpe(r.joints[:, :24], joints[:, :24])
     assert fit < 0.85 * init, (init, fit)
     np.testing.assert_allclose(r.body_pose[:, 63:], 0.0)                # SMPL's hands stay flat
+
+
+def test_cli_fit(model_file, tmp_path, capsys):
+    import json
+    from pyhpe.cli import main
+    path, vids = model_file
+    fitter = SMPLify(path, pose_prior="l2", vertex_ids=vids)
+    kp2, _, _ = _synthetic_people(fitter, 2, 5, np.zeros((1, 69)), noise=0.1)
+    results = [{"image_id": 7 + i, "category_id": 1, "score": 0.9,
+                "keypoints": np.concatenate([k, np.ones((17, 1))], 1).ravel().tolist()}
+               for i, k in enumerate(kp2)]
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    out = tmp_path / "fit" / "fit.npz"
+    rc = main(["fit", "--model", str(path), "--keypoints", str(tmp_path / "res.json"),
+               "--image-size", "1000", "1000", "--out", str(out), "--set", "iterations=8",
+               "--set", "lbfgs_steps=1", "--set", "camera_iterations=8",
+               "--set", f"vertex_ids={json.dumps(vids)}", "--set", "interpenetration=false"])
+    assert rc == 0 and "2 persons" in capsys.readouterr().out
+    r = np.load(out)
+    assert r["body_pose"].shape == (2, 69) and r["image_id"].tolist() == [7, 8]
+    assert np.linalg.norm(r["keypoints_2d"] - kp2, axis=-1).mean() < 20
+    assert main(["fit", "--model", str(path), "--keypoints", str(tmp_path / "res.json"),
+                 "--image-size", "1000", "1000", "--set", "itertions=3"]) == 2  # bad config
+    with pytest.raises(SystemExit, match="not SMPL's 6890"):
+        main(["fit", "--model", str(path), "--keypoints", str(tmp_path / "res.json"),
+              "--image-size", "1000", "1000"])

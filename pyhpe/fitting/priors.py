@@ -18,7 +18,9 @@
   bones of the posed skeleton, radii measured once from the model's own template mesh (the
   median distance of each part's vertices to its bone) instead of the capsule regressor from
   the SMPLify release, and the pairs that are incompatible = parts not adjacent in the tree and
-  not overlapping already in the rest pose. No compiled code; used for both methods.
+  not overlapping already in the rest pose. No compiled code; used for both methods. (SMPLify
+  takes this term's derivative with respect to the pose only; here the sphere centres follow
+  the joints, so the shape also receives its gradient.)
 """
 from __future__ import annotations
 

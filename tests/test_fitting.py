@@ -310,6 +310,10 @@ def test_config_and_input_validation(model_file, gmm_file):
         fitter.fit(np.full((17, 2), np.nan), camera={"center": (0, 0)})
     with pytest.raises(ValueError, match="unknown camera keys"):
         fitter.fit(np.zeros((17, 2)), camera={"center": (0, 0), "fx": 1})
+    with pytest.raises(ValueError, match=r"confidence has shape \(3,\)"):
+        fitter.fit(np.zeros((17, 2)), np.ones(3), camera={"center": (0, 0)})
+    empty = fitter.fit(np.zeros((0, 17, 2)), camera={"center": (0, 0)})
+    assert empty.body_pose.shape == (0, 69) and empty.vertices.shape[0] == 0
     assert len(KEYPOINT_MAPS["coco"]) == 17
 
 

@@ -48,7 +48,8 @@ import torch
 
 from pyhpe.engine.config import Config, ConfigError
 
-from .body_model import KEYPOINT_MAPS, TORSO_KEYPOINTS, BodyModel, load_body_model
+from .body_model import (KEYPOINT_MAPS, NUM_MODEL_JOINTS, TORSO_KEYPOINTS, BodyModel,
+                         load_body_model)
 from .priors import (MaxMixturePrior, SphereCollision, VPoserDecoder, angle_prior, gmof,
                      l2_prior)
 
@@ -392,8 +393,19 @@ class SMPLify:
         if confidence is None or not cfg.use_confidence:
             conf = torch.ones(B, K, dtype=self.dtype, device=self.device)
         else:
-            conf = torch.as_tensor(np.asarray(confidence, np.float64), dtype=self.dtype,
-                                   device=self.device).reshape(B, K).clone()
+            c = np.asarray(confidence, np.float64)
+            if c.size != B * K:
+                raise ValueError(f"SMPLify.fit: confidence has shape {c.shape}, expected "
+                                 f"({B}, {K})")
+            conf = torch.as_tensor(c.reshape(B, K), dtype=self.dtype, device=self.device)
+        if B == 0:
+            dt = np.float32 if self.dtype == torch.float32 else np.float64
+            e = lambda *shape: np.zeros((0,) + shape, dt)  # noqa: E731
+            return FitResult(global_orient=e(3), body_pose=e(69), betas=e(self.num_betas),
+                             transl=e(3), joints=e(NUM_MODEL_JOINTS, 3),
+                             vertices=e(self.body_model.num_vertices, 3), keypoints_3d=e(K, 3),
+                             keypoints_2d=e(K, 2), stage_losses=[], loss=e(),
+                             flipped=np.zeros(0, bool))
         if not torch.isfinite(gt[conf > 0]).all() or not torch.isfinite(conf).all():
             raise ValueError("SMPLify.fit: keypoints_2d / confidence hold NaN or inf")
         gt = torch.nan_to_num(gt)

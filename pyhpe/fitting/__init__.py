@@ -2,17 +2,31 @@
 from PyPI, the optional extra ``pyhpe[smpl]``), the model-file reader, and AMASS / MoSh
 sequences forwarded through the body model.
 
-The licensed SMPL model files and SMPLify's pose prior are never downloaded: pass their paths.
+The licensed SMPL model files and the pose priors' weights are never downloaded: pass their
+paths. Submodules load on first use (``pyhpe fit``'s parser imports only :mod:`.cli`).
 """
-from .body_model import (FACE_POINTS, KEYPOINT_MAPS, NUM_MODEL_JOINTS, SMPL_JOINT_NAMES,
-                         SMPL_PARENTS, TORSO_KEYPOINTS, BodyModel, load_body_model,
-                         read_model_file, sequence_joints, write_synthetic_smpl)
-from .priors import (MaxMixturePrior, SphereCollision, VPoserDecoder, angle_prior, gmof, l2_prior,
-                     read_gmm, rotmat_to_axis_angle)
-from .smplify import FitResult, SMPLify, SMPLifyConfig
+import importlib
 
-__all__ = ["BodyModel", "FACE_POINTS", "FitResult", "KEYPOINT_MAPS", "MaxMixturePrior",
-           "NUM_MODEL_JOINTS", "SMPLify", "SMPLifyConfig", "SMPL_JOINT_NAMES", "SMPL_PARENTS",
-           "SphereCollision", "TORSO_KEYPOINTS", "VPoserDecoder", "angle_prior", "gmof",
-           "l2_prior", "load_body_model", "read_gmm", "read_model_file", "rotmat_to_axis_angle",
-           "sequence_joints", "write_synthetic_smpl"]
+_EXPORTS = {
+    "body_model": ["BodyModel", "FACE_POINTS", "KEYPOINT_MAPS", "NUM_MODEL_JOINTS",
+                   "SMPL_JOINT_NAMES", "SMPL_PARENTS", "TORSO_KEYPOINTS", "load_body_model",
+                   "read_model_file", "sequence_joints", "write_synthetic_smpl"],
+    "priors": ["MaxMixturePrior", "SphereCollision", "VPoserDecoder", "angle_prior", "gmof",
+               "l2_prior", "read_gmm", "rotmat_to_axis_angle"],
+    "smplify": ["FitResult", "SMPLify", "SMPLifyConfig"],
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -60,6 +60,8 @@ EXTRAS_REQUIRE = {
     "reference": ["faster-coco-eval", "xtcocotools", "scipy", "kornia", "dsntnn"],
     # pyhpe.apis.export.export_onnx and its ONNX Runtime checks
     "export": ["onnx", "onnxruntime"],
+    # pyhpe.fitting: SMPLify / SMPLify-X over the SMPL body model (bring your own model files)
+    "smpl": ["smplx"],
 }
 
 

@@ -297,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--images", type=int, default=1000)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_bench)
+
+    from pyhpe.fitting.cli import add_parser as add_fit_parser
+    add_fit_parser(sub)                                     # pyhpe fit (SMPLify / SMPLify-X)
     return p
 
 

@@ -1,0 +1,32 @@
+"""Model-based 3-D fitting: SMPLify / SMPLify-X's objective over the SMPL body model (``smplx``
+from PyPI, the optional extra ``pyhpe[smpl]``), the model-file reader, and AMASS / MoSh
+sequences forwarded through the body model.
+
+The licensed SMPL model files and the pose priors' weights are never downloaded: pass their
+paths. Submodules load on first use (``pyhpe fit``'s parser imports only :mod:`.cli`).
+"""
+import importlib
+
+_EXPORTS = {
+    "body_model": ["BodyModel", "FACE_POINTS", "KEYPOINT_MAPS", "NUM_MODEL_JOINTS",
+                   "SMPL_JOINT_NAMES", "SMPL_PARENTS", "TORSO_KEYPOINTS", "load_body_model",
+                   "read_model_file", "sequence_joints", "write_synthetic_smpl"],
+    "priors": ["MaxMixturePrior", "SphereCollision", "VPoserDecoder", "angle_prior", "gmof",
+               "l2_prior", "read_gmm", "rotmat_to_axis_angle"],
+    "smplify": ["FitResult", "SMPLify", "SMPLifyConfig"],
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

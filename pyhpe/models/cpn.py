@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..codecs.multilevel import CPN_SIGMAS, MultiLevelHeatmap
+from ..codecs.multilevel import CPN_SIGMAS, MultiLevelHeatmap, sigma_from_kernel
 from .common import ResNet, heatmap_size, init_weights
 from .heads.heatmap import check_map_size
 from .heads.multistage import MultiLevelHead
@@ -146,6 +146,19 @@ class CPN(nn.Module):
         return maps + [self.refine_net(gfeats, size)]
 
 
+#: tf-cpn's GlobalNet target kernels (coarse -> fine) per input size ``(w, h)`` (the
+#: ``gk15 .. gk7`` of models/COCO.res50.{256x192,384x288}.CPN/config.py); other sizes use
+#: the 256x192 kernels.
+CPN_KERNELS = {(192, 256): (15, 11, 9, 7), (288, 384): (23, 17, 13, 9)}
+
+
+def cpn_sigmas(input_size) -> tuple:
+    """The CPN target sigmas (coarse -> fine) for ``input_size = (w, h)``."""
+    if tuple(int(v) for v in input_size) not in CPN_KERNELS:
+        return CPN_SIGMAS
+    return tuple(round(sigma_from_kernel(k), 4) for k in CPN_KERNELS[tuple(int(v) for v in input_size)])
+
+
 def build(num_keypoints=17, codec=None, *, input_size=(192, 256), topk=8, joint_weights=None,
           **arch) -> PoseModel:
     """CPN + a :class:`MultiLevelHead`: L2 on the GlobalNet levels, weighted 1 / 2L each
@@ -154,7 +167,8 @@ def build(num_keypoints=17, codec=None, *, input_size=(192, 256), topk=8, joint_
     net = CPN(num_keypoints, **arch)
     L = net.num_levels
     if codec is None:
-        sig = CPN_SIGMAS[-L:] if L <= len(CPN_SIGMAS) else CPN_SIGMAS[:1] * (L - 4) + CPN_SIGMAS
+        base = cpn_sigmas(input_size)
+        sig = base[-L:] if L <= len(base) else base[:1] * (L - 4) + base
         codec = MultiLevelHeatmap(input_size, heatmap_size(input_size, CPN.stride), sig)
     check_map_size(codec, CPN.stride, "CPN")
     n = getattr(codec, "num_levels", 1)
@@ -165,7 +179,8 @@ def build(num_keypoints=17, codec=None, *, input_size=(192, 256), topk=8, joint_
 
 
 CONFIGS = {
-    "paper": dict(depth=50),
+    "paper": dict(depth=50),                            # CPN ResNet-50 256x192
+    "paper_384": dict(input_size=(288, 384), depth=50), # CPN ResNet-50 384x288
     "r101": dict(depth=101),
     "tiny": dict(input_size=(48, 64), depth=18, layers=[1, 1, 1, 1], widths=(8, 16, 24, 32),
                  stem_channels=8, channels=16, refine_planes=8, pred_norm=False),

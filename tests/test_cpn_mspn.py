@@ -145,7 +145,7 @@ def _topdown(out_dir, model, codec, steps, lr):
 MULTI = {"name": "multilevel", "heatmap_size": [12, 16], "sigmas": [2.0, 1.7, 1.4, 1.1],
          "decode": "dark", "blur_kernel_size": 5}
 # (model, codec sigmas, steps, lr, AP floor) on 64 images; measured held-out AP after
-# training: CPN 0.30 / 0.18 / 0.20 (seeds 0-2), MSPN 0.52 / 0.31 (seeds 0-1); untrained 0.
+# training (train seeds 0-2): CPN 0.30 / 0.26 / 0.15, MSPN 0.52 / 0.47 / 0.46; untrained 0.
 LEARNERS = {"cpn": ({"name": "cpn", "config": "tiny"}, [2.0, 1.7, 1.4, 1.1], 120, 4e-3, 0.05),
             "mspn": ({"name": "mspn", "config": "tiny"}, [2.0, 1.7, 1.4, 1.2, 1.0], 120, 4e-3, 0.08)}
 

@@ -148,6 +148,8 @@ def _topdown(out_dir, model, steps, lr):
     return topdown_config(out_dir, model=model, steps=steps, lr=lr)
 
 
+# Measured held-out AP after 120 steps on 64 synthetic images (train seeds 0-2; untrained
+# 0): PyraNet 0.47 / 0.51 / 0.47, MCA 0.65 / 0.64 / 0.68.
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("name,steps,lr,floor", [("pyranet", 120, 4e-3, 0.2), ("mca", 120, 4e-3, 0.2)])
 def test_learns(tmp_path, name, steps, lr, floor, seed):

@@ -43,6 +43,9 @@ def test_mspn_coarse_to_fine_levels():
     cpn = build_model("cpn", "tiny").head
     assert cpn.levels == [0, 1, 2, 3, 3] and cpn.ohkm == [False] * 4 + [True]
     assert cpn.loss_weights == [0.125] * 4 + [1.0]
+    # tf-cpn as released zips the fine-to-coarse GlobalNet outputs with the kernels 15..7
+    released = build_model("cpn", "tiny", global_targets="released").head
+    assert released.levels == [3, 2, 1, 0, 3]
 
 
 def test_cpn_official_layout_and_targets():

@@ -11,7 +11,7 @@ RefineNet L2 with online hard keypoint mining (top 8 of 17) against the finest t
 GlobalNet level ``i`` (coarse -> fine) is supervised by the Gaussian of ``sigmas[i]``
 (kernels 15, 11, 9, 7 at 256x192: the wider targets on the coarser levels, the paper's
 intent; tf-cpn's released code zips them in the reversed order, kept there "for
-reproduction of our pre-trained model"). tf-cpn zeroes GlobalNet targets of keypoints with
+reproduction of our pre-trained model"; ``global_targets="released"``). tf-cpn zeroes GlobalNet targets of keypoints with
 v = 1; here every labelled keypoint is weighted by the codec's ``keypoint_weights``.
 """
 from __future__ import annotations
@@ -160,10 +160,15 @@ def cpn_sigmas(input_size) -> tuple:
 
 
 def build(num_keypoints=17, codec=None, *, input_size=(192, 256), topk=8, joint_weights=None,
-          **arch) -> PoseModel:
+          global_targets: str = "paper", **arch) -> PoseModel:
     """CPN + a :class:`MultiLevelHead`: L2 on the GlobalNet levels, weighted 1 / 2L each
     (``loss_heatmap``), and OHKM L2 on the RefineNet output (``loss_ohkm``). Without a codec: a
-    :class:`MultiLevelHeatmap` with the CPN sigmas at ``input_size``."""
+    :class:`MultiLevelHeatmap` with the CPN sigmas at ``input_size``. ``global_targets``:
+    ``"paper"`` (the coarsest GlobalNet level gets the widest target) or ``"released"``
+    (tf-cpn's network.py as released: the finest level gets the widest target, kept there to
+    reproduce its pre-trained models)."""
+    if global_targets not in ("paper", "released"):
+        raise ValueError(f"CPN: 'global_targets' must be 'paper' or 'released', got {global_targets!r}")
     net = CPN(num_keypoints, **arch)
     L = net.num_levels
     if codec is None:
@@ -172,7 +177,10 @@ def build(num_keypoints=17, codec=None, *, input_size=(192, 256), topk=8, joint_
         codec = MultiLevelHeatmap(input_size, heatmap_size(input_size, CPN.stride), sig)
     check_map_size(codec, CPN.stride, "CPN")
     n = getattr(codec, "num_levels", 1)
-    levels = [max(n - L + i, 0) for i in range(L)] + [n - 1]
+    levels = [max(n - L + i, 0) for i in range(L)]
+    if global_targets == "released":
+        levels = levels[::-1]
+    levels = levels + [n - 1]
     head = MultiLevelHead(codec, levels, [False] * L + [True], [0.5 / L] * L + [1.0], topk=topk,
                           num_keypoints=num_keypoints, joint_weights=joint_weights)
     return PoseModel(net, head)

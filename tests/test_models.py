@@ -332,7 +332,7 @@ UNPUBLISHED = [("cpm", "paper", 28.283), ("deeppose", "paper", 23.578), ("rtmpos
                # LitePose-XS's backbone and fusion deconvolutions (official search-XS: 1.68 M
                # with the final layers pyhpe's heatmap head replaces)
                ("litepose", "xs", 1.657), ("tfpose", "paper", 35.229), ("pipnet", "paper", 11.272),
-               ("mca", "paper", 38.792), ("chained", "paper", 49.318), ("okdhp", "paper", 85.061),
+               ("mca", "paper", 58.319), ("chained", "paper", 49.145), ("okdhp", "paper", 30.759),
                # RMPE: the paper's 8-stack hourglass SPPE (25.38 M) + the STN's localisation net
                ("rmpe", "paper", 25.476)]
 

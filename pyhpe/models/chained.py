@@ -3,24 +3,25 @@ Convolutional Neural Networks"): the single-image chain model.
 
 The image is encoded once, ``h_0 = CNN_x(x)``; the joints are then predicted one after the
 other along the kinematic chain (head, right arm, left arm, right leg, left leg). Step ``t``
-(untied weights, the paper's formulation for images) updates the hidden state from the
-previous one and the maps already predicted,
+(untied weights, the paper's formulation for images, its Eq. 4) updates the hidden state from
+the previous one and every prediction made so far,
 
-    h_t = ReLU(W^h_t * h_{t-1} + e_t(y_0, ..., y_{t-1})),
+    h_t = ReLU(W^h_t * h_{t-1} + sum_{i<t} W^y_{i,t} * e(y_i)),
 
-where ``e_t`` is a small convolutional net whose first convolution sees every earlier
-prediction (a sum of one convolution per earlier map, the paper's
-``sum_{i<t} w^y_{i,t} * e(y_i)``), and predicts its joint's spatial distribution
-``y_t = softmax(m_t(h_t))`` with a multi-scale output net ``m_t`` (a stride-2 deconvolution,
-then parallel 3x3 convolutions at dilations 1, 2, 3 summed: the paper's "deception" net, in
-small). Loss: the paper's softmax cross-entropy over locations at every step
+with ``e`` one convolutional embedding net shared by all the joints (a map at the output
+stride -> the hidden state's stride) and ``W^y_{i,t}`` a convolution per pair of steps
+(computed as one convolution over the concatenated embeddings ``e(y_0) .. e(y_{t-1})``),
+and predicts its joint's spatial distribution ``y_t = softmax(m_t(h_t))`` with a multi-scale
+output net ``m_t`` (a stride-2 deconvolution, then parallel 3x3 convolutions at dilations
+1, 2, 3 summed: the paper's "deception" net, in small). Loss: the paper's softmax
+cross-entropy over locations at every step
 (:class:`~pyhpe.models.heads.chained.ChainedHead`).
 
 Choices where the paper leaves room: the maps passed on are the predicted probabilities
 divided by their peak (soft and differentiable, so the chain trains end to end and each step
 sees the model's own earlier predictions in training as at inference: no teacher forcing);
-``e_t`` is one small net per step over all earlier maps rather than a shared ``e`` per map;
-the hidden state uses ReLU after batch normalisation.
+the hidden state uses ReLU after batch normalisation; ``W^y_{i,t}`` are 1x1 convolutions
+(``pair_kernel``), ``W^h_t`` 3x3.
 
 Encoder: a ResNet with deconvolutions to the hidden state's stride (the paper's encoder is an
 Inception network; a ResNet-50 stands in for it in the ``paper`` config). Output stride 4.
@@ -34,6 +35,7 @@ from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .common import ResNet, conv_bn_act, init_weights
 from .heads.chained import ChainedHead
@@ -52,24 +54,24 @@ def chain_order(num_keypoints: int) -> Sequence[int]:
 
 
 class _Step(nn.Module):
-    """One chain step: the hidden-state update (``t > 0``) and the output net ``m_t``."""
+    """One chain step: the hidden-state update (``t > 0``: ``W^h_t`` and the ``W^y_{i,t}``,
+    ``i < t``) and the output net ``m_t``."""
 
-    def __init__(self, t: int, channels: int, embed_channels: int, out_channels: int):
+    def __init__(self, t: int, channels: int, embed_channels: int, out_channels: int, pair_kernel: int = 1):
         super().__init__()
         c = channels
         if t > 0:
             self.w_h = nn.Conv2d(c, c, 3, 1, 1, bias=False)
-            # e_t: the t earlier maps (stride 4) -> the hidden state's stride (8)
-            self.embed = nn.Sequential(nn.Conv2d(t, embed_channels, 3, 2, 1), nn.ReLU(inplace=True),
-                                       nn.Conv2d(embed_channels, c, 3, 1, 1, bias=False))
+            self.w_y = nn.Conv2d(t * embed_channels, c, pair_kernel, 1, pair_kernel // 2, bias=False)
             self.norm = nn.BatchNorm2d(c)
         self.up = nn.Sequential(nn.ConvTranspose2d(c, out_channels, 4, 2, 1, bias=False),
                                 nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
         self.branches = nn.ModuleList(nn.Conv2d(out_channels, 1, 3, 1, d, dilation=d)
                                       for d in (1, 2, 3))
 
-    def update(self, h, prev_maps):
-        return torch.relu(self.norm(self.w_h(h) + self.embed(prev_maps)))
+    def update(self, h, embeddings):
+        """``embeddings``: ``e(y_0) .. e(y_{t-1})`` concatenated on the channels."""
+        return torch.relu(self.norm(self.w_h(h) + self.w_y(embeddings)))
 
     def output(self, h):
         u = self.up(h)
@@ -85,7 +87,8 @@ class ChainedPredictor(nn.Module):
 
     def __init__(self, num_keypoints: int = 17, order: Optional[Sequence[int]] = None,
                  depth: int = 50, layers=None, widths=(64, 128, 256, 512), stem_channels: int = 64,
-                 hidden_channels: int = 256, embed_channels: int = 64, out_channels: int = 64):
+                 hidden_channels: int = 256, embed_channels: int = 64, out_channels: int = 64,
+                 pair_kernel: int = 1):
         super().__init__()
         self.num_keypoints = int(num_keypoints)
         self.order = tuple(int(i) for i in (order if order is not None else chain_order(num_keypoints)))
@@ -108,9 +111,14 @@ class ChainedPredictor(nn.Module):
         if cin != hidden_channels:
             ups.append(conv_bn_act(cin, hidden_channels, 1))
         self.encoder_up = nn.Sequential(*ups)
-        self.steps = nn.ModuleList(_Step(t, hidden_channels, embed_channels, out_channels)
+        # e: one embedding net shared by every joint's map (stride 4 -> the hidden stride 8)
+        e = embed_channels
+        self.embed = nn.Sequential(nn.Conv2d(1, e, 3, 2, 1), nn.ReLU(inplace=True),
+                                   nn.Conv2d(e, e, 3, 1, 1), nn.ReLU(inplace=True))
+        self.steps = nn.ModuleList(_Step(t, hidden_channels, embed_channels, out_channels, pair_kernel)
                                    for t in range(self.num_keypoints))
         init_weights(self.encoder_up)
+        init_weights(self.embed)
         init_weights(self.steps)
         for st in self.steps:
             for b in st.branches:
@@ -122,14 +130,17 @@ class ChainedPredictor(nn.Module):
     def forward(self, x) -> torch.Tensor:
         h = self.encode(x)
         logits: List[torch.Tensor] = []
-        maps: List[torch.Tensor] = []
+        embeddings: List[torch.Tensor] = []
         for t, step in enumerate(self.steps):
             if t > 0:
-                h = step.update(h, torch.cat(maps, 1))
+                h = step.update(h, torch.cat(embeddings, 1))
             o = step.output(h)
             logits.append(o)
             p = torch.softmax(o.flatten(2), -1).view_as(o)
-            maps.append(p / p.amax((-2, -1), keepdim=True).clamp_min(1e-12))
+            e = self.embed(p / p.amax((-2, -1), keepdim=True).clamp_min(1e-12))
+            if e.shape[-2:] != h.shape[-2:]:
+                e = F.interpolate(e, size=h.shape[-2:], mode="bilinear", align_corners=False)
+            embeddings.append(e)
         return torch.cat(logits, 1)[:, self.inverse]      # chain order -> keypoint order
 
 

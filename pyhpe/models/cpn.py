@@ -11,7 +11,7 @@ RefineNet L2 with online hard keypoint mining (top 8 of 17) against the finest t
 GlobalNet level ``i`` (coarse -> fine) is supervised by the Gaussian of ``sigmas[i]``
 (kernels 15, 11, 9, 7 at 256x192: the wider targets on the coarser levels, the paper's
 intent; tf-cpn's released code zips them in the reversed order, kept there "for
-reproduction of our pre-trained model"). tf-cpn zeroes GlobalNet targets of keypoints with
+reproduction of our pre-trained model"; ``global_targets="released"``). tf-cpn zeroes GlobalNet targets of keypoints with
 v = 1; here every labelled keypoint is weighted by the codec's ``keypoint_weights``.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..codecs.multilevel import CPN_SIGMAS, MultiLevelHeatmap
+from ..codecs.multilevel import CPN_SIGMAS, MultiLevelHeatmap, sigma_from_kernel
 from .common import ResNet, heatmap_size, init_weights
 from .heads.heatmap import check_map_size
 from .heads.multistage import MultiLevelHead
@@ -146,26 +146,49 @@ class CPN(nn.Module):
         return maps + [self.refine_net(gfeats, size)]
 
 
+#: tf-cpn's GlobalNet target kernels (coarse -> fine) per input size ``(w, h)`` (the
+#: ``gk15 .. gk7`` of models/COCO.res50.{256x192,384x288}.CPN/config.py); other sizes use
+#: the 256x192 kernels.
+CPN_KERNELS = {(192, 256): (15, 11, 9, 7), (288, 384): (23, 17, 13, 9)}
+
+
+def cpn_sigmas(input_size) -> tuple:
+    """The CPN target sigmas (coarse -> fine) for ``input_size = (w, h)``."""
+    if tuple(int(v) for v in input_size) not in CPN_KERNELS:
+        return CPN_SIGMAS
+    return tuple(round(sigma_from_kernel(k), 4) for k in CPN_KERNELS[tuple(int(v) for v in input_size)])
+
+
 def build(num_keypoints=17, codec=None, *, input_size=(192, 256), topk=8, joint_weights=None,
-          **arch) -> PoseModel:
+          global_targets: str = "paper", **arch) -> PoseModel:
     """CPN + a :class:`MultiLevelHead`: L2 on the GlobalNet levels, weighted 1 / 2L each
     (``loss_heatmap``), and OHKM L2 on the RefineNet output (``loss_ohkm``). Without a codec: a
-    :class:`MultiLevelHeatmap` with the CPN sigmas at ``input_size``."""
+    :class:`MultiLevelHeatmap` with the CPN sigmas at ``input_size``. ``global_targets``:
+    ``"paper"`` (the coarsest GlobalNet level gets the widest target) or ``"released"``
+    (tf-cpn's network.py as released: the finest level gets the widest target, kept there to
+    reproduce its pre-trained models)."""
+    if global_targets not in ("paper", "released"):
+        raise ValueError(f"CPN: 'global_targets' must be 'paper' or 'released', got {global_targets!r}")
     net = CPN(num_keypoints, **arch)
     L = net.num_levels
     if codec is None:
-        sig = CPN_SIGMAS[-L:] if L <= len(CPN_SIGMAS) else CPN_SIGMAS[:1] * (L - 4) + CPN_SIGMAS
+        base = cpn_sigmas(input_size)
+        sig = base[-L:] if L <= len(base) else base[:1] * (L - 4) + base
         codec = MultiLevelHeatmap(input_size, heatmap_size(input_size, CPN.stride), sig)
     check_map_size(codec, CPN.stride, "CPN")
     n = getattr(codec, "num_levels", 1)
-    levels = [max(n - L + i, 0) for i in range(L)] + [n - 1]
+    levels = [max(n - L + i, 0) for i in range(L)]
+    if global_targets == "released":
+        levels = levels[::-1]
+    levels = levels + [n - 1]
     head = MultiLevelHead(codec, levels, [False] * L + [True], [0.5 / L] * L + [1.0], topk=topk,
                           num_keypoints=num_keypoints, joint_weights=joint_weights)
     return PoseModel(net, head)
 
 
 CONFIGS = {
-    "paper": dict(depth=50),
+    "paper": dict(depth=50),                            # CPN ResNet-50 256x192
+    "paper_384": dict(input_size=(288, 384), depth=50), # CPN ResNet-50 384x288
     "r101": dict(depth=101),
     "tiny": dict(input_size=(48, 64), depth=18, layers=[1, 1, 1, 1], widths=(8, 16, 24, 32),
                  stem_channels=8, channels=16, refine_planes=8, pred_norm=False),

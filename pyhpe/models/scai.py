@@ -1,32 +1,42 @@
 """SCAI (Kan et al., ECCV 2022, "Self-Constrained Inference Optimization on Structural Groups
-for Human Pose Estimation"): a self-correctable inference step for terminal (distal)
-keypoints, usable on the output of any pose model.
+for Human Pose Estimation"): self-correctable inference of the distal (terminal) keypoints,
+on the heatmaps of any top-down pose model.
 
 The keypoints are partitioned into structural groups; in each group high-confidence *base*
-(proximal) keypoints and one low-confidence *terminal* (distal) keypoint. Per group:
+(proximal) keypoints and one low-confidence *terminal* (distal) keypoint. Per group two
+networks work on heatmaps:
 
-* the forward prediction network ``Phi``: base keypoints -> the terminal keypoint;
-* the backward (verification) network ``Gamma``: the terminal keypoint and the other base
-  keypoints -> the base keypoint next to the terminal one (elbow for the wrist, knee for the
-  ankle, ...).
+* the forward prediction network ``Phi``: the base keypoints' heatmaps -> the terminal
+  keypoint's heatmap;
+* the backward (verification) network ``Gamma``: the terminal heatmap and the other bases'
+  heatmaps -> the heatmap of the base next to the terminal (the elbow for the wrist, the
+  knee for the ankle, ...), which feeds the terminal back through the proximal keypoint.
 
-Training (``loss(keypoints, weights)`` on ground-truth poses): the forward error, the
-backward error and the self-constraint (cycle) error ``Gamma(Phi(B), B') - b`` (L2).
+Training (:meth:`SCAI.loss` on heatmaps): the forward loss ``D(Phi(H_B), H_t)``, the backward
+loss ``D(Gamma(H_t, H_B'), H_b)`` and the self-constraint loss
+``D(Gamma(Phi(H_B), H_B'), H_b)``, ``D`` the KL divergence between the target heatmap
+normalised to a distribution and the predicted map's spatial softmax (the softmax heads'
+heatmap loss less the target's entropy: its gradient does not vanish when the prediction is
+far from the target, unlike the MSE of two narrow Gaussians).
 
-Inference (``refine(keypoints, scores)``): each terminal keypoint whose score is below
-``score_thr`` is moved, by ``steps`` gradient steps, to minimise the self-constraint loss
-``|Gamma(t, B') - b|^2`` (the base keypoints, trusted, stay fixed) plus ``prior`` times
-``|t - Phi(B)|^2``, within ``radius`` (fraction of the crop) of its heatmap prediction.
+Inference (:meth:`SCAI.refine`): for every group whose terminal score is below
+``score_thr`` the terminal heatmap itself is corrected by ``steps`` gradient steps (Adam,
+the pixel values kept non-negative) that minimise the self-constraint loss
+``D(Gamma(H_t, H_B'), H_b)`` (``H_b``, ``H_B'`` the model's own base heatmaps, trusted and
+fixed) plus ``prior`` times ``D(Phi(H_B), H_t)``; only the pixels in a local window of
+``radius`` heatmap pixels around the terminal's initial peak change (the paper's local
+search). The corrected terminal is read out by the soft-argmax of its heatmap in that window
+(:func:`local_soft_argmax`).
 
-Simplifications (documented): the paper's networks work on heatmaps (with image features)
-and its search runs on the terminal heatmap; here both networks are small MLPs on keypoint
-coordinates in fractions of the input crop, relative to the group's first base keypoint, and
-the optimisation is a gradient descent on the terminal coordinate. The grouping of COCO-17
-(four limbs and two head sides, three bases + one terminal each) is this module's reading of
-the paper's six groups. SCAI is not a registered model: it post-processes
-any model's ``(B, K, 2)`` predictions. It needs real pose structure: on pyhpe's synthetic
-figures (independent random limb angles) the terminal keypoint is not determined by the
-bases, and the refinement did not help there (measured: terminal error 0.048 -> 0.060).
+The networks (a documented reading of the paper's prediction/verification networks): each
+reads its input heatmaps by a local soft-argmax (a differentiable, integral read-out:
+heatmap in), maps the locations relative to the group's first base through an MLP, and
+outputs the Gaussian logits ``-|p - mu|^2 / (2 sigma^2)`` of the predicted location on the
+heatmap grid (heatmap out). The paper's networks are convolutional on heatmaps and image
+features; the integral read-out keeps the structure learnable from a few hundred poses. The
+grouping of COCO-17 (four limbs and two head sides, three bases + one terminal each) is this
+module's reading of the paper's six groups. SCAI is not a registered model: it post-processes
+any model's ``(B, K, H, W)`` heatmaps.
 """
 from __future__ import annotations
 
@@ -34,6 +44,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 # (base keypoints, terminal keypoint); the last base is the one the backward net rebuilds
@@ -47,90 +58,177 @@ COCO17_GROUPS: Tuple[Tuple[Tuple[int, ...], int], ...] = (
 )
 
 
-def _mlp(cin: int, cout: int, hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(inplace=True),
-                         nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
-                         nn.Linear(hidden, cout))
+def _grid(h: int, w: int, like: Tensor):
+    ys = torch.arange(h, device=like.device, dtype=like.dtype)
+    xs = torch.arange(w, device=like.device, dtype=like.dtype)
+    return ys, xs
+
+
+def local_soft_argmax(maps: Tensor, radius: float, centers: Optional[Tensor] = None) -> Tensor:
+    """``(N, C, H, W) -> (N, C, 2)`` ``(x, y)`` pixel locations: the mean of the
+    non-negative heatmap inside the ``(2 radius + 1)``-wide square window around ``centers``
+    (``(N, C, 2)``; default: each map's argmax). Differentiable in the map values."""
+    n, c, h, w = maps.shape
+    ys, xs = _grid(h, w, maps)
+    if centers is None:
+        idx = maps.detach().flatten(2).argmax(-1)
+        centers = torch.stack([(idx % w).to(maps.dtype), torch.div(idx, w, rounding_mode="floor").to(maps.dtype)], -1)
+    win = (((xs.view(1, 1, 1, w) - centers[..., 0, None, None]).abs() <= radius)
+           & ((ys.view(1, 1, h, 1) - centers[..., 1, None, None]).abs() <= radius))
+    p = maps.clamp_min(0) * win
+    s = p.sum((-2, -1))
+    # an empty window (all-zero map there) falls back to its center
+    x = torch.where(s > 1e-12, (p.sum(-2) * xs).sum(-1) / s.clamp_min(1e-12), centers[..., 0])
+    y = torch.where(s > 1e-12, (p.sum(-1) * ys).sum(-1) / s.clamp_min(1e-12), centers[..., 1])
+    return torch.stack([x, y], -1)
+
+
+def gaussian_logits(xy: Tensor, size: Tuple[int, int], sigma: float) -> Tensor:
+    """``(N, 2)`` pixel locations -> ``(N, H, W)`` logits ``-|p - xy|^2 / (2 sigma^2)``
+    (``exp`` of it: the unit-peak Gaussian heatmap)."""
+    h, w = size
+    ys, xs = _grid(h, w, xy)
+    d2 = (xs.view(1, 1, w) - xy[:, 0, None, None]) ** 2 + (ys.view(1, h, 1) - xy[:, 1, None, None]) ** 2
+    return -d2 / (2.0 * sigma ** 2)
+
+
+def heatmap_kl(logits: Tensor, target: Tensor) -> Tensor:
+    """``(N, H, W)`` logits and target heatmaps -> ``(N,)``: the KL divergence of the
+    logits' spatial softmax from the target normalised to a distribution (the cross-entropy
+    less the target's entropy: 0 for a perfect prediction)."""
+    q = target.clamp_min(0).flatten(1)
+    q = q / q.sum(1, keepdim=True).clamp_min(1e-12)
+    return (q * (torch.log(q.clamp_min(1e-30)) - torch.log_softmax(logits.flatten(1), 1))).sum(1)
+
+
+class _MapNet(nn.Module):
+    """Heatmaps ``(N, n, H, W)`` -> Gaussian logits ``(N, H, W)`` of one keypoint: local
+    soft-argmax read-out, an MLP on the locations relative to the first input (in units of
+    the map size), the predicted location rendered back."""
+
+    def __init__(self, n_in: int, hidden: int, sigma: float, radius: float):
+        super().__init__()
+        self.sigma, self.radius = float(sigma), float(radius)
+        self.mlp = nn.Sequential(nn.Linear(2 * (n_in - 1), hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, 2))
+
+    def from_locations(self, xy: Tensor, size: Tuple[int, int]) -> Tensor:
+        """``(N, n, 2)`` pixel locations of the inputs -> the output's Gaussian logits."""
+        h, w = size
+        scale = xy.new_tensor([w, h])
+        xy = xy / scale
+        rel = (xy[:, 1:] - xy[:, :1]).flatten(1)
+        return gaussian_logits((xy[:, 0] + self.mlp(rel)) * scale, size, self.sigma)
+
+    def forward(self, maps: Tensor) -> Tensor:
+        return self.from_locations(local_soft_argmax(maps, self.radius), maps.shape[-2:])
 
 
 class SCAI(nn.Module):
-    """Forward / backward networks per structural group (``groups``: ``[(bases, terminal)]``)
-    on ``(B, K, 2)`` keypoints in fractions of the input crop."""
+    """Forward (``Phi``) / backward (``Gamma``) heatmap networks per structural group
+    (``groups``: ``[(bases, terminal)]``); ``sigma``: the Gaussian of the output maps (the
+    codec's, in heatmap pixels); ``read_radius``: the half-width of the soft-argmax windows."""
 
-    def __init__(self, groups: Sequence = COCO17_GROUPS, hidden: int = 64):
+    def __init__(self, groups: Sequence = COCO17_GROUPS, hidden: int = 64, sigma: float = 2.0,
+                 read_radius: float = 3.0):
         super().__init__()
         self.groups = [(tuple(int(i) for i in b), int(t)) for b, t in groups]
-        self.forward_nets = nn.ModuleList(_mlp(2 * (len(b) - 1), 2, hidden) for b, _ in self.groups)
-        self.backward_nets = nn.ModuleList(_mlp(2 * (len(b) - 1), 2, hidden) for b, _ in self.groups)
+        self.sigma, self.read_radius = float(sigma), float(read_radius)
+        self.forward_nets = nn.ModuleList(_MapNet(len(b), hidden, sigma, read_radius) for b, _ in self.groups)
+        self.backward_nets = nn.ModuleList(_MapNet(len(b), hidden, sigma, read_radius) for b, _ in self.groups)
 
-    # coordinates relative to the group's first base keypoint
-    def predict_terminal(self, g: int, kp: Tensor) -> Tensor:
-        bases, _ = self.groups[g]
-        o = kp[:, bases[0]]
-        rel = torch.cat([kp[:, i] - o for i in bases[1:]], dim=1)
-        return self.forward_nets[g](rel) + o
+    def predict_terminal(self, g: int, heatmaps: Tensor) -> Tensor:
+        """``Phi_g``: ``(B, K, H, W)`` heatmaps -> the terminal's logits ``(B, H, W)``."""
+        return self.forward_nets[g](heatmaps[:, list(self.groups[g][0])])
 
-    def reconstruct_base(self, g: int, kp: Tensor, terminal: Tensor) -> Tensor:
-        bases, _ = self.groups[g]
-        o = kp[:, bases[0]]
-        rel = torch.cat([kp[:, i] - o for i in bases[1:-1]] + [terminal - o], dim=1)
-        return self.backward_nets[g](rel) + o
+    def reconstruct_base(self, g: int, heatmaps: Tensor, terminal: Tensor,
+                         terminal_xy: Optional[Tensor] = None) -> Tensor:
+        """``Gamma_g``: the other bases' heatmaps and the terminal heatmap ``(B, H, W)`` -> the
+        logits ``(B, H, W)`` of the base next to the terminal. ``terminal_xy`` ``(B, 2)``:
+        the terminal's location when already read out (the inference search)."""
+        bases = self.groups[g][0]
+        if terminal_xy is None:
+            return self.backward_nets[g](torch.cat([heatmaps[:, list(bases[:-1])], terminal[:, None]], 1))
+        xy = local_soft_argmax(heatmaps[:, list(bases[:-1])], self.read_radius)
+        return self.backward_nets[g].from_locations(torch.cat([xy, terminal_xy[:, None]], 1),
+                                                    heatmaps.shape[-2:])
 
-    def loss(self, keypoints: Tensor, weights: Optional[Tensor] = None) -> dict:
-        """Forward, backward and self-constraint L2 errors on ground-truth ``keypoints``
-        (``weights`` (B, K): a group counts where all its keypoints are labelled)."""
-        kp = keypoints.float()
-        fwd = bwd = cyc = kp.new_zeros(())
+    def loss(self, heatmaps: Tensor, weights: Optional[Tensor] = None) -> dict:
+        """Forward, backward and self-constraint heatmap losses on target ``heatmaps``
+        ``(B, K, H, W)`` (``weights`` ``(B, K)``: a group counts where all its keypoints are
+        labelled)."""
+        hm = heatmaps.float()
+        fwd = bwd = cyc = hm.new_zeros(())
         for g, (bases, term) in enumerate(self.groups):
-            w = kp.new_ones(kp.shape[0]) if weights is None else \
+            w = hm.new_ones(hm.shape[0]) if weights is None else \
                 (weights[:, list(bases) + [term]] > 0).all(1).float()
             n = w.sum().clamp(min=1)
-            t_hat = self.predict_terminal(g, kp)
-            fwd = fwd + (((t_hat - kp[:, term]) ** 2).sum(1) * w).sum() / n
-            bwd = bwd + (((self.reconstruct_base(g, kp, kp[:, term]) - kp[:, bases[-1]]) ** 2)
-                         .sum(1) * w).sum() / n
-            cyc = cyc + (((self.reconstruct_base(g, kp, t_hat) - kp[:, bases[-1]]) ** 2)
-                         .sum(1) * w).sum() / n
+            t_logits = self.predict_terminal(g, hm)
+            fwd = fwd + (heatmap_kl(t_logits, hm[:, term]) * w).sum() / n
+            bwd = bwd + (heatmap_kl(self.reconstruct_base(g, hm, hm[:, term]), hm[:, bases[-1]])
+                         * w).sum() / n
+            t_map = torch.exp(t_logits)                  # Phi's heatmap fed to Gamma
+            cyc = cyc + (heatmap_kl(self.reconstruct_base(g, hm, t_map), hm[:, bases[-1]])
+                         * w).sum() / n
         return {"loss_forward": fwd, "loss_backward": bwd, "loss_self": cyc}
 
-    def self_constraint(self, keypoints: Tensor) -> Tensor:
-        """``(B, G)`` self-constraint losses of the given poses."""
-        return torch.stack([((self.reconstruct_base(g, keypoints, keypoints[:, t])
-                              - keypoints[:, b[-1]]) ** 2).sum(1)
-                            for g, (b, t) in enumerate(self.groups)], dim=1)
+    def self_constraint(self, heatmaps: Tensor) -> Tensor:
+        """``(B, G)`` self-constraint losses of the given heatmaps."""
+        hm = heatmaps.float()
+        return torch.stack([heatmap_kl(self.reconstruct_base(g, hm, hm[:, t]), hm[:, b[-1]])
+                            for g, (b, t) in enumerate(self.groups)], 1)
 
-    def refine(self, keypoints: Tensor, scores: Optional[Tensor] = None, *,
-               score_thr: float = 1.0, steps: int = 50, lr: float = 0.01, radius: float = 0.1,
-               prior: float = 0.0) -> Tensor:
-        """The keypoints with their low-confidence terminal keypoints optimised under the
-        self-constraint loss (see the module docstring); the input is not modified."""
-        kp = keypoints.detach().float()
-        out = kp.clone()
+    def refine(self, heatmaps: Tensor, scores: Optional[Tensor] = None, *, score_thr: float = 1.0,
+               steps: int = 50, lr: float = 0.05, radius: float = 4.0, prior: float = 0.0
+               ) -> Tuple[Tensor, Tensor]:
+        """Correct the low-confidence terminal heatmaps (see the module docstring).
+
+        ``heatmaps`` ``(B, K, H, W)``, ``scores`` ``(B, K)`` (default: every terminal is
+        corrected). Returns ``(heatmaps, terminals)``: the heatmaps with the corrected
+        terminal maps (the input is not modified) and ``(B, G, 2)`` the terminals' ``(x, y)``
+        heatmap-pixel locations read out of them (local soft-argmax; uncorrected terminals:
+        read out of their unchanged maps)."""
+        hm = heatmaps.detach().float()
+        out = hm.clone()
+        h, w = hm.shape[-2:]
+        ys, xs = _grid(h, w, hm)
+        term_idx = [t for _, t in self.groups]
+        idx = hm[:, term_idx].flatten(2).argmax(-1)
+        centers = torch.stack([(idx % w).to(hm.dtype), torch.div(idx, w, rounding_mode="floor").to(hm.dtype)], -1)
+        req = [p.requires_grad for p in self.parameters()]
         for p in self.parameters():
             p.requires_grad_(False)
         try:
             for g, (bases, term) in enumerate(self.groups):
-                sel = torch.ones(kp.shape[0], dtype=torch.bool, device=kp.device) \
+                sel = torch.ones(hm.shape[0], dtype=torch.bool, device=hm.device) \
                     if scores is None else scores[:, term] < score_thr
                 if not sel.any():
                     continue
-                k = kp[sel]
-                t0 = k[:, term].clone()
+                k, c = hm[sel], centers[sel, g]
+                win = (((xs.view(1, 1, w) - c[:, 0, None, None]).abs() <= radius)
+                       & ((ys.view(1, h, 1) - c[:, 1, None, None]).abs() <= radius)).to(hm.dtype)
+                t0 = k[:, term]
                 t = t0.clone().requires_grad_(True)
                 opt = torch.optim.Adam([t], lr=lr)
                 with torch.no_grad():
-                    phi = self.predict_terminal(g, k)
+                    phi = torch.exp(self.predict_terminal(g, k))
+                base = k[:, bases[-1]]
                 for _ in range(steps):
                     opt.zero_grad()
-                    obj = ((self.reconstruct_base(g, k, t) - k[:, bases[-1]]) ** 2).sum()
+                    t_xy = local_soft_argmax(t[:, None], radius, c[:, None])[:, 0]
+                    obj = heatmap_kl(self.reconstruct_base(g, k, t, t_xy), base).sum()
                     if prior:
-                        obj = obj + prior * ((t - phi) ** 2).sum()
+                        obj = obj + prior * heatmap_kl(gaussian_logits(t_xy, (h, w), self.sigma),
+                                                                  phi).sum()
                     obj.backward()
+                    t.grad.mul_(win)                     # the local search window only
                     opt.step()
-                    with torch.no_grad():       # stay in the local window
-                        t.copy_(t0 + (t - t0).clamp(-radius, radius))
+                    with torch.no_grad():
+                        t.copy_(torch.where(win > 0, t.clamp_min(0), t0))
                 out[sel, term] = t.detach()
         finally:
-            for p in self.parameters():
-                p.requires_grad_(True)
-        return out
+            for p, r in zip(self.parameters(), req):
+                p.requires_grad_(r)
+        read = local_soft_argmax(out[:, term_idx], radius, centers)
+        return out, read

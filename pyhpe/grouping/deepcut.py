@@ -325,7 +325,8 @@ def _wrap(a):
 
 
 def regression_pairwise(positions, offsets, weights=None, *, sigma: float = 1.0,
-                        x_min=None, x_max=None, same_part=(7.5, 0.2)) -> np.ndarray:
+                        x_min=None, x_max=None, same_part=(7.5, 0.2),
+                        origins=None) -> np.ndarray:
     """DeeperCut's image-conditioned pairwise probabilities ``(N, N, C, C)``.
 
     ``offsets (N, C, 2)``: at each candidate ``d`` the network's regressed offset to every
@@ -339,15 +340,18 @@ def regression_pairwise(positions, offsets, weights=None, *, sigma: float = 1.0,
     the default ``[-0.5/sigma, 0, -0.5/sigma, 0, 0, 0, 0, 0, 4]`` is a hand-set model that
     trusts the regressed offsets to about ``sigma`` pixels. Two candidates of the same
     class: ``p = 1 / (1 + exp(b * dist - a))`` with ``same_part = (a, b)`` (DeeperCut: 7.5,
-    0.2).
+    0.2). ``origins (N, 2)``: where each candidate's offsets start (pose-tensorflow: the
+    score-map cell, before location refinement; default ``positions``): the observed
+    forward displacement is ``p_e - origin_d``.
     """
     pos = np.asarray(positions, dtype=np.float64)[:, :2]
+    org = pos if origins is None else np.asarray(origins, dtype=np.float64)[:, :2]
     off = np.asarray(offsets, dtype=np.float64)
     n, c = off.shape[:2]
     if weights is None:
         weights = np.array([-0.5 / sigma, 0, -0.5 / sigma, 0, 0, 0, 0, 0, 4.0])
     w = np.broadcast_to(np.asarray(weights, dtype=np.float64), (c, c, 9))
-    real = pos[None, :, :] - pos[:, None, :]  # (N, N, 2): p_e - p_d
+    real = pos[None, :, :] - org[:, None, :]  # (N, N, 2): p_e - origin_d
     # forward: d predicts class c' -> (N, N, C')
     dev = real[:, :, None, :] - off[:, None, :, :]
     dist_f = np.linalg.norm(dev, axis=-1)
@@ -365,7 +369,7 @@ def regression_pairwise(positions, offsets, weights=None, *, sigma: float = 1.0,
     logit = np.einsum("deabf,abf->deab", feats, w[..., :8]) + w[..., 8]
     prob = 1.0 / (1.0 + np.exp(-logit))
     a, b = same_part
-    dist = np.linalg.norm(real, axis=-1)
+    dist = np.linalg.norm(pos[None, :, :] - pos[:, None, :], axis=-1)
     same = 1.0 / (1.0 + np.exp(b * dist - a))
     idx = np.arange(c)
     prob[:, :, idx, idx] = same[:, :, None]

@@ -1,0 +1,74 @@
+"""Bottom-up multi-person pose with DeeperCut (Insafutdinov et al. 2016): the bottom-up data
+pipeline and evaluation of :mod:`pyhpe.tasks.bottomup_paf`, the ``deepercut`` codec (part
+score maps, location refinement, pairwise offsets) and model; people are grouped by the
+codec's ILP (:mod:`pyhpe.grouping.deepcut`). The pairwise offset statistics the targets are
+normalised by are, unless the codec section gives them, those of the training poses at the
+network input's scale (pose-tensorflow's ``pairwise_stats.py``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Tuple
+
+import numpy as np
+
+from .base import CodecConfig, ModelConfig
+from .bottomup_paf import BottomUpEval, BottomUpPAFConfig, BottomUpPAFTask
+from .common import IMAGE_DATA
+
+
+@dataclass
+class BottomUpDeeperCutConfig(BottomUpPAFConfig):
+    task: str = "bottomup_deepercut"
+    model: ModelConfig = field(default_factory=lambda: ModelConfig("deepercut", "small"))
+    codec: CodecConfig = field(default_factory=lambda: CodecConfig(
+        "deepercut", {"heatmap_size": [16, 16], "pos_dist_thresh": 8.0}))
+    data: Any = field(default_factory=lambda: IMAGE_DATA["synthetic"](max_persons=3),
+                      metadata={"variants": IMAGE_DATA})
+    eval: BottomUpEval = field(default_factory=BottomUpEval)
+
+    codec_name = "deepercut"
+
+
+def input_scale_poses(coco, input_size) -> Tuple[np.ndarray, np.ndarray]:
+    """``(N, K, 2)`` poses and ``(N, K)`` visibility of a COCO dict's non-crowd persons,
+    scaled as the bottom-up evaluation resize scales their image onto ``input_size``."""
+    sizes = {im["id"]: (im["height"], im["width"]) for im in coco["images"]}
+    kps, vis = [], []
+    for a in coco["annotations"]:
+        if a.get("iscrowd", 0) or a["image_id"] not in sizes:
+            continue
+        h, w = sizes[a["image_id"]]
+        side = max(w / input_size[0], h / input_size[1])
+        k = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
+        kps.append(k[:, :2] / side)
+        vis.append(k[:, 2])
+    return np.asarray(kps), np.asarray(vis)
+
+
+class BottomUpDeeperCutTask(BottomUpPAFTask):
+    name = "bottomup_deepercut"
+    Config = BottomUpDeeperCutConfig
+    metric = "AP"
+
+    def build_codec(self):
+        from ..codecs.deepercut import COCO17_SPARSE_GRAPH, COCO17_STAGES
+        defaults = {"input_size": list(self.config.input_size)}
+        if self.kset.name == "coco17":
+            defaults.update(stages=[list(s) for s in COCO17_STAGES],
+                            sparse_graph=[list(p) for p in COCO17_SPARSE_GRAPH])
+        return self.build_named_codec(**defaults)
+
+    def build_model(self):
+        return self.build_pose_model()
+
+    def build_datasets(self):
+        from ..codecs.deepercut import pairwise_stats
+        train, val = super().build_datasets()
+        if self.codec.pairwise_mean is None:
+            kps, vis = input_scale_poses(train.coco, self.config.input_size)
+            if len(kps):
+                self.codec.set_pairwise_stats(*pairwise_stats(kps, vis))
+        return train, val
+
+
+__all__ = ["BottomUpDeeperCutConfig", "BottomUpDeeperCutTask", "input_scale_poses"]

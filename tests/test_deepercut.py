@@ -14,6 +14,8 @@ from pyhpe.codecs.deepercut import (COCO17_SPARSE_GRAPH, COCO17_STAGES, DeeperCu
                                     DeeperCutOutputs, pairwise_index, pairwise_stats)
 from pyhpe.grouping import (check_feasible, deepcut_group, deepcut_group_incremental,
                             regression_pairwise)
+from pyhpe.grouping.deepcut import (SWAP_DIRECTION, fit_pairwise_logistic,
+                                    labelled_regression_pairwise)
 from pyhpe.models import build_model, list_models
 from pyhpe.models.deepercut import DeeperCutHead, huber
 from pyhpe.tasks import build_task
@@ -209,6 +211,81 @@ def test_regression_pairwise_matches_pose_tensorflow():
     assert cls.sum() == n2
 
 
+def test_labelled_pairwise_equals_the_full_model():
+    """Only each candidate's own label pair is computed; those entries are the full
+    model's (per-pair weights and min-max ranges), the rest carry no term (0.5)."""
+    rng = np.random.default_rng(5)
+    n, K = 7, 3
+    pos = rng.uniform(0, 50, (n, 2))
+    grid = pos + rng.normal(0, 1, (n, 2))
+    off = rng.normal(0, 15, (n, K, 2))
+    cls = rng.integers(0, K, n)
+    w = rng.normal(0, 1, (K, K, 9))
+    lo, hi = rng.uniform(-1, 0, (K, K, 8)), rng.uniform(5, 30, (K, K, 8))
+    full = regression_pairwise(pos, off, w, x_min=lo, x_max=hi, origins=grid, same_part=(7.5, 0.4))
+    got = labelled_regression_pairwise(pos, off, cls, w, x_min=lo, x_max=hi, origins=grid,
+                                       same_part=(7.5, 0.4))
+    d, e = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    np.testing.assert_allclose(got[d, e, cls[d], cls[e]], full[d, e, cls[d], cls[e]], rtol=1e-12)
+    mask = np.ones(got.shape, bool)
+    mask[d, e, cls[d], cls[e]] = False
+    assert (got[mask] == 0.5).all()
+
+
+def test_fit_pairwise_logistic_recovers_a_model():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 10, (4000, 8))
+    x[:, 4:] = np.exp(-x[:, :4])
+    w_true = np.array([-3.0, -1.0, -3.0, -1.0, 0.5, 0, 0.5, 0, 4.0])
+    lo, hi = x.min(0), x.max(0)
+    p_true = 1 / (1 + np.exp(-(((x - lo) / (hi - lo)) @ w_true[:8] + w_true[8])))
+    y = (rng.random(len(x)) < p_true).astype(float)
+    w, x_min, x_max = fit_pairwise_logistic(x, y, l2=1e-6)
+    np.testing.assert_allclose(x_min, lo)
+    np.testing.assert_allclose(x_max, hi)
+    p = 1 / (1 + np.exp(-(((x - x_min) / (x_max - x_min)) @ w[:8] + w[8])))
+    assert np.abs(p - p_true).mean() < 0.03
+    with pytest.raises(ValueError, match="features"):
+        fit_pairwise_logistic(np.zeros((3, 4)), np.zeros(3))
+
+
+def test_codec_learns_the_spatial_model():
+    """``fit_pairwise`` on outputs with noisy offsets over crowded images: per-pair models
+    that separate same-person pairs from the rest, the backward direction the forward one
+    swapped, and decoding with them recovers the people."""
+    rng = np.random.default_rng(1)
+    scenes = [_crowd([(22, 34), (40, 36), (60, 30)], rng) for _ in range(6)]
+    kp = torch.tensor(np.stack(scenes), dtype=torch.float32)
+    vis = torch.ones(6, 3, 17)
+    mean, std = pairwise_stats(np.concatenate(scenes), np.ones((18, 17)))
+    codec = DeeperCutLabel((80, 64), (20, 16), pos_dist_thresh=6.0, pairwise_mean=mean,
+                           pairwise_std=std, sparse_graph=COCO17_SPARSE_GRAPH,
+                           stages=COCO17_STAGES, same_part=(7.5, 0.5), nms_radius=1)
+    out = _gt_like_outputs(codec, kp, vis)
+    out = out._replace(pairwise=out.pairwise + 0.15 * torch.randn(out.pairwise.shape,
+                                                                  generator=torch.Generator().manual_seed(0)))
+    ca, cb, feats, same = codec.pair_samples(out, kp, vis)
+    assert len(same) > 1000 and 0.2 < same.mean() < 0.5 and (ca < cb).all()
+    assert codec.fit_pairwise(out, kp, vis) == len(same)
+    w, lo, hi = codec.pairwise_weights, codec.pairwise_x_min, codec.pairwise_x_max
+    assert w.shape == (17, 17, 9) and lo.shape == (17, 17, 8)
+    np.testing.assert_allclose(w[7, 5, :8], w[5, 7, :8][SWAP_DIRECTION])
+    np.testing.assert_allclose(hi[7, 5], hi[5, 7][SWAP_DIRECTION])
+    z = (feats - lo[ca, cb]) / (hi[ca, cb] - lo[ca, cb])
+    p = 1 / (1 + np.exp(-((z * w[ca, cb, :8]).sum(1) + w[ca, cb, 8])))
+    assert ((p > 0.5) == (same > 0)).mean() > 0.97
+    keypoints, scores, _ = codec.decode_instances(DeeperCutOutputs(*[t[:1] for t in out[:3]]))
+    pred = keypoints[0].numpy()
+    assert pred.shape == (3, 17, 2)
+    for q in range(3):
+        err = np.abs(pred[np.argsort(pred[:, 0, 0])][q] - scenes[0][q]).max()
+        assert err < 1.5, (q, err)
+    # one label only (a single person per image): nothing to fit, nothing changes
+    single = DeeperCutLabel((80, 64), (20, 16), pos_dist_thresh=6.0)
+    one = _gt_like_outputs(single, kp[:, :1], vis[:, :1])
+    assert single.fit_pairwise(one, kp[:, :1], vis[:, :1]) == 0 and single.pairwise_weights is None
+
+
 # ---------------------------------------------------------------------------- crowded scenes
 TEMPLATE = np.array([[0, -20], [-3, -22], [3, -22], [-6, -21], [6, -21], [-8, -12], [8, -12],
                      [-11, -3], [11, -3], [-12, 5], [12, 5], [-5, 4], [5, 4], [-6, 16],
@@ -332,7 +409,8 @@ def _bottomup(out_dir, steps=150, **over):
     cfg = {"task": "bottomup_deepercut", "input_size": [64, 64],
            "model": {"name": "deepercut", "config": "tiny"},
            "codec": {"name": "deepercut", "heatmap_size": [8, 8], "pos_dist_thresh": 8.0,
-                     "same_part": [7.5, 0.5], "nms_radius": 1, "max_peaks": 2, "threshold": 0.3},
+                     "same_part": [7.5, 0.5], "nms_radius": 1, "max_peaks": 2, "threshold": 0.3,
+                     "max_candidates": 24},
            "data": {"type": "synthetic", "num_images": 48, "val_images": 8, "image_size": 64,
                     "max_persons": 1, "occlusion": 0.0, "seed": 0},
            "train": {"epochs": 1000, "max_steps": steps, "batch_size": 8, "lr": 4e-3,

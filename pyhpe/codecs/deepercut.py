@@ -79,11 +79,13 @@ class DeeperCutLabel(Codec):
     ``pairwise_mean`` / ``pairwise_std`` ``(K, K, 2)`` (None: mean 0, std
     ``max(input_size) / 4``; the bottom-up task fills them from the training poses).
     Decoding: ``threshold`` (det_min_score 0.2) and ``max_peaks`` per part,
-    ``nms_radius`` (map cells); ``sigma``,
+    ``nms_radius`` (map cells), ``max_candidates`` (None: no limit); ``sigma``,
     ``pairwise_weights`` (``(9,)`` or ``(K, K, 9)`` logistic weights over [dist_f, angle_f,
-    dist_b, angle_b, their exp(-.), 1]; default a hand-set model trusting the offsets to
-    about ``sigma`` input pixels, default the stride), ``same_part`` ``(a, b)`` of the
-    same-part term ``1 / (1 + exp(b d - a))``; ``sparse_graph`` (pairs of parts with pairwise
+    dist_b, angle_b, their exp(-.), 1], the features min-max normalised by
+    ``pairwise_x_min`` / ``pairwise_x_max`` when given; default a hand-set model trusting the
+    offsets to about ``sigma`` input pixels, default the stride; :meth:`fit_pairwise` learns
+    them per part pair from a trained network's outputs, as the official spatial model),
+    ``same_part`` ``(a, b)`` of the same-part term ``1 / (1 + exp(b d - a))``; ``sparse_graph`` (pairs of parts with pairwise
     terms; others get p = 0.5, i.e. no term, as pose-tensorflow's ``sparse_graph``);
     ``stages`` (lists of parts for the incremental solver, None: one ILP); people with fewer
     than ``min_parts`` parts are dropped; ``time_limit`` (s) per ILP.
@@ -93,8 +95,10 @@ class DeeperCutLabel(Codec):
 
     def __init__(self, input_size=(256, 256), heatmap_size=(32, 32), pos_dist_thresh: float = 17.0,
                  locref_stdev: float = 7.2801, pairwise_mean=None, pairwise_std=None,
-                 threshold: float = 0.2, max_peaks: int = 4, nms_radius: int = 2, sigma: Optional[float] = None,
-                 pairwise_weights=None, same_part=(7.5, 0.2), sparse_graph=None, stages=None,
+                 threshold: float = 0.2, max_peaks: int = 4, nms_radius: int = 2,
+                 max_candidates: Optional[int] = None, sigma: Optional[float] = None,
+                 pairwise_weights=None, pairwise_x_min=None, pairwise_x_max=None,
+                 same_part=(7.5, 0.2), sparse_graph=None, stages=None,
                  min_parts: int = 3, max_persons: Optional[int] = 20,
                  time_limit: Optional[float] = 10.0):
         self.input_size = as_size(input_size, "input_size", "DeeperCutLabel")
@@ -117,11 +121,16 @@ class DeeperCutLabel(Codec):
                 raise ValueError("DeeperCutLabel: 'pairwise_std' must be > 0")
         self.threshold, self.max_peaks = float(threshold), int(max_peaks)
         self.nms_radius = int(nms_radius)
+        self.max_candidates = None if max_candidates is None else int(max_candidates)
         if self.nms_radius < 0 or self.max_peaks < 1:
             raise ValueError(f"DeeperCutLabel: 'nms_radius' must be >= 0 and 'max_peaks' >= 1, got "
                              f"{nms_radius} and {max_peaks}")
         self.sigma = None if sigma is None else float(sigma)
-        self.pairwise_weights = None if pairwise_weights is None else np.asarray(pairwise_weights, np.float64)
+        arr = lambda a: None if a is None else np.asarray(a, np.float64)  # noqa: E731
+        self.pairwise_weights = arr(pairwise_weights)
+        self.pairwise_x_min, self.pairwise_x_max = arr(pairwise_x_min), arr(pairwise_x_max)
+        if (self.pairwise_x_min is None) != (self.pairwise_x_max is None):
+            raise ValueError("DeeperCutLabel: give both 'pairwise_x_min' and 'pairwise_x_max' (or neither)")
         self.same_part = tuple(float(v) for v in same_part)
         self.sparse_graph = None if sparse_graph is None else [tuple(int(v) for v in p) for p in sparse_graph]
         self.stages = None if stages is None else [tuple(int(v) for v in s) for s in stages]
@@ -216,7 +225,8 @@ class DeeperCutLabel(Codec):
         location-refined), grid positions ``(N, 2)``, scores ``(N,)``, classes ``(N,)`` and
         the predicted offsets ``(N, K, 2)`` from each candidate's cell to every part.
         Candidates are the maxima of a ``(2 nms_radius + 1)`` square window (pose-tensorflow's
-        ``nms_grid``, a disk there) above ``threshold``, the ``max_peaks`` best per part."""
+        ``nms_grid``, a disk there) above ``threshold``, the ``max_peaks`` best per part and
+        at most ``max_candidates`` in all (the best; bounds the ILP of an untrained network)."""
         K, h, w = probs.shape
         t = torch.as_tensor(probs, dtype=torch.float32)
         r = self.nms_radius
@@ -231,10 +241,13 @@ class DeeperCutLabel(Codec):
                 cells.append((int(xs[i]), int(ys[i])))
                 cls.append(k)
                 score.append(float(s[i]))
-        n = len(cls)
         cls = np.asarray(cls, np.int64)
         score = np.asarray(score, np.float64)
-        cells = np.asarray(cells, np.int64).reshape(n, 2)
+        cells = np.asarray(cells, np.int64).reshape(len(cls), 2)
+        if self.max_candidates is not None and len(cls) > self.max_candidates:
+            keep = np.sort(np.argsort(-score, kind="stable")[: self.max_candidates])
+            cls, score, cells = cls[keep], score[keep], cells[keep]
+        n = len(cls)
         stride = np.asarray(self.stride)
         grid = cells * stride
         lr = locref.reshape(K, 2, h, w)[cls, :, cells[:, 1], cells[:, 0]] * self.locref_stdev
@@ -252,24 +265,24 @@ class DeeperCutLabel(Codec):
         """DeeperCut's ILP over one image's candidates -> people ``(P, K, 3)`` [x, y, score]
         (input pixels; missing parts zero) and person scores ``(P,)``."""
         from ..grouping.deepcut import (deepcut_group, deepcut_group_incremental,
-                                        people_to_keypoints, regression_pairwise)
+                                        labelled_regression_pairwise, people_to_keypoints)
         n = len(cls)
         if n == 0:
             return np.zeros((0, K, 3)), np.zeros(0)
         sigma = self.sigma if self.sigma is not None else float(max(self.stride))
-        prob = regression_pairwise(pos, off, self.pairwise_weights, sigma=sigma,
-                                   same_part=self.same_part, origins=grid)
-        cc = np.arange(K)
-        lab_pair = np.ones((K, K), bool)
-        if self.sparse_graph is not None:
-            lab_pair[:] = False
+        # DeeperCut's candidates only take their detector's label: the pair (d, e) only
+        # needs its term for (cls[d], cls[e])
+        prob = labelled_regression_pairwise(pos, off, cls, self.pairwise_weights, sigma=sigma,
+                                            x_min=self.pairwise_x_min, x_max=self.pairwise_x_max,
+                                            same_part=self.same_part, origins=grid)
+        if self.sparse_graph is not None:   # pairs without an edge in the graph: no term
+            cc = np.arange(K)
+            lab_pair = np.zeros((K, K), bool)
             lab_pair[cc, cc] = True
             for a, b in self.sparse_graph:
                 lab_pair[a, b] = lab_pair[b, a] = True
-        # DeeperCut's candidates only take their detector's label: the pair (d, e) only needs
-        # its term for (cls[d], cls[e]); pairs without an edge in the graph get no term
-        keep = lab_pair[cls[:, None], cls[None, :]]
-        prob = np.where(keep[:, :, None, None], prob, 0.5)
+            keep = lab_pair[cls[:, None], cls[None, :]]
+            prob = np.where(keep[:, :, None, None], prob, 0.5)
         unary = np.zeros((n, K))
         unary[np.arange(n), cls] = np.clip(score, 0.0, 1.0)
         allowed = np.zeros((n, K), bool)
@@ -290,6 +303,63 @@ class DeeperCutLabel(Codec):
         if self.max_persons is not None:
             people, scores = people[: self.max_persons], scores[: self.max_persons]
         return people, scores
+
+    def pair_samples(self, outputs, keypoints, visibility):
+        """Training samples of the spatial model from network outputs and the ground truth
+        (``(B, N, K, 2)`` input pixels, ``(B, N, K)``): each candidate is the part of the GT
+        person whose part of its class is nearest, within ``pos_dist_thresh`` (else
+        unmatched); every pair of matched candidates of two different classes gives
+        ``(class_d, class_e, features (8,), same person)`` with ``class_d < class_e``."""
+        from ..grouping.deepcut import labelled_pair_features
+        probs = torch.sigmoid(outputs.scoremaps.detach().float()).cpu().numpy()
+        locref = outputs.locref.detach().float().cpu().numpy()
+        pairwise = outputs.pairwise.detach().float().cpu().numpy()
+        kp = torch.as_tensor(keypoints).float().cpu().numpy()
+        vis = torch.as_tensor(visibility).float().cpu().numpy()
+        K = probs.shape[1]
+        ca, cb, feats, same = [], [], [], []
+        for b in range(probs.shape[0]):
+            pos, grid, score, cls, off = self.detections(probs[b], locref[b], pairwise[b])
+            if len(cls) < 2:
+                continue
+            d = np.linalg.norm(pos[:, None, :] - kp[b][:, cls].transpose(1, 0, 2), axis=-1)  # (n, N)
+            d = np.where(vis[b][:, cls].T > 0, d, np.inf)
+            who = np.where(d.min(1) <= self.pos_dist_thresh, d.argmin(1), -1) if d.shape[1] \
+                else np.full(len(cls), -1)
+            f = labelled_pair_features(pos, off, cls, grid)
+            for i in range(len(cls)):
+                for j in range(len(cls)):
+                    if cls[i] < cls[j] and who[i] >= 0 and who[j] >= 0:
+                        ca.append(cls[i]), cb.append(cls[j]), feats.append(f[i, j])
+                        same.append(float(who[i] == who[j]))
+        return (np.asarray(ca, np.int64), np.asarray(cb, np.int64),
+                np.asarray(feats, np.float64).reshape(-1, 8), np.asarray(same))
+
+    def fit_pairwise(self, outputs, keypoints, visibility, min_samples: int = 20,
+                     l2: float = 1e-2) -> int:
+        """DeeperCut's learned spatial model: a logistic regression per part pair (the
+        official ``spatial_model_cidx_*``) on :meth:`pair_samples`; pairs with fewer than
+        ``min_samples`` samples or one class of label only use the model fitted on all pairs.
+        Sets ``pairwise_weights`` ``(K, K, 9)`` and ``pairwise_x_min`` / ``pairwise_x_max``
+        ``(K, K, 8)`` (both directions of a pair); returns the number of samples (with none,
+        or only one label, nothing changes)."""
+        from ..grouping.deepcut import SWAP_DIRECTION, fit_pairwise_logistic
+        ca, cb, feats, same = self.pair_samples(outputs, keypoints, visibility)
+        if len(same) == 0 or same.min() == same.max():
+            return 0
+        K = outputs.scoremaps.shape[1]
+        w_all, lo_all, hi_all = fit_pairwise_logistic(feats, same, l2=l2)
+        w = np.tile(w_all, (K, K, 1))
+        lo, hi = np.tile(lo_all, (K, K, 1)), np.tile(hi_all, (K, K, 1))
+        for a in range(K):
+            for b in range(a + 1, K):
+                sel = (ca == a) & (cb == b)
+                if sel.sum() >= min_samples and same[sel].min() != same[sel].max():
+                    w[a, b], lo[a, b], hi[a, b] = fit_pairwise_logistic(feats[sel], same[sel], l2=l2)
+                w[b, a] = np.append(w[a, b, :8][SWAP_DIRECTION], w[a, b, 8])
+                lo[b, a], hi[b, a] = lo[a, b][SWAP_DIRECTION], hi[a, b][SWAP_DIRECTION]
+        self.pairwise_weights, self.pairwise_x_min, self.pairwise_x_max = w, lo, hi
+        return len(same)
 
     def decode_instances(self, outputs, num_keypoints: Optional[int] = None
                          ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
@@ -317,8 +387,11 @@ class DeeperCutLabel(Codec):
                 "heatmap_size": list(self.heatmap_size), "pos_dist_thresh": self.pos_dist_thresh,
                 "locref_stdev": self.locref_stdev, "pairwise_mean": lst(self.pairwise_mean),
                 "pairwise_std": lst(self.pairwise_std), "threshold": self.threshold,
-                "max_peaks": self.max_peaks, "nms_radius": self.nms_radius, "sigma": self.sigma,
-                "pairwise_weights": lst(self.pairwise_weights), "same_part": list(self.same_part),
+                "max_peaks": self.max_peaks, "nms_radius": self.nms_radius,
+                "max_candidates": self.max_candidates, "sigma": self.sigma,
+                "pairwise_weights": lst(self.pairwise_weights),
+                "pairwise_x_min": lst(self.pairwise_x_min), "pairwise_x_max": lst(self.pairwise_x_max),
+                "same_part": list(self.same_part),
                 "sparse_graph": None if self.sparse_graph is None else [list(p) for p in self.sparse_graph],
                 "stages": None if self.stages is None else [list(s) for s in self.stages],
                 "min_parts": self.min_parts, "max_persons": self.max_persons,

@@ -36,7 +36,8 @@ import numpy as np
 __all__ = [
     "SPLPSolution", "deepcut_group", "deepcut_group_incremental", "splp_objective",
     "check_feasible", "logit_cost", "geometric_pairwise", "regression_pairwise",
-    "DeepCutDecoder", "people_to_keypoints", "DEEPERCUT_STAGES_LSP",
+    "DeepCutDecoder", "people_to_keypoints", "DEEPERCUT_STAGES_LSP", "labelled_pair_features",
+    "labelled_regression_pairwise", "fit_pairwise_logistic",
 ]
 
 _EPS = 1e-6
@@ -349,7 +350,7 @@ def regression_pairwise(positions, offsets, weights=None, *, sigma: float = 1.0,
     off = np.asarray(offsets, dtype=np.float64)
     n, c = off.shape[:2]
     if weights is None:
-        weights = np.array([-0.5 / sigma, 0, -0.5 / sigma, 0, 0, 0, 0, 0, 4.0])
+        weights = _default_weights(sigma)
     w = np.broadcast_to(np.asarray(weights, dtype=np.float64), (c, c, 9))
     real = pos[None, :, :] - org[:, None, :]  # (N, N, 2): p_e - origin_d
     # forward: d predicts class c' -> (N, N, C')
@@ -374,6 +375,98 @@ def regression_pairwise(positions, offsets, weights=None, *, sigma: float = 1.0,
     idx = np.arange(c)
     prob[:, :, idx, idx] = same[:, :, None]
     return prob
+
+
+def _default_weights(sigma: float) -> np.ndarray:
+    return np.array([-0.5 / sigma, 0, -0.5 / sigma, 0, 0, 0, 0, 0, 4.0])
+
+
+def _angle_dist(real, pred):
+    """pose-tensorflow's ``compute_features``: ``|real - pred|`` and the absolute wrapped
+    angle between them."""
+    dist = np.linalg.norm(real - pred, axis=-1)
+    ang = np.abs(_wrap(np.arctan2(real[..., 1], real[..., 0]) - np.arctan2(pred[..., 1], pred[..., 0])))
+    return dist, ang
+
+
+def labelled_pair_features(positions, offsets, candidate_class, origins=None) -> np.ndarray:
+    """DeeperCut's pairwise features ``(N, N, 8)`` of every candidate pair ``(d, e)`` for
+    its detectors' labels ``(c, c') = (cls[d], cls[e])`` only: [dist_f, angle_f, dist_b,
+    angle_b] of the observed ``p_e - origin_d`` against ``o_d[c']`` and ``p_d - origin_e``
+    against ``o_e[c]``, and their ``exp(-f)`` (what :func:`regression_pairwise` computes
+    for every label pair, without its ``N^2 C^2`` memory)."""
+    pos = np.asarray(positions, dtype=np.float64)[:, :2]
+    org = pos if origins is None else np.asarray(origins, dtype=np.float64)[:, :2]
+    off = np.asarray(offsets, dtype=np.float64)
+    cls = np.asarray(candidate_class, dtype=np.int64)
+    real = pos[None, :, :] - org[:, None, :]               # (d, e): p_e - origin_d
+    pred = off[:, cls, :]                                   # (d, e): o_d[cls[e]]
+    dist_f, ang_f = _angle_dist(real, pred)
+    feats = np.stack([dist_f, ang_f, dist_f.T, ang_f.T], axis=-1)
+    return np.concatenate([feats, np.exp(-feats)], axis=-1)
+
+
+def labelled_regression_pairwise(positions, offsets, candidate_class, weights=None, *,
+                                 sigma: float = 1.0, x_min=None, x_max=None,
+                                 same_part=(7.5, 0.2), origins=None) -> np.ndarray:
+    """:func:`regression_pairwise` where each candidate only takes its detector's label
+    (DeeperCut): ``(N, N, C, C)`` with the entries ``[d, e, cls[d], cls[e]]`` set and every
+    other label pair 0.5 (no term; those labels are not allowed). ``weights``, ``x_min``,
+    ``x_max``: one model ``(9,)`` / ``(8,)`` or one per class pair ``(C, C, 9)`` /
+    ``(C, C, 8)``; the same-part term as there."""
+    off = np.asarray(offsets, dtype=np.float64)
+    cls = np.asarray(candidate_class, dtype=np.int64)
+    n, c = off.shape[:2]
+    feats = labelled_pair_features(positions, off, cls, origins)
+    ca, cb = cls[:, None], cls[None, :]
+    if x_min is not None and x_max is not None:
+        lo = np.broadcast_to(np.asarray(x_min, np.float64), (c, c, 8))[ca, cb]
+        hi = np.broadcast_to(np.asarray(x_max, np.float64), (c, c, 8))[ca, cb]
+        feats = (feats - lo) / (hi - lo)
+    if weights is None:
+        weights = _default_weights(sigma)
+    w = np.broadcast_to(np.asarray(weights, dtype=np.float64), (c, c, 9))[ca, cb]
+    logit = (feats * w[..., :8]).sum(-1) + w[..., 8]
+    prob = 1.0 / (1.0 + np.exp(-logit))
+    pos = np.asarray(positions, dtype=np.float64)[:, :2]
+    a, b = same_part
+    dist = np.linalg.norm(pos[None, :, :] - pos[:, None, :], axis=-1)
+    prob = np.where(ca == cb, 1.0 / (1.0 + np.exp(b * dist - a)), prob)
+    out = np.full((n, n, c, c), 0.5)
+    out[np.arange(n)[:, None], np.arange(n)[None, :], ca, cb] = prob
+    return out
+
+
+#: how the features of the pair (e, d) follow from those of (d, e): forward <-> backward
+SWAP_DIRECTION = np.array([2, 3, 0, 1, 6, 7, 4, 5])
+
+
+def fit_pairwise_logistic(features, labels, *, l2: float = 1e-2, iters: int = 50):
+    """The official spatial model of one part pair: a logistic regression of ``labels (M,)``
+    (1: same person) on ``features (M, 8)`` min-max normalised (``x_min``, ``x_max`` of the
+    training features), fitted by Newton's method with an L2 penalty ``l2`` on the weights
+    (not the bias). Returns ``(w (9,), x_min (8,), x_max (8,))`` for
+    :func:`regression_pairwise` / :func:`labelled_regression_pairwise`."""
+    x = np.asarray(features, np.float64)
+    y = np.asarray(labels, np.float64)
+    if x.ndim != 2 or x.shape[1] != 8 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"fit_pairwise_logistic: features (M, 8) and labels (M,), got "
+                         f"{x.shape} and {y.shape}")
+    x_min, x_max = x.min(0), x.max(0)
+    x_max = np.where(x_max - x_min > 1e-9, x_max, x_min + 1.0)
+    z = np.hstack([(x - x_min) / (x_max - x_min), np.ones((len(x), 1))])
+    w = np.zeros(9)
+    reg = np.full(9, float(l2))
+    reg[8] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -30, 30)))
+        grad = z.T @ (p - y) / len(y) + reg * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z / len(y) + np.diag(reg + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w, x_min, x_max
 
 
 def people_to_keypoints(solution, positions, scores, num_classes: int) -> np.ndarray:

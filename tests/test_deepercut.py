@@ -452,3 +452,17 @@ def test_deepercut_learns(tmp_path):
     assert before["AP"] == 0.0 and after["AP"] > 0.02 and after["AP50"] >= DEEPERCUT_MIN_AP50, after
     curve = [p["loss"] for p in result["loss_log"]]
     assert np.mean(curve[-3:]) < 0.4 * np.mean(curve[:3]), curve
+
+
+def test_trains_on_real_coco_format_data(tmp_path):
+    """OCHuman images (COCO-17, keypoints from the file's category): two steps and an
+    evaluation run, the pairwise statistics come from the file's poses."""
+    ann = os.path.join(ROOT, "tests", "data", "ochuman_sample.json")
+    images = os.path.join(ROOT, "tests", "data", "ochuman")
+    data = {"type": "coco", "train_ann": ann, "train_images": images, "val_ann": ann,
+            "val_images": images}
+    task = build_task(_bottomup(tmp_path, steps=2, data=data, keypoints="auto",
+                                pairwise_fit_images=2))
+    result = task.fit(log=QUIET)
+    assert result["step"] == 2 and 0.0 <= result["metrics"]["AP"] <= 1.0
+    assert task.codec.pairwise_mean.shape == (17, 17, 2)

@@ -24,7 +24,7 @@ labelling ILP is solved with HiGHS, incrementally over ``stages`` of parts
 """
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -85,8 +85,9 @@ class DeeperCutLabel(Codec):
     ``pairwise_x_min`` / ``pairwise_x_max`` when given; default a hand-set model trusting the
     offsets to about ``sigma`` input pixels, default the stride; :meth:`fit_pairwise` learns
     them per part pair from a trained network's outputs, as the official spatial model),
-    ``same_part`` ``(a, b)`` of the same-part term ``1 / (1 + exp(b d - a))``; ``sparse_graph`` (pairs of parts with pairwise
-    terms; others get p = 0.5, i.e. no term, as pose-tensorflow's ``sparse_graph``);
+    ``same_part`` ``(a, b)`` of the same-part term ``1 / (1 + exp(b d - a))``;
+    ``sparse_graph`` (pairs of parts with pairwise terms; others get p = 0.5, i.e. no term,
+    as pose-tensorflow's ``sparse_graph``);
     ``stages`` (lists of parts for the incremental solver, None: one ILP); people with fewer
     than ``min_parts`` parts are dropped; ``time_limit`` (s) per ILP.
     """
@@ -316,7 +317,6 @@ class DeeperCutLabel(Codec):
         pairwise = outputs.pairwise.detach().float().cpu().numpy()
         kp = torch.as_tensor(keypoints).float().cpu().numpy()
         vis = torch.as_tensor(visibility).float().cpu().numpy()
-        K = probs.shape[1]
         ca, cb, feats, same = [], [], [], []
         for b in range(probs.shape[0]):
             pos, grid, score, cls, off = self.detections(probs[b], locref[b], pairwise[b])

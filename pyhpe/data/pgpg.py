@@ -18,7 +18,7 @@ section (:data:`PGPG_OPTIONS`, :func:`pgpg_from_options`), e.g.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 

@@ -70,8 +70,9 @@ def test_tiny_forward_shapes_and_loss():
     assert no_interm(x).scoremaps_interm is None
     with pytest.raises(ValueError, match="heatmap_size"):
         build_model("deepercut", "tiny", codec=DeeperCutLabel((64, 64), (16, 16)))
-    with pytest.raises(ValueError, match="flip test"):
-        model.head.predict(out, out)
+    model.eval()
+    people, scores = model.predict(x, flip_test=True, flip_index=[0, 2, 1, 4, 3])
+    assert len(people) == 2 and all(p.shape[1:] == (5, 2) for p in people)
 
 
 def test_huber_is_pose_tensorflows():
@@ -327,12 +328,14 @@ def _instance(people, rng, noise=1.5, clutter=0):
 def test_incremental_equals_single_shot_on_crowds(seed):
     """Three people with overlapping boxes (12-16 px apart; a person is 24 x 50 px) and
     clutter: the incremental solve (head + shoulders, + elbows and wrists, + the rest) finds
-    the single-shot ILP's optimum and both recover the people."""
+    the single-shot ILP's optimum and both recover the people (lazy transitivity; the next
+    test checks it against all triangles stated up front)."""
     rng = np.random.default_rng(seed)
     people = _crowd([(20, 30), (34, 33), (47, 29)], rng)
     pos, cls, unary, allowed, prob = _instance(people, rng, clutter=3)
-    full = deepcut_group(pos, unary, prob, allowed=allowed)
-    inc = deepcut_group_incremental(pos, unary, prob, cls, COCO17_STAGES, allowed=allowed)
+    full = deepcut_group(pos, unary, prob, allowed=allowed, transitivity="lazy")
+    inc = deepcut_group_incremental(pos, unary, prob, cls, COCO17_STAGES, allowed=allowed,
+                                    transitivity="lazy")
     assert check_feasible(inc, 17, allowed)
     assert inc.objective == pytest.approx(full.objective, abs=1e-6)
     truth = np.repeat(np.arange(3), 17)
@@ -340,6 +343,31 @@ def test_incremental_equals_single_shot_on_crowds(seed):
         got = sol.clusters[:51]
         assert (got >= 0).all() and len(set(got)) == 3
         assert all(len(set(got[truth == p])) == 1 for p in range(3))
+
+
+@pytest.mark.parametrize("seed,n,c", [(0, 5, 2), (1, 6, 2), (2, 5, 3)])
+def test_lazy_transitivity_equals_brute_force(seed, n, c):
+    """Triangle inequalities added only when violated: the brute-force optimum over every
+    labelling and partition (random costs, where many triangles are violated)."""
+    from test_deepcut import brute_force, random_instance
+    unary, pairwise = random_instance(np.random.default_rng(seed), n, c)
+    sol = deepcut_group(None, unary, pairwise, transitivity="lazy")
+    assert check_feasible(sol, c)
+    assert sol.objective == pytest.approx(brute_force(unary, pairwise), abs=1e-6)
+    with pytest.raises(ValueError, match="transitivity"):
+        deepcut_group(None, unary, pairwise, transitivity="some")
+
+
+def test_lazy_equals_full_on_a_crowd_with_clutter():
+    rng = np.random.default_rng(7)
+    people = _crowd([(20, 30), (34, 33), (47, 29)], rng)
+    pos, cls, unary, allowed, prob = _instance(people, rng, noise=3.0, clutter=4)
+    full = deepcut_group(pos, unary, prob, allowed=allowed)
+    lazy = deepcut_group(pos, unary, prob, allowed=allowed, transitivity="lazy")
+    inc = deepcut_group_incremental(pos, unary, prob, cls, COCO17_STAGES, allowed=allowed,
+                                    transitivity="lazy")
+    assert lazy.objective == pytest.approx(full.objective, abs=1e-6)
+    assert inc.objective == pytest.approx(full.objective, abs=1e-6)
 
 
 def test_incremental_first_stage_is_exact():
@@ -402,6 +430,62 @@ def test_decode_ground_truth_like_maps(stages):
     # nothing above the threshold: no people
     empty = out._replace(scoremaps=torch.full_like(out.scoremaps, -9.0))
     assert codec.decode_instances(empty)[0][0].shape == (0, 17, 2)
+
+
+def _mirror(kp, vis, width, flip):
+    out = kp[..., flip, :].clone()
+    out[..., 0] = width - 1 - out[..., 0]
+    return out, vis[..., flip]
+
+
+def test_flip_back_at_stride_one_is_exact():
+    """At stride 1 mirroring needs no sub-cell shift: the targets of the mirrored people,
+    flipped back, are the targets of the people (part maps, x-negated location refinement,
+    the mirrored pairs' offsets re-normalised by each pair's statistics)."""
+    from pyhpe.keypoints import COCO17
+    flip = COCO17.flip_index()
+    rng = np.random.default_rng(2)
+    people = _crowd([(14, 30), (40, 28)], rng)
+    kp = torch.tensor(people[None], dtype=torch.float32)
+    vis = torch.ones(1, 2, 17)
+    vis[0, 0, 3] = 0
+    mean, std = pairwise_stats(people, np.ones((2, 17)))
+    mean += rng.normal(0, 2, mean.shape)                       # asymmetric statistics
+    codec = DeeperCutLabel((56, 64), (56, 64), pos_dist_thresh=2.5, pairwise_mean=mean,
+                           pairwise_std=std)
+    t = codec.encode(kp, vis)
+    tm = codec.encode(*_mirror(kp, vis, 56, flip))
+    mirrored = DeeperCutOutputs(tm["scoremaps"], tm["locref"], tm["pairwise"], tm["scoremaps"])
+    back = codec.flip_back(mirrored, flip)
+    torch.testing.assert_close(back.scoremaps, t["scoremaps"])
+    torch.testing.assert_close(back.scoremaps_interm, t["scoremaps"])
+    torch.testing.assert_close(back.locref, t["locref"], atol=1e-5, rtol=0)
+    on = t["pairwise_weights"] > 0
+    assert on.sum() > 100
+    torch.testing.assert_close(back.pairwise[on], t["pairwise"][on], atol=1e-4, rtol=0)
+
+
+def test_flip_test_decodes_the_people():
+    """At stride 4: the mirrored image's outputs flipped back decode to the people, alone
+    and averaged with the unflipped outputs."""
+    from pyhpe.keypoints import COCO17
+    flip = COCO17.flip_index()
+    rng = np.random.default_rng(0)
+    people = _crowd([(22, 34), (52, 36), (84, 30)], rng)
+    kp = torch.tensor(people[None], dtype=torch.float32)
+    vis = torch.ones(1, 3, 17)
+    mean, std = pairwise_stats(people, np.ones((3, 17)))
+    codec = DeeperCutLabel((112, 80), (28, 20), pos_dist_thresh=6.0, pairwise_mean=mean,
+                           pairwise_std=std, stages=COCO17_STAGES, sparse_graph=COCO17_SPARSE_GRAPH,
+                           same_part=(7.5, 0.5), nms_radius=1)
+    out = _gt_like_outputs(codec, kp, vis)
+    mirrored = _gt_like_outputs(codec, *_mirror(kp, vis, 112, flip))
+    for fused in (codec.flip_back(mirrored, flip),
+                  codec.average(out, codec.flip_back(mirrored, flip))):
+        pred = codec.decode_instances(fused)[0][0].numpy()
+        assert pred.shape == (3, 17, 2)
+        pred = pred[np.argsort(pred[:, 0, 0])]
+        assert np.abs(pred - people).max() < 1.5, np.abs(pred - people).max()
 
 
 # ---------------------------------------------------------------------------- task, learning

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import Codec, as_size, keypoints_and_visibility
+from .base import Codec, as_size, check_flip_index, flip_maps, keypoints_and_visibility
 
 
 class DeeperCutOutputs(NamedTuple):
@@ -89,7 +89,9 @@ class DeeperCutLabel(Codec):
     ``sparse_graph`` (pairs of parts with pairwise terms; others get p = 0.5, i.e. no term,
     as pose-tensorflow's ``sparse_graph``);
     ``stages`` (lists of parts for the incremental solver, None: one ILP); people with fewer
-    than ``min_parts`` parts are dropped; ``time_limit`` (s) per ILP.
+    than ``min_parts`` parts are dropped; ``time_limit`` (s) per ILP; ``transitivity``
+    ('lazy': triangle inequalities added as violated, 'full': all up front; see
+    :func:`pyhpe.grouping.deepcut_group`).
     """
 
     name = "deepercut"
@@ -101,7 +103,7 @@ class DeeperCutLabel(Codec):
                  pairwise_weights=None, pairwise_x_min=None, pairwise_x_max=None,
                  same_part=(7.5, 0.2), sparse_graph=None, stages=None,
                  min_parts: int = 3, max_persons: Optional[int] = 20,
-                 time_limit: Optional[float] = 10.0):
+                 time_limit: Optional[float] = 10.0, transitivity: str = "lazy"):
         self.input_size = as_size(input_size, "input_size", "DeeperCutLabel")
         self.heatmap_size = as_size(heatmap_size, "heatmap_size", "DeeperCutLabel")
         for name, v in (("pos_dist_thresh", pos_dist_thresh), ("locref_stdev", locref_stdev)):
@@ -138,6 +140,9 @@ class DeeperCutLabel(Codec):
         self.min_parts = int(min_parts)
         self.max_persons = None if max_persons is None else int(max_persons)
         self.time_limit = None if time_limit is None else float(time_limit)
+        if transitivity not in ("full", "lazy"):
+            raise ValueError(f"DeeperCutLabel: 'transitivity' must be 'full' or 'lazy', got {transitivity!r}")
+        self.transitivity = transitivity
 
     @property
     def stride(self) -> Tuple[float, float]:
@@ -294,9 +299,11 @@ class DeeperCutLabel(Codec):
             if rest:
                 stages.append(rest)
             sol = deepcut_group_incremental(pos, unary, prob, cls, stages, allowed=allowed,
-                                            time_limit=self.time_limit)
+                                            time_limit=self.time_limit,
+                                            transitivity=self.transitivity)
         else:
-            sol = deepcut_group(pos, unary, prob, allowed=allowed, time_limit=self.time_limit)
+            sol = deepcut_group(pos, unary, prob, allowed=allowed, time_limit=self.time_limit,
+                                transitivity=self.transitivity)
         people = people_to_keypoints(sol, pos, score, K)
         found = people[..., 2] > 0
         people = people[found.sum(1) >= self.min_parts]
@@ -381,6 +388,50 @@ class DeeperCutLabel(Codec):
         keypoints, scores, _ = self.decode_instances(outputs, meta.get("num_keypoints"))
         return keypoints, scores
 
+    def flip_back(self, outputs_flipped: DeeperCutOutputs, flip_index) -> DeeperCutOutputs:
+        """Outputs of the mirrored input mapped onto the unflipped one: every map mirrored
+        and moved ``1 - 1/stride`` cells (:func:`flip_maps`), part channels swapped by
+        ``flip_index``, the x offsets negated; pair ``(k, k')`` takes the mirrored pair
+        ``(flip k, flip k')``'s offsets, de-normalised by that pair's statistics and
+        normalised again by its own."""
+        sm = outputs_flipped.scoremaps
+        K = sm.shape[1]
+        idx = check_flip_index(flip_index, K, "DeeperCutLabel.flip_back")
+        shift = 1.0 - 1.0 / self.stride[0]
+        dev, dt = sm.device, sm.dtype
+        sign = torch.tensor([-1.0, 1.0], device=dev, dtype=dt)
+        loc_idx = [2 * idx[k] + c for k in range(K) for c in (0, 1)]
+        locref = flip_maps(outputs_flipped.locref, loc_idx, shift)
+        locref = locref * sign.repeat(K).view(1, -1, 1, 1)
+        pw = outputs_flipped.pairwise
+        if K > 1:
+            mean, std = (t.to(dev, dt) for t in self._stats(K, dev))
+            others = self._off_diagonal(K, "cpu").tolist()
+            pairs = [(k, k2) for k in range(K) for k2 in others[k]]
+            src = [pairwise_index(idx[k], idx[k2], K) for k, k2 in pairs]
+            ch = [2 * p + c for p in src for c in (0, 1)]
+            raw = flip_maps(pw, ch, shift).view(pw.shape[0], len(pairs), 2, *pw.shape[-2:])
+            fa = torch.tensor([idx[k] for k, _ in pairs], device=dev)
+            fb = torch.tensor([idx[k2] for _, k2 in pairs], device=dev)
+            a = torch.tensor([k for k, _ in pairs], device=dev)
+            b = torch.tensor([k2 for _, k2 in pairs], device=dev)
+            view = lambda t: t.view(1, len(pairs), 2, 1, 1)  # noqa: E731
+            raw = raw * view(std[fa, fb]) + view(mean[fa, fb])
+            raw = raw * sign.view(1, 1, 2, 1, 1)
+            pw = ((raw - view(mean[a, b])) / view(std[a, b])).reshape(pw.shape)
+        interm = outputs_flipped.scoremaps_interm
+        return DeeperCutOutputs(flip_maps(sm, idx, shift), locref, pw,
+                                None if interm is None else flip_maps(interm, idx, shift))
+
+    @staticmethod
+    def average(a: DeeperCutOutputs, b: DeeperCutOutputs) -> DeeperCutOutputs:
+        """Flip-test fusion: the mean of the part probabilities (as logits) and of the
+        regressed offsets."""
+        p = (torch.sigmoid(a.scoremaps.float()) + torch.sigmoid(b.scoremaps.float())) / 2
+        return DeeperCutOutputs(torch.logit(p.clamp(1e-6, 1 - 1e-6)),
+                                (a.locref.float() + b.locref.float()) / 2,
+                                (a.pairwise.float() + b.pairwise.float()) / 2)
+
     def to_config(self) -> dict:
         lst = lambda a: None if a is None else np.asarray(a).tolist()  # noqa: E731
         return {"name": self.name, "input_size": list(self.input_size),
@@ -395,7 +446,7 @@ class DeeperCutLabel(Codec):
                 "sparse_graph": None if self.sparse_graph is None else [list(p) for p in self.sparse_graph],
                 "stages": None if self.stages is None else [list(s) for s in self.stages],
                 "min_parts": self.min_parts, "max_persons": self.max_persons,
-                "time_limit": self.time_limit}
+                "time_limit": self.time_limit, "transitivity": self.transitivity}
 
 
 #: pose-tensorflow's COCO ``sparse_graph``: the part pairs with pairwise terms

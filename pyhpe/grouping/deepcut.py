@@ -141,7 +141,12 @@ def deepcut_group(candidates, unary, pairwise, *, allowed=None, fixed_labels=Non
     pairwise[e, d, k, c]``; the ``d < e`` half is used). ``allowed (N, C)`` bool restricts
     the labels of each candidate (DeeperCut: a candidate only takes its detector's class).
     ``fixed_labels (N,)`` (-2: free, -1: suppressed, c: class) and ``fixed_joins`` (dict
-    ``(d, e) -> 0/1``) fix variables (the incremental scheme). Returns an
+    ``(d, e) -> 0/1``) fix variables (the incremental scheme). ``transitivity``: 'full'
+    states every triangle inequality up front; 'lazy' solves without them and adds the
+    violated ones until the joins are transitive (the same optimum, far smaller ILPs on
+    many candidates). ``time_limit`` (s) bounds the whole solve; a solve cut short returns
+    the best solution found, its clusters the connected components of its joins (always a
+    partition). Returns an
     :class:`SPLPSolution`; the objective is :func:`splp_objective` of it.
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
@@ -192,7 +197,9 @@ def deepcut_group(candidates, unary, pairwise, *, allowed=None, fixed_labels=Non
         v = yi[(d, e)]
         add([(v, 1.0)] + [(xi[d, a], -1.0) for a in range(c)], -np.inf, 0.0)
         add([(v, 1.0)] + [(xi[e, a], -1.0) for a in range(c)], -np.inf, 0.0)
-    if n >= 3:  # transitivity: every triangle, each of its three edges
+    if transitivity not in ("full", "lazy"):
+        raise ValueError(f"deepcut_group: transitivity must be 'full' or 'lazy', got {transitivity!r}")
+    if n >= 3 and transitivity == "full":  # every triangle, each of its three edges
         for d, e, f in itertools.combinations(range(n), 3):
             a_, b_, c_ = yi[(d, e)], yi[(e, f)], yi[(d, f)]
             add([(a_, 1.0), (b_, 1.0), (c_, -1.0)], -np.inf, 1.0)
@@ -223,14 +230,39 @@ def deepcut_group(candidates, unary, pairwise, *, allowed=None, fixed_labels=Non
             key = (min(d, e), max(d, e))
             lb[yi[key]] = ub[yi[key]] = float(val)
 
-    a_mat = coo_matrix((vals, (rows, cols)), shape=(r, nv)).tocsr()
-    options = {"disp": False}
-    if time_limit is not None:
-        options["time_limit"] = float(time_limit)
-    res = milp(cost, constraints=LinearConstraint(a_mat, lo, hi), integrality=np.ones(nv),
-               bounds=Bounds(lb, ub), options=options)
-    if res.x is None:
-        raise RuntimeError(f"deepcut_group: the ILP solver failed: {res.message}")
+    import time
+    deadline = None if time_limit is None else time.monotonic() + float(time_limit)
+    ymat = np.full((n, n), -1, dtype=np.int64)
+    for (d, e), v in yi.items():
+        ymat[d, e] = ymat[e, d] = v
+    res = None
+    while True:
+        options = {"disp": False}
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if res is not None and left <= 0:
+                break   # out of time: the components of the last joins (a partition)
+            options["time_limit"] = max(left, 1e-3)
+        a_mat = coo_matrix((vals, (rows, cols)), shape=(r, nv)).tocsr()
+        res = milp(cost, constraints=LinearConstraint(a_mat, lo, hi), integrality=np.ones(nv),
+                   bounds=Bounds(lb, ub), options=options)
+        if res.x is None:
+            raise RuntimeError(f"deepcut_group: the ILP solver failed: {res.message}")
+        if transitivity == "full" or n < 3:
+            break
+        # lazy transitivity (cutting planes, as the official multicut ILP's callback): add
+        # the triangle inequalities the solution violates and solve again, until none is
+        joined = np.zeros((n, n), dtype=np.int64)
+        on = ymat >= 0
+        joined[on] = np.round(res.x[ymat[on]]).astype(np.int64)
+        paths = (joined @ joined) > 0
+        np.fill_diagonal(paths, False)
+        bad_d, bad_f = np.nonzero(paths & (joined == 0) & (np.arange(n)[:, None] < np.arange(n)))
+        if len(bad_d) == 0:
+            break
+        for d, f in zip(bad_d.tolist(), bad_f.tolist()):
+            for e in np.flatnonzero(joined[d] & joined[f]).tolist():
+                add([(ymat[d, e], 1.0), (ymat[e, f], 1.0), (ymat[d, f], -1.0)], -np.inf, 1.0)
     sol = np.round(res.x).astype(np.int64)
     xs = sol[: n * c].reshape(n, c)
     labels = np.where(xs.any(1), xs.argmax(1), -1)

@@ -30,7 +30,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..codecs.deepercut import DeeperCutLabel, DeeperCutOutputs
+from ..codecs.deepercut import (COCO17_SPARSE_GRAPH, COCO17_STAGES, DeeperCutLabel,
+                                DeeperCutOutputs)
 from .common import ResNet, heatmap_size
 from .heads.base import BaseHead
 from .pose_model import PoseModel
@@ -134,9 +135,10 @@ class DeeperCutHead(BaseHead):
         raise TypeError("DeeperCutHead: a multi-person head has no single-person bone loss")
 
     def predict(self, outputs, flipped_outputs=None, flip_index: Optional[Sequence[int]] = None):
+        """Per-image lists of people (the codec's ILP decoding); with ``flipped_outputs``
+        (flip test) the mirrored outputs are mapped back and averaged first."""
         if flipped_outputs is not None:
-            raise ValueError("DeeperCutHead: flip test is not supported (the pairwise offsets "
-                             "have no mirrored form)")
+            outputs = self.codec.average(outputs, self.codec.flip_back(flipped_outputs, flip_index))
         return self.codec.decode(outputs, num_keypoints=self.num_keypoints)
 
 
@@ -145,13 +147,18 @@ def build(num_keypoints=17, codec=None, *, input_size=(256, 256), depth=101, lay
           interm_block=12, intermediate_supervision=True, locref_loss_weight=0.05,
           pairwise_loss_weight=0.05, joint_weights=None) -> PoseModel:
     """Dilated ResNet (``depth`` or ``layers``/``widths``/``block``) + :class:`DeeperCutHead`.
-    Without a codec: ``DeeperCutLabel(input_size, input_size / 8)``."""
+    Without a codec: ``DeeperCutLabel(input_size, input_size / 8)`` with at most 3K
+    candidates, 2 s per image for the ILP and, for 17 keypoints, the COCO stages and
+    sparse graph."""
     backbone = DilatedResNet(depth, layers, widths, block, stem_channels,
                              interm_stage=interm_stage if intermediate_supervision else None,
                              interm_block=interm_block)
     stride = backbone.stride // 2
     if codec is None:
-        codec = DeeperCutLabel(input_size, heatmap_size(input_size, stride))
+        codec = DeeperCutLabel(input_size, heatmap_size(input_size, stride),
+                               max_candidates=3 * num_keypoints, time_limit=2.0,
+                               **(dict(stages=COCO17_STAGES, sparse_graph=COCO17_SPARSE_GRAPH)
+                                  if num_keypoints == 17 else {}))
     expected = heatmap_size(codec.input_size, stride)
     if tuple(codec.heatmap_size) != expected:
         raise ValueError(f"deepercut: the codec's heatmap_size {tuple(codec.heatmap_size)} is not "

@@ -216,7 +216,7 @@ class DeeperCutLabel(Codec):
         off = kp_g - cell[None, None, :, :, None, :]                    # (B, K, h, w, K', 2)
         off = (off - mean[:, None, None]) / std[:, None, None]          # stats of (k, k')
         off = off[:, kidx[:, None], :, :, others]                      # (K, K-1, B, h, w, 2)
-        mask = (vis_g > 0).float()[:, kidx[:, None], :, :, others] * posf.permute(1, 0, 2, 3)[:, None, ..., ]
+        mask = (vis_g > 0).float()[:, kidx[:, None], :, :, others] * posf.permute(1, 0, 2, 3)[:, None]
         off = (off * mask[..., None]).permute(2, 0, 1, 5, 3, 4).reshape(B, 2 * K * (K - 1), h, w)
         pw_w = mask[..., None].expand(*mask.shape, 2).permute(2, 0, 1, 5, 3, 4)
         pw_w = pw_w.reshape(B, 2 * K * (K - 1), h, w)

@@ -101,7 +101,7 @@ def test_predict_shapes_and_flip_test(name):
     x = _targets(m)[0]
     kp, sc = m.predict(x)
     kf, sf = m.predict(x, flip_test=True, flip_index=FLIP)
-    if name == "openpose":   # per-image lists of people
+    if m.codec.groups_people:   # per-image lists of people
         assert len(kp) == 2 and len(kf) == 2
         assert all(k.shape[1:] == (17, 2) and s.shape[1:] == (17,) for k, s in zip(kp, sc))
         return
@@ -350,8 +350,9 @@ def test_unpublished_paper_config_sizes_are_pinned(name, config, millions):
 
 
 def test_every_model_has_a_paper_config_and_a_size_check():
-    # cpn / mspn: their sizes are checked in tests/test_cpn_mspn.py (HRNet Table 1, mmpose)
-    checked = {p[0] for p in PUBLISHED} | {p[0] for p in UNPUBLISHED} | {"cpn", "mspn"}
+    # cpn / mspn: their sizes are checked in tests/test_cpn_mspn.py (HRNet Table 1, mmpose);
+    # deepercut: in tests/test_deepercut.py (its ResNet-101 backbone)
+    checked = {p[0] for p in PUBLISHED} | {p[0] for p in UNPUBLISHED} | {"cpn", "mspn", "deepercut"}
     assert checked == set(MODELS)
     for name in MODELS:
         assert "paper" in MODELS[name][1]

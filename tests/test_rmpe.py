@@ -94,6 +94,8 @@ def test_rmpe_config_builds():
     cfg = json.load(open(os.path.join(ROOT, "configs", "topdown_rmpe_synthetic.json")))
     task = build_task(cfg)
     assert isinstance(task.build_model(), RMPE)
+    from pyhpe.data.pgpg import check_pgpg_options
+    assert check_pgpg_options(cfg["augment"]["pgpg"])["num_atoms"] == 42   # trains on PGPG
 
 
 def _topdown(out_dir, steps=120, lr=4e-3):
@@ -164,18 +166,64 @@ def test_pgpg_learns_atomic_poses_and_offsets():
         PGPGAugment.fit(gt, [], 0.75)
 
 
-def test_rmpe_learns_with_pgpg(tmp_path):
-    """The top-down task trains RMPE on PGPG proposals (the task's ``augment`` replaced)."""
+def _pgpg_task(tmp_path, pgpg, **over):
+    """A top-down task whose only augmentation is PGPG (``augment.pgpg``)."""
+    cfg = _topdown(tmp_path, **over)
+    cfg["augment"] = {"flip_prob": 0, "half_body_prob": 0, "rot_prob": 0, "shift_prob": 0,
+                      "scale_factor": [1.0, 1.0], "pgpg": pgpg}
+    return build_task(cfg)
+
+
+def test_pgpg_config_option_moves_crops(tmp_path):
+    """``augment.pgpg`` with a detector that puts every box 20% of its width to the right:
+    every training crop is that proposal (centre moved by 0.2 w, scale kept, up to the
+    learned spread); ``pgpg_prob`` 0 keeps the GT boxes; bad options are config errors."""
+    import numpy as np
     from pyhpe.data.pgpg import PGPGAugment
-    from pyhpe.tasks.topdown import simulate_detections
+    from pyhpe.data.transforms import bbox_xywh_to_center_scale
+    from pyhpe.engine.config import ConfigError
     from pyhpe.tasks.common import image_sources
-    task = build_task(_topdown(tmp_path))
-    gt = image_sources(task.config.data, task.config.keypoints)[0]   # the training set's GT
-    dets = simulate_detections(gt, seed=0, duplicate_prob=0.0, false_positives=0.0)
-    task.augment = PGPGAugment.fit(gt, dets, aspect_ratio=0.75, num_atoms=8)
+    probe = build_task(_topdown(tmp_path))
+    gt = image_sources(probe.config.data, probe.config.keypoints)[0]
+    dets = [{"image_id": a["image_id"], "category_id": 1, "score": 1.0,
+             "bbox": [a["bbox"][0] + 0.2 * a["bbox"][2], *a["bbox"][1:]]}
+            for a in gt["annotations"]]
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps(dets))
+    task = _pgpg_task(tmp_path, {"detections": str(path), "num_atoms": 4})
+    train = task.train_dataset()
+    assert isinstance(train.augment, PGPGAugment) and train.augment.atoms.shape == (4, 34)
+    for i in range(0, len(train), 7):
+        rec, item = train.records[i], train[i]
+        c, s = bbox_xywh_to_center_scale(rec["bbox"], 0.75)
+        moved = item["center"].numpy() - c
+        assert abs(moved[0] - 0.2 * rec["bbox"][2]) < 0.05 * s[0], (moved, rec["bbox"])
+        assert abs(moved[1]) < 0.05 * s[1]
+        np.testing.assert_allclose(item["scale"].numpy(), s, rtol=0.05)
+    off = _pgpg_task(tmp_path, {"detections": str(path), "num_atoms": 4, "pgpg_prob": 0.0})
+    item, rec = off.train_dataset()[0], off.train_dataset().records[0]
+    c, s = bbox_xywh_to_center_scale(rec["bbox"], 0.75)
+    np.testing.assert_allclose(item["center"].numpy(), c, atol=1e-4)
+    with pytest.raises(ConfigError, match="augment.pgpg: unknown key"):
+        _pgpg_task(tmp_path, {"atoms": 4})
+    with pytest.raises(ConfigError, match="pgpg_prob"):
+        _pgpg_task(tmp_path, {"pgpg_prob": 2})
+
+
+def test_rmpe_learns_with_pgpg(tmp_path):
+    """RMPE trains on PGPG proposals from the config (``augment.pgpg``, simulated detections
+    of the training images): loss falls and AP improves."""
+    from pyhpe.data.pgpg import PGPGAugment
+    cfg = _topdown(tmp_path)
+    cfg["augment"] = {"rot_factor": 20, "half_body_prob": 0.1, "pgpg": {"num_atoms": 8}}
+    task = build_task(cfg)
     trainer = Trainer(task, log=QUIET)
     assert isinstance(task.train_dataset().augment, PGPGAugment)
+    assert task.train_dataset().augment.rot_factor == 20
     before = trainer.evaluate()["AP"]
-    after = trainer.fit()["metrics"]["AP"]
+    result = trainer.fit()
+    after = result["metrics"]["AP"]
     print("rmpe+pgpg AP", before, after)
     assert after > before and after >= RMPE_MIN_AP, (before, after)
+    curve = [p["loss"] for p in result["loss_log"]]
+    assert sum(curve[-3:]) < 0.8 * sum(curve[:3]), curve

@@ -270,7 +270,6 @@ def torch_decoder(codec) -> nn.Module:
     """The plain-torch decode module of a codec (see the module docstring)."""
     from ..codecs.heatmap import MSRAHeatmap
     from ..codecs.lift3d import Lift3DCodec
-    from ..codecs.paf import PAFCodec
     from ..codecs.pipnet import PIPNetLabel
     from ..codecs.regression import IntegralRegressionLabel, RegressionLabel
     from ..codecs.simcc import SimCCLabel
@@ -284,11 +283,11 @@ def torch_decoder(codec) -> nn.Module:
         return RegressionDecoder(codec)
     if isinstance(codec, (Lift3DCodec, PIPNetLabel)):
         return CodecDecoder(codec)
-    if isinstance(codec, PAFCodec):
+    if codec.groups_people:
         raise NotImplementedError(
-            "export: the PAF codec's decode (grouping people, pyhpe.ops.paf_group) is "
-            "data-dependent and not exportable; export with with_decode=False (heatmaps and "
-            "PAFs) and group with PAFCodec.decode_instances")
+            f"export: the {type(codec).__name__} codec's decode groups people, which is "
+            "data-dependent and not exportable; export with with_decode=False (the raw maps) "
+            f"and group with {type(codec).__name__}.decode_instances")
     raise NotImplementedError(f"export: no export decode for codec {type(codec).__name__}")
 
 

@@ -90,6 +90,9 @@ class Codec:
     name: ClassVar[str] = ""
     #: True: the top-down crop must use the UDP affine (mmpose get_udp_warp_matrix).
     udp_transform: ClassVar[bool] = False
+    #: True: a bottom-up codec whose decode groups people (per-image lists of instances,
+    #: data-dependent, so only the raw network outputs export).
+    groups_people: ClassVar[bool] = False
 
     def encode(self, keypoints: Tensor, visibility: Optional[Tensor] = None, **meta
                ) -> Dict[str, Tensor]:

@@ -31,6 +31,8 @@ class PAFCodec(Codec):
     ``max_persons``) and returns per-image lists; missing parts have score 0.
     """
 
+    groups_people = True
+
     name = "paf"
 
     def __init__(self, input_size=(256, 256), heatmap_size=(64, 64), limbs=(), sigma: float = 1.5,

@@ -12,11 +12,13 @@ crop uses, and each atomic pose keeps a diagonal Gaussian of its offsets.
 Use: ``PGPGAugment.fit(gt, detections, aspect_ratio)`` (COCO dicts; the detections of the
 training images, e.g. :func:`pyhpe.tasks.topdown.simulate_detections` or a detector's file),
 then pass it as the top-down ``augment`` (it is a :class:`TopDownAugment`; the other
-augmentations follow the generated box).
+augmentations follow the generated box). From a config: the top-down task's ``augment.pgpg``
+section (:data:`PGPG_OPTIONS`, :func:`pgpg_from_options`), e.g.
+``"augment": {"rot_factor": 20, "pgpg": {"num_atoms": 42, "detections": "dets.json"}}``.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
@@ -138,3 +140,54 @@ class PGPGAugment(TopDownAugment):
         if self.pgpg_prob > 0 and (np.asarray(visibility) > 0).any() and rng.random() < self.pgpg_prob:
             center, scale = self.propose(rng, keypoints, visibility, center, scale)
         return super().__call__(rng, image, keypoints, visibility, center, scale, kset, aspect_ratio)
+
+
+#: the keys of a top-down config's ``augment.pgpg`` section and their defaults
+PGPG_OPTIONS = {
+    "detections": None,   # a COCO bbox results json of the training images; None: simulated
+    "num_atoms": 42,      # atomic poses (the paper's 42)
+    "pgpg_prob": 1.0,     # share of the training crops that take a pose-guided proposal
+    "min_iou": 0.5,       # a GT person's detection must overlap it this much
+    "padding": 1.25,      # box -> crop padding, as the top-down crops
+    "min_std": 0.01,
+    "jitter": 0.08,       # simulated detections: box jitter (fractions of the box)
+    "seed": 0,            # k-means initialisation and simulated detections
+}
+
+
+def check_pgpg_options(spec) -> Dict:
+    """``augment.pgpg`` with the defaults filled in; unknown keys or bad values raise a
+    ValueError naming them."""
+    if spec is True:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise ValueError(f"pgpg: a dict of options {sorted(PGPG_OPTIONS)} (or true), got {spec!r}")
+    unknown = sorted(set(spec) - set(PGPG_OPTIONS))
+    if unknown:
+        raise ValueError(f"pgpg: unknown key(s) {unknown}; known: {sorted(PGPG_OPTIONS)}")
+    opts = dict(PGPG_OPTIONS, **spec)
+    if int(opts["num_atoms"]) < 1:
+        raise ValueError(f"pgpg: num_atoms must be >= 1, got {opts['num_atoms']}")
+    if not 0.0 <= float(opts["pgpg_prob"]) <= 1.0:
+        raise ValueError(f"pgpg: pgpg_prob must be in [0, 1], got {opts['pgpg_prob']}")
+    return opts
+
+
+def pgpg_from_options(spec, gt: Dict, aspect_ratio: float, **augment_kwargs) -> PGPGAugment:
+    """The :class:`PGPGAugment` of a top-down config's ``augment.pgpg`` section, fitted on the
+    training set's COCO dict ``gt``: its atomic poses and the offsets of ``detections`` (a
+    detector's COCO bbox results file for the training images) from the GT boxes; without a
+    file, detections simulated from the GT boxes (:func:`pyhpe.tasks.topdown.simulate_detections`
+    with ``jitter``, no duplicates or false positives). ``augment_kwargs``: the rest of the
+    ``augment`` section (:class:`TopDownAugment`'s arguments)."""
+    from ..tasks.topdown import load_detections, simulate_detections
+    opts = check_pgpg_options(spec)
+    if opts["detections"]:
+        dets = load_detections(opts["detections"], 1, 0.0, [im["id"] for im in gt["images"]])
+    else:
+        dets = simulate_detections(gt, seed=int(opts["seed"]), jitter=float(opts["jitter"]),
+                                   duplicate_prob=0.0, false_positives=0.0)
+    return PGPGAugment.fit(gt, dets, aspect_ratio, num_atoms=int(opts["num_atoms"]),
+                           padding=float(opts["padding"]), min_iou=float(opts["min_iou"]),
+                           min_std=float(opts["min_std"]), seed=int(opts["seed"]),
+                           pgpg_prob=float(opts["pgpg_prob"]), **augment_kwargs)

@@ -36,7 +36,8 @@ import numpy as np
 __all__ = [
     "SPLPSolution", "deepcut_group", "deepcut_group_incremental", "splp_objective",
     "check_feasible", "logit_cost", "geometric_pairwise", "regression_pairwise",
-    "DeepCutDecoder", "people_to_keypoints", "DEEPERCUT_STAGES_LSP",
+    "DeepCutDecoder", "people_to_keypoints", "DEEPERCUT_STAGES_LSP", "labelled_pair_features",
+    "labelled_regression_pairwise", "fit_pairwise_logistic",
 ]
 
 _EPS = 1e-6
@@ -140,7 +141,12 @@ def deepcut_group(candidates, unary, pairwise, *, allowed=None, fixed_labels=Non
     pairwise[e, d, k, c]``; the ``d < e`` half is used). ``allowed (N, C)`` bool restricts
     the labels of each candidate (DeeperCut: a candidate only takes its detector's class).
     ``fixed_labels (N,)`` (-2: free, -1: suppressed, c: class) and ``fixed_joins`` (dict
-    ``(d, e) -> 0/1``) fix variables (the incremental scheme). Returns an
+    ``(d, e) -> 0/1``) fix variables (the incremental scheme). ``transitivity``: 'full'
+    states every triangle inequality up front; 'lazy' solves without them and adds the
+    violated ones until the joins are transitive (the same optimum, far smaller ILPs on
+    many candidates). ``time_limit`` (s) bounds the whole solve; a solve cut short returns
+    the best solution found, its clusters the connected components of its joins (always a
+    partition). Returns an
     :class:`SPLPSolution`; the objective is :func:`splp_objective` of it.
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
@@ -191,7 +197,9 @@ def deepcut_group(candidates, unary, pairwise, *, allowed=None, fixed_labels=Non
         v = yi[(d, e)]
         add([(v, 1.0)] + [(xi[d, a], -1.0) for a in range(c)], -np.inf, 0.0)
         add([(v, 1.0)] + [(xi[e, a], -1.0) for a in range(c)], -np.inf, 0.0)
-    if n >= 3:  # transitivity: every triangle, each of its three edges
+    if transitivity not in ("full", "lazy"):
+        raise ValueError(f"deepcut_group: transitivity must be 'full' or 'lazy', got {transitivity!r}")
+    if n >= 3 and transitivity == "full":  # every triangle, each of its three edges
         for d, e, f in itertools.combinations(range(n), 3):
             a_, b_, c_ = yi[(d, e)], yi[(e, f)], yi[(d, f)]
             add([(a_, 1.0), (b_, 1.0), (c_, -1.0)], -np.inf, 1.0)
@@ -222,14 +230,39 @@ def deepcut_group(candidates, unary, pairwise, *, allowed=None, fixed_labels=Non
             key = (min(d, e), max(d, e))
             lb[yi[key]] = ub[yi[key]] = float(val)
 
-    a_mat = coo_matrix((vals, (rows, cols)), shape=(r, nv)).tocsr()
-    options = {"disp": False}
-    if time_limit is not None:
-        options["time_limit"] = float(time_limit)
-    res = milp(cost, constraints=LinearConstraint(a_mat, lo, hi), integrality=np.ones(nv),
-               bounds=Bounds(lb, ub), options=options)
-    if res.x is None:
-        raise RuntimeError(f"deepcut_group: the ILP solver failed: {res.message}")
+    import time
+    deadline = None if time_limit is None else time.monotonic() + float(time_limit)
+    ymat = np.full((n, n), -1, dtype=np.int64)
+    for (d, e), v in yi.items():
+        ymat[d, e] = ymat[e, d] = v
+    res = None
+    while True:
+        options = {"disp": False}
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if res is not None and left <= 0:
+                break   # out of time: the components of the last joins (a partition)
+            options["time_limit"] = max(left, 1e-3)
+        a_mat = coo_matrix((vals, (rows, cols)), shape=(r, nv)).tocsr()
+        res = milp(cost, constraints=LinearConstraint(a_mat, lo, hi), integrality=np.ones(nv),
+                   bounds=Bounds(lb, ub), options=options)
+        if res.x is None:
+            raise RuntimeError(f"deepcut_group: the ILP solver failed: {res.message}")
+        if transitivity == "full" or n < 3:
+            break
+        # lazy transitivity (cutting planes, as the official multicut ILP's callback): add
+        # the triangle inequalities the solution violates and solve again, until none is
+        joined = np.zeros((n, n), dtype=np.int64)
+        on = ymat >= 0
+        joined[on] = np.round(res.x[ymat[on]]).astype(np.int64)
+        paths = (joined @ joined) > 0
+        np.fill_diagonal(paths, False)
+        bad_d, bad_f = np.nonzero(paths & (joined == 0) & (np.arange(n)[:, None] < np.arange(n)))
+        if len(bad_d) == 0:
+            break
+        for d, f in zip(bad_d.tolist(), bad_f.tolist()):
+            for e in np.flatnonzero(joined[d] & joined[f]).tolist():
+                add([(ymat[d, e], 1.0), (ymat[e, f], 1.0), (ymat[d, f], -1.0)], -np.inf, 1.0)
     sol = np.round(res.x).astype(np.int64)
     xs = sol[: n * c].reshape(n, c)
     labels = np.where(xs.any(1), xs.argmax(1), -1)
@@ -325,7 +358,8 @@ def _wrap(a):
 
 
 def regression_pairwise(positions, offsets, weights=None, *, sigma: float = 1.0,
-                        x_min=None, x_max=None, same_part=(7.5, 0.2)) -> np.ndarray:
+                        x_min=None, x_max=None, same_part=(7.5, 0.2),
+                        origins=None) -> np.ndarray:
     """DeeperCut's image-conditioned pairwise probabilities ``(N, N, C, C)``.
 
     ``offsets (N, C, 2)``: at each candidate ``d`` the network's regressed offset to every
@@ -339,15 +373,18 @@ def regression_pairwise(positions, offsets, weights=None, *, sigma: float = 1.0,
     the default ``[-0.5/sigma, 0, -0.5/sigma, 0, 0, 0, 0, 0, 4]`` is a hand-set model that
     trusts the regressed offsets to about ``sigma`` pixels. Two candidates of the same
     class: ``p = 1 / (1 + exp(b * dist - a))`` with ``same_part = (a, b)`` (DeeperCut: 7.5,
-    0.2).
+    0.2). ``origins (N, 2)``: where each candidate's offsets start (pose-tensorflow: the
+    score-map cell, before location refinement; default ``positions``): the observed
+    forward displacement is ``p_e - origin_d``.
     """
     pos = np.asarray(positions, dtype=np.float64)[:, :2]
+    org = pos if origins is None else np.asarray(origins, dtype=np.float64)[:, :2]
     off = np.asarray(offsets, dtype=np.float64)
     n, c = off.shape[:2]
     if weights is None:
-        weights = np.array([-0.5 / sigma, 0, -0.5 / sigma, 0, 0, 0, 0, 0, 4.0])
+        weights = _default_weights(sigma)
     w = np.broadcast_to(np.asarray(weights, dtype=np.float64), (c, c, 9))
-    real = pos[None, :, :] - pos[:, None, :]  # (N, N, 2): p_e - p_d
+    real = pos[None, :, :] - org[:, None, :]  # (N, N, 2): p_e - origin_d
     # forward: d predicts class c' -> (N, N, C')
     dev = real[:, :, None, :] - off[:, None, :, :]
     dist_f = np.linalg.norm(dev, axis=-1)
@@ -365,11 +402,103 @@ def regression_pairwise(positions, offsets, weights=None, *, sigma: float = 1.0,
     logit = np.einsum("deabf,abf->deab", feats, w[..., :8]) + w[..., 8]
     prob = 1.0 / (1.0 + np.exp(-logit))
     a, b = same_part
-    dist = np.linalg.norm(real, axis=-1)
+    dist = np.linalg.norm(pos[None, :, :] - pos[:, None, :], axis=-1)
     same = 1.0 / (1.0 + np.exp(b * dist - a))
     idx = np.arange(c)
     prob[:, :, idx, idx] = same[:, :, None]
     return prob
+
+
+def _default_weights(sigma: float) -> np.ndarray:
+    return np.array([-0.5 / sigma, 0, -0.5 / sigma, 0, 0, 0, 0, 0, 4.0])
+
+
+def _angle_dist(real, pred):
+    """pose-tensorflow's ``compute_features``: ``|real - pred|`` and the absolute wrapped
+    angle between them."""
+    dist = np.linalg.norm(real - pred, axis=-1)
+    ang = np.abs(_wrap(np.arctan2(real[..., 1], real[..., 0]) - np.arctan2(pred[..., 1], pred[..., 0])))
+    return dist, ang
+
+
+def labelled_pair_features(positions, offsets, candidate_class, origins=None) -> np.ndarray:
+    """DeeperCut's pairwise features ``(N, N, 8)`` of every candidate pair ``(d, e)`` for
+    its detectors' labels ``(c, c') = (cls[d], cls[e])`` only: [dist_f, angle_f, dist_b,
+    angle_b] of the observed ``p_e - origin_d`` against ``o_d[c']`` and ``p_d - origin_e``
+    against ``o_e[c]``, and their ``exp(-f)`` (what :func:`regression_pairwise` computes
+    for every label pair, without its ``N^2 C^2`` memory)."""
+    pos = np.asarray(positions, dtype=np.float64)[:, :2]
+    org = pos if origins is None else np.asarray(origins, dtype=np.float64)[:, :2]
+    off = np.asarray(offsets, dtype=np.float64)
+    cls = np.asarray(candidate_class, dtype=np.int64)
+    real = pos[None, :, :] - org[:, None, :]               # (d, e): p_e - origin_d
+    pred = off[:, cls, :]                                   # (d, e): o_d[cls[e]]
+    dist_f, ang_f = _angle_dist(real, pred)
+    feats = np.stack([dist_f, ang_f, dist_f.T, ang_f.T], axis=-1)
+    return np.concatenate([feats, np.exp(-feats)], axis=-1)
+
+
+def labelled_regression_pairwise(positions, offsets, candidate_class, weights=None, *,
+                                 sigma: float = 1.0, x_min=None, x_max=None,
+                                 same_part=(7.5, 0.2), origins=None) -> np.ndarray:
+    """:func:`regression_pairwise` where each candidate only takes its detector's label
+    (DeeperCut): ``(N, N, C, C)`` with the entries ``[d, e, cls[d], cls[e]]`` set and every
+    other label pair 0.5 (no term; those labels are not allowed). ``weights``, ``x_min``,
+    ``x_max``: one model ``(9,)`` / ``(8,)`` or one per class pair ``(C, C, 9)`` /
+    ``(C, C, 8)``; the same-part term as there."""
+    off = np.asarray(offsets, dtype=np.float64)
+    cls = np.asarray(candidate_class, dtype=np.int64)
+    n, c = off.shape[:2]
+    feats = labelled_pair_features(positions, off, cls, origins)
+    ca, cb = cls[:, None], cls[None, :]
+    if x_min is not None and x_max is not None:
+        lo = np.broadcast_to(np.asarray(x_min, np.float64), (c, c, 8))[ca, cb]
+        hi = np.broadcast_to(np.asarray(x_max, np.float64), (c, c, 8))[ca, cb]
+        feats = (feats - lo) / (hi - lo)
+    if weights is None:
+        weights = _default_weights(sigma)
+    w = np.broadcast_to(np.asarray(weights, dtype=np.float64), (c, c, 9))[ca, cb]
+    logit = (feats * w[..., :8]).sum(-1) + w[..., 8]
+    prob = 1.0 / (1.0 + np.exp(-logit))
+    pos = np.asarray(positions, dtype=np.float64)[:, :2]
+    a, b = same_part
+    dist = np.linalg.norm(pos[None, :, :] - pos[:, None, :], axis=-1)
+    prob = np.where(ca == cb, 1.0 / (1.0 + np.exp(b * dist - a)), prob)
+    out = np.full((n, n, c, c), 0.5)
+    out[np.arange(n)[:, None], np.arange(n)[None, :], ca, cb] = prob
+    return out
+
+
+#: how the features of the pair (e, d) follow from those of (d, e): forward <-> backward
+SWAP_DIRECTION = np.array([2, 3, 0, 1, 6, 7, 4, 5])
+
+
+def fit_pairwise_logistic(features, labels, *, l2: float = 1e-2, iters: int = 50):
+    """The official spatial model of one part pair: a logistic regression of ``labels (M,)``
+    (1: same person) on ``features (M, 8)`` min-max normalised (``x_min``, ``x_max`` of the
+    training features), fitted by Newton's method with an L2 penalty ``l2`` on the weights
+    (not the bias). Returns ``(w (9,), x_min (8,), x_max (8,))`` for
+    :func:`regression_pairwise` / :func:`labelled_regression_pairwise`."""
+    x = np.asarray(features, np.float64)
+    y = np.asarray(labels, np.float64)
+    if x.ndim != 2 or x.shape[1] != 8 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"fit_pairwise_logistic: features (M, 8) and labels (M,), got "
+                         f"{x.shape} and {y.shape}")
+    x_min, x_max = x.min(0), x.max(0)
+    x_max = np.where(x_max - x_min > 1e-9, x_max, x_min + 1.0)
+    z = np.hstack([(x - x_min) / (x_max - x_min), np.ones((len(x), 1))])
+    w = np.zeros(9)
+    reg = np.full(9, float(l2))
+    reg[8] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -30, 30)))
+        grad = z.T @ (p - y) / len(y) + reg * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z / len(y) + np.diag(reg + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w, x_min, x_max
 
 
 def people_to_keypoints(solution, positions, scores, num_classes: int) -> np.ndarray:

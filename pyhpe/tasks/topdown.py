@@ -67,10 +67,18 @@ class TopDownTask(ImageTask):
             raise ConfigError(f"eval.bbox_file: the {fmt} metric ({self.metric}) compares each "
                               "prediction with the annotation of its GT box; it cannot use "
                               "detections")
-        self.augment = None
+        self.augment, self._pgpg = None, None
         if self.config.augment is not None:
             from ..data import TopDownAugment
-            self.augment = build_checked("augment", TopDownAugment, **self.config.augment)
+            augment = dict(self.config.augment)
+            self._pgpg = augment.pop("pgpg", None)   # RMPE's pose-guided proposals (data/pgpg.py)
+            self.augment = build_checked("augment", TopDownAugment, **augment)
+            if self._pgpg is not None:
+                from ..data.pgpg import check_pgpg_options
+                try:
+                    check_pgpg_options(self._pgpg)
+                except ValueError as e:
+                    raise ConfigError(f"augment.{e}") from e
 
     def build_codec(self):
         return self.build_named_codec(input_size=list(self.config.input_size))
@@ -118,6 +126,11 @@ class TopDownTask(ImageTask):
         c = self.config
         tr_gt, tr_load, va_gt, va_load, _ = image_sources(c.data, c.keypoints)
         udp = self.codec.udp_transform
+        if self._pgpg is not None:
+            from ..data.pgpg import pgpg_from_options
+            augment = {k: v for k, v in c.augment.items() if k != "pgpg"}
+            self.augment = pgpg_from_options(self._pgpg, tr_gt, c.input_size[0] / c.input_size[1],
+                                             **augment)
         train = TopDownDataset(records_from_coco(tr_gt), tr_load, self.kset, c.input_size,
                                augment=self.augment, seed=c.data.seed, udp=udp)
         val = None

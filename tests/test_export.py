@@ -117,7 +117,10 @@ def test_onnx_runtime_matches_pytorch(name, tmp_path):
                 # debiasing are ill-conditioned and amplify the runtimes' rounding of the
                 # network (test_onnx_decode_graphs_match_on_peaked_maps checks the decode
                 # graphs tightly); scores tight
-                assert (torch.from_numpy(got[0]) - ref[0]).abs().max() < KP_ATOL
+                # a map whose maximum is within rounding of 0 may decode to the sentinel
+                # in one runtime and not the other: compared by score only
+                peaked = ref[1].abs() > 1e-6
+                assert ((torch.from_numpy(got[0]) - ref[0]).abs().amax(-1)[peaked] < KP_ATOL).all()
                 _close(torch.from_numpy(got[1]), ref[1], 1e-4, rtol=1e-3)
             else:
                 for g, r in zip(got, ref):

@@ -37,6 +37,7 @@ EXPECTED = {
     "chained": (2, 17, 16, 12),
     "okdhp": (2, 17, 16, 12),
     "rmpe": (2, 17, 16, 12),
+    "deepercut": [(2, 17, 8, 6), (2, 34, 8, 6), (2, 544, 8, 6), (2, 17, 8, 6)],
 }
 FLIP = COCO17.flip_index()
 
@@ -67,7 +68,7 @@ def _targets(model, b=2, seed=0):
     kp, vis = _keypoints(b, codec.input_size, seed)
     x = torch.randn(b, 3, codec.input_size[1], codec.input_size[0],
                     generator=torch.Generator().manual_seed(seed + 1))
-    if isinstance(codec, PAFCodec):
+    if codec.groups_people:
         kp, vis = kp[:, None], vis[:, None]
     return x, codec.encode(kp, vis)
 

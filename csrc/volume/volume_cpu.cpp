@@ -1,0 +1,67 @@
+// CPU loops of the volume family over volume_math.h.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+
+#include "volume/volume.h"
+
+namespace pyhpe {
+namespace volume {
+namespace {
+
+// Maps per parallel task: at least ~64 K voxels, so that small batches stay on the calling
+// thread.
+int64_t grain_of(int64_t voxels_per_map) {
+  return voxels_per_map >= 65536 ? 1 : (65536 + voxels_per_map - 1) / voxels_per_map;
+}
+
+}  // namespace
+
+template <typename T>
+void soft_argmax_3d_forward_cpu(const SoftArgmax3dArgs<T>& args) {
+  at::parallel_for(0, args.num_maps, grain_of(voxels(args)), [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) volume_finish(args, m, sums_host(args, m));
+  });
+}
+
+template <typename T>
+void soft_argmax_3d_backward_cpu(const SoftArgmax3dArgs<T>& args) {
+  at::parallel_for(0, args.num_maps, grain_of(voxels(args)), [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) backward_map_host(args, m);
+  });
+}
+
+// One (b, k) volume per task: zero it, then fill the window only.
+template <typename T>
+void gaussian_volumes_cpu(const GaussianVolumeArgs<T>& a) {
+  const int64_t n = a.D * a.H * a.W;
+  at::parallel_for(0, a.B * a.K, grain_of(n), [&](int64_t begin, int64_t end) {
+    for (int64_t bk = begin; bk < end; ++bk) {
+      gaussian_volume_weight_element(a, bk);
+      T* v = a.volumes + bk * n;
+      std::fill(v, v + n, T(0));
+      const VolumeWindow w = volume_window(a, bk);
+      if (!w.active) continue;
+      const int64_t x0 = std::max<int64_t>(w.lo[0], 0), x1 = std::min(w.hi[0], a.W);
+      const int64_t y0 = std::max<int64_t>(w.lo[1], 0), y1 = std::min(w.hi[1], a.H);
+      const int64_t z0 = std::max<int64_t>(w.lo[2], 0), z1 = std::min(w.hi[2], a.D);
+      for (int64_t z = z0; z < z1; ++z)
+        for (int64_t y = y0; y < y1; ++y) {
+          T* row = v + (z * a.H + y) * a.W;
+          for (int64_t x = x0; x < x1; ++x) row[x] = volume_gaussian_value<T>(w, x, y, z);
+        }
+    }
+  });
+}
+
+#define PYHPE_VOLUME_INSTANTIATE(T)                                           \
+  template void soft_argmax_3d_forward_cpu<T>(const SoftArgmax3dArgs<T>&);    \
+  template void soft_argmax_3d_backward_cpu<T>(const SoftArgmax3dArgs<T>&);   \
+  template void gaussian_volumes_cpu<T>(const GaussianVolumeArgs<T>&);
+
+PYHPE_VOLUME_INSTANTIATE(float)
+PYHPE_VOLUME_INSTANTIATE(double)
+#undef PYHPE_VOLUME_INSTANTIATE
+
+}  // namespace volume
+}  // namespace pyhpe

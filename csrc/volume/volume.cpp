@@ -218,7 +218,7 @@ std::tuple<at::Tensor, at::Tensor> gaussian_volumes(const at::Tensor& kp_in,
   for (const int64_t d : {B, K, depth, height, width}) overflow |= c10::mul_overflows(numel, d, &numel);
   TORCH_CHECK_VALUE(!overflow, op, ": the requested volumes (", B, ", ", K, ", ", depth, ", ",
                     height, ", ", width, ") have more elements than int64 can count");
-  at::Tensor volumes = at::empty({B, K, depth, height, width}, kp_in.options());
+  at::Tensor volumes = cpu::empty_cached({B, K, depth, height, width}, kp_in.options());
   at::Tensor weights = at::empty({B, K}, kp_in.options());
   if (weights.numel() == 0) return {volumes, weights};
   at::Tensor kp = kp_in.contiguous(), vis = vis_in.contiguous();

@@ -12,6 +12,7 @@ namespace {
 // Maps per parallel task: at least ~64 K voxels, so that small batches stay on the calling
 // thread.
 int64_t grain_of(int64_t voxels_per_map) {
+  if (voxels_per_map <= 0) return 1 << 20;  // empty volumes: weights only
   return voxels_per_map >= 65536 ? 1 : (65536 + voxels_per_map - 1) / voxels_per_map;
 }
 

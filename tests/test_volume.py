@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import pyhpe
 import pyhpe.ops as ops
 from conftest import cpu_and_cuda
 from pyhpe.reference import volume as ref
@@ -25,6 +26,17 @@ def gaussian_blobs(rng, B, K, D, H, W, noise=0.05):
     return v
 
 
+@pytest.fixture(params=["avx2", "generic"])
+def cpu_path(request):
+    """Runs a test on both float32 CPU paths: AVX2 + FMA (volume_avx2.h) and the generic math."""
+    want = request.param == "avx2"
+    if want and not pyhpe._C.cpu_has_avx2():
+        pytest.skip("this CPU has no AVX2 + FMA")
+    old = pyhpe._C._set_cpu_avx2(want)
+    yield request.param
+    pyhpe._C._set_cpu_avx2(old)
+
+
 # ---- soft-argmax: parity ----------------------------------------------------------------
 
 
@@ -32,7 +44,7 @@ def gaussian_blobs(rng, B, K, D, H, W, noise=0.05):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("normalize,beta", [("softmax", 1.0), ("softmax", 4.5),
                                             ("softmax", -0.8), ("sum", 1.0), ("none", 1.0)])
-def test_soft_argmax_3d_matches_reference(device, dtype, normalize, beta, rng):
+def test_soft_argmax_3d_matches_reference(device, dtype, normalize, beta, rng, cpu_path):
     v = gaussian_blobs(rng, 3, 5, 6, 7, 19)  # W = 19: rows with a tail past 8 lanes
     if normalize != "softmax":
         v = np.abs(v) + 0.01
@@ -47,7 +59,7 @@ def test_soft_argmax_3d_matches_reference(device, dtype, normalize, beta, rng):
 
 @cpu_and_cuda()
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_soft_argmax_3d_matches_torch(device, dtype, rng):
+def test_soft_argmax_3d_matches_torch(device, dtype, rng, cpu_path):
     t = torch.from_numpy(gaussian_blobs(rng, 2, 4, 8, 9, 10)).to(device=device, dtype=dtype)
     torch.testing.assert_close(ops.soft_argmax_3d(t, beta=2.0),
                                ref.soft_argmax_3d_torch(t, 2.0), rtol=0, atol=TOL[dtype] * 20)
@@ -113,7 +125,7 @@ def test_debiased_soft_argmax_3d_gradcheck(device):
 
 
 @cpu_and_cuda()
-def test_float32_gradient_matches_torch_autograd(device, rng):
+def test_float32_gradient_matches_torch_autograd(device, rng, cpu_path):
     t = torch.from_numpy(gaussian_blobs(rng, 2, 3, 8, 8, 12)).float().to(device)
     a = t.clone().requires_grad_(True)
     b = t.clone().requires_grad_(True)
@@ -135,7 +147,7 @@ def test_double_backward_raises():
 
 @cpu_and_cuda()
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_stable_for_large_values(device, dtype):
+def test_stable_for_large_values(device, dtype, cpu_path):
     # exp(1000) overflows every dtype: the max-subtracted softmax is still exact.
     v = torch.zeros(1, 2, 3, 4, 5, dtype=dtype, device=device)
     v[0, 0, 2, 1, 3] = 1000.0
@@ -148,7 +160,7 @@ def test_stable_for_large_values(device, dtype):
 
 @cpu_and_cuda()
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_defined_answers_with_zero_gradient(device, dtype):
+def test_defined_answers_with_zero_gradient(device, dtype, cpu_path):
     D, H, W = 3, 4, 5
     v = torch.zeros(3, 1, D, H, W, dtype=dtype, device=device)
     v[0, 0, 0, 1, 2] = v[0, 0, 2, 3, 0] = 1.0  # beta = 1e30 saturates: mean of the maxima
@@ -170,7 +182,7 @@ def test_defined_answers_with_zero_gradient(device, dtype):
 
 
 @cpu_and_cuda()
-def test_nan_and_inf_volumes_give_nan_only_there(device):
+def test_nan_and_inf_volumes_give_nan_only_there(device, cpu_path):
     v = torch.rand(1, 4, 2, 3, 4, device=device)
     v[0, 0, 1, 1, 1] = float("nan")
     v[0, 1, 0, 2, 3] = float("inf")
@@ -353,7 +365,7 @@ def test_torch_compile():
     torch.testing.assert_close(a.grad, b.grad)
 
 
-def test_batched_cpu_threads_agree(rng):
+def test_batched_cpu_threads_agree(rng, cpu_path):
     # Many maps across the parallel_for tasks: every map equals its own single-map result.
     t = torch.from_numpy(gaussian_blobs(rng, 4, 17, 8, 16, 16)).float()
     whole = ops.soft_argmax_3d(t, beta=3.0)

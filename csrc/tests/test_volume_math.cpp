@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tests/expect.h"
+#include "volume/volume_avx2.h"
 #include "volume/volume_math.h"
 
 using namespace pyhpe::volume;
@@ -202,6 +203,52 @@ void run_gaussian() {
   EXPECT(w[0] == 0.f && w[1] == 0.3f);
 }
 
+#ifdef PYHPE_VOLUME_AVX2
+// The AVX2 + FMA float paths against the generic float math: the same statistics and
+// coordinates to float rounding, the same gradients (tails of 1..7 columns included).
+void run_avx2(std::mt19937* rng) {
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+    std::printf("test_volume_math: no AVX2 + FMA here, AVX2 path not run\n");
+    return;
+  }
+  for (int normalize : {kNormSoftmax, kNormSum, kNormNone})
+    for (int W : {3, 8, 13, 64}) {
+      const int M = 2, D = 5, H = 7;
+      const int64_t n = static_cast<int64_t>(D) * H * W;
+      std::normal_distribution<float> u(0.f, 2.f);
+      std::vector<float> v(M * n), g(3 * M), c1(3 * M), c2(3 * M), g1(M * n), g2(M * n);
+      for (float& x : v) x = normalize == kNormSoftmax ? u(*rng) : std::fabs(u(*rng)) + 0.1f;
+      for (float& x : g) x = u(*rng);
+      std::vector<double> st1(M * kNumStats), st2(M * kNumStats);
+      auto a = make_args(v, M, D, H, W, normalize, 1.7, false);
+      auto b = a;
+      a.stats = st1.data(), a.out = c1.data();
+      b.stats = st2.data(), b.out = c2.data();
+      for (int m = 0; m < M; ++m) {
+        volume_finish(a, m, sums_host(a, m));
+        VolumeSums s;
+        EXPECT(avx2::sums(b, m, &s));
+        volume_finish(b, m, s);
+      }
+      for (size_t i = 0; i < c1.size(); ++i) EXPECT(close(c2[i], c1[i], 2e-5));
+      a.grad = b.grad = g.data();
+      a.out = g1.data();
+      b.out = g2.data();
+      b.stats = st1.data();
+      float scale = 0.f;
+      for (int m = 0; m < M; ++m) backward_map_host(a, m), avx2::grad_map(b, m);
+      for (float x : g1) scale = std::fmax(scale, std::fabs(x));
+      for (size_t i = 0; i < g1.size(); ++i) EXPECT(std::fabs(g1[i] - g2[i]) <= 2e-6f * scale);
+    }
+  // NaN volume: the AVX2 path declines (state 1), the generic path gives NaN.
+  std::vector<float> v(2 * 3 * 9, 1.f), st(kNumStats);
+  v[7] = NAN;
+  auto a = make_args(v, 1, 2, 3, 9, kNormSoftmax, 1.0, false);
+  VolumeSums s;
+  EXPECT(!avx2::sums(a, 0, &s));
+}
+#endif
+
 }  // namespace
 
 int main() {
@@ -233,6 +280,9 @@ int main() {
   volume_finish(a, 0, sums_host(a, 0));
   EXPECT(c[0] != c[0] && c[1] != c[1] && c[2] != c[2]);
   run_gaussian();
+#ifdef PYHPE_VOLUME_AVX2
+  run_avx2(&rng);
+#endif
 
   std::printf("test_volume_math: %d checks, %d failures\n", checks, failures);
   return failures != 0;

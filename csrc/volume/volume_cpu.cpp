@@ -2,8 +2,11 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <type_traits>
 
+#include "common/cpu_features.h"
 #include "volume/volume.h"
+#include "volume/volume_avx2.h"
 
 namespace pyhpe {
 namespace volume {
@@ -16,19 +19,46 @@ int64_t grain_of(int64_t voxels_per_map) {
   return voxels_per_map >= 65536 ? 1 : (65536 + voxels_per_map - 1) / voxels_per_map;
 }
 
+// Float volumes take the AVX2 + FMA paths of volume_avx2.h when the CPU has them; float64
+// (gradcheck, references) and the maps those paths leave out run the generic math.
+template <typename T>
+VolumeSums sums_cpu(const SoftArgmax3dArgs<T>& a, int64_t m, bool avx2) {
+#ifdef PYHPE_VOLUME_AVX2
+  if constexpr (std::is_same<T, float>::value) {
+    VolumeSums s;
+    if (avx2 && avx2::sums(a, m, &s)) return s;
+  }
+#endif
+  (void)avx2;
+  return sums_host(a, m);
+}
+
+template <typename T>
+void backward_cpu(const SoftArgmax3dArgs<T>& a, int64_t m, bool avx2) {
+#ifdef PYHPE_VOLUME_AVX2
+  if constexpr (std::is_same<T, float>::value) {
+    if (avx2 && a.stats[m * kNumStats + 6] == 0.0) return avx2::grad_map(a, m);
+  }
+#endif
+  (void)avx2;
+  backward_map_host(a, m);
+}
+
 }  // namespace
 
 template <typename T>
 void soft_argmax_3d_forward_cpu(const SoftArgmax3dArgs<T>& args) {
+  const bool avx2 = cpu::avx2_enabled();
   at::parallel_for(0, args.num_maps, grain_of(voxels(args)), [&](int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) volume_finish(args, m, sums_host(args, m));
+    for (int64_t m = begin; m < end; ++m) volume_finish(args, m, sums_cpu(args, m, avx2));
   });
 }
 
 template <typename T>
 void soft_argmax_3d_backward_cpu(const SoftArgmax3dArgs<T>& args) {
+  const bool avx2 = cpu::avx2_enabled();
   at::parallel_for(0, args.num_maps, grain_of(voxels(args)), [&](int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) backward_map_host(args, m);
+    for (int64_t m = begin; m < end; ++m) backward_cpu(args, m, avx2);
   });
 }
 

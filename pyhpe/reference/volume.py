@@ -5,7 +5,7 @@
 * :func:`gaussian_volumes_numpy`: mmpose ``generate_gaussian_heatmaps`` (MSRA / HRNet)
   written for three axes, loop by loop, keeping numpy's float32 arithmetic;
 * :func:`soft_argmax_3d_torch` / :func:`gaussian_volumes_torch`: the plain torch versions
-  (softmax + weighted sums; a dense Gaussian over the grid, masked to the window) that the
+  (softmax + weighted sums; a product of per-axis Gaussians masked to the window) that the
   benchmarks compare against.
 """
 from __future__ import annotations
@@ -127,8 +127,9 @@ def soft_argmax_3d_torch(volumes: torch.Tensor, beta: float = 1.0) -> torch.Tens
 
 def gaussian_volumes_torch(keypoints: torch.Tensor, visibility: torch.Tensor, volume_size,
                            sigma: float = 2.0):
-    """Dense torch construction with the same windows and weights:
-    ``(B, K, 3) -> (B, K, D, H, W), (B, K)``; memory O(B K D H W)."""
+    """Torch construction with the same windows and weights, as the product of three 1-D
+    Gaussians (within float rounding of the exp of the summed squares):
+    ``(B, K, 3) -> (B, K, D, H, W), (B, K)``."""
     W, H, D = volume_size
     kp = keypoints[..., :3]
     dt, dev = kp.dtype, kp.device
@@ -141,15 +142,15 @@ def gaussian_volumes_torch(keypoints: torch.Tensor, visibility: torch.Tensor, vo
     visible = visibility >= 0.5
     weights = torch.where(visible & miss, torch.zeros_like(visibility), visibility)
     centre = float(np.floor((2 * radius + 1) / 2))
-    axes = []
-    for a, n in enumerate((W, H, D)):
+    keep = (visible & ~miss).to(dt)
+    factors = []
+    for a, n in enumerate((W, H, D)):  # separable: one 1-D Gaussian per axis, 0 off the window
         r = torch.arange(n, device=dev)
         d = (r - lo[..., a:a + 1]).to(dt) - centre  # (B, K, n)
         inside = (r >= lo[..., a:a + 1]) & (r < hi[..., a:a + 1])
-        axes.append((d * d, inside))
-    (dx2, ix), (dy2, iy), (dz2, iz) = axes
-    d2 = dz2[..., :, None, None] + dy2[..., None, :, None] + dx2[..., None, None, :]
-    inside = iz[..., :, None, None] & iy[..., None, :, None] & ix[..., None, None, :]
-    g = torch.exp(-d2 / (2 * sigma * sigma))
-    keep = (visible & ~miss)[..., None, None, None]
-    return torch.where(inside & keep, g, torch.zeros((), dtype=dt, device=dev)), weights
+        g = torch.exp(-(d * d) / (2 * sigma * sigma))
+        factors.append(torch.where(inside, g, torch.zeros((), dtype=dt, device=dev)))
+    gx, gy, gz = factors
+    gz = gz * keep[..., None]
+    volumes = gz[..., :, None, None] * gy[..., None, :, None] * gx[..., None, None, :]
+    return volumes, weights

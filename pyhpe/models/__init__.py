@@ -13,6 +13,7 @@ from ..codecs import Codec
 from . import (chained, cpm, cpn, deeppose, hourglass, hrnet, lifter, litepose, mca, mspn, okdhp,
                openpose, pipnet, pyranet, rmpe, rtmpose, simple_baseline, tfpose, tokenpose,
                vitpose)
+from . import volumetric  # noqa: E402  (coarse-to-fine volumetric 3-D pose)
 from .common import BasicBlock, Bottleneck, ResNet
 from .cpm import CPM
 from .heads import (BaseHead, HeatmapHead, IntegralHead, LiftHead, PAFHead, RegressionHead,
@@ -47,6 +48,7 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "chained": (chained.build, chained.CONFIGS),
     "okdhp": (okdhp.build, okdhp.CONFIGS),
     "rmpe": (rmpe.build, rmpe.CONFIGS),
+    "volumetric": (volumetric.build, volumetric.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

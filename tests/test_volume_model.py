@@ -1,0 +1,109 @@
+"""The coarse-to-fine volumetric model (Pavlakos et al. 2017) and its codec: architecture and
+parameter count, targets per level, decoding through pyhpe.ops.soft_argmax_3d, and a learning
+test on the four real Human3.6M sample frames (tests/data/h36m/volumetric_crops.npz, made by
+tests/data/record_h36m_volumetric.py) evaluated by MPJPE after the paper's back-projection."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from pyhpe.codecs.volumetric import VolumetricC2F, backproject
+from pyhpe.models import build_model
+from pyhpe.models.volumetric import C2FVolumetric
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "data", "h36m", "volumetric_crops.npz")
+
+
+def test_paper_architecture_and_parameter_count():
+    model = build_model("volumetric", "paper")
+    bb = model.backbone
+    assert isinstance(bb, C2FVolumetric) and bb.res_z == (1, 2, 4, 64) and len(bb.hgs) == 4
+    # hg-stacked-4: stack inputs 256, 384, 512, 512; outputs 17 * (1, 2, 4, 64) channels;
+    # the last stack's features stay at 512 channels
+    assert [hg.up[0].body[2].in_channels for hg in bb.hgs] == [256, 384, 512, 512]
+    assert [o.out_channels for o in bb.outs] == [17, 34, 68, 1088]
+    assert bb.outs[-1].in_channels == 512
+    # The paper gives no parameter count; this pins the count of the network above
+    # (53.5 M, most of it in the four 512-output hourglasses).
+    assert sum(p.numel() for p in model.parameters()) == 53_494_583
+    assert model.codec.heatmap_size == (64, 64) and model.codec.depth == 64
+
+
+def test_tiny_forward_shapes():
+    model = build_model("volumetric", "tiny")
+    outs = model(torch.randn(2, 3, 64, 64))
+    assert [tuple(o.shape) for o in outs] == [(2, 17, 1, 16, 16), (2, 17, 4, 16, 16),
+                                              (2, 17, 16, 16, 16)]
+
+
+def test_codec_levels_and_round_trip():
+    codec = VolumetricC2F((64, 64), (16, 16), (1, 4, 16), sigma=1.0, depth_range=2000.0)
+    kp = torch.tensor([[[10.0, 22.0, -300.0], [41.0, 33.0, 500.0], [20.0, 20.0, 5000.0]]])
+    t = codec.encode(kp, torch.tensor([[1.0, 1.0, 1.0]]))
+    assert t["keypoint_weights"].tolist() == [[1.0, 1.0, 0.0]]  # 5 m behind the root: outside
+    vox = codec.to_voxels(kp)
+    for i, r in enumerate((1, 4, 16)):
+        v = t[f"volumes_{i}"][0, 0]
+        assert v.shape == (r, 16, 16)
+        zb = int(torch.floor((vox[0, 0, 2] + 0.5) * r / 16 - 0.5 + 0.5))
+        # coarse levels: the 2-D Gaussian in the keypoint's bin only
+        if r < 16:
+            assert v[zb].max() == 1 and v.sum() == v[zb].sum()
+    # the finest level is gaussian_volumes at the voxel coordinates
+    from pyhpe.ops import gaussian_volumes
+    want = gaussian_volumes(vox, None, (16, 16, 16), sigma=1.0).volumes
+    torch.testing.assert_close(t["volumes_2"][:, :2], want[:, :2])
+    # decoding a target gives its centre voxel int(v + 0.5), back in pixels and mm
+    dec, scores = codec.decode(t["volumes_2"][:, :2])
+    centre = codec.from_voxels(torch.floor(vox[:, :2] + 0.5))
+    torch.testing.assert_close(dec, centre, atol=1e-2, rtol=0)
+    assert torch.all(scores == 1)
+    with pytest.raises(ValueError, match="depth spread"):
+        VolumetricC2F((64, 64), (16, 16), (8, 16), sigma=2.0)
+
+
+def test_backproject_inverts_the_projection():
+    g = torch.Generator().manual_seed(0)
+    P = torch.randn(3, 17, 3, generator=g, dtype=torch.float64) * 300
+    P[:, :, 2] += 5000
+    f, c = torch.tensor([[1100.0, 1150.0]] * 3, dtype=torch.float64), \
+        torch.tensor([[500.0, 510.0]] * 3, dtype=torch.float64)
+    uv = P[..., :2] / P[..., 2:] * f[:, None] + c[:, None]
+    kp = torch.cat([uv, (P[..., 2] - P[:, :1, 2])[..., None]], -1)
+    torch.testing.assert_close(backproject(kp, f, c, P[:, 0, 2]), P - P[:, :1])
+
+
+def _mpjpe(model, x, d):
+    model.eval()
+    with torch.no_grad():
+        pred, _ = model.predict(x)
+    model.train()
+    P = backproject(pred.double(), torch.from_numpy(d["focal"]).double(),
+                    torch.from_numpy(d["centre"]).double(),
+                    torch.from_numpy(d["root_depth"]).double())
+    return float((P - torch.from_numpy(d["pose_3d"]).double()).norm(dim=-1).mean())
+
+
+def test_learns_h36m_sample(one_torch_thread):
+    d = dict(np.load(FIXTURE))
+    torch.manual_seed(0)
+    x = torch.from_numpy(d["images"]).permute(0, 3, 1, 2).float() / 255.0
+    x = (x - 0.45) / 0.25
+    model = build_model("volumetric", "tiny")
+    targets = model.codec.encode(torch.from_numpy(d["keypoints"]),
+                                 torch.from_numpy(d["visibility"]))
+    mpjpe0 = _mpjpe(model, x, d)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        loss = sum(model(x, targets).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    mpjpe1 = _mpjpe(model, x, d)
+    print(f"loss {losses[0]:.4f} -> {losses[-1]:.4f}, MPJPE {mpjpe0:.0f} -> {mpjpe1:.0f} mm")
+    # this run: loss 1.18 -> 0.018, MPJPE 817 -> 437 mm (four frames, 40 steps)
+    assert losses[-1] < 0.1 * losses[0]
+    assert mpjpe1 < 0.7 * mpjpe0

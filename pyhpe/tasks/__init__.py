@@ -20,6 +20,7 @@ from .topdown import TopDownConfig, TopDownTask
 
 TASKS: Dict[str, type] = {"topdown": TopDownTask, "bottomup_paf": BottomUpPAFTask,
                           "lift3d": Lift3DTask}
+TASKS["volumetric3d"] = __import__(f"{__name__}.volumetric3d", fromlist=["_"]).Volumetric3DTask
 
 
 def task_names():

@@ -49,7 +49,8 @@ def main(root: str) -> None:
                         focal=np.stack(focal).astype(np.float32),
                         centre=np.stack(centre).astype(np.float32),
                         visibility=d["visibility"].astype(np.float32),
-                        subject=np.asarray(d["subject"]))
+                        subject=np.asarray(d["subject"]),
+                        imgname=np.asarray([str(n) for n in d["imgname"]]))
 
 
 if __name__ == "__main__":

@@ -93,6 +93,19 @@ def test_debiasing_removes_the_uniform_part():
     torch.testing.assert_close(debiased, torch.tensor([6.0, 5.0, 1.0], dtype=torch.float64))
 
 
+@cpu_and_cuda()
+def test_non_contiguous_volumes(device, rng):
+    t = torch.from_numpy(gaussian_blobs(rng, 2, 3, 5, 6, 7)).float().to(device)
+    view = t.permute(0, 1, 2, 4, 3).contiguous().permute(0, 1, 2, 4, 3)  # same values, strided
+    assert not view.is_contiguous()
+    assert torch.equal(ops.soft_argmax_3d(view, beta=2.0), ops.soft_argmax_3d(t, beta=2.0))
+    x = view.detach().requires_grad_(True)
+    ops.soft_argmax_3d(x).sum().backward()
+    y = t.clone().requires_grad_(True)
+    ops.soft_argmax_3d(y).sum().backward()
+    torch.testing.assert_close(x.grad, y.grad)
+
+
 def test_module_forms():
     v = torch.randn(2, 3, 4, 5, 6)
     m = ops.SoftArgmax3d(beta=2.0)

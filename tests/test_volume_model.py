@@ -6,7 +6,6 @@ evaluated by MPJPE after the paper's back-projection."""
 import json
 import os
 
-import numpy as np
 import pytest
 import torch
 

@@ -19,12 +19,12 @@ the peak's neighbourhood; beta -> inf is the paper's argmax), scores the volume'
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from .base import Codec, as_size
+from .base import Codec, as_size, check_flip_index, shift_last_dim
 
 
 class VolumetricC2F(Codec):
@@ -109,7 +109,11 @@ class VolumetricC2F(Codec):
         return self.from_voxels(vox), v.flatten(2).amax(-1)
 
     def flip_back(self, outputs_flipped, flip_index: Sequence[int]):
-        return outputs_flipped.flip(-1)[:, list(flip_index)]
+        """Volumes of the mirrored input -> the input's: mirrored along W, joints swapped by
+        ``flip_index`` and moved ``1 - 1/stride`` voxels right (as 2-D heatmaps, flip_maps)."""
+        idx = check_flip_index(flip_index, outputs_flipped.shape[1], "VolumetricC2F.flip_back")
+        stride = self.input_size[0] / self.heatmap_size[0]
+        return shift_last_dim(outputs_flipped.flip(-1)[:, idx], 1.0 - 1.0 / stride)
 
     def to_config(self) -> dict:
         return {"name": self.name, "input_size": list(self.input_size),
@@ -122,7 +126,8 @@ def backproject(keypoints: Tensor, focal: Tensor, centre: Tensor, root_depth: Te
     """Root-relative camera-frame joints (mm) from ``keypoints (B, K, 3)`` (u, v pixels of the
     camera whose intrinsics are ``focal (B, 2)``, ``centre (B, 2)``; z mm relative to the root)
     and the root's absolute depth ``root_depth (B,)`` mm, as the paper reconstructs for its
-    Human3.6M evaluation: ``Z = root_depth + z``, ``X = (u - cx) Z / fx``, ``Y = (v - cy) Z / fy``."""
+    Human3.6M evaluation: ``Z = root_depth + z``, ``X = (u - cx) Z / fx``,
+    ``Y = (v - cy) Z / fy``."""
     Z = root_depth[:, None] + keypoints[..., 2]
     XY = (keypoints[..., :2] - centre[:, None]) * Z[..., None] / focal[:, None]
     P = torch.cat([XY, Z[..., None]], -1)

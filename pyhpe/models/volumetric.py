@@ -62,8 +62,8 @@ class C2FVolumetric(nn.Module):
         n = len(self.res_z)
         self.stem = nn.Sequential(nn.Conv2d(3, c // 4, 7, 2, 3), nn.BatchNorm2d(c // 4),
                                   nn.ReLU(inplace=True), _Residual(c // 4, c // 2))
-        self.stem_pool = nn.Sequential(nn.MaxPool2d(2), _Residual(c // 2, c // 2),
-                                       _Residual(c // 2, c // 2), _Residual(c // 2, c))
+        self.stem_res = nn.Sequential(_Residual(c // 2, c // 2), _Residual(c // 2, c // 2),
+                                      _Residual(c // 2, c))
         cins = [c] + [c + c // 2] + [2 * c] * max(n - 2, 0)
         self.hgs = nn.ModuleList(_C2FHourglass(depth, cins[i], 2 * c, c) for i in range(n))
         self.lin1 = nn.ModuleList(_lin(2 * c, 2 * c) for _ in range(n))
@@ -80,7 +80,7 @@ class C2FVolumetric(nn.Module):
     def forward(self, x: Tensor) -> List[Tensor]:
         r1 = self.stem(x)
         pooled = F.max_pool2d(r1, 2)
-        x = self.stem_pool[1:](pooled)
+        x = self.stem_res(pooled)
         prev = pooled  # what the first merge concatenates (the stem's pooled features)
         outs = []
         for i, hg in enumerate(self.hgs):

@@ -212,15 +212,23 @@ void run_avx2(std::mt19937* rng) {
     return;
   }
   for (int normalize : {kNormSoftmax, kNormSum, kNormNone})
-    for (int W : {3, 8, 13, 64}) {
-      const int M = 2, D = 5, H = 7;
+    for (int W : {3, 8, 13, 64})
+    for (double beta : {1.7, -0.9}) {
+      if (normalize != kNormSoftmax && beta != 1.7) continue;
+      const int M = 3, D = 5, H = 7;
       const int64_t n = static_cast<int64_t>(D) * H * W;
       std::normal_distribution<float> u(0.f, 2.f);
       std::vector<float> v(M * n), g(3 * M), c1(3 * M), c2(3 * M), g1(M * n), g2(M * n);
       for (float& x : v) x = normalize == kNormSoftmax ? u(*rng) : std::fabs(u(*rng)) + 0.1f;
       for (float& x : g) x = u(*rng);
+      if (normalize == kNormSoftmax) {
+        // map 1: its extreme in the last row (the online shift rises late); map 2: the first
+        // rows at -inf (exp(-inf) = 0: rows before the first finite one), +inf for beta < 0
+        v[n + n - 1] = beta > 0 ? 9.f : -9.f;
+        for (int j = 0; j < 3 * W; ++j) v[2 * n + j] = beta > 0 ? -INFINITY : INFINITY;
+      }
       std::vector<double> st1(M * kNumStats), st2(M * kNumStats);
-      auto a = make_args(v, M, D, H, W, normalize, 1.7, false);
+      auto a = make_args(v, M, D, H, W, normalize, beta, false);
       auto b = a;
       a.stats = st1.data(), a.out = c1.data();
       b.stats = st2.data(), b.out = c2.data();

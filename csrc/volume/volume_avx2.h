@@ -3,8 +3,9 @@
 // seen by nvcc. They compute what sums_host / backward_map_host compute, 8 voxels at a
 // time: the exponential is the decode family's expf8 (within 2.2 ulp of exp), the exponent
 // beta * h - m one fused multiply-subtract, and the sums run in float lanes over at most
-// kFlushRows rows before they are added in double. The extremes (the softmax shift and its
-// state) are the exact max / min, so shift_of decides the defined answers as on every path.
+// kFlushRows rows before they are added in double. The forward reads each map once (the
+// softmax shift is found online, see sums). The extremes are the exact max / min, so
+// shift_of decides the defined answers as on every path.
 #pragma once
 
 #include "decode/decode_avx2.h"
@@ -24,26 +25,6 @@ using decode::avx2::lane_mask;
 
 constexpr int kFlushRows = 16;
 
-// Exact max, min and NaN flag of n floats.
-PYHPE_VOLUME_TARGET_AVX2 inline Extremes<float> extremes(const float* h, int64_t n) {
-  __m256 mx = _mm256_set1_ps(-INFINITY), mn = _mm256_set1_ps(INFINITY);
-  __m256 nan = _mm256_setzero_ps();
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const __m256 v = _mm256_loadu_ps(h + j);
-    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    mx = _mm256_max_ps(mx, v);
-    mn = _mm256_min_ps(mn, v);
-  }
-  float bx[8], bn[8];
-  _mm256_storeu_ps(bx, mx);
-  _mm256_storeu_ps(bn, mn);
-  Extremes<float> e{bx[0], bn[0], _mm256_movemask_ps(nan) != 0};
-  for (int l = 1; l < 8; ++l) extremes_merge(&e, Extremes<float>{bx[l], bn[l], false});
-  for (; j < n; ++j) extremes_add(&e, h[j]);
-  return e;
-}
-
 // The weights of 8 voxels (lanes outside `mask` are 0).
 PYHPE_VOLUME_TARGET_AVX2 inline __m256 weights8(const float* p, __m256i mask, bool masked, bool softmax,
                                          __m256 vb, __m256 vm) {
@@ -52,25 +33,74 @@ PYHPE_VOLUME_TARGET_AVX2 inline __m256 weights8(const float* p, __m256i mask, bo
   return masked ? _mm256_and_ps(e, _mm256_castsi256_ps(mask)) : e;
 }
 
-// All sums of one map; false when the caller must take the generic path (not state 0).
-PYHPE_VOLUME_TARGET_AVX2 inline bool sums(const SoftArgmax3dArgs<float>& a, int64_t m, VolumeSums* out) {
+// Exact max, min and NaN flag of one row of W floats (the lanes past W masked out).
+PYHPE_VOLUME_TARGET_AVX2 inline Extremes<float> row_extremes(const float* hr, int full, int W,
+                                                            __m256i tail) {
+  __m256 mx = _mm256_set1_ps(-INFINITY), mn = _mm256_set1_ps(INFINITY);
+  __m256 nan = _mm256_setzero_ps();
+  int c = 0;
+  for (; c < full; c += 8) {
+    const __m256 v = _mm256_loadu_ps(hr + c);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    mx = _mm256_max_ps(mx, v);
+    mn = _mm256_min_ps(mn, v);
+  }
+  if (c < W) {
+    const __m256 keep = _mm256_castsi256_ps(tail);
+    const __m256 v = _mm256_maskload_ps(hr + c, tail);
+    nan = _mm256_or_ps(nan, _mm256_and_ps(keep, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    mx = _mm256_max_ps(mx, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v, keep));
+    mn = _mm256_min_ps(mn, _mm256_blendv_ps(_mm256_set1_ps(INFINITY), v, keep));
+  }
+  float bx[8], bn[8];
+  _mm256_storeu_ps(bx, mx);
+  _mm256_storeu_ps(bn, mn);
+  Extremes<float> e{bx[0], bn[0], _mm256_movemask_ps(nan) != 0};
+  for (int l = 1; l < 8; ++l) extremes_merge(&e, Extremes<float>{bx[l], bn[l], false});
+  return e;
+}
+
+// All sums of one map in one read of it; false when the caller must take the generic path
+// (a map that is not state 0: NaN / inf or a saturated softmax). The softmax shift is found
+// on the way (online, as flash attention does): each row's extremes are scanned first (the
+// row then sits in L1 for its exponentials); when a row raises the shift from m to m', the
+// sums so far are multiplied by exp(m - m'), so that every exponent stays <= 0 and the
+// final sums are those of the shift max(beta * h), as the generic path computes them.
+PYHPE_VOLUME_TARGET_AVX2 inline bool sums(const SoftArgmax3dArgs<float>& a, int64_t m,
+                                          VolumeSums* out) {
   const int64_t n = voxels(a);
   const float* h = a.volumes + m * n;
   const bool softmax = a.normalize == kNormSoftmax;
   VolumeSums s{0.0, 0.0, 0.0, 0.0, 0.0, 0};
-  if (softmax) s = shift_of(a, extremes(h, n));
-  if (s.state != 0) return false;
   const __m256 vb = _mm256_set1_ps(static_cast<float>(a.beta));
-  const __m256 vm = _mm256_set1_ps(static_cast<float>(s.m));
   const int W = a.W, rows = a.D * a.H;
   const int full = W & ~7;
   const __m256i tail = lane_mask(W - full);
   const __m256 step = _mm256_set1_ps(8.0f), first = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+  Extremes<float> all = extremes_init<float>();
+  double shift = softmax ? -INFINITY : 0.0;
+  __m256 vm = _mm256_set1_ps(static_cast<float>(shift));
   for (int r0 = 0; r0 < rows; r0 += kFlushRows) {
     const int r1 = r0 + kFlushRows < rows ? r0 + kFlushRows : rows;
     __m256 vs = _mm256_setzero_ps(), vx = vs, vy = vs, vz = vs;
     for (int r = r0; r < r1; ++r) {
       const float* hr = h + static_cast<int64_t>(r) * W;
+      if (softmax) {
+        const Extremes<float> e = row_extremes(hr, full, W, tail);
+        extremes_merge(&all, e);
+        const double sr = a.beta * static_cast<double>(a.beta < 0.0 ? e.mn : e.mx);
+        if (e.nan || sr != sr) continue;  // the map goes to the generic path (NaN)
+        if (sr > shift) {
+          const double f = exp(shift - sr);  // 0 before the first finite row
+          const __m256 vf = _mm256_set1_ps(static_cast<float>(f));
+          vs = _mm256_mul_ps(vs, vf), vx = _mm256_mul_ps(vx, vf);
+          vy = _mm256_mul_ps(vy, vf), vz = _mm256_mul_ps(vz, vf);
+          s.S *= f, s.Sx *= f, s.Sy *= f, s.Sz *= f;
+          shift = sr;
+          vm = _mm256_set1_ps(static_cast<float>(shift));
+        }
+        if (shift == -INFINITY) continue;  // no finite row yet: weights 0 under any shift
+      }
       const __m256 y = _mm256_set1_ps(static_cast<float>(r % a.H));
       const __m256 z = _mm256_set1_ps(static_cast<float>(r / a.H));
       __m256 rs = _mm256_setzero_ps(), col = first;
@@ -94,6 +124,11 @@ PYHPE_VOLUME_TARGET_AVX2 inline bool sums(const SoftArgmax3dArgs<float>& a, int6
     s.Sx += hsum_pd(vx);
     s.Sy += hsum_pd(vy);
     s.Sz += hsum_pd(vz);
+  }
+  if (softmax) {
+    const VolumeSums st = shift_of(a, all);
+    if (st.state != 0) return false;
+    s.m = st.m;  // == shift: the largest row shift is beta * the extreme
   }
   *out = s;
   return true;

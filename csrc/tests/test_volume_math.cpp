@@ -288,6 +288,16 @@ int main() {
   volume_finish(a, 0, sums_host(a, 0));
   EXPECT(c[0] != c[0] && c[1] != c[1] && c[2] != c[2]);
   run_gaussian();
+  // divmod / voxel_of: 32-bit and 64-bit branches agree with plain division
+  for (int64_t a : {int64_t(0), int64_t(12345), int64_t(0xffffffffLL), int64_t(0x100000000LL) + 77,
+                    int64_t(1) << 40}) {
+    int64_t q, r;
+    divmod(a, 4096, &q, &r);
+    EXPECT(q == a / 4096 && r == a % 4096);
+    int64_t z, y, x;
+    voxel_of(a, 64 * 64, 64, &z, &y, &x);
+    EXPECT((z * 64 + y) * 64 + x == a && y < 64 && x < 64);
+  }
 #ifdef PYHPE_VOLUME_AVX2
   run_avx2(&rng);
 #endif

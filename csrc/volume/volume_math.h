@@ -70,6 +70,28 @@ PYHPE_HD_INLINE int64_t voxels(const SoftArgmax3dArgs<T>& a) {
   return static_cast<int64_t>(a.D) * a.H * a.W;
 }
 
+// (q, r) = (a / b, a % b), in 32 bits when both fit (a 64-bit division costs the GPU tens of
+// instructions; the per-voxel kernels do two or three per voxel).
+PYHPE_HD_INLINE void divmod(int64_t a, int64_t b, int64_t* q, int64_t* r) {
+  if (a >= 0 && a <= 0xffffffffLL && b > 0 && b <= 0xffffffffLL) {
+    const uint32_t ua = static_cast<uint32_t>(a), ub = static_cast<uint32_t>(b);
+    const uint32_t uq = ua / ub;
+    *q = uq;
+    *r = ua - uq * ub;
+    return;
+  }
+  *q = a / b;
+  *r = a - *q * b;
+}
+
+// Voxel (z, y, x) of the flat index j of a (D, H, W) volume (hw = H * W).
+PYHPE_HD_INLINE void voxel_of(int64_t j, int64_t hw, int64_t W, int64_t* z, int64_t* y,
+                              int64_t* x) {
+  int64_t r;
+  divmod(j, hw, z, &r);
+  divmod(r, W, y, x);
+}
+
 // Partial extremes over the flat indices start, start + step, ... (the GPU's threads; the
 // CPU runs start 0, step 1). nan records a NaN.
 template <typename T>
@@ -151,7 +173,8 @@ PYHPE_HD void sums_partial(const SoftArgmax3dArgs<T>& a, int64_t m, int64_t star
   const T beta_t = static_cast<T>(a.beta), m_t = static_cast<T>(s->m);
   for (int64_t j = start; j < n; j += step) {
     const double f = static_cast<double>(volume_weight(softmax, h[j], beta_t, m_t));
-    const int64_t z = j / hw, r = j - z * hw, y = r / a.W, x = r - y * a.W;
+    int64_t z, y, x;
+    voxel_of(j, hw, a.W, &z, &y, &x);
     s->S += f;
     s->Sx += f * static_cast<double>(x);
     s->Sy += f * static_cast<double>(y);
@@ -228,7 +251,8 @@ PYHPE_HD void saturated_sums(const SoftArgmax3dArgs<T>& a, int64_t m, VolumeSums
   s->S = s->Sx = s->Sy = s->Sz = 0.0;
   for (int64_t j = 0; j < n; ++j) {
     if (h[j] != best) continue;
-    const int64_t z = j / hw, r = j - z * hw, y = r / a.W, x = r - y * a.W;
+    int64_t z, y, x;
+    voxel_of(j, hw, a.W, &z, &y, &x);
     s->S += 1.0;
     s->Sx += static_cast<double>(x);
     s->Sy += static_cast<double>(y);
@@ -356,8 +380,9 @@ PYHPE_HD void coeffs_element(const SoftArgmax3dArgs<T>& a, int64_t m) {
 template <typename T>
 PYHPE_HD void backward_element(const SoftArgmax3dArgs<T>& a, int64_t idx) {
   const int64_t n = voxels(a), hw = static_cast<int64_t>(a.H) * a.W;
-  const int64_t m = idx / n, j = idx - m * n;
-  const int64_t z = j / hw, r = j - z * hw, y = r / a.W, x = r - y * a.W;
+  int64_t m, j, z, y, x;
+  divmod(idx, n, &m, &j);
+  voxel_of(j, hw, a.W, &z, &y, &x);
   const double* st = a.stats + m * kNumStats;
   GradCoeffs c;
   if (a.coeffs != nullptr) {
@@ -493,8 +518,9 @@ PYHPE_HD T volume_gaussian_value(const VolumeWindow& w, int64_t x, int64_t y, in
 template <typename T>
 PYHPE_HD void gaussian_volume_element(const GaussianVolumeArgs<T>& a, int64_t idx) {
   const int64_t hw = a.H * a.W, n = a.D * hw;
-  const int64_t bk = idx / n, j = idx - bk * n;
-  const int64_t z = j / hw, r = j - z * hw, y = r / a.W, x = r - y * a.W;
+  int64_t bk, j, z, y, x;
+  divmod(idx, n, &bk, &j);
+  voxel_of(j, hw, a.W, &z, &y, &x);
   a.volumes[idx] = volume_gaussian_value<T>(volume_window(a, bk), x, y, z);
 }
 

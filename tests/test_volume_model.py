@@ -103,3 +103,32 @@ def test_learns_h36m_sample_through_the_engine(tmp_path, one_torch_thread):
     assert losses[-1] < 0.1 * losses[0]
     assert after["MPJPE"] < 0.7 * before["MPJPE"]
     assert set(after) >= {"MPJPE", "P-MPJPE", "MPJPE_Directions", "MPJPE_WalkDog"}
+
+
+SHARED_H36M = os.path.join(ROOT, "..", "shared", "data", "h36m")
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_H36M), reason="needs ../shared/data/h36m (the "
+                    "Human3.6M sample frames with their images)")
+def test_h36m_data_type_crops_the_frames_as_the_fixture():
+    """The 'h36m' data type (mmpose npz + cameras + images, cropped on the fly) gives the
+    crops, keypoints and intrinsics of the recorded fixture (made from the same frames)."""
+    import numpy as np
+
+    from pyhpe.tasks import build_task
+    data = {"type": "h36m", "train_path": os.path.join(SHARED_H36M, "test_h36m_body3d.npz"),
+            "cameras": os.path.join(SHARED_H36M, "cameras.pkl"), "image_root": SHARED_H36M,
+            "train_subjects": ["S1", "S5"], "test_subjects": ["S7", "S8"]}
+    task = build_task(SAMPLE, [f"data={json.dumps(data)}"])
+    train, test = task.datasets()
+    assert len(train) == 2 and len(test) == 2
+    fixture = dict(np.load(os.path.join(ROOT, "tests", "data", "h36m", "volumetric_crops.npz")))
+    for ds, rows in ((train, [0, 1]), (test, [2, 3])):
+        for key in ("keypoints", "pose_3d", "root_depth", "focal", "centre"):
+            np.testing.assert_allclose(ds.a[key], fixture[key][rows], rtol=1e-5, atol=1e-3)
+        for i, row in enumerate(rows):
+            np.testing.assert_array_equal(ds.image(i), fixture["images"][row])
+    item = train[0]
+    assert item["image"].shape == (3, 64, 64) and item["keypoints"].shape == (17, 3)
+    metrics = task.evaluate(task.build_model(), "cpu")
+    assert set(metrics) >= {"MPJPE", "P-MPJPE", "MPJPE_Greeting", "MPJPE_WalkDog"}

@@ -157,7 +157,7 @@ def _h36m_split(d: H36MImages, path: str, subjects, input_size):
         if img is None:
             raise FileNotFoundError(f"volumetric3d: cannot read image {str(paths[j])!r}")
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        return cv2.warpAffine(img, mats[j].astype(np.float32), tuple(input_size),
+        return cv2.warpAffine(img, mats[j], tuple(input_size),
                               flags=cv2.INTER_LINEAR)
     return arrays, loader
 

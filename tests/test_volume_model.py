@@ -132,3 +132,49 @@ def test_h36m_data_type_crops_the_frames_as_the_fixture():
     assert item["image"].shape == (3, 64, 64) and item["keypoints"].shape == (17, 3)
     metrics = task.evaluate(task.build_model(), "cpu")
     assert set(metrics) >= {"MPJPE", "P-MPJPE", "MPJPE_Greeting", "MPJPE_WalkDog"}
+
+
+def test_plain_torch_decoder_exports_to_onnx(tmp_path):
+    """VolumetricDecoder (plain torch, for export) = the codec's decode, also run by ONNX
+    Runtime after export with the model."""
+    from pyhpe.codecs.volumetric import VolumetricDecoder
+    model = build_model("volumetric", "tiny").eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    dec = VolumetricDecoder(model.codec)
+    with torch.no_grad():
+        final = model.head.final_outputs(model(x))
+        torch.testing.assert_close(dec(final), model.codec.decode(final), atol=2e-3, rtol=1e-4)
+        # the decode of targets (peaked volumes)
+        kp = torch.tensor([[[20.0, 30.0, 100.0], [40.0, 12.0, -400.0]]])
+        t = model.codec.encode(kp)["volumes_2"]
+        torch.testing.assert_close(dec(t), model.codec.decode(t), atol=1e-3, rtol=1e-5)
+    ort = pytest.importorskip("onnxruntime")
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model, self.dec = model, dec
+
+        def forward(self, inputs):
+            return self.dec(self.model.head.final_outputs(self.model(inputs)))
+
+    import warnings
+    path = str(tmp_path / "volumetric.onnx")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the TorchScript-based exporter, as export_onnx
+        torch.onnx.export(Wrapper().eval(), (x,), path, input_names=["input"],
+                          output_names=["keypoints", "scores"], opset_version=17, dynamo=False)
+        ref = Wrapper()(x)
+    got = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(
+        None, {"input": x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(got[0]), ref[0], atol=1e-2, rtol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(got[1]), ref[1], atol=1e-4, rtol=1e-3)
+
+
+def test_encode_takes_2d_keypoints_at_the_root_depth():
+    codec = build_model("volumetric", "tiny").codec
+    kp = torch.tensor([[[20.0, 30.0], [40.0, 12.0]]])
+    a = codec.encode(kp)
+    b = codec.encode(torch.cat([kp, torch.zeros(1, 2, 1)], -1))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -72,9 +72,12 @@ class VolumetricC2F(Codec):
     def encode(self, keypoints: Tensor, visibility: Optional[Tensor] = None, **meta
                ) -> Dict[str, Tensor]:
         """``keypoints (B, K, 3)`` -> ``volumes_<i> (B, K, res_z[i], H, W)`` per level and
-        ``keypoint_weights (B, K)``."""
+        ``keypoint_weights (B, K)``. ``(B, K, 2)`` keypoints are taken at the root's depth
+        (z = 0)."""
         from ..ops import gaussian_volumes
         kp = torch.as_tensor(keypoints).float()
+        if kp.dim() == 3 and kp.shape[-1] == 2:
+            kp = torch.cat([kp, kp.new_zeros(kp.shape[:2] + (1,))], -1)
         if kp.dim() != 3 or kp.shape[-1] != 3:
             raise ValueError(f"VolumetricC2F.encode: 'keypoints' must be (B, K, 3) (x, y, z mm), "
                              f"got shape {tuple(kp.shape)}")
@@ -121,6 +124,25 @@ class VolumetricC2F(Codec):
                 "sigma": self.sigma, "depth_range": self.depth_range, "beta": self.beta}
 
 
+class VolumetricDecoder(torch.nn.Module):
+    """:meth:`VolumetricC2F.decode` in plain torch ops (softmax over the voxels and the three
+    weighted sums), for export (ONNX, ``torch.export``), where pyhpe's compiled ops are not
+    available; equal to the codec's decode to float rounding."""
+
+    def __init__(self, codec: VolumetricC2F):
+        super().__init__()
+        self.codec = codec
+
+    def forward(self, volumes: Tensor):
+        v = volumes.float()
+        B, K, D, H, W = v.shape
+        p = torch.softmax(v.reshape(B, K, D * H * W) * self.codec.beta, -1).reshape(B, K, D, H, W)
+        grid = [torch.arange(n, dtype=v.dtype, device=v.device) for n in (W, H, D)]
+        vox = torch.stack([(p.sum((2, 3)) * grid[0]).sum(-1), (p.sum((2, 4)) * grid[1]).sum(-1),
+                           (p.sum((3, 4)) * grid[2]).sum(-1)], -1)
+        return self.codec.from_voxels(vox), v.reshape(B, K, -1).amax(-1)
+
+
 def backproject(keypoints: Tensor, focal: Tensor, centre: Tensor, root_depth: Tensor,
                 root_index: int = 0) -> Tensor:
     """Root-relative camera-frame joints (mm) from ``keypoints (B, K, 3)`` (u, v pixels of the
@@ -134,4 +156,4 @@ def backproject(keypoints: Tensor, focal: Tensor, centre: Tensor, root_depth: Te
     return P - P[:, root_index:root_index + 1]
 
 
-__all__ = ["VolumetricC2F", "backproject"]
+__all__ = ["VolumetricC2F", "VolumetricDecoder", "backproject"]

@@ -38,6 +38,7 @@ EXPECTED = {
     "okdhp": (2, 17, 16, 12),
     "rmpe": (2, 17, 16, 12),
     "deepercut": [(2, 17, 8, 6), (2, 34, 8, 6), (2, 544, 8, 6), (2, 17, 8, 6)],
+    "volumetric": [(2, 17, 1, 16, 12), (2, 17, 4, 16, 12), (2, 17, 16, 16, 12)],
 }
 FLIP = COCO17.flip_index()
 
@@ -106,7 +107,7 @@ def test_predict_shapes_and_flip_test(name):
         assert len(kp) == 2 and len(kf) == 2
         assert all(k.shape[1:] == (17, 2) and s.shape[1:] == (17,) for k, s in zip(kp, sc))
         return
-    dims = 3 if name == "simple_baseline_3d" else 2
+    dims = 3 if name in ("simple_baseline_3d", "volumetric") else 2
     assert kp.shape == kf.shape == (2, 17, dims) and sc.shape == sf.shape == (2, 17)
     assert torch.isfinite(kf).all()
     with pytest.raises(ValueError, match="flip_index"):
@@ -335,7 +336,7 @@ UNPUBLISHED = [("cpm", "paper", 28.283), ("deeppose", "paper", 23.578), ("rtmpos
                ("litepose", "xs", 1.657), ("tfpose", "paper", 35.229), ("pipnet", "paper", 11.272),
                ("mca", "paper", 58.319), ("chained", "paper", 49.145), ("okdhp", "paper", 30.759),
                # RMPE: the paper's 8-stack hourglass SPPE (25.38 M) + the STN's localisation net
-               ("rmpe", "paper", 25.476)]
+               ("rmpe", "paper", 25.476), ("volumetric", "paper", 53.495)]
 
 
 @pytest.mark.parametrize("name,config,kw,published,source", PUBLISHED,

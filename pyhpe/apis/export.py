@@ -273,6 +273,7 @@ def torch_decoder(codec) -> nn.Module:
     from ..codecs.pipnet import PIPNetLabel
     from ..codecs.regression import IntegralRegressionLabel, RegressionLabel
     from ..codecs.simcc import SimCCLabel
+    from ..codecs.volumetric import VolumetricC2F, VolumetricDecoder
     if isinstance(codec, MSRAHeatmap):
         return HeatmapDecoder(codec)
     if isinstance(codec, SimCCLabel):
@@ -283,6 +284,8 @@ def torch_decoder(codec) -> nn.Module:
         return RegressionDecoder(codec)
     if isinstance(codec, (Lift3DCodec, PIPNetLabel)):
         return CodecDecoder(codec)
+    if isinstance(codec, VolumetricC2F):
+        return VolumetricDecoder(codec)
     if codec.groups_people:
         raise NotImplementedError(
             f"export: the {type(codec).__name__} codec's decode groups people, which is "

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from ..codecs import Codec
-from . import (chained, cpm, cpn, deepercut, deeppose, hourglass, hrnet, lifter, litepose, mca, mspn, okdhp,
-               openpose, pipnet, pyranet, rmpe, rtmpose, simple_baseline, tfpose, tokenpose,
-               vitpose)
+from . import (chained, cpm, cpn, deepercut, deeppose, hourglass, hrnet, lifter, litepose, mca,
+               mspn, okdhp, openpose, pipnet, pyranet, rmpe, rtmpose, simple_baseline, tfpose,
+               tokenpose, vitpose, volumetric)
 from .common import BasicBlock, Bottleneck, ResNet
 from .cpm import CPM
 from .heads import (BaseHead, HeatmapHead, IntegralHead, LiftHead, PAFHead, RegressionHead,
@@ -48,6 +48,7 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "okdhp": (okdhp.build, okdhp.CONFIGS),
     "rmpe": (rmpe.build, rmpe.CONFIGS),
     "deepercut": (deepercut.build, deepercut.CONFIGS),
+    "volumetric": (volumetric.build, volumetric.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

@@ -18,9 +18,11 @@ from .bottomup_deepercut import BottomUpDeeperCutTask
 from .bottomup_paf import BottomUpPAFConfig, BottomUpPAFTask
 from .lift3d import Lift3DConfig, Lift3DTask
 from .topdown import TopDownConfig, TopDownTask
+from .volumetric3d import Volumetric3DTask
 
 TASKS: Dict[str, type] = {"topdown": TopDownTask, "bottomup_paf": BottomUpPAFTask,
-                          "lift3d": Lift3DTask, "bottomup_deepercut": BottomUpDeeperCutTask}
+                          "lift3d": Lift3DTask, "bottomup_deepercut": BottomUpDeeperCutTask,
+                          "volumetric3d": Volumetric3DTask}
 
 
 def task_names():

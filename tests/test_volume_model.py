@@ -1,0 +1,180 @@
+"""The coarse-to-fine volumetric model (Pavlakos et al. 2017) and its codec: architecture and
+parameter count, targets per level, decoding through pyhpe.ops.soft_argmax_3d, and a learning
+test through the engine (configs/volumetric3d_h36m_sample.json: the four real Human3.6M sample
+frames, tests/data/h36m/volumetric_crops.npz made by tests/data/record_h36m_volumetric.py)
+evaluated by MPJPE after the paper's back-projection."""
+import json
+import os
+
+import pytest
+import torch
+
+from pyhpe.codecs.volumetric import VolumetricC2F, backproject
+from pyhpe.models import build_model
+from pyhpe.models.volumetric import C2FVolumetric
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(ROOT, "configs", "volumetric3d_h36m_sample.json")
+
+
+def test_paper_architecture_and_parameter_count():
+    model = build_model("volumetric", "paper")
+    bb = model.backbone
+    assert isinstance(bb, C2FVolumetric) and bb.res_z == (1, 2, 4, 64) and len(bb.hgs) == 4
+    # hg-stacked-4: stack inputs 256, 384, 512, 512; outputs 17 * (1, 2, 4, 64) channels;
+    # the last stack's features stay at 512 channels
+    assert [hg.up[0].body[2].in_channels for hg in bb.hgs] == [256, 384, 512, 512]
+    assert [o.out_channels for o in bb.outs] == [17, 34, 68, 1088]
+    assert bb.outs[-1].in_channels == 512
+    # The paper gives no parameter count; this pins the count of the network above
+    # (53.5 M, most of it in the four 512-output hourglasses).
+    assert sum(p.numel() for p in model.parameters()) == 53_494_583
+    assert model.codec.heatmap_size == (64, 64) and model.codec.depth == 64
+
+
+def test_tiny_forward_shapes():
+    model = build_model("volumetric", "tiny")
+    outs = model(torch.randn(2, 3, 64, 64))
+    assert [tuple(o.shape) for o in outs] == [(2, 17, 1, 16, 16), (2, 17, 4, 16, 16),
+                                              (2, 17, 16, 16, 16)]
+
+
+def test_codec_levels_and_round_trip():
+    codec = VolumetricC2F((64, 64), (16, 16), (1, 4, 16), sigma=1.0, depth_range=2000.0)
+    kp = torch.tensor([[[10.0, 22.0, -300.0], [41.0, 33.0, 500.0], [20.0, 20.0, 5000.0]]])
+    t = codec.encode(kp, torch.tensor([[1.0, 1.0, 1.0]]))
+    assert t["keypoint_weights"].tolist() == [[1.0, 1.0, 0.0]]  # 5 m behind the root: outside
+    vox = codec.to_voxels(kp)
+    for i, r in enumerate((1, 4, 16)):
+        v = t[f"volumes_{i}"][0, 0]
+        assert v.shape == (r, 16, 16)
+        zb = int(torch.floor((vox[0, 0, 2] + 0.5) * r / 16 - 0.5 + 0.5))
+        # coarse levels: the 2-D Gaussian in the keypoint's bin only
+        if r < 16:
+            assert v[zb].max() == 1 and v.sum() == v[zb].sum()
+    # the finest level is gaussian_volumes at the voxel coordinates
+    from pyhpe.ops import gaussian_volumes
+    want = gaussian_volumes(vox, None, (16, 16, 16), sigma=1.0).volumes
+    torch.testing.assert_close(t["volumes_2"][:, :2], want[:, :2])
+    # decoding a target gives its centre voxel int(v + 0.5), back in pixels and mm
+    dec, scores = codec.decode(t["volumes_2"][:, :2])
+    centre = codec.from_voxels(torch.floor(vox[:, :2] + 0.5))
+    torch.testing.assert_close(dec, centre, atol=1e-2, rtol=0)
+    assert torch.all(scores == 1)
+    with pytest.raises(ValueError, match="depth spread"):
+        VolumetricC2F((64, 64), (16, 16), (8, 16), sigma=2.0)
+
+
+def test_backproject_inverts_the_projection():
+    g = torch.Generator().manual_seed(0)
+    P = torch.randn(3, 17, 3, generator=g, dtype=torch.float64) * 300
+    P[:, :, 2] += 5000
+    f, c = torch.tensor([[1100.0, 1150.0]] * 3, dtype=torch.float64), \
+        torch.tensor([[500.0, 510.0]] * 3, dtype=torch.float64)
+    uv = P[..., :2] / P[..., 2:] * f[:, None] + c[:, None]
+    kp = torch.cat([uv, (P[..., 2] - P[:, :1, 2])[..., None]], -1)
+    torch.testing.assert_close(backproject(kp, f, c, P[:, 0, 2]), P - P[:, :1])
+
+
+def test_config_builds_and_checks():
+    from pyhpe.engine.config import ConfigError
+    from pyhpe.tasks import build_task
+    task = build_task(SAMPLE)
+    assert task.codec == build_model("volumetric", "tiny").codec
+    with pytest.raises(ConfigError, match="codec: .*depth spread"):
+        build_task(SAMPLE, ["codec.sigma=3.0"]).codec
+    with pytest.raises(ConfigError, match="data: type 'crops_npz' needs 'path'"):
+        build_task(SAMPLE, ['data.path=""'])
+
+
+def test_learns_h36m_sample_through_the_engine(tmp_path, one_torch_thread):
+    """The sample config (tiny model, the four Human3.6M crops, 40 steps) through the engine:
+    the loss falls and the MPJPE after the paper's back-projection improves."""
+    from pyhpe.tasks import build_task
+    task = build_task(SAMPLE, [f"train.out_dir={json.dumps(str(tmp_path))}"])
+    torch.manual_seed(task.config.train.seed)
+    before = task.evaluate(task.build_model(), "cpu")
+    result = task.fit(log=lambda *a: None)
+    losses = [row["loss"] for row in result["loss_log"]]
+    after = result["metrics"]
+    print(f"loss {losses[0]:.4f} -> {losses[-1]:.4f}, MPJPE {before['MPJPE']:.0f} -> "
+          f"{after['MPJPE']:.0f} mm")
+    # this run: loss 0.387 -> 0.020 (10-step means), MPJPE 826 -> 455 mm
+    assert losses[-1] < 0.1 * losses[0]
+    assert after["MPJPE"] < 0.7 * before["MPJPE"]
+    assert set(after) >= {"MPJPE", "P-MPJPE", "MPJPE_Directions", "MPJPE_WalkDog"}
+
+
+SHARED_H36M = os.path.join(ROOT, "..", "shared", "data", "h36m")
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_H36M), reason="needs ../shared/data/h36m (the "
+                    "Human3.6M sample frames with their images)")
+def test_h36m_data_type_crops_the_frames_as_the_fixture():
+    """The 'h36m' data type (mmpose npz + cameras + images, cropped on the fly) gives the
+    crops, keypoints and intrinsics of the recorded fixture (made from the same frames)."""
+    import numpy as np
+
+    from pyhpe.tasks import build_task
+    data = {"type": "h36m", "train_path": os.path.join(SHARED_H36M, "test_h36m_body3d.npz"),
+            "cameras": os.path.join(SHARED_H36M, "cameras.pkl"), "image_root": SHARED_H36M,
+            "train_subjects": ["S1", "S5"], "test_subjects": ["S7", "S8"]}
+    task = build_task(SAMPLE, [f"data={json.dumps(data)}"])
+    train, test = task.datasets()
+    assert len(train) == 2 and len(test) == 2
+    fixture = dict(np.load(os.path.join(ROOT, "tests", "data", "h36m", "volumetric_crops.npz")))
+    for ds, rows in ((train, [0, 1]), (test, [2, 3])):
+        for key in ("keypoints", "pose_3d", "root_depth", "focal", "centre"):
+            np.testing.assert_allclose(ds.a[key], fixture[key][rows], rtol=1e-5, atol=1e-3)
+        for i, row in enumerate(rows):
+            np.testing.assert_array_equal(ds.image(i), fixture["images"][row])
+    item = train[0]
+    assert item["image"].shape == (3, 64, 64) and item["keypoints"].shape == (17, 3)
+    metrics = task.evaluate(task.build_model(), "cpu")
+    assert set(metrics) >= {"MPJPE", "P-MPJPE", "MPJPE_Greeting", "MPJPE_WalkDog"}
+
+
+def test_plain_torch_decoder_exports_to_onnx(tmp_path):
+    """VolumetricDecoder (plain torch, for export) = the codec's decode, also run by ONNX
+    Runtime after export with the model."""
+    from pyhpe.codecs.volumetric import VolumetricDecoder
+    model = build_model("volumetric", "tiny").eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    dec = VolumetricDecoder(model.codec)
+    with torch.no_grad():
+        final = model.head.final_outputs(model(x))
+        torch.testing.assert_close(dec(final), model.codec.decode(final), atol=2e-3, rtol=1e-4)
+        # the decode of targets (peaked volumes)
+        kp = torch.tensor([[[20.0, 30.0, 100.0], [40.0, 12.0, -400.0]]])
+        t = model.codec.encode(kp)["volumes_2"]
+        torch.testing.assert_close(dec(t), model.codec.decode(t), atol=1e-3, rtol=1e-5)
+    ort = pytest.importorskip("onnxruntime")
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model, self.dec = model, dec
+
+        def forward(self, inputs):
+            return self.dec(self.model.head.final_outputs(self.model(inputs)))
+
+    import warnings
+    path = str(tmp_path / "volumetric.onnx")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the TorchScript-based exporter, as export_onnx
+        torch.onnx.export(Wrapper().eval(), (x,), path, input_names=["input"],
+                          output_names=["keypoints", "scores"], opset_version=17, dynamo=False)
+        ref = Wrapper()(x)
+    got = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(
+        None, {"input": x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(got[0]), ref[0], atol=1e-2, rtol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(got[1]), ref[1], atol=1e-4, rtol=1e-3)
+
+
+def test_encode_takes_2d_keypoints_at_the_root_depth():
+    codec = build_model("volumetric", "tiny").codec
+    kp = torch.tensor([[[20.0, 30.0], [40.0, 12.0]]])
+    a = codec.encode(kp)
+    b = codec.encode(torch.cat([kp, torch.zeros(1, 2, 1)], -1))
+    assert all(torch.equal(a[k], b[k]) for k in a)

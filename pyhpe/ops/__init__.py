@@ -35,3 +35,4 @@ __all__ = [
     "pose_nms_alphapose", "simcc_dark_kernel", "simcc_decode", "simcc_labels", "soft_argmax",
     "soft_oks_nms", "transform_preds", "udp_heatmaps", "unbiased_heatmaps",
 ]
+from .volume import *  # noqa: F401,F403,E402  (SoftArgmax3d, soft_argmax_3d, gaussian_volumes, ...)

@@ -99,3 +99,12 @@ class RaggedOKS(NamedTuple):
 
 __all__ = ["AlphaPoseNMSResult", "Decoded", "GroupedPoses", "HeatmapTargets", "NMSResult",
            "PAFTargets", "Peaks", "Poses", "RaggedOKS", "SimCCTargets"]
+
+
+class VolumeTargets(NamedTuple):
+    """3-D Gaussian targets: volumes ``(B, K, D, H, W)``, keypoint_weights ``(B, K)``."""
+    volumes: Tensor
+    keypoint_weights: Tensor
+
+
+__all__ += ["VolumeTargets"]

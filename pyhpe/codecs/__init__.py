@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from .base import Codec
+from .body3d import MPPE3DCodec, VNectCodec
 from .heatmap import MSRAHeatmap, UDPHeatmap, UnbiasedHeatmap
 from .lift3d import Lift3DCodec
 from .multilevel import MultiLevelHeatmap
@@ -18,7 +19,8 @@ from .simcc import SimCCLabel
 
 CODECS: Dict[str, type] = {cls.name: cls for cls in (
     MSRAHeatmap, UnbiasedHeatmap, UDPHeatmap, SimCCLabel, RegressionLabel,
-    IntegralRegressionLabel, PAFCodec, Lift3DCodec, MultiLevelHeatmap, PIPNetLabel)}
+    IntegralRegressionLabel, PAFCodec, Lift3DCodec, MultiLevelHeatmap, PIPNetLabel,
+    MPPE3DCodec, VNectCodec)}
 
 
 def list_codecs() -> List[str]:

@@ -15,11 +15,12 @@ from typing import Dict, Iterable, Optional, Union
 from ..engine.config import ConfigError, apply_overrides, load_config_dict
 from .base import CodecConfig, ModelConfig, Task
 from .bottomup_paf import BottomUpPAFConfig, BottomUpPAFTask
+from .image3d import Image3DConfig, Image3DTask
 from .lift3d import Lift3DConfig, Lift3DTask
 from .topdown import TopDownConfig, TopDownTask
 
 TASKS: Dict[str, type] = {"topdown": TopDownTask, "bottomup_paf": BottomUpPAFTask,
-                          "lift3d": Lift3DTask}
+                          "lift3d": Lift3DTask, "image3d": Image3DTask}
 
 
 def task_names():

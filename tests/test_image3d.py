@@ -314,3 +314,65 @@ def test_vnect_learns_on_real_h36m(tmp_path, one_torch_thread):
     task.config.eval.fit_skeleton = True
     fitted = _train_metrics(task, model)
     assert fitted["MPJPE"] < b_tr["MPJPE"]
+
+
+# ---------------------------------------------------------------------------- DconvMP
+def test_dconvmp_codec_cells_and_round_trip():
+    from pyhpe.codecs import DconvMPCodec
+    codec = DconvMPCodec((64, 48), grid=4, root_index=0)
+    kp = torch.tensor([[[0.0, 0.0], [15.9, 11.9], [16.0, 12.0], [63.9, 47.9], [70.0, 5.0]]])
+    X = torch.arange(15, dtype=torch.float32).reshape(1, 5, 3) * 100
+    t = codec.encode(kp, None, keypoints_3d=X)
+    assert t["cells"].tolist() == [[0, 0, 5, 15, -1]]
+    assert t["detection_weights"].tolist() == [[1, 1, 1, 1, 0]]
+    assert torch.allclose(t["pose_3d"] * 1000, X - X[:, :1])
+    logits = torch.full((1, 5, 16), -10.0)
+    logits[0, torch.arange(5), t["cells"].clamp_min(0)[0]] = 10.0
+    xy, prob, P = codec.decode((t["pose_3d"], logits))
+    assert torch.allclose(P, X - X[:, :1], atol=1e-3)
+    assert (xy[0, :4] - kp[0, :4]).abs().max() <= 8.0 + 1e-5       # half a 16 x 12 cell
+    assert (prob > 0.99).all()
+    assert build_codec(**codec.to_config()) == codec
+
+
+def test_dconvmp_stages_are_configs():
+    pre = build_model("dconvmp", "tiny", stage="pretrain")
+    fine = build_model("dconvmp", "tiny", stage="finetune", detection_weight=0.5)
+    assert pre.state_dict().keys() == fine.state_dict().keys()       # one architecture
+    t = pre.codec.encode(torch.rand(2, 17, 2) * 63, None, keypoints_3d=torch.randn(2, 17, 3) * 200)
+    x = torch.randn(2, 3, 64, 64)
+    assert set(pre(x, t)) == {"loss_detection"}
+    assert set(fine(x, t)) == {"loss_regression", "loss_detection"}
+    assert set(build_model("dconvmp", "tiny")(x, t)) == {"loss_regression"}
+    with pytest.raises(ValueError, match="stage"):
+        build_model("dconvmp", "tiny", stage="both")
+
+
+def _cell_accuracy(task, model):
+    from pyhpe.engine.trainer import eval_mode
+    ds = task.train_dataset()
+    batch = task.collate([ds[i] for i in range(len(ds))])
+    inputs, targets = task.prepare(batch, "cpu")
+    with eval_mode(model), torch.no_grad():
+        _, logits = model(inputs)
+    ok = (logits.argmax(-1) == targets["cells"]).float() * targets["detection_weights"]
+    return float(ok.sum() / targets["detection_weights"].sum())
+
+
+def test_dconvmp_pretrains_on_detection_then_regresses(tmp_path, one_torch_thread):
+    torch.manual_seed(0)
+    pre_dir = tmp_path / "pretrain"
+    task = build_task(_config("dconvmp_pretrain", pre_dir, "train.epochs=40"))
+    acc0 = _cell_accuracy(task, task.build_model())
+    result = task.fit(log=lambda *a: None)
+    losses = [r["loss"] for r in result["loss_log"]]
+    assert losses[-1] < 0.1 * losses[0]
+    model = task.build_model()
+    model.load_state_dict(torch.load(str(pre_dir / "last.pth"), weights_only=False)["model"])
+    assert _cell_accuracy(task, model) > max(0.8, acc0 + 0.3)
+    # fine-tuning from the pre-trained weights regresses root-relative 3-D
+    fine_dir = tmp_path / "finetune"
+    task2, _, b_tr, b_val, a_tr, a_val, losses = _learns(
+        "dconvmp", fine_dir, "train.epochs=40", f"train.load_from={pre_dir / 'last.pth'}")
+    assert losses[-1] < 0.3 * losses[0]
+    assert a_tr["MPJPE"] < 0.8 * b_tr["MPJPE"]

@@ -16,6 +16,10 @@ joint whose depth the root-relative targets are measured from.
   and per-joint root-relative locations (``location_unit`` mm per unit, metres by default)
   that the X / Y / Z location maps must hold around each joint's heatmap peak; decoding reads
   the location maps at the heatmap maxima.
+* :class:`DconvMPCodec` (``"dconvmp"``, Li & Chan ACCV 2014): the regression target, each
+  joint's root-relative position in units of ``unit`` mm, and the detection target, the cell
+  of a ``grid x grid`` partition of the input that holds the joint (a ``grid^2``-way
+  classification per joint); decoding gives root-relative mm and the detected cells' centres.
 """
 from __future__ import annotations
 
@@ -225,5 +229,55 @@ class VNectCodec(Codec):
                 "root_index": self.root_index, "location_unit": self.location_unit}
 
 
-__all__ = ["MPPE3DCodec", "VNectCodec", "VNectPrediction", "back_project", "k_value", "project",
+class DconvMPCodec(Codec):
+    """DconvMP targets (see the module docstring): ``pose_3d (B, K, 3)`` root-relative in
+    ``unit`` mm, ``cells (B, K)`` the joint's grid cell (row-major; -1 outside the input) and
+    ``keypoint_weights (B, K)``."""
+
+    name = "dconvmp"
+
+    def __init__(self, input_size=(112, 112), grid: int = 8, root_index: int = 0,
+                 unit: float = 1000.0):
+        self.input_size = as_size(input_size, "input_size", "DconvMPCodec")
+        if int(grid) < 1:
+            raise ValueError(f"DconvMPCodec: 'grid' must be >= 1, got {grid}")
+        if not float(unit) > 0:
+            raise ValueError(f"DconvMPCodec: 'unit' must be positive, got {unit}")
+        self.grid, self.root_index, self.unit = int(grid), int(root_index), float(unit)
+
+    def encode(self, keypoints, visibility=None, *, keypoints_3d=None, **meta) -> Dict[str, Tensor]:
+        who = "DconvMPCodec.encode"
+        kp, vis = keypoints_and_visibility(keypoints, visibility, who, dims=(3,))
+        if keypoints_3d is None:
+            raise ValueError(f"{who}: needs 'keypoints_3d' (B, K, 3) camera-frame mm")
+        X = _points_3d(keypoints_3d, kp.shape[:-1] + (3,), who).to(kp.device, torch.float32)
+        W, H = self.input_size
+        G = self.grid
+        inside = (kp[..., 0] >= 0) & (kp[..., 0] < W) & (kp[..., 1] >= 0) & (kp[..., 1] < H)
+        cx = (kp[..., 0] * G / W).floor().clamp(0, G - 1).long()
+        cy = (kp[..., 1] * G / H).floor().clamp(0, G - 1).long()
+        cells = torch.where(inside, cy * G + cx, torch.full_like(cx, -1))
+        r = self.root_index
+        return {"pose_3d": (X - X[:, r:r + 1]) / self.unit, "cells": cells,
+                "keypoint_weights": vis, "detection_weights": vis * inside.float()}
+
+    def decode(self, outputs, **meta) -> Tuple[Tensor, Tensor, Tensor]:
+        """``(pose (B, K, 3), cell logits (B, K, grid^2))`` -> (the detected cells' centres
+        ``(B, K, 2)`` input pixels, their probabilities ``(B, K)``, root-relative joints
+        ``(B, K, 3)`` mm)."""
+        pose, logits = outputs
+        prob, cell = logits.detach().float().softmax(-1).max(-1)
+        G = self.grid
+        W, H = self.input_size
+        xy = torch.stack([(cell % G).float() + 0.5, (cell // G).float() + 0.5], -1)
+        xy = xy * torch.tensor([W / G, H / G], device=xy.device)
+        P = pose.detach().float() * self.unit
+        return xy, prob, P - P[:, self.root_index:self.root_index + 1]
+
+    def to_config(self) -> dict:
+        return {"name": self.name, "input_size": list(self.input_size), "grid": self.grid,
+                "root_index": self.root_index, "unit": self.unit}
+
+
+__all__ = ["DconvMPCodec", "MPPE3DCodec", "VNectCodec", "VNectPrediction", "back_project", "k_value", "project",
            "read_location_maps"]

@@ -5,8 +5,9 @@ Data: Human3.6M and MPI-INF-3DHP in mmpose's npz + cameras layout
 (:func:`pyhpe.data.read_h36m` / :func:`pyhpe.data.read_mpi_inf_3dhp`) and their image folders;
 the crop is the square ``scale * 200`` box (mmpose's) times ``padding`` through the top-down
 transform (:class:`pyhpe.data.TopDownDataset`). Models (``model.name``): ``mppe3d``
-(3DMPPE: PoseNet + RootNet, :mod:`pyhpe.models.mppe3d`) and ``vnect`` (VNect,
-:mod:`pyhpe.models.vnect`).
+(3DMPPE: PoseNet + RootNet, :mod:`pyhpe.models.mppe3d`), ``vnect`` (VNect,
+:mod:`pyhpe.models.vnect`) and ``dconvmp`` (direct regression with joint-detection
+pre-training, :mod:`pyhpe.models.dconvmp`).
 
 Evaluation, in millimetres: the predicted camera-frame joints relative to the root against
 the ground truth's -- Human3.6M MPJPE / P-MPJPE per action (protocols 1 and 2,
@@ -17,7 +18,7 @@ official PoseNet protocol) or ``"rootnet"``; with RootNet the metrics also hold 
 (the mean root position error of RootNet's back-projected root) and, with ``eval.root:
 "rootnet"``, ``MPJPE_abs`` (absolute camera-frame MPJPE). VNect's
 joints are its location-map read-out or, with ``eval.fit_skeleton``, its kinematic skeleton
-fit (:func:`pyhpe.models.vnect.fit_skeleton`)."""
+fit (:func:`pyhpe.models.vnect.fit_skeleton`); DconvMP's its regressed root-relative joints."""
 from __future__ import annotations
 
 import re
@@ -117,7 +118,7 @@ class Image3DConfig(ImageTaskConfig):
         if self.data is None:
             raise ConfigError("data: the image3d task needs a data section (type 'h36m' or "
                               "'mpi_inf_3dhp')")
-        pairs = {"mppe3d": "mppe3d", "vnect": "vnect"}
+        pairs = {"mppe3d": "mppe3d", "vnect": "vnect", "dconvmp": "dconvmp"}
         want = pairs.get(self.model.name)
         if want is not None and self.codec.name != want:
             raise ConfigError(f"codec.name: model {self.model.name!r} uses the {want!r} codec, "

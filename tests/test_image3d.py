@@ -376,3 +376,11 @@ def test_dconvmp_pretrains_on_detection_then_regresses(tmp_path, one_torch_threa
         "dconvmp", fine_dir, "train.epochs=40", f"train.load_from={pre_dir / 'last.pth'}")
     assert losses[-1] < 0.3 * losses[0]
     assert a_tr["MPJPE"] < 0.8 * b_tr["MPJPE"]
+
+
+def test_unpublished_paper_sizes_are_pinned():
+    # no published count: VNect (ResNet-50 to res4f + the paper's res5a / res5b / heads) and
+    # DconvMP (our reading of the paper's layer sizes); 3DMPPE = PoseNet + RootNet
+    sizes = {"mppe3d": 68_272_578, "vnect": 13_514_628, "dconvmp": 26_944_339}
+    for name, n in sizes.items():
+        assert sum(p.numel() for p in build_model(name, "paper").parameters()) == n

@@ -379,8 +379,81 @@ def test_dconvmp_pretrains_on_detection_then_regresses(tmp_path, one_torch_threa
 
 
 def test_unpublished_paper_sizes_are_pinned():
-    # no published count: VNect (ResNet-50 to res4f + the paper's res5a / res5b / heads) and
+    # no published count: VNect (ResNet-50 to res4f + the paper's res5a / res5b / heads), ORPM and
     # DconvMP (our reading of the paper's layer sizes); 3DMPPE = PoseNet + RootNet
-    sizes = {"mppe3d": 68_272_578, "vnect": 13_514_628, "dconvmp": 26_944_339}
+    sizes = {"mppe3d": 68_272_578, "vnect": 13_514_628, "dconvmp": 26_944_339,
+             "orpm": 19_926_820}
     for name, n in sizes.items():
         assert sum(p.numel() for p in build_model(name, "paper").parameters()) == n
+
+
+# ---------------------------------------------------------------------------- ORPM
+def test_orpm_limb_chains_of_the_keypoint_sets():
+    from pyhpe.codecs.body3d import orpm_chains
+    from pyhpe.keypoints import get_keypoint_set
+    assert orpm_chains(get_keypoint_set("h36m17").parents, 8, 0) == [
+        [11, 12, 13], [14, 15, 16], [1, 2, 3], [4, 5, 6]]
+    assert orpm_chains(get_keypoint_set("mpi_inf_3dhp17").parents, 1, 14) == [
+        [2, 3, 4], [5, 6, 7], [8, 9, 10], [11, 12, 13]]
+
+
+def test_orpm_read_out_rules():
+    from pyhpe.codecs.body3d import orpm_read_sources
+    chains = [[11, 12, 13], [14, 15, 16], [1, 2, 3], [4, 5, 6]]
+    s = torch.ones(3, 17)
+    s[1, [13, 15]] = 0.0           # occluded left wrist, right elbow
+    s[2, [8, 11, 12, 13]] = 0.0    # occluded thorax and the whole left arm
+    src = orpm_read_sources(s, chains, 8, 0, 0.2)
+    torso = [0, 7, 8, 9, 10]
+    # all visible: every limb joint at itself, the torso / head joints at the torso
+    assert src[0, torso].tolist() == [8] * 5
+    assert src[0, [11, 12, 13, 1, 2, 3]].tolist() == [11, 12, 13, 1, 2, 3]
+    # an occluded extremity is read at the last valid joint before it
+    assert src[1, 13].item() == 12 and src[1, 12].item() == 12
+    assert src[1, [14, 15, 16]].tolist() == [14, 14, 16]
+    # no valid torso: the pelvis; an arm with no valid joint: the pelvis too
+    assert src[2, torso].tolist() == [0] * 5 and src[2, [11, 12, 13]].tolist() == [0, 0, 0]
+
+
+def _two_people():
+    """Two real Human3.6M poses placed side by side in a 256 x 256 input, the second nearer."""
+    d = _h36m_frames()
+    X = torch.as_tensor(d["keypoints_3d"][:2] * 1000.0, dtype=torch.float32)
+    X = X - X[:, :1] + torch.tensor([[[-600.0, 0.0, 6000.0]], [[500.0, 0.0, 4500.0]]])
+    cam = torch.tensor([[400.0, 400.0, 128.0, 128.0]] * 2)
+    kp = project(X.double(), cam.double()).float()
+    return kp[None], X[None]
+
+
+def test_orpm_codec_writes_redundant_maps_and_decodes_ground_truth():
+    from pyhpe.codecs import ORPMCodec
+    from pyhpe.keypoints import get_keypoint_set
+    codec = ORPMCodec((256, 256), (64, 64), get_keypoint_set("h36m17").parents, 8, 0, sigma=1.5,
+                      radius=1.5, read_threshold=0.3, min_parts=8)
+    kp, X = _two_people()
+    assert kp.min() > 0 and kp.max() < 256
+    vis = torch.ones(1, 2, 17)
+    vis[0, 1, 13] = 0                         # the nearer person's left wrist is occluded
+    t = codec.encode(kp, vis, keypoints_3d=X)
+    rel = (X - X[:, :, :1]) / 1000.0
+    # at the torso of person 0 the whole pose; at its left elbow only the elbow and the wrist
+    tx, ty = (kp[0, 0, 8] / 4).round().long().tolist()
+    assert torch.allclose(t["orpm"][0, :, :, ty, tx], rel[0, 0], atol=1e-6)
+    assert t["orpm_mask"][0, :, ty, tx].sum() == 17
+    ex, ey = (kp[0, 0, 12] / 4).round().long().tolist()
+    assert torch.allclose(t["orpm"][0, [12, 13], :, ey, ex], rel[0, 0, [12, 13]], atol=1e-6)
+    # decoding the ground-truth maps: PAF grouping finds both, the read-out gives their poses
+    # (the occluded wrist from the ORPM at the elbow)
+    p = codec.decode((t["heatmaps"], t["pafs"], t["orpm"]))
+    assert len(p.keypoints[0]) == 2
+    order = p.keypoints[0][:, 0, 0].argsort()
+    got = p.keypoints_3d[0][order]
+    assert torch.allclose(got, X[0] - X[0, :, :1], atol=1e-2)
+    assert p.scores[0][order][1, 13] < 0.3
+    assert build_codec(**codec.to_config()) == codec
+
+
+def test_orpm_learns_on_real_h36m(tmp_path, one_torch_thread):
+    task, model, b_tr, b_val, a_tr, a_val, losses = _learns("orpm", tmp_path, "train.epochs=50")
+    assert losses[-1] < 0.3 * losses[0]
+    assert a_tr["MPJPE"] < 0.5 * b_tr["MPJPE"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from .base import Codec
-from .body3d import DconvMPCodec, MPPE3DCodec, VNectCodec
+from .body3d import DconvMPCodec, MPPE3DCodec, ORPMCodec, VNectCodec
 from .heatmap import MSRAHeatmap, UDPHeatmap, UnbiasedHeatmap
 from .lift3d import Lift3DCodec
 from .multilevel import MultiLevelHeatmap
@@ -20,7 +20,7 @@ from .simcc import SimCCLabel
 CODECS: Dict[str, type] = {cls.name: cls for cls in (
     MSRAHeatmap, UnbiasedHeatmap, UDPHeatmap, SimCCLabel, RegressionLabel,
     IntegralRegressionLabel, PAFCodec, Lift3DCodec, MultiLevelHeatmap, PIPNetLabel,
-    MPPE3DCodec, VNectCodec, DconvMPCodec)}
+    MPPE3DCodec, VNectCodec, DconvMPCodec, ORPMCodec)}
 
 
 def list_codecs() -> List[str]:

@@ -20,10 +20,17 @@ joint whose depth the root-relative targets are measured from.
   joint's root-relative position in units of ``unit`` mm, and the detection target, the cell
   of a ``grid x grid`` partition of the input that holds the joint (a ``grid^2``-way
   classification per joint); decoding gives root-relative mm and the detected cells' centres.
+* :class:`ORPMCodec` (``"orpm"``, Mehta et al. 3DV 2018): multi-person 2-D heatmaps and PAFs
+  (:class:`PAFCodec`) and occlusion-robust pose maps: per joint X / Y / Z maps holding each
+  person's root-relative joints redundantly -- the whole pose around the torso joint and the
+  pelvis, each limb's joints from a joint on to the limb's end around that joint (nearer
+  persons overwrite farther ones); decoding groups the 2-D joints by PAFs and reads each
+  joint at the most distal valid joint of its limb chain before it, else at the torso
+  (:func:`orpm_read_sources`).
 """
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -279,5 +286,162 @@ class DconvMPCodec(Codec):
                 "root_index": self.root_index, "unit": self.unit}
 
 
-__all__ = ["DconvMPCodec", "MPPE3DCodec", "VNectCodec", "VNectPrediction", "back_project", "k_value", "project",
+def orpm_chains(parents: Sequence[int], torso: int, root: int) -> List[List[int]]:
+    """ORPM's limb chains of a kinematic tree: from each child of the ``torso`` joint or the
+    ``root`` (off the root -> torso path), the path down while joints have one child; chains
+    of at least three joints (arms, legs; the head is read at the torso)."""
+    parents = [int(p) for p in parents]
+    children = {j: [c for c, p in enumerate(parents) if p == j] for j in range(len(parents))}
+    spine, j = set(), int(torso)
+    while j >= 0:
+        spine.add(j)
+        j = parents[j]
+    chains = []
+    for base in (int(torso), int(root)):
+        for c in children[base]:
+            if c in spine:
+                continue
+            chain = [c]
+            while len(children[chain[-1]]) == 1:
+                chain.append(children[chain[-1]][0])
+            if len(chain) >= 3:
+                chains.append(chain)
+    return chains
+
+
+def orpm_read_sources(scores: Tensor, chains: Sequence[Sequence[int]], torso: int, root: int,
+                      threshold: float) -> Tensor:
+    """ORPM's read-out rules: for each person ``(P, K)`` scores -> ``(P, K)`` the joint at
+    whose 2-D position each joint's 3-D location is read. Default: the torso joint, or the
+    root where the torso is not valid (score <= ``threshold``); along each limb chain ``[a,
+    b, c]`` a valid joint becomes the read-out joint of itself and the joints after it (the
+    most distal valid one wins), so occluded extremities are read higher up the limb."""
+    P, K = scores.shape
+    valid = scores > threshold
+    base = torch.where(valid[:, int(torso)], torch.full((P,), int(torso)), torch.full((P,), int(root)))
+    src = base[:, None].expand(P, K).clone()
+    for chain in chains:
+        for i, j in enumerate(chain):
+            for k in chain[i:]:
+                src[:, k] = torch.where(valid[:, j], torch.full((P,), j), src[:, k])
+    return src
+
+
+class ORPMPrediction(NamedTuple):
+    keypoints: List[Tensor]      # per image (P, K, 2) input pixels
+    scores: List[Tensor]         # per image (P, K)
+    keypoints_3d: List[Tensor]   # per image (P, K, 3) root-relative mm
+    person_scores: List[Tensor]  # per image (P,)
+
+
+class ORPMCodec(Codec):
+    """ORPM targets (see the module docstring): the :class:`PAFCodec`'s ``heatmaps`` /
+    ``pafs`` for ``limbs`` and ``orpm (B, K, 3, h, w)`` with ``orpm_mask (B, K, h, w)`` (the
+    pixels written) from root-relative joints in ``location_unit`` mm, written in discs of
+    ``radius`` map pixels; ``parents``, ``torso`` and ``root_index`` define the limb chains
+    (:func:`orpm_chains`); ``read_threshold`` is the read-out's validity score."""
+
+    name = "orpm"
+
+    def __init__(self, input_size=(368, 368), heatmap_size=(46, 46), parents=(), torso: int = 8,
+                 root_index: int = 0, limbs=None, sigma: float = 1.5, limb_width: float = 1.0,
+                 radius: float = 1.5, location_unit: float = 1000.0, read_threshold: float = 0.2,
+                 threshold: float = 0.1, min_parts: int = 3, min_mean_score: float = 0.2):
+        from .paf import PAFCodec
+        self.parents = [int(p) for p in parents]
+        K = len(self.parents)
+        if K == 0 or self.parents.count(-1) != 1:
+            raise ValueError("ORPMCodec: 'parents' must be a kinematic tree with one root (-1)")
+        if limbs is None:
+            limbs = [(p, j) for j, p in enumerate(self.parents) if p >= 0]
+        self.paf = PAFCodec(input_size, heatmap_size, limbs, sigma, limb_width, "msra", False,
+                            None, threshold, min_parts, min_mean_score, 20)
+        self.input_size, self.heatmap_size = self.paf.input_size, self.paf.heatmap_size
+        self.torso, self.root_index = int(torso), int(root_index)
+        if not (0 <= self.torso < K and 0 <= self.root_index < K):
+            raise ValueError(f"ORPMCodec: 'torso' and 'root_index' must be joints 0..{K - 1}")
+        self.chains = orpm_chains(self.parents, self.torso, self.root_index)
+        self.radius, self.location_unit = float(radius), float(location_unit)
+        self.read_threshold = float(read_threshold)
+
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.parents)
+
+    def _stride(self, device) -> Tensor:
+        return torch.tensor(self.paf.stride, dtype=torch.float32, device=device)
+
+    def encode(self, keypoints, visibility=None, *, keypoints_3d=None, **meta) -> Dict[str, Tensor]:
+        """``(B, N, K, 2)`` (or ``(B, K, 2)``) input-pixel keypoints and ``keypoints_3d`` of the
+        same leading shape (camera-frame mm) -> ``heatmaps``, ``pafs``, ``orpm``,
+        ``orpm_mask``, ``keypoint_weights``."""
+        who = "ORPMCodec.encode"
+        kp, vis = keypoints_and_visibility(keypoints, visibility, who)
+        if keypoints_3d is None:
+            raise ValueError(f"{who}: needs 'keypoints_3d' camera-frame mm")
+        X = _points_3d(keypoints_3d, kp.shape[:-1] + (3,), who).to(kp.device, torch.float32)
+        single = kp.dim() == 3
+        if single:
+            kp, vis, X = kp[:, None], vis[:, None], X[:, None]
+        out = self.paf.encode(kp, vis)
+        B, N, K, _ = kp.shape
+        W, H = self.heatmap_size
+        r = self.root_index
+        rel = (X - X[:, :, r:r + 1]) / self.location_unit
+        maps = kp.new_zeros(B, K, 3, H, W)
+        mask = kp.new_zeros(B, K, H, W)
+        pos = kp / self._stride(kp.device)
+        ys = torch.arange(H, device=kp.device, dtype=torch.float32)[:, None]
+        xs = torch.arange(W, device=kp.device, dtype=torch.float32)[None, :]
+        writes = [(self.torso, list(range(K))), (r, list(range(K)))]
+        writes += [(j, chain[i:]) for chain in self.chains for i, j in enumerate(chain)]
+        for b in range(B):
+            for n in torch.argsort(X[b, :, r, 2], descending=True).tolist():   # far first
+                for at, joints in writes:
+                    if vis[b, n, at] <= 0:
+                        continue
+                    disc = ((xs - pos[b, n, at, 0]) ** 2 + (ys - pos[b, n, at, 1]) ** 2
+                            <= self.radius ** 2)
+                    idx = torch.tensor(joints, device=kp.device)
+                    maps[b, idx] = torch.where(disc, rel[b, n, idx][..., None, None], maps[b, idx])
+                    mask[b, idx] = torch.where(disc, torch.ones_like(mask[b, idx]), mask[b, idx])
+        out.update(orpm=maps, orpm_mask=mask)
+        if single:
+            out["keypoint_weights"] = out["keypoint_weights"][:, 0]
+        return out
+
+    def read_out(self, orpm: Tensor, keypoints: Tensor, scores: Tensor) -> Tensor:
+        """One image's persons: ``orpm (K, 3, h, w)``, 2-D ``keypoints (P, K, 2)`` input pixels
+        and ``scores (P, K)`` -> root-relative joints ``(P, K, 3)`` mm read by the rules."""
+        P, K = scores.shape
+        src = orpm_read_sources(scores.cpu(), self.chains, self.torso, self.root_index,
+                                self.read_threshold).to(orpm.device)
+        W, H = self.heatmap_size
+        pos = (keypoints.to(orpm.device) / self._stride(orpm.device)).round().long()
+        at = pos.gather(1, src[..., None].expand(P, K, 2))
+        x, y = at[..., 0].clamp(0, W - 1), at[..., 1].clamp(0, H - 1)
+        j = torch.arange(K, device=orpm.device).expand(P, K)
+        loc = orpm[j, :, y, x] * self.location_unit            # (P, K, 3)
+        return loc - loc[:, self.root_index:self.root_index + 1]
+
+    def decode(self, outputs, **meta) -> ORPMPrediction:
+        """``(heatmaps, pafs, orpm (B, K, 3, h, w))`` -> per image the PAF-grouped persons'
+        2-D joints, scores, read-out root-relative 3-D joints and person scores."""
+        heatmaps, pafs, orpm = outputs
+        kps, scores, person = self.paf.decode_instances((heatmaps, pafs), self.num_keypoints)
+        out3d = [self.read_out(orpm[b].detach().float(), kps[b], scores[b]) for b in range(len(kps))]
+        return ORPMPrediction(kps, scores, out3d, person)
+
+    def to_config(self) -> dict:
+        p = self.paf
+        return {"name": self.name, "input_size": list(self.input_size),
+                "heatmap_size": list(self.heatmap_size), "parents": list(self.parents),
+                "torso": self.torso, "root_index": self.root_index,
+                "limbs": [list(l) for l in p.limbs], "sigma": p.sigma, "limb_width": p.limb_width,
+                "radius": self.radius, "location_unit": self.location_unit,
+                "read_threshold": self.read_threshold, "threshold": p.threshold,
+                "min_parts": p.min_parts, "min_mean_score": p.min_mean_score}
+
+
+__all__ = ["DconvMPCodec", "ORPMCodec", "ORPMPrediction", "orpm_chains", "orpm_read_sources", "MPPE3DCodec", "VNectCodec", "VNectPrediction", "back_project", "k_value", "project",
            "read_location_maps"]

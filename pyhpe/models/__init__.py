@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from ..codecs import Codec
-from . import dconvmp, mppe3d, vnect  # noqa: E402
+from . import dconvmp, mppe3d, orpm, vnect  # noqa: E402
 from . import (chained, cpm, cpn, deeppose, hourglass, hrnet, lifter, litepose, mca, mspn, okdhp,
                openpose, pipnet, pyranet, rmpe, rtmpose, simple_baseline, tfpose, tokenpose,
                vitpose)
@@ -49,7 +49,7 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "okdhp": (okdhp.build, okdhp.CONFIGS),
     "rmpe": (rmpe.build, rmpe.CONFIGS),
     "mppe3d": (mppe3d.build, mppe3d.CONFIGS), "vnect": (vnect.build, vnect.CONFIGS),
-    "dconvmp": (dconvmp.build, dconvmp.CONFIGS),
+    "dconvmp": (dconvmp.build, dconvmp.CONFIGS), "orpm": (orpm.build, orpm.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

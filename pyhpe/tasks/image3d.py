@@ -7,7 +7,8 @@ the crop is the square ``scale * 200`` box (mmpose's) times ``padding`` through 
 transform (:class:`pyhpe.data.TopDownDataset`). Models (``model.name``): ``mppe3d``
 (3DMPPE: PoseNet + RootNet, :mod:`pyhpe.models.mppe3d`), ``vnect`` (VNect,
 :mod:`pyhpe.models.vnect`) and ``dconvmp`` (direct regression with joint-detection
-pre-training, :mod:`pyhpe.models.dconvmp`).
+pre-training, :mod:`pyhpe.models.dconvmp`) and ``orpm`` (occlusion-robust pose maps,
+:mod:`pyhpe.models.orpm`; on crops, the best person of each).
 
 Evaluation, in millimetres: the predicted camera-frame joints relative to the root against
 the ground truth's -- Human3.6M MPJPE / P-MPJPE per action (protocols 1 and 2,
@@ -18,7 +19,7 @@ official PoseNet protocol) or ``"rootnet"``; with RootNet the metrics also hold 
 (the mean root position error of RootNet's back-projected root) and, with ``eval.root:
 "rootnet"``, ``MPJPE_abs`` (absolute camera-frame MPJPE). VNect's
 joints are its location-map read-out or, with ``eval.fit_skeleton``, its kinematic skeleton
-fit (:func:`pyhpe.models.vnect.fit_skeleton`); DconvMP's its regressed root-relative joints."""
+fit (:func:`pyhpe.models.vnect.fit_skeleton`); DconvMP's its regressed root-relative joints; ORPM's its read-out."""
 from __future__ import annotations
 
 import re
@@ -118,7 +119,7 @@ class Image3DConfig(ImageTaskConfig):
         if self.data is None:
             raise ConfigError("data: the image3d task needs a data section (type 'h36m' or "
                               "'mpi_inf_3dhp')")
-        pairs = {"mppe3d": "mppe3d", "vnect": "vnect", "dconvmp": "dconvmp"}
+        pairs = {"mppe3d": "mppe3d", "vnect": "vnect", "dconvmp": "dconvmp", "orpm": "orpm"}
         want = pairs.get(self.model.name)
         if want is not None and self.codec.name != want:
             raise ConfigError(f"codec.name: model {self.model.name!r} uses the {want!r} codec, "
@@ -176,8 +177,12 @@ class Image3DTask(Task):
         self.codec
 
     def build_codec(self):
-        return self.build_named_codec(input_size=list(self.config.input_size),
-                                      root_index=self.root_index)
+        defaults = dict(input_size=list(self.config.input_size), root_index=self.root_index)
+        if self.config.codec.name == "orpm":        # the limb chains of the keypoint set
+            names = list(self.kset.names)
+            torso = names.index("thorax") if "thorax" in names else names.index("neck")
+            defaults.update(parents=list(self.kset.parents), torso=torso)
+        return self.build_named_codec(**defaults)
 
     def build_model(self):
         return self.build_pose_model()

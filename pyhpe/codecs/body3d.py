@@ -30,7 +30,7 @@ joint whose depth the root-relative targets are measured from.
 """
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -443,5 +443,6 @@ class ORPMCodec(Codec):
                 "min_parts": p.min_parts, "min_mean_score": p.min_mean_score}
 
 
-__all__ = ["DconvMPCodec", "ORPMCodec", "ORPMPrediction", "orpm_chains", "orpm_read_sources", "MPPE3DCodec", "VNectCodec", "VNectPrediction", "back_project", "k_value", "project",
-           "read_location_maps"]
+__all__ = ["DconvMPCodec", "MPPE3DCodec", "ORPMCodec", "ORPMPrediction", "VNectCodec",
+           "VNectPrediction", "back_project", "k_value", "orpm_chains", "orpm_read_sources",
+           "project", "read_location_maps"]

@@ -23,7 +23,6 @@ from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..codecs.body3d import MPPE3DCodec

@@ -19,12 +19,13 @@ official PoseNet protocol) or ``"rootnet"``; with RootNet the metrics also hold 
 (the mean root position error of RootNet's back-projected root) and, with ``eval.root:
 "rootnet"``, ``MPJPE_abs`` (absolute camera-frame MPJPE). VNect's
 joints are its location-map read-out or, with ``eval.fit_skeleton``, its kinematic skeleton
-fit (:func:`pyhpe.models.vnect.fit_skeleton`); DconvMP's its regressed root-relative joints; ORPM's its read-out."""
+fit (:func:`pyhpe.models.vnect.fit_skeleton`); DconvMP's its regressed root-relative joints;
+ORPM's its read-out."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch

@@ -457,3 +457,14 @@ def test_orpm_learns_on_real_h36m(tmp_path, one_torch_thread):
     task, model, b_tr, b_val, a_tr, a_val, losses = _learns("orpm", tmp_path, "train.epochs=50")
     assert losses[-1] < 0.3 * losses[0]
     assert a_tr["MPJPE"] < 0.5 * b_tr["MPJPE"]
+
+
+def test_mppe3d_learns_on_real_mpi_inf_3dhp(tmp_path, one_torch_thread):
+    """MPI-INF-3DHP's metrics (PCK3D@150mm, AUC, MPJPE) on its two training frames; RootNet's
+    MRPE on them."""
+    task, model, b_tr, b_val, a_tr, a_val, losses = _learns("mppe3d_mpi_inf_3dhp", tmp_path,
+                                                            "train.epochs=50")
+    assert task.metric == "PCK3D" and {"PCK3D", "AUC", "MPJPE", "MRPE"} <= set(a_val)
+    assert losses[-1] < 0.1 * losses[0]
+    assert a_tr["AUC"] > b_tr["AUC"] + 5.0 and a_tr["MPJPE"] < 0.8 * b_tr["MPJPE"]
+    assert a_tr["MRPE"] < 0.3 * b_tr["MRPE"]

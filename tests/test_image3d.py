@@ -275,6 +275,12 @@ def test_config_errors(tmp_path):
         build_task(_config("mppe3d", tmp_path, "model.name=vnect"))
     with pytest.raises(ConfigError, match="eval.root"):
         build_task(_config("mppe3d", tmp_path, "eval.root=pelvis"))
+    with pytest.raises(ConfigError, match="needs"):
+        build_task(_config("mppe3d", tmp_path, "data.cameras=\"\""))
+    task = build_task(_config("vnect", tmp_path))
+    again = build_task(task.config.to_dict())            # what a run writes to config.json
+    assert again.config == task.config and again.codec == task.codec
+    assert again.kset.name == "h36m17" and again.root_index == 0
 
 
 def _train_metrics(task, model):

@@ -474,3 +474,20 @@ def test_mppe3d_learns_on_real_mpi_inf_3dhp(tmp_path, one_torch_thread):
     assert losses[-1] < 0.1 * losses[0]
     assert a_tr["AUC"] > b_tr["AUC"] + 5.0 and a_tr["MPJPE"] < 0.8 * b_tr["MPJPE"]
     assert a_tr["MRPE"] < 0.3 * b_tr["MRPE"]
+
+
+def test_task_batches_carry_rootnet_k_of_the_crop(tmp_path):
+    """The task's RootNet input: k from the frame's real focal lengths and the area of its
+    crop in image pixels (the padded, aspect-corrected box, as the official process_bbox)."""
+    task = build_task(_config("mppe3d", tmp_path))
+    ds = task.train_dataset()
+    batch = task.collate([ds[i] for i in range(len(ds))])
+    inputs, targets = task.prepare(batch, "cpu")
+    d = _h36m_frames()
+    keep = np.isin(d["subject"], ["S1", "S5", "S7"])
+    f = d["cameras"]["f"][keep]
+    side = d["scale"][keep] * 200.0 * 1.25                  # square box x padding
+    want = np.sqrt(2000.0 * 2000.0 * f[:, 0] * f[:, 1] / side ** 2)
+    np.testing.assert_allclose(inputs["k_value"].numpy(), want, rtol=1e-5)
+    assert inputs["image"].shape == (3, 3, 64, 64)
+    assert torch.allclose(targets["root_coords"][:, 2], batch["keypoints_3d"][:, 0, 2])

@@ -66,7 +66,8 @@ def _mirror(kp, width=IN[0]):
 # ---------------------------------------------------------------- registry and config
 def test_registry_names_and_config_round_trip():
     assert list_codecs() == sorted(["msra", "unbiased", "udp", "simcc", "regression", "integral",
-                                    "paf", "lift3d", "pipnet", "multilevel", "deepercut"])
+                                    "paf", "lift3d", "pipnet", "multilevel", "deepercut",
+                                    "associative_embedding", "mppe3d", "vnect", "dconvmp", "orpm"])
     for codec in _every_codec():
         cfg = codec.to_config()
         assert cfg["name"] in CODECS and isinstance(codec, Codec)

@@ -39,6 +39,7 @@ EXPECTED = {
     "rmpe": (2, 17, 16, 12),
     "deepercut": [(2, 17, 8, 6), (2, 34, 8, 6), (2, 544, 8, 6), (2, 17, 8, 6)],
     "volumetric": [(2, 17, 1, 16, 12), (2, 17, 4, 16, 12), (2, 17, 16, 16, 12)],
+    "higherhrnet": [[(2, 17, 16, 12), (2, 17, 16, 12)], [(2, 17, 32, 24), (2, 0, 32, 24)]],
 }
 FLIP = COCO17.flip_index()
 
@@ -75,7 +76,7 @@ def _targets(model, b=2, seed=0):
 
 
 def test_registry_lists_every_model():
-    assert set(model_names()) == set(EXPECTED)
+    assert set(model_names()) == set(EXPECTED) | IMAGE3D
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -351,10 +352,19 @@ def test_unpublished_paper_config_sizes_are_pinned(name, config, millions):
     assert _millions(name, config) == pytest.approx(millions, abs=0.001)
 
 
+#: models whose paper sizes are checked in their own test files
+SIZES_CHECKED_ELSEWHERE = {
+    "cpn": "test_cpn_mspn.py (HRNet Table 1)", "mspn": "test_cpn_mspn.py (mmpose)",
+    "deepercut": "test_deepercut.py (its ResNet-101 backbone)",
+    "higherhrnet": "test_ae_model.py (HigherHRNet W32 / W48)",
+    "mppe3d": "test_image3d.py", "vnect": "test_image3d.py", "dconvmp": "test_image3d.py",
+    "orpm": "test_image3d.py"}
+#: image-based 3-D models: camera-frame targets, tested in tests/test_image3d.py
+IMAGE3D = {"mppe3d", "vnect", "dconvmp", "orpm"}
+
+
 def test_every_model_has_a_paper_config_and_a_size_check():
-    # cpn / mspn: their sizes are checked in tests/test_cpn_mspn.py (HRNet Table 1, mmpose);
-    # deepercut: in tests/test_deepercut.py (its ResNet-101 backbone)
-    checked = {p[0] for p in PUBLISHED} | {p[0] for p in UNPUBLISHED} | {"cpn", "mspn", "deepercut"}
+    checked = {p[0] for p in PUBLISHED} | {p[0] for p in UNPUBLISHED} | set(SIZES_CHECKED_ELSEWHERE)
     assert checked == set(MODELS)
     for name in MODELS:
         assert "paper" in MODELS[name][1]

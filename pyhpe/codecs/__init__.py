@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from .base import Codec
+from .body3d import DconvMPCodec, MPPE3DCodec, ORPMCodec, VNectCodec
 from .deepercut import DeeperCutLabel
 from .heatmap import MSRAHeatmap, UDPHeatmap, UnbiasedHeatmap
 from .lift3d import Lift3DCodec
@@ -19,7 +20,8 @@ from .simcc import SimCCLabel
 
 CODECS: Dict[str, type] = {cls.name: cls for cls in (
     MSRAHeatmap, UnbiasedHeatmap, UDPHeatmap, SimCCLabel, RegressionLabel,
-    IntegralRegressionLabel, PAFCodec, Lift3DCodec, MultiLevelHeatmap, PIPNetLabel, DeeperCutLabel)}
+    IntegralRegressionLabel, PAFCodec, Lift3DCodec, MultiLevelHeatmap, PIPNetLabel, DeeperCutLabel,
+    MPPE3DCodec, VNectCodec, DconvMPCodec, ORPMCodec)}
 
 
 def list_codecs() -> List[str]:

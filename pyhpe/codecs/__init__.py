@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
+from .ae import AEOutputs, AssociativeEmbedding
 from .base import Codec
 from .heatmap import MSRAHeatmap, UDPHeatmap, UnbiasedHeatmap
 from .lift3d import Lift3DCodec
@@ -18,7 +19,8 @@ from .simcc import SimCCLabel
 
 CODECS: Dict[str, type] = {cls.name: cls for cls in (
     MSRAHeatmap, UnbiasedHeatmap, UDPHeatmap, SimCCLabel, RegressionLabel,
-    IntegralRegressionLabel, PAFCodec, Lift3DCodec, MultiLevelHeatmap, PIPNetLabel)}
+    IntegralRegressionLabel, PAFCodec, Lift3DCodec, MultiLevelHeatmap, PIPNetLabel,
+    AssociativeEmbedding)}
 
 
 def list_codecs() -> List[str]:

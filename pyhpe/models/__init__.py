@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from ..codecs import Codec
-from . import (chained, cpm, cpn, deeppose, hourglass, hrnet, lifter, litepose, mca, mspn, okdhp,
+from . import (chained, cpm, cpn, deeppose, higherhrnet, hourglass, hrnet, lifter, litepose, mca, mspn, okdhp,
                openpose, pipnet, pyranet, rmpe, rtmpose, simple_baseline, tfpose, tokenpose,
                vitpose)
 from .common import BasicBlock, Bottleneck, ResNet
@@ -47,6 +47,7 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "chained": (chained.build, chained.CONFIGS),
     "okdhp": (okdhp.build, okdhp.CONFIGS),
     "rmpe": (rmpe.build, rmpe.CONFIGS),
+    "higherhrnet": (higherhrnet.build, higherhrnet.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

@@ -14,12 +14,13 @@ from typing import Dict, Iterable, Optional, Union
 
 from ..engine.config import ConfigError, apply_overrides, load_config_dict
 from .base import CodecConfig, ModelConfig, Task
+from .bottomup_ae import BottomUpAEConfig, BottomUpAETask
 from .bottomup_paf import BottomUpPAFConfig, BottomUpPAFTask
 from .lift3d import Lift3DConfig, Lift3DTask
 from .topdown import TopDownConfig, TopDownTask
 
 TASKS: Dict[str, type] = {"topdown": TopDownTask, "bottomup_paf": BottomUpPAFTask,
-                          "lift3d": Lift3DTask}
+                          "lift3d": Lift3DTask, "bottomup_ae": BottomUpAETask}
 
 
 def task_names():

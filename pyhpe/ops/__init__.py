@@ -25,9 +25,10 @@ from .heatmap import msra_heatmaps, paf_targets, simcc_labels, udp_heatmaps, unb
 from .decode import (DSNT2d, DebiasedSoftArgmax2d, SoftArgmax2d,  # noqa: F401
                      affine_transform_points, argmax_decode, dark_decode, debiased_soft_argmax,
                      dsnt, simcc_dark_kernel, simcc_decode, soft_argmax, transform_preds)
+from .ae import AEGroups, ae_group  # noqa: F401
 
 __all__ = [
-    "AlphaPoseNMSResult", "DSNT2d", "Decoded", "DebiasedSoftArgmax2d", "GroupedPoses",
+    "AEGroups", "ae_group", "AlphaPoseNMSResult", "DSNT2d", "Decoded", "DebiasedSoftArgmax2d", "GroupedPoses",
     "HeatmapTargets", "NMSResult", "PAFGrouper", "PAFTargets", "Peaks", "Poses", "RaggedOKS",
     "SimCCTargets", "SoftArgmax2d", "affine_transform_points", "argmax_decode", "dark_decode",
     "debiased_soft_argmax", "dsnt", "find_peaks", "group_poses", "msra_heatmaps", "oks_matrix",

@@ -97,5 +97,22 @@ class RaggedOKS(NamedTuple):
         return [block.view(a, b) for block, a, b in zip(blocks, d, g)]
 
 
-__all__ = ["AlphaPoseNMSResult", "Decoded", "GroupedPoses", "HeatmapTargets", "NMSResult",
+class AEGroups(NamedTuple):
+    """Associative Embedding groups, padded to a static ``N``: keypoints ``(B, N, K, 2)``
+    float32 (x, y) in heatmap pixels, keypoint_scores ``(B, N, K)``, instance_scores
+    ``(B, N)`` and num_instances ``(B,)`` int64; rows ``n >= num_instances[b]`` are zero."""
+    keypoints: Tensor
+    keypoint_scores: Tensor
+    instance_scores: Tensor
+    num_instances: Tensor
+
+    def per_image(self) -> List[Poses]:
+        """The B images' :class:`Poses` (on the host, ``(N_b, K, 3)`` [x, y, score] and the
+        instance scores), padding dropped."""
+        kp, ks, sc = self.keypoints.cpu(), self.keypoint_scores.cpu(), self.instance_scores.cpu()
+        return [Poses(torch.cat([kp[b, :n], ks[b, :n, :, None]], -1), sc[b, :n])
+                for b, n in enumerate(self.num_instances.cpu().tolist())]
+
+
+__all__ = ["AEGroups", "AlphaPoseNMSResult", "Decoded", "GroupedPoses", "HeatmapTargets", "NMSResult",
            "PAFTargets", "Peaks", "Poses", "RaggedOKS", "SimCCTargets"]

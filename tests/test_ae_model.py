@@ -296,14 +296,14 @@ def test_litepose_ae_is_the_official_layout():
 
 
 # ---------------------------------------------------------------------------- task
-def _ae_config(out_dir, steps=300, model=None, data=None, **over):
+def _ae_config(out_dir, model=None, data=None, **over):
     cfg = {"task": "bottomup_ae", "input_size": [64, 64],
            "model": model or {"name": "higherhrnet", "config": "small"},
            "codec": {"name": "associative_embedding", "sigma": 2.0},
            "data": data or {"type": "synthetic", "num_images": 48, "val_images": 8,
                             "image_size": 64, "max_persons": 2, "occlusion": 0.0, "seed": 0},
            "eval": {"flip_test": False},
-           "train": {"epochs": 1000, "max_steps": steps, "batch_size": 8, "lr": 4e-3,
+           "train": {"epochs": 1000, "max_steps": 200, "batch_size": 8, "lr": 4e-3,
                      "warmup_steps": 10, "eval_every": 0, "progress": False, "seed": 0,
                      "ema": False, "device": "cpu", "log_every": 5, "out_dir": str(out_dir)}}
     cfg.update(over)
@@ -358,17 +358,51 @@ def test_perfect_maps_through_the_task_score_high():
 
 
 def test_bottomup_ae_learns_on_synthetic_figures(tmp_path):
-    """300 steps of a small HigherHRNet on 64x64 images of up to two figures: the loss falls
-    and AP rises from 0 (measured: see the report in the assertion message)."""
-    pytest.importorskip("scipy")
-    if not hasattr(ops, "ae_group"):
-        pytest.skip("pyhpe.ops.ae_group is not built into this tree")
-    task = build_task(_ae_config(tmp_path))
+    """200 steps of the small HigherHRNet on 64x64 images of up to two figures (one CPU
+    thread): the heatmap losses fall, the tag loss is trained, and AP rises from 0 (measured
+    0.15 at 200 steps, 0.15 at 300; Lite Pose's small_ae: 0.17 / 0.20)."""
+    cfg = _ae_config(tmp_path)
+    cfg["train"].update(max_steps=200, lr=6e-3)
+    task = build_task(cfg)
     trainer = Trainer(task, log=QUIET)
     before = trainer.evaluate()
     result = trainer.fit()
     after = result["metrics"]
     assert {"loss_heatmap", "loss_heatmap_1", "loss_pull", "loss_push"} <= set(result["history"][-1])
+    log = result["loss_log"]
+    for name in ("loss", "loss_heatmap", "loss_heatmap_1"):
+        curve = [p[name] for p in log]
+        assert np.mean(curve[-3:]) < (0.7 if name == "loss" else 0.5) * np.mean(curve[:3]), (name, curve)
+    assert before["AP"] == 0.0 and after["AP"] > 0.05, (before, after)
+
+
+REAL = {"ochuman": ("ochuman_sample.json", "ochuman", "coco"),
+        "crowdpose": ("crowdpose_sample.json", "crowdpose", "crowdpose")}
+
+
+@pytest.mark.parametrize("name,model,flip,min_ap", [
+    # measured AP 0.81 after 100 steps (untrained 0)
+    ("ochuman", {"name": "litepose", "config": "small_ae"}, False, 0.4),
+    # measured AP 0.19 after 100 steps (untrained 0); evaluated with the flip test
+    ("crowdpose", {"name": "higherhrnet", "config": "tiny"}, True, 0.05),
+])
+def test_bottomup_ae_learns_real_coco_format_samples(tmp_path, name, model, flip, min_ap):
+    """Real images (OCHuman: 3 images, 5 persons, COCO-17; CrowdPose: 2 images, 5 persons,
+    CrowdPose-14 evaluated in 'crowdpose' mode), 96x96 inputs, trained and evaluated on the
+    same sample for 100 steps: the loss falls and AP rises from 0."""
+    ann, images, fmt = REAL[name]
+    data = {"type": "coco", "format": fmt, "train_ann": os.path.join(DATA, ann),
+            "train_images": os.path.join(DATA, images), "val_ann": os.path.join(DATA, ann),
+            "val_images": os.path.join(DATA, images)}
+    cfg = _ae_config(tmp_path, model=model, data=data, input_size=[96, 96], keypoints="auto",
+                     augment=False, eval={"flip_test": flip})
+    cfg["train"].update(max_steps=100, batch_size=3, lr=8e-3)
+    task = build_task(cfg)
+    trainer = Trainer(task, log=QUIET)
+    before = trainer.evaluate()
+    result = trainer.fit()
     curve = [p["loss"] for p in result["loss_log"]]
     assert np.mean(curve[-3:]) < 0.5 * np.mean(curve[:3]), curve
-    assert before["AP"] < 0.01 and after["AP"] > 0.05, (before, after)
+    assert before["AP"] == 0.0 and result["metrics"]["AP"] > min_ap, (before, result["metrics"])
+    if name == "crowdpose":
+        assert "AP_hard" in result["metrics"]

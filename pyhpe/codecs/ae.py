@@ -155,7 +155,8 @@ class AssociativeEmbedding(Codec):
         K = heatmaps.shape[1] if num_keypoints is None else int(num_keypoints)
         heatmaps = heatmaps[:, :K]
         order = self.decode_keypoint_order or None
-        groups = ops.ae_group(heatmaps, tags, keypoint_order=order, topk=self.decode_topk,
+        topk = min(self.decode_topk, heatmaps.shape[-1] * heatmaps.shape[-2])
+        groups = ops.ae_group(heatmaps, tags, keypoint_order=order, topk=topk,
                               nms_kernel=self.decode_nms_kernel,
                               keypoint_threshold=self.decode_keypoint_thr,
                               tag_threshold=self.decode_tag_thr,

@@ -159,6 +159,8 @@ class LitePoseAEHead(AssociativeEmbeddingHead):
             self.final_refined.append(_SepConv2d(c_ref, cout, final_kernel))
             self.final_raw.append(_SepConv2d(c_raw, cout, final_kernel))
         init_weights(self)
+        for sep in (*self.final_refined, *self.final_raw):
+            nn.init.normal_(sep.conv[3].weight, std=0.001)   # small initial maps, as the heads
         self.check_codec("LitePoseAEHead")
 
     @property

@@ -278,6 +278,62 @@ def test_higherhrnet_outputs_losses_and_aggregation():
         build_model("higherhrnet", "tiny", codec=AssociativeEmbedding((64, 64), (16, 16)))
 
 
+def _official_multi_stage_aggregate(outputs, outputs_flip, K, flip_index, input_hw):
+    """HigherHRNet's lib/core/inference.py get_multi_stage_outputs (flip test, PROJECT2IMAGE,
+    WITH_AE (True, False)) and aggregate_results at one scale, transcribed: final heatmaps
+    (B, K, H, W) and tags (B, K, H, W, 2)."""
+    import torch.nn.functional as F
+
+    def up(t, size):
+        return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
+
+    heatmaps, tags = [], []
+    last = outputs[-1].shape[-2:]
+    avg = 0
+    for i, o in enumerate(outputs):
+        if i != len(outputs) - 1:
+            o = up(o, last)
+        avg = avg + o[:, :K]
+        if i == 0:
+            tags.append(o[:, K:])
+    heatmaps.append(avg / len(outputs))
+    avg = 0
+    for i, o in enumerate(outputs_flip):
+        if i != len(outputs_flip) - 1:
+            o = up(o, last)
+        o = torch.flip(o, [3])
+        avg = avg + o[:, :K][:, flip_index]
+        if i == 0:
+            tags.append(o[:, K:][:, flip_index])
+    heatmaps.append(avg / len(outputs_flip))
+    heatmaps = [up(h, input_hw) for h in heatmaps]
+    tags = [up(t, input_hw) for t in tags]
+    return (heatmaps[0] + heatmaps[1]) / 2, torch.cat([t.unsqueeze(4) for t in tags], 4)
+
+
+def test_higherhrnet_inference_aggregation_is_the_official_one():
+    """The head's aggregation (two resolutions, flip test, projection to the input) equals the
+    official inference on the same raw outputs; tags land in mmpose's l * K + k layout."""
+    torch.manual_seed(0)
+    model = build_model("higherhrnet", "tiny").eval()
+    for f in model.head.finals:                       # outputs of order 1, not 1e-3
+        torch.nn.init.normal_(f.weight, std=0.3)
+    K = 17
+    from pyhpe.keypoints import get_keypoint_set
+    flip_index = get_keypoint_set("coco17").flip_index()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out, out_f = model(x), model(x.flip(-1))
+        agg = model.head.aggregate(out, out_f, flip_index)
+    raw = [torch.cat([o.heatmaps, o.tags], 1) if o.tags is not None else o.heatmaps for o in out]
+    raw_f = [torch.cat([o.heatmaps, o.tags], 1) if o.tags is not None else o.heatmaps for o in out_f]
+    hm, tags = _official_multi_stage_aggregate(raw, raw_f, K, flip_index, (64, 64))
+    assert float(hm.abs().mean()) > 0.1 and float(tags.abs().mean()) > 0.1
+    torch.testing.assert_close(agg.heatmaps, hm, rtol=1e-6, atol=1e-5)
+    ours = agg.tags.reshape(2, 2, K, 64, 64).permute(0, 2, 3, 4, 1)     # (B, K, H, W, L)
+    torch.testing.assert_close(ours, tags, rtol=1e-6, atol=1e-5)
+
+
 def test_litepose_ae_is_the_official_layout():
     """The AE model has the official module names (backbone with three fusion deconvolutions,
     final_refined / final_raw separable convs), K + K channels at stride 4 and K at stride 2."""

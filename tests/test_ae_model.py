@@ -273,6 +273,9 @@ def test_higherhrnet_outputs_losses_and_aggregation():
         out, flipped = model(x), model(x.flip(-1))
         agg = model.head.aggregate(out, flipped, list(range(17)))
     assert agg.heatmaps.shape == (2, 17, 64, 64) and agg.tags.shape == (2, 34, 64, 64)
+    keypoints, scores = model.predict(x, flip_test=True, flip_index=list(range(17)))
+    assert len(keypoints) == 2 and all(k.shape[1:] == (17, 2) for k in keypoints)
+    assert all(s.shape == k.shape[:2] for s, k in zip(scores, keypoints))
     # a heatmap-target / resolution mismatch is named
     with pytest.raises(ValueError, match="extra_heatmap_sizes"):
         build_model("higherhrnet", "tiny", codec=AssociativeEmbedding((64, 64), (16, 16)))
@@ -378,6 +381,14 @@ def test_shipped_configs_build(name):
     if cfg["data"]["type"] == "synthetic" or cfg["data"]["train_ann"].startswith("tests/"):
         model = task.build_model()
         assert len(model.head.codec.heatmap_sizes) == model.head.num_levels
+
+
+def test_task_needs_an_ae_model():
+    from pyhpe.engine.config import ConfigError
+    with pytest.raises(ConfigError, match="no associative-embedding head"):
+        build_task(_ae_config("unused", model={"name": "litepose", "config": "tiny"}))
+    with pytest.raises(ConfigError, match="codec.name"):
+        build_task(_ae_config("unused", codec={"name": "paf"}))
 
 
 @needs_ae_group

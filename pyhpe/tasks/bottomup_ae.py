@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Tuple
 
+from ..engine.config import ConfigError
 from ..engine.trainer import TrainConfig
 from .base import CodecConfig, ModelConfig
 from .bottomup_paf import BottomUpEval, BottomUpTask
@@ -46,6 +47,7 @@ class BottomUpAETask(BottomUpTask):
     Config = BottomUpAEConfig
 
     def build_codec(self):
+        from ..codecs import AssociativeEmbedding
         from ..models import build_model
         c = self.config
         params = dict(c.codec.params)
@@ -57,6 +59,10 @@ class BottomUpAETask(BottomUpTask):
                                 input_size=list(c.input_size),
                                 **{k: v for k, v in m.overrides.items() if k != "input_size"})
             own = probe.codec
+            if not isinstance(own, AssociativeEmbedding):
+                raise ConfigError(f"model: {m.name!r} ({m.config!r}) has no associative-embedding "
+                                  "head; use 'higherhrnet' or a Lite Pose '*_ae' config, or give "
+                                  "the codec's 'heatmap_size' and 'extra_heatmap_sizes'")
             defaults["heatmap_size"] = list(own.heatmap_size)
             defaults["extra_heatmap_sizes"] = [list(s) for s in own.extra_heatmap_sizes]
             defaults["sigma"] = own.sigma

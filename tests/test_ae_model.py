@@ -354,6 +354,28 @@ def test_litepose_ae_is_the_official_layout():
     assert type(build_model("litepose", "tiny").head).__name__ == "HeatmapHead"
 
 
+def test_litepose_ae_loads_the_official_state_dict_layout():
+    """Every key and shape of the official Lite Pose model (lib/models/pose_mobilenet.py, a
+    small architecture recorded in tests/data/manifests/equivalence.npz: three fusion
+    deconvolutions, final_refined / final_raw for 17 heatmaps + 17 tags and 17 heatmaps) loads
+    strictly into the AE model: backbone keys under ``backbone.``, final layers under ``head.``."""
+    from pyhpe.apis.pretrained import synthetic_state_dict
+    z = np.load(os.path.join(DATA, "manifests", "equivalence.npz"))
+    manifest = json.loads(str(z["litepose_backbone/manifest"]))
+    spec = json.loads(str(z["litepose_backbone/pyhpe"]))
+    kw = dict(spec["kwargs"], deconv_channels=[16, 24, 16], tags=True)
+    model = build_model("litepose", spec["config"], **kw)
+    sd = {("head." if k.startswith("final_") else "backbone.") + k: v
+          for k, v in synthetic_state_dict(manifest).items()}
+    assert set(sd) == set(model.state_dict())
+    model.load_state_dict(sd, strict=True)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.from_numpy(z["input"]))
+    assert out[0].heatmaps.shape == (1, 17, 16, 16) and out[0].tags.shape == (1, 17, 16, 16)
+    assert out[1].heatmaps.shape == (1, 17, 32, 32)
+
+
 # ---------------------------------------------------------------------------- task
 def _ae_config(out_dir, model=None, data=None, **over):
     cfg = {"task": "bottomup_ae", "input_size": [64, 64],

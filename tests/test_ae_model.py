@@ -78,7 +78,10 @@ def test_codec_config_round_trip_extra_resolutions_and_errors():
         with pytest.raises(ValueError, match=match):
             AssociativeEmbedding(**kw)
     with pytest.raises(ValueError, match="keypoints"):
-        codec.encode(torch.zeros(2, 17, 2))          # bottom-up batches are (B, N, K, 2)
+        codec.encode(torch.zeros(2, 3, 17, 3))
+    one = codec.encode(kp[:, 0], torch.ones(1, 2))   # (B, K, 2): one person per image
+    assert one["keypoint_weights"].shape == (1, 2) and one["keypoint_indices"].shape == (1, 1, 2, 2)
+    torch.testing.assert_close(one["heatmaps"], t["heatmaps"])
 
 
 def test_flip_back_undoes_the_mirror_and_permutes_tags_per_dimension():
@@ -91,7 +94,7 @@ def test_flip_back_undoes_the_mirror_and_permutes_tags_per_dimension():
     back = codec.flip_back(mirrored, flip_index)
     torch.testing.assert_close(back.heatmaps, hm)
     torch.testing.assert_close(back.tags, tags)
-    assert codec.flip_back(AEOutputs(hm, None), flip_index).tags is None
+    assert codec.flip_back(AEOutputs(hm, tags[:, :0]), flip_index).tags.shape == (2, 0, 8, 8)
 
 
 # ---------------------------------------------------------------------------- tag loss
@@ -260,7 +263,7 @@ def test_higherhrnet_outputs_losses_and_aggregation():
     x = torch.randn(2, 3, 64, 64)
     out = model(x)
     assert [o.heatmaps.shape for o in out] == [(2, 17, 16, 16), (2, 17, 32, 32)]
-    assert out[0].tags.shape == (2, 17, 16, 16) and out[1].tags is None
+    assert out[0].tags.shape == (2, 17, 16, 16) and out[1].tags.shape == (2, 0, 32, 32)
     kp = torch.rand(2, 3, 17, 2) * 60
     targets = codec.encode(kp, torch.ones(2, 3, 17))
     losses = model(x, targets)
@@ -328,8 +331,8 @@ def test_higherhrnet_inference_aggregation_is_the_official_one():
     with torch.no_grad():
         out, out_f = model(x), model(x.flip(-1))
         agg = model.head.aggregate(out, out_f, flip_index)
-    raw = [torch.cat([o.heatmaps, o.tags], 1) if o.tags is not None else o.heatmaps for o in out]
-    raw_f = [torch.cat([o.heatmaps, o.tags], 1) if o.tags is not None else o.heatmaps for o in out_f]
+    raw = [torch.cat([o.heatmaps, o.tags], 1) for o in out]
+    raw_f = [torch.cat([o.heatmaps, o.tags], 1) for o in out_f]
     hm, tags = _official_multi_stage_aggregate(raw, raw_f, K, flip_index, (64, 64))
     assert float(hm.abs().mean()) > 0.1 and float(tags.abs().mean()) > 0.1
     torch.testing.assert_close(agg.heatmaps, hm, rtol=1e-6, atol=1e-5)
@@ -349,7 +352,7 @@ def test_litepose_ae_is_the_official_layout():
     assert w.shape[-1] == 5 and w.shape[1] == 1                   # 5x5 depthwise
     out = model(torch.randn(1, 3, 64, 64))
     assert out[0].heatmaps.shape == (1, 17, 16, 16) and out[0].tags.shape == (1, 17, 16, 16)
-    assert out[1].heatmaps.shape == (1, 17, 32, 32) and out[1].tags is None
+    assert out[1].heatmaps.shape == (1, 17, 32, 32) and out[1].tags.shape[1] == 0
     # the heatmap model is unchanged
     assert type(build_model("litepose", "tiny").head).__name__ == "HeatmapHead"
 
@@ -428,7 +431,7 @@ def test_perfect_maps_through_the_task_score_high():
     t = task.codec.encode(batch["keypoints"], batch["visibility"])
     kp_hm = batch["keypoints"] / torch.tensor(task.codec.scale_factor)
     tags = _oracle_tags(kp_hm, batch["visibility"], task.codec.heatmap_size)
-    outputs = [AEOutputs(t["heatmaps"], tags), AEOutputs(t["heatmaps_1"], None)]
+    outputs = [AEOutputs(t["heatmaps"], tags), AEOutputs(t["heatmaps_1"], t["heatmaps_1"][:, :0])]
 
     class Oracle(torch.nn.Module):
         def __init__(self):
@@ -437,8 +440,8 @@ def test_perfect_maps_through_the_task_score_high():
 
         def forward(self, x):
             n = x.shape[0]
-            out = [AEOutputs(o.heatmaps[self.i:self.i + n], None if o.tags is None
-                             else o.tags[self.i:self.i + n]) for o in outputs]
+            out = [AEOutputs(o.heatmaps[self.i:self.i + n], o.tags[self.i:self.i + n])
+                   for o in outputs]
             self.i += n
             return out
 

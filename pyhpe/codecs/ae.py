@@ -23,10 +23,14 @@ from .base import Codec, as_size, check_flip_index, flip_maps, keypoints_and_vis
 
 class AEOutputs(NamedTuple):
     """One resolution of an associative-embedding network: ``heatmaps (B, K, h, w)`` and
-    ``tags (B, K * L, h, w)`` in mmpose's layout (channel ``l * K + k``), or None at a
+    ``tags (B, K * L, h, w)`` in mmpose's layout (channel ``l * K + k``); ``(B, 0, h, w)`` at a
     resolution that predicts heatmaps only (HigherHRNet's 1/2-resolution output)."""
     heatmaps: Tensor
-    tags: Optional[Tensor]
+    tags: Tensor
+
+
+def has_tags(outputs: AEOutputs) -> bool:
+    return outputs.tags is not None and outputs.tags.shape[1] > 0
 
 
 _MATCHING = ("hungarian", "greedy")
@@ -116,9 +120,12 @@ class AssociativeEmbedding(Codec):
                ) -> Dict[str, Tensor]:
         """``(B, N, K, 2)`` input-pixel keypoints (and COCO visibility) -> ``heatmaps``
         ``(B, K, H, W)`` (+ ``heatmaps_i`` of the extra sizes), ``keypoint_indices``
-        ``(B, N, K, 2)`` int64 and ``keypoint_weights`` ``(B, N, K)``."""
-        kp, vis = keypoints_and_visibility(keypoints, visibility, "AssociativeEmbedding.encode",
-                                           dims=(4,))
+        ``(B, N, K, 2)`` int64 and ``keypoint_weights`` ``(B, N, K)``. Single-person
+        ``(B, K, 2)`` keypoints are one person per image (weights ``(B, K)``)."""
+        kp, vis = keypoints_and_visibility(keypoints, visibility, "AssociativeEmbedding.encode")
+        single = kp.dim() == 3
+        if single:
+            kp, vis = kp.unsqueeze(1), vis.unsqueeze(1)
         encoder = ops.udp_heatmaps if self.use_udp else ops.msra_heatmaps
         out: Dict[str, Tensor] = {}
         for i, size in enumerate(self.heatmap_sizes):
@@ -127,7 +134,8 @@ class AssociativeEmbedding(Codec):
             kp_hm = kp / scale
             hm, weights = encoder(kp_hm, vis, size, sigma=self.sigma)
             if i == 0:
-                out["heatmaps"], out["keypoint_weights"] = hm, weights
+                out["heatmaps"] = hm
+                out["keypoint_weights"] = weights[:, 0] if single else weights
                 out["keypoint_indices"] = self.keypoint_indices(kp_hm, vis)
             else:
                 out[f"heatmaps_{i}"] = hm
@@ -149,7 +157,7 @@ class AssociativeEmbedding(Codec):
         instance scores ``(P,)`` (mmpose: the mean grouped keypoint score before filling
         missing keypoints)."""
         heatmaps, tags = outputs
-        if tags is None:
+        if not has_tags(outputs):
             raise ValueError("AssociativeEmbedding.decode: the outputs carry no tags")
         heatmaps, tags = heatmaps.detach().float(), tags.detach().float()
         K = heatmaps.shape[1] if num_keypoints is None else int(num_keypoints)
@@ -191,8 +199,8 @@ class AssociativeEmbedding(Codec):
         K = hms.shape[1]
         idx = check_flip_index(flip_index, K, "AssociativeEmbedding.flip_back")
         back_hm = flip_maps(hms, idx, 0.0)
-        if tags is None:
-            return AEOutputs(back_hm, None)
+        if not has_tags(outputs_flipped):
+            return AEOutputs(back_hm, tags)
         C = tags.shape[1]
         if C % K == 0:
             L = C // K
@@ -216,4 +224,4 @@ class AssociativeEmbedding(Codec):
                 "decode_matching": self.decode_matching}
 
 
-__all__ = ["AEOutputs", "AssociativeEmbedding"]
+__all__ = ["AEOutputs", "AssociativeEmbedding", "has_tags"]

@@ -29,7 +29,7 @@ class HigherHRNetHead(AssociativeEmbeddingHead):
     (each: the previous features concatenated with the previous prediction when
     ``cat_output``, a 4x4 stride-2 deconvolution to ``c`` channels (BN, ReLU),
     ``num_basic_blocks`` BasicBlocks, a ``final_kernel`` conv to ``K`` heatmaps). Outputs:
-    ``[AEOutputs(heatmaps_1/4, tags_1/4), AEOutputs(heatmaps_1/2, None), ...]``. Loss and
+    ``[AEOutputs(heatmaps_1/4, tags_1/4), AEOutputs(heatmaps_1/2, no tag channels), ...]``. Loss and
     inference: :class:`~pyhpe.models.heads.AssociativeEmbeddingHead`."""
 
     def __init__(self, codec: AssociativeEmbedding, in_channels: int = 32, num_keypoints: int = 17,

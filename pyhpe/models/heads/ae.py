@@ -5,7 +5,7 @@ with the heatmap MSE and the pull/push tag loss, decoded by tag grouping through
 deconvolutions, a final conv to ``K`` heatmaps + ``K * L`` tags); multi-resolution heads
 (HigherHRNet's, Lite Pose's) subclass it and only change the layers: every AE head returns a
 list of :class:`~pyhpe.codecs.AEOutputs`, one per resolution (coarse to fine; a resolution
-without tags has ``tags=None``), so the loss (each resolution's heatmaps against the codec's
+without tags has zero tag channels), so the loss (each resolution's heatmaps against the codec's
 target of its size, the tag loss where tags are predicted) and the inference aggregation
 (HigherHRNet's ``get_multi_stage_outputs`` + ``aggregate_results``) are shared.
 """
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...codecs import AEOutputs, AssociativeEmbedding
+from ...codecs.ae import has_tags
 from ..common import init_weights
 from .base import BaseHead
 from .losses import keypoint_mse_loss
@@ -175,7 +176,7 @@ class AssociativeEmbeddingHead(BaseHead):
 
     def split(self, out: Tensor) -> AEOutputs:
         K = self.num_keypoints
-        return AEOutputs(out[:, :K], out[:, K:] if out.shape[1] > K else None)
+        return AEOutputs(out[:, :K], out[:, K:])
 
     def forward(self, feats: Tensor) -> List[AEOutputs]:
         return [self.split(self.final(self.deconv(feats)))]
@@ -202,7 +203,7 @@ class AssociativeEmbeddingHead(BaseHead):
                 weight = jw if weight is None else weight * jw
             name = "loss_heatmap" if i == 0 else f"loss_heatmap_{i}"
             losses[name] = w * keypoint_mse_loss(out.heatmaps, target, weight)
-            if out.tags is not None and i == 0:
+            if has_tags(out) and i == 0:
                 pull, push = associative_embedding_loss(
                     self.full_tags(out.tags), targets["keypoint_indices"],
                     loss_type=self.loss_type, push_loss_factor=self.push_loss_factor,
@@ -219,13 +220,13 @@ class AssociativeEmbeddingHead(BaseHead):
             size = levels[-1].heatmaps.shape[-2:]
             hm = sum(resize_maps(l.heatmaps.float(), size) for l in levels) / len(levels)
             tags = [resize_maps(self.full_tags(l.tags.float()), size)
-                    for l in levels if l.tags is not None]
+                    for l in levels if has_tags(l)]
             return hm, tags
 
         hm, tags = one(list(outputs))
         if flipped_outputs is not None:
-            back = [self.codec.flip_back(AEOutputs(l.heatmaps, None if l.tags is None
-                                                   else self.full_tags(l.tags)), flip_index)
+            back = [self.codec.flip_back(AEOutputs(l.heatmaps, self.full_tags(l.tags) if has_tags(l)
+                                                   else l.tags), flip_index)
                     for l in flipped_outputs]
             hm_f, tags_f = one(back)
             hm = (hm + hm_f) / 2

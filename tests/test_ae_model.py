@@ -20,8 +20,8 @@ from pyhpe.tasks import build_task
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
 sys.path.insert(0, DATA)
-from record_mmpose_ae import (B, HEATMAP_SIZE, INPUT_SIZE, LOSS_SETTINGS, SIGMAS,  # noqa: E402
-                              make_inputs)
+from record_mmpose_ae import (COCO_FLIP, HEATMAP_SIZE, INPUT_SIZE, LOSS_SETTINGS,  # noqa: E402
+                              PRED_CODEC, PRED_INPUT, PRED_MAP, SIGMAS, make_inputs)
 
 QUIET = lambda *a, **k: None  # noqa: E731
 needs_ae_group = pytest.mark.skipif(not hasattr(ops, "ae_group"),
@@ -175,6 +175,34 @@ def test_tag_loss_errors_and_empty():
         associative_embedding_loss(tags, torch.zeros(3, 1, 4, 2))
     with pytest.raises(ValueError, match="tag channels"):
         associative_embedding_loss(tags, torch.zeros(2, 1, 3, 2))
+
+
+# ---------------------------------------------------------------------------- inference vs mmpose
+@needs_ae_group
+def test_head_inference_matches_mmpose(recorded):
+    """The head's flip-test aggregation (tags concatenated, maps restored to the input size)
+    and the codec's grouping + scaling against mmpose 1.3.2's AssociativeEmbeddingHead.predict
+    (recorded) on the same outputs: three people plus a noise group per image, keypoint order,
+    top-k 30, centre shift 0.5, at most 30 instances."""
+    from pyhpe.models.heads import AssociativeEmbeddingHead
+    K = 17
+    x = make_inputs()
+    codec = AssociativeEmbedding(PRED_INPUT, PRED_MAP, sigma=2.0, **PRED_CODEC)
+    head = AssociativeEmbeddingHead(codec, in_channels=2 * K, num_keypoints=K).eval()
+    with torch.no_grad():
+        head.final.weight.copy_(torch.eye(2 * K).view(2 * K, 2 * K, 1, 1))
+        head.final.bias.zero_()
+        out = head(torch.from_numpy(x["feats"]))
+        out_f = head(torch.from_numpy(x["feats_flip"]))
+        kps, scores, inst = head.predict_instances(out, out_f, COCO_FLIP)
+    for b in range(2):
+        n = int(recorded["pred_num_instances"][b])
+        assert n >= 3 and kps[b].shape == (n, K, 2), (b, n, kps[b].shape)
+        np.testing.assert_allclose(kps[b].numpy(), recorded["pred_keypoints"][b, :n], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(scores[b].numpy(), recorded["pred_keypoint_scores"][b, :n],
+                                   rtol=0, atol=1e-5)
+        np.testing.assert_allclose(inst[b].numpy(), recorded["pred_instance_scores"][b, :n],
+                                   rtol=0, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------- codec: round trip

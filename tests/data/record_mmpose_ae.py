@@ -24,6 +24,15 @@ B, N, K = 4, 4, 17
 LOSS_SETTINGS = {"a": dict(loss_weight=1.0, push_loss_factor=0.5),
                  "b": dict(loss_weight=1e-3, push_loss_factor=0.25)}
 OUT = os.path.join(HERE, "mmpose_ae.npz")
+# inference: an AssociativeEmbeddingHead whose 1x1 final conv is the identity on 2K feature
+# channels (K heatmaps, K tags), flip test, maps restored to the input size before grouping
+PRED_INPUT = (128, 96)     # (W, H)
+PRED_MAP = (32, 24)
+PRED_PEOPLE = 3
+COCO_ORDER = [0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16]
+COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+PRED_CODEC = dict(decode_keypoint_order=COCO_ORDER, decode_topk=30, decode_center_shift=0.5,
+                  decode_max_instances=30)
 
 
 def make_inputs() -> dict:
@@ -41,7 +50,23 @@ def make_inputs() -> dict:
     hw, hh = HEATMAP_SIZE
     tags1 = rng.normal(0, 1, (B, K, hh, hw)).astype(np.float32)
     tags2 = rng.normal(0, 1, (B, 2 * K, hh, hw)).astype(np.float32)
-    return dict(keypoints=kp, visibility=vis, tags1=tags1, tags2=tags2)
+    # head features of an image and of its mirror: Gaussian peaks of PRED_PEOPLE people
+    # (width 1.5 map pixels) plus noise, tags = person id x 2 near the person plus noise
+    fw, fh = PRED_MAP
+    centres = np.stack([rng.uniform(2, fw - 3, (2, PRED_PEOPLE, K)),
+                        rng.uniform(2, fh - 3, (2, PRED_PEOPLE, K))], -1)
+    xs, ys = np.arange(fw), np.arange(fh)
+    d2 = ((xs[None, None, None, None, :] - centres[..., 0, None, None]) ** 2
+          + (ys[None, None, None, :, None] - centres[..., 1, None, None]) ** 2)  # (2, P, K, H, W)
+    peaks = np.exp(-d2 / (2 * 1.5 ** 2)) * rng.uniform(0.5, 1.0, (2, PRED_PEOPLE, K, 1, 1))
+    heat = peaks.max(1) + 0.03 * rng.random((2, K, fh, fw))
+    tagmap = d2.argmin(1) * 2.0 + 0.1 * rng.normal(0, 1, (2, K, fh, fw))
+    feats = np.concatenate([heat, tagmap], 1).astype(np.float32)
+    flip_ch = COCO_FLIP + [K + i for i in COCO_FLIP]
+    feats_flip = (feats[..., ::-1][:, flip_ch]
+                  + 0.02 * rng.normal(0, 1, feats.shape)).astype(np.float32)
+    return dict(keypoints=kp, visibility=vis, tags1=tags1, tags2=tags2, feats=feats,
+                feats_flip=np.ascontiguousarray(feats_flip))
 
 
 def record() -> dict:
@@ -74,7 +99,43 @@ def record() -> dict:
             out[f"loss_L{L}_{name}_pull"] = np.float32(pull.detach())
             out[f"loss_L{L}_{name}_push"] = np.float32(push.detach())
             out[f"loss_L{L}_{name}_grad"] = tags.grad.numpy().astype(np.float32)
+    out.update(record_predictions(x))
     return out
+
+
+def record_predictions(x) -> dict:
+    """mmpose's AssociativeEmbeddingHead.predict (flip test, restore_heatmap_size, no heatmap
+    shift, as configs/body_2d_keypoint/associative_embedding/coco/ae_hrnet-w32) on fixed
+    features: per image the keypoints, keypoint scores and instance scores, padded to 30."""
+    import torch
+    from mmpose.models.heads import AssociativeEmbeddingHead
+    from mmpose.structures import PoseDataSample
+    head = AssociativeEmbeddingHead(
+        in_channels=2 * K, num_keypoints=K, tag_dim=1, tag_per_keypoint=True,
+        deconv_out_channels=None, final_layer=dict(kernel_size=1),
+        decoder=dict(type="AssociativeEmbedding", input_size=PRED_INPUT, heatmap_size=PRED_INPUT,
+                     sigma=2, **PRED_CODEC))
+    with torch.no_grad():
+        head.final_layer.weight.copy_(torch.eye(2 * K).view(2 * K, 2 * K, 1, 1))
+        head.final_layer.bias.zero_()
+    head.eval()
+    samples = []
+    for _ in range(2):
+        d = PoseDataSample()
+        d.set_metainfo(dict(flip_indices=COCO_FLIP, img_shape=(PRED_INPUT[1], PRED_INPUT[0])))
+        samples.append(d)
+    feats = [(torch.from_numpy(x["feats"]),), (torch.from_numpy(x["feats_flip"]),)]
+    with torch.no_grad():
+        preds = head.predict(feats, samples, test_cfg=dict(
+            flip_test=True, shift_heatmap=False, restore_heatmap_size=True, align_corners=False))
+    M = 30
+    kp, ks, inst, num = (np.zeros((2, M, K, 2), np.float32), np.zeros((2, M, K), np.float32),
+                         np.zeros((2, M), np.float32), np.zeros(2, np.int64))
+    for b, p in enumerate(preds):
+        n = len(p.keypoints)
+        kp[b, :n], ks[b, :n], inst[b, :n], num[b] = p.keypoints, p.keypoint_scores, p.bbox_scores, n
+    return {"pred_keypoints": kp, "pred_keypoint_scores": ks, "pred_instance_scores": inst,
+            "pred_num_instances": num}
 
 
 if __name__ == "__main__":

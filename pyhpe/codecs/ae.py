@@ -175,7 +175,7 @@ class AssociativeEmbedding(Codec):
                               center_shift=self.decode_center_shift, fill_missing=True)
         map_size = (heatmaps.shape[-1], heatmaps.shape[-2])
         scale = torch.tensor(_scale_factor(self.input_size, map_size, self.use_udp),
-                             dtype=torch.float32, device=heatmaps.device)
+                             dtype=torch.float32, device=groups.keypoints.device)
         keypoints, scores, instance_scores = [], [], []
         for b in range(heatmaps.shape[0]):
             n = int(groups.num_instances[b])

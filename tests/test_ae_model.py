@@ -20,7 +20,7 @@ from pyhpe.tasks import build_task
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
 sys.path.insert(0, DATA)
-from record_mmpose_ae import (COCO_FLIP, HEATMAP_SIZE, INPUT_SIZE, LOSS_SETTINGS,  # noqa: E402
+from record_mmpose_ae_model import (COCO_FLIP, HEATMAP_SIZE, INPUT_SIZE, LOSS_SETTINGS,  # noqa: E402
                               PRED_CODEC, PRED_INPUT, PRED_MAP, SIGMAS, make_inputs)
 
 QUIET = lambda *a, **k: None  # noqa: E731
@@ -30,7 +30,7 @@ needs_ae_group = pytest.mark.skipif(not hasattr(ops, "ae_group"),
 
 @pytest.fixture(scope="module")
 def recorded():
-    return np.load(os.path.join(DATA, "mmpose_ae.npz"))
+    return np.load(os.path.join(DATA, "mmpose_ae_model.npz"))
 
 
 @pytest.fixture(autouse=True)

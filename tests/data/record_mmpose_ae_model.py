@@ -1,5 +1,5 @@
 """Record mmpose 1.3.2's AssociativeEmbedding encoding and AssociativeEmbeddingLoss for fixed
-inputs into mmpose_ae.npz.
+inputs into mmpose_ae_model.npz.
 
 tests/test_ae_model.py regenerates the same inputs with :func:`make_inputs` (numpy only) and
 compares pyhpe's ``associative_embedding`` codec and tag loss with the recorded outputs, so the
@@ -7,7 +7,7 @@ tests run without mmpose.
 
 Re-record (mmpose 1.3.2, mmcv-lite 2.2.0, mmengine 0.10.7 and munkres importable)::
 
-    PYTHONPATH=DIR python tests/data/record_mmpose_ae.py
+    PYTHONPATH=DIR python tests/data/record_mmpose_ae_model.py
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ SIGMAS = {"s15": 1.5, "default": None}
 B, N, K = 4, 4, 17
 LOSS_SETTINGS = {"a": dict(loss_weight=1.0, push_loss_factor=0.5),
                  "b": dict(loss_weight=1e-3, push_loss_factor=0.25)}
-OUT = os.path.join(HERE, "mmpose_ae.npz")
+OUT = os.path.join(HERE, "mmpose_ae_model.npz")
 # inference: an AssociativeEmbeddingHead whose 1x1 final conv is the identity on 2K feature
 # channels (K heatmaps, K tags), flip test, maps restored to the input size before grouping
 PRED_INPUT = (128, 96)     # (W, H)

@@ -64,6 +64,8 @@ class AssociativeEmbedding(Codec):
     """
 
     name = "associative_embedding"
+    #: decode groups people (per-image lists; only the raw outputs export)
+    groups_people = True
 
     def __init__(self, input_size=(256, 256), heatmap_size=(64, 64), sigma: Optional[float] = None,
                  use_udp: bool = False, extra_heatmap_sizes: Sequence = (),

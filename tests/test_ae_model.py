@@ -304,6 +304,8 @@ def test_higherhrnet_outputs_losses_and_aggregation():
         out, flipped = model(x), model(x.flip(-1))
         agg = model.head.aggregate(out, flipped, list(range(17)))
     assert agg.heatmaps.shape == (2, 17, 64, 64) and agg.tags.shape == (2, 34, 64, 64)
+    flat = model.head.final_outputs(out)                 # what an export returns
+    assert [t.shape for t in flat] == [(2, 17, 16, 16), (2, 17, 16, 16), (2, 17, 32, 32)]
     keypoints, scores = model.predict(x, flip_test=True, flip_index=list(range(17)))
     assert len(keypoints) == 2 and all(k.shape[1:] == (17, 2) for k in keypoints)
     assert all(s.shape == k.shape[:2] for s, k in zip(scores, keypoints))

@@ -181,6 +181,16 @@ class AssociativeEmbeddingHead(BaseHead):
     def forward(self, feats: Tensor) -> List[AEOutputs]:
         return [self.split(self.final(self.deconv(feats)))]
 
+    def final_outputs(self, outputs: List[AEOutputs]) -> Tuple[Tensor, ...]:
+        """The raw maps as one flat tuple (what an export returns): each resolution's heatmaps,
+        followed by its tags where it predicts tags."""
+        flat: List[Tensor] = []
+        for o in outputs:
+            flat.append(o.heatmaps)
+            if has_tags(o):
+                flat.append(o.tags)
+        return tuple(flat)
+
     def full_tags(self, tags: Tensor) -> Tensor:
         """Shared tags (``tag_per_keypoint=False``) repeated for every keypoint, as mmpose."""
         return tags if self.tag_per_keypoint else tags.repeat(1, self.num_keypoints, 1, 1)

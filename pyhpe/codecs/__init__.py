@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
+from .ae import AEOutputs, AssociativeEmbedding
 from .base import Codec
 from .body3d import DconvMPCodec, MPPE3DCodec, ORPMCodec, VNectCodec
 from .deepercut import DeeperCutLabel
@@ -21,7 +22,7 @@ from .simcc import SimCCLabel
 CODECS: Dict[str, type] = {cls.name: cls for cls in (
     MSRAHeatmap, UnbiasedHeatmap, UDPHeatmap, SimCCLabel, RegressionLabel,
     IntegralRegressionLabel, PAFCodec, Lift3DCodec, MultiLevelHeatmap, PIPNetLabel, DeeperCutLabel,
-    MPPE3DCodec, VNectCodec, DconvMPCodec, ORPMCodec)}
+    MPPE3DCodec, VNectCodec, DconvMPCodec, ORPMCodec, AssociativeEmbedding)}
 
 
 def list_codecs() -> List[str]:

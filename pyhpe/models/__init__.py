@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from ..codecs import Codec
-from . import (chained, cpm, cpn, dconvmp, deepercut, deeppose, hourglass, hrnet, lifter,
-               litepose, mca, mppe3d, mspn, okdhp, openpose, orpm, pipnet, pyranet, rmpe, rtmpose,
-               simple_baseline, tfpose, tokenpose, vitpose, vnect, volumetric)
+from . import (chained, cpm, cpn, dconvmp, deepercut, deeppose, higherhrnet, hourglass, hrnet,
+               lifter, litepose, mca, mppe3d, mspn, okdhp, openpose, orpm, pipnet, pyranet, rmpe,
+               rtmpose, simple_baseline, tfpose, tokenpose, vitpose, vnect, volumetric)
 from .common import BasicBlock, Bottleneck, ResNet
 from .cpm import CPM
 from .heads import (BaseHead, HeatmapHead, IntegralHead, LiftHead, PAFHead, RegressionHead,
@@ -51,6 +51,7 @@ MODELS: Dict[str, Tuple[Callable[..., PoseModel], Dict[str, dict]]] = {
     "volumetric": (volumetric.build, volumetric.CONFIGS),
     "mppe3d": (mppe3d.build, mppe3d.CONFIGS), "vnect": (vnect.build, vnect.CONFIGS),
     "dconvmp": (dconvmp.build, dconvmp.CONFIGS), "orpm": (orpm.build, orpm.CONFIGS),
+    "higherhrnet": (higherhrnet.build, higherhrnet.CONFIGS),
 }
 ALIASES = {"simplebaseline": "simple_baseline", "resnet": "simple_baseline",
            "stacked_hourglass": "hourglass", "hrnet_w32": ("hrnet", "w32"),

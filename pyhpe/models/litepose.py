@@ -3,18 +3,29 @@ inverted residuals with large kernels, fusion deconvolutions).
 
 The backbone and the fusion deconvolutions follow the official code
 (github.com/mit-han-lab/litepose ``lib/models/pose_mobilenet.py``, architectures
-``mobile_configs/search-{XS,S,M,L}.json``) module for module. Built here as a heatmap model
-(backbone + :class:`HeatmapHead` at stride 4, K maps, multi-person targets from a heatmap
-codec); the official final layers (5x5 separable convs of the refined and the raw features,
-associative-embedding tag maps at stride 4 and a second heatmap output at stride 2) arrive
-with the associative-embedding codec and head.
+``mobile_configs/search-{XS,S,M,L}.json``) module for module. Two heads:
+
+* a heatmap model (backbone + :class:`HeatmapHead` at stride 4, K maps, multi-person targets
+  from a heatmap codec) with the first two fusion deconvolutions (configs ``paper``, ``xs``,
+  ``s``, ``m``, ``l``, ``tiny``);
+* the official associative-embedding model (configs ``*_ae``, or any config given an
+  :class:`~pyhpe.codecs.AssociativeEmbedding` codec): all three fusion deconvolutions and the
+  official final layers, a 5x5 separable conv (depthwise, BN, ReLU, 1x1) of the refined plus
+  one of the raw features after the second and the third deconvolution, giving K heatmaps +
+  K tags at stride 4 and K heatmaps at stride 2, trained like HigherHRNet (heatmap MSE at both
+  resolutions, the pull/push tag loss at stride 4: the official ``LOSS`` section) and decoded
+  by tag grouping (:class:`LitePoseAEHead`).
 """
 from __future__ import annotations
 
-import torch.nn as nn
+from typing import List, Tuple
 
-from .common import init_weights
-from .heads import heatmap_model
+import torch.nn as nn
+from torch import Tensor
+
+from ..codecs import AEOutputs, AssociativeEmbedding
+from .common import heatmap_size, init_weights
+from .heads import AssociativeEmbeddingHead, heatmap_model
 from .pose_model import PoseModel
 
 
@@ -63,6 +74,7 @@ class LitePose(nn.Module):
         self.first = nn.Sequential(_conv_bn_relu6(3, 32, 3, 2), _conv_bn_relu6(32, 32, 3, 1, groups=32),
                                    nn.Conv2d(32, stem_channels, 1, bias=False), nn.BatchNorm2d(stem_channels))
         channels, cin, stride = [stem_channels], stem_channels, 2
+        self.channels = channels
         self.stage = nn.ModuleList()
         for c, n, s in stages:
             blocks = []
@@ -88,19 +100,105 @@ class LitePose(nn.Module):
         self.out_channels = c
         init_weights(self)
 
-    def forward(self, x):
+    def fusion_levels(self, x) -> List[Tuple[Tensor, Tensor]]:
+        """After each fusion deconvolution: (refined features, the raw stage features of the
+        same resolution)."""
         xs = [self.first(x)]
         for st in self.stage:
             xs.append(st(xs[-1]))
         refined, raw = xs[-1], xs[-2]
+        levels = []
         for i, (dr, dw, bn) in enumerate(zip(self.deconv_refined, self.deconv_raw, self.deconv_bnrelu)):
             refined = bn(dr(refined) + dw(raw))
             raw = xs[-i - 3]
-        return refined
+            levels.append((refined, raw))
+        return levels
+
+    def forward(self, x):
+        return self.fusion_levels(x)[-1][0]
 
 
-def build(num_keypoints=17, codec=None, *, input_size=(448, 448), joint_weights=None, **arch
-          ) -> PoseModel:
+class LitePoseLevels(LitePose):
+    """The backbone of the associative-embedding model: ``forward`` returns the (refined, raw)
+    feature pairs after every fusion deconvolution but the first (the official outputs)."""
+
+    def forward(self, x):
+        return self.fusion_levels(x)[1:]
+
+    def level_channels(self) -> List[Tuple[int, int]]:
+        """(refined, raw) channels of each level of :meth:`forward`."""
+        dc = [m.out_channels for m in self.deconv_refined]
+        return [(dc[i], self.channels[-i - 3]) for i in range(1, len(dc))]
+
+
+class _SepConv2d(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel: int = 5):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(cin, cin, kernel, 1, kernel // 2, groups=cin, bias=False),
+                                  nn.BatchNorm2d(cin), nn.ReLU(inplace=True),
+                                  nn.Conv2d(cin, cout, 1, bias=False))
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class LitePoseAEHead(AssociativeEmbeddingHead):
+    """The official final layers: for each level (refined, raw) of :class:`LitePoseLevels`,
+    ``final_refined[j](refined) + final_raw[j](raw)`` with 5x5 separable convs; level 0 gives
+    K heatmaps + tags, the others K heatmaps. Loss and inference:
+    :class:`~pyhpe.models.heads.AssociativeEmbeddingHead`."""
+
+    def __init__(self, codec: AssociativeEmbedding, level_channels, num_keypoints: int = 17,
+                 tag_dim: int = 1, tag_per_keypoint: bool = True, final_kernel: int = 5,
+                 **loss_options):
+        super().__init__(codec, None, num_keypoints, tag_dim, tag_per_keypoint,
+                         build_layers=False, **loss_options)
+        self.final_refined, self.final_raw = nn.ModuleList(), nn.ModuleList()
+        for j, (c_ref, c_raw) in enumerate(level_channels):
+            cout = self.num_keypoints + (self.tag_channels if j == 0 else 0)
+            self.final_refined.append(_SepConv2d(c_ref, cout, final_kernel))
+            self.final_raw.append(_SepConv2d(c_raw, cout, final_kernel))
+        init_weights(self)
+        for sep in (*self.final_refined, *self.final_raw):
+            nn.init.normal_(sep.conv[3].weight, std=0.001)   # small initial maps, as the heads
+        self.check_codec("LitePoseAEHead")
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.final_refined)
+
+    def forward(self, levels) -> List[AEOutputs]:
+        return [self.split(fr(refined) + fw(raw)) for (refined, raw), fr, fw
+                in zip(levels, self.final_refined, self.final_raw)]
+
+
+def build(num_keypoints=17, codec=None, *, input_size=(448, 448), joint_weights=None,
+          tags: bool = False, tag_dim: int = 1, sigma: float = 2.0,
+          heatmap_loss_weights=(1.0,), tag_loss_weight: float = 1e-3,
+          push_loss_factor: float = 0.5, loss_type: str = "exp", push_self_pairs: bool = True,
+          tag_loss_reduction: str = "sum", restore_size: bool = True, **arch) -> PoseModel:
+    """The heatmap model, or with ``tags`` (or an AssociativeEmbedding codec) the official
+    associative-embedding model; without a codec that one gets an AssociativeEmbedding codec
+    at stride 4 with a stride-2 extra target (``sigma`` map pixels, the official ``SIGMA: 2``).
+    The loss options are :class:`~pyhpe.models.heads.AssociativeEmbeddingHead`'s."""
+    if tags or isinstance(codec, AssociativeEmbedding):
+        backbone = LitePoseLevels(**arch)
+        levels = backbone.level_channels()
+        if not levels:
+            raise ValueError("litepose: the associative-embedding model needs at least two "
+                             "fusion deconvolutions ('deconv_channels')")
+        if codec is None:
+            strides = [backbone.stride * 2 ** (len(levels) - 1 - j) for j in range(len(levels))]
+            sizes = [heatmap_size(input_size, s) for s in strides]
+            codec = AssociativeEmbedding(input_size, sizes[0], sigma=sigma,
+                                         extra_heatmap_sizes=sizes[1:])
+        head = LitePoseAEHead(codec, levels, num_keypoints, tag_dim,
+                              heatmap_loss_weights=heatmap_loss_weights,
+                              tag_loss_weight=tag_loss_weight, push_loss_factor=push_loss_factor,
+                              loss_type=loss_type, push_self_pairs=push_self_pairs,
+                              tag_loss_reduction=tag_loss_reduction, restore_size=restore_size,
+                              joint_weights=joint_weights)
+        return PoseModel(backbone, head)
     backbone = LitePose(**arch)
     return heatmap_model(backbone, codec, input_size, backbone.stride,
                          in_channels=backbone.out_channels, num_keypoints=num_keypoints,
@@ -109,9 +207,15 @@ def build(num_keypoints=17, codec=None, *, input_size=(448, 448), joint_weights=
 
 def _search(stem, channels, deconv, size):
     """An official ``search-*.json`` architecture: 6/8/10/10 blocks, expansion 6, 7x7 kernels;
-    the first two of its three fusion deconvolutions (stride 4)."""
+    the heatmap model uses the first two of its three fusion deconvolutions (stride 4), the
+    associative-embedding model (``tags``) all three."""
     return dict(input_size=(size, size), stem_channels=stem, expand=6, kernel=7,
-                stages=tuple(zip(channels, (6, 8, 10, 10), (2, 2, 2, 1))), deconv_channels=deconv)
+                stages=tuple(zip(channels, (6, 8, 10, 10), (2, 2, 2, 1))),
+                deconv_channels=deconv)
+
+
+def _ae(cfg, third):
+    return dict(cfg, tags=True, deconv_channels=tuple(cfg["deconv_channels"]) + (third,))
 
 
 CONFIGS = {"paper": _search(16, (16, 32, 48, 120), (32, 24), 448),   # LitePose-S
@@ -122,3 +226,13 @@ CONFIGS = {"paper": _search(16, (16, 32, 48, 120), (32, 24), 448),   # LitePose-
            "tiny": dict(input_size=(48, 64), stem_channels=8,
                         stages=((8, 1, 2), (16, 1, 2), (16, 1, 2), (16, 1, 1)), expand=2, kernel=3,
                         deconv_channels=(16, 16))}
+# the official associative-embedding models (third deconvolution of each search-*.json)
+CONFIGS.update({"paper_ae": _ae(CONFIGS["s"], 32), "xs_ae": _ae(CONFIGS["xs"], 24),
+                "s_ae": _ae(CONFIGS["s"], 32), "m_ae": _ae(CONFIGS["m"], 32),
+                "l_ae": _ae(CONFIGS["l"], 32),
+                "tiny_ae": dict(_ae(CONFIGS["tiny"], 16), input_size=(64, 64)),
+                # learns synthetic figures in a few hundred CPU steps
+                "small_ae": dict(input_size=(64, 64), stem_channels=16, tags=True,
+                                 stages=((16, 1, 2), (24, 2, 2), (32, 2, 2), (32, 2, 1)),
+                                 expand=3, kernel=5, deconv_channels=(32, 24, 24),
+                                 tag_loss_weight=0.01)})

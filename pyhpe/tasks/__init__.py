@@ -14,6 +14,7 @@ from typing import Dict, Iterable, Optional, Union
 
 from ..engine.config import ConfigError, apply_overrides, load_config_dict
 from .base import CodecConfig, ModelConfig, Task
+from .bottomup_ae import BottomUpAEConfig, BottomUpAETask
 from .bottomup_deepercut import BottomUpDeeperCutTask
 from .bottomup_paf import BottomUpPAFConfig, BottomUpPAFTask
 from .image3d import Image3DConfig, Image3DTask
@@ -23,7 +24,8 @@ from .volumetric3d import Volumetric3DTask
 
 TASKS: Dict[str, type] = {"topdown": TopDownTask, "bottomup_paf": BottomUpPAFTask,
                           "lift3d": Lift3DTask, "bottomup_deepercut": BottomUpDeeperCutTask,
-                          "volumetric3d": Volumetric3DTask, "image3d": Image3DTask}
+                          "volumetric3d": Volumetric3DTask, "image3d": Image3DTask,
+                          "bottomup_ae": BottomUpAETask}
 
 
 def task_names():

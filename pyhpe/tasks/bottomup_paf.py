@@ -66,16 +66,12 @@ def paf_tree(kset) -> List[Tuple[int, int]]:
     return tree
 
 
-class BottomUpPAFTask(ImageTask):
-    name = "bottomup_paf"
-    Config = BottomUpPAFConfig
-    metric = "AP"
+class BottomUpTask(ImageTask):
+    """What the bottom-up tasks share: whole-image datasets (:class:`pyhpe.data.BottomUpDataset`),
+    the person-padding collate and COCO results of the grouped people mapped back to the
+    image; subclasses give the codec and :meth:`decode_batch`."""
 
-    def build_codec(self):
-        limbs = self.config.codec.params.get("limbs")
-        if limbs is None:
-            limbs = [list(l) for l in paf_tree(self.kset)]
-        return self.build_named_codec(input_size=list(self.config.input_size), limbs=limbs)
+    metric = "AP"
 
     def build_model(self):
         return self.build_pose_model()
@@ -97,20 +93,24 @@ class BottomUpPAFTask(ImageTask):
         from ..data import collate_bottomup
         return collate_bottomup(items)
 
+    def decode_batch(self, model, inputs) -> Tuple[List, List, List]:
+        """Per image of a normalised batch: input-pixel keypoints ``(P, K, 2)``, keypoint
+        scores ``(P, K)`` and person scores ``(P,)``."""
+        raise NotImplementedError
+
     @torch.no_grad()
     def predict(self, model, dataset, device="cpu") -> List[Dict]:
-        """COCO results of every image of a (non-augmenting) BottomUpDataset: the last stage's
-        maps grouped by the codec, mapped back to the image; a part that was not found gets
-        the person's centroid (score 0)."""
+        """COCO results of every image of a (non-augmenting) BottomUpDataset: the people of
+        :meth:`decode_batch` mapped back to the image; a part that was not found gets the
+        person's centroid (score 0)."""
         from ..data import collate_bottomup, normalize_images, to_image_space
         loader = torch.utils.data.DataLoader(dataset, batch_size=self.config.eval.batch_size,
                                              shuffle=False, collate_fn=collate_bottomup)
-        K = self.kset.num_keypoints
         results = []
         with eval_mode(model):
             for batch in loader:
-                outputs = model.head.final_outputs(model(normalize_images(batch["image"].to(device))))
-                kps, scores, person_scores = self.codec.decode_instances(outputs, K)
+                kps, scores, person_scores = self.decode_batch(
+                    model, normalize_images(batch["image"].to(device)))
                 for b in range(len(kps)):
                     if kps[b].shape[0] == 0:
                         continue
@@ -131,4 +131,20 @@ class BottomUpPAFTask(ImageTask):
         return results
 
 
-__all__ = ["BottomUpEval", "BottomUpPAFConfig", "BottomUpPAFTask", "paf_tree"]
+class BottomUpPAFTask(BottomUpTask):
+    name = "bottomup_paf"
+    Config = BottomUpPAFConfig
+
+    def build_codec(self):
+        limbs = self.config.codec.params.get("limbs")
+        if limbs is None:
+            limbs = [list(l) for l in paf_tree(self.kset)]
+        return self.build_named_codec(input_size=list(self.config.input_size), limbs=limbs)
+
+    def decode_batch(self, model, inputs):
+        """The last stage's maps grouped by the codec."""
+        outputs = model.head.final_outputs(model(inputs))
+        return self.codec.decode_instances(outputs, self.kset.num_keypoints)
+
+
+__all__ = ["BottomUpEval", "BottomUpPAFConfig", "BottomUpPAFTask", "BottomUpTask", "paf_tree"]

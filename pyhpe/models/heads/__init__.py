@@ -1,4 +1,5 @@
 """Heads: each owns its codec, its loss (named terms) and its prediction."""
+from .ae import AssociativeEmbeddingHead, associative_embedding_loss
 from .base import BaseHead, average_outputs
 from .heatmap import HeatmapHead, IntegralHead, check_map_size, default_heatmap_codec, heatmap_model
 from .lift import LiftHead
@@ -6,6 +7,6 @@ from .paf import PAFHead
 from .regression import RegressionHead
 from .simcc import SimCCHead
 
-__all__ = ["BaseHead", "HeatmapHead", "IntegralHead", "LiftHead", "PAFHead", "RegressionHead",
+__all__ = ["AssociativeEmbeddingHead", "BaseHead", "HeatmapHead", "IntegralHead", "LiftHead", "PAFHead", "RegressionHead",
            "SimCCHead", "average_outputs", "check_map_size", "heatmap_model",
-           "default_heatmap_codec"]
+           "default_heatmap_codec", "associative_embedding_loss"]

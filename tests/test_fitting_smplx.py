@@ -401,3 +401,41 @@ def test_cli_fit_openpose_json(model_file, tmp_path, capsys):
     r = np.load(out)
     assert r["body_pose"].shape == (1, 63) and r["left_hand_pose"].shape == (1, 12)
     assert r["expression"].shape == (1, 10) and r["keypoints_2d"].shape == (1, 118, 2)
+
+
+def test_smplh_body_and_hands(tmp_path):
+    from pyhpe.fitting import SMPLHModel, model_file_type, write_synthetic_smplh
+    path = tmp_path / "SMPLH_SYNTH.pkl"
+    vids = write_synthetic_smplh(path)["vertex_ids"]
+    assert model_file_type(path) == "smplh"
+    ours = SMPLHModel(path, vertex_ids=vids, dtype=D64)
+    ref = smplx.create(str(path), model_type="smplh", ext="pkl", use_pca=True, num_pca_comps=12,
+                       dtype=D64)
+    ref.vertex_joint_selector.extra_joints_idxs = ours.smpl.vertex_joint_selector.extra_joints_idxs
+    rng = np.random.default_rng(3)
+    go, bp, be, tr, lh, rh = [torch.as_tensor(rng.normal(0, s, (1, n))) for s, n in
+                              ((0.3, 3), (0.2, 63), (1, 10), (0.1, 3), (0.8, 12), (0.8, 12))]
+    with torch.no_grad():
+        v, j = ours(go, bp, be, tr, lh, rh)
+        out = ref(global_orient=go, body_pose=bp, betas=be, transl=tr, left_hand_pose=lh,
+                  right_hand_pose=rh)
+    assert j.shape == (1, 73, 3)
+    np.testing.assert_allclose(v.numpy(), out.vertices.numpy(), atol=1e-12)
+    np.testing.assert_allclose(j.numpy(), out.joints.numpy(), atol=1e-12)
+    f = SMPLify(path, pose_prior="l2", vertex_ids=vids, keypoints="openpose67", iterations=4,
+                lbfgs_steps=1, camera_iterations=4, dtype="float64")
+    assert f.model_type == "smplh" and set(f.extra) == {"left_hand_pose", "right_hand_pose"}
+    assert f.ignore == [1, 9, 12] and len(f.weights) == 5
+    truth = dict(global_orient=torch.tensor([[math.pi, 0.0, 0.0]], dtype=D64), body_pose=bp,
+                 betas=be, transl=tr + torch.tensor([[0, 0, 10.0]], dtype=D64),
+                 left_hand_pose=lh, right_hand_pose=rh)
+    with torch.no_grad():
+        kp2 = f.project(f.run_model(truth)[1][:, f.joint_map], F, C).numpy()
+    r = f.fit(kp2, camera={"image_size": (1000, 1000)})
+    assert r.keypoints_2d.shape == (1, 67, 2) and r.left_hand_pose.shape == (1, 12)
+    assert r.jaw_pose is None and r.expression is None and r.body_pose.shape == (1, 63)
+    assert np.linalg.norm(r.keypoints_2d - kp2, axis=-1)[0, :25].mean() < 25
+    # COCO-WholeBody on SMPL-H: the face has no model points
+    g = SMPLify(path, pose_prior="l2", vertex_ids=vids, keypoints="coco_wholebody")
+    lo, hi = COCO_WHOLEBODY_PARTS["face"]
+    assert float(g.joint_weights(g.weights[-1])[lo:hi].abs().sum()) == 0.0

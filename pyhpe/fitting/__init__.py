@@ -14,8 +14,9 @@ _EXPORTS = {
     "priors": ["MaxMixturePrior", "SphereCollision", "VPoserDecoder", "angle_prior", "gmof",
                "l2_prior", "read_gmm", "rotmat_to_axis_angle"],
     "smplify": ["FitResult", "SMPLify", "SMPLifyConfig", "SMPLX_STAGE_WEIGHTS"],
-    "smplx_model": ["SMPLXModel", "SMPLX_KEYPOINT_MAPS", "SMPLX_PARTS", "load_smplx_model",
-                    "read_smplx_file", "write_synthetic_smplx"],
+    "smplx_model": ["SMPLHModel", "SMPLH_KEYPOINT_MAPS", "SMPLXModel", "SMPLX_KEYPOINT_MAPS",
+                    "SMPLX_PARTS", "load_smplx_model", "model_file_type", "read_smplh_file",
+                    "read_smplx_file", "write_synthetic_smplh", "write_synthetic_smplx"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 

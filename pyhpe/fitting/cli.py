@@ -115,9 +115,9 @@ def _run(args) -> int:
         results.append(fitter.fit(kpts[s:s + args.batch], conf[s:s + args.batch], camera=camera))
     keys = ["global_orient", "body_pose", "betas", "transl", "joints", "keypoints_3d",
             "keypoints_2d", "loss", "flipped"] + (["vertices"] if args.save_vertices else [])
-    if fitter.is_smplx:
-        keys += ["left_hand_pose", "right_hand_pose", "left_hand_pose_aa",
-                 "right_hand_pose_aa", "jaw_pose", "expression"]
+    keys += list(fitter.extra)
+    if "left_hand_pose" in fitter.extra:
+        keys += ["left_hand_pose_aa", "right_hand_pose_aa"]
     out = {k: np.concatenate([getattr(r, k) for r in results]) for k in keys}
     if ids is not None and all(isinstance(i, (int, np.integer)) for i in ids):
         out["image_id"] = np.asarray(ids, np.int64)

@@ -1,5 +1,5 @@
-"""SMPLify (Bogo et al., ECCV 2016) and SMPLify-X's body fitting (Pavlakos et al., CVPR 2019):
-the SMPL body model fitted to 2-D keypoints by minimising
+"""SMPLify (Bogo et al., ECCV 2016) and SMPLify-X (Pavlakos et al., CVPR 2019): the SMPL or
+SMPL-X body model fitted to 2-D keypoints by minimising
 
 ``E = lambda_J^2 sum_k (w_k c_k)^2 rho_sigma(Pi(J_k) - x_k)            (data, Geman-McClure)
     + lambda_theta^2 E_pose(theta) + lambda_beta^2 ||beta||^2              (pose / shape priors)
@@ -24,6 +24,24 @@ in stages, through torch:
   interpenetration weights 0, 0, 0.01, 1 (SMPLify-X's ``fit_smpl.yaml``; there they weight a
   BVH mesh-penetration distance, here the sphere term), camera depth weight 100.
 
+On SMPL-X (:class:`~pyhpe.fitting.smplx_model.SMPLXModel`, chosen from the model file) the
+objective is SMPLify-X's full one: the data term over body, hand and face keypoints with
+per-keypoint weights ``w_k`` (1 for the body; per stage the hand weights 0, 0, 0, 0.1, 2 and
+the face weights 0, 0, 0, 0, 2 of ``fit_smplx.yaml``), plus
+
+``lambda_h^2 (||A_l c_l||^2 + ||A_r c_r||^2) + lambda_e^2 ||psi||^2 + ||w_jaw * theta_jaw||^2``
+
+with the hand poses the PCA coefficients ``c`` (12 of them, ``use_pca``; ``A`` the model's
+components, the prior on the 45 axis-angle values they make, mean hand added by the model),
+the expression ``psi`` (10) and the jaw pose with per-axis weights (opening about x weighted
+10x less than the other axes), in five stages (pose / hand prior 404, 404, 57.4, 4.78, 4.78;
+shape / expression 100, 50, 10, 5, 5; jaw (4040, 40400, 40400) ... (47.8, 478, 478)); the
+hands, jaw and expression are optimised in every stage alongside the body (their keypoints
+weigh in from stage 4 / 5). Layouts: OpenPose 118 / 135 and COCO-WholeBody 133
+(:data:`~pyhpe.fitting.smplx_model.SMPLX_KEYPOINT_MAPS`); OpenPose's neck and hips are left out
+of the data term by default (``joints_to_ign``). The MoG prior is applied to SMPL-X's 63-D body
+pose as the marginal of its first 21 joints; VPoser decodes the 63-D body pose directly.
+
 Pose priors: SMPLify's mixture of Gaussians (``pose_prior="gmm"`` with ``prior_path`` to the
 release's ``gmm_08.pkl``); SMPLify-X's VPoser (``pose_prior="vposer"`` with ``vposer_path`` to
 the user's VPoser v1 snapshot: the body pose is decoded from a 32-D latent ``z`` that is
@@ -40,7 +58,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -51,14 +69,15 @@ from pyhpe.engine.config import Config, ConfigError
 from .body_model import KEYPOINT_MAPS, BodyModel, load_body_model
 from .priors import (COLLISION_BONES, MaxMixturePrior, SphereCollision, VPoserDecoder,
                      angle_prior, gmof, l2_prior, read_gmm)
-from .smplx_model import SMPLX_KEYPOINT_MAPS, SMPLXModel, is_smplx_file
+from .smplx_model import (SMPLH_KEYPOINT_MAPS, SMPLX_KEYPOINT_MAPS, SMPLHModel, SMPLXModel,
+                          model_file_type)
 
 #: the official stage weights (SMPLify fit_3d.py; SMPLify-X fit_smpl.yaml)
 POSE_WEIGHTS = (4.04e2, 4.04e2, 57.4, 4.78)
 SHAPE_WEIGHTS = (1.0e2, 5.0e1, 1.0e1, 0.5e1)
 COLLISION_WEIGHTS = {"smplify": (1e6, 1e6, 1e6, 1e6), "smplifyx": (0.0, 0.0, 0.01, 1.0)}
 METHODS = ("smplify", "smplifyx")
-MODEL_TYPES = ("smpl", "smplx")
+MODEL_TYPES = ("smpl", "smplh", "smplx")
 
 #: SMPL-X's five stages (SMPLify-X fit_smplx.yaml): body pose / shape / expression / hand pose
 #: prior weights, jaw prior weights (about x, y, z), the hand and face keypoints' data weights
@@ -75,10 +94,12 @@ SMPLX_STAGE_WEIGHTS = {
     "collision": {"smplify": (1e6,) * 5, "smplifyx": (0.0, 0.0, 0.0, 0.01, 1.0)},
 }
 #: every keypoint layout name (SMPL's and SMPL-X's)
-LAYOUT_SIZES = {name: len(m) for maps in (KEYPOINT_MAPS, SMPLX_KEYPOINT_MAPS)
+LAYOUT_SIZES = {name: len(m) for maps in (KEYPOINT_MAPS, SMPLH_KEYPOINT_MAPS,
+                                          SMPLX_KEYPOINT_MAPS)
                 for name, m in maps.items()}
 #: SMPL-X collision bones: SMPL's with the wrists' bones ending at the middle fingers' bases
 SMPLX_COLLISION_BONES = tuple((a, {22: 28, 23: 43}.get(b, b)) for a, b in COLLISION_BONES)
+SMPLH_COLLISION_BONES = tuple((a, {22: 25, 23: 40}.get(b, b)) for a, b in COLLISION_BONES)
 
 
 @dataclass
@@ -188,7 +209,7 @@ class SMPLifyConfig(Config):
         before its squared norm, as SMPLify-X). With a stage count other than five the
         SMPL-X defaults are cut to it (priors: the first stages, hand / face weights: the
         last, so the final stage fits the hands and face)."""
-        if model_type == "smplx":
+        if model_type in ("smplx", "smplh"):
             X = SMPLX_STAGE_WEIGHTS
             pose = list(self.pose_weights or X["pose"])
             n = len(pose)
@@ -263,8 +284,6 @@ class FitResult:
     expression: Optional[np.ndarray] = None
 
 
-#: SMPL-X's parameters besides SMPL's
-SMPLX_EXTRA = ("left_hand_pose", "right_hand_pose", "jaw_pose", "expression")
 
 
 def _rotmat_to_aa(R: np.ndarray) -> np.ndarray:
@@ -334,10 +353,13 @@ class SMPLify:
         self.device = torch.device(device or "cpu")
         cfg = self.cfg
         if body_model is None:
-            model_type = cfg.model_type or ("smplx" if model_path is not None and
-                                            os.path.isfile(os.fspath(model_path)) and
-                                            is_smplx_file(model_path) else "smpl")
-            if model_type == "smplx":
+            model_type = cfg.model_type or model_file_type(model_path)
+            if model_type == "smplh":
+                body_model = SMPLHModel(model_path, num_betas=cfg.num_betas,
+                                        use_pca=cfg.use_pca, num_pca_comps=cfg.num_pca_comps,
+                                        flat_hand_mean=cfg.flat_hand_mean,
+                                        vertex_ids=cfg.vertex_ids, dtype=self.dtype)
+            elif model_type == "smplx":
                 body_model = SMPLXModel(model_path, num_betas=cfg.num_betas,
                                         num_expression=cfg.num_expression, use_pca=cfg.use_pca,
                                         num_pca_comps=cfg.num_pca_comps,
@@ -352,6 +374,9 @@ class SMPLify:
             raise ConfigError(f"SMPLify: model_type {cfg.model_type!r}, but the body model is "
                               f"{self.model_type!r}")
         self.is_smplx = self.model_type == "smplx"
+        #: the model's parameters besides SMPL's -> size (hands: SMPL-H / SMPL-X, jaw and
+        #: expression: SMPL-X)
+        self.extra = dict(getattr(body_model, "extra_params", {}))
         if cfg.keypoints not in body_model.keypoint_maps:
             raise ConfigError(f"SMPLify: keypoints {cfg.keypoints!r} is not a layout of the "
                               f"{self.model_type} model: use one of "
@@ -387,7 +412,8 @@ class SMPLify:
                 p.requires_grad_(False)
         self.collision = None
         if cfg.interpenetration and any(w["collision"] > 0 for w in self.weights):
-            bones = SMPLX_COLLISION_BONES if self.is_smplx else COLLISION_BONES
+            bones = {"smplx": SMPLX_COLLISION_BONES, "smplh": SMPLH_COLLISION_BONES}.get(
+                self.model_type, COLLISION_BONES)
             self.collision = SphereCollision(self.body_model, spheres=cfg.spheres_per_bone,
                                              bones=bones).to(self.device)
         kmap = torch.tensor(self.body_model.keypoint_map(cfg.keypoints), device=self.device)
@@ -420,9 +446,7 @@ class SMPLify:
         """``(vertices, joints)`` of the body model for a parameter dict (SMPL-X's hand, jaw
         and expression entries default to zero)."""
         args = (params["global_orient"], params["body_pose"], params["betas"], params["transl"])
-        if self.is_smplx:
-            return self.body_model(*args, **{k: params.get(k) for k in SMPLX_EXTRA})
-        return self.body_model(*args)
+        return self.body_model(*args, **{k: params.get(k) for k in self.extra})
 
     # ------------------------------------------------------------------ pieces
     def project(self, points, focal, center):
@@ -463,12 +487,14 @@ class SMPLify:
                  "pose": weights["pose"] * self.pose_energy(params),
                  "shape": weights["shape"] * l2_prior(params["betas"]),
                  "bending": weights["bending"] * angle_prior(params["body_pose"])}
-        if self.is_smplx:
-            bm = self.body_model
+        bm = self.body_model
+        if "left_hand_pose" in self.extra:
             terms["hand"] = weights["hand_prior"] * (
                 l2_prior(bm.hand_pose_aa(params["left_hand_pose"], "left"))
                 + l2_prior(bm.hand_pose_aa(params["right_hand_pose"], "right")))
+        if "expression" in self.extra:
             terms["expression"] = weights["expr"] * l2_prior(params["expression"])
+        if "jaw_pose" in self.extra:
             jw = torch.as_tensor(weights["jaw"], dtype=self.dtype, device=self.device)
             terms["jaw"] = l2_prior(params["jaw_pose"] * jw)
         if self.collision is not None and weights["collision"] > 0:
@@ -565,12 +591,9 @@ class SMPLify:
         if B == 0:
             dt = np.float32 if self.dtype == torch.float32 else np.float64
             e = lambda *shape: np.zeros((0,) + shape, dt)  # noqa: E731
-            extra = {}
-            if self.is_smplx:
-                bm = self.body_model
-                extra = dict(left_hand_pose=e(bm.hand_dim), right_hand_pose=e(bm.hand_dim),
-                             left_hand_pose_aa=e(45), right_hand_pose_aa=e(45), jaw_pose=e(3),
-                             expression=e(bm.num_expression))
+            extra = {k: e(n) for k, n in self.extra.items()}
+            if "left_hand_pose" in self.extra:
+                extra.update(left_hand_pose_aa=e(45), right_hand_pose_aa=e(45))
             return FitResult(global_orient=e(3), body_pose=e(self.pose_dim),
                              betas=e(self.num_betas), transl=e(3),
                              joints=e(self.body_model.num_joints, 3),
@@ -662,14 +685,10 @@ class SMPLify:
                 params["body_pose"] = mean_pose.clone().requires_grad_(True)
             free = [params["global_orient"], params.get("pose_embedding", params.get("body_pose")),
                     params["betas"]]
-            if self.is_smplx:                       # hands (PCA), jaw and expression
-                bm = self.body_model
-                sizes = {"left_hand_pose": bm.hand_dim, "right_hand_pose": bm.hand_dim,
-                         "jaw_pose": 3, "expression": bm.num_expression}
-                for k in SMPLX_EXTRA:
-                    params[k] = torch.zeros(B, sizes[k], dtype=self.dtype,
-                                            device=self.device, requires_grad=True)
-                    free.append(params[k])
+            for k, n in self.extra.items():         # hands (PCA), jaw and expression
+                params[k] = torch.zeros(B, n, dtype=self.dtype, device=self.device,
+                                        requires_grad=True)
+                free.append(params[k])
             losses = []
             for s, w in enumerate(self.weights):
                 def total(w=w):
@@ -706,15 +725,14 @@ class SMPLify:
                                                                              runs[1][1])])
         np_ = lambda t: t.detach().cpu().numpy()  # noqa: E731
         extra = {}
-        if self.is_smplx:
-            bm = self.body_model
-            for k in SMPLX_EXTRA:
-                extra[k] = pick(lambda r, k=k: r[0][k].detach())
+        for k in self.extra:
+            extra[k] = pick(lambda r, k=k: r[0][k].detach())
+        if "left_hand_pose" in self.extra:
             with torch.no_grad():
                 for side in ("left", "right"):
-                    extra[f"{side}_hand_pose_aa"] = bm.hand_pose_aa(
+                    extra[f"{side}_hand_pose_aa"] = self.body_model.hand_pose_aa(
                         extra[f"{side}_hand_pose"], side)
-            extra = {k: np_(v) for k, v in extra.items()}
+        extra = {k: np_(v) for k, v in extra.items()}
         return FitResult(global_orient=np_(go), body_pose=np_(bp), betas=np_(be),
                          transl=np_(transl), joints=np_(joints), vertices=np_(verts),
                          keypoints_3d=np_(kp3d), keypoints_2d=np_(proj),

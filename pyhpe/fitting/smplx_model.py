@@ -276,6 +276,12 @@ class SMPLXModel(nn.Module):
     def dtype(self):
         return self.smpl.v_template.dtype
 
+    @property
+    def extra_params(self) -> Dict[str, int]:
+        """Parameters besides SMPL's -> size per sample."""
+        return {"left_hand_pose": self.hand_dim, "right_hand_pose": self.hand_dim,
+                "jaw_pose": 3, "expression": self.num_expression}
+
     def keypoint_map(self, layout: str) -> tuple:
         """Model point per keypoint of ``layout`` (-1: none, e.g. the contour without
         ``use_face_contour``)."""
@@ -311,18 +317,163 @@ def load_smplx_model(model_path, *, device=None, **options) -> SMPLXModel:
     return model.to(device) if device is not None else model
 
 
-def is_smplx_file(path) -> bool:
-    """Whether a model file holds SMPL-X's hand and face arrays (else: SMPL)."""
+def model_file_type(path) -> str:
+    """``"smplx"`` (hand and face arrays), ``"smplh"`` (hand arrays) or ``"smpl"`` for a
+    model file (``"smpl"`` too when it cannot be read: the SMPL reader then reports why)."""
     try:
         path = os.fspath(path)
         if zipfile.is_zipfile(path):
             with np.load(path, allow_pickle=False) as z:
-                return "hands_componentsl" in z.files and "lmk_faces_idx" in z.files
-        with open(path, "rb") as f:
-            data = _ModelUnpickler(f, encoding="latin1").load()
-        return isinstance(data, dict) and "hands_componentsl" in data and "lmk_faces_idx" in data
+                keys = set(z.files)
+        else:
+            with open(path, "rb") as f:
+                data = _ModelUnpickler(f, encoding="latin1").load()
+            keys = set(data) if isinstance(data, dict) else set()
     except Exception:                           # noqa: BLE001 - the SMPL reader reports it
-        return False
+        return "smpl"
+    if "hands_componentsl" not in keys:
+        return "smpl"
+    return "smplx" if "lmk_faces_idx" in keys else "smplh"
+
+
+def is_smplx_file(path) -> bool:
+    """Whether a model file holds SMPL-X's hand and face arrays."""
+    return model_file_type(path) == "smplx"
+
+
+# ------------------------------------------------------------------ SMPL-H
+#: SMPL-H (52 joints: 22 body, 15 per hand; then nose, right eye, left eye, right ear, left ear
+#: 52..56, feet 57..62, finger tips 63..72): SMPLify-X's ``smpl_to_openpose`` for smplh
+SMPLH_BODY25 = (52, 12, 17, 19, 21, 16, 18, 20, 0, 2, 5, 8, 1, 4, 7, 53, 54, 55, 56, 57, 58,
+                59, 60, 61, 62)
+SMPLH_LHAND = (20, 34, 35, 36, 63, 22, 23, 24, 64, 25, 26, 27, 65, 31, 32, 33, 66, 28, 29, 30,
+               67)
+SMPLH_RHAND = (21, 49, 50, 51, 68, 37, 38, 39, 69, 40, 41, 42, 70, 46, 47, 48, 71, 43, 44, 45,
+               72)
+SMPLH_COCO17 = (52, 54, 53, 56, 55, 16, 17, 18, 19, 20, 21, 1, 2, 4, 5, 7, 8)
+#: SMPL-H layouts: ``openpose67`` (BODY_25 + hands, SMPLify-X's SMPL-H input), COCO-WholeBody
+#: 133 (its face has no model points: weight 0) and COCO-17
+SMPLH_KEYPOINT_MAPS: Dict[str, tuple] = {
+    "coco": SMPLH_COCO17,
+    "coco_wholebody": SMPLH_COCO17 + (57, 58, 59, 60, 61, 62) + (-1,) * 68 + SMPLH_LHAND
+    + SMPLH_RHAND,
+    "openpose67": SMPLH_BODY25 + SMPLH_LHAND + SMPLH_RHAND,
+}
+SMPLH_TORSO_KEYPOINTS = {"coco": (5, 6, 11, 12), "coco_wholebody": (5, 6, 11, 12),
+                         "openpose67": (5, 2, 12, 9)}
+SMPLH_PARTS = {"coco": {"hand": (), "face": ()},
+               "coco_wholebody": {"hand": tuple(range(91, 133)), "face": ()},
+               "openpose67": {"hand": tuple(range(25, 67)), "face": ()}}
+SMPLH_VERTEX_POINTS = VERTEX_POINTS
+_SMPLH_REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights",
+                   "kintree_table", "f", "hands_componentsl", "hands_componentsr",
+                   "hands_meanl", "hands_meanr")
+
+
+def read_smplh_file(path) -> Dict[str, np.ndarray]:
+    """The arrays of an SMPL-H model file (``.pkl`` / ``.npz``: SMPL's arrays for 52 joints
+    plus the hand PCA ``hands_componentsl/r`` (45, 45), ``hands_meanl/r`` (45,))."""
+    who = "pyhpe.fitting.read_smplh_file"
+    if path is None or str(path) == "":
+        raise ValueError(f"{who}: model_path is required (the SMPL-H model files are licensed "
+                         f"and never downloaded)")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{who}: model_path {path!r} does not exist (the SMPL-H model "
+                                f"files are licensed and never downloaded: pass their path)")
+    try:
+        data = _read_arrays(path)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError,
+            TypeError, IndexError, KeyError) as e:
+        raise ValueError(f"{who}: cannot read {path!r}: {e}") from e
+    missing = [k for k in _SMPLH_REQUIRED if k not in data]
+    if missing:
+        raise ValueError(f"{who}: {path!r} lacks {missing}")
+    out = {k: (data[k].toarray() if hasattr(data[k], "toarray") else np.asarray(data[k]))
+           for k in _SMPLH_REQUIRED}
+    V = out["v_template"].shape[0]
+    checks = {"v_template": (V, 3), "shapedirs": (V, 3, None), "posedirs": (V, 3, 459),
+              "J_regressor": (52, V), "weights": (V, 52), "kintree_table": (2, 52),
+              "f": (None, 3), "hands_componentsl": (None, 45), "hands_componentsr": (None, 45),
+              "hands_meanl": (45,), "hands_meanr": (45,)}
+    for k, want in checks.items():
+        got = out[k].shape
+        if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
+            raise ValueError(f"{who}: {path!r}: {k!r} has shape {got}, expected "
+                             f"{tuple('*' if w is None else w for w in want)} (SMPL-H layout)")
+    return out
+
+
+class SMPLHModel(SMPLXModel):
+    """SMPL-H (``smplx.SMPLH``, built from the file's arrays): SMPL's body with MANO hands in
+    PCA space, no face. ``forward(global_orient, body_pose (B, 63), betas, transl,
+    left_hand_pose, right_hand_pose)`` -> ``(vertices, joints (B, 73, 3))``."""
+
+    model_type = "smplh"
+    keypoint_maps = SMPLH_KEYPOINT_MAPS
+    torso_keypoints = SMPLH_TORSO_KEYPOINTS
+    keypoint_parts = SMPLH_PARTS
+    default_ignore = {"openpose67": (1, 9, 12)}
+
+    def __init__(self, model_path, *, num_betas: int = 10, use_pca: bool = True,
+                 num_pca_comps: int = 12, flat_hand_mean: bool = False,
+                 vertex_ids: Optional[Dict[str, int]] = None, dtype=torch.float32):
+        nn.Module.__init__(self)
+        import smplx
+        from smplx.utils import Struct
+        from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
+        who = "pyhpe.fitting.SMPLHModel"
+        arrays = read_smplh_file(model_path)
+        V = arrays["v_template"].shape[0]
+        if vertex_ids is None:
+            if V != 6890:
+                raise ValueError(f"{who}: the model has {V} vertices, not SMPL-H's 6890: pass "
+                                 f"vertex_ids={{{', '.join(VERTEX_POINTS)}}}")
+            vertex_ids = SMPLX_VERTEX_IDS["smplh"]
+        bad = [k for k in VERTEX_POINTS if k not in vertex_ids or
+               not 0 <= int(vertex_ids[k]) < V]
+        if bad:
+            raise ValueError(f"{who}: vertex_ids {bad} are missing or outside the model's {V} "
+                             f"vertices")
+        ncomp = arrays["hands_componentsl"].shape[0]
+        if use_pca and not 0 < num_pca_comps <= ncomp:
+            raise ValueError(f"{who}: num_pca_comps {num_pca_comps} outside [1, {ncomp}]")
+        ids = {k: int(vertex_ids[k]) for k in VERTEX_POINTS}
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.smpl = smplx.SMPLH("", data_struct=Struct(**arrays), num_betas=num_betas,
+                                    use_pca=use_pca, num_pca_comps=num_pca_comps,
+                                    flat_hand_mean=flat_hand_mean, vertex_ids=ids,
+                                    create_global_orient=False, create_body_pose=False,
+                                    create_betas=False, create_transl=False,
+                                    create_left_hand_pose=False, create_right_hand_pose=False,
+                                    dtype=dtype)
+        self.vertex_ids = ids
+        self.num_betas = int(self.smpl.num_betas)
+        self.num_expression = 0
+        self.use_pca = bool(use_pca)
+        self.hand_dim = int(num_pca_comps) if use_pca else 45
+        self.use_face_contour = False
+        self.num_vertices = V
+        self.num_joints = 73
+        self.parents = tuple(int(p) for p in self.smpl.parents)
+        self.register_buffer("faces", torch.as_tensor(arrays["f"].astype(np.int64)),
+                             persistent=False)
+
+    @property
+    def extra_params(self) -> Dict[str, int]:
+        return {"left_hand_pose": self.hand_dim, "right_hand_pose": self.hand_dim}
+
+    def forward(self, global_orient, body_pose, betas, transl, left_hand_pose=None,
+                right_hand_pose=None):
+        B = global_orient.shape[0]
+        z = lambda n: global_orient.new_zeros(B, n)  # noqa: E731
+        out = self.smpl(global_orient=global_orient, body_pose=body_pose, betas=betas,
+                        transl=transl,
+                        left_hand_pose=z(self.hand_dim) if left_hand_pose is None
+                        else left_hand_pose,
+                        right_hand_pose=z(self.hand_dim) if right_hand_pose is None
+                        else right_hand_pose, return_verts=True)
+        return out.vertices, out.joints
 
 
 # ------------------------------------------------------------------ a small synthetic model
@@ -495,16 +646,51 @@ def write_synthetic_smplx(path, *, num_betas: int = 10, num_expression: int = 10
               "lmk_faces_idx": lmk_faces_idx.astype(np.int64), "lmk_bary_coords": bary,
               "dynamic_lmk_faces_idx": dyn_faces.astype(np.int64),
               "dynamic_lmk_bary_coords": dyn_bary}
+    _save(path, arrays)
+    return {"vertex_ids": vertex_ids, "num_vertices": V}
+
+
+def _save(path, arrays):
     path = os.fspath(path)
     if path.endswith(".pkl"):
         with open(path, "wb") as f:
             pickle.dump(arrays, f, protocol=2)
     else:
         np.savez(path, **arrays)
-    return {"vertex_ids": vertex_ids, "num_vertices": V}
+
+
+def write_synthetic_smplh(path, *, num_betas: int = 10, seed: int = 0) -> Dict:
+    """Write a small SMPL-H model file (``.npz`` / ``.pkl``): :func:`write_synthetic_smplx`'s
+    figure without the jaw, eyes and face arrays (the jaw's skinning moved to the head), 52
+    joints; returns ``{"vertex_ids", "num_vertices"}``."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        info = write_synthetic_smplx(os.path.join(tmp, "SMPLX_TMP.npz"), num_betas=num_betas,
+                                     seed=seed)
+        with np.load(os.path.join(tmp, "SMPLX_TMP.npz")) as z:
+            x = {k: z[k] for k in z.files}
+    keep = [j for j in range(55) if j not in (22, 23, 24)]
+    new = {old: i for i, old in enumerate(keep)}
+    weights = x["weights"].copy()
+    weights[:, 15] += weights[:, 22:25].sum(1)
+    parents = x["kintree_table"][0].astype(np.int64)
+    kin = np.array([[4294967295 if parents[j] < 0 or parents[j] >= 4294967295 else
+                     new[int(parents[j])] for j in keep], range(52)], np.int64)
+    rng = np.random.default_rng(seed + 1)
+    V = x["v_template"].shape[0]
+    arrays = {"v_template": x["v_template"], "f": x["f"],
+              "shapedirs": x["shapedirs"][:, :, :num_betas],
+              "posedirs": rng.normal(0, 1e-3, (V, 3, 459)),
+              "J_regressor": x["J_regressor"][keep], "weights": weights[:, keep],
+              "kintree_table": kin}
+    for k in ("hands_componentsl", "hands_componentsr", "hands_meanl", "hands_meanr"):
+        arrays[k] = x[k]
+    _save(path, arrays)
+    return info
 
 
 __all__ = ["FACE51", "FACE_CONTOUR17", "OPENPOSE_BODY25", "OPENPOSE_LHAND", "OPENPOSE_RHAND",
            "SMPLXModel", "SMPLX_KEYPOINT_MAPS", "SMPLX_PARTS", "SMPLX_TORSO_KEYPOINTS",
-           "VERTEX_POINTS", "is_smplx_file", "load_smplx_model", "read_smplx_file",
-           "write_synthetic_smplx"]
+           "SMPLHModel", "SMPLH_KEYPOINT_MAPS", "VERTEX_POINTS", "is_smplx_file",
+           "load_smplx_model", "model_file_type", "read_smplh_file", "read_smplx_file",
+           "write_synthetic_smplh", "write_synthetic_smplx"]

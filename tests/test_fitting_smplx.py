@@ -439,3 +439,37 @@ def test_smplh_body_and_hands(tmp_path):
     g = SMPLify(path, pose_prior="l2", vertex_ids=vids, keypoints="coco_wholebody")
     lo, hi = COCO_WHOLEBODY_PARTS["face"]
     assert float(g.joint_weights(g.weights[-1])[lo:hi].abs().sum()) == 0.0
+
+
+def test_smplx_with_vposer_and_mog_priors(model_file, tmp_path):
+    """VPoser decodes SMPL-X's 63-D body pose directly; SMPLify's 69-D MoG prior is applied as
+    the marginal of its first 21 joints."""
+    from pyhpe.fitting import MaxMixturePrior, VPoserDecoder
+    path, vids = model_file
+    torch.manual_seed(0)
+    dec = VPoserDecoder().double()
+    with torch.no_grad():
+        dec.bodyprior_dec_out.weight.mul_(0.3)
+        dec.bodyprior_dec_out.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]).repeat(21))
+    torch.save({k: v.float() for k, v in dec.state_dict().items()}, tmp_path / "vposer.pt")
+    f = SMPLify(path, pose_prior="vposer", vposer_path=str(tmp_path / "vposer.pt"),
+                vertex_ids=vids, keypoints="coco_wholebody", iterations=2, lbfgs_steps=1,
+                camera_iterations=2, dtype="float64")
+    z = torch.randn(2, 32, dtype=D64)
+    assert f.decode_pose(z).shape == (2, 63)
+    kp2, _ = _synthetic_person(f, 4)
+    r = f.fit(kp2, camera={"image_size": (1000, 1000)})
+    assert r.body_pose.shape == (1, 63) and np.isfinite(r.loss).all()
+    rng = np.random.default_rng(0)
+    gmm = {"means": rng.normal(0, 0.1, (3, 69)),
+           "covars": np.stack([np.diag(rng.uniform(0.02, 0.08, 69)) for _ in range(3)]),
+           "weights": np.array([0.5, 0.3, 0.2])}
+    with open(tmp_path / "gmm.pkl", "wb") as fh:
+        pickle.dump(gmm, fh, protocol=2)
+    g = SMPLify(path, prior_path=str(tmp_path / "gmm.pkl"), vertex_ids=vids,
+                keypoints="coco_wholebody", dtype="float64")
+    ref = MaxMixturePrior(gmm["means"][:, :63], gmm["covars"][:, :63, :63], gmm["weights"],
+                          dtype=D64)
+    x = torch.as_tensor(rng.normal(0, 0.1, (4, 63)))
+    np.testing.assert_allclose(g.pose_prior(x).numpy(), ref(x).numpy())
+    assert g.pose_prior.dim == 63

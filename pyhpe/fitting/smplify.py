@@ -130,7 +130,7 @@ class SMPLifyConfig(Config):
     num_pca_comps: int = 12
     num_expression: int = 10
     flat_hand_mean: bool = False
-    use_face_contour: bool = False
+    use_face_contour: bool = False          # contour landmarks (their neck-angle bins jump)
     interpenetration: bool = True
     spheres_per_bone: int = 3
     depth_weight: float = 100.0

@@ -514,7 +514,8 @@ def write_synthetic_smplx(path, *, num_betas: int = 10, num_expression: int = 10
 
     Rings of vertices around the 55 joints and along the bones (thinner for fingers), a grid
     of face vertices in front of the head (upper rows skinned to the head, lower rows to the
-    jaw) carrying the 51 landmarks, the 17 contour landmarks and the 10 expression directions;
+    jaw) carrying the 51 landmarks, the 17 contour landmarks (the same in every neck-angle
+    bin, so the synthetic energy stays smooth) and the 10 expression directions;
     vertex points for nose, eyes, ears, toes, heels and finger tips. Hand PCA components: an
     orthonormal basis of the 45-D hand pose whose first directions curl all fingers; the mean
     hand slightly curled. Not a human body: a test fixture in the official format."""
@@ -608,7 +609,9 @@ def write_synthetic_smplx(path, *, num_betas: int = 10, num_expression: int = 10
     lmk_faces_idx = rng.choice(inner, 51, replace=False)
     bary = rng.dirichlet(np.ones(3), 51)
     contour = np.resize(np.asarray(border), 17)
-    dyn_faces = np.stack([np.roll(contour, s // 20) for s in range(79)])
+    # one contour for all 79 neck-angle bins: smplx picks the bin by the head's turn, and a
+    # contour that jumps between bins makes the energy discontinuous (line searches stall)
+    dyn_faces = np.stack([contour] * 79)
     dyn_bary = np.broadcast_to(rng.dirichlet(np.ones(3), 17), (79, 17, 3)).copy()
     J_regressor = np.zeros((55, V))
     for j, rows in enumerate(jreg_rows):

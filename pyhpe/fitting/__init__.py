@@ -1,6 +1,6 @@
-"""Model-based 3-D fitting: SMPLify / SMPLify-X's objective over the SMPL body model (``smplx``
-from PyPI, the optional extra ``pyhpe[smpl]``), the model-file reader, and AMASS / MoSh
-sequences forwarded through the body model.
+"""Model-based 3-D fitting: SMPLify / SMPLify-X's objective over the SMPL and SMPL-X body
+models (``smplx`` from PyPI, the optional extra ``pyhpe[smpl]``), the model-file readers, and
+AMASS / MoSh sequences forwarded through the body model.
 
 The licensed SMPL model files and the pose priors' weights are never downloaded: pass their
 paths. Submodules load on first use (``pyhpe fit``'s parser imports only :mod:`.cli`).
@@ -13,7 +13,10 @@ _EXPORTS = {
                    "read_model_file", "sequence_joints", "write_synthetic_smpl"],
     "priors": ["MaxMixturePrior", "SphereCollision", "VPoserDecoder", "angle_prior", "gmof",
                "l2_prior", "read_gmm", "rotmat_to_axis_angle"],
-    "smplify": ["FitResult", "SMPLify", "SMPLifyConfig"],
+    "smplify": ["FitResult", "SMPLify", "SMPLifyConfig", "SMPLX_STAGE_WEIGHTS"],
+    "smplx_model": ["SMPLHModel", "SMPLH_KEYPOINT_MAPS", "SMPLXModel", "SMPLX_KEYPOINT_MAPS",
+                    "SMPLX_PARTS", "load_smplx_model", "model_file_type", "read_smplh_file",
+                    "read_smplx_file", "write_synthetic_smplh", "write_synthetic_smplx"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 

@@ -138,6 +138,14 @@ class BodyModel(nn.Module):
     ``(vertices (B, V, 3), joints (B, 29, 3))``; axis-angle radians, metres, the model's frame
     (y up, z forward) moved by ``transl``."""
 
+    model_type = "smpl"
+    body_pose_dim = 69
+    num_joints = NUM_MODEL_JOINTS
+    keypoint_maps = KEYPOINT_MAPS
+    torso_keypoints = TORSO_KEYPOINTS
+    keypoint_parts: Dict[str, Dict[str, tuple]] = {}
+    default_ignore: Dict[str, tuple] = {}
+
     def __init__(self, arrays: Dict[str, np.ndarray], num_betas: int = 10,
                  vertex_ids: Optional[Dict[str, int]] = None, dtype=torch.float32):
         super().__init__()
@@ -184,6 +192,10 @@ class BodyModel(nn.Module):
         out = self.smpl(global_orient=global_orient, body_pose=body_pose, betas=betas,
                         transl=transl, return_verts=True)
         return out.vertices, out.joints
+
+    def keypoint_map(self, layout: str) -> tuple:
+        """Model joint per keypoint of ``layout``."""
+        return tuple(self.keypoint_maps[layout])
 
     def rest_joints(self, betas=None):
         """Joints (24, 3) of the rest pose for ``betas`` (S,) (default: the template)."""

@@ -8,11 +8,41 @@ import time
 import numpy as np
 
 
-def read_keypoints(path):
+def read_openpose(data, contour: bool = False):
+    """An OpenPose ``*_keypoints.json`` dict -> (N, 118 or 135, 3) ``[x, y, score]``: per
+    person BODY_25, left hand 21, right hand 21, the face's 51 inner points (68-point face
+    points 17..67) and with ``contour`` its 17 contour points, as SMPLify-X's reader
+    (``openpose118`` / ``openpose135`` layouts). Missing hands / face are zero (confidence 0)."""
+    people = data.get("people")
+    if not isinstance(people, list):
+        raise ValueError("pyhpe fit: an OpenPose json needs a 'people' list")
+
+    def part(person, key, n):
+        a = np.asarray(person.get(key) or [], np.float64).reshape(-1, 3)
+        if len(a) == 0:
+            return np.zeros((n, 3))
+        if len(a) != n:
+            raise ValueError(f"pyhpe fit: OpenPose {key!r} has {len(a)} points, expected {n}")
+        return a
+    out = []
+    for p in people:
+        face = part(p, "face_keypoints_2d", 70)[:68] if p.get("face_keypoints_2d") else \
+            np.zeros((68, 3))
+        rows = [part(p, "pose_keypoints_2d", 25), part(p, "hand_left_keypoints_2d", 21),
+                part(p, "hand_right_keypoints_2d", 21), face[17:68]]
+        if contour:
+            rows.append(face[:17])
+        out.append(np.concatenate(rows))
+    return np.asarray(out).reshape(len(out), 135 if contour else 118, 3)
+
+
+def read_keypoints(path, layout: str = "coco"):
     """2-D keypoints of a file -> ``(keypoints (N, K, 2), confidence (N, K), image_ids or
     None)``: a COCO results list (``keypoints`` ``[x, y, score] * K``, ``image_id``), a COCO
-    annotation dict (its ``annotations``; visibility > 0 = confidence 1), or ``.npy`` /
-    ``.npz`` (``keypoints``) arrays (N, K, 2) or (N, K, 3)."""
+    annotation dict (its ``annotations``; visibility > 0 = confidence 1), an OpenPose
+    ``*_keypoints.json`` (``people``; see :func:`read_openpose`, ``layout`` ``openpose135``
+    keeps the face contour), or ``.npy`` / ``.npz`` (``keypoints``) arrays (N, K, 2) or
+    (N, K, 3)."""
     who = "pyhpe fit"
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{who}: no such keypoint file {path!r}")
@@ -25,6 +55,9 @@ def read_keypoints(path):
         with open(path) as f:
             data = json.load(f)
         visibility = False
+        if isinstance(data, dict) and "people" in data:
+            arr = read_openpose(data, contour=layout == "openpose135")
+            return arr[..., :2], arr[..., 2], None
         if isinstance(data, dict):
             data, visibility = data.get("annotations"), True
         if not isinstance(data, list) or not data or \
@@ -71,7 +104,7 @@ def _run(args) -> int:
             options[key.strip()] = json.loads(text)
         except json.JSONDecodeError:
             options[key.strip()] = text
-    kpts, conf, ids = read_keypoints(args.keypoints)
+    kpts, conf, ids = read_keypoints(args.keypoints, args.layout)
     camera = {"image_size": tuple(args.image_size)}
     if args.focal is not None:
         camera["focal_length"] = args.focal
@@ -82,6 +115,9 @@ def _run(args) -> int:
         results.append(fitter.fit(kpts[s:s + args.batch], conf[s:s + args.batch], camera=camera))
     keys = ["global_orient", "body_pose", "betas", "transl", "joints", "keypoints_3d",
             "keypoints_2d", "loss", "flipped"] + (["vertices"] if args.save_vertices else [])
+    keys += list(fitter.extra)
+    if "left_hand_pose" in fitter.extra:
+        keys += ["left_hand_pose_aa", "right_hand_pose_aa"]
     out = {k: np.concatenate([getattr(r, k) for r in results]) for k in keys}
     if ids is not None and all(isinstance(i, (int, np.integer)) for i in ids):
         out["image_id"] = np.asarray(ids, np.int64)
@@ -98,19 +134,20 @@ def _run(args) -> int:
 
 def add_parser(sub):
     """Register ``pyhpe fit`` on an argparse sub-parser set."""
-    s = sub.add_parser("fit", help="SMPLify / SMPLify-X: the SMPL body model fitted to 2-D "
-                       "keypoints (needs `pip install smplx` and your SMPL model file)")
-    s.add_argument("--model", required=True, help="SMPL model file (.pkl / .npz; licensed, "
-                   "never downloaded)")
-    s.add_argument("--keypoints", required=True, help="COCO results / annotation json, or "
-                   ".npy / .npz (N, K, 2|3)")
+    s = sub.add_parser("fit", help="SMPLify / SMPLify-X: the SMPL / SMPL-X body model fitted "
+                       "to 2-D keypoints (needs `pip install smplx` and your model file)")
+    s.add_argument("--model", required=True, help="SMPL or SMPL-X model file (.pkl / .npz; "
+                   "licensed, never downloaded; the type is read off the file)")
+    s.add_argument("--keypoints", required=True, help="COCO results / annotation json, "
+                   "OpenPose *_keypoints.json, or .npy / .npz (N, K, 2|3)")
     s.add_argument("--image-size", type=int, nargs=2, required=True, metavar=("W", "H"))
     s.add_argument("--focal", type=float, default=None, help="focal length px (default 5000)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--prior", default=None, help="SMPLify's MoG pose prior (gmm_08.pkl)")
     g.add_argument("--vposer", default=None, help="SMPLify-X's VPoser v1 snapshot (.pt)")
     s.add_argument("--method", default="smplifyx", choices=["smplify", "smplifyx"])
-    s.add_argument("--layout", default="coco", help="keypoint layout of the file: coco | smpl")
+    s.add_argument("--layout", default="coco", help="keypoint layout of the file: coco | smpl "
+                   "(SMPL); coco | coco_wholebody | openpose118 | openpose135 (SMPL-X)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="an SMPLifyConfig option (json value), e.g. iterations=10")
     s.add_argument("--batch", type=int, default=16, help="persons fitted together")

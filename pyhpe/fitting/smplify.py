@@ -1,5 +1,5 @@
-"""SMPLify (Bogo et al., ECCV 2016) and SMPLify-X's body fitting (Pavlakos et al., CVPR 2019):
-the SMPL body model fitted to 2-D keypoints by minimising
+"""SMPLify (Bogo et al., ECCV 2016) and SMPLify-X (Pavlakos et al., CVPR 2019): the SMPL or
+SMPL-X body model fitted to 2-D keypoints by minimising
 
 ``E = lambda_J^2 sum_k (w_k c_k)^2 rho_sigma(Pi(J_k) - x_k)            (data, Geman-McClure)
     + lambda_theta^2 E_pose(theta) + lambda_beta^2 ||beta||^2              (pose / shape priors)
@@ -24,6 +24,24 @@ in stages, through torch:
   interpenetration weights 0, 0, 0.01, 1 (SMPLify-X's ``fit_smpl.yaml``; there they weight a
   BVH mesh-penetration distance, here the sphere term), camera depth weight 100.
 
+On SMPL-X (:class:`~pyhpe.fitting.smplx_model.SMPLXModel`, chosen from the model file) the
+objective is SMPLify-X's full one: the data term over body, hand and face keypoints with
+per-keypoint weights ``w_k`` (1 for the body; per stage the hand weights 0, 0, 0, 0.1, 2 and
+the face weights 0, 0, 0, 0, 2 of ``fit_smplx.yaml``), plus
+
+``lambda_h^2 (||A_l c_l||^2 + ||A_r c_r||^2) + lambda_e^2 ||psi||^2 + ||w_jaw * theta_jaw||^2``
+
+with the hand poses the PCA coefficients ``c`` (12 of them, ``use_pca``; ``A`` the model's
+components, the prior on the 45 axis-angle values they make, mean hand added by the model),
+the expression ``psi`` (10) and the jaw pose with per-axis weights (opening about x weighted
+10x less than the other axes), in five stages (pose / hand prior 404, 404, 57.4, 4.78, 4.78;
+shape / expression 100, 50, 10, 5, 5; jaw (4040, 40400, 40400) ... (47.8, 478, 478)); the
+hands, jaw and expression are optimised in every stage alongside the body (their keypoints
+weigh in from stage 4 / 5). Layouts: OpenPose 118 / 135 and COCO-WholeBody 133
+(:data:`~pyhpe.fitting.smplx_model.SMPLX_KEYPOINT_MAPS`); OpenPose's neck and hips are left out
+of the data term by default (``joints_to_ign``). The MoG prior is applied to SMPL-X's 63-D body
+pose as the marginal of its first 21 joints; VPoser decodes the 63-D body pose directly.
+
 Pose priors: SMPLify's mixture of Gaussians (``pose_prior="gmm"`` with ``prior_path`` to the
 release's ``gmm_08.pkl``); SMPLify-X's VPoser (``pose_prior="vposer"`` with ``vposer_path`` to
 the user's VPoser v1 snapshot: the body pose is decoded from a 32-D latent ``z`` that is
@@ -40,7 +58,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -48,23 +66,49 @@ import torch
 
 from pyhpe.engine.config import Config, ConfigError
 
-from .body_model import (KEYPOINT_MAPS, NUM_MODEL_JOINTS, TORSO_KEYPOINTS, BodyModel,
-                         load_body_model)
-from .priors import (MaxMixturePrior, SphereCollision, VPoserDecoder, angle_prior, gmof,
-                     l2_prior)
+from .body_model import KEYPOINT_MAPS, BodyModel, load_body_model
+from .priors import (COLLISION_BONES, MaxMixturePrior, SphereCollision, VPoserDecoder,
+                     angle_prior, gmof, l2_prior, read_gmm)
+from .smplx_model import (SMPLH_KEYPOINT_MAPS, SMPLX_KEYPOINT_MAPS, SMPLHModel, SMPLXModel,
+                          model_file_type)
 
 #: the official stage weights (SMPLify fit_3d.py; SMPLify-X fit_smpl.yaml)
 POSE_WEIGHTS = (4.04e2, 4.04e2, 57.4, 4.78)
 SHAPE_WEIGHTS = (1.0e2, 5.0e1, 1.0e1, 0.5e1)
 COLLISION_WEIGHTS = {"smplify": (1e6, 1e6, 1e6, 1e6), "smplifyx": (0.0, 0.0, 0.01, 1.0)}
 METHODS = ("smplify", "smplifyx")
+MODEL_TYPES = ("smpl", "smplh", "smplx")
+
+#: SMPL-X's five stages (SMPLify-X fit_smplx.yaml): body pose / shape / expression / hand pose
+#: prior weights, jaw prior weights (about x, y, z), the hand and face keypoints' data weights
+#: and the collision weights
+SMPLX_STAGE_WEIGHTS = {
+    "pose": (4.04e2, 4.04e2, 57.4, 4.78, 4.78),
+    "shape": (1.0e2, 5.0e1, 1.0e1, 0.5e1, 0.5e1),
+    "expr": (1.0e2, 5.0e1, 1.0e1, 0.5e1, 0.5e1),
+    "hand_prior": (4.04e2, 4.04e2, 57.4, 4.78, 4.78),
+    "jaw": ((4.04e3, 4.04e4, 4.04e4), (4.04e3, 4.04e4, 4.04e4), (574.0, 5740.0, 5740.0),
+            (47.8, 478.0, 478.0), (47.8, 478.0, 478.0)),
+    "hand": (0.0, 0.0, 0.0, 0.1, 2.0),
+    "face": (0.0, 0.0, 0.0, 0.0, 2.0),
+    "collision": {"smplify": (1e6,) * 5, "smplifyx": (0.0, 0.0, 0.0, 0.01, 1.0)},
+}
+#: every keypoint layout name (SMPL's and SMPL-X's)
+LAYOUT_SIZES = {name: len(m) for maps in (KEYPOINT_MAPS, SMPLH_KEYPOINT_MAPS,
+                                          SMPLX_KEYPOINT_MAPS)
+                for name, m in maps.items()}
+#: SMPL-X collision bones: SMPL's with the wrists' bones ending at the middle fingers' bases
+SMPLX_COLLISION_BONES = tuple((a, {22: 28, 23: 43}.get(b, b)) for a, b in COLLISION_BONES)
+SMPLH_COLLISION_BONES = tuple((a, {22: 25, 23: 40}.get(b, b)) for a, b in COLLISION_BONES)
 
 
 @dataclass
 class SMPLifyConfig(Config):
     """Options of :class:`SMPLify` (unknown keys are errors; ``None`` = the method's value)."""
     method: str = "smplifyx"
-    keypoints: str = "coco"                 # layout of the 2-D input (KEYPOINT_MAPS)
+    keypoints: str = "coco"                 # layout of the 2-D input (KEYPOINT_MAPS,
+                                            # SMPLX_KEYPOINT_MAPS)
+    model_type: Optional[str] = None        # "smpl" | "smplx"; None: from the model file
     focal_length: float = 5000.0
     rho: float = 100.0                      # Geman-McClure sigma (px)
     pose_prior: str = "gmm"                 # "gmm" (prior_path), "vposer" (vposer_path), "l2"
@@ -76,6 +120,17 @@ class SMPLifyConfig(Config):
     shape_weights: Optional[List[float]] = None
     bending_weights: Optional[List[float]] = None
     collision_weights: Optional[List[float]] = None
+    # SMPL-X: per-stage weights (None: fit_smplx.yaml's) and the model's options
+    hand_weights: Optional[List[float]] = None          # hand keypoints' data weight
+    face_weights: Optional[List[float]] = None          # face keypoints' data weight
+    hand_prior_weights: Optional[List[float]] = None
+    expr_weights: Optional[List[float]] = None
+    jaw_weights: Optional[List[List[float]]] = None     # (about x, y, z) per stage
+    use_pca: bool = True
+    num_pca_comps: int = 12
+    num_expression: int = 10
+    flat_hand_mean: bool = False
+    use_face_contour: bool = False          # contour landmarks (their neck-angle bins jump)
     interpenetration: bool = True
     spheres_per_bone: int = 3
     depth_weight: float = 100.0
@@ -88,7 +143,7 @@ class SMPLifyConfig(Config):
     gtol: float = 1e-9                      # ... or when every gradient entry is below this
     side_view_threshold: float = 25.0
     use_confidence: bool = True
-    ignore_keypoints: List[int] = field(default_factory=list)
+    ignore_keypoints: Optional[List[int]] = None    # None: the layout's (OpenPose: 1, 9, 12)
     vertex_ids: Optional[Dict[str, int]] = None
     dtype: str = "float32"
 
@@ -97,8 +152,10 @@ class SMPLifyConfig(Config):
             raise ConfigError(f"SMPLifyConfig: {msg}")
         if self.method not in METHODS:
             bad(f"method {self.method!r}: use one of {list(METHODS)}")
-        if self.keypoints not in KEYPOINT_MAPS:
-            bad(f"keypoints {self.keypoints!r}: use one of {sorted(KEYPOINT_MAPS)}")
+        if self.keypoints not in LAYOUT_SIZES:
+            bad(f"keypoints {self.keypoints!r}: use one of {sorted(LAYOUT_SIZES)}")
+        if self.model_type is not None and self.model_type not in MODEL_TYPES:
+            bad(f"model_type {self.model_type!r}: use one of {list(MODEL_TYPES)} or None")
         if self.pose_prior not in ("gmm", "vposer", "l2"):
             bad(f"pose_prior {self.pose_prior!r}: use 'gmm' (with prior_path), 'vposer' (with "
                 f"vposer_path) or 'l2'")
@@ -117,11 +174,12 @@ class SMPLifyConfig(Config):
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 bad(f"{name} must be a positive number, got {v!r}")
         for name in ("iterations", "camera_iterations", "lbfgs_steps", "num_betas",
-                     "spheres_per_bone"):
+                     "spheres_per_bone", "num_pca_comps", "num_expression"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 bad(f"{name} must be a non-negative integer")
         n = None
-        for name in ("pose_weights", "shape_weights", "bending_weights", "collision_weights"):
+        for name in ("pose_weights", "shape_weights", "bending_weights", "collision_weights",
+                     "hand_weights", "face_weights", "hand_prior_weights", "expr_weights"):
             v = getattr(self, name)
             if v is None:
                 continue
@@ -130,30 +188,69 @@ class SMPLifyConfig(Config):
             if n is not None and len(v) != n:
                 bad("the per-stage weight lists must have the same length")
             n = len(v)
-        K = len(KEYPOINT_MAPS[self.keypoints])
-        if any(not isinstance(k, int) or not 0 <= k < K for k in self.ignore_keypoints):
+        if self.jaw_weights is not None:
+            if not self.jaw_weights or not all(
+                    len(w) == 3 and all(isinstance(x, (int, float)) and x >= 0 for x in w)
+                    for w in self.jaw_weights):
+                bad("jaw_weights must be a non-empty list of [x, y, z] non-negative weights")
+            if n is not None and len(self.jaw_weights) != n:
+                bad("the per-stage weight lists must have the same length")
+        K = LAYOUT_SIZES[self.keypoints]
+        if self.ignore_keypoints is not None and any(
+                not isinstance(k, int) or not 0 <= k < K for k in self.ignore_keypoints):
             bad(f"ignore_keypoints must be indices in [0, {K})")
 
-    def stage_weights(self) -> List[Dict[str, float]]:
-        """Per-stage energy weights (``lambda^2`` already applied where squared)."""
-        pose = list(self.pose_weights or POSE_WEIGHTS)
-        n = len(pose)
-        shape = list(self.shape_weights or SHAPE_WEIGHTS[:n])
+    def stage_weights(self, model_type: str = "smpl") -> List[Dict[str, float]]:
+        """Per-stage energy weights (``lambda^2`` already applied where squared).
+
+        ``model_type="smplx"``: five stages by default (fit_smplx.yaml) with the hand / face
+        keypoint weights ``hand`` / ``face``, the hand pose, expression and jaw prior weights
+        ``hand_prior``, ``expr`` (squared) and ``jaw`` (3 values, applied to the jaw pose
+        before its squared norm, as SMPLify-X). With a stage count other than five the
+        SMPL-X defaults are cut to it (priors: the first stages, hand / face weights: the
+        last, so the final stage fits the hands and face)."""
+        if model_type in ("smplx", "smplh"):
+            X = SMPLX_STAGE_WEIGHTS
+            pose = list(self.pose_weights or X["pose"])
+            n = len(pose)
+            if n > 5 and not all(getattr(self, k) is not None for k in (
+                    "shape_weights", "hand_weights", "face_weights", "hand_prior_weights",
+                    "expr_weights", "jaw_weights")):
+                raise ConfigError("SMPLifyConfig: more than five stages need every per-stage "
+                                  "weight list")
+            shape = list(self.shape_weights or X["shape"][:n])
+            coll = list(self.collision_weights or X["collision"][self.method][-n:])
+            extra = {"hand": list(self.hand_weights or X["hand"][-n:]),
+                     "face": list(self.face_weights or X["face"][-n:]),
+                     "hand_prior": [w * w for w in (self.hand_prior_weights
+                                                    or X["hand_prior"][:n])],
+                     "expr": [w * w for w in (self.expr_weights or X["expr"][:n])],
+                     "jaw": [tuple(w) for w in (self.jaw_weights or X["jaw"][:n])]}
+        else:
+            pose = list(self.pose_weights or POSE_WEIGHTS)
+            n = len(pose)
+            shape = list(self.shape_weights or SHAPE_WEIGHTS[:n])
+            coll = list(self.collision_weights or COLLISION_WEIGHTS[self.method][:n])
+            extra = {}
         if self.bending_weights is not None:
             bend = list(self.bending_weights)
         elif self.method == "smplify":
             bend = [(0.317 * w) ** 2 for w in pose]
         else:
             bend = [3.17 * w for w in pose]
-        coll = list(self.collision_weights or COLLISION_WEIGHTS[self.method][:n])
-        lens = {len(pose), len(shape), len(bend), len(coll)}
+        lens = {len(pose), len(shape), len(bend), len(coll)} | {len(v) for v in extra.values()}
         if len(lens) != 1:
-            raise ConfigError("SMPLifyConfig: pose, shape, bending and collision weights "
-                              "need one value per stage")
+            raise ConfigError("SMPLifyConfig: the per-stage weights (pose, shape, bending, "
+                              "collision and for SMPL-X hand, face, hand prior, expression, "
+                              "jaw) need one value per stage")
         if not self.interpenetration:
             coll = [0.0] * n
-        return [{"pose": p * p, "shape": s * s, "bending": b, "collision": c}
-                for p, s, b, c in zip(pose, shape, bend, coll)]
+        out = [{"pose": p * p, "shape": s * s, "bending": b, "collision": c}
+               for p, s, b, c in zip(pose, shape, bend, coll)]
+        for k, v in extra.items():
+            for d, x in zip(out, v):
+                d[k] = x
+        return out
 
 
 @dataclass
@@ -176,6 +273,17 @@ class FitResult:
     stage_losses: List[Dict[str, float]]
     loss: np.ndarray
     flipped: np.ndarray
+    #: SMPL-X only (None for SMPL): hand pose PCA coefficients (B, P) (45 axis-angle values
+    #: without ``use_pca``), their axis-angle (B, 45) without the mean hand, jaw pose (B, 3),
+    #: expression (B, E)
+    left_hand_pose: Optional[np.ndarray] = None
+    right_hand_pose: Optional[np.ndarray] = None
+    left_hand_pose_aa: Optional[np.ndarray] = None
+    right_hand_pose_aa: Optional[np.ndarray] = None
+    jaw_pose: Optional[np.ndarray] = None
+    expression: Optional[np.ndarray] = None
+
+
 
 
 def _rotmat_to_aa(R: np.ndarray) -> np.ndarray:
@@ -224,11 +332,13 @@ def _aa_to_rotmat(aa: np.ndarray) -> np.ndarray:
 
 
 class SMPLify:
-    """Fit SMPL to 2-D keypoints (see the module docstring).
+    """Fit SMPL or SMPL-X to 2-D keypoints (see the module docstring).
 
     ``SMPLify(model_path=..., prior_path=..., method="smplify"|"smplifyx", keypoints="coco",
     ...)`` -- keyword options are :class:`SMPLifyConfig` fields (or pass ``config=`` a dict /
-    config); ``body_model=`` takes an already built :class:`BodyModel` instead of a path."""
+    config); ``body_model=`` takes an already built :class:`BodyModel` /
+    :class:`~pyhpe.fitting.smplx_model.SMPLXModel` instead of a path. The model type is read
+    off the file (SMPL-X's hand and face arrays) unless ``model_type`` is given."""
 
     def __init__(self, model_path=None, *, config=None, body_model: Optional[BodyModel] = None,
                  device=None, **options):
@@ -241,18 +351,53 @@ class SMPLify:
         self.cfg = SMPLifyConfig.from_dict(config if isinstance(config, SMPLifyConfig) else opts)
         self.dtype = torch.float32 if self.cfg.dtype == "float32" else torch.float64
         self.device = torch.device(device or "cpu")
+        cfg = self.cfg
         if body_model is None:
-            body_model = load_body_model(model_path, num_betas=self.cfg.num_betas,
-                                         vertex_ids=self.cfg.vertex_ids, dtype=self.dtype)
+            model_type = cfg.model_type or model_file_type(model_path)
+            if model_type == "smplh":
+                body_model = SMPLHModel(model_path, num_betas=cfg.num_betas,
+                                        use_pca=cfg.use_pca, num_pca_comps=cfg.num_pca_comps,
+                                        flat_hand_mean=cfg.flat_hand_mean,
+                                        vertex_ids=cfg.vertex_ids, dtype=self.dtype)
+            elif model_type == "smplx":
+                body_model = SMPLXModel(model_path, num_betas=cfg.num_betas,
+                                        num_expression=cfg.num_expression, use_pca=cfg.use_pca,
+                                        num_pca_comps=cfg.num_pca_comps,
+                                        flat_hand_mean=cfg.flat_hand_mean,
+                                        use_face_contour=cfg.use_face_contour,
+                                        vertex_ids=cfg.vertex_ids, dtype=self.dtype)
+            else:
+                body_model = load_body_model(model_path, num_betas=cfg.num_betas,
+                                             vertex_ids=cfg.vertex_ids, dtype=self.dtype)
+        self.model_type = getattr(body_model, "model_type", "smpl")
+        if cfg.model_type is not None and cfg.model_type != self.model_type:
+            raise ConfigError(f"SMPLify: model_type {cfg.model_type!r}, but the body model is "
+                              f"{self.model_type!r}")
+        self.is_smplx = self.model_type == "smplx"
+        #: the model's parameters besides SMPL's -> size (hands: SMPL-H / SMPL-X, jaw and
+        #: expression: SMPL-X)
+        self.extra = dict(getattr(body_model, "extra_params", {}))
+        if cfg.keypoints not in body_model.keypoint_maps:
+            raise ConfigError(f"SMPLify: keypoints {cfg.keypoints!r} is not a layout of the "
+                              f"{self.model_type} model: use one of "
+                              f"{sorted(body_model.keypoint_maps)}")
         self.body_model = body_model.to(device=self.device, dtype=self.dtype)
         for p in self.body_model.parameters():
             p.requires_grad_(False)
         self.num_betas = self.body_model.num_betas
-        if self.cfg.pose_prior == "gmm":
-            self.pose_prior = MaxMixturePrior.from_file(self.cfg.prior_path, dtype=self.dtype)
-            if self.pose_prior.dim != 69:
+        self.pose_dim = self.body_model.body_pose_dim
+        self.weights = cfg.stage_weights(self.model_type)
+        if cfg.pose_prior == "gmm":
+            g = read_gmm(cfg.prior_path)
+            if g["means"].shape[1] == 69 and self.pose_dim == 63:
+                # SMPL-X has no SMPL hand joints: the marginal of the first 21 joints
+                g = {"means": g["means"][:, :63], "covars": g["covars"][:, :63, :63],
+                     "weights": g["weights"]}
+            self.pose_prior = MaxMixturePrior(g["means"], g["covars"], g["weights"],
+                                              dtype=self.dtype)
+            if self.pose_prior.dim != self.pose_dim:
                 raise ValueError(f"SMPLify: the pose prior has dimension {self.pose_prior.dim}, "
-                                 f"SMPL's body pose 69")
+                                 f"the {self.model_type} body pose {self.pose_dim}")
             self.pose_prior = self.pose_prior.to(self.device)
         else:
             self.pose_prior = None
@@ -266,11 +411,42 @@ class SMPLify:
             for p in self.vposer.parameters():
                 p.requires_grad_(False)
         self.collision = None
-        if self.cfg.interpenetration and any(w["collision"] > 0 for w in self.cfg.stage_weights()):
-            self.collision = SphereCollision(self.body_model,
-                                             spheres=self.cfg.spheres_per_bone).to(self.device)
-        self.joint_map = torch.tensor(KEYPOINT_MAPS[self.cfg.keypoints], device=self.device)
-        self.torso = TORSO_KEYPOINTS[self.cfg.keypoints]
+        if cfg.interpenetration and any(w["collision"] > 0 for w in self.weights):
+            bones = {"smplx": SMPLX_COLLISION_BONES, "smplh": SMPLH_COLLISION_BONES}.get(
+                self.model_type, COLLISION_BONES)
+            self.collision = SphereCollision(self.body_model, spheres=cfg.spheres_per_bone,
+                                             bones=bones).to(self.device)
+        kmap = torch.tensor(self.body_model.keypoint_map(cfg.keypoints), device=self.device)
+        self.joint_map = kmap.clamp_min(0)
+        #: keypoints with a model point (SMPL-X's face contour needs ``use_face_contour``)
+        self.has_point = (kmap >= 0).to(self.dtype)
+        self.torso = self.body_model.torso_keypoints[cfg.keypoints]
+        parts = self.body_model.keypoint_parts.get(cfg.keypoints, {})
+        self.hand_keypoints = list(parts.get("hand", ()))
+        self.face_keypoints = list(parts.get("face", ()))
+        self.ignore = list(cfg.ignore_keypoints if cfg.ignore_keypoints is not None else
+                           self.body_model.default_ignore.get(cfg.keypoints, ()))
+        if any(k >= len(kmap) for k in self.ignore):
+            raise ConfigError(f"SMPLify: ignore_keypoints must be indices in [0, {len(kmap)})")
+
+    def joint_weights(self, weights) -> torch.Tensor:
+        """The per-keypoint data weights (K,) of a stage: 1 for the body, the stage's hand /
+        face weight for those keypoints (SMPLify-X), 0 where the model has no point and for
+        ``ignore_keypoints`` (SMPLify-X's ``joints_to_ign``: the camera fit still uses them)."""
+        w = self.has_point.clone()
+        if self.ignore:                 # left out of the data term (not of the camera's)
+            w[self.ignore] = 0
+        if self.hand_keypoints:
+            w[self.hand_keypoints] *= float(weights.get("hand", 1.0))
+        if self.face_keypoints:
+            w[self.face_keypoints] *= float(weights.get("face", 1.0))
+        return w
+
+    def run_model(self, params):
+        """``(vertices, joints)`` of the body model for a parameter dict (SMPL-X's hand, jaw
+        and expression entries default to zero)."""
+        args = (params["global_orient"], params["body_pose"], params["betas"], params["transl"])
+        return self.body_model(*args, **{k: params.get(k) for k in self.extra})
 
     # ------------------------------------------------------------------ pieces
     def project(self, points, focal, center):
@@ -287,8 +463,11 @@ class SMPLify:
         return l2_prior(params["body_pose"])
 
     def decode_pose(self, z):
-        """VPoser latent (B, 32) -> SMPL body pose (B, 69), the two hand joints zero."""
+        """VPoser latent (B, 32) -> body pose: SMPL's (B, 69) with the two hand joints zero,
+        SMPL-X's (B, 63)."""
         pose = self.vposer(z)
+        if self.pose_dim == 63:
+            return pose
         return torch.cat([pose, pose.new_zeros(pose.shape[0], 6)], dim=1)
 
     def _with_pose(self, params):
@@ -299,15 +478,25 @@ class SMPLify:
     def energy_terms(self, params, gt, conf, focal, center, data_weight, weights):
         """Per-sample energy terms (each (B,)) and the model output for ``params``."""
         params = self._with_pose(params)
-        verts, joints = self.body_model(params["global_orient"], params["body_pose"],
-                                        params["betas"], params["transl"])
+        verts, joints = self.run_model(params)
         kp3d = joints[:, self.joint_map]
         proj = self.project(kp3d, focal, center)
-        data = data_weight ** 2 * (conf[..., None] ** 2 * gmof(proj - gt, self.cfg.rho)).sum((1, 2))
+        w = (self.joint_weights(weights) * conf)[..., None]
+        data = data_weight ** 2 * (w ** 2 * gmof(proj - gt, self.cfg.rho)).sum((1, 2))
         terms = {"data": data,
                  "pose": weights["pose"] * self.pose_energy(params),
                  "shape": weights["shape"] * l2_prior(params["betas"]),
                  "bending": weights["bending"] * angle_prior(params["body_pose"])}
+        bm = self.body_model
+        if "left_hand_pose" in self.extra:
+            terms["hand"] = weights["hand_prior"] * (
+                l2_prior(bm.hand_pose_aa(params["left_hand_pose"], "left"))
+                + l2_prior(bm.hand_pose_aa(params["right_hand_pose"], "right")))
+        if "expression" in self.extra:
+            terms["expression"] = weights["expr"] * l2_prior(params["expression"])
+        if "jaw_pose" in self.extra:
+            jw = torch.as_tensor(weights["jaw"], dtype=self.dtype, device=self.device)
+            terms["jaw"] = l2_prior(params["jaw_pose"] * jw)
         if self.collision is not None and weights["collision"] > 0:
             terms["collision"] = weights["collision"] * self.collision(joints).pow(2).sum(-1)
         else:
@@ -359,7 +548,8 @@ class SMPLify:
         length`` (left and right shoulder -> hip), per sample (B,)."""
         B = gt.shape[0]
         zero = torch.zeros(B, 3, dtype=self.dtype, device=self.device)
-        _, joints = self.body_model(zero, body_pose, betas, zero)
+        _, joints = self.run_model({"global_orient": zero, "body_pose": body_pose,
+                                    "betas": betas, "transl": zero})
         kp = joints[:, self.joint_map]
         ls, rs, lh, rh = self.torso
         l3 = torch.stack([(kp[:, ls] - kp[:, lh]).norm(dim=-1),
@@ -385,7 +575,7 @@ class SMPLify:
                              device=self.device)
         if gt.ndim == 2:
             gt = gt[None]
-        K = len(KEYPOINT_MAPS[cfg.keypoints])
+        K = len(self.joint_map)
         if gt.ndim != 3 or gt.shape[1:] != (K, 2):
             raise ValueError(f"SMPLify.fit: keypoints_2d has shape {tuple(gt.shape)}, expected "
                              f"(B, {K}, 2) for the {cfg.keypoints!r} layout")
@@ -401,16 +591,18 @@ class SMPLify:
         if B == 0:
             dt = np.float32 if self.dtype == torch.float32 else np.float64
             e = lambda *shape: np.zeros((0,) + shape, dt)  # noqa: E731
-            return FitResult(global_orient=e(3), body_pose=e(69), betas=e(self.num_betas),
-                             transl=e(3), joints=e(NUM_MODEL_JOINTS, 3),
+            extra = {k: e(n) for k, n in self.extra.items()}
+            if "left_hand_pose" in self.extra:
+                extra.update(left_hand_pose_aa=e(45), right_hand_pose_aa=e(45))
+            return FitResult(global_orient=e(3), body_pose=e(self.pose_dim),
+                             betas=e(self.num_betas), transl=e(3),
+                             joints=e(self.body_model.num_joints, 3),
                              vertices=e(self.body_model.num_vertices, 3), keypoints_3d=e(K, 3),
                              keypoints_2d=e(K, 2), stage_losses=[], loss=e(),
-                             flipped=np.zeros(0, bool))
+                             flipped=np.zeros(0, bool), **extra)
         if not torch.isfinite(gt[conf > 0]).all() or not torch.isfinite(conf).all():
             raise ValueError("SMPLify.fit: keypoints_2d / confidence hold NaN or inf")
         gt = torch.nan_to_num(gt)
-        if cfg.ignore_keypoints:
-            conf[:, list(cfg.ignore_keypoints)] = 0
         camera = dict(camera or {})
         unknown = set(camera) - {"focal_length", "center", "image_size"}
         if unknown:
@@ -441,7 +633,7 @@ class SMPLify:
         elif self.pose_prior is not None:
             mean_pose = self.pose_prior.mean().detach()[None].expand(B, -1).clone()
         else:
-            mean_pose = torch.zeros(B, 69, dtype=self.dtype, device=self.device)
+            mean_pose = torch.zeros(B, self.pose_dim, dtype=self.dtype, device=self.device)
         betas0 = torch.zeros(B, self.num_betas, dtype=self.dtype, device=self.device)
         orient0 = torch.tensor([[math.pi, 0.0, 0.0]], dtype=self.dtype,
                                device=self.device).expand(B, 3).clone()
@@ -457,7 +649,9 @@ class SMPLify:
                "transl": transl0.clone().requires_grad_(True)}
 
         def camera_loss(per_sample=False):
-            _, joints = self.body_model(cam["global_orient"], mean_pose, betas0, cam["transl"])
+            _, joints = self.run_model({"global_orient": cam["global_orient"],
+                                        "body_pose": mean_pose, "betas": betas0,
+                                        "transl": cam["transl"]})
             proj = self.project(joints[:, self.joint_map[torso]], focal, center)
             vis = (conf[:, torso] > 0).to(self.dtype)[..., None]
             e = data_weight ** 2 * (vis * (proj - gt[:, torso]) ** 2).sum((1, 2)) + \
@@ -491,8 +685,12 @@ class SMPLify:
                 params["body_pose"] = mean_pose.clone().requires_grad_(True)
             free = [params["global_orient"], params.get("pose_embedding", params.get("body_pose")),
                     params["betas"]]
+            for k, n in self.extra.items():         # hands (PCA), jaw and expression
+                params[k] = torch.zeros(B, n, dtype=self.dtype, device=self.device,
+                                        requires_grad=True)
+                free.append(params[k])
             losses = []
-            for s, w in enumerate(cfg.stage_weights()):
+            for s, w in enumerate(self.weights):
                 def total(w=w):
                     terms, _ = self.energy_terms(params, gt, conf, focal, center, data_weight, w)
                     return sum(terms.values()).sum()
@@ -526,11 +724,21 @@ class SMPLify:
                             [dict(a, alternative=b["total"]) for a, b in zip(runs[0][1],
                                                                              runs[1][1])])
         np_ = lambda t: t.detach().cpu().numpy()  # noqa: E731
+        extra = {}
+        for k in self.extra:
+            extra[k] = pick(lambda r, k=k: r[0][k].detach())
+        if "left_hand_pose" in self.extra:
+            with torch.no_grad():
+                for side in ("left", "right"):
+                    extra[f"{side}_hand_pose_aa"] = self.body_model.hand_pose_aa(
+                        extra[f"{side}_hand_pose"], side)
+        extra = {k: np_(v) for k, v in extra.items()}
         return FitResult(global_orient=np_(go), body_pose=np_(bp), betas=np_(be),
                          transl=np_(transl), joints=np_(joints), vertices=np_(verts),
                          keypoints_3d=np_(kp3d), keypoints_2d=np_(proj),
-                         stage_losses=stage_losses, loss=np_(loss), flipped=np_(best > 0))
+                         stage_losses=stage_losses, loss=np_(loss), flipped=np_(best > 0),
+                         **extra)
 
 
-__all__ = ["COLLISION_WEIGHTS", "FitResult", "POSE_WEIGHTS", "SHAPE_WEIGHTS", "SMPLify",
-           "SMPLifyConfig"]
+__all__ = ["COLLISION_WEIGHTS", "FitResult", "POSE_WEIGHTS", "SHAPE_WEIGHTS", "SMPLX_STAGE_WEIGHTS",
+           "SMPLify", "SMPLifyConfig"]

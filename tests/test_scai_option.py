@@ -224,3 +224,11 @@ def test_scai_option_learns_through_the_engine(tmp_path):
     printed = dict(zip(out.getvalue().split()[::2], out.getvalue().split()[1::2]))
     assert float(printed["AP"]) == pytest.approx(after, abs=1e-4), out.getvalue()
     assert glob.glob(os.path.join(str(tmp_path), "*.pth"))
+
+
+def test_models_with_their_own_loss_path_are_refused(tmp_path):
+    """RMPE computes its losses in its own forward: the SCAI losses would never be added."""
+    cfg = json.load(open(os.path.join(ROOT, "configs", "topdown_rmpe_synthetic.json")))
+    cfg["model"]["scai"] = {"groups": "coco"}
+    with pytest.raises(ConfigError, match="model.scai: needs a PoseModel .* loss path"):
+        build_task(cfg).build_model()

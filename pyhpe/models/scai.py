@@ -36,7 +36,10 @@ heatmap grid (heatmap out). The paper's networks are convolutional on heatmaps a
 features; the integral read-out keeps the structure learnable from a few hundred poses. The
 grouping of COCO-17 (four limbs and two head sides, three bases + one terminal each) is this
 module's reading of the paper's six groups. SCAI is not a registered model: it post-processes
-any model's ``(B, K, H, W)`` heatmaps.
+any model's ``(B, K, H, W)`` heatmaps, standalone or as the top-down task's ``model.scai``
+option (:class:`SCAIOption`, :func:`attach_scai`): the networks then train jointly with the
+pose network on the batches' ground-truth heatmaps and ``PoseModel.predict`` corrects the
+low-confidence terminals between flip averaging and decoding.
 """
 from __future__ import annotations
 
@@ -362,8 +365,9 @@ def attach_scai(model: nn.Module, spec: dict, num_keypoints: int) -> SCAIOption:
         raise ValueError(f"unknown keys {unknown}; allowed: {list(_OPTION_KEYS)}")
     if "groups" not in spec:
         raise ValueError(f"'groups' is required ({sorted(SCAI_GROUPS)} or [[bases], terminal] pairs)")
-    if not isinstance(model, PoseModel):
-        raise ValueError(f"needs a PoseModel (backbone + head), got {type(model).__name__}")
+    if not isinstance(model, PoseModel) or type(model).forward is not PoseModel.forward:
+        raise ValueError(f"needs a PoseModel (backbone + head) with PoseModel's loss path, got "
+                         f"{type(model).__name__}")
     head = model.head
     if not isinstance(head.codec, MSRAHeatmap) or type(head).predict is not BaseHead.predict:
         raise ValueError(f"needs a heatmap head with an msra / unbiased / udp codec, got "

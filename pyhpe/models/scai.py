@@ -256,7 +256,12 @@ class SCAIOption(nn.Module):
     networks learn the structure of labelled poses, as the paper trains its prediction and
     verification networks; their inputs are labels, so no gradient of these losses reaches
     the pose network, and the pose network's loss does not train them: the two are trained
-    jointly (one optimiser, one step) but independently.
+    jointly (one optimiser, one step) but independently. The paper's text describes the
+    networks learning the keypoints' structural correlation during training; feeding them the
+    labels rather than the pose network's maps (and so no gradient into the pose network) is
+    this module's reading. ``weight`` (default 0.01) matters little to Adam, but the
+    engine's gradient clipping is global: at weight 1 the SCAI gradients (KL losses of a few
+    hundred at the start) would set the clip norm and shrink the pose network's step.
 
     Inference (:meth:`predict`, from ``PoseModel.predict`` when ``infer`` is on): the head's
     final heatmaps (flip-averaged when flip-testing) are decoded by the codec; the terminal

@@ -55,6 +55,8 @@ def test_option_builds_and_validates(tmp_path):
     for override, match in bad:
         with pytest.raises(ConfigError, match="model.scai: .*" + match):
             build_task(topdown_config(tmp_path, model=_model_cfg(**override))).build_model()
+    off = {"name": "simple_baseline", "config": "tiny", "scai": None}      # null: no SCAI
+    assert build_task(topdown_config(tmp_path, model=off)).build_model().scai is None
     no_groups = {"name": "simple_baseline", "config": "tiny", "scai": {"steps": 3}}
     with pytest.raises(ConfigError, match="'groups' is required"):
         build_task(topdown_config(tmp_path, model=no_groups)).build_model()
@@ -165,6 +167,9 @@ def test_correction_improves_perturbed_distal_predictions(tmp_path):
     scale = torch.tensor(model.codec.scale_factor)
     off_kp, off_sc = stub.predict(maps, scai=False)
     on_kp, on_sc = stub.predict(maps)
+    with torch.inference_mode():
+        inf = stub.predict(maps)
+    assert torch.equal(inf[0], on_kp) and torch.equal(inf[1], on_sc)
     truth = val * scale
     err_off = (off_kp[:, term] - truth[:, term]).norm(dim=-1).mean()
     err_on = (on_kp[:, term] - truth[:, term]).norm(dim=-1).mean()

@@ -331,10 +331,13 @@ class SCAIOption(nn.Module):
         sel = scores[:, self.terminals] < self.confidence
         if not sel.any() or self.steps == 0:
             return heatmaps.new_zeros(heatmaps.shape[0], len(self.terminals), 2), torch.zeros_like(sel)
-        with torch.enable_grad(), torch.autocast(heatmaps.device.type, enabled=False):
-            _, xy = self.net.refine(heatmaps.float(), scores, score_thr=self.confidence,
-                                    steps=self.steps, lr=self.lr, radius=self.radius,
-                                    prior=self.prior)
+        # the search differentiates through the networks: grad on, full precision, and usable
+        # under torch.inference_mode (the clones are ordinary tensors)
+        with torch.inference_mode(False), torch.enable_grad(), \
+                torch.autocast(heatmaps.device.type, enabled=False):
+            _, xy = self.net.refine(heatmaps.float().clone(), scores.clone(),
+                                    score_thr=self.confidence, steps=self.steps, lr=self.lr,
+                                    radius=self.radius, prior=self.prior)
         return xy, sel
 
     def predict(self, head, outputs, flipped_outputs=None, flip_index=None):

@@ -106,7 +106,7 @@ class TopDownTask(ImageTask):
             except ValueError as e:
                 raise ConfigError(f"model: {e}") from e
             self._bone_loss = True
-        if "scai" in m.overrides:       # SCAI nets trained on the GT heatmaps, used at predict
+        if m.overrides.get("scai") is not None:     # SCAI nets trained on GT heatmaps
             from ..models.scai import attach_scai
             try:
                 attach_scai(model, m.overrides["scai"], self.kset.num_keypoints)

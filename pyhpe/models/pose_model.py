@@ -17,6 +17,10 @@ class PoseModel(nn.Module):
     ``predict(inputs, flip_test=, flip_index=)`` -> decoded ``(keypoints, scores)``.
 
     ``predict`` does not change the train/eval mode; call ``eval()`` first for inference.
+
+    ``scai``: an optional :class:`~pyhpe.models.scai.SCAIOption` (the top-down task's
+    ``model.scai``): its losses join the head's, and ``predict`` corrects low-confidence
+    terminal keypoints with it (``predict(scai=False)``, or its ``infer`` off, skips that).
     """
 
     def __init__(self, backbone: nn.Module, head: BaseHead, neck: Optional[nn.Module] = None):
@@ -26,6 +30,7 @@ class PoseModel(nn.Module):
         self.backbone = backbone
         self.neck = neck
         self.head = head
+        self.scai = None
 
     @property
     def codec(self):
@@ -39,11 +44,14 @@ class PoseModel(nn.Module):
         outputs = self.head(self.extract_features(inputs))
         if targets is None:
             return outputs
-        return self.head.loss(outputs, targets)
+        losses = self.head.loss(outputs, targets)
+        if self.scai is not None:
+            losses = dict(losses, **self.scai.losses(targets))
+        return losses
 
     @torch.no_grad()
     def predict(self, inputs: Tensor, *, flip_test: bool = False,
-                flip_index: Optional[Sequence[int]] = None):
+                flip_index: Optional[Sequence[int]] = None, scai: Optional[bool] = None):
         outputs = self(inputs)
         flipped = None
         if flip_test:
@@ -51,4 +59,6 @@ class PoseModel(nn.Module):
                 raise ValueError("PoseModel.predict: flip_test=True needs 'flip_index' "
                                  "(KeypointSet.flip_index())")
             flipped = self(self.codec.flip_inputs(inputs, flip_index))
+        if self.scai is not None and (self.scai.infer if scai is None else scai):
+            return self.scai.predict(self.head, outputs, flipped, flip_index)
         return self.head.predict(outputs, flipped, flip_index)

@@ -36,7 +36,10 @@ heatmap grid (heatmap out). The paper's networks are convolutional on heatmaps a
 features; the integral read-out keeps the structure learnable from a few hundred poses. The
 grouping of COCO-17 (four limbs and two head sides, three bases + one terminal each) is this
 module's reading of the paper's six groups. SCAI is not a registered model: it post-processes
-any model's ``(B, K, H, W)`` heatmaps.
+any model's ``(B, K, H, W)`` heatmaps, standalone or as the top-down task's ``model.scai``
+option (:class:`SCAIOption`, :func:`attach_scai`): the networks then train jointly with the
+pose network on the batches' ground-truth heatmaps and ``PoseModel.predict`` corrects the
+low-confidence terminals between flip averaging and decoding.
 """
 from __future__ import annotations
 
@@ -232,3 +235,152 @@ class SCAI(nn.Module):
                 p.requires_grad_(r)
         read = local_soft_argmax(out[:, term_idx], radius, centers)
         return out, read
+
+
+# ---------------------------------------------------------------------------- engine option
+#: named structural groupings for ``model.scai.groups`` (indices into the keypoint set; the
+#: COCO-17 grouping also fits the sets that start with COCO's 17 body keypoints)
+SCAI_GROUPS = {"coco": COCO17_GROUPS}
+
+_OPTION_KEYS = ("groups", "weight", "steps", "lr", "confidence", "radius", "prior", "hidden",
+                "read_radius", "infer")
+
+
+class SCAIOption(nn.Module):
+    """SCAI as an option of a heatmap :class:`~pyhpe.models.PoseModel` (the top-down task's
+    ``model.scai``; :func:`attach_scai`).
+
+    Training (:meth:`losses`): the forward / backward / self-constraint losses of the
+    :class:`SCAI` networks on the batch's *ground-truth* target heatmaps, ``weight`` times
+    each, named ``loss_scai_forward`` / ``loss_scai_backward`` / ``loss_scai_self``. The
+    networks learn the structure of labelled poses, as the paper trains its prediction and
+    verification networks; their inputs are labels, so no gradient of these losses reaches
+    the pose network, and the pose network's loss does not train them: the two are trained
+    jointly (one optimiser, one step) but independently. The paper's text describes the
+    networks learning the keypoints' structural correlation during training; feeding them the
+    labels rather than the pose network's maps (and so no gradient into the pose network) is
+    this module's reading. ``weight`` (default 0.01) matters little to Adam, but the
+    engine's gradient clipping is global: at weight 1 the SCAI gradients (KL losses of a few
+    hundred at the start) would set the clip norm and shrink the pose network's step.
+
+    Inference (:meth:`predict`, from ``PoseModel.predict`` when ``infer`` is on): the head's
+    final heatmaps (flip-averaged when flip-testing) are decoded by the codec; the terminal
+    keypoints whose score is below ``confidence`` are corrected by :meth:`SCAI.refine`
+    (``steps`` Adam steps of rate ``lr`` on the terminal heatmap in a ``radius``-pixel window,
+    minimising the self-constraint loss against the model's own base heatmaps, plus
+    ``prior`` times the forward prediction's loss) and replaced by the corrected map's local
+    soft-argmax, mapped to the input by the codec's heatmap-to-input scale. Scores stay the
+    model's (the correction moves a keypoint; it does not make it more certain)."""
+
+    def __init__(self, groups, num_keypoints: int, sigma: float, *, weight: float = 0.01,
+                 steps: int = 30, lr: float = 0.05, confidence: float = 0.3, radius: float = 4.0,
+                 prior: float = 0.0, hidden: int = 64, read_radius: float = 3.0,
+                 infer: bool = True):
+        super().__init__()
+        if isinstance(groups, str):
+            if groups not in SCAI_GROUPS:
+                raise ValueError(f"'groups' must be one of {sorted(SCAI_GROUPS)} or a list of "
+                                 f"[bases, terminal], got {groups!r}")
+            groups = SCAI_GROUPS[groups]
+        try:
+            groups = [(tuple(int(i) for i in b), int(t)) for b, t in groups]
+        except (TypeError, ValueError):
+            raise ValueError(f"'groups': expected [[base, ...], terminal] pairs, got {groups!r}") from None
+        if not groups:
+            raise ValueError("'groups' is empty")
+        for b, t in groups:
+            if len(b) < 2:
+                raise ValueError(f"'groups': a group needs at least two bases, got {list(b)}")
+            if any(not 0 <= i < num_keypoints for i in (*b, t)) or t in b:
+                raise ValueError(f"'groups': group {list(b)} -> {t} does not fit "
+                                 f"{num_keypoints} keypoints (distinct indices < {num_keypoints})")
+        for name, v, zero_ok in (("weight", weight, False), ("lr", lr, False),
+                                 ("radius", radius, False), ("read_radius", read_radius, False),
+                                 ("prior", prior, True)):
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and (v >= 0 if zero_ok else v > 0) and v < float("inf")):
+                raise ValueError(f"'{name}' must be a finite number {'>=' if zero_ok else '>'} 0, "
+                                 f"got {v!r}")
+        for name, v in (("steps", steps), ("hidden", hidden)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "steps" else 1):
+                raise ValueError(f"'{name}' must be an integer >= {0 if name == 'steps' else 1}, got {v!r}")
+        if not isinstance(confidence, (int, float)) or isinstance(confidence, bool) \
+                or not confidence == confidence:
+            raise ValueError(f"'confidence' must be a number, got {confidence!r}")
+        if not isinstance(infer, bool):
+            raise ValueError(f"'infer' must be true or false, got {infer!r}")
+        self.net = SCAI(groups, hidden=hidden, sigma=sigma, read_radius=read_radius)
+        self.weight, self.steps, self.lr = float(weight), int(steps), float(lr)
+        self.confidence, self.radius, self.prior = float(confidence), float(radius), float(prior)
+        self.infer = infer
+
+    @property
+    def terminals(self):
+        return [t for _, t in self.net.groups]
+
+    def losses(self, targets) -> dict:
+        """``weight`` x the SCAI losses on ``targets['heatmaps']`` (detached)."""
+        hm = targets["heatmaps"].detach()
+        w = targets.get("keypoint_weights")
+        losses = self.net.loss(hm, None if w is None else w.detach())
+        return {"loss_scai_" + k[len("loss_"):]: self.weight * v for k, v in losses.items()}
+
+    def correct(self, heatmaps: Tensor, scores: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(B, K, H, W)`` heatmaps and ``(B, K)`` scores -> ``(B, G, 2)`` heatmap-pixel
+        locations of the corrected terminals and ``(B, G)`` which of them were corrected."""
+        sel = scores[:, self.terminals] < self.confidence
+        if not sel.any() or self.steps == 0:
+            return heatmaps.new_zeros(heatmaps.shape[0], len(self.terminals), 2), torch.zeros_like(sel)
+        # the search differentiates through the networks: grad on, full precision, and usable
+        # under torch.inference_mode (the clones are ordinary tensors)
+        with torch.inference_mode(False), torch.enable_grad(), \
+                torch.autocast(heatmaps.device.type, enabled=False):
+            _, xy = self.net.refine(heatmaps.float().clone(), scores.clone(),
+                                    score_thr=self.confidence, steps=self.steps, lr=self.lr,
+                                    radius=self.radius, prior=self.prior)
+        return xy, sel
+
+    def predict(self, head, outputs, flipped_outputs=None, flip_index=None):
+        """``head.predict`` with the correction between flip averaging and decoding."""
+        from .heads.base import average_outputs
+        maps = head.final_outputs(outputs)
+        if flipped_outputs is not None:
+            maps = average_outputs(maps, head.codec.flip_back(head.final_outputs(flipped_outputs),
+                                                               flip_index))
+        keypoints, scores = head.codec.decode(maps)
+        xy, sel = self.correct(maps.detach(), scores)
+        if sel.any():
+            scale = torch.tensor(head.codec.scale_factor, dtype=keypoints.dtype, device=keypoints.device)
+            term = self.terminals
+            keypoints = keypoints.clone()
+            keypoints[:, term] = torch.where(sel[..., None], xy.to(keypoints.dtype) * scale,
+                                             keypoints[:, term])
+        return keypoints, scores
+
+
+def attach_scai(model: nn.Module, spec: dict, num_keypoints: int) -> SCAIOption:
+    """Validate ``spec`` (the ``model.scai`` config section, keys :data:`_OPTION_KEYS`;
+    ``groups`` required) and attach a :class:`SCAIOption` as ``model.scai``; ``model`` must
+    be a :class:`~pyhpe.models.PoseModel` with a heatmap head (msra / unbiased / udp codec,
+    the standard prediction). Raises ``ValueError`` / ``TypeError`` naming the problem."""
+    from ..codecs.heatmap import MSRAHeatmap
+    from .heads.base import BaseHead
+    from .pose_model import PoseModel
+    if not isinstance(spec, dict):
+        raise TypeError(f"expected an object of {list(_OPTION_KEYS)}, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - set(_OPTION_KEYS))
+    if unknown:
+        raise ValueError(f"unknown keys {unknown}; allowed: {list(_OPTION_KEYS)}")
+    if "groups" not in spec:
+        raise ValueError(f"'groups' is required ({sorted(SCAI_GROUPS)} or [[bases], terminal] pairs)")
+    if not isinstance(model, PoseModel) or type(model).forward is not PoseModel.forward:
+        raise ValueError(f"needs a PoseModel (backbone + head) with PoseModel's loss path, got "
+                         f"{type(model).__name__}")
+    head = model.head
+    if not isinstance(head.codec, MSRAHeatmap) or type(head).predict is not BaseHead.predict:
+        raise ValueError(f"needs a heatmap head with an msra / unbiased / udp codec, got "
+                         f"{type(head).__name__} with the {getattr(head.codec, 'name', '?')!r} codec")
+    opt = SCAIOption(spec["groups"], num_keypoints, head.codec.sigma,
+                     **{k: v for k, v in spec.items() if k != "groups"})
+    model.scai = opt
+    return opt

@@ -89,11 +89,13 @@ class TopDownTask(ImageTask):
     def build_model(self):
         """The config's model; ``model.bone_weight`` (> 0) turns on every head's 2-D bone
         loss (``bones`` default to the keypoint set's skeleton, ``bone_beta`` the soft-argmax
-        sharpness for heatmap heads)."""
+        sharpness for heatmap heads); ``model.scai`` attaches SCAI
+        (:func:`pyhpe.models.scai.attach_scai`)."""
         from ..models import build_model
         m = self.config.model
         bone = {k: m.overrides[k] for k in self._BONE_KEYS if k in m.overrides}
-        overrides = {k: v for k, v in m.overrides.items() if k not in self._BONE_KEYS}
+        overrides = {k: v for k, v in m.overrides.items()
+                     if k not in self._BONE_KEYS and k != "scai"}
         try:
             model = build_model(m.name, m.config, num_keypoints=self.kset.num_keypoints,
                                 codec=self.codec, **dict(
@@ -112,6 +114,12 @@ class TopDownTask(ImageTask):
             except ValueError as e:
                 raise ConfigError(f"model: {e}") from e
             self._bone_loss = True
+        if m.overrides.get("scai") is not None:     # SCAI nets trained on GT heatmaps
+            from ..models.scai import attach_scai
+            try:
+                attach_scai(model, m.overrides["scai"], self.kset.num_keypoints)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"model.scai: {e}") from e
         return model
 
     def prepare(self, batch, device):

@@ -106,8 +106,8 @@ def _tiny_topdown(udp=False):
 
 
 @pytest.mark.parametrize("udp", [False, True])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_batched_inference_equals_per_image_prediction(udp, channels_last):
+@pytest.mark.parametrize("fast", [False, True])
+def test_batched_inference_equals_per_image_prediction(udp, fast):
     """Several images with detector boxes (duplicates among them): the batched Inferencer
     gives the per-image task prediction + OKS-NMS, pose for pose."""
     src = SyntheticPoseDataset(5, seed=7, size=(96, 96), max_persons=3)
@@ -115,7 +115,12 @@ def test_batched_inference_equals_per_image_prediction(udp, channels_last):
     dets = simulate_detections(gt, seed=1)
     task, model = _tiny_topdown(udp)
     inf = Inferencer.from_task(task, model, device="cpu", log=QUIET, batch_size=4,
-                               channels_last=channels_last)
+                               channels_last=fast, fuse_bn=fast)
+    assert (inf._net is not model) == fast          # the folded copy; the model is unchanged
+    bns = lambda m: sum(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())  # noqa: E731
+    assert bns(model) > 0
+    if fast:   # the BatchNorms after convolutions folded (those after deconvolutions stay)
+        assert bns(inf._net) < bns(model)
     images = [src.image_by_id(im["id"]) for im in gt["images"]]
     ids = [im["id"] for im in gt["images"]]
     boxes = [[d for d in dets if d["image_id"] == i] for i in ids]
@@ -166,7 +171,7 @@ def test_hrnet_w32_keypoints_equal_mmpose_recorded():
     report = load_pretrained(model, sd, layout="mmpose")
     assert report.layout == "mmpose"
     inf = Inferencer.from_task(task, model.eval(), device="cpu", flip_test=False, nms_thr=None,
-                               channels_last=True, log=QUIET)
+                               channels_last=True, fuse_bn=True, log=QUIET)
     image = cv2.imread(os.path.join(DATA, "ochuman", "000817.jpg"), cv2.IMREAD_COLOR)
     boxes = [{"bbox": b.tolist(), "score": 1.0} for b in ref["boxes"]]
     res = inf.predict_image(image, boxes, 817)

@@ -543,7 +543,7 @@ def topdown_postprocess(coords: torch.Tensor, scores: torch.Tensor, centers: tor
         sig = None if sigmas is None else torch.as_tensor(np.asarray(sigmas), dtype=torch.float64)
         keep = ops.oks_nms(kps, final, areas.double(), thr=nms_thr, sigmas=sig,
                            vis_thr=vis_thr, image_offsets=image_offsets.to(torch.int64)).keep
-    return kps.numpy(), final.numpy(), keep.numpy()
+    return kps.cpu().numpy(), final.cpu().numpy(), keep.cpu().numpy()
 
 
 __all__ = ["IMAGE_EXTS", "InferenceResult", "Inferencer", "VIDEO_EXTS", "collect_inputs",

@@ -18,7 +18,8 @@ into pyhpe's model by the checkpoint import (``load_pretrained``, layout 'mmpose
   heatmaps to kept poses: decode + back-transform + rescoring + OKS-NMS. pyhpe:
   ``codec.decode`` + :func:`pyhpe.apis.inferencer.topdown_postprocess`; mmpose:
   ``head.decode`` (per instance), ``add_pred_to_datasample``'s back-transform per instance,
-  the COCO metric's rescoring loop and ``oks_nms`` per image.
+  the COCO metric's rescoring loop and ``oks_nms`` per image (numpy: one thread; pyhpe's
+  decode kernel uses the ``PYHPE_BENCH_THREADS`` torch threads, default 2).
 
 mmpose runs when importable (``PYTHONPATH=/tmp/mmref`` and the reference harness stubs);
 otherwise its cases skip with the reason. Images: the COCO-17 samples of tests/data (see
@@ -136,8 +137,15 @@ def pyhpe_infer(inf, paths, coco, dets):
 
 # ----------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def weights():
+def threads():
+    n = torch.get_num_threads()
     torch.set_num_threads(THREADS)
+    yield THREADS
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def weights(threads):
     return hrnet_w32_state_dict()
 
 
@@ -265,14 +273,6 @@ def post():
     return postprocess_inputs()
 
 
-@pytest.fixture
-def one_thread():
-    """Post-processing on one thread (both sides): a 64-instance decode is too small to
-    share, and an OpenMP barrier on a busy machine only waits."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_postprocess_same_poses_kept(post):
@@ -297,7 +297,7 @@ def _mmpose_head(MODELS):
                                           heatmap_size=(48, 64), sigma=2)))
 
 
-def test_postprocess_mmpose(benchmark, post, one_thread):
+def test_postprocess_mmpose(benchmark, post, threads):
     import_mmpose()
     from mmpose.registry import MODELS
     from pyhpe.keypoints import get_keypoint_set
@@ -309,7 +309,7 @@ def test_postprocess_mmpose(benchmark, post, one_thread):
     RESULTS["post-mmpose"] = benchmark.stats.stats.min
 
 
-def test_postprocess_pyhpe(benchmark, post, one_thread):
+def test_postprocess_pyhpe(benchmark, post, threads):
     from pyhpe.codecs import build_codec
     from pyhpe.keypoints import get_keypoint_set
     codec = build_codec("msra", input_size=(192, 256), heatmap_size=(48, 64), sigma=2.0)

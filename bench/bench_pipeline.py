@@ -37,7 +37,7 @@ DATA = os.path.join(HERE, "..", "tests", "data")
 STUBS = os.environ.get("PYHPE_BENCH_MMPOSE_STUBS",
                        os.path.join(HERE, "..", "..", "shared", "tools", "mmpose-reference",
                                     "mmpose_stubs.py"))
-REPEAT = 4
+REPEAT = 16
 # both sides as mmengine's runner sets up its processes (env_cfg mp_cfg opencv_num_threads=0);
 # forked DataLoader workers inherit it
 cv2.setNumThreads(0)

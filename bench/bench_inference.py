@@ -16,10 +16,10 @@ into pyhpe's model by the checkpoint import (``load_pretrained``, layout 'mmpose
   fixture without mmpose).
 * post-processing alone: 64 instances (4 images x 16 boxes, duplicates among them) from
   heatmaps to kept poses: decode + back-transform + rescoring + OKS-NMS. pyhpe:
-  ``codec.decode`` + :func:`pyhpe.apis.inferencer.topdown_postprocess`; mmpose:
-  ``head.decode`` (per instance), ``add_pred_to_datasample``'s back-transform per instance,
-  the COCO metric's rescoring loop and ``oks_nms`` per image (numpy: one thread; pyhpe's
-  decode kernel uses the ``PYHPE_BENCH_THREADS`` torch threads, default 2).
+  ``codec.decode`` + :func:`pyhpe.apis.inferencer.topdown_postprocess`; mmpose: its own
+  code, ``head.decode`` (per instance), ``TopdownPoseEstimator.add_pred_to_datasample``
+  (back-transform into the data samples, built outside the timing), the COCO metric's
+  rescoring loop and ``oks_nms`` per image; one thread on both sides.
 
 mmpose runs when importable (``PYTHONPATH=/tmp/mmref`` and the reference harness stubs);
 otherwise its cases skip with the reason. Images: the COCO-17 samples of tests/data (see
@@ -28,7 +28,6 @@ duplicates, false positives).
 """
 import json
 import os
-import time
 
 import numpy as np
 import pytest
@@ -144,6 +143,16 @@ def threads():
     torch.set_num_threads(n)
 
 
+@pytest.fixture
+def one_thread():
+    """Post-processing on one thread on both sides (mmpose's numpy is single-threaded; on a
+    busy 2-core machine a 2-thread OpenMP region can wait ~30 ms for its second thread)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def weights(threads):
     return hrnet_w32_state_dict()
@@ -242,17 +251,38 @@ def pyhpe_postprocess(codec, hm, boxes, centers, scales, box_scores, num_images,
         sigmas=sigmas, vis_thr=0.2)
 
 
-def mmpose_postprocess(head, hm, boxes, centers, scales, box_scores, num_images, per_image,
-                       sigmas, score_thr=0.2):
+def mmpose_samples(boxes, centers, scales, box_scores):
+    """One ``PoseDataSample`` per crop as mmpose's test pipeline hands them to the model
+    (metainfo ``input_center`` / ``input_scale`` / ``input_size``, the box and its score)."""
+    from mmengine.structures import InstanceData
+    from mmpose.structures import PoseDataSample
+    out = []
+    for i in range(len(boxes)):
+        s = PoseDataSample(metainfo=dict(input_center=centers[i], input_scale=scales[i],
+                                         input_size=(192, 256)))
+        gt = InstanceData()
+        x, y, w, h = boxes[i]
+        gt.bboxes = np.array([[x, y, x + w, y + h]], np.float32)
+        gt.bbox_scores = np.array([box_scores[i]], np.float32)
+        s.gt_instances = gt
+        out.append(s)
+    return out
+
+
+def mmpose_postprocess(head, hm, samples, areas, num_images, per_image, sigmas, score_thr=0.2):
+    """mmpose's own code after the forward pass: ``head.decode`` (per instance),
+    ``TopdownPoseEstimator.add_pred_to_datasample`` (back-transform into the data samples),
+    the COCO metric's rescoring loop and ``oks_nms`` per image."""
     from mmpose.evaluation.functional import oks_nms
-    preds = head.decode(hm)                          # per instance: codec.decode
-    input_size = np.array([192, 256])
+    from mmpose.models.pose_estimators import TopdownPoseEstimator
+    preds = head.decode(hm)
+    est = _Estimator()
+    samples = TopdownPoseEstimator.add_pred_to_datasample(est, preds, None, samples)
     kept = []
     for g in range(num_images):
         insts = []
         for i in range(g * per_image, (g + 1) * per_image):
-            p = preds[i]
-            kp = p.keypoints[..., :2] / input_size * scales[i] + centers[i] - 0.5 * scales[i]
+            p = samples[i].pred_instances
             sc = p.keypoint_scores[0]
             mean_kpt, valid = 0.0, 0
             for k in range(len(sc)):                 # the COCO metric's rescoring loop
@@ -261,11 +291,15 @@ def mmpose_postprocess(head, hm, boxes, centers, scales, box_scores, num_images,
                     valid += 1
             if valid:
                 mean_kpt /= valid
-            insts.append({"keypoints": np.concatenate([kp[0], sc[:, None]], 1),
-                          "score": float(box_scores[i]) * mean_kpt,
-                          "area": float(boxes[i, 2] * boxes[i, 3])})
+            insts.append({"keypoints": np.concatenate([p.keypoints[0], sc[:, None]], 1),
+                          "score": float(p.bbox_scores[0]) * mean_kpt, "area": float(areas[i])})
         kept.append([g * per_image + k for k in oks_nms(insts, 0.9, sigmas, 0.2)])
     return kept
+
+
+class _Estimator:
+    """What ``add_pred_to_datasample`` reads of the estimator: its test config."""
+    test_cfg = {}
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +319,9 @@ def test_postprocess_same_poses_kept(post):
     kps, final, keep = pyhpe_postprocess(build_codec("msra", input_size=(192, 256),
                                                      heatmap_size=(48, 64), sigma=2.0),
                                          *post, sigmas)
-    ref = mmpose_postprocess(head, post[0].numpy(), *post[1:], np.asarray(sigmas))
+    hm, boxes, centers, scales, box_scores, ni, pi = post
+    ref = mmpose_postprocess(head, hm, mmpose_samples(boxes, centers, scales, box_scores),
+                             boxes[:, 2] * boxes[:, 3], ni, pi, np.asarray(sigmas))
     assert sorted(keep.tolist()) == sorted(i for g in ref for i in g)
     assert 0 < len(keep) < 64
 
@@ -297,19 +333,22 @@ def _mmpose_head(MODELS):
                                           heatmap_size=(48, 64), sigma=2)))
 
 
-def test_postprocess_mmpose(benchmark, post, threads):
+def test_postprocess_mmpose(benchmark, post, one_thread):
     import_mmpose()
     from mmpose.registry import MODELS
     from pyhpe.keypoints import get_keypoint_set
     head = _mmpose_head(MODELS)
     sigmas = np.asarray(get_keypoint_set("coco17").sigmas)
-    hm = post[0].numpy()
-    benchmark.pedantic(mmpose_postprocess, args=(head, torch.from_numpy(hm)) + post[1:] + (sigmas,),
-                       rounds=5, iterations=1, warmup_rounds=1)
+    hm, boxes, centers, scales, box_scores, ni, pi = post
+
+    def setup():     # fresh data samples each round (the back-transform writes into them)
+        samples = mmpose_samples(boxes, centers, scales, box_scores)
+        return (head, hm, samples, boxes[:, 2] * boxes[:, 3], ni, pi, sigmas), {}
+    benchmark.pedantic(mmpose_postprocess, setup=setup, rounds=5, iterations=1)
     RESULTS["post-mmpose"] = benchmark.stats.stats.min
 
 
-def test_postprocess_pyhpe(benchmark, post, threads):
+def test_postprocess_pyhpe(benchmark, post, one_thread):
     from pyhpe.codecs import build_codec
     from pyhpe.keypoints import get_keypoint_set
     codec = build_codec("msra", input_size=(192, 256), heatmap_size=(48, 64), sigma=2.0)

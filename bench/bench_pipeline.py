@@ -24,7 +24,6 @@ import os
 import tempfile
 
 import cv2
-import numpy as np
 import pytest
 import torch
 

@@ -5,7 +5,9 @@
 #   2. the CUDA-parametrised tests (pytest -k cuda; tests whose reference package is absent skip);
 #   3. compute-sanitizer --tool memcheck over tools/gpu_sanitize_ops.py (oks_matrix,
 #      msra_heatmaps, soft_argmax fwd/bwd, oks_nms, find_peaks on CUDA, checked against the CPU);
-#   4. a short speed table on the GPU (tools/gpu_bench.py; no pytest-benchmark needed).
+#   4. a short speed table on the GPU (tools/gpu_bench.py; no pytest-benchmark needed): each
+#      kernel's time and fraction of memory bandwidth, and the top-down inference path
+#      (post-processing of 64 instances, the HRNet-W32 batched forward).
 # It uses a plain python3 with torch (GPU_CHECK_PYTHON overrides; the venv's python only when
 # no other has torch, GPU_CHECK_FALLBACK_PYTHON).
 # Without a GPU it says so, runs the CPU-side steps (import/build check, the sanitizer script
@@ -154,7 +156,7 @@ EOF
     echo "memcheck: $SANITIZER"
 
     echo "--- 4. GPU speed table"
-    PYTHONPATH="$ROOT" timeout 180 "$PY" tools/gpu_bench.py --device cuda --markdown "$LOGDIR/bench.md" \
+    PYTHONPATH="$ROOT" timeout 300 "$PY" tools/gpu_bench.py --device cuda --markdown "$LOGDIR/bench.md" \
         2>"$LOGDIR/bench.err" || status=1
 fi
 

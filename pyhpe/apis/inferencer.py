@@ -107,12 +107,21 @@ class Inferencer:
 
     ``det_score_thr`` drops boxes below the score; ``nms_thr`` is the OKS-NMS threshold
     (``None``: no NMS); ``draw_thr`` is the keypoint score drawn from.
+
+    Top-down speed: the crops of consecutive images go through the model together in
+    batches of ``batch_size`` (the flipped crops in the same forward pass), under
+    ``inference_mode``; ``channels_last`` puts the model and its input in the NHWC layout
+    and ``fuse_bn`` runs a copy of the model with its BatchNorms folded into the preceding
+    convolutions (:func:`fold_batchnorm`). Both default to on for a model the Inferencer
+    builds and off for a given one (``from_task``), which is never changed.
     """
 
     def __init__(self, config=None, checkpoint: Optional[str] = None, *, overrides=(),
                  device: str = "auto", task=None, model=None, flip_test: bool = True,
                  det_score_thr: float = 0.0, nms_thr: Optional[float] = 0.9,
-                 vis_thr: float = 0.2, draw_thr: float = 0.3, log: Callable = print):
+                 vis_thr: float = 0.2, draw_thr: float = 0.3, log: Callable = print,
+                 batch_size: int = 32, channels_last: Optional[bool] = None,
+                 fuse_bn: Optional[bool] = None):
         from ..tasks import BottomUpPAFTask, TopDownTask, build_task
         if task is None:
             if config is None:
@@ -123,6 +132,7 @@ class Inferencer:
                              f"{task.name!r})")
         self.device = torch.device(device if device != "auto" else
                                    ("cuda" if torch.cuda.is_available() else "cpu"))
+        built = model is None
         if model is None:
             model = task.build_model()
             if checkpoint:
@@ -135,6 +145,23 @@ class Inferencer:
         self.topdown = isinstance(task, TopDownTask)
         self.flip_test, self.det_score_thr, self.nms_thr = flip_test, det_score_thr, nms_thr
         self.vis_thr, self.draw_thr, self.log = vis_thr, draw_thr, log
+        if int(batch_size) < 1:
+            raise ValueError(f"Inferencer: batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        # channels_last (top-down): oneDNN's / cuDNN's fast convolution layout; by default
+        # only for a model the Inferencer built itself (a given model is not changed)
+        self.channels_last = self.topdown and (built if channels_last is None
+                                               else bool(channels_last))
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # the forward pass of top-down inference: the model with every BatchNorm that follows
+        # a convolution folded into it (a traced copy; by default for built models only)
+        self.fuse_bn = self.topdown and (built if fuse_bn is None else bool(fuse_bn))
+        self._net = self.model
+        if self.fuse_bn:
+            self._net = fold_batchnorm(self.model)
+            if self.channels_last:
+                self._net = self._net.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_task(cls, task, model, **kwargs) -> "Inferencer":
@@ -153,22 +180,100 @@ class Inferencer:
                                   "annotations": []}, lambda _i: image, self.kset,
                                  self.task.config.input_size, train=False)
             return self.task.predict(self.model, ds, self.device)
-        from ..data import TopDownDataset, records_from_boxes
-        from ..tasks.topdown import apply_oks_nms
-        if boxes is None:
-            boxes = [{"bbox": [0.0, 0.0, float(image.shape[1]), float(image.shape[0])], "score": 1.0}]
-        boxes = [dict(b, image_id=image_id) for b in boxes
-                 if float(b.get("score", 1.0)) >= self.det_score_thr
-                 and float(b["bbox"][2]) > 0 and float(b["bbox"][3]) > 0]
-        if not boxes:
-            return []
-        ds = TopDownDataset(records_from_boxes(boxes, self.kset.num_keypoints), lambda _i: image,
-                            self.kset, self.task.config.input_size,
-                            udp=self.task.codec.udp_transform)
-        results = self.task.predict(self.model, ds, self.device, flip_test=self.flip_test)
-        if self.nms_thr is not None:
-            results = apply_oks_nms(results, self.nms_thr, self.kset.sigmas, self.vis_thr)
-        return results
+        return self.predict_images([image], [boxes], [image_id])[0]
+
+    def predict_images(self, images: Sequence[np.ndarray], boxes: Sequence[Optional[Sequence[Dict]]],
+                       image_ids: Sequence[int]) -> List[List[Dict]]:
+        """Top-down COCO results of several BGR images at once (``boxes[i]`` as in
+        :meth:`predict_image`): the crops of every box of every image go through the model in
+        batches of ``batch_size`` (flip test in the same batch), then one vectorised decode,
+        back-transform, rescoring and one OKS-NMS call over all images."""
+        if not self.topdown:
+            return [self.predict_image(im, b, i) for im, b, i in zip(images, boxes, image_ids)]
+        from ..data.transforms import bbox_xywh_to_center_scale, crop_matrix
+        import cv2
+        W, H = (int(v) for v in self.task.config.input_size)
+        aspect = W / H
+        udp = bool(getattr(self.task.codec, "udp_transform", False))
+        per_image = []
+        for image, bxs in zip(images, boxes):
+            if bxs is None:
+                bxs = [{"bbox": [0.0, 0.0, float(image.shape[1]), float(image.shape[0])],
+                        "score": 1.0}]
+            per_image.append([b for b in bxs if float(b.get("score", 1.0)) >= self.det_score_thr
+                              and float(b["bbox"][2]) > 0 and float(b["bbox"][3]) > 0])
+        counts = [len(b) for b in per_image]
+        N = sum(counts)
+        if N == 0:
+            return [[] for _ in images]
+        crops = np.empty((N, H, W, 3), np.uint8)
+        centers = np.empty((N, 2), np.float32)
+        scales = np.empty((N, 2), np.float32)
+        bbox = np.empty((N, 4), np.float64)
+        box_scores = np.empty(N, np.float64)
+        n = 0
+        for image, bxs in zip(images, per_image):
+            for b in bxs:
+                c, sc = bbox_xywh_to_center_scale(b["bbox"], aspect, 1.25)
+                cv2.warpAffine(image, crop_matrix(c, sc, 0.0, (W, H), udp), (W, H),
+                               dst=crops[n], flags=cv2.INTER_LINEAR)
+                centers[n], scales[n] = c, sc
+                bbox[n] = [float(v) for v in b["bbox"][:4]]
+                box_scores[n] = float(b.get("score", 1.0))
+                n += 1
+        coords, scores = self._forward(crops)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        kps, final, keep = topdown_postprocess(
+            coords, scores, torch.from_numpy(centers), torch.from_numpy(scales),
+            torch.from_numpy(box_scores), torch.from_numpy(bbox[:, 2] * bbox[:, 3]),
+            (W, H), udp=udp, score_thr=self.task.config.eval.score_thr,
+            image_offsets=torch.from_numpy(offsets), nms_thr=self.nms_thr,
+            sigmas=self.kset.sigmas, vis_thr=self.vis_thr)
+        kps_l = kps.reshape(N, -1).tolist()
+        final_l, bbox_l = final.tolist(), bbox.tolist()
+        keep_l = keep.tolist()
+        out: List[List[Dict]] = [[] for _ in images]
+        img_of = np.repeat(np.arange(len(images)), counts)
+        for i in keep_l:
+            g = int(img_of[i])
+            b = bbox_l[i]
+            out[g].append({"image_id": int(image_ids[g]), "category_id": 1,
+                           "keypoints": kps_l[i], "score": final_l[i], "bbox": b,
+                           "area": b[2] * b[3]})
+        return out
+
+    def _forward(self, crops: np.ndarray):
+        """``(N, H, W, 3)`` uint8 BGR crops -> input-pixel ``(N, K, 2)`` keypoints and ``(N, K)``
+        scores (float32, CPU): batches of ``batch_size`` under ``inference_mode``, the flipped
+        input in the same forward pass."""
+        from ..data.topdown import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+        model, dev = self.model, self.device
+        flip_index = self.kset.flip_index() if self.flip_test else None
+        head = getattr(model, "head", None)
+        fused = self.flip_test and head is not None and hasattr(head, "predict") \
+            and hasattr(model, "codec")
+        mean = torch.tensor(IMAGENET_MEAN_RGB, device=dev)
+        inv_std = 1.0 / torch.tensor(IMAGENET_STD_RGB, device=dev)
+        coords, scores = [], []
+        with torch.inference_mode():
+            for s in range(0, len(crops), self.batch_size):
+                t = torch.from_numpy(crops[s:s + self.batch_size]).to(dev)
+                # NHWC uint8 BGR -> normalised RGB NCHW, channels_last in memory (no copy back)
+                x = ((t.flip(-1).float() - mean) * inv_std).permute(0, 3, 1, 2)
+                if not self.channels_last:
+                    x = x.contiguous()
+                if fused:
+                    B = x.shape[0]
+                    xf = model.codec.flip_inputs(x, flip_index)
+                    y = self._net(torch.cat([x, xf]))
+                    c, sc = head.predict(_rows(y, 0, B), _rows(y, B, 2 * B), flip_index)
+                elif head is not None and hasattr(head, "predict") and self._net is not model:
+                    c, sc = head.predict(self._net(x), None, flip_index)
+                else:
+                    c, sc = model.predict(x, flip_test=self.flip_test, flip_index=flip_index)
+                coords.append(c.float().cpu())
+                scores.append(sc.float().cpu())
+        return torch.cat(coords), torch.cat(scores)
 
     def draw(self, image: np.ndarray, results: List[Dict]) -> np.ndarray:
         from ..vis import draw_pose
@@ -206,13 +311,17 @@ class Inferencer:
         image_ids = [i for i in ids if i is not None]
         next_frame_id = frame_id_start if frame_id_start is not None else \
             (max(image_ids) + 1 if image_ids else 0)
-        for (kind, path), image_id in zip(sources, ids):
-            stem = self._out_stem(path, used_names)
-            if kind == "image":
-                img = cv2.imread(path, cv2.IMREAD_COLOR)
-                if img is None:
-                    raise FileNotFoundError(f"Inferencer: cannot read image {path!r}")
-                res = self.predict_image(img, self._boxes_for(by_image, image_id, boxes), image_id)
+        pending: List = []     # images read but not predicted yet: (path, stem, id, image, boxes)
+
+        def flush():
+            if not pending:
+                return
+            if self.topdown:
+                res_all = self.predict_images([p[3] for p in pending], [p[4] for p in pending],
+                                              [p[2] for p in pending])
+            else:
+                res_all = [self.predict_image(p[3], p[4], p[2]) for p in pending]
+            for (path, stem, image_id, img, _), res in zip(pending, res_all):
                 out.results.extend(res)
                 out.images.append({"id": image_id, "file_name": path, "width": img.shape[1],
                                    "height": img.shape[0]})
@@ -220,10 +329,29 @@ class Inferencer:
                     p = os.path.join(out_dir, stem + "_pose.jpg")
                     cv2.imwrite(p, self.draw(img, res))
                     out.drawn.append(p)
+            pending.clear()
+
+        pending_boxes = 0
+        for (kind, path), image_id in zip(sources, ids):
+            stem = self._out_stem(path, used_names)
+            if kind == "image":
+                img = cv2.imread(path, cv2.IMREAD_COLOR)
+                if img is None:
+                    raise FileNotFoundError(f"Inferencer: cannot read image {path!r}")
+                bxs = self._boxes_for(by_image, image_id, boxes)
+                pending.append((path, stem, image_id, img, bxs))
+                pending_boxes += 1 if bxs is None else len(bxs)
+                # a batch's worth of boxes (or a few images) at a time, in input order
+                if pending_boxes >= self.batch_size or len(pending) >= 16:
+                    flush()
+                    pending_boxes = 0
             else:
+                flush()
+                pending_boxes = 0
                 next_frame_id = self._video(path, out, by_image, boxes, next_frame_id,
                                             os.path.join(out_dir, stem + "_pose.mp4")
                                             if out_dir and draw else None)
+        flush()
         out.num_boxes = sum(len(v) for v in by_image.values())
         out.unmatched_boxes = sum(len(v) for k, v in by_image.items() if k not in self._used_ids)
         if out_dir:
@@ -343,4 +471,80 @@ class Inferencer:
         return by_image.get(image_id, [])
 
 
-__all__ = ["IMAGE_EXTS", "InferenceResult", "Inferencer", "VIDEO_EXTS", "collect_inputs"]
+class _Forward(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """An inference copy of ``model``'s forward pass (``model(x)``) with each BatchNorm that
+    directly follows a convolution folded into the convolution's weights and bias (traced by
+    ``torch.fx``): the same outputs to float rounding, one memory pass less per layer. A
+    model that cannot be traced is returned as it is. Later changes to ``model``'s weights do
+    not reach the copy."""
+    from torch.fx.experimental.optimization import fuse
+    was_training = model.training
+    try:
+        return fuse(_Forward(model.eval()), inplace=False)
+    except Exception:   # data-dependent control flow, untraceable modules: keep the model
+        return model
+    finally:
+        model.train(was_training)
+
+
+def _rows(outputs, start: int, stop: int):
+    """Rows ``start:stop`` of a model's outputs (a tensor, or tuples / lists / dicts of them)."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs[start:stop]
+    if isinstance(outputs, dict):
+        return type(outputs)((k, _rows(v, start, stop)) for k, v in outputs.items())
+    if isinstance(outputs, tuple) and hasattr(outputs, "_fields"):
+        return type(outputs)(*(_rows(v, start, stop) for v in outputs))
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(_rows(v, start, stop) for v in outputs)
+    return outputs
+
+
+def topdown_postprocess(coords: torch.Tensor, scores: torch.Tensor, centers: torch.Tensor,
+                        scales: torch.Tensor, box_scores: torch.Tensor, areas: torch.Tensor,
+                        input_size, *, udp: bool = False, score_thr: float = 0.2,
+                        image_offsets: Optional[torch.Tensor] = None,
+                        nms_thr: Optional[float] = 0.9, sigmas=None, vis_thr: float = 0.2):
+    """Decoded crops -> image keypoints, rescored, OKS-NMS'd, for a ragged batch of images in
+    one pass (no per-instance Python).
+
+    ``coords (N, K, 2)`` input-pixel keypoints and ``scores (N, K)`` of the crops, their
+    ``centers`` / ``scales (N, 2)``, detector ``box_scores (N,)`` and box ``areas (N,)``;
+    ``image_offsets (M + 1,)`` the rows of each image (default: one image). Returns
+    ``(keypoints (N, K, 3) float64 numpy [x, y, score], final scores (N,) float64 numpy,
+    keep (P,) int64 numpy)``: mmpose's top-down rescoring (box score x the mean of the
+    keypoint scores above ``score_thr``, 0 when none) and the rows kept by
+    :func:`pyhpe.ops.oks_nms` (per image, descending score; all rows when ``nms_thr`` is
+    None)."""
+    from .. import ops
+    from ..data.topdown import to_image_space
+    xy = to_image_space(coords.float(), centers, scales, input_size, udp=udp)
+    sc = scores.float()
+    valid = sc > score_thr
+    cnt = valid.sum(1)
+    kp_score = torch.where(cnt > 0, (sc * valid).sum(1) / cnt.clamp(min=1), torch.zeros(()))
+    final = box_scores.double() * kp_score.double()
+    kps = torch.cat([xy.double(), sc.double()[..., None]], -1)
+    N = kps.shape[0]
+    if nms_thr is None or N == 0:
+        keep = torch.arange(N)
+    else:
+        if image_offsets is None:
+            image_offsets = torch.tensor([0, N], dtype=torch.int64)
+        sig = None if sigmas is None else torch.as_tensor(np.asarray(sigmas), dtype=torch.float64)
+        keep = ops.oks_nms(kps, final, areas.double(), thr=nms_thr, sigmas=sig,
+                           vis_thr=vis_thr, image_offsets=image_offsets.to(torch.int64)).keep
+    return kps.cpu().numpy(), final.cpu().numpy(), keep.cpu().numpy()
+
+
+__all__ = ["IMAGE_EXTS", "InferenceResult", "Inferencer", "VIDEO_EXTS", "collect_inputs",
+           "fold_batchnorm", "topdown_postprocess"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Optional, Sequence
 
+import cv2
 import numpy as np
 import torch
 
 from ..keypoints import KeypointSet, get_keypoint_set
-from .transforms import (TopDownAugment, affine_points, bbox_xywh_to_center_scale, crop)
+from .transforms import TopDownAugment, affine_points, bbox_xywh_to_center_scale, crop_matrix
 
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
 IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
@@ -77,9 +78,10 @@ class TopDownDataset(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.records)
 
-    def __getitem__(self, idx: int) -> Dict:
+    def _sample(self, idx: int, image: np.ndarray, out: Optional[np.ndarray] = None):
+        """The crop (written into ``out`` when given), input-pixel keypoints, visibility,
+        centre and scale of record ``idx`` on its decoded ``image``."""
         rec = self.records[idx]
-        image = self.image_loader(rec["image_id"])
         center, scale = bbox_xywh_to_center_scale(rec["bbox"], self.aspect_ratio, self.padding)
         kp, vis = rec["keypoints"], rec["visibility"]
         rot = 0.0
@@ -87,11 +89,20 @@ class TopDownDataset(torch.utils.data.Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, idx])
             image, kp, vis, center, scale, rot = self.augment(
                 rng, image, kp, vis, center, scale, self.kset, self.aspect_ratio)
-        img, mat = crop(image, center, scale, rot, self.input_size, udp=self.udp)
-        kp_in = affine_points(kp, mat)
+        mat = crop_matrix(center, scale, rot, self.input_size, udp=self.udp)
         W, H = self.input_size
+        if out is None:
+            img = cv2.warpAffine(image, mat, (W, H), flags=cv2.INTER_LINEAR)
+        else:
+            img = cv2.warpAffine(image, mat, (W, H), dst=out, flags=cv2.INTER_LINEAR)
+        kp_in = affine_points(kp, mat)
         inside = (kp_in[:, 0] >= 0) & (kp_in[:, 0] < W) & (kp_in[:, 1] >= 0) & (kp_in[:, 1] < H)
         vis_t = np.where(inside, vis, 0).astype(np.float32)
+        return img, kp_in, vis_t, center, scale
+
+    def __getitem__(self, idx: int) -> Dict:
+        rec = self.records[idx]
+        img, kp_in, vis_t, center, scale = self._sample(idx, self.image_loader(rec["image_id"]))
         item = {"image": torch.from_numpy(np.ascontiguousarray(img)),
                 "keypoints": torch.from_numpy(kp_in.astype(np.float32)),
                 "visibility": torch.from_numpy(vis_t),
@@ -101,9 +112,98 @@ class TopDownDataset(torch.utils.data.Dataset):
                 "area": float(rec.get("area", 0.0)), "index": idx}
         return item
 
+    def __getitems__(self, indices: Sequence[int]) -> "TopDownBatch":
+        """A whole batch at once (what ``DataLoader`` asks a dataset for when it can): each
+        image is decoded once for all of its instances in the batch (one decoded image held
+        at a time), crops are warped straight into one ``(B, H, W, 3)`` array and the items
+        are views of the batch arrays. The items equal ``[self[i] for i in indices]``;
+        :func:`collate_topdown` returns the already stacked batch."""
+        indices = [int(i) for i in indices]
+        B, K = len(indices), self.kset.num_keypoints
+        W, H = self.input_size
+        images = np.empty((B, H, W, 3), np.uint8)
+        kps = np.zeros((B, K, 2), np.float32)
+        vis = np.zeros((B, K), np.float32)
+        centers = np.zeros((B, 2), np.float32)
+        scales = np.zeros((B, 2), np.float32)
+        recs = [self.records[i] for i in indices]
+        order = sorted(range(B), key=lambda j: recs[j]["image_id"])
+        current, image = None, None
+        for j in order:
+            image_id = recs[j]["image_id"]
+            if image is None or image_id != current:
+                image, current = self.image_loader(image_id), image_id
+            img, kps[j], vis[j], centers[j], scales[j] = self._sample(indices[j], image, images[j])
+            if img is not images[j] and not np.shares_memory(img, images[j]):
+                images[j] = img
+        image = None
+        batch = {"image": torch.from_numpy(images), "keypoints": torch.from_numpy(kps),
+                 "visibility": torch.from_numpy(vis), "center": torch.from_numpy(centers),
+                 "scale": torch.from_numpy(scales),
+                 "image_id": torch.tensor([int(r["image_id"]) for r in recs], dtype=torch.int64),
+                 "score": torch.tensor([float(r.get("score", 1.0)) for r in recs],
+                                       dtype=torch.float32),
+                 "area": torch.tensor([float(r.get("area", 0.0)) for r in recs],
+                                      dtype=torch.float32),
+                 "index": torch.tensor(indices, dtype=torch.int64)}
+        return TopDownBatch(batch)
 
-def collate_topdown(batch: List[Dict]) -> Dict:
-    """Stack the items of :class:`TopDownDataset` (tensors stacked, numbers as tensors)."""
+
+class TopDownBatch(list):
+    """The items of a batch fetched at once by :meth:`TopDownDataset.__getitems__` (a list of
+    item dicts whose tensors are views of ``collated``, the stacked batch)."""
+
+    def __init__(self, collated: Dict):
+        B = len(collated["index"])
+        super().__init__({"image": collated["image"][j], "keypoints": collated["keypoints"][j],
+                          "visibility": collated["visibility"][j],
+                          "center": collated["center"][j], "scale": collated["scale"][j],
+                          "image_id": int(collated["image_id"][j]),
+                          "score": float(collated["score"][j]),
+                          "area": float(collated["area"][j]), "index": int(collated["index"][j])}
+                         for j in range(B))
+        self.collated = collated
+
+
+class ImageGroupedSampler(torch.utils.data.Sampler):
+    """Shuffles the images and yields the records of each image one after the other (in a
+    shuffled order too), so that a batch holds whole images and
+    :meth:`TopDownDataset.__getitems__` decodes each image once for all of its people (COCO
+    has 2.6 people per annotated image). ``set_epoch`` reshuffles; ``shuffle=False`` keeps
+    the record order grouped by first appearance."""
+
+    def __init__(self, records: Sequence[Dict], shuffle: bool = True, seed: int = 0):
+        groups: Dict[int, List[int]] = {}
+        for i, r in enumerate(records):
+            groups.setdefault(r["image_id"], []).append(i)
+        self.groups = list(groups.values())
+        self.shuffle, self.seed, self.epoch = bool(shuffle), int(seed), 0
+        self.num = len(records)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return self.num
+
+    def __iter__(self):
+        if not self.shuffle:
+            for g in self.groups:
+                yield from g
+            return
+        rng = np.random.default_rng([self.seed, self.epoch, 7919])
+        for gi in rng.permutation(len(self.groups)):
+            g = self.groups[gi]
+            for k in (rng.permutation(len(g)) if len(g) > 1 else range(1)):
+                yield g[k]
+
+
+def collate_topdown(batch) -> Dict:
+    """Stack the items of :class:`TopDownDataset` (tensors stacked, numbers as tensors); a
+    batch fetched by :meth:`TopDownDataset.__getitems__` is already stacked."""
+    collated = getattr(batch, "collated", None)
+    if collated is not None:
+        return collated
     out = {}
     for k in batch[0]:
         vals = [b[k] for b in batch]

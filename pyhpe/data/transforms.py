@@ -10,7 +10,7 @@ one (UDP, Huang et al. 2020) onto the ``W - 1`` pixel-centre spacing
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -81,17 +81,32 @@ def affine_points(points: np.ndarray, mat: np.ndarray) -> np.ndarray:
     return pts @ mat[:, :2].T + mat[:, 2]
 
 
-def crop(image: np.ndarray, center, scale, rot, output_size,
-         udp: bool = False) -> Tuple[np.ndarray, np.ndarray]:
-    """Affine crop of ``image`` to ``output_size=(W, H)``; returns the crop and the matrix
-    (:func:`get_udp_warp_matrix` when ``udp``, else :func:`get_warp_matrix`)."""
+def crop_matrix(center, scale, rot, output_size, udp: bool = False) -> np.ndarray:
+    """The crop's 2x3 matrix: :func:`get_udp_warp_matrix` when ``udp``, else
+    :func:`get_warp_matrix`."""
     if udp:
-        mat = get_udp_warp_matrix(center, scale, rot, output_size)
-    else:
-        mat = get_warp_matrix(center, scale, rot, output_size)
-    out = cv2.warpAffine(image, mat, (int(output_size[0]), int(output_size[1])),
-                         flags=cv2.INTER_LINEAR)
-    return out, mat
+        return get_udp_warp_matrix(center, scale, rot, output_size)
+    return get_warp_matrix(center, scale, rot, output_size)
+
+
+def crop(image: np.ndarray, center, scale, rot, output_size, udp: bool = False,
+         out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Affine crop of ``image`` to ``output_size=(W, H)``; returns the crop and the matrix
+    (:func:`crop_matrix`). ``out``: an ``(H, W, C)`` uint8 array to write the crop into."""
+    mat = crop_matrix(center, scale, rot, output_size, udp)
+    size = (int(output_size[0]), int(output_size[1]))
+    if out is not None:
+        return cv2.warpAffine(image, mat, size, dst=out, flags=cv2.INTER_LINEAR), mat
+    return cv2.warpAffine(image, mat, size, flags=cv2.INTER_LINEAR), mat
+
+
+def flip_image(image: np.ndarray) -> np.ndarray:
+    """The horizontally mirrored image as a new contiguous array (``cv2.flip``: ~50x faster
+    than copying the reversed numpy view of a large image)."""
+    image = np.asarray(image)
+    if image.ndim in (2, 3) and (image.ndim == 2 or image.shape[2] <= 4) and image.size:
+        return cv2.flip(np.ascontiguousarray(image), 1)
+    return np.ascontiguousarray(image[:, ::-1])
 
 
 def flip_keypoints(keypoints: np.ndarray, visibility: np.ndarray, image_width: float,
@@ -278,7 +293,7 @@ class TopDownAugment:
     def __call__(self, rng, image, keypoints, visibility, center, scale, kset, aspect_ratio):
         rot = 0.0
         if rng.random() < self.flip_prob:
-            image = image[:, ::-1]
+            image = flip_image(image)
             keypoints, visibility = flip_keypoints(keypoints, visibility, image.shape[1], kset.flip_pairs)
             center = np.array([image.shape[1] - 1 - center[0], center[1]], np.float32)
         if (self.half_body_prob > 0 and (np.asarray(visibility) > 0).sum() > self.half_body_min_total

@@ -67,7 +67,8 @@ def _mirror(kp, width=IN[0]):
 def test_registry_names_and_config_round_trip():
     assert list_codecs() == sorted(["msra", "unbiased", "udp", "simcc", "regression", "integral",
                                     "paf", "lift3d", "pipnet", "multilevel", "deepercut",
-                                    "associative_embedding", "mppe3d", "vnect", "dconvmp", "orpm"])
+                                    "associative_embedding", "mppe3d", "vnect", "dconvmp", "orpm",
+                                    "volumetric"])
     for codec in _every_codec():
         cfg = codec.to_config()
         assert cfg["name"] in CODECS and isinstance(codec, Codec)

@@ -1,6 +1,7 @@
 """Image-based 3-D pose: the 3DMPPE and VNect codecs, back-projection, VNect's read-out and
 kinematic fitting, and both models learning through the engine on real Human3.6M /
-MPI-INF-3DHP crops (tests/data/image3d, see make_fixtures.py there)."""
+MPI-INF-3DHP crops (tests/data/image3d, see make_fixtures.py there). The volumetric model's
+tests in the same task are in tests/test_volume_model.py."""
 import json
 import os
 

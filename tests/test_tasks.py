@@ -34,7 +34,7 @@ def _env():
 # ---------------------------------------------------------------------------- registry, configs
 def test_registry_and_config_errors(tmp_path):
     assert task_names() == ["bottomup_ae", "bottomup_deepercut", "bottomup_paf", "image3d",
-                            "lift3d", "topdown", "volumetric3d"]
+                            "lift3d", "topdown"]
     assert set(TASKS) == set(task_names())
     with pytest.raises(ConfigError, match="task: one of"):
         build_task({"task": "nope"})

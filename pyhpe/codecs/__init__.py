@@ -18,11 +18,12 @@ from .paf import PAFCodec, PAFOutputs
 from .pipnet import PIPNetLabel
 from .regression import IntegralRegressionLabel, RegressionLabel
 from .simcc import SimCCLabel
+from .volumetric import VolumetricC2F
 
 CODECS: Dict[str, type] = {cls.name: cls for cls in (
     MSRAHeatmap, UnbiasedHeatmap, UDPHeatmap, SimCCLabel, RegressionLabel,
     IntegralRegressionLabel, PAFCodec, Lift3DCodec, MultiLevelHeatmap, PIPNetLabel, DeeperCutLabel,
-    MPPE3DCodec, VNectCodec, DconvMPCodec, ORPMCodec, AssociativeEmbedding)}
+    MPPE3DCodec, VNectCodec, DconvMPCodec, ORPMCodec, AssociativeEmbedding, VolumetricC2F)}
 
 
 def list_codecs() -> List[str]:

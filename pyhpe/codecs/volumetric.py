@@ -16,6 +16,8 @@ misses the finest volume.
 Decoding: :func:`pyhpe.ops.soft_argmax_3d` of the finest volume with ``beta`` (the network is
 trained with the paper's L2 to peak-1 Gaussians, so a sharp softmax, beta = 20 by default, reads
 the peak's neighbourhood; beta -> inf is the paper's argmax), scores the volume's maximum.
+The paper's Human3.6M evaluation back-projects the decoded joints at the ground-truth root
+depth (the image3d task, :func:`pyhpe.codecs.body3d.back_project`).
 """
 from __future__ import annotations
 
@@ -31,8 +33,10 @@ class VolumetricC2F(Codec):
     name = "volumetric"
 
     def __init__(self, input_size=(256, 256), heatmap_size=(64, 64), res_z: Sequence[int] = (
-            1, 2, 4, 64), sigma: float = 2.0, depth_range: float = 2000.0, beta: float = 20.0):
+            1, 2, 4, 64), sigma: float = 2.0, depth_range: float = 2000.0, beta: float = 20.0,
+                 root_index: int = 0):
         who = "VolumetricC2F"
+        self.root_index = int(root_index)
         self.input_size = as_size(input_size, "input_size", who)
         self.heatmap_size = as_size(heatmap_size, "heatmap_size", who)
         self.res_z = tuple(int(r) for r in res_z)
@@ -69,15 +73,25 @@ class VolumetricC2F(Codec):
         return torch.cat([xy, z], -1)
 
     # ---- codec -------------------------------------------------------------------------
-    def encode(self, keypoints: Tensor, visibility: Optional[Tensor] = None, **meta
-               ) -> Dict[str, Tensor]:
+    def encode(self, keypoints: Tensor, visibility: Optional[Tensor] = None, *,
+               keypoints_3d: Optional[Tensor] = None, **meta) -> Dict[str, Tensor]:
         """``keypoints (B, K, 3)`` -> ``volumes_<i> (B, K, res_z[i], H, W)`` per level and
-        ``keypoint_weights (B, K)``. ``(B, K, 2)`` keypoints are taken at the root's depth
-        (z = 0)."""
+        ``keypoint_weights (B, K)``. ``(B, K, 2)`` keypoints take their depth from
+        ``keypoints_3d (B, K, 3)`` (camera-frame mm, as the image3d task passes): z = Z -
+        Z[root_index]; without it, the root's depth (z = 0)."""
         from ..ops import gaussian_volumes
         kp = torch.as_tensor(keypoints).float()
         if kp.dim() == 3 and kp.shape[-1] == 2:
-            kp = torch.cat([kp, kp.new_zeros(kp.shape[:2] + (1,))], -1)
+            if keypoints_3d is None:
+                z = kp.new_zeros(kp.shape[:2] + (1,))
+            else:
+                P = torch.as_tensor(keypoints_3d, device=kp.device).float()
+                if P.shape != kp.shape[:2] + (3,):
+                    raise ValueError(f"VolumetricC2F.encode: 'keypoints_3d' must be (B, K, 3) "
+                                     f"camera-frame mm, got shape {tuple(P.shape)}")
+                r = self.root_index
+                z = P[..., 2:3] - P[:, r:r + 1, 2:3]
+            kp = torch.cat([kp, z], -1)
         if kp.dim() != 3 or kp.shape[-1] != 3:
             raise ValueError(f"VolumetricC2F.encode: 'keypoints' must be (B, K, 3) (x, y, z mm), "
                              f"got shape {tuple(kp.shape)}")
@@ -121,7 +135,8 @@ class VolumetricC2F(Codec):
     def to_config(self) -> dict:
         return {"name": self.name, "input_size": list(self.input_size),
                 "heatmap_size": list(self.heatmap_size), "res_z": list(self.res_z),
-                "sigma": self.sigma, "depth_range": self.depth_range, "beta": self.beta}
+                "sigma": self.sigma, "depth_range": self.depth_range, "beta": self.beta,
+                "root_index": self.root_index}
 
 
 class VolumetricDecoder(torch.nn.Module):
@@ -143,17 +158,4 @@ class VolumetricDecoder(torch.nn.Module):
         return self.codec.from_voxels(vox), v.reshape(B, K, -1).amax(-1)
 
 
-def backproject(keypoints: Tensor, focal: Tensor, centre: Tensor, root_depth: Tensor,
-                root_index: int = 0) -> Tensor:
-    """Root-relative camera-frame joints (mm) from ``keypoints (B, K, 3)`` (u, v pixels of the
-    camera whose intrinsics are ``focal (B, 2)``, ``centre (B, 2)``; z mm relative to the root)
-    and the root's absolute depth ``root_depth (B,)`` mm, as the paper reconstructs for its
-    Human3.6M evaluation: ``Z = root_depth + z``, ``X = (u - cx) Z / fx``,
-    ``Y = (v - cy) Z / fy``."""
-    Z = root_depth[:, None] + keypoints[..., 2]
-    XY = (keypoints[..., :2] - centre[:, None]) * Z[..., None] / focal[:, None]
-    P = torch.cat([XY, Z[..., None]], -1)
-    return P - P[:, root_index:root_index + 1]
-
-
-__all__ = ["VolumetricC2F", "VolumetricDecoder", "backproject"]
+__all__ = ["VolumetricC2F", "VolumetricDecoder"]

@@ -50,7 +50,8 @@ def _lin(cin, cout):
 
 
 class C2FVolumetric(nn.Module):
-    """Backbone ``(B, 3, H, W) -> [(B, K, res_z[i], H/4, W/4)]`` for every stack."""
+    """Backbone ``(B, 3, H, W) -> [(B, K, res_z[i], H/4, W/4)]`` for every stack; the input
+    may be the image3d task's ``{'image': (B, 3, H, W)}``."""
 
     stride = 4
 
@@ -77,7 +78,9 @@ class C2FVolumetric(nn.Module):
                                        for i in range(n - 1))
         init_weights(self)
 
-    def forward(self, x: Tensor) -> List[Tensor]:
+    def forward(self, x) -> List[Tensor]:
+        if isinstance(x, dict):
+            x = x["image"]
         r1 = self.stem(x)
         pooled = F.max_pool2d(r1, 2)
         x = self.stem_res(pooled)

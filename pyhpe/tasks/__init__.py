@@ -20,11 +20,10 @@ from .bottomup_paf import BottomUpPAFConfig, BottomUpPAFTask
 from .image3d import Image3DConfig, Image3DTask
 from .lift3d import Lift3DConfig, Lift3DTask
 from .topdown import TopDownConfig, TopDownTask
-from .volumetric3d import Volumetric3DTask
 
 TASKS: Dict[str, type] = {"topdown": TopDownTask, "bottomup_paf": BottomUpPAFTask,
                           "lift3d": Lift3DTask, "bottomup_deepercut": BottomUpDeeperCutTask,
-                          "volumetric3d": Volumetric3DTask, "image3d": Image3DTask,
+                          "image3d": Image3DTask,
                           "bottomup_ae": BottomUpAETask}
 
 

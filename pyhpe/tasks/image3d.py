@@ -8,14 +8,19 @@ transform (:class:`pyhpe.data.TopDownDataset`). Models (``model.name``): ``mppe3
 (3DMPPE: PoseNet + RootNet, :mod:`pyhpe.models.mppe3d`), ``vnect`` (VNect,
 :mod:`pyhpe.models.vnect`) and ``dconvmp`` (direct regression with joint-detection
 pre-training, :mod:`pyhpe.models.dconvmp`) and ``orpm`` (occlusion-robust pose maps,
-:mod:`pyhpe.models.orpm`; on crops, the best person of each).
+:mod:`pyhpe.models.orpm`; on crops, the best person of each) and ``volumetric``
+(coarse-to-fine volumetric prediction, :mod:`pyhpe.models.volumetric`, codec
+:class:`pyhpe.codecs.volumetric.VolumetricC2F` whose depth resolutions, Gaussian width, depth
+range and softmax sharpness default to the model config's; heatmaps a quarter of
+``input_size``).
 
 Evaluation, in millimetres: the predicted camera-frame joints relative to the root against
 the ground truth's -- Human3.6M MPJPE / P-MPJPE per action (protocols 1 and 2,
 :func:`pyhpe.eval.metrics.mpjpe_by_action`), MPI-INF-3DHP PCK3D@150mm, AUC and MPJPE
 (:func:`pyhpe.eval.metrics.mpi_inf_3dhp_metrics`). 3DMPPE's joints are back-projected
 (:func:`pyhpe.codecs.body3d.back_project`) at the root depth of ``eval.root``: ``"gt"`` (the
-official PoseNet protocol) or ``"rootnet"``; with RootNet the metrics also hold ``MRPE``
+official PoseNet protocol) or ``"rootnet"``; the volumetric model's at the ground-truth root
+depth (the paper's Human3.6M protocol); with RootNet the metrics also hold ``MRPE``
 (the mean root position error of RootNet's back-projected root) and, with ``eval.root:
 "rootnet"``, ``MPJPE_abs`` (absolute camera-frame MPJPE). VNect's
 joints are its location-map read-out or, with ``eval.fit_skeleton``, its kinematic skeleton
@@ -120,12 +125,14 @@ class Image3DConfig(ImageTaskConfig):
         if self.data is None:
             raise ConfigError("data: the image3d task needs a data section (type 'h36m' or "
                               "'mpi_inf_3dhp')")
-        pairs = {"mppe3d": "mppe3d", "vnect": "vnect", "dconvmp": "dconvmp", "orpm": "orpm"}
+        pairs = {"mppe3d": "mppe3d", "vnect": "vnect", "dconvmp": "dconvmp", "orpm": "orpm",
+                 "volumetric": "volumetric"}
         want = pairs.get(self.model.name)
         if want is not None and self.codec.name != want:
             raise ConfigError(f"codec.name: model {self.model.name!r} uses the {want!r} codec, "
                               f"got {self.codec.name!r}")
-        if self.eval.root == "rootnet" and self.model.overrides.get("rootnet") is False:
+        if self.eval.root == "rootnet" and (self.model.overrides.get("rootnet") is False
+                                            or self.model.name != "mppe3d"):
             raise ConfigError("eval.root: 'rootnet' needs the model's RootNet (model.rootnet)")
 
 
@@ -183,6 +190,15 @@ class Image3DTask(Task):
             names = list(self.kset.names)
             torso = names.index("thorax") if "thorax" in names else names.index("neck")
             defaults.update(parents=list(self.kset.parents), torso=torso)
+        if self.config.codec.name == "volumetric":  # the model config's levels, a quarter size
+            from ..models.volumetric import CONFIGS
+            m = self.config.model
+            if m.name == "volumetric" and m.config not in CONFIGS:
+                raise ConfigError(f"model: 'volumetric' has no config {m.config!r}")
+            o = dict(CONFIGS.get(m.config, {}), **m.overrides) if m.name == "volumetric" else {}
+            w, h = self.config.input_size
+            defaults.update({k: o[k] for k in ("res_z", "sigma", "depth_range", "beta") if k in o},
+                            heatmap_size=[w // 4, h // 4])
         return self.build_named_codec(**defaults)
 
     def build_model(self):
@@ -238,10 +254,13 @@ class Image3DTask(Task):
             for batch in loader:
                 inputs, _ = self.prepare(batch, device)
                 pred = model.predict(inputs)
+                if isinstance(pred, tuple):   # volumetric: (u, v, z - z_root mm), scores
+                    kp3, scores = pred
+                    pred = {"keypoints": kp3[..., :2], "depth": kp3[..., 2], "scores": scores}
                 kp = to_image_space(pred["keypoints"].float().cpu(), batch["center"], batch["scale"],
                                     c.input_size)
                 cam = batch["camera"].double()
-                if "depth" in pred:                       # 3DMPPE: back-projection
+                if "depth" in pred:           # 3DMPPE, volumetric: back-projection
                     if "root_depth" in pred:               # RootNet: its camera-frame root
                         root_uv = to_image_space(pred["root"].float().cpu()[:, None],
                                                  batch["center"], batch["scale"], c.input_size)

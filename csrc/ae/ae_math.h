@@ -641,6 +641,12 @@ PYHPE_HD_INLINE void finish_instances(const FinishArgs& f, const float* joints, 
   }
 }
 
+// rintf for x >= 0 (or NaN) without a library call (x86-64 has no SSE4.1 round by default):
+// below 2^23, adding 2^23 rounds to the nearest even integer and subtracting it is exact.
+PYHPE_HD_INLINE float rint_nonneg(float x) {
+  return x < 8388608.0f ? add_rn(add_rn(x, 8388608.0f), -8388608.0f) : x;
+}
+
 // Fill-missing cost of pixel p for keypoint k: round(||tag map - tag||) * 100 - map, float32.
 PYHPE_HD_INLINE float fill_cost(const float* tags, const float* map, int K, int L, int64_t HW,
                                 int k, int64_t p, const float* tag) {
@@ -650,7 +656,7 @@ PYHPE_HD_INLINE float fill_cost(const float* tags, const float* map, int K, int 
     const float q = mul_rn(d, d);
     s = l == 0 ? q : add_rn(s, q);
   }
-  return add_rn(mul_rn(rint_of(sqrt_of(s)), 100.0f), -map[p]);
+  return add_rn(mul_rn(rint_nonneg(sqrt_of(s)), 100.0f), -map[p]);
 }
 
 // np.argmin order: the first NaN, else the first minimum.

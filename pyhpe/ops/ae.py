@@ -83,9 +83,11 @@ def ae_group(heatmaps, tags, *, keypoint_order: Optional[Sequence[int]] = None, 
        with candidates opens one group per candidate; each later keypoint's candidates are
        assigned to the existing groups on the cost ``round(||tag - group mean tag||) * 100 -
        value`` (float64). ``matching="hungarian"``: the munkres package's Munkres (classic
-       1.1.x algorithm, ties resolved as it does; missing columns padded with 1e10);
-       ``"greedy"``: repeatedly the cheapest remaining (candidate, group) pair (ties: lower
-       candidate, then lower group). A pair whose unrounded distance is ``>= tag_threshold``
+       1.1.x algorithm, ties resolved as it does; munkres 3.x finds assignments of the same
+       cost but breaks ties otherwise; missing columns padded with 1e10);
+       ``"greedy"`` (not in mmpose or the official code, which only use Munkres):
+       repeatedly the cheapest remaining (candidate, group) pair among those whose unrounded
+       distance is below ``tag_threshold`` (ties: lower candidate, then lower group). A pair whose unrounded distance is ``>= tag_threshold``
        and an unassigned candidate open a new group. Groups are keyed, as in mmpose, by the
        first tag value of their first candidate (a new candidate with an equal key lands in
        that group and restarts its tag list). Groups are kept in creation order, the first

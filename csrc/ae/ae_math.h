@@ -34,40 +34,64 @@ constexpr int64_t kMaxCandidates = 8192;
 
 // numpy's pairwise summation (loops_utils.h pairwise_sum), the order of np.add.reduce over
 // a contiguous axis: plain loop below 8 values, 8 accumulators up to 128, halves above.
-// The halving is unrolled at compile time (depth D: up to 128 * 2^D values; kMaxCandidates
-// needs 6) so that device code needs no recursion.
-template <int D, typename T>
-struct PairwiseSum {
-  static PYHPE_HD T run(const T* a, int64_t n, int64_t stride) {
-    if (n < 8) {
-      T res = T(0);
-      for (int64_t i = 0; i < n; ++i) res = add_rn(res, a[i * stride]);
-      return res;
-    }
-    if (n <= 128 || D == 0) {
-      T r[8];
-      for (int j = 0; j < 8; ++j) r[j] = a[j * stride];
-      int64_t i = 8;
-      for (; i < n - (n % 8); i += 8)
-        for (int j = 0; j < 8; ++j) r[j] = add_rn(r[j], a[(i + j) * stride]);
-      T res = add_rn(add_rn(add_rn(r[0], r[1]), add_rn(r[2], r[3])),
-                     add_rn(add_rn(r[4], r[5]), add_rn(r[6], r[7])));
-      for (; i < n; ++i) res = add_rn(res, a[i * stride]);
-      return res;
-    }
-    if constexpr (D > 0) {
-      int64_t n2 = n / 2;
-      n2 -= n2 % 8;
-      return add_rn(PairwiseSum<D - 1, T>::run(a, n2, stride),
-                    PairwiseSum<D - 1, T>::run(a + n2 * stride, n - n2, stride));
-    }
-    return T(0);  // not reached
-  }
-};
-
 template <typename T>
-PYHPE_HD_INLINE T np_pairwise_sum(const T* a, int64_t n, int64_t stride) {
-  return PairwiseSum<7, T>::run(a, n, stride);
+PYHPE_HD T pairwise_block(const T* a, int64_t n, int64_t stride) {
+  if (n < 8) {
+    T res = T(0);
+    for (int64_t i = 0; i < n; ++i) res = add_rn(res, a[i * stride]);
+    return res;
+  }
+  T r[8];
+  for (int j = 0; j < 8; ++j) r[j] = a[j * stride];
+  int64_t i = 8;
+  for (; i < n - (n % 8); i += 8)
+    for (int j = 0; j < 8; ++j) r[j] = add_rn(r[j], a[(i + j) * stride]);
+  T res = add_rn(add_rn(add_rn(r[0], r[1]), add_rn(r[2], r[3])),
+                 add_rn(add_rn(r[4], r[5]), add_rn(r[6], r[7])));
+  for (; i < n; ++i) res = add_rn(res, a[i * stride]);
+  return res;
+}
+
+// The halving above 128 values runs on an explicit stack (no recursion in device code):
+// sum(a, n) = sum(a, n2) + sum(a + n2, n - n2), n2 = n / 2 rounded down to a multiple of 8.
+template <typename T>
+PYHPE_HD T np_pairwise_sum(const T* a, int64_t n, int64_t stride) {
+  if (n <= 128) return pairwise_block(a, n, stride);
+  int64_t off[40], len[40];
+  T left[40];
+  int state[40];
+  int sp = 0;
+  off[0] = 0;
+  len[0] = n;
+  state[0] = 0;
+  T result = T(0);
+  while (sp >= 0) {
+    if (len[sp] <= 128) {
+      result = pairwise_block(a + off[sp] * stride, len[sp], stride);
+      --sp;
+      continue;
+    }
+    int64_t n2 = len[sp] / 2;
+    n2 -= n2 % 8;
+    if (state[sp] == 0) {  // sum the left half
+      state[sp] = 1;
+      off[sp + 1] = off[sp];
+      len[sp + 1] = n2;
+      state[sp + 1] = 0;
+      ++sp;
+    } else if (state[sp] == 1) {  // keep it, sum the right half
+      left[sp] = result;
+      state[sp] = 2;
+      off[sp + 1] = off[sp] + n2;
+      len[sp + 1] = len[sp] - n2;
+      state[sp + 1] = 0;
+      ++sp;
+    } else {
+      result = add_rn(left[sp], result);
+      --sp;
+    }
+  }
+  return result;
 }
 
 // np.mean(rows, axis=0) of n float32 rows of length L (row-major): with L == 1 the reduction
@@ -641,6 +665,12 @@ PYHPE_HD_INLINE void finish_instances(const FinishArgs& f, const float* joints, 
   }
 }
 
+// rintf for x >= 0 (or NaN) without a library call (x86-64 has no SSE4.1 round by default):
+// below 2^23, adding 2^23 rounds to the nearest even integer and subtracting it is exact.
+PYHPE_HD_INLINE float rint_nonneg(float x) {
+  return x < 8388608.0f ? add_rn(add_rn(x, 8388608.0f), -8388608.0f) : x;
+}
+
 // Fill-missing cost of pixel p for keypoint k: round(||tag map - tag||) * 100 - map, float32.
 PYHPE_HD_INLINE float fill_cost(const float* tags, const float* map, int K, int L, int64_t HW,
                                 int k, int64_t p, const float* tag) {
@@ -650,7 +680,7 @@ PYHPE_HD_INLINE float fill_cost(const float* tags, const float* map, int K, int 
     const float q = mul_rn(d, d);
     s = l == 0 ? q : add_rn(s, q);
   }
-  return add_rn(mul_rn(rint_of(sqrt_of(s)), 100.0f), -map[p]);
+  return add_rn(mul_rn(rint_nonneg(sqrt_of(s)), 100.0f), -map[p]);
 }
 
 // np.argmin order: the first NaN, else the first minimum.

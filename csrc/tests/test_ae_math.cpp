@@ -32,6 +32,14 @@ std::vector<int> solve(const std::vector<double>& cost, int rows, int cols) {
   return assign;
 }
 
+// numpy's recursive form, to check the explicit-stack halving of np_pairwise_sum.
+float recursive_sum(const float* a, int64_t n) {
+  if (n <= 128) return pairwise_block(a, n, int64_t(1));
+  int64_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return recursive_sum(a, n2) + recursive_sum(a + n2, n - n2);
+}
+
 void test_pairwise_sum() {
   // below 8 values: a plain loop; 8..128: eight accumulators, pairwise combination
   std::vector<float> a(20);
@@ -49,6 +57,12 @@ void test_pairwise_sum() {
   const double s = np_pairwise_sum(big.data(), 600, 1);
   EXPECT(std::fabs(s - 60.0) < 1e-9);
   EXPECT(np_pairwise_sum(big.data(), 200, 3) == np_pairwise_sum(big.data(), 200, 1));
+  std::mt19937_64 rng(1);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> r1(9000);
+  for (auto& x : r1) x = normal(rng) * std::exp(normal(rng) * 4.0f);
+  for (int64_t n : {129, 200, 257, 1000, 4097, 9000})
+    EXPECT(np_pairwise_sum(r1.data(), n, 1) == recursive_sum(r1.data(), n));
   float rows[6] = {1, 2, 3, 4, 5, 6};  // 3 rows of L = 2
   float mean[2];
   np_rows_mean(rows, 3, 2, mean);

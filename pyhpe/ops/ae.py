@@ -18,51 +18,13 @@ from ._types import AEGroups
 _OP = "pyhpe.ae_group"
 _MATCHING = ("hungarian", "greedy")
 _REFINE = ("none", "quarter", "dark_udp")
-# K * topk bounds the groups of an image and the side of its assignment matrix.
-_MAX_CANDIDATES = 8192
-_MAX_KERNEL = 127
 
 
 def _num_groups(K: int, topk: int, max_instances: Optional[int]) -> int:
     return K * topk if max_instances is None else max_instances
 
 
-def _op_defined() -> bool:
-    try:
-        torch.ops.pyhpe.ae_group
-    except (AttributeError, RuntimeError):
-        return False
-    return True
-
-
-_HAVE_OP = _op_defined()
-
-
-def _reference_groups(heatmaps, tags, order, topk, nms_kernel, keypoint_threshold, tag_threshold,
-                      max_instances, matching, refine, blur_kernel, center_shift, fill_missing):
-    # Extensions built before the AE kernels: the numpy oracle, padded like the op.
-    from ..reference.ae import ae_group as ref
-    if heatmaps.requires_grad and torch.is_grad_enabled():
-        raise RuntimeError(f"{_OP}: is not differentiable ('heatmaps' requires grad)")
-    B, K = heatmaps.shape[:2]
-    N = _num_groups(K, topk, max_instances)
-    kp, ks, inst = ref(heatmaps.detach().float().cpu().numpy(), tags.detach().float().cpu().numpy(),
-                       keypoint_order=order, topk=topk, nms_kernel=nms_kernel,
-                       keypoint_threshold=keypoint_threshold, tag_threshold=tag_threshold,
-                       max_instances=max_instances, matching=matching, refine=refine,
-                       blur_kernel=blur_kernel, center_shift=center_shift,
-                       fill_missing=fill_missing)
-    out = (torch.zeros(B, N, K, 2), torch.zeros(B, N, K), torch.zeros(B, N),
-           torch.zeros(B, dtype=torch.int64))
-    for b in range(B):
-        n = kp[b].shape[0]
-        out[0][b, :n] = torch.from_numpy(kp[b])
-        out[1][b, :n] = torch.from_numpy(ks[b])
-        out[2][b, :n] = torch.from_numpy(inst[b])
-        out[3][b] = n
-    return tuple(t.to(heatmaps.device) for t in out)
-
-
+@torch.library.register_fake("pyhpe::ae_group")
 def _ae_group_fake(heatmaps, tags, keypoint_order, topk=30, nms_kernel=5, keypoint_threshold=0.1,
                    tag_threshold=1.0, max_instances=None, matching="hungarian", refine="quarter",
                    blur_kernel=3, center_shift=0.0, fill_missing=True):
@@ -72,10 +34,6 @@ def _ae_group_fake(heatmaps, tags, keypoint_order, topk=30, nms_kernel=5, keypoi
     f32 = dict(dtype=torch.float32)
     return (heatmaps.new_empty((B, N, K, 2), **f32), heatmaps.new_empty((B, N, K), **f32),
             heatmaps.new_empty((B, N), **f32), heatmaps.new_empty((B,), dtype=torch.int64))
-
-
-if _HAVE_OP:
-    torch.library.register_fake("pyhpe::ae_group")(_ae_group_fake)
 
 
 def _keypoint_order(keypoint_order, K: int):
@@ -125,9 +83,11 @@ def ae_group(heatmaps, tags, *, keypoint_order: Optional[Sequence[int]] = None, 
        with candidates opens one group per candidate; each later keypoint's candidates are
        assigned to the existing groups on the cost ``round(||tag - group mean tag||) * 100 -
        value`` (float64). ``matching="hungarian"``: the munkres package's Munkres (classic
-       1.1.x algorithm, ties resolved as it does; missing columns padded with 1e10);
-       ``"greedy"``: repeatedly the cheapest remaining (candidate, group) pair (ties: lower
-       candidate, then lower group). A pair whose unrounded distance is ``>= tag_threshold``
+       1.1.x algorithm, ties resolved as it does; munkres 3.x finds assignments of the same
+       cost but breaks ties otherwise; missing columns padded with 1e10);
+       ``"greedy"`` (not in mmpose or the official code, which only use Munkres):
+       repeatedly the cheapest remaining (candidate, group) pair among those whose unrounded
+       distance is below ``tag_threshold`` (ties: lower candidate, then lower group). A pair whose unrounded distance is ``>= tag_threshold``
        and an unassigned candidate open a new group. Groups are keyed, as in mmpose, by the
        first tag value of their first candidate (a new candidate with an equal key lands in
        that group and restarts its tag list). Groups are kept in creation order, the first
@@ -175,8 +135,7 @@ def ae_group(heatmaps, tags, *, keypoint_order: Optional[Sequence[int]] = None, 
             (K == 0 and tags.shape[1]):
         raise ValueError(f"{_OP}: 'tags' must have shape (B, K*L, H, W) for 'heatmaps' of shape "
                          f"{tuple(heatmaps.shape)}, got shape {tuple(tags.shape)}")
-    op = torch.ops.pyhpe.ae_group if _HAVE_OP else _reference_groups
-    out = op(heatmaps, tags, order, topk, nms_kernel, keypoint_threshold,
+    out = torch.ops.pyhpe.ae_group(heatmaps, tags, order, topk, nms_kernel, keypoint_threshold,
                                    tag_threshold, max_instances, matching, refine, blur_kernel,
                                    center_shift, fill_missing)
     return AEGroups(*out)

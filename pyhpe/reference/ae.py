@@ -269,8 +269,11 @@ def refine_keypoints(keypoints: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
     for n in range(N):
         for k in range(K):
             x, y = keypoints[n, k, :2].astype(int)
-            dx = heatmaps[k, y, x + 1] - heatmaps[k, y, x - 1] if (1 < x < W - 1 and 0 < y < H) else 0.
-            dy = heatmaps[k, y + 1, x] - heatmaps[k, y - 1, x] if (1 < y < H - 1 and 0 < x < W) else 0.
+            dx = dy = 0.
+            if 1 < x < W - 1 and 0 < y < H:
+                dx = heatmaps[k, y, x + 1] - heatmaps[k, y, x - 1]
+            if 1 < y < H - 1 and 0 < x < W:
+                dy = heatmaps[k, y + 1, x] - heatmaps[k, y - 1, x]
             keypoints[n, k] += np.sign([dx, dy], dtype=np.float32) * 0.25
     return keypoints
 
@@ -346,7 +349,8 @@ def fill_missing_keypoints(keypoints, keypoint_scores, heatmaps, tags):
 # ---- the whole decoder ---------------------------------------------------------------------
 
 
-def ae_group(heatmaps: np.ndarray, tags: np.ndarray, *, keypoint_order: Optional[Sequence[int]] = None,
+def ae_group(heatmaps: np.ndarray, tags: np.ndarray, *,
+             keypoint_order: Optional[Sequence[int]] = None,
              topk: int = 30, nms_kernel: int = 5, keypoint_threshold: float = 0.1,
              tag_threshold: float = 1.0, max_instances: Optional[int] = None,
              matching: str = "hungarian", refine: str = "quarter", blur_kernel: int = 3,
@@ -376,7 +380,8 @@ def ae_group(heatmaps: np.ndarray, tags: np.ndarray, *, keypoint_order: Optional
                 keypoints = refine_keypoints_dark_udp(keypoints, hm)
             elif refine == "quarter":
                 keypoints = refine_keypoints(keypoints, hm)
-            keypoints += np.float32(center_shift) * (scores > 0).astype(keypoints.dtype)[..., None]
+            shift = np.float32(center_shift)
+            keypoints += shift * (scores > 0).astype(keypoints.dtype)[..., None]
             if fill_missing:
                 keypoints, scores = fill_missing_keypoints(keypoints, scores, hm, tags[b])
             else:

@@ -12,8 +12,6 @@ options of each case and mmpose's ragged outputs (concatenated, with per-image c
 heatmap pixels (scale_factor forced to 1), plus tie-heavy cost matrices with the munkres
 package's assignments.
 """
-import itertools
-
 import munkres
 import numpy as np
 import torch

@@ -338,3 +338,17 @@ def test_cuda_matches_cpu_on_noise():
             got = ops.ae_group(hm.cuda(), tags.cuda(), **kw)
             for g, w in zip(got, want):
                 torch.testing.assert_close(g.cpu(), w, rtol=0, atol=1e-5)
+
+
+def test_many_keypoints_use_numpys_pairwise_sums():
+    # K > 128: instance scores are np.mean over K values, numpy's pairwise halving.
+    rng = np.random.default_rng(3)
+    hm = rng.random((1, 140, 10, 10)).astype(np.float32)
+    tags = rng.normal(size=(1, 140, 10, 10)).astype(np.float32)
+    kw = dict(topk=2, keypoint_threshold=0.5)
+    got = ops.ae_group(torch.from_numpy(hm), torch.from_numpy(tags), **kw)
+    _, _, inst = ref.ae_group(hm, tags, **kw)
+    n = got.num_instances.item()
+    assert n == len(inst[0]) > 0
+    np.testing.assert_array_equal(got.instance_scores[0, :n].numpy(), inst[0])
+    assert_matches_reference(got, hm, tags, **kw)

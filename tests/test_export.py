@@ -95,7 +95,15 @@ def _randomize_bn(model):
 #: input pixels: on the flat maps of random weights DARK's Hessian and the dipr debiasing are
 #: ill-conditioned, and the summation order of a runtime's convolution shows (0.1 px seen)
 KP_ATOL = 0.25
-EXPORTED = sorted(MODELS) + ["msra_dark", "udp", "dipr_paper", "dsnt", "simcc_dark"]
+#: image-based 3-D models take the camera besides the image: refused with a clear error
+IMAGE3D = {"mppe3d", "vnect", "dconvmp", "orpm"}
+EXPORTED = sorted(set(MODELS) - IMAGE3D) + ["msra_dark", "udp", "dipr_paper", "dsnt", "simcc_dark"]
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE3D))
+def test_image3d_models_are_refused_clearly(name, tmp_path):
+    with pytest.raises(NotImplementedError, match="camera"):
+        export_onnx(build_model(name, "tiny"), str(tmp_path / "m.onnx"))
 
 
 @pytest.mark.parametrize("name", EXPORTED)

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .body_model import _ModelUnpickler
+from .body_model import (_READ_ERRORS, _ModelUnpickler, _check_shapes, _ring_points,
+                         _shape_fields)
 
 # ------------------------------------------------------------------ keypoint layouts
 #: OpenPose BODY_25 -> SMPL-X joints (SMPLify-X's ``smpl_to_openpose``; MidHip = pelvis,
@@ -133,8 +134,7 @@ def read_smplx_file(path) -> Dict[str, np.ndarray]:
                                 f"https://smpl-x.is.tue.mpg.de and pass their path)")
     try:
         data = _read_arrays(path)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError,
-            TypeError, IndexError, KeyError) as e:
+    except _READ_ERRORS as e:
         raise ValueError(f"{who}: cannot read {path!r}: {e}") from e
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
@@ -148,11 +148,7 @@ def read_smplx_file(path) -> Dict[str, np.ndarray]:
               "f": (None, 3), "hands_componentsl": (None, 45), "hands_componentsr": (None, 45),
               "hands_meanl": (45,), "hands_meanr": (45,), "lmk_faces_idx": (None,),
               "lmk_bary_coords": (None, 3)}
-    for k, want in checks.items():
-        got = out[k].shape
-        if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
-            raise ValueError(f"{who}: {path!r}: {k!r} has shape {got}, expected "
-                             f"{tuple('*' if w is None else w for w in want)} (SMPL-X layout)")
+    _check_shapes(out, checks, who, path, "SMPL-X")
     if out["shapedirs"].shape[-1] < 20:
         raise ValueError(f"{who}: {path!r}: shapedirs has {out['shapedirs'].shape[-1]} "
                          f"components; SMPL-X's hold the betas then the expressions (>= 20)")
@@ -383,8 +379,7 @@ def read_smplh_file(path) -> Dict[str, np.ndarray]:
                                 f"files are licensed and never downloaded: pass their path)")
     try:
         data = _read_arrays(path)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError,
-            TypeError, IndexError, KeyError) as e:
+    except _READ_ERRORS as e:
         raise ValueError(f"{who}: cannot read {path!r}: {e}") from e
     missing = [k for k in _SMPLH_REQUIRED if k not in data]
     if missing:
@@ -396,11 +391,7 @@ def read_smplh_file(path) -> Dict[str, np.ndarray]:
               "J_regressor": (52, V), "weights": (V, 52), "kintree_table": (2, 52),
               "f": (None, 3), "hands_componentsl": (None, 45), "hands_componentsr": (None, 45),
               "hands_meanl": (45,), "hands_meanr": (45,)}
-    for k, want in checks.items():
-        got = out[k].shape
-        if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
-            raise ValueError(f"{who}: {path!r}: {k!r} has shape {got}, expected "
-                             f"{tuple('*' if w is None else w for w in want)} (SMPL-H layout)")
+    _check_shapes(out, checks, who, path, "SMPL-H")
     return out
 
 
@@ -531,15 +522,6 @@ def write_synthetic_smplx(path, *, num_betas: int = 10, num_expression: int = 10
     radius[25:] = 0.008
     verts, weights, jreg_rows = [], [], []
 
-    def ring_points(center, axis, r, n):
-        ang = np.linspace(0, 2 * np.pi, n, endpoint=False)
-        axis = axis / (np.linalg.norm(axis) + 1e-12)
-        a = np.array([0.0, 0.0, 1.0]) if abs(axis[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-        u = np.cross(axis, a)
-        u /= np.linalg.norm(u)
-        v = np.cross(axis, u)
-        return center + r * (np.cos(ang)[:, None] * u + np.sin(ang)[:, None] * v)
-
     def add(points, w):
         start = len(verts)
         verts.extend(points)
@@ -558,14 +540,14 @@ def write_synthetic_smplx(path, *, num_betas: int = 10, num_expression: int = 10
         axis = J[j] - J[p] if p >= 0 else np.array([0.0, 1.0, 0.0])
         n = ring if j < 25 else 4
         w = onehot(j, p, 0.5) if p >= 0 and children[j] else onehot(j)
-        jreg_rows.append(add(ring_points(J[j], axis, radius[j], n), w))
+        jreg_rows.append(add(_ring_points(J[j], axis, radius[j], n), w))
     for j in range(55):
         for c in children[j]:
             if c in (22, 23, 24):
                 continue
             n = ring if c < 25 else 4
             for t in ((0.33, 0.67) if c < 25 else (0.5,)):
-                add(ring_points(J[j] + t * (J[c] - J[j]), J[c] - J[j],
+                add(_ring_points(J[j] + t * (J[c] - J[j]), J[c] - J[j],
                                 0.5 * (radius[j] + radius[c]), n), onehot(j))
     points = {"nose": ([0.0, 0.66, 0.13], onehot(15)), "reye": ([-0.035, 0.70, 0.11], onehot(15)),
               "leye": ([0.035, 0.70, 0.11], onehot(15)), "rear": ([-0.08, 0.67, 0.03], onehot(15)),
@@ -616,11 +598,7 @@ def write_synthetic_smplx(path, *, num_betas: int = 10, num_expression: int = 10
     J_regressor = np.zeros((55, V))
     for j, rows in enumerate(jreg_rows):
         J_regressor[j, rows] = 1.0 / len(rows)
-    shapedirs = np.zeros((V, 3, num_betas + num_expression))
-    fields = [np.eye(3) * 0.06, np.diag([0.0, 0.05, 0.0]), np.diag([0.05, 0.0, 0.03])]
-    for k in range(num_betas):
-        A = fields[k] if k < len(fields) else rng.normal(0, 0.01, (3, 3))
-        shapedirs[:, :, k] = v_template @ A.T
+    shapedirs = _shape_fields(v_template, num_betas, num_betas + num_expression, rng)
     face_v = grid.ravel()
     for k in range(num_expression):                         # smooth fields on the face
         c = rng.normal(0, 1, (3, 3))

@@ -116,6 +116,17 @@ def _read_arrays(path) -> Dict[str, np.ndarray]:
     return data
 
 
+def _check_pca(who: str, arrays, use_pca: bool, num_pca_comps: int) -> None:
+    ncomp = arrays["hands_componentsl"].shape[0]
+    if use_pca and not 0 < num_pca_comps <= ncomp:
+        raise ValueError(f"{who}: num_pca_comps {num_pca_comps} outside [1, {ncomp}]")
+
+
+def _zeros_like_batch(x: torch.Tensor):
+    """``n -> zeros (B, n)`` in ``x``'s dtype and device, ``B = x.shape[0]``."""
+    return lambda n: x.new_zeros(x.shape[0], n)
+
+
 def read_smplx_file(path) -> Dict[str, np.ndarray]:
     """The arrays of an SMPL-X model file (``.npz`` / ``.pkl``), checked for the official
     layout (see the module docstring). Never touches the network."""
@@ -236,9 +247,7 @@ class SMPLXModel(nn.Module):
         bad = [k for k in VERTEX_POINTS if not 0 <= int(vertex_ids[k]) < V]
         if bad:
             raise ValueError(f"{who}: vertex_ids {bad} are outside the model's {V} vertices")
-        ncomp = arrays["hands_componentsl"].shape[0]
-        if use_pca and not 0 < num_pca_comps <= ncomp:
-            raise ValueError(f"{who}: num_pca_comps {num_pca_comps} outside [1, {ncomp}]")
+        _check_pca(who, arrays, use_pca, num_pca_comps)
         path = os.fspath(model_path)
         ext = "npz" if zipfile.is_zipfile(path) else "pkl"
         with contextlib.redirect_stdout(io.StringIO()), _restricted_readers():
@@ -256,14 +265,21 @@ class SMPLXModel(nn.Module):
         sel = self.smpl.vertex_joint_selector
         sel.extra_joints_idxs = torch.tensor([int(vertex_ids[k]) for k in VERTEX_POINTS],
                                              dtype=torch.long)
+        self._set_attributes(arrays, vertex_ids, use_pca, num_pca_comps,
+                             int(self.smpl.num_expression_coeffs), use_face_contour,
+                             127 + 17 * bool(use_face_contour))
+
+    def _set_attributes(self, arrays, vertex_ids, use_pca: bool, num_pca_comps: int,
+                        num_expression: int, use_face_contour: bool, num_joints: int) -> None:
+        """What SMPL-X and SMPL-H models record once ``self.smpl`` is built."""
         self.vertex_ids = {k: int(vertex_ids[k]) for k in VERTEX_POINTS}
         self.num_betas = int(self.smpl.num_betas)
-        self.num_expression = int(self.smpl.num_expression_coeffs)
+        self.num_expression = num_expression
         self.use_pca = bool(use_pca)
         self.hand_dim = int(num_pca_comps) if use_pca else 45
         self.use_face_contour = bool(use_face_contour)
-        self.num_vertices = V
-        self.num_joints = 127 + 17 * self.use_face_contour
+        self.num_vertices = arrays["v_template"].shape[0]
+        self.num_joints = num_joints
         self.parents = tuple(int(p) for p in self.smpl.parents)
         self.register_buffer("faces", torch.as_tensor(arrays["f"].astype(np.int64)),
                              persistent=False)
@@ -293,17 +309,23 @@ class SMPLXModel(nn.Module):
 
     def forward(self, global_orient, body_pose, betas, transl, left_hand_pose=None,
                 right_hand_pose=None, jaw_pose=None, expression=None):
-        B = global_orient.shape[0]
-        z = lambda n: global_orient.new_zeros(B, n)  # noqa: E731
+        z = _zeros_like_batch(global_orient)
+        return self._smpl_forward(
+            global_orient, body_pose, betas, transl, left_hand_pose, right_hand_pose,
+            jaw_pose=z(3) if jaw_pose is None else jaw_pose,
+            expression=z(self.num_expression) if expression is None else expression,
+            leye_pose=z(3), reye_pose=z(3))
+
+    def _smpl_forward(self, global_orient, body_pose, betas, transl, left_hand_pose,
+                      right_hand_pose, **extra):
+        """``self.smpl``'s (vertices, joints); hand poses default to zeros."""
+        z = _zeros_like_batch(global_orient)
         out = self.smpl(global_orient=global_orient, body_pose=body_pose, betas=betas,
                         transl=transl,
                         left_hand_pose=z(self.hand_dim) if left_hand_pose is None
                         else left_hand_pose,
                         right_hand_pose=z(self.hand_dim) if right_hand_pose is None
-                        else right_hand_pose,
-                        jaw_pose=z(3) if jaw_pose is None else jaw_pose,
-                        expression=z(self.num_expression) if expression is None else expression,
-                        leye_pose=z(3), reye_pose=z(3), return_verts=True)
+                        else right_hand_pose, **extra, return_verts=True)
         return out.vertices, out.joints
 
 
@@ -426,9 +448,7 @@ class SMPLHModel(SMPLXModel):
         if bad:
             raise ValueError(f"{who}: vertex_ids {bad} are missing or outside the model's {V} "
                              f"vertices")
-        ncomp = arrays["hands_componentsl"].shape[0]
-        if use_pca and not 0 < num_pca_comps <= ncomp:
-            raise ValueError(f"{who}: num_pca_comps {num_pca_comps} outside [1, {ncomp}]")
+        _check_pca(who, arrays, use_pca, num_pca_comps)
         ids = {k: int(vertex_ids[k]) for k in VERTEX_POINTS}
         with contextlib.redirect_stdout(io.StringIO()):
             self.smpl = smplx.SMPLH("", data_struct=Struct(**arrays), num_betas=num_betas,
@@ -438,17 +458,7 @@ class SMPLHModel(SMPLXModel):
                                     create_betas=False, create_transl=False,
                                     create_left_hand_pose=False, create_right_hand_pose=False,
                                     dtype=dtype)
-        self.vertex_ids = ids
-        self.num_betas = int(self.smpl.num_betas)
-        self.num_expression = 0
-        self.use_pca = bool(use_pca)
-        self.hand_dim = int(num_pca_comps) if use_pca else 45
-        self.use_face_contour = False
-        self.num_vertices = V
-        self.num_joints = 73
-        self.parents = tuple(int(p) for p in self.smpl.parents)
-        self.register_buffer("faces", torch.as_tensor(arrays["f"].astype(np.int64)),
-                             persistent=False)
+        self._set_attributes(arrays, ids, use_pca, num_pca_comps, 0, False, 73)
 
     @property
     def extra_params(self) -> Dict[str, int]:
@@ -456,15 +466,8 @@ class SMPLHModel(SMPLXModel):
 
     def forward(self, global_orient, body_pose, betas, transl, left_hand_pose=None,
                 right_hand_pose=None):
-        B = global_orient.shape[0]
-        z = lambda n: global_orient.new_zeros(B, n)  # noqa: E731
-        out = self.smpl(global_orient=global_orient, body_pose=body_pose, betas=betas,
-                        transl=transl,
-                        left_hand_pose=z(self.hand_dim) if left_hand_pose is None
-                        else left_hand_pose,
-                        right_hand_pose=z(self.hand_dim) if right_hand_pose is None
-                        else right_hand_pose, return_verts=True)
-        return out.vertices, out.joints
+        return self._smpl_forward(global_orient, body_pose, betas, transl, left_hand_pose,
+                                  right_hand_pose)
 
 
 # ------------------------------------------------------------------ a small synthetic model

@@ -125,21 +125,27 @@ def _shape_fields(v_template: np.ndarray, num_betas: int, num_dirs: int, rng) ->
     return shapedirs
 
 
+def _model_path(who: str, path, model: str, url: str, example: str) -> str:
+    """``path`` of a licensed ``model`` file (``url``), checked to name an existing file."""
+    if path is None or str(path) == "":
+        raise ValueError(f"{who}: model_path is required: pass the path of your {model} model "
+                         f"file (licensed: {url}; pyhpe never downloads it)")
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{who}: model_path {path!r} is a folder; pass the model file itself "
+                         f"(e.g. {example})")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{who}: model_path {path!r} does not exist (the {model} model "
+                                f"files are licensed and never downloaded: download them from "
+                                f"{url} and pass their path)")
+    return path
+
+
 def read_model_file(path) -> Dict[str, np.ndarray]:
     """The arrays of an SMPL model file (``.pkl`` or ``.npz``, see the module docstring),
     checked for the official layout. Never touches the network."""
     who = "pyhpe.fitting.read_model_file"
-    if path is None or str(path) == "":
-        raise ValueError(f"{who}: model_path is required: pass the path of your SMPL model file "
-                         f"(licensed: https://smpl.is.tue.mpg.de; pyhpe never downloads it)")
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"{who}: model_path {path!r} is a folder; pass the model file itself "
-                         f"(e.g. SMPL_NEUTRAL.pkl)")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{who}: model_path {path!r} does not exist (the SMPL model files "
-                                f"are licensed and never downloaded: download them from "
-                                f"https://smpl.is.tue.mpg.de and pass their path)")
+    path = _model_path(who, path, "SMPL", "https://smpl.is.tue.mpg.de", "SMPL_NEUTRAL.pkl")
     if zipfile.is_zipfile(path):
         with np.load(path, allow_pickle=False) as z:
             try:

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .body_model import (_READ_ERRORS, _ModelUnpickler, _check_shapes, _ring_points,
-                         _shape_fields)
+from .body_model import (_READ_ERRORS, _check_shapes, _model_path, _ModelUnpickler,
+                         _ring_points, _shape_fields)
 
 # ------------------------------------------------------------------ keypoint layouts
 #: OpenPose BODY_25 -> SMPL-X joints (SMPLify-X's ``smpl_to_openpose``; MidHip = pelvis,
@@ -131,18 +131,7 @@ def read_smplx_file(path) -> Dict[str, np.ndarray]:
     """The arrays of an SMPL-X model file (``.npz`` / ``.pkl``), checked for the official
     layout (see the module docstring). Never touches the network."""
     who = "pyhpe.fitting.read_smplx_file"
-    if path is None or str(path) == "":
-        raise ValueError(f"{who}: model_path is required: pass the path of your SMPL-X model "
-                         f"file (licensed: https://smpl-x.is.tue.mpg.de; pyhpe never "
-                         f"downloads it)")
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"{who}: model_path {path!r} is a folder; pass the model file itself "
-                         f"(e.g. SMPLX_NEUTRAL.npz)")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{who}: model_path {path!r} does not exist (the SMPL-X model "
-                                f"files are licensed and never downloaded: download them from "
-                                f"https://smpl-x.is.tue.mpg.de and pass their path)")
+    path = _model_path(who, path, "SMPL-X", "https://smpl-x.is.tue.mpg.de", "SMPLX_NEUTRAL.npz")
     try:
         data = _read_arrays(path)
     except _READ_ERRORS as e:

@@ -27,14 +27,36 @@ def expect_cuda_build() -> bool:
     return os.environ.get("PYHPE_EXPECT_CUDA_BUILD") == "1"
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Tiny models run fastest on one thread; on a shared CPU a second OpenMP thread can make
-    each small op wait for a descheduled peer (seconds per step). Restored afterwards."""
+def _single_torch_thread():
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run fastest on one thread; on a shared CPU a second OpenMP thread can make
+    each small op wait for a descheduled peer (seconds per step). Restored afterwards."""
+    yield from _single_torch_thread()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread_per_module():
+    """:func:`one_torch_thread` for a whole test module (its module-scoped fixtures included:
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread_per_module")``)."""
+    yield from _single_torch_thread()
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any socket connection fails the test (code that must never download)."""
+    import socket
+
+    def refuse(*a, **k):
+        raise AssertionError("the network was touched")
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def topdown_config(out_dir, codec=None, model=None, steps=60, images=64, val=8, lr=2e-3, data=None,

@@ -2,7 +2,6 @@
 through the body model."""
 import math
 import pickle
-import socket
 import sys
 import types
 from pathlib import Path
@@ -25,12 +24,7 @@ DATA = Path(__file__).parent / "data"
 D64 = torch.float64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_per_module")
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +46,6 @@ def gmm_file(tmp_path_factory):
     with open(path, "wb") as f:
         pickle.dump(gmm, f, protocol=2)
     return path, gmm
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*a, **k):
-        raise AssertionError("the network was touched")
-    monkeypatch.setattr(socket, "socket", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 # ------------------------------------------------------------------ model files

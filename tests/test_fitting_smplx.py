@@ -2,7 +2,6 @@
 and COCO-WholeBody keypoint tables, the hand / expression / jaw priors, the five-stage fit."""
 import math
 import pickle
-import socket
 
 import numpy as np
 import pytest
@@ -21,12 +20,7 @@ F = torch.full((2,), 5000.0, dtype=D64)
 C = torch.full((2,), 500.0, dtype=D64)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_per_module")
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +28,6 @@ def model_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("smplx") / "SMPLX_SYNTH.npz"    # smplx.create reads the type
     info = write_synthetic_smplx(path)
     return path, info["vertex_ids"]
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*a, **k):
-        raise AssertionError("the network was touched")
-    monkeypatch.setattr(socket, "socket", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def _zeros(m, B=1):

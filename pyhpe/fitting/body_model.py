@@ -76,23 +76,76 @@ class _ModelUnpickler(_NumpyOnlyUnpickler):
 
 
 _REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
+#: what a damaged or foreign pickle raises while it is read
+_READ_ERRORS = (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError,
+                TypeError, IndexError, KeyError)
+
+
+def _unpickle(path, who: str, unpickler):
+    """The object of the pickle file ``path`` read by the restricted ``unpickler`` class; a
+    ``ValueError`` naming ``who`` when it cannot be read."""
+    with open(path, "rb") as f:
+        try:
+            return unpickler(f, encoding="latin1").load()
+        except _READ_ERRORS as e:
+            raise ValueError(f"{who}: cannot read {path!r}: {e}") from e
+
+
+def _check_shapes(arrays: Dict[str, np.ndarray], checks: Dict[str, tuple], who: str, path,
+                  layout: str) -> None:
+    """Raise a ``ValueError`` when an array's shape differs from ``checks[name]`` (``None``:
+    any size on that axis)."""
+    for k, want in checks.items():
+        got = arrays[k].shape
+        if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
+            raise ValueError(f"{who}: {path!r}: {k!r} has shape {got}, expected "
+                             f"{tuple('*' if w is None else w for w in want)} ({layout} layout)")
+
+
+def _ring_points(center, axis, r, n: int) -> np.ndarray:
+    """``n`` points on the circle of radius ``r`` around ``center`` normal to ``axis``
+    (the synthetic models' vertices)."""
+    ang = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    axis = axis / (np.linalg.norm(axis) + 1e-12)
+    a = np.array([0.0, 0.0, 1.0]) if abs(axis[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    u = np.cross(axis, a)
+    u /= np.linalg.norm(u)
+    v = np.cross(axis, u)
+    return center + r * (np.cos(ang)[:, None] * u + np.sin(ang)[:, None] * v)
+
+
+def _shape_fields(v_template: np.ndarray, num_betas: int, num_dirs: int, rng) -> np.ndarray:
+    """``(V, 3, num_dirs)`` shape directions of the synthetic models, the first ``num_betas``
+    filled: overall scale, height, width, then small random linear fields."""
+    shapedirs = np.zeros((len(v_template), 3, num_dirs))
+    fields = [np.eye(3) * 0.06, np.diag([0.0, 0.05, 0.0]), np.diag([0.05, 0.0, 0.03])]
+    for k in range(num_betas):
+        A = fields[k] if k < len(fields) else rng.normal(0, 0.01, (3, 3))
+        shapedirs[:, :, k] = v_template @ A.T
+    return shapedirs
+
+
+def _model_path(who: str, path, model: str, url: str, example: str) -> str:
+    """``path`` of a licensed ``model`` file (``url``), checked to name an existing file."""
+    if path is None or str(path) == "":
+        raise ValueError(f"{who}: model_path is required: pass the path of your {model} model "
+                         f"file (licensed: {url}; pyhpe never downloads it)")
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{who}: model_path {path!r} is a folder; pass the model file itself "
+                         f"(e.g. {example})")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{who}: model_path {path!r} does not exist (the {model} model "
+                                f"files are licensed and never downloaded: download them from "
+                                f"{url} and pass their path)")
+    return path
 
 
 def read_model_file(path) -> Dict[str, np.ndarray]:
     """The arrays of an SMPL model file (``.pkl`` or ``.npz``, see the module docstring),
     checked for the official layout. Never touches the network."""
     who = "pyhpe.fitting.read_model_file"
-    if path is None or str(path) == "":
-        raise ValueError(f"{who}: model_path is required: pass the path of your SMPL model file "
-                         f"(licensed: https://smpl.is.tue.mpg.de; pyhpe never downloads it)")
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"{who}: model_path {path!r} is a folder; pass the model file itself "
-                         f"(e.g. SMPL_NEUTRAL.pkl)")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{who}: model_path {path!r} does not exist (the SMPL model files "
-                                f"are licensed and never downloaded: download them from "
-                                f"https://smpl.is.tue.mpg.de and pass their path)")
+    path = _model_path(who, path, "SMPL", "https://smpl.is.tue.mpg.de", "SMPL_NEUTRAL.pkl")
     if zipfile.is_zipfile(path):
         with np.load(path, allow_pickle=False) as z:
             try:
@@ -100,12 +153,7 @@ def read_model_file(path) -> Dict[str, np.ndarray]:
             except ValueError as e:
                 raise ValueError(f"{who}: {path!r}: {e} (object arrays are not read)") from e
     else:
-        with open(path, "rb") as f:
-            try:
-                data = _ModelUnpickler(f, encoding="latin1").load()
-            except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError,
-                    TypeError, IndexError, KeyError) as e:
-                raise ValueError(f"{who}: cannot read {path!r}: {e}") from e
+        data = _unpickle(path, who, _ModelUnpickler)
         if not isinstance(data, dict):
             raise ValueError(f"{who}: {path!r} holds a {type(data).__name__}, not the dict of "
                              f"an SMPL model file")
@@ -123,11 +171,7 @@ def read_model_file(path) -> Dict[str, np.ndarray]:
     checks = {"v_template": (V, 3), "shapedirs": (V, 3, None), "posedirs": (V, 3, 207),
               "J_regressor": (24, V), "weights": (V, 24), "kintree_table": (2, 24),
               "f": (None, 3)}
-    for k, want in checks.items():
-        got = out[k].shape
-        if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
-            raise ValueError(f"{who}: {path!r}: {k!r} has shape {got}, expected "
-                             f"{tuple('*' if w is None else w for w in want)} (SMPL layout)")
+    _check_shapes(out, checks, who, path, "SMPL")
     return out
 
 
@@ -247,15 +291,9 @@ def write_synthetic_smpl(path, *, num_betas: int = 10, ring: int = 6, seed: int 
     radius[[16, 17, 18, 19, 20, 21, 22, 23]] = 0.04
     radius[15] = 0.09
     verts, weights, jreg_rows = [], [], []
-    ang = np.linspace(0, 2 * np.pi, ring, endpoint=False)
 
     def ring_points(center, axis, r):
-        axis = axis / (np.linalg.norm(axis) + 1e-12)
-        a = np.array([0.0, 0.0, 1.0]) if abs(axis[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-        u = np.cross(axis, a)
-        u /= np.linalg.norm(u)
-        v = np.cross(axis, u)
-        return center + r * (np.cos(ang)[:, None] * u + np.sin(ang)[:, None] * v)
+        return _ring_points(center, axis, r, ring)
 
     def add(points, w):
         start = len(verts)
@@ -290,11 +328,7 @@ def write_synthetic_smpl(path, *, num_betas: int = 10, ring: int = 6, seed: int 
     J_regressor = np.zeros((24, V))
     for j, rows in enumerate(jreg_rows):
         J_regressor[j, rows] = 1.0 / len(rows)
-    shapedirs = np.zeros((V, 3, num_betas))
-    fields = [np.eye(3) * 0.06, np.diag([0.0, 0.05, 0.0]), np.diag([0.05, 0.0, 0.03])]
-    for k in range(num_betas):
-        A = fields[k] if k < len(fields) else rng.normal(0, 0.01, (3, 3))
-        shapedirs[:, :, k] = v_template @ A.T
+    shapedirs = _shape_fields(v_template, num_betas, num_betas, rng)
     if num_betas > 3:                                       # limb length: |x| stretches arms
         shapedirs[:, 0, 3] = 0.05 * np.sign(v_template[:, 0]) * np.maximum(
             np.abs(v_template[:, 0]) - 0.15, 0.0)

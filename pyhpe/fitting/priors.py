@@ -36,6 +36,8 @@ from torch import nn
 
 from pyhpe.data.safe_npz import _NumpyOnlyUnpickler
 
+from .body_model import _unpickle
+
 
 def gmof(residual: torch.Tensor, sigma: float) -> torch.Tensor:
     """Geman-McClure: ``sigma^2 r^2 / (sigma^2 + r^2)`` elementwise (bounded by ``sigma^2``)."""
@@ -82,12 +84,7 @@ def read_gmm(path) -> Dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     else:
-        with open(path, "rb") as f:
-            try:
-                data = _GMMUnpickler(f, encoding="latin1").load()
-            except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError,
-                    TypeError, IndexError, KeyError) as e:
-                raise ValueError(f"{who}: cannot read {path!r}: {e}") from e
+        data = _unpickle(path, who, _GMMUnpickler)
     if not isinstance(data, dict) or not all(k in data for k in ("means", "covars", "weights")):
         raise ValueError(f"{who}: {path!r} is not a dict with 'means', 'covars', 'weights'")
     out = {k: np.asarray(data[k], np.float64) for k in ("means", "covars", "weights")}

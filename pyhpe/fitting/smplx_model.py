@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .body_model import _ModelUnpickler
+from .body_model import (_READ_ERRORS, _check_shapes, _model_path, _ModelUnpickler,
+                         _ring_points, _shape_fields)
 
 # ------------------------------------------------------------------ keypoint layouts
 #: OpenPose BODY_25 -> SMPL-X joints (SMPLify-X's ``smpl_to_openpose``; MidHip = pelvis,
@@ -115,26 +116,25 @@ def _read_arrays(path) -> Dict[str, np.ndarray]:
     return data
 
 
+def _check_pca(who: str, arrays, use_pca: bool, num_pca_comps: int) -> None:
+    ncomp = arrays["hands_componentsl"].shape[0]
+    if use_pca and not 0 < num_pca_comps <= ncomp:
+        raise ValueError(f"{who}: num_pca_comps {num_pca_comps} outside [1, {ncomp}]")
+
+
+def _zeros_like_batch(x: torch.Tensor):
+    """``n -> zeros (B, n)`` in ``x``'s dtype and device, ``B = x.shape[0]``."""
+    return lambda n: x.new_zeros(x.shape[0], n)
+
+
 def read_smplx_file(path) -> Dict[str, np.ndarray]:
     """The arrays of an SMPL-X model file (``.npz`` / ``.pkl``), checked for the official
     layout (see the module docstring). Never touches the network."""
     who = "pyhpe.fitting.read_smplx_file"
-    if path is None or str(path) == "":
-        raise ValueError(f"{who}: model_path is required: pass the path of your SMPL-X model "
-                         f"file (licensed: https://smpl-x.is.tue.mpg.de; pyhpe never "
-                         f"downloads it)")
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"{who}: model_path {path!r} is a folder; pass the model file itself "
-                         f"(e.g. SMPLX_NEUTRAL.npz)")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{who}: model_path {path!r} does not exist (the SMPL-X model "
-                                f"files are licensed and never downloaded: download them from "
-                                f"https://smpl-x.is.tue.mpg.de and pass their path)")
+    path = _model_path(who, path, "SMPL-X", "https://smpl-x.is.tue.mpg.de", "SMPLX_NEUTRAL.npz")
     try:
         data = _read_arrays(path)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError,
-            TypeError, IndexError, KeyError) as e:
+    except _READ_ERRORS as e:
         raise ValueError(f"{who}: cannot read {path!r}: {e}") from e
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
@@ -148,11 +148,7 @@ def read_smplx_file(path) -> Dict[str, np.ndarray]:
               "f": (None, 3), "hands_componentsl": (None, 45), "hands_componentsr": (None, 45),
               "hands_meanl": (45,), "hands_meanr": (45,), "lmk_faces_idx": (None,),
               "lmk_bary_coords": (None, 3)}
-    for k, want in checks.items():
-        got = out[k].shape
-        if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
-            raise ValueError(f"{who}: {path!r}: {k!r} has shape {got}, expected "
-                             f"{tuple('*' if w is None else w for w in want)} (SMPL-X layout)")
+    _check_shapes(out, checks, who, path, "SMPL-X")
     if out["shapedirs"].shape[-1] < 20:
         raise ValueError(f"{who}: {path!r}: shapedirs has {out['shapedirs'].shape[-1]} "
                          f"components; SMPL-X's hold the betas then the expressions (>= 20)")
@@ -240,9 +236,7 @@ class SMPLXModel(nn.Module):
         bad = [k for k in VERTEX_POINTS if not 0 <= int(vertex_ids[k]) < V]
         if bad:
             raise ValueError(f"{who}: vertex_ids {bad} are outside the model's {V} vertices")
-        ncomp = arrays["hands_componentsl"].shape[0]
-        if use_pca and not 0 < num_pca_comps <= ncomp:
-            raise ValueError(f"{who}: num_pca_comps {num_pca_comps} outside [1, {ncomp}]")
+        _check_pca(who, arrays, use_pca, num_pca_comps)
         path = os.fspath(model_path)
         ext = "npz" if zipfile.is_zipfile(path) else "pkl"
         with contextlib.redirect_stdout(io.StringIO()), _restricted_readers():
@@ -260,14 +254,21 @@ class SMPLXModel(nn.Module):
         sel = self.smpl.vertex_joint_selector
         sel.extra_joints_idxs = torch.tensor([int(vertex_ids[k]) for k in VERTEX_POINTS],
                                              dtype=torch.long)
+        self._set_attributes(arrays, vertex_ids, use_pca, num_pca_comps,
+                             int(self.smpl.num_expression_coeffs), use_face_contour,
+                             127 + 17 * bool(use_face_contour))
+
+    def _set_attributes(self, arrays, vertex_ids, use_pca: bool, num_pca_comps: int,
+                        num_expression: int, use_face_contour: bool, num_joints: int) -> None:
+        """What SMPL-X and SMPL-H models record once ``self.smpl`` is built."""
         self.vertex_ids = {k: int(vertex_ids[k]) for k in VERTEX_POINTS}
         self.num_betas = int(self.smpl.num_betas)
-        self.num_expression = int(self.smpl.num_expression_coeffs)
+        self.num_expression = num_expression
         self.use_pca = bool(use_pca)
         self.hand_dim = int(num_pca_comps) if use_pca else 45
         self.use_face_contour = bool(use_face_contour)
-        self.num_vertices = V
-        self.num_joints = 127 + 17 * self.use_face_contour
+        self.num_vertices = arrays["v_template"].shape[0]
+        self.num_joints = num_joints
         self.parents = tuple(int(p) for p in self.smpl.parents)
         self.register_buffer("faces", torch.as_tensor(arrays["f"].astype(np.int64)),
                              persistent=False)
@@ -297,17 +298,23 @@ class SMPLXModel(nn.Module):
 
     def forward(self, global_orient, body_pose, betas, transl, left_hand_pose=None,
                 right_hand_pose=None, jaw_pose=None, expression=None):
-        B = global_orient.shape[0]
-        z = lambda n: global_orient.new_zeros(B, n)  # noqa: E731
+        z = _zeros_like_batch(global_orient)
+        return self._smpl_forward(
+            global_orient, body_pose, betas, transl, left_hand_pose, right_hand_pose,
+            jaw_pose=z(3) if jaw_pose is None else jaw_pose,
+            expression=z(self.num_expression) if expression is None else expression,
+            leye_pose=z(3), reye_pose=z(3))
+
+    def _smpl_forward(self, global_orient, body_pose, betas, transl, left_hand_pose,
+                      right_hand_pose, **extra):
+        """``self.smpl``'s (vertices, joints); hand poses default to zeros."""
+        z = _zeros_like_batch(global_orient)
         out = self.smpl(global_orient=global_orient, body_pose=body_pose, betas=betas,
                         transl=transl,
                         left_hand_pose=z(self.hand_dim) if left_hand_pose is None
                         else left_hand_pose,
                         right_hand_pose=z(self.hand_dim) if right_hand_pose is None
-                        else right_hand_pose,
-                        jaw_pose=z(3) if jaw_pose is None else jaw_pose,
-                        expression=z(self.num_expression) if expression is None else expression,
-                        leye_pose=z(3), reye_pose=z(3), return_verts=True)
+                        else right_hand_pose, **extra, return_verts=True)
         return out.vertices, out.joints
 
 
@@ -383,8 +390,7 @@ def read_smplh_file(path) -> Dict[str, np.ndarray]:
                                 f"files are licensed and never downloaded: pass their path)")
     try:
         data = _read_arrays(path)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError,
-            TypeError, IndexError, KeyError) as e:
+    except _READ_ERRORS as e:
         raise ValueError(f"{who}: cannot read {path!r}: {e}") from e
     missing = [k for k in _SMPLH_REQUIRED if k not in data]
     if missing:
@@ -396,11 +402,7 @@ def read_smplh_file(path) -> Dict[str, np.ndarray]:
               "J_regressor": (52, V), "weights": (V, 52), "kintree_table": (2, 52),
               "f": (None, 3), "hands_componentsl": (None, 45), "hands_componentsr": (None, 45),
               "hands_meanl": (45,), "hands_meanr": (45,)}
-    for k, want in checks.items():
-        got = out[k].shape
-        if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
-            raise ValueError(f"{who}: {path!r}: {k!r} has shape {got}, expected "
-                             f"{tuple('*' if w is None else w for w in want)} (SMPL-H layout)")
+    _check_shapes(out, checks, who, path, "SMPL-H")
     return out
 
 
@@ -435,9 +437,7 @@ class SMPLHModel(SMPLXModel):
         if bad:
             raise ValueError(f"{who}: vertex_ids {bad} are missing or outside the model's {V} "
                              f"vertices")
-        ncomp = arrays["hands_componentsl"].shape[0]
-        if use_pca and not 0 < num_pca_comps <= ncomp:
-            raise ValueError(f"{who}: num_pca_comps {num_pca_comps} outside [1, {ncomp}]")
+        _check_pca(who, arrays, use_pca, num_pca_comps)
         ids = {k: int(vertex_ids[k]) for k in VERTEX_POINTS}
         with contextlib.redirect_stdout(io.StringIO()):
             self.smpl = smplx.SMPLH("", data_struct=Struct(**arrays), num_betas=num_betas,
@@ -447,17 +447,7 @@ class SMPLHModel(SMPLXModel):
                                     create_betas=False, create_transl=False,
                                     create_left_hand_pose=False, create_right_hand_pose=False,
                                     dtype=dtype)
-        self.vertex_ids = ids
-        self.num_betas = int(self.smpl.num_betas)
-        self.num_expression = 0
-        self.use_pca = bool(use_pca)
-        self.hand_dim = int(num_pca_comps) if use_pca else 45
-        self.use_face_contour = False
-        self.num_vertices = V
-        self.num_joints = 73
-        self.parents = tuple(int(p) for p in self.smpl.parents)
-        self.register_buffer("faces", torch.as_tensor(arrays["f"].astype(np.int64)),
-                             persistent=False)
+        self._set_attributes(arrays, ids, use_pca, num_pca_comps, 0, False, 73)
 
     @property
     def extra_params(self) -> Dict[str, int]:
@@ -465,15 +455,8 @@ class SMPLHModel(SMPLXModel):
 
     def forward(self, global_orient, body_pose, betas, transl, left_hand_pose=None,
                 right_hand_pose=None):
-        B = global_orient.shape[0]
-        z = lambda n: global_orient.new_zeros(B, n)  # noqa: E731
-        out = self.smpl(global_orient=global_orient, body_pose=body_pose, betas=betas,
-                        transl=transl,
-                        left_hand_pose=z(self.hand_dim) if left_hand_pose is None
-                        else left_hand_pose,
-                        right_hand_pose=z(self.hand_dim) if right_hand_pose is None
-                        else right_hand_pose, return_verts=True)
-        return out.vertices, out.joints
+        return self._smpl_forward(global_orient, body_pose, betas, transl, left_hand_pose,
+                                  right_hand_pose)
 
 
 # ------------------------------------------------------------------ a small synthetic model
@@ -531,15 +514,6 @@ def write_synthetic_smplx(path, *, num_betas: int = 10, num_expression: int = 10
     radius[25:] = 0.008
     verts, weights, jreg_rows = [], [], []
 
-    def ring_points(center, axis, r, n):
-        ang = np.linspace(0, 2 * np.pi, n, endpoint=False)
-        axis = axis / (np.linalg.norm(axis) + 1e-12)
-        a = np.array([0.0, 0.0, 1.0]) if abs(axis[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-        u = np.cross(axis, a)
-        u /= np.linalg.norm(u)
-        v = np.cross(axis, u)
-        return center + r * (np.cos(ang)[:, None] * u + np.sin(ang)[:, None] * v)
-
     def add(points, w):
         start = len(verts)
         verts.extend(points)
@@ -558,14 +532,14 @@ def write_synthetic_smplx(path, *, num_betas: int = 10, num_expression: int = 10
         axis = J[j] - J[p] if p >= 0 else np.array([0.0, 1.0, 0.0])
         n = ring if j < 25 else 4
         w = onehot(j, p, 0.5) if p >= 0 and children[j] else onehot(j)
-        jreg_rows.append(add(ring_points(J[j], axis, radius[j], n), w))
+        jreg_rows.append(add(_ring_points(J[j], axis, radius[j], n), w))
     for j in range(55):
         for c in children[j]:
             if c in (22, 23, 24):
                 continue
             n = ring if c < 25 else 4
             for t in ((0.33, 0.67) if c < 25 else (0.5,)):
-                add(ring_points(J[j] + t * (J[c] - J[j]), J[c] - J[j],
+                add(_ring_points(J[j] + t * (J[c] - J[j]), J[c] - J[j],
                                 0.5 * (radius[j] + radius[c]), n), onehot(j))
     points = {"nose": ([0.0, 0.66, 0.13], onehot(15)), "reye": ([-0.035, 0.70, 0.11], onehot(15)),
               "leye": ([0.035, 0.70, 0.11], onehot(15)), "rear": ([-0.08, 0.67, 0.03], onehot(15)),
@@ -616,11 +590,7 @@ def write_synthetic_smplx(path, *, num_betas: int = 10, num_expression: int = 10
     J_regressor = np.zeros((55, V))
     for j, rows in enumerate(jreg_rows):
         J_regressor[j, rows] = 1.0 / len(rows)
-    shapedirs = np.zeros((V, 3, num_betas + num_expression))
-    fields = [np.eye(3) * 0.06, np.diag([0.0, 0.05, 0.0]), np.diag([0.05, 0.0, 0.03])]
-    for k in range(num_betas):
-        A = fields[k] if k < len(fields) else rng.normal(0, 0.01, (3, 3))
-        shapedirs[:, :, k] = v_template @ A.T
+    shapedirs = _shape_fields(v_template, num_betas, num_betas + num_expression, rng)
     face_v = grid.ravel()
     for k in range(num_expression):                         # smooth fields on the face
         c = rng.normal(0, 1, (3, 3))

@@ -107,6 +107,51 @@ def int_pair(op: str, value, name: str) -> Tuple[int, int]:
 _COCO_SIGMAS = torch.tensor(COCO_SIGMAS.tolist(), dtype=torch.float64)
 
 
+def size_option(op: str, size, name: str, axes: str) -> Tuple[int, ...]:
+    """A size such as ``(W, H)`` (``axes="WH"``) or ``(W, H, D)`` as ints: 48.0 is accepted,
+    48.9 (ValueError) and non-numbers (TypeError) are refused naming the argument, as are
+    negative sizes; the op range-checks the values."""
+    what = "(" + ", ".join(axes) + ")"
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__iter__"):
+        raise TypeError(f"{op}: '{name}' must be {what}, got {size!r}")
+    items = tuple(size)
+    if len(items) != len(axes):
+        raise ValueError(f"{op}: '{name}' must be {what}, got {size!r}")
+    out = tuple(int_option(op, v, name) for v in items)
+    if any(v < 0 for v in out):
+        raise ValueError(f"{op}: '{name}' must be non-negative {what}, got {items}")
+    return out
+
+
+def sigma_arg(op: str, sigma, device, scalar_ndim: int) -> Tuple[torch.Tensor, bool]:
+    """A Gaussian ``sigma`` option and whether it was a number: a positive finite number as a
+    float64 tensor of ``scalar_ndim`` size-1 dims, anything else as a tensor on ``device``
+    holding real numbers (the op then checks its shape, and its values with
+    :func:`check_sigma_values`)."""
+    if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool):
+        if not (0 < float(sigma) < float("inf")):
+            raise ValueError(f"{op}: 'sigma' must be positive and finite, got {sigma}")
+        return torch.full((1,) * scalar_ndim, float(sigma), dtype=torch.float64,
+                          device=device), True
+    if isinstance(sigma, (bool, str, bytes)) or sigma is None:
+        raise TypeError(f"{op}: 'sigma' must be a float or a tensor of sigmas, got {sigma!r}")
+    try:
+        s = torch.as_tensor(sigma, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{op}: 'sigma' must be a float or a tensor of sigmas, "
+                        f"got {sigma!r}") from None
+    if s.dtype == torch.bool or s.is_complex():
+        raise TypeError(f"{op}: 'sigma' must hold real numbers, got dtype {s.dtype}")
+    return s, False
+
+
+def check_sigma_values(op: str, s: torch.Tensor) -> None:
+    """Every sigma positive and finite (skipped while torch.compile traces)."""
+    if (s.numel() and not torch.compiler.is_compiling()
+            and not bool(((s > 0) & torch.isfinite(s)).all())):
+        raise ValueError(f"{op}: 'sigma' must be positive and finite")
+
+
 def sigmas_tensor(op: str, sigmas, K: int, dtype: torch.dtype, device) -> torch.Tensor:
     """Per-keypoint OKS sigmas as a tensor; None means COCO-17 (:data:`pyhpe.keypoints.
     COCO_SIGMAS`), refused naming the argument for any other K."""

@@ -35,7 +35,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-from ._common import as_float_tensor, float_option, float_pair, int_option
+from ._common import (as_float_tensor, check_sigma_values, float_option, float_pair,
+                      sigma_arg, size_option)
 from ._types import HeatmapTargets, PAFTargets, SimCCTargets
 
 Size = Union[Sequence[int], torch.Size]
@@ -100,22 +101,8 @@ def _paf_targets_out_fake(keypoints, visibility, limbs, limb_width, paf_mode, *,
 # argument helpers
 # ---------------------------------------------------------------------------------------
 
-def _compiling() -> bool:
-    return torch.compiler.is_compiling()
-
-
 def _wh(op: str, size, name: str) -> Tuple[int, int]:
-    """(W, H) as ints: 48.0 is accepted, 48.9 (ValueError) and non-numbers (TypeError) are
-    refused naming the argument; the op range-checks the values."""
-    if isinstance(size, (str, bytes)) or not hasattr(size, "__iter__"):
-        raise TypeError(f"{op}: '{name}' must be (W, H), got {size!r}")
-    items = tuple(size)
-    if len(items) != 2:
-        raise ValueError(f"{op}: '{name}' must be (W, H), got {size!r}")
-    w, h = (int_option(op, v, name) for v in items)
-    if w < 0 or h < 0:
-        raise ValueError(f"{op}: '{name}' must be non-negative (W, H), got {tuple(items)}")
-    return w, h
+    return size_option(op, size, name, "WH")
 
 
 def _tensor_arg(op: str, value, name: str, convert):
@@ -144,19 +131,9 @@ def _keypoints_and_visibility(keypoints, visibility, op: str):
 
 def _sigma_tensor(op: str, sigma, kp: torch.Tensor, batched: bool) -> torch.Tensor:
     """sigma as a float64 tensor broadcastable to (B, N, K)."""
-    if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool):
-        if not (float(sigma) > 0 and float(sigma) < float("inf")):
-            raise ValueError(f"{op}: 'sigma' must be positive and finite, got {sigma}")
-        return torch.full((1, 1, 1), float(sigma), dtype=torch.float64, device=kp.device)
-    if isinstance(sigma, (bool, str, bytes)) or sigma is None:
-        raise TypeError(f"{op}: 'sigma' must be a float or a tensor of sigmas, got {sigma!r}")
-    try:
-        s = torch.as_tensor(sigma, device=kp.device)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{op}: 'sigma' must be a float or a tensor of sigmas, "
-                        f"got {sigma!r}") from None
-    if s.dtype == torch.bool or s.is_complex():
-        raise TypeError(f"{op}: 'sigma' must hold real numbers, got dtype {s.dtype}")
+    s, scalar = sigma_arg(op, sigma, kp.device, 3)
+    if scalar:
+        return s
     if not s.is_floating_point():
         s = s.to(torch.float64)
     if not batched:
@@ -174,8 +151,7 @@ def _sigma_tensor(op: str, sigma, kp: torch.Tensor, batched: bool) -> torch.Tens
     elif s.dim() != 3:
         raise ValueError(f"{op}: 'sigma' must be a float, (K,), (B, N) or (B, N, K), "
                          f"got shape {tuple(s.shape)}")
-    if s.numel() and not _compiling() and not bool(((s > 0) & torch.isfinite(s)).all()):
-        raise ValueError(f"{op}: 'sigma' must be positive and finite")
+    check_sigma_values(op, s)
     return s
 
 

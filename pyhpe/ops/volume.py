@@ -13,12 +13,11 @@ device (CPU, or CUDA when pyhpe was built with it); the CPU and CUDA kernels sha
 """
 from __future__ import annotations
 
-import numbers
 from typing import Sequence
 
 import torch
 
-from ._common import as_float_tensor, float_option, int_option
+from ._common import as_float_tensor, check_sigma_values, float_option, sigma_arg, size_option
 from ._types import VolumeTargets
 
 Tensor = torch.Tensor
@@ -108,32 +107,14 @@ def debiased_soft_argmax_3d(volumes: Tensor, *, beta: float = 1.0, form: str = "
 
 
 def _whd(op: str, size, name: str):
-    if isinstance(size, (str, bytes)) or not hasattr(size, "__iter__"):
-        raise TypeError(f"{op}: '{name}' must be (W, H, D), got {size!r}")
-    items = tuple(size)
-    if len(items) != 3:
-        raise ValueError(f"{op}: '{name}' must be (W, H, D), got {size!r}")
-    w, h, d = (int_option(op, v, name) for v in items)
-    if w < 0 or h < 0 or d < 0:
-        raise ValueError(f"{op}: '{name}' must be non-negative (W, H, D), got {items}")
-    return w, h, d
+    return size_option(op, size, name, "WHD")
 
 
 def _sigma_tensor(op: str, sigma, kp: Tensor) -> Tensor:
     """sigma as a float64 (B|1, K|1) tensor."""
-    if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool):
-        if not (0 < float(sigma) < float("inf")):
-            raise ValueError(f"{op}: 'sigma' must be positive and finite, got {sigma}")
-        return torch.full((1, 1), float(sigma), dtype=torch.float64, device=kp.device)
-    if isinstance(sigma, (bool, str, bytes)) or sigma is None:
-        raise TypeError(f"{op}: 'sigma' must be a float or a tensor of sigmas, got {sigma!r}")
-    try:
-        s = torch.as_tensor(sigma, device=kp.device)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{op}: 'sigma' must be a float or a tensor of sigmas, "
-                        f"got {sigma!r}") from None
-    if s.dtype == torch.bool or s.is_complex():
-        raise TypeError(f"{op}: 'sigma' must hold real numbers, got dtype {s.dtype}")
+    s, scalar = sigma_arg(op, sigma, kp.device, 2)
+    if scalar:
+        return s
     s = s.to(torch.float64)
     if s.dim() == 0:
         s = s.reshape(1, 1)
@@ -142,9 +123,7 @@ def _sigma_tensor(op: str, sigma, kp: Tensor) -> Tensor:
     elif s.dim() != 2:
         raise ValueError(f"{op}: 'sigma' must be a float, (K,) or (B, K), "
                          f"got shape {tuple(s.shape)}")
-    if (s.numel() and not torch.compiler.is_compiling()
-            and not bool(((s > 0) & torch.isfinite(s)).all())):
-        raise ValueError(f"{op}: 'sigma' must be positive and finite")
+    check_sigma_values(op, s)
     return s
 
 

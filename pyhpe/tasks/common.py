@@ -48,6 +48,21 @@ class CocoImages(Config):
 IMAGE_DATA = {"synthetic": SyntheticImages, "coco": CocoImages}
 
 
+def check_downsample(downsample: int) -> None:
+    """``data.downsample`` (every n-th frame) must be >= 1."""
+    if downsample < 1:
+        raise ConfigError(f"data.downsample: must be >= 1, got {downsample}")
+
+
+def check_subject_split(train_subjects, test_subjects, path: str, test_path: str = "") -> None:
+    """Training and test subjects read from one file (``test_path`` empty or equal to
+    ``path``) must not overlap."""
+    shared = sorted(set(train_subjects) & set(test_subjects))
+    if shared and (test_path or path) == path:
+        raise ConfigError(f"data: subjects {shared} are in both the training and the test "
+                          f"split of {path!r}")
+
+
 def image_sources(data, keypoints: str):
     """(train COCO dict, train image loader, val COCO dict or None, val loader or None,
     keypoint set) of a data section."""

@@ -38,7 +38,7 @@ import torch
 from ..engine.config import Config, ConfigError
 from ..engine.trainer import TrainConfig, eval_mode
 from .base import CodecConfig, ModelConfig, Task
-from .common import ImageTaskConfig
+from .common import ImageTaskConfig, check_downsample, check_subject_split
 
 
 @dataclass
@@ -59,12 +59,8 @@ class H36MImages(Config):
     def __post_init__(self):
         if not self.path or not self.cameras or not self.images:
             raise ConfigError("data: type 'h36m' needs 'path', 'cameras' and 'images'")
-        if self.downsample < 1:
-            raise ConfigError(f"data.downsample: must be >= 1, got {self.downsample}")
-        shared = sorted(set(self.train_subjects) & set(self.test_subjects))
-        if shared and (self.test_path or self.path) == self.path:
-            raise ConfigError(f"data: subjects {shared} are in both the training and the test "
-                              f"split of {self.path!r}")
+        check_downsample(self.downsample)
+        check_subject_split(self.train_subjects, self.test_subjects, self.path, self.test_path)
 
 
 @dataclass
@@ -86,8 +82,7 @@ class MPIInf3DHPImages(Config):
         missing = [k for k in need if not getattr(self, k)]
         if missing:
             raise ConfigError(f"data: type 'mpi_inf_3dhp' needs {missing}")
-        if self.downsample < 1:
-            raise ConfigError(f"data.downsample: must be >= 1, got {self.downsample}")
+        check_downsample(self.downsample)
 
 
 IMAGE3D_DATA = {"h36m": H36MImages, "mpi_inf_3dhp": MPIInf3DHPImages}

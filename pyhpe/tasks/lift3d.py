@@ -26,7 +26,7 @@ import torch
 from ..engine.config import Config, ConfigError
 from ..engine.trainer import TrainConfig, eval_mode
 from .base import CodecConfig, ModelConfig, SyntheticData, Task, TaskConfig
-from .common import build_checked
+from .common import build_checked, check_downsample, check_subject_split
 
 
 @dataclass
@@ -89,12 +89,9 @@ class H36MNpzLifting(Config):
         if not self.train_path:
             raise ConfigError("data: type 'h36m_npz' needs 'train_path'")
         _check_input_2d(self.input_2d, bool(self.cameras), "cameras")
-        if self.downsample < 1:
-            raise ConfigError(f"data.downsample: must be >= 1, got {self.downsample}")
-        shared = sorted(set(self.train_subjects) & set(self.test_subjects))
-        if shared and (self.test_path or self.train_path) == self.train_path:
-            raise ConfigError(f"data: subjects {shared} are in both the training and the test "
-                              f"split of {self.train_path!r}")
+        check_downsample(self.downsample)
+        check_subject_split(self.train_subjects, self.test_subjects, self.train_path,
+                            self.test_path)
 
 
 @dataclass
@@ -118,8 +115,7 @@ class MPIInf3DHPLifting(Config):
         if bool(self.train_cameras) != bool(self.test_cameras):
             raise ConfigError("data: give both 'train_cameras' and 'test_cameras' or neither")
         _check_input_2d(self.input_2d, bool(self.train_cameras), "train_cameras")
-        if self.downsample < 1:
-            raise ConfigError(f"data.downsample: must be >= 1, got {self.downsample}")
+        check_downsample(self.downsample)
 
 
 @dataclass

@@ -251,3 +251,42 @@ def test_scai_learns_and_corrects_perturbed_terminal_heatmaps(seed):
     part, _ = m.refine(hm, scores, score_thr=0.3, steps=5, lr=0.05)
     assert torch.equal(part[24:], hm[24:]) and not torch.equal(part[:24], hm[:24])
     assert all(p.requires_grad for p in m.parameters())
+
+
+def test_scai_conv_networks_are_heatmap_to_heatmap_and_train():
+    """``network="conv"``: fully convolutional Phi / Gamma (stacked heatmaps + CoordConv
+    channels in, one map's logits out, any map size, invariant to the input maps' peak
+    height); every parameter gets a gradient from the three losses, the losses fall, and the
+    inference search runs through them (the window and the bases respected)."""
+    from pyhpe.models.scai import SCAI, _ConvMapNet
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    m = SCAI(hidden=8, sigma=SCAI_SIGMA, network="conv")
+    assert all(isinstance(n, _ConvMapNet) for n in (*m.forward_nets, *m.backward_nets))
+    assert not any(isinstance(x, torch.nn.Linear) for x in m.modules())
+    hm = _render(_structured_poses(4, g))
+    logits = m.predict_terminal(0, hm)
+    assert logits.shape == (4, SCAI_H, SCAI_W)
+    assert torch.allclose(m.predict_terminal(0, 0.3 * hm), logits, atol=1e-4)   # peak-invariant
+    assert m.forward_nets[0](torch.rand(2, 3, 32, 20)).shape == (2, 32, 20)      # any size
+    with pytest.raises(ValueError, match="network"):
+        SCAI(network="mlp")
+    train = _structured_poses(512, g)
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    hist = []
+    for i in range(40):
+        idx = torch.randint(0, len(train), (16,), generator=g)
+        losses = m.loss(_render(train[idx]))
+        total = sum(losses.values())
+        opt.zero_grad()
+        total.backward()
+        if i == 0:
+            assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+        opt.step()
+        hist.append(total.item())
+    assert np.isfinite(hist).all() and np.mean(hist[-5:]) < 0.8 * np.mean(hist[:5]), hist[::5]
+    term = [t for _, t in m.groups]
+    out, xy = m.refine(hm, steps=3, lr=0.05, radius=4)
+    others = [k for k in range(17) if k not in term]
+    assert torch.equal(out[:, others], hm[:, others]) and xy.shape == (4, 6, 2)
+    assert torch.isfinite(xy).all() and not torch.equal(out[:, term], hm[:, term])

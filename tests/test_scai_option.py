@@ -51,10 +51,14 @@ def test_option_builds_and_validates(tmp_path):
            ({"groups": [[[5, 7], 17]]}, "17 keypoints"), ({"groups": [[[5], 9]]}, "two bases"),
            ({"groups": [[[5, 9], 9]]}, "distinct"), ({"weight": -1.0}, "weight"),
            ({"steps": 2.5}, "steps"), ({"lr": float("nan")}, "lr"), ({"infer": "yes"}, "infer"),
-           ({"confidence": "low"}, "confidence")]
+           ({"confidence": "low"}, "confidence"), ({"network": "mlp"}, "network")]
     for override, match in bad:
         with pytest.raises(ConfigError, match="model.scai: .*" + match):
             build_task(topdown_config(tmp_path, model=_model_cfg(**override))).build_model()
+    assert m.scai.net.network == "coord"                     # the default networks
+    conv = build_task(topdown_config(tmp_path, model=_model_cfg(network="conv"))).build_model()
+    assert conv.scai.net.network == "conv"
+    assert not any(isinstance(x, nn.Linear) for x in conv.scai.modules())
     off = {"name": "simple_baseline", "config": "tiny", "scai": None}      # null: no SCAI
     assert build_task(topdown_config(tmp_path, model=off)).build_model().scai is None
     no_groups = {"name": "simple_baseline", "config": "tiny", "scai": {"steps": 3}}
@@ -219,8 +223,8 @@ def test_scai_option_learns_through_the_engine(tmp_path):
     best = os.path.join(str(tmp_path), "best.pth")
     fresh = trainer.task.build_model()
     load_weights(fresh, best)
-    assert torch.equal(fresh.scai.net.forward_nets[0].mlp[0].weight,
-                       model.scai.net.forward_nets[0].mlp[0].weight)
+    mine = model.scai.state_dict()
+    assert all(torch.equal(v, mine[k]) for k, v in fresh.scai.state_dict().items())
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(cfg))
     out = io.StringIO()

@@ -30,21 +30,23 @@ search). The corrected terminal is read out by the soft-argmax of its heatmap in
 
 The networks (``network``), two kinds, both heatmap in / heatmap out:
 
-* ``"conv"`` (:class:`_ConvMapNet`): fully convolutional on the stacked input heatmaps, the
-  paper's kind of network. The paper gives no layer table; this module's reading is a small
-  encoder (3x3 convolutions, two of stride 2, CoordConv x / y channels added to the input)
-  pooled to a global code, and a 1x1-convolution decoder on the code and the pixel's
-  coordinates (with their second-order terms) producing the output logits.
-* ``"coord"`` (:class:`_MapNet`, the default): each input heatmap read by a local
-  soft-argmax (a differentiable, integral read-out), the locations relative to the group's
-  first base through an MLP, the Gaussian logits ``-|p - mu|^2 / (2 sigma^2)`` of the
-  predicted location rendered on the heatmap grid.
+* ``"conv"`` (:class:`_ConvMapNet`, the default): fully convolutional on the stacked input
+  heatmaps, the paper's kind of network. The paper gives no layer table; this module's
+  reading is a small encoder (a 3x3 and a 1x1 convolution on the maps and their CoordConv
+  channels, map times x and map times y) average-pooled to a global code, and a
+  1x1-convolution decoder giving the coefficients of a quadratic over the output pixel's
+  coordinate channels: the output logit map. The coordinate channels are what lets so small
+  a network learn the group's geometry from a few hundred poses in 100 Adam steps
+  (structured synthetic poses, seeds 0-2: summed loss 52 -> ~2, correction of
+  1.5-px-perturbed terminals 1.94 -> 0.67 px); an encoder-decoder of strided 3x3
+  convolutions without them, tried first, fell only 52 -> 28 in that budget.
+* ``"coord"`` (:class:`_MapNet`): each input heatmap read by a local soft-argmax (a
+  differentiable, integral read-out), the locations relative to the group's first base
+  through an MLP, the Gaussian logits ``-|p - mu|^2 / (2 sigma^2)`` of the predicted
+  location rendered on the heatmap grid (seed 0: loss 345 -> 1.0, correction
+  1.94 -> 0.56 px).
 
-``"coord"`` is the default because it learns the structure from a few hundred poses in
-100 Adam steps (structured synthetic poses, seed 0: summed loss 345 -> 1.0, correction of
-1.5-px-perturbed terminals 1.94 -> 0.56 px); the convolutional networks (hidden 16) only
-start to learn it in that budget (52 -> 28 in 100 steps, 52 -> 21 in 400, the correction
-then 1.87 -> 1.79 px): they are the option, not the default, until they learn in time. The
+The
 grouping of COCO-17 (four limbs and two head sides, three bases + one terminal each) is this
 module's reading of the paper's six groups. SCAI is not a registered model: it post-processes
 any model's ``(B, K, H, W)`` heatmaps, standalone or as the top-down task's ``model.scai``
@@ -149,37 +151,33 @@ def _coords(n: int, h: int, w: int, like: Tensor) -> Tuple[Tensor, Tensor]:
 class _ConvMapNet(nn.Module):
     """Heatmaps ``(N, n, H, W)`` -> logits ``(N, H, W)`` of one keypoint, fully convolutional:
 
-    * the input maps, each divided by its peak (the networks read where a keypoint is, not
-      how confident the model was), stacked with two CoordConv channels (x, y in [-1, 1]);
-    * an encoder of three 3x3 convolutions (the last two of stride 2) and a spatial max-pool
-      to a global code (the structural relation of the group spans the whole map, farther
-      than any small receptive field);
-    * a decoder of 1x1 convolutions on the code broadcast to every pixel and the pixel's
-      CoordConv channels (x, y and their second-order terms x^2, y^2, xy, which let a 1x1
-      decoder draw a Gaussian blob wherever the code says) -> the output logits, ``scale``
-      times the last convolution's output (sharp maps are reachable with small weights)."""
+    * each input map normalised to unit mass (the networks read where a keypoint is, not how
+      confident the model was) and stacked with its CoordConv channels, the map times the
+      pixel's x and y in [-1, 1] (``3 n`` channels);
+    * an encoder, a 3x3 and a 1x1 convolution, average-pooled over the map to a global code
+      (the structural relation of a group spans the whole map, farther than any small
+      receptive field; with the coordinate channels the pooled code sees the keypoints'
+      locations);
+    * a decoder of 1x1 convolutions on the code giving the six coefficients of a quadratic
+      over the output pixel's coordinate channels ``(1, x, y, x^2, y^2, xy)``: the output
+      logit map (a Gaussian blob, or any quadratic bump, wherever the code puts it)."""
 
-    def __init__(self, n_in: int, hidden: int, scale: float = 10.0):
+    def __init__(self, n_in: int, hidden: int):
         super().__init__()
         c = hidden
-        self.scale = float(scale)
-        self.encoder = nn.Sequential(
-            nn.Conv2d(n_in + 2, c, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.ReLU(inplace=True))
-        self.decoder = nn.Sequential(
-            nn.Conv2d(c + 5, c, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(c, c, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(c, 1, 1))
+        self.encoder = nn.Sequential(nn.Conv2d(3 * n_in, c, 3, padding=1), nn.ReLU(inplace=True),
+                                     nn.Conv2d(c, c, 1))
+        self.decoder = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(c, c, 1), nn.ReLU(inplace=True),
+                                     nn.Conv2d(c, 6, 1))
 
     def forward(self, maps: Tensor) -> Tensor:
         n, _, h, w = maps.shape
         m = maps.clamp_min(0)
-        m = m / m.flatten(2).amax(-1)[..., None, None].clamp_min(1e-6)
+        m = m / m.flatten(2).sum(-1)[..., None, None].clamp_min(1e-12) * (h * w)
         xs, ys = _coords(n, h, w, maps)
-        code = self.encoder(torch.cat([m, xs, ys], 1)).amax((-2, -1), keepdim=True)
-        out = self.decoder(torch.cat([code.expand(-1, -1, h, w), xs, ys, xs * xs, ys * ys, xs * ys], 1))
-        return self.scale * out[:, 0]
+        code = self.encoder(torch.cat([m, m * xs, m * ys], 1)).mean((-2, -1), keepdim=True)
+        basis = torch.cat([torch.ones_like(xs), xs, ys, xs * xs, ys * ys, xs * ys], 1)
+        return (self.decoder(code) * basis).sum(1)
 
 
 #: the forward / backward network kinds of :class:`SCAI`
@@ -190,11 +188,11 @@ class SCAI(nn.Module):
     """Forward (``Phi``) / backward (``Gamma``) heatmap networks per structural group
     (``groups``: ``[(bases, terminal)]``); ``sigma``: the Gaussian of the output maps (the
     codec's, in heatmap pixels); ``read_radius``: the half-width of the soft-argmax windows;
-    ``network``: ``"coord"`` (default, :class:`_MapNet`, soft-argmax read-out + MLP) or
-    ``"conv"`` (:class:`_ConvMapNet`, fully convolutional heatmap to heatmap)."""
+    ``network``: ``"conv"`` (default, :class:`_ConvMapNet`, fully convolutional heatmap to
+    heatmap) or ``"coord"`` (:class:`_MapNet`, soft-argmax read-out + MLP)."""
 
     def __init__(self, groups: Sequence = COCO17_GROUPS, hidden: int = 64, sigma: float = 2.0,
-                 read_radius: float = 3.0, network: str = "coord"):
+                 read_radius: float = 3.0, network: str = "conv"):
         super().__init__()
         if network not in NETWORKS:
             raise ValueError(f"'network' must be one of {list(NETWORKS)}, got {network!r}")
@@ -337,13 +335,13 @@ class SCAIOption(nn.Module):
     minimising the self-constraint loss against the model's own base heatmaps, plus
     ``prior`` times the forward prediction's loss) and replaced by the corrected map's local
     soft-argmax, mapped to the input by the codec's heatmap-to-input scale. ``network``:
-    the :class:`SCAI` networks' kind, ``"coord"`` (default) or ``"conv"``. Scores stay the
+    the :class:`SCAI` networks' kind, ``"conv"`` (default) or ``"coord"``. Scores stay the
     model's (the correction moves a keypoint; it does not make it more certain)."""
 
     def __init__(self, groups, num_keypoints: int, sigma: float, *, weight: float = 0.01,
                  steps: int = 30, lr: float = 0.05, confidence: float = 0.3, radius: float = 4.0,
                  prior: float = 0.0, hidden: int = 64, read_radius: float = 3.0,
-                 infer: bool = True, network: str = "coord"):
+                 infer: bool = True, network: str = "conv"):
         super().__init__()
         if isinstance(groups, str):
             if groups not in SCAI_GROUPS:

@@ -51,10 +51,14 @@ def test_option_builds_and_validates(tmp_path):
            ({"groups": [[[5, 7], 17]]}, "17 keypoints"), ({"groups": [[[5], 9]]}, "two bases"),
            ({"groups": [[[5, 9], 9]]}, "distinct"), ({"weight": -1.0}, "weight"),
            ({"steps": 2.5}, "steps"), ({"lr": float("nan")}, "lr"), ({"infer": "yes"}, "infer"),
-           ({"confidence": "low"}, "confidence")]
+           ({"confidence": "low"}, "confidence"), ({"network": "mlp"}, "network")]
     for override, match in bad:
         with pytest.raises(ConfigError, match="model.scai: .*" + match):
             build_task(topdown_config(tmp_path, model=_model_cfg(**override))).build_model()
+    assert m.scai.net.network == "conv"                      # the default networks
+    assert not any(isinstance(x, nn.Linear) for x in m.scai.modules())
+    coord = build_task(topdown_config(tmp_path, model=_model_cfg(network="coord"))).build_model()
+    assert coord.scai.net.network == "coord"
     off = {"name": "simple_baseline", "config": "tiny", "scai": None}      # null: no SCAI
     assert build_task(topdown_config(tmp_path, model=off)).build_model().scai is None
     no_groups = {"name": "simple_baseline", "config": "tiny", "scai": {"steps": 3}}
@@ -134,7 +138,7 @@ def test_correction_improves_perturbed_distal_predictions(tmp_path):
     test_okdhp_scai), then ``PoseModel.predict`` on predictions whose terminal maps are
     displaced (1.5 heatmap pixels) and weak (peak 0.3 < confidence): the corrected terminals
     are closer to the truth; the other keypoints, the scores and confident terminals do not
-    change. Measured (seed 0): terminal error 7.7 -> 1.9 input px (4 px per heatmap px)."""
+    change. Measured (seed 0, conv networks): terminal error 7.7 -> 2.6 input px (4 px per heatmap px)."""
     torch.manual_seed(0)
     cfg = topdown_config(tmp_path, model=_model_cfg(confidence=0.5, steps=30, hidden=32),
                          codec={"name": "msra", "heatmap_size": [SCAI_W, SCAI_H],
@@ -155,7 +159,7 @@ def test_correction_improves_perturbed_distal_predictions(tmp_path):
         total.backward()
         opt.step()
         hist.append(total.item())
-    assert np.mean(hist[-10:]) < 0.05 * np.mean(hist[:10])
+    assert np.mean(hist[-10:]) < 0.08 * np.mean(hist[:10]), hist[::10]
     stub = PoseModel(nn.Identity(), _MapsHead(model.codec)).eval()
     attach_scai(stub, dict(SCAI, confidence=0.5, steps=30, hidden=32), 17)
     stub.scai.load_state_dict(model.scai.state_dict())
@@ -190,8 +194,8 @@ def test_scai_option_learns_through_the_engine(tmp_path):
     """The tiny SimpleBaseline with ``model.scai``, 60 steps on 64 synthetic images: the pose
     loss and the SCAI losses fall, AP improves (with and without the correction), the
     checkpoint holds the SCAI networks and ``pyhpe eval --config --checkpoint`` reproduces
-    the final AP. Measured (seed 0): AP 0 -> 0.20 without / 0.20 with the correction (confidence
-    0.1), SCAI losses 1.1 -> ~0.1 each."""
+    the final AP. Measured (seed 0): AP 0 -> 0.17 without / 0.17 with the correction (confidence
+    0.1), SCAI losses (conv networks) 0.15 -> 0.08 (forward) at weight 0.01."""
     from pyhpe.cli import main
     cfg = topdown_config(tmp_path, model=_model_cfg(confidence=0.1), steps=60)
     trainer = Trainer(build_task(cfg), log=QUIET)
@@ -204,8 +208,11 @@ def test_scai_option_learns_through_the_engine(tmp_path):
         curve = [p[key] for p in log]
         return np.mean(curve[-2:]) < factor * np.mean(curve[:2]), curve
 
-    for key, factor in (("loss_heatmap", 0.85), ("loss_scai_forward", 0.3),
-                        ("loss_scai_backward", 0.3), ("loss_scai_self", 0.3)):
+    # the convolutional SCAI networks start from a flat map (KL ~3 per map) and the engine's
+    # lr here is small (0.002, cosine): they fall ~0.55x in 60 steps; the structure learning
+    # itself is tested in test_okdhp_scai and test_correction_improves_...
+    for key, factor in (("loss_heatmap", 0.85), ("loss_scai_forward", 0.7),
+                        ("loss_scai_backward", 0.7), ("loss_scai_self", 0.7)):
         ok, curve = falls(key, factor)
         assert ok, (key, curve)
     model = trainer.eval_model()
@@ -219,8 +226,8 @@ def test_scai_option_learns_through_the_engine(tmp_path):
     best = os.path.join(str(tmp_path), "best.pth")
     fresh = trainer.task.build_model()
     load_weights(fresh, best)
-    assert torch.equal(fresh.scai.net.forward_nets[0].mlp[0].weight,
-                       model.scai.net.forward_nets[0].mlp[0].weight)
+    mine = model.scai.state_dict()
+    assert all(torch.equal(v, mine[k]) for k, v in fresh.scai.state_dict().items())
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(cfg))
     out = io.StringIO()

@@ -394,6 +394,20 @@ class Trainer:
         return bool((cfg.max_steps and self.step >= cfg.max_steps) or
                     (cfg.stop_at_step and self.step >= cfg.stop_at_step))
 
+    def train_loader(self) -> torch.utils.data.DataLoader:
+        """The DataLoader of the current epoch from the current step on (what :meth:`fit`
+        iterates; also what the input-pipeline bench times)."""
+        cfg = self.cfg
+        self.task.set_epoch(self.epoch)
+        self.sampler.epoch = self.epoch
+        self.sampler.skip_batches = self.step_in_epoch
+        return torch.utils.data.DataLoader(
+            self.train_dataset, batch_size=cfg.batch_size, sampler=self.sampler,
+            drop_last=True, collate_fn=self.task.collate, num_workers=cfg.num_workers,
+            # its own generator: creating the iterator must not draw from the global RNG,
+            # or a resumed epoch would shift every later random draw (dropout, ...)
+            generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch))
+
     def fit(self) -> Dict:
         from tqdm import tqdm
         cfg = self.cfg
@@ -406,15 +420,7 @@ class Trainer:
         t_start, t_start_step, elapsed0 = time.time(), self.step, self.elapsed_s
         stop = interrupted = False
         while self.epoch < cfg.epochs and not stop:
-            self.task.set_epoch(self.epoch)
-            self.sampler.epoch = self.epoch
-            self.sampler.skip_batches = self.step_in_epoch
-            loader = torch.utils.data.DataLoader(
-                self.train_dataset, batch_size=cfg.batch_size, sampler=self.sampler,
-                drop_last=True, collate_fn=self.task.collate, num_workers=cfg.num_workers,
-                # its own generator: creating the iterator must not draw from the global RNG,
-                # or a resumed epoch would shift every later random draw (dropout, ...)
-                generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch))
+            loader = self.train_loader()
             bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
                        disable=not (cfg.progress and self.is_main), file=sys.stderr, mininterval=1.0)
             for batch in bar:

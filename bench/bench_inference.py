@@ -9,11 +9,11 @@ into pyhpe's model by the checkpoint import (``load_pretrained``, layout 'mmpose
   forward, channels_last, inference_mode, one vectorised post-processing and one OKS-NMS
   call). mmpose: ``mmpose.apis.inference_topdown`` per image, then its COCO metric's
   rescoring and ``oks_nms`` per image. Flip test on both sides (mmpose's config: heatmap
-  flip with ``shift_heatmap``).
-* keypoint identity: the same crops without flip test (pyhpe shifts flipped heatmaps by the
-  exact ``1 - 1/stride`` pixel, mmpose by a whole pixel): pyhpe's image keypoints equal
-  mmpose's within 1e-3 px (``tests/test_speed_e2e.py`` checks the same against a recorded
-  fixture without mmpose).
+  flip with ``shift_heatmap``; pyhpe's codec with ``flip_shift='mmpose'``, the same whole
+  pixel, instead of its default exact ``1 - 1/stride``).
+* keypoint identity: the same crops without and with flip test: pyhpe's image keypoints
+  equal mmpose's within 1e-3 px (``tests/test_speed_e2e.py`` checks the same against a
+  recorded fixture without mmpose).
 * post-processing alone: 64 instances (4 images x 16 boxes, duplicates among them) from
   heatmaps to kept poses: decode + back-transform + rescoring + OKS-NMS. pyhpe:
   ``codec.decode`` + :func:`pyhpe.apis.inferencer.topdown_postprocess`; mmpose: its own
@@ -43,7 +43,8 @@ RESULTS = {}
 
 TOPDOWN_HRNET_W32 = {"task": "topdown", "keypoints": "coco17", "input_size": [192, 256],
                      "model": {"name": "hrnet", "config": "w32"},
-                     "codec": {"name": "msra", "heatmap_size": [48, 64], "sigma": 2.0},
+                     "codec": {"name": "msra", "heatmap_size": [48, 64], "sigma": 2.0,
+                               "flip_shift": "mmpose"},
                      "train": {"device": "cpu"}}
 
 
@@ -164,16 +165,19 @@ def inputs():
 
 
 # ----------------------------------------------------------------------------- identity
-def test_keypoints_identical_to_mmpose(weights, inputs):
-    """Same crops, same weights, no flip test, no NMS: every box's image keypoints agree
-    within 1e-3 px, the scores to float32 summation order."""
-    mm = mmpose_model(weights, flip_test=False)
-    inf = pyhpe_inferencer(weights, flip_test=False, nms_thr=None)
+@pytest.mark.parametrize("flip", [False, True], ids=["plain", "flip_test"])
+def test_keypoints_identical_to_mmpose(weights, inputs, flip):
+    """Same crops, same weights, no NMS, without and with flip test (pyhpe's codec with
+    ``flip_shift='mmpose'``): every box's image keypoints agree within 1e-3 px, the scores
+    to float32 summation order."""
+    mm = mmpose_model(weights, flip_test=flip)
+    inf = pyhpe_inferencer(weights, flip_test=flip, nms_thr=None)
     paths, coco, dets = inputs
     paths, dets = paths[:2], [d for d in dets if d["image_id"] in (1, 2)]
-    a = mmpose_infer(mm, paths, coco, dets, nms_thr=None)
+    with torch.no_grad():
+        a = mmpose_infer(mm, paths, coco, dets, nms_thr=None)
     b = pyhpe_infer(inf, paths, coco, dets)
-    n = 0
+    n, err = 0, 0.0
     for image_id, poses in a.items():
         assert len(poses) == len(b.get(image_id, []))
         for (ka, sa), (kb, sb) in zip(poses, b[image_id]):
@@ -181,8 +185,10 @@ def test_keypoints_identical_to_mmpose(weights, inputs):
             # heatmap maxima of random weights reach 1e10: float32 sums, relative to the largest
             np.testing.assert_allclose(kb[:, 2], ka[:, 2], rtol=0, atol=1e-4 * np.abs(ka[:, 2]).max())
             np.testing.assert_allclose(sb, sa, rtol=1e-4)
+            err = max(err, float(np.abs(kb[:, :2] - ka[:, :2]).max()))
             n += 1
     assert n >= 3
+    RESULTS["identity-flip" if flip else "identity"] = err
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -373,4 +379,7 @@ def test_zz_summary():
         mm = RESULTS.get("post-mmpose")
         lines.append(f"post-processing 64 instances: pyhpe {RESULTS['post-pyhpe'] * 1e3:.3f} ms"
                      + (f", mmpose {mm * 1e3:.2f} ms = {mm / RESULTS['post-pyhpe']:.0f}x" if mm else ""))
+    for k, what in (("identity", "without"), ("identity-flip", "with")):
+        if k in RESULTS:
+            lines.append(f"keypoints {what} flip test: max |pyhpe - mmpose| = {RESULTS[k]:.2e} px")
     print("\n" + "\n".join(lines))

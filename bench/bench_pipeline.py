@@ -213,6 +213,59 @@ def test_pyhpe(benchmark, coco, case, order):
     _run(benchmark, (f"pyhpe-{order}",) + case, loader, pyhpe_epoch, codec)
 
 
+@pytest.fixture(scope="module")
+def coco_file(coco, tmp_path_factory):
+    path = tmp_path_factory.mktemp("pipeline") / "train.json"
+    path.write_text(json.dumps(coco))
+    return str(path)
+
+
+def trainer_path(coco_file, workers: int, sampler: str, udp: bool):
+    """A Trainer built from a top-down config over the same images (``train.sampler``, the
+    workers): its ``train_loader()`` is the DataLoader that ``fit`` iterates and
+    ``task.prepare`` makes the batch's targets and normalised inputs, as each training step does."""
+    from pyhpe.engine import Trainer
+    from pyhpe.tasks import build_task
+    codec = ({"name": "udp", "heatmap_size": list(HEATMAP), "sigma": 2.0} if udp else
+             {"name": "msra", "heatmap_size": list(HEATMAP), "sigma": 2.0})
+    cfg = {"task": "topdown", "keypoints": "coco17", "input_size": list(INPUT),
+           "model": {"name": "simple_baseline", "config": "tiny"}, "codec": codec,
+           "data": {"type": "coco", "train_ann": coco_file, "train_images": DATA, "seed": 0},
+           "augment": {"rot_factor": 40, "half_body_prob": 0.3},
+           "train": {"epochs": 1, "batch_size": BATCH, "num_workers": workers, "sampler": sampler,
+                     "device": "cpu", "progress": False, "seed": 0, "log_json": False,
+                     "out_dir": os.path.join(tempfile.gettempdir(), "pyhpe_bench_pipeline")}}
+    trainer = Trainer(build_task(cfg), log=lambda *a, **k: None)
+    return trainer
+
+
+def trainer_epoch(trainer):
+    """One epoch through the Trainer's loader (a fresh DataLoader, as ``fit`` makes per epoch;
+    its worker start-up is counted) and ``task.prepare`` per batch."""
+    n = 0
+    loader = trainer.train_loader()
+    for batch in loader:
+        inputs, targets = trainer.task.prepare(batch, trainer.device)
+        n += inputs.shape[0]
+    _LAST_LOADER[0] = loader
+    return n
+
+
+_LAST_LOADER = [None]
+
+
+@pytest.mark.parametrize("sampler", ["random", "image_grouped"])
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_trainer(benchmark, coco_file, case, sampler):
+    workers, udp = case
+    trainer = trainer_path(coco_file, workers, sampler, udp)
+    n = trainer_epoch(trainer)
+    benchmark.pedantic(trainer_epoch, args=(trainer,), rounds=3, iterations=1)
+    rate = n / benchmark.stats.stats.min
+    benchmark.extra_info.update(samples_per_s=round(rate, 1))
+    RESULTS[(f"trainer-{sampler}",) + case] = (rate, 0.0)
+
+
 def test_zz_summary():
     """The ratios of this run (printed; run with -s to see them)."""
     if not RESULTS:
@@ -229,4 +282,15 @@ def test_zz_summary():
         ratio = f"{r[0] / mm[0]:.2f}x / {g[0] / mm[0]:.2f}x" if mm else "-"
         lines.append(f"{'udp' if udp else 'msra'} | {workers} | {fmt(mm)} | {fmt(r)} | {fmt(g)} "
                      f"| {ratio}")
+    lines.append("")
+    lines.append("targets | workers | Trainer loader + task.prepare samples/s: random / "
+                 "image_grouped | ratios to mmpose")
+    for workers, udp in CASES:
+        mm = RESULTS.get(("mmpose", workers, udp))
+        r = RESULTS.get(("trainer-random", workers, udp))
+        g = RESULTS.get(("trainer-image_grouped", workers, udp))
+        if r is None or g is None:
+            continue
+        ratio = f"{r[0] / mm[0]:.2f}x / {g[0] / mm[0]:.2f}x" if mm else "-"
+        lines.append(f"{'udp' if udp else 'msra'} | {workers} | {r[0]:.1f} / {g[0]:.1f} | {ratio}")
     print("\n" + "\n".join(lines))

@@ -4,7 +4,8 @@ fetching, the image-grouped sampler keeps each image's people together, the Infe
 batched inference (flip test in the same forward, channels_last, one vectorised
 post-processing and OKS-NMS over all images) equals the per-image task prediction, and
 pyhpe's HRNet-W32 with mmpose-layout weights loaded through ``load_pretrained`` gives
-mmpose's keypoints (recorded by tests/data/record_mmpose_topdown.py) within 1e-3 px."""
+mmpose's keypoints (recorded by tests/data/record_mmpose_topdown.py) within 1e-3 px, also
+with the flip test (codec ``flip_shift='mmpose'``)."""
 import json
 import os
 
@@ -157,26 +158,63 @@ def test_postprocess_empty_and_without_nms():
     np.testing.assert_allclose(kps[0, 0, :2], [10 + 50 - 24, 10 + 60 - 32])
 
 
-def test_hrnet_w32_keypoints_equal_mmpose_recorded():
+@pytest.mark.parametrize("flip", [False, True], ids=["plain", "flip_test"])
+def test_hrnet_w32_keypoints_equal_mmpose_recorded(flip):
     """pyhpe's HRNet-W32 with the mmpose checkpoint's (deterministic) weights on OCHuman
-    boxes: mmpose's image keypoints within 1e-3 px, scores to float32 summation order."""
+    boxes: mmpose's image keypoints within 1e-3 px, scores to float32 summation order. With
+    the flip test, the codec's ``flip_shift='mmpose'`` (one whole pixel, mmpose's
+    ``shift_heatmap=True``) gives mmpose's flip-test keypoints; the default exact shift
+    does not (the recorded maps come from noise weights, so their maxima move with it)."""
     ref = np.load(os.path.join(DATA, "mmpose_hrnet_w32_topdown.npz"))
     with open(os.path.join(DATA, "manifests", "hrnet_w32_mmpose.json")) as f:
         sd = synthetic_state_dict(json.load(f)["keys"])
-    task = build_task({"task": "topdown", "keypoints": "coco17", "input_size": [192, 256],
-                       "model": {"name": "hrnet", "config": "w32"},
-                       "codec": {"name": "msra", "heatmap_size": [48, 64], "sigma": 2.0},
-                       "train": {"device": "cpu"}})
-    model = task.build_model()
-    report = load_pretrained(model, sd, layout="mmpose")
-    assert report.layout == "mmpose"
-    inf = Inferencer.from_task(task, model.eval(), device="cpu", flip_test=False, nms_thr=None,
-                               channels_last=True, fuse_bn=True, log=QUIET)
     image = cv2.imread(os.path.join(DATA, "ochuman", "000817.jpg"), cv2.IMREAD_COLOR)
     boxes = [{"bbox": b.tolist(), "score": 1.0} for b in ref["boxes"]]
-    res = inf.predict_image(image, boxes, 817)
-    assert len(res) == len(ref["keypoints"]) == 4
-    kps = np.array([r["keypoints"] for r in res]).reshape(4, 17, 3)
-    np.testing.assert_allclose(kps[..., :2], ref["keypoints"], rtol=0, atol=1e-3)
-    for got, want in zip(kps[..., 2], ref["scores"]):
+    suffix = "_flip" if flip else ""
+
+    def run(flip_shift):
+        task = build_task({"task": "topdown", "keypoints": "coco17", "input_size": [192, 256],
+                           "model": {"name": "hrnet", "config": "w32"},
+                           "codec": {"name": "msra", "heatmap_size": [48, 64], "sigma": 2.0,
+                                     "flip_shift": flip_shift},
+                           "train": {"device": "cpu"}})
+        model = task.build_model()
+        report = load_pretrained(model, sd, layout="mmpose")
+        assert report.layout == "mmpose"
+        inf = Inferencer.from_task(task, model.eval(), device="cpu", flip_test=flip,
+                                   nms_thr=None, channels_last=True, fuse_bn=True, log=QUIET)
+        res = inf.predict_image(image, boxes, 817)
+        assert len(res) == len(ref["keypoints" + suffix]) == 4
+        return np.array([r["keypoints"] for r in res]).reshape(4, 17, 3)
+
+    kps = run("mmpose")
+    np.testing.assert_allclose(kps[..., :2], ref["keypoints" + suffix], rtol=0, atol=1e-3)
+    for got, want in zip(kps[..., 2], ref["scores" + suffix]):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
+    if flip:
+        exact = run("exact")
+        assert np.abs(exact[..., :2] - ref["keypoints_flip"]).max() > 0.01
+
+
+def test_flip_shift_option():
+    """``flip_shift='mmpose'``: mmpose's ``flip_heatmaps(shift_heatmap=True)`` (mirror, swap
+    the symmetric channels, move one whole pixel right, first column kept); 'exact' moves by
+    ``1 - 1/stride``; the option round-trips through to_config and is validated."""
+    from pyhpe.codecs import build_codec
+    from pyhpe.engine import ConfigError
+    from pyhpe.keypoints import get_keypoint_set
+    idx = get_keypoint_set("coco17").flip_index()
+    hm = torch.randn(2, 17, 16, 12, generator=torch.Generator().manual_seed(0))
+    want = hm.flip(-1)[:, idx].clone()
+    want[..., 1:] = want[..., :-1].clone()
+    for name in ("msra", "unbiased"):
+        mm = build_codec(name, input_size=(48, 64), heatmap_size=(12, 16), flip_shift="mmpose")
+        assert torch.equal(mm.flip_back(hm, idx), want)
+        assert build_codec(**mm.to_config()) == mm and mm.to_config()["flip_shift"] == "mmpose"
+        exact = build_codec(name, input_size=(48, 64), heatmap_size=(12, 16))
+        assert exact.flip_shift == "exact" and exact._flip_shift() == pytest.approx(0.75)
+        assert not torch.allclose(exact.flip_back(hm, idx), want)
+    with pytest.raises(ValueError, match="flip_shift"):
+        build_codec("msra", flip_shift="one_pixel")
+    with pytest.raises(ConfigError, match="flip_shift"):
+        build_task({"task": "topdown", "codec": {"name": "msra", "flip_shift": "x"}}).codec

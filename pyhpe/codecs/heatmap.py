@@ -16,6 +16,7 @@ from .. import ops
 from .base import Codec, as_size, check_flip_index, flip_maps, keypoints_and_visibility
 
 _DECODES = ("argmax", "dark")
+FLIP_SHIFTS = ("exact", "mmpose")
 
 
 class MSRAHeatmap(Codec):
@@ -25,14 +26,22 @@ class MSRAHeatmap(Codec):
     ``input_size / heatmap_size`` (float32, as mmpose). ``decode='argmax'``: the first maximum
     moved a quarter pixel towards the higher neighbour (mmpose 1.x ``refine_keypoints``);
     ``'dark'``: DARK's Taylor step on the blurred log map (``blur_kernel_size``).
+
+    ``flip_shift`` (flip test, :meth:`flip_back`): ``'exact'`` moves the back-mirrored maps
+    ``1 - 1/stride`` pixels right, which re-aligns a flipped input exactly; ``'mmpose'``
+    moves them one whole pixel (mmpose's ``flip_heatmaps(shift_heatmap=True)``, HRNet's
+    ``shift_heatmap``), for keypoints identical to mmpose's flip test.
     """
 
     name = "msra"
     _encoder = staticmethod(ops.msra_heatmaps)
 
     def __init__(self, input_size=(192, 256), heatmap_size=(48, 64), sigma: float = 2.0,
-                 decode: str = "argmax", blur_kernel_size: int = 11):
+                 decode: str = "argmax", blur_kernel_size: int = 11, flip_shift: str = "exact"):
         who = type(self).__name__
+        if flip_shift not in FLIP_SHIFTS:
+            raise ValueError(f"{who}: 'flip_shift' must be one of {FLIP_SHIFTS}, got {flip_shift!r}")
+        self.flip_shift = flip_shift
         self.input_size = as_size(input_size, "input_size", who)
         self.heatmap_size = as_size(heatmap_size, "heatmap_size", who)
         self.sigma = float(sigma)
@@ -90,12 +99,13 @@ class MSRAHeatmap(Codec):
         return flip_maps(heatmaps_flipped, idx, self._flip_shift())
 
     def _flip_shift(self) -> float:
-        return 1.0 - 1.0 / self.scale_factor[0]
+        return 1.0 if self.flip_shift == "mmpose" else 1.0 - 1.0 / self.scale_factor[0]
 
     def to_config(self) -> dict:
         return {"name": self.name, "input_size": list(self.input_size),
                 "heatmap_size": list(self.heatmap_size), "sigma": self.sigma,
-                "decode": self.decoding, "blur_kernel_size": self.blur_kernel_size}
+                "decode": self.decoding, "blur_kernel_size": self.blur_kernel_size,
+                "flip_shift": self.flip_shift}
 
 
 class UnbiasedHeatmap(MSRAHeatmap):
@@ -106,15 +116,16 @@ class UnbiasedHeatmap(MSRAHeatmap):
     _encoder = staticmethod(ops.unbiased_heatmaps)
 
     def __init__(self, input_size=(192, 256), heatmap_size=(48, 64), sigma: float = 2.0,
-                 decode: str = "dark", blur_kernel_size: int = 11):
-        super().__init__(input_size, heatmap_size, sigma, decode, blur_kernel_size)
+                 decode: str = "dark", blur_kernel_size: int = 11, flip_shift: str = "exact"):
+        super().__init__(input_size, heatmap_size, sigma, decode, blur_kernel_size, flip_shift)
 
 
 class UDPHeatmap(MSRAHeatmap):
     """UDP (Huang et al. 2020; mmpose ``UDPHeatmap(heatmap_type='gaussian')``): the stride is
     ``(input_size - 1) / (heatmap_size - 1)``, Gaussians are centred on the sub-pixel keypoint
     inside MSRA's integer window, decoding is DARK-UDP, and the top-down crop must use the UDP
-    affine (``udp_transform``). A flipped input needs no shift.
+    affine (``udp_transform``). A flipped input needs no shift (mmpose's UDP configs set
+    ``shift_heatmap=False`` too), so ``flip_shift`` is not an option here.
 
     Decoded keypoints are true input pixels (``heatmap px * (input - 1) / (heatmap - 1)``, the
     inverse of ``encode``). mmpose's ``UDPHeatmap.decode`` multiplies by
@@ -147,5 +158,5 @@ class UDPHeatmap(MSRAHeatmap):
 
     def to_config(self) -> dict:
         cfg = super().to_config()
-        del cfg["decode"]
+        del cfg["decode"], cfg["flip_shift"]
         return cfg

@@ -78,6 +78,11 @@ class TopDownDataset(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.records)
 
+    def instance_image_ids(self) -> List[int]:
+        """The image id of each item, in item order (the engine's ``train.sampler:
+        'image_grouped'`` keeps each image's people together with it)."""
+        return [r["image_id"] for r in self.records]
+
     def _sample(self, idx: int, image: np.ndarray, out: Optional[np.ndarray] = None):
         """The crop (written into ``out`` when given), input-pixel keypoints, visibility,
         centre and scale of record ``idx`` on its decoded ``image``."""

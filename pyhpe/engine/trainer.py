@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -69,8 +69,11 @@ class TrainConfig(Config):
     log_every: int = 10                 # steps per point of the loss curve
     log_json: bool = True               # also write log.json (rows and loss curve)
     ddp_find_unused_parameters: bool = False
+    sampler: str = "random"             # 'random' | 'image_grouped' (see ImageGroupedOrder)
 
     def __post_init__(self):
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"train.sampler: one of {SAMPLERS}, got {self.sampler!r}")
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ConfigError(f"train.optimizer: 'adam', 'adamw' or 'sgd', got {self.optimizer!r}")
         if self.lr_policy not in LR_POLICIES:
@@ -81,6 +84,50 @@ class TrainConfig(Config):
             raise ConfigError(f"train: batch_size must be >= 1 and epochs >= 0, got "
                               f"{self.batch_size} and {self.epochs}")
         self.lr_milestones = tuple(int(m) for m in self.lr_milestones)
+
+
+SAMPLERS = ("random", "image_grouped")
+
+
+class ImageGroupedOrder(ShardedOrder):
+    """:class:`ShardedOrder` over whole images: each epoch the images are shuffled (seeded by
+    seed and epoch) and each image's items follow one another (in a shuffled order too), then
+    the order is cut into per-rank shards and batches exactly as :class:`ShardedOrder` does, so
+    DDP sharding and exact mid-epoch resume (``epoch`` / ``skip_batches``) work the same.
+
+    A batch then holds whole images, so :meth:`TopDownDataset.__getitems__` decodes each image
+    once for all of its people (the JPEG decode dominates the top-down input pipeline). The
+    price: the people of one batch are correlated (same scene, same photo), as the samples of
+    a bottom-up batch are anyway; across batches and epochs the order stays random.
+
+    ``image_ids[i]`` is the image of item ``i`` (any hashable).
+    """
+
+    def __init__(self, image_ids: Sequence, batch_size: int, seed: int, rank: int = 0,
+                 world: int = 1):
+        super().__init__(len(image_ids), batch_size, seed, rank, world)
+        groups: Dict[Any, int] = {}
+        self.group_of = np.asarray([groups.setdefault(im, len(groups)) for im in image_ids],
+                                   np.int64)
+        self.num_groups = len(groups)
+        self._cache: Tuple[Any, List[int]] = (None, [])
+
+    def order(self) -> List[int]:
+        """The whole epoch's order (before sharding): a permutation of all items."""
+        key = (self.seed, self.epoch)
+        if self._cache[0] != key:
+            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            image_rank = torch.randperm(self.num_groups, generator=g).numpy()
+            within = torch.rand(self.n, generator=g, dtype=torch.float64).numpy()
+            # sort by the image's shuffled rank, then by a random key inside the image
+            perm = np.lexsort((within, image_rank[self.group_of]))
+            self._cache = (key, perm.tolist())
+        return self._cache[1]
+
+    def indices(self) -> List[int]:
+        perm = self.order()
+        per = self.n // self.world
+        return perm[self.rank * per:(self.rank + 1) * per]
 
 
 @contextlib.contextmanager
@@ -152,8 +199,17 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=cfg.ddp_find_unused_parameters)
 
-        self.sampler = ShardedOrder(len(self.train_dataset), cfg.batch_size, cfg.seed,
-                                    self.rank, self.world)
+        if cfg.sampler == "image_grouped":
+            ids = getattr(self.train_dataset, "instance_image_ids", None)
+            if not callable(ids):
+                raise ConfigError(
+                    f"train.sampler: 'image_grouped' needs a training set that exposes the image "
+                    f"id of each item (instance_image_ids()); {type(self.train_dataset).__name__} "
+                    f"of task {type(task).__name__} does not: use train.sampler 'random'")
+            self.sampler = ImageGroupedOrder(ids(), cfg.batch_size, cfg.seed, self.rank, self.world)
+        else:
+            self.sampler = ShardedOrder(len(self.train_dataset), cfg.batch_size, cfg.seed,
+                                        self.rank, self.world)
         self.steps_per_epoch = max(len(self.sampler.indices()) // cfg.batch_size, 1)
         total = self.steps_per_epoch * cfg.epochs
         if cfg.max_steps:
@@ -338,6 +394,20 @@ class Trainer:
         return bool((cfg.max_steps and self.step >= cfg.max_steps) or
                     (cfg.stop_at_step and self.step >= cfg.stop_at_step))
 
+    def train_loader(self) -> torch.utils.data.DataLoader:
+        """The DataLoader of the current epoch from the current step on (what :meth:`fit`
+        iterates; also what the input-pipeline bench times)."""
+        cfg = self.cfg
+        self.task.set_epoch(self.epoch)
+        self.sampler.epoch = self.epoch
+        self.sampler.skip_batches = self.step_in_epoch
+        return torch.utils.data.DataLoader(
+            self.train_dataset, batch_size=cfg.batch_size, sampler=self.sampler,
+            drop_last=True, collate_fn=self.task.collate, num_workers=cfg.num_workers,
+            # its own generator: creating the iterator must not draw from the global RNG,
+            # or a resumed epoch would shift every later random draw (dropout, ...)
+            generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch))
+
     def fit(self) -> Dict:
         from tqdm import tqdm
         cfg = self.cfg
@@ -350,15 +420,7 @@ class Trainer:
         t_start, t_start_step, elapsed0 = time.time(), self.step, self.elapsed_s
         stop = interrupted = False
         while self.epoch < cfg.epochs and not stop:
-            self.task.set_epoch(self.epoch)
-            self.sampler.epoch = self.epoch
-            self.sampler.skip_batches = self.step_in_epoch
-            loader = torch.utils.data.DataLoader(
-                self.train_dataset, batch_size=cfg.batch_size, sampler=self.sampler,
-                drop_last=True, collate_fn=self.task.collate, num_workers=cfg.num_workers,
-                # its own generator: creating the iterator must not draw from the global RNG,
-                # or a resumed epoch would shift every later random draw (dropout, ...)
-                generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch))
+            loader = self.train_loader()
             bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
                        disable=not (cfg.progress and self.is_main), file=sys.stderr, mininterval=1.0)
             for batch in bar:
@@ -440,4 +502,4 @@ class Trainer:
             torch.distributed.barrier()
 
 
-__all__ = ["TrainConfig", "Trainer", "eval_mode"]
+__all__ = ["ImageGroupedOrder", "SAMPLERS", "TrainConfig", "Trainer", "eval_mode"]

@@ -6,8 +6,11 @@ the mmpose HRNet-W32 checkpoint layout (``manifests/hrnet_w32_mmpose.json``), lo
 mmpose's ``TopdownPoseEstimator`` of its td-hm_hrnet-w32 COCO 256x192 config; the boxes are
 OCHuman's two ground-truth boxes of ``ochuman/000817.jpg`` (``ochuman_sample.json``) and a
 shifted, enlarged copy of each (:func:`boxes_xywh`), run
-through ``mmpose.apis.inference_topdown`` without flip test. tests/test_speed_e2e.py loads
-the same weights into pyhpe through ``load_pretrained`` and compares its image keypoints.
+through ``mmpose.apis.inference_topdown`` without flip test (``keypoints``, ``scores``) and
+with the config's flip test (``flip_mode='heatmap'``, ``shift_heatmap=True``:
+``keypoints_flip``, ``scores_flip``). tests/test_speed_e2e.py loads the same weights into
+pyhpe through ``load_pretrained`` and compares its image keypoints (the flip test with the
+codec's ``flip_shift='mmpose'``).
 
 Re-record (mmpose 1.3.2, mmcv-lite 2.2.0 and mmengine 0.10.7 importable, e.g. installed with
 ``pip install --target DIR --no-deps``, and the reference harness's stubs for the compiled
@@ -58,15 +61,18 @@ def main(stubs=None):
     cfg = os.path.join(os.path.dirname(mmpose.__file__), ".mim", "configs", CONFIG)
     model = init_model(cfg, None, device="cpu")
     model.load_state_dict(sd, strict=True)
-    model.test_cfg["flip_test"] = False
     boxes = boxes_xywh()
     xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1).astype(np.float32)
-    with torch.no_grad():
-        samples = inference_topdown(model.eval(), IMAGE, xyxy, bbox_format="xyxy")
-    kps = np.stack([s.pred_instances.keypoints[0] for s in samples]).astype(np.float32)
-    scores = np.stack([s.pred_instances.keypoint_scores[0] for s in samples]).astype(np.float32)
-    np.savez_compressed(OUT, boxes=boxes, keypoints=kps, scores=scores,
-                        mmpose_version=np.array(mmpose.__version__))
+    out = {}
+    for flip, suffix in ((False, ""), (True, "_flip")):
+        model.test_cfg.update(flip_test=flip, flip_mode="heatmap", shift_heatmap=True)
+        with torch.no_grad():
+            samples = inference_topdown(model.eval(), IMAGE, xyxy, bbox_format="xyxy")
+        out["keypoints" + suffix] = np.stack(
+            [s.pred_instances.keypoints[0] for s in samples]).astype(np.float32)
+        out["scores" + suffix] = np.stack(
+            [s.pred_instances.keypoint_scores[0] for s in samples]).astype(np.float32)
+    np.savez_compressed(OUT, boxes=boxes, mmpose_version=np.array(mmpose.__version__), **out)
     print(f"wrote {OUT}: {len(boxes)} boxes")
 
 

@@ -508,3 +508,12 @@ def test_image3d_models_are_backbone_plus_head(name):
     pred = m.predict(x)
     assert pred["keypoints"].shape == (2, 17, 2)
     assert (pred["depth"] if name == "mppe3d" else pred["keypoints_3d"]).shape[:2] == (2, 17)
+
+
+@pytest.mark.parametrize("name", ["vnect", "orpm"])
+def test_image3d_head_refuses_maps_of_another_size(name):
+    m = build_model(name, "tiny").eval()
+    with pytest.raises(ValueError, match="heatmap_size"):
+        m(torch.randn(1, 3, 96, 96))
+    with pytest.raises(NotImplementedError, match="flip"):
+        m.head.predict(m(torch.randn(1, 3, 64, 64)), m(torch.randn(1, 3, 64, 64)))

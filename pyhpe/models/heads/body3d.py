@@ -24,6 +24,8 @@ def _no_flip(name, flipped_outputs):
 
 
 def _check_maps(name, maps: Tensor, codec) -> None:
+    if torch.jit.is_tracing():      # export: shapes are fixed by the traced input
+        return
     if tuple(maps.shape[-2:]) != tuple(codec.heatmap_size[::-1]):
         raise ValueError(f"{name}: the network's maps are {tuple(maps.shape[-2:])} (H, W) but "
                          f"the codec's heatmap_size is {codec.heatmap_size} (W, H)")

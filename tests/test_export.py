@@ -95,15 +95,34 @@ def _randomize_bn(model):
 #: input pixels: on the flat maps of random weights DARK's Hessian and the dipr debiasing are
 #: ill-conditioned, and the summation order of a runtime's convolution shows (0.1 px seen)
 KP_ATOL = 0.25
-#: image-based 3-D models take the camera besides the image: refused with a clear error
+#: image-based 3-D models: raw outputs from the image alone (no export decode for their
+#: codecs); 3DMPPE's RootNet also takes k (from the camera): refused with a clear error
 IMAGE3D = {"mppe3d", "vnect", "dconvmp", "orpm"}
+IMAGE3D_RAW = {"vnect": [(2, 17, 16, 16), (2, 17, 3, 16, 16)],
+               "dconvmp": [(2, 17, 3), (2, 17, 16)],
+               "orpm": [(2, 17, 16, 16), (2, 32, 16, 16), (2, 17, 3, 16, 16)]}
 EXPORTED = sorted(set(MODELS) - IMAGE3D) + ["msra_dark", "udp", "dipr_paper", "dsnt", "simcc_dark"]
 
 
-@pytest.mark.parametrize("name", sorted(IMAGE3D))
-def test_image3d_models_are_refused_clearly(name, tmp_path):
-    with pytest.raises(NotImplementedError, match="camera"):
-        export_onnx(build_model(name, "tiny"), str(tmp_path / "m.onnx"))
+def test_image3d_rootnet_is_refused_clearly(tmp_path):
+    with pytest.raises(ValueError, match="k_value"):
+        export_onnx(build_model("mppe3d", "tiny"), str(tmp_path / "m.onnx"))
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE3D_RAW))
+def test_image3d_raw_outputs_export(name, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = _randomize_bn(_model(name))
+    x = example_input(model, batch_size=2)
+    sess = ort.InferenceSession(export_onnx(model, str(tmp_path / "m.onnx")),
+                                providers=["CPUExecutionProvider"])
+    for xb in (x, x[:1]):                           # dynamic batch
+        got = sess.run(None, {"input": xb.numpy()})
+        with torch.no_grad():
+            ref = ExportModule(model)(xb)
+        assert [tuple(r.shape) for r in ref] == [(len(xb),) + s[1:] for s in IMAGE3D_RAW[name]]
+        for g, r in zip(got, ref):
+            _close(torch.from_numpy(g), r, 1e-4, rtol=1e-3)
 
 
 @pytest.mark.parametrize("name", EXPORTED)

@@ -141,9 +141,9 @@ def test_mppe3d_paper_parameter_counts():
     posenet = resnet50 + deconv + 256 * 17 * 64 + 17 * 64
     rootnet = resnet50 + deconv + (256 + 1) + (2048 + 1)
     m = build_model("mppe3d", "paper")
-    assert sum(p.numel() for p in m.posenet.parameters()) == posenet == 34_274_944  # ~34M
-    assert sum(p.numel() for p in m.rootnet.parameters()) == rootnet
-    assert sum(p.numel() for p in m.posenet.backbone.parameters()) == resnet50
+    assert sum(p.numel() for p in m.backbone.posenet.parameters()) == posenet == 34_274_944  # ~34M
+    assert sum(p.numel() for p in m.backbone.rootnet.parameters()) == rootnet
+    assert sum(p.numel() for p in m.backbone.posenet.backbone.parameters()) == resnet50
     assert m.codec.volume_size == (64, 64, 64) and m.codec.input_size == (256, 256)
 
 
@@ -156,7 +156,8 @@ def test_mppe3d_loss_is_official_l1():
            "root_coords": torch.tensor([[8.0, 8.0, 5000.0], [7.0, 9.0, 4500.0]]),
            "root_weight": torch.ones(2)}
     tgt["keypoint_weights"][0, 3] = 0
-    losses = m.loss(out, tgt)
+    losses = m(x, tgt)
+    assert torch.allclose(losses["loss_pose"], m.head.loss(out, tgt)["loss_pose"])
     err = (out["coords"] - tgt["coords"]).abs() * tgt["keypoint_weights"][..., None]
     assert torch.allclose(losses["loss_pose"], (err.sum(-1) / 3).mean())
     rerr = (out["root"] - tgt["root_coords"]).abs().sum(-1) / 3
@@ -200,9 +201,8 @@ def test_vnect_codec_round_trip_and_heatmap_weighted_loss():
     assert torch.allclose(p.keypoints_3d, rel, atol=1e-2)
     assert (p.keypoints - kp).abs().max() <= 2.0 + 1e-5      # stride 4: half a map pixel
     # the location loss only sees the maps under the ground-truth heatmap
-    from pyhpe.models.vnect import VNect, VNectNet
-    from pyhpe.models.common import ResNet
-    m = VNect(codec, VNectNet(17, ResNet(18, [1], [8], "basic", 8, True)))
+    from pyhpe.models.heads.body3d import VNectHead
+    m = VNectHead(codec)
     far = locmaps.clone()
     hm = t["heatmaps"]
     far[:, :, :, :, :] = torch.where(hm[:, :, None] < 1e-8, far + 5.0, far)
@@ -492,3 +492,28 @@ def test_task_batches_carry_rootnet_k_of_the_crop(tmp_path):
     np.testing.assert_allclose(inputs["k_value"].numpy(), want, rtol=1e-5)
     assert inputs["image"].shape == (3, 3, 64, 64)
     assert torch.allclose(targets["root_coords"][:, 2], batch["keypoints_3d"][:, 0, 2])
+
+
+@pytest.mark.parametrize("name", ["mppe3d", "vnect", "dconvmp", "orpm"])
+def test_image3d_models_are_backbone_plus_head(name):
+    """Every image-based 3-D model is a PoseModel whose head owns the loss and the decoding."""
+    from pyhpe.models import PoseModel
+    from pyhpe.models.heads import BaseHead
+    torch.manual_seed(0)
+    m = build_model(name, "tiny", **({"rootnet": False} if name == "mppe3d" else {}))
+    assert isinstance(m, PoseModel) and isinstance(m.head, BaseHead)
+    W, H = m.codec.input_size
+    x = torch.randn(2, 3, H, W)
+    m.eval()
+    pred = m.predict(x)
+    assert pred["keypoints"].shape == (2, 17, 2)
+    assert (pred["depth"] if name == "mppe3d" else pred["keypoints_3d"]).shape[:2] == (2, 17)
+
+
+@pytest.mark.parametrize("name", ["vnect", "orpm"])
+def test_image3d_head_refuses_maps_of_another_size(name):
+    m = build_model(name, "tiny").eval()
+    with pytest.raises(ValueError, match="heatmap_size"):
+        m(torch.randn(1, 3, 96, 96))
+    with pytest.raises(NotImplementedError, match="flip"):
+        m.head.predict(m(torch.randn(1, 3, 64, 64)), m(torch.randn(1, 3, 64, 64)))

@@ -12,9 +12,11 @@ PoseNet pair on person crops (the DetectNet step is the data's person box).
   convolution of the globally averaged backbone features (the learned correction); L1 loss
   on ``(x, y, Z)`` (the official ``RootNet``; its depth term is in millimetres).
 
-Inputs are ``{"image": (B, 3, H, W), "k_value": (B,)}``; :meth:`MPPE3D.forward` returns
-``{"coords": (B, K, 3) voxels, "root": (B, 3)}`` (``root`` only with ``rootnet``) or, with
-targets (:class:`pyhpe.codecs.MPPE3DCodec`), the losses ``loss_pose`` and ``loss_root``.
+The model is a :class:`~pyhpe.models.pose_model.PoseModel`: the backbone :class:`MPPE3DNet`
+(PoseNet + RootNet) takes ``{"image": (B, 3, H, W), "k_value": (B,)}`` and returns
+``{"coords": (B, K, 3) voxels, "root": (B, 3)}`` (``root`` only with ``rootnet``); the head
+(:class:`~pyhpe.models.heads.body3d.MPPE3DHead`, codec :class:`pyhpe.codecs.MPPE3DCodec`)
+owns the losses ``loss_pose`` and ``loss_root`` and the decoding.
 Absolute camera-frame joints: :func:`pyhpe.codecs.body3d.back_project` of the decoded pixels
 and ``root depth + relative depth`` (done by the ``image3d`` task)."""
 from __future__ import annotations
@@ -27,6 +29,8 @@ from torch import Tensor
 
 from ..codecs.body3d import MPPE3DCodec
 from .common import ResNet
+from .heads.body3d import MPPE3DHead
+from .pose_model import PoseModel
 
 
 def deconv_layers(cin: int, channels: Sequence[int]) -> nn.Sequential:
@@ -91,61 +95,32 @@ class RootNet(nn.Module):
         return torch.cat([xy, gamma.float() * k_value.reshape(-1, 1).float()], 1)
 
 
-class MPPE3D(nn.Module):
+class MPPE3DNet(nn.Module):
     """PoseNet (and, with ``rootnet``, RootNet: separate networks, as in the paper, trained
-    side by side). See the module docstring for inputs, outputs and losses."""
+    side by side): ``inputs`` ``(B, 3, H, W)`` or ``{"image", "k_value"}`` (RootNet needs the
+    dict) -> ``{"coords": (B, K, 3) voxels (3-D soft-argmax), "root": (B, 3)}``."""
 
-    def __init__(self, codec: MPPE3DCodec, posenet: PoseNet, rootnet: Optional[RootNet] = None,
-                 root_loss_weight: float = 1.0):
+    def __init__(self, posenet: PoseNet, rootnet: Optional[RootNet] = None):
         super().__init__()
-        self.codec = codec
         self.posenet = posenet
         self.rootnet = rootnet
-        self.root_loss_weight = float(root_loss_weight)
 
-    @staticmethod
-    def _image(inputs):
-        return inputs["image"] if isinstance(inputs, dict) else inputs
-
-    def forward(self, inputs, targets: Optional[Dict[str, Tensor]] = None):
+    def forward(self, inputs) -> Dict[str, Tensor]:
         from ..ops import soft_argmax_3d
-        image = self._image(inputs)
-        volumes = self.posenet(image)
-        out = {"coords": soft_argmax_3d(volumes.float())}
+        image = inputs["image"] if isinstance(inputs, dict) else inputs
+        out = {"coords": soft_argmax_3d(self.posenet(image).float())}
         if self.rootnet is not None:
             if not isinstance(inputs, dict) or "k_value" not in inputs:
-                raise ValueError("MPPE3D: RootNet needs inputs {'image', 'k_value'}")
+                raise ValueError("MPPE3D: RootNet needs inputs {'image', 'k_value'} (k from the "
+                                 "camera, pyhpe.codecs.body3d.k_value)")
             out["root"] = self.rootnet(image, inputs["k_value"])
-        if targets is None:
-            return out
-        return self.loss(out, targets)
-
-    def loss(self, out, targets) -> Dict[str, Tensor]:
-        w = targets["keypoint_weights"].float()
-        err = (out["coords"] - targets["coords"].float()).abs() * w[..., None]
-        losses = {"loss_pose": err.sum(-1).mean() / 3.0}
-        if "root" in out:
-            rw = targets["root_weight"].float()
-            rerr = (out["root"] - targets["root_coords"].float()).abs() * rw[:, None]
-            losses["loss_root"] = self.root_loss_weight * rerr.sum(-1).mean() / 3.0
-        return losses
-
-    @torch.no_grad()
-    def predict(self, inputs) -> Dict[str, Tensor]:
-        """Decoded: ``keypoints (B, K, 2)`` input pixels, ``depth (B, K)`` mm relative to the
-        root and, with RootNet, ``root (B, 2)`` input pixels and ``root_depth (B,)`` mm."""
-        out = self(inputs)
-        kp, dz = self.codec.decode(out["coords"])
-        pred = {"keypoints": kp, "depth": dz}
-        if "root" in out:
-            pred["root"], pred["root_depth"] = self.codec.decode_root(out["root"])
-        return pred
+        return out
 
 
 def build(num_keypoints=17, codec=None, *, input_size=(256, 256), depth=50, layers=None,
           widths=(64, 128, 256, 512), stem_channels=64, deconv_channels=(256, 256, 256),
           depth_bins=64, rootnet=True, root_loss_weight=1.0, root_index=0,
-          joint_weights=None) -> MPPE3D:
+          joint_weights=None) -> PoseModel:
     """3DMPPE: PoseNet (+ RootNet). Without a codec: :class:`MPPE3DCodec` at ``input_size``
     with ``depth_bins`` depth bins and the maps' size (stride 32 / 2^deconvs)."""
     def backbone():
@@ -159,7 +134,8 @@ def build(num_keypoints=17, codec=None, *, input_size=(256, 256), depth=50, laye
         raise TypeError(f"mppe3d: needs an MPPE3DCodec, got {type(codec).__name__}")
     posenet = PoseNet(num_keypoints, codec.volume_size[2], bb, deconv_channels)
     root = RootNet(backbone(), deconv_channels) if rootnet else None
-    return MPPE3D(codec, posenet, root, root_loss_weight)
+    return PoseModel(MPPE3DNet(posenet, root),
+                     MPPE3DHead(codec, root_loss_weight, joint_weights=joint_weights))
 
 
 CONFIGS = {

@@ -7,7 +7,9 @@ stride-2 deconvolution to 128 channels and one to ``3K`` kinematic-parent-relati
 convolution (128) and a 1x1 convolution to ``4K`` maps: the heatmaps ``H`` and the location
 maps ``X, Y, Z`` (stride 8; 46 x 46 at 368 x 368).
 
-Loss: heatmap L2 plus the location-map L2 weighted by the ground-truth heatmap,
+The model is a :class:`~pyhpe.models.pose_model.PoseModel`: :class:`VNectNet` and the head
+:class:`~pyhpe.models.heads.body3d.VNectHead` (codec :class:`pyhpe.codecs.VNectCodec`), which
+owns the loss and the read-out. Loss: heatmap L2 plus the location-map L2 weighted by the ground-truth heatmap,
 ``sum_j || H_j^GT * (X_j - x_j^GT) ||^2`` (and Y, Z): the location maps only have to hold the
 joint's root-relative position around its 2-D peak. Read-out
 (:func:`pyhpe.codecs.body3d.read_location_maps`): each joint's ``(x, y, z)`` at its heatmap
@@ -22,7 +24,7 @@ the projection of ``P_L``; optimised through torch (L-BFGS).
 """
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -31,6 +33,8 @@ from torch import Tensor
 
 from ..codecs.body3d import VNectCodec, project
 from .common import ResNet, conv_bn_act
+from .heads.body3d import VNectHead
+from .pose_model import PoseModel
 
 
 class _Bottleneck(nn.Module):
@@ -51,7 +55,8 @@ class _Bottleneck(nn.Module):
 
 
 class VNectNet(nn.Module):
-    """``(B, 3, H, W) -> (heatmaps (B, K, h, w), location maps (B, K, 3, h, w))``."""
+    """``(B, 3, H, W)`` (or ``{"image": ...}``) ``-> (heatmaps (B, K, h, w), location maps
+    (B, K, 3, h, w))``."""
 
     def __init__(self, num_keypoints: int, backbone: ResNet, res5a=(512, 512, 1024),
                  res5b=(256, 128, 256), up_channels=128, final_channels=128):
@@ -68,7 +73,9 @@ class VNectNet(nn.Module):
         nn.init.normal_(self.out.weight, std=0.001)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, image: Tensor):
+    def forward(self, image):
+        if isinstance(image, dict):
+            image = image["image"]
         f = self.res5b(self.res5a(self.backbone(image)))
         K = self.num_keypoints
         delta = self.delta(f)
@@ -79,46 +86,10 @@ class VNectNet(nn.Module):
         return y[:, :K], y[:, K:].reshape(B, 3, K, h, w).transpose(1, 2)
 
 
-class VNect(nn.Module):
-    """VNectNet + :class:`~pyhpe.codecs.VNectCodec`: ``forward(inputs, targets)`` -> losses
-    ``loss_heatmap`` and ``loss_location``; ``predict(inputs)`` -> ``{"keypoints",
-    "scores", "keypoints_3d"}`` (root-relative mm read from the location maps)."""
-
-    def __init__(self, codec: VNectCodec, net: VNectNet, location_weight: float = 1.0):
-        super().__init__()
-        self.codec = codec
-        self.net = net
-        self.location_weight = float(location_weight)
-
-    def forward(self, inputs, targets: Optional[Dict[str, Tensor]] = None):
-        image = inputs["image"] if isinstance(inputs, dict) else inputs
-        heatmaps, locmaps = self.net(image)
-        if tuple(heatmaps.shape[-2:]) != tuple(self.codec.heatmap_size[::-1]):
-            raise ValueError(f"VNect: the network's maps are {tuple(heatmaps.shape[-2:])} (H, W) "
-                             f"but the codec's heatmap_size is {self.codec.heatmap_size} (W, H)")
-        if targets is None:
-            return heatmaps, locmaps
-        return self.loss((heatmaps, locmaps), targets)
-
-    def loss(self, outputs, targets) -> Dict[str, Tensor]:
-        heatmaps, locmaps = outputs
-        gt = targets["heatmaps"].float()
-        w = targets["keypoint_weights"].float()
-        hm = ((heatmaps.float() - gt) ** 2).mean((-2, -1)) * w
-        loc = targets["locations"].float()[..., None, None]
-        lm = ((gt[:, :, None] * (locmaps.float() - loc)) ** 2).sum((-2, -1)).sum(-1) * w
-        return {"loss_heatmap": hm.mean(), "loss_location": self.location_weight * lm.mean()}
-
-    @torch.no_grad()
-    def predict(self, inputs) -> Dict[str, Tensor]:
-        p = self.codec.decode(self(inputs))
-        return {"keypoints": p.keypoints, "scores": p.scores, "keypoints_3d": p.keypoints_3d}
-
-
 def build(num_keypoints=17, codec=None, *, input_size=(368, 368), depth=50, layers=(3, 4, 6),
           widths=(64, 128, 256), stem_channels=64, stem_pool=True, res5a=(512, 512, 1024),
           res5b=(256, 128, 256), up_channels=128, final_channels=128, location_weight=1.0,
-          root_index=0, sigma=2.0, joint_weights=None) -> VNect:
+          root_index=0, sigma=2.0, joint_weights=None) -> PoseModel:
     """VNect; without a codec: :class:`VNectCodec` at ``input_size`` and the maps' size."""
     backbone = ResNet(depth, list(layers), widths, "bottleneck", stem_channels, stem_pool, "conv7")
     if codec is None:
@@ -128,7 +99,7 @@ def build(num_keypoints=17, codec=None, *, input_size=(368, 368), depth=50, laye
     if not isinstance(codec, VNectCodec):
         raise TypeError(f"vnect: needs a VNectCodec, got {type(codec).__name__}")
     net = VNectNet(num_keypoints, backbone, res5a, res5b, up_channels, final_channels)
-    return VNect(codec, net, location_weight)
+    return PoseModel(net, VNectHead(codec, location_weight, joint_weights=joint_weights))
 
 
 CONFIGS = {
@@ -277,5 +248,5 @@ def fit_skeleton(pose_3d: Tensor, keypoints_2d: Tensor, camera: Tensor, parents:
     return SkeletonFit(P_G.detach(), angles.detach(), trans.detach() * 1000.0, e.detach())
 
 
-__all__ = ["SkeletonFit", "VNect", "VNectNet", "build", "fit_skeleton", "forward_kinematics",
+__all__ = ["SkeletonFit", "VNectNet", "build", "fit_skeleton", "forward_kinematics",
            "solve_translation"]

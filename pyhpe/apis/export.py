@@ -361,11 +361,6 @@ def export_onnx(model, path: str, input_size: Optional[Sequence[int]] = None, *,
     ``with_decode``), batch dimension dynamic unless ``dynamic_batch=False``. Uses the
     TorchScript-based exporter (no onnxscript needed)."""
     model.eval()
-    if not hasattr(model, "head"):
-        raise NotImplementedError(
-            f"export: {type(model).__name__} is not a backbone + head PoseModel taking one image "
-            "tensor (image-based 3-D models also take the camera); export its network directly "
-            "with torch.onnx.export")
     wrapper = ExportModule(model, with_decode).eval()
     x = example_input(model, input_size, batch_size)
     names = output_names(model, with_decode)
@@ -387,11 +382,6 @@ def export_program(model, input_size: Optional[Sequence[int]] = None, *,
     The graph may call pyhpe's compiled ops only where plain torch would do: it does not (the
     decode is :func:`torch_decoder`), so the program runs wherever torch does."""
     model.eval()
-    if not hasattr(model, "head"):
-        raise NotImplementedError(
-            f"export: {type(model).__name__} is not a backbone + head PoseModel taking one image "
-            "tensor (image-based 3-D models also take the camera); export its network directly "
-            "with torch.onnx.export")
     wrapper = ExportModule(model, with_decode).eval()
     x = example_input(model, input_size, batch_size)
     dyn = ({"inputs": {0: torch.export.Dim("batch", min=1, max=1024)}},) if dynamic_batch else None

@@ -130,6 +130,59 @@ class ImageGroupedOrder(ShardedOrder):
         return perm[self.rank * per:(self.rank + 1) * per]
 
 
+class _EpochTagged(torch.utils.data.Sampler):
+    """Yields ``(index, epoch)``: the wrapped sampler's indices, each tagged with the epoch
+    the sampler is in when its iteration starts, so that persistent DataLoader workers (which
+    keep the dataset copy they were started with) seed each item's augmentation with the
+    right epoch. ``epoch`` / ``skip_batches`` stay the wrapped sampler's."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def __iter__(self):
+        epoch = self.sampler.epoch
+        return ((i, epoch) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class _EpochAwareDataset(torch.utils.data.Dataset):
+    """The training set fetched with ``(index, epoch)`` keys (see :class:`_EpochTagged`): it
+    calls the set's ``set_epoch`` when the epoch changes (in the worker that holds this copy),
+    then fetches as the set itself does (``__getitems__`` for a batch where the set has it)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.epoch: Optional[int] = None
+
+    def _at(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            set_epoch = getattr(self.dataset, "set_epoch", None)
+            if set_epoch is not None:
+                set_epoch(epoch)
+            self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        idx, epoch = key
+        self._at(epoch)
+        return self.dataset[idx]
+
+    def __getitems__(self, keys):
+        epochs = {e for _, e in keys}
+        if len(epochs) != 1:   # one batch never spans epochs; kept exact if it ever did
+            return [self[k] for k in keys]
+        self._at(epochs.pop())
+        idxs = [i for i, _ in keys]
+        getitems = getattr(self.dataset, "__getitems__", None)
+        if getitems is not None:
+            return getitems(idxs)
+        return [self.dataset[i] for i in idxs]
+
+
 @contextlib.contextmanager
 def eval_mode(model: nn.Module):
     """``model.eval()`` inside the block, its previous mode restored after."""
@@ -235,6 +288,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.ema = ModelEMA(self.model, cfg.ema_decay) if cfg.ema else None
 
+        self._loader: Optional[torch.utils.data.DataLoader] = None  # kept while workers live
         self.epoch, self.step, self.step_in_epoch = 0, 0, 0
         self.best: Optional[float] = None
         self.last_metrics: Optional[Dict[str, float]] = None
@@ -396,17 +450,40 @@ class Trainer:
 
     def train_loader(self) -> torch.utils.data.DataLoader:
         """The DataLoader of the current epoch from the current step on (what :meth:`fit`
-        iterates; also what the input-pipeline bench times)."""
+        iterates; also what the input-pipeline bench times). With ``num_workers`` > 0 it is
+        the same DataLoader every epoch, its workers persistent (:meth:`close` stops them)."""
         cfg = self.cfg
         self.task.set_epoch(self.epoch)
         self.sampler.epoch = self.epoch
         self.sampler.skip_batches = self.step_in_epoch
-        return torch.utils.data.DataLoader(
-            self.train_dataset, batch_size=cfg.batch_size, sampler=self.sampler,
-            drop_last=True, collate_fn=self.task.collate, num_workers=cfg.num_workers,
-            # its own generator: creating the iterator must not draw from the global RNG,
-            # or a resumed epoch would shift every later random draw (dropout, ...)
-            generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch))
+        # its own generator: creating the iterator must not draw from the global RNG,
+        # or a resumed epoch would shift every later random draw (dropout, ...)
+        generator = torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch)
+        if cfg.num_workers == 0:
+            return torch.utils.data.DataLoader(
+                self.train_dataset, batch_size=cfg.batch_size, sampler=self.sampler,
+                drop_last=True, collate_fn=self.task.collate, num_workers=0, generator=generator)
+        # with workers: one DataLoader for the whole run, its workers kept alive across epochs
+        # (started once, not every epoch). The sampler is iterated in this process when each
+        # epoch starts, so its epoch / skip_batches (exact mid-epoch resume) take effect as
+        # before; the epoch reaches the workers' dataset copies with every index, so each
+        # item's augmentation is the one of a fresh loader (and of num_workers=0)
+        if self._loader is None:
+            self._loader = torch.utils.data.DataLoader(
+                _EpochAwareDataset(self.train_dataset), batch_size=cfg.batch_size,
+                sampler=_EpochTagged(self.sampler), drop_last=True, collate_fn=self.task.collate,
+                num_workers=cfg.num_workers, persistent_workers=True, generator=generator)
+        else:
+            self._loader.generator.set_state(generator.get_state())
+        return self._loader
+
+    def close(self) -> None:
+        """Stop the training DataLoader's persistent workers (they also end with the Trainer
+        or the process)."""
+        loader, self._loader = self._loader, None
+        it = getattr(loader, "_iterator", None) if loader is not None else None
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
 
     def fit(self) -> Dict:
         from tqdm import tqdm
@@ -454,6 +531,7 @@ class Trainer:
             elif interrupted:
                 break   # mid-epoch: the epoch's row comes when the resumed run ends the epoch
             self._end_epoch(final=(stop and not interrupted) or self.epoch >= cfg.epochs)
+        self.close()   # the workers end with the run
         if not interrupted:
             self.finished = True
         self.save_checkpoint()

@@ -87,6 +87,36 @@ def test_argmax_ties_match_numpy(device, shape, rng):
     np.testing.assert_array_equal(pos[ok, 0] + pos[ok, 1] * shape[3], idx[ok])
 
 
+@pytest.mark.parametrize("hw", [(15, 17), (16, 16), (16, 17), (64, 48), (20, 50)])
+def test_argmax_blocks_match_numpy_on_both_cpu_paths(cpu_path, hw, rng):
+    """Float32 maps of 256 values or more take the AVX2 block argmax (blocks of 256, the first
+    block with the largest maximum, then the first equal value in it): ties across blocks, a
+    maximum in the tail, signed zeros and NaN anywhere give numpy's index and value."""
+    H, W = hw
+    n = H * W
+    hm = rng.integers(-3, 4, size=(8, n)).astype(np.float32)
+    hm[1, n - 1] = 9.0                                  # maximum in the last value (the tail)
+    hm[2] = 0.0
+    hm[2, 5] = -0.0                                     # zeros: numpy keeps the first, -0.0
+    hm[3, min(300, n - 1)] = hm[3, 7] = 5.0             # a tie across blocks: the first wins
+    hm[4, min(256, n - 1)] = np.nan                     # NaN: numpy's index, NaN score
+    hm[5, n // 2] = np.nan
+    hm[5, 0] = 50.0
+    hm[6] = -2.0                                        # all negative: the sentinel
+    hm[7, :] = rng.normal(size=n).astype(np.float32)
+    hm = hm.reshape(1, 8, H, W)
+    coords, scores = ops.argmax_decode(torch.from_numpy(hm), quarter_offset=False)
+    flat = hm.reshape(8, n)
+    idx = np.argmax(flat, axis=1)
+    np.testing.assert_array_equal(scores.numpy()[0].view(np.uint32),
+                                  flat[np.arange(8), idx].view(np.uint32))   # -0.0 stays -0.0
+    pos = coords.numpy()[0]
+    ok = flat[np.arange(8), idx] > 0
+    np.testing.assert_array_equal(pos[ok, 0] + pos[ok, 1] * W, idx[ok])
+    exp_coords, _ = ref.argmax_decode(hm.copy(), False)
+    np.testing.assert_array_equal(coords.numpy(), exp_coords)
+
+
 # ---- DARK ---------------------------------------------------------------------------
 
 
@@ -441,6 +471,90 @@ def test_transform_gradcheck(device):
     m = torch.rand(2, 2, 3, generator=g, dtype=torch.float64).to(device).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda a, b, s: ops.transform_preds(a, b, s, (6, 5)), (c, ctr, sc))
     assert torch.autograd.gradcheck(ops.affine_transform_points, (c, m))
+
+
+def _mmpose_topdown_rescore(coords, scores, center, scale, box_scores, input_size, udp,
+                            score_thr):
+    """mmpose 1.x: ``add_pred_to_datasample``'s back-transform per instance (its numpy
+    statement, into the coords' dtype; UDP crops divide by ``input_size - 1``) and the COCO
+    metric's rescoring loop."""
+    size = tuple(v - 1 for v in input_size) if udp else tuple(input_size)
+    kps, final = [], []
+    for i in range(len(coords)):
+        xy = coords[i].copy()
+        xy[..., :2] = xy[..., :2] / size * scale[i] + center[i] - 0.5 * scale[i]
+        kps.append(np.concatenate([xy.astype(np.float64), scores[i][:, None].astype(np.float64)], 1))
+        total, valid = 0.0, 0
+        for s in scores[i]:
+            if s > score_thr:
+                total += float(s)
+                valid += 1
+        final.append(box_scores[i] * (total / valid if valid else 0.0))
+    return np.stack(kps), np.asarray(final)
+
+
+@cpu_and_cuda()
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("udp", [False, True])
+def test_topdown_rescore_matches_mmpose(device, dtype, udp, rng):
+    npdt = np.float32 if dtype == torch.float32 else np.float64
+    N, K = 9, 17
+    coords = rng.uniform(-5, 200, size=(N, K, 2)).astype(npdt)
+    scores = rng.uniform(0, 1, size=(N, K)).astype(npdt)
+    scores[3] = 0.1                                    # no keypoint above the threshold: 0
+    scores[4, :5] = np.asarray(0.2, npdt)              # exactly at the threshold: not counted
+    center = rng.uniform(100, 400, size=(N, 2)).astype(npdt)
+    scale = rng.uniform(50, 300, size=(N, 2)).astype(npdt)
+    box = rng.uniform(0.3, 1.0, size=N)
+    kps, final = ops.topdown_rescore(to_t(coords, device), to_t(scores, device),
+                                     to_t(center, device), to_t(scale, device),
+                                     torch.from_numpy(box).to(device), (192, 256), udp=udp)
+    exp_kps, exp_final = _mmpose_topdown_rescore(coords, scores, center, scale, box,
+                                                 (192, 256), udp, 0.2)
+    assert kps.dtype == final.dtype == torch.float64 and kps.device.type == device
+    np.testing.assert_array_equal(kps.cpu().numpy(), exp_kps)     # mmpose's bits
+    np.testing.assert_allclose(final.cpu().numpy(), exp_final, rtol=1e-12, atol=0)
+    assert final[3] == 0.0
+
+
+def test_topdown_rescore_errors_empty_opcheck_compile():
+    c, s = torch.rand(2, 3, 2), torch.rand(2, 3)
+    ctr, sc, box = torch.rand(2, 2), torch.rand(2, 2) + 1, torch.rand(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"'scores' must have shape \(N, K\)"):
+        ops.topdown_rescore(c, s[:, :2], ctr, sc, box, (4, 4))
+    with pytest.raises(ValueError, match=r"'center' must have shape \(N, 2\)"):
+        ops.topdown_rescore(c, s, ctr[:1], sc, box, (4, 4))
+    with pytest.raises(ValueError, match=r"'box_scores' must have shape \(N,\)"):
+        ops.topdown_rescore(c, s, ctr, sc, box[:1], (4, 4))
+    with pytest.raises(TypeError, match="'box_scores' must be float64"):
+        torch.ops.pyhpe.topdown_rescore(c, s, ctr, sc, box.float(), 4, 4, False, 0.2)
+    with pytest.raises(ValueError, match="'input_size' .* must be >= 2 with use_udp"):
+        ops.topdown_rescore(c, s, ctr, sc, box, (1, 4), udp=True)
+    with pytest.raises(ValueError, match="'score_thr' must be finite"):
+        ops.topdown_rescore(c, s, ctr, sc, box, (4, 4), score_thr=float("nan"))
+    bad = c.clone()
+    bad[1, 2, 0] = float("inf")
+    with pytest.raises(ValueError, match="'coords' contains NaN or infinite values"):
+        ops.topdown_rescore(bad, s, ctr, sc, box, (4, 4))
+    nan_box = box.clone()
+    nan_box[0] = float("nan")
+    with pytest.raises(ValueError, match="'box_scores' contains NaN"):
+        ops.topdown_rescore(c, s, ctr, sc, nan_box, (4, 4))
+    assert torch.isnan(ops.topdown_rescore(c, s, ctr, sc, nan_box, (4, 4), validate=False)[1][0])
+    with pytest.raises(RuntimeError, match="pyhpe.topdown_rescore: is not differentiable"):
+        ops.topdown_rescore(c.clone().requires_grad_(True), s, ctr, sc, box, (4, 4))
+    k, f = ops.topdown_rescore(torch.zeros(0, 3, 2), torch.zeros(0, 3), torch.zeros(0, 2),
+                               torch.zeros(0, 2), torch.zeros(0, dtype=torch.float64), (4, 4))
+    assert k.shape == (0, 3, 3) and f.shape == (0,)
+    assert isinstance(ops.topdown_rescore(c, s, ctr, sc, box, (4, 4)), ops.RescoredPoses)
+    d = torch.float64
+    _opcheck(torch.ops.pyhpe.topdown_rescore.default,
+             (c.to(d), s.to(d), ctr.to(d), sc.to(d), box, 48, 64, True, 0.3))
+
+    def post(c, s):
+        return ops.topdown_rescore(c, s, ctr, sc, box, (48, 64), validate=False)
+    for a, b in zip(torch.compile(post, fullgraph=True, backend="aot_eager")(c, s), post(c, s)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 # ---- errors, empty inputs, opcheck, compile -----------------------------------------

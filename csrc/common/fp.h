@@ -41,6 +41,20 @@ PYHPE_HD_INLINE float add_rn(float a, float b) {
   return a + b;
 #endif
 }
+// x rounded to the precision of the second argument's type, as a double: to float and back
+// for float, x itself for double. On the host the float goes through a volatile: GCC 12's
+// SLP vectorizer drops a (double)(float) round trip when it pairs two of them into one
+// vector (wrong code at -O2 / -O3).
+PYHPE_HD_INLINE double round_as(double x, float) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<double>(__double2float_rn(x));
+#else
+  volatile float f = static_cast<float>(x);
+  return static_cast<double>(f);
+#endif
+}
+PYHPE_HD_INLINE double round_as(double x, double) { return x; }
+
 // One fused multiply-add, one rounding (the C library's fma on the host).
 PYHPE_HD_INLINE double fma_rn(double a, double b, double c) {
 #if defined(__CUDA_ARCH__)

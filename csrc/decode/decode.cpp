@@ -431,6 +431,64 @@ at::Tensor affine_transform_points(const at::Tensor& coords_in, const at::Tensor
   return out;
 }
 
+std::tuple<at::Tensor, at::Tensor> topdown_rescore(
+    const at::Tensor& coords_in, const at::Tensor& scores_in, const at::Tensor& center_in,
+    const at::Tensor& scale_in, const at::Tensor& box_scores_in, int64_t width, int64_t height,
+    bool use_udp, double score_thr) {
+  const char* op = "pyhpe.topdown_rescore";
+  check_points(op, coords_in);
+  const int64_t N = coords_in.size(0), K = coords_in.size(1);
+  checks::dim(op, scores_in, "scores", 2, "(N, K)");
+  checks::same_dtype(op, scores_in, "scores", coords_in, "coords");
+  checks::same_device(op, scores_in, "scores", coords_in, "coords");
+  checks::size(op, scores_in, "scores", 0, N, "(N, K)");
+  checks::size(op, scores_in, "scores", 1, K, "(N, K)");
+  auto check_row = [&](const at::Tensor& t, const char* name) {
+    checks::dim(op, t, name, 2, "(N, 2)");
+    checks::same_dtype(op, t, name, coords_in, "coords");
+    checks::same_device(op, t, name, coords_in, "coords");
+    checks::size(op, t, name, 0, N, "(N, 2)");
+    checks::size(op, t, name, 1, 2, "(N, 2)");
+  };
+  check_row(center_in, "center");
+  check_row(scale_in, "scale");
+  TORCH_CHECK_TYPE(box_scores_in.scalar_type() == at::kDouble, op,
+                   ": 'box_scores' must be float64, got ", checks::describe(box_scores_in));
+  checks::same_device(op, box_scores_in, "box_scores", coords_in, "coords");
+  checks::dim(op, box_scores_in, "box_scores", 1, "(N,)");
+  checks::size(op, box_scores_in, "box_scores", 0, N, "(N,)");
+  const int64_t min_size = use_udp ? 2 : 1;
+  TORCH_CHECK_VALUE(width >= min_size && height >= min_size, op,
+                    ": 'input_size' (W, H) must be >= ", min_size, use_udp ? " with use_udp" : "",
+                    ", got (", width, ", ", height, ")");
+  TORCH_CHECK_VALUE(std::isfinite(score_thr), op, ": 'score_thr' must be finite, got ",
+                    score_thr);
+  const auto f64 = coords_in.options().dtype(at::kDouble);
+  at::Tensor keypoints = at::empty({N, K, 3}, f64);
+  at::Tensor final_scores = at::empty({N}, f64);
+  if (N == 0) return {keypoints, final_scores};
+  at::Tensor coords = coords_in.contiguous(), scores = scores_in.contiguous(),
+             center = center_in.contiguous(), scale = scale_in.contiguous(),
+             box_scores = box_scores_in.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(coords.scalar_type(), "topdown_rescore", [&] {
+    TopdownRescoreArgs<scalar_t> a;
+    a.coords = coords.data_ptr<scalar_t>();
+    a.scores = scores.data_ptr<scalar_t>();
+    a.center = center.data_ptr<scalar_t>();
+    a.scale = scale.data_ptr<scalar_t>();
+    a.box_scores = box_scores.data_ptr<double>();
+    a.N = N;
+    a.K = K;
+    a.size_x = static_cast<scalar_t>(use_udp ? width - 1 : width);
+    a.size_y = static_cast<scalar_t>(use_udp ? height - 1 : height);
+    a.score_thr = static_cast<scalar_t>(score_thr);
+    a.keypoints = keypoints.data_ptr<double>();
+    a.final_scores = final_scores.data_ptr<double>();
+    PYHPE_LAUNCH(coords, topdown_rescore, a);
+  });
+  return {keypoints, final_scores};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
@@ -458,6 +516,9 @@ TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
   m.def("transform_preds(Tensor coords, Tensor center, Tensor scale, int width, int height, "
         "bool use_udp=False) -> Tensor");
   m.def("affine_transform_points(Tensor coords, Tensor matrix) -> Tensor");
+  m.def("topdown_rescore(Tensor coords, Tensor scores, Tensor center, Tensor scale, "
+        "Tensor box_scores, int width, int height, bool use_udp=False, float score_thr=0.2) "
+        "-> (Tensor, Tensor)");
 }
 
 #define PYHPE_DECODE_IMPLS(m)                                              \
@@ -474,7 +535,8 @@ TORCH_LIBRARY_FRAGMENT(pyhpe, m) {
   m.impl("_dsnt_forward", &dsnt_forward);                                   \
   m.impl("_dsnt_backward", &dsnt_backward);                                 \
   m.impl("transform_preds", &transform_preds);                             \
-  m.impl("affine_transform_points", &affine_transform_points);
+  m.impl("affine_transform_points", &affine_transform_points);             \
+  m.impl("topdown_rescore", &topdown_rescore);
 
 TORCH_LIBRARY_IMPL(pyhpe, CPU, m) { PYHPE_DECODE_IMPLS(m) }
 

@@ -20,6 +20,8 @@ template <typename T>
 void transform_preds_cpu(const TransformPredsArgs<T>& args);
 template <typename T>
 void affine_points_cpu(const AffinePointsArgs<T>& args);
+template <typename T>
+void topdown_rescore_cpu(const TopdownRescoreArgs<T>& args);
 
 #ifdef PYHPE_WITH_CUDA
 // `stream` is a cudaStream_t.
@@ -35,6 +37,8 @@ template <typename T>
 void transform_preds_cuda(const TransformPredsArgs<T>& args, void* stream);
 template <typename T>
 void affine_points_cuda(const AffinePointsArgs<T>& args, void* stream);
+template <typename T>
+void topdown_rescore_cuda(const TopdownRescoreArgs<T>& args, void* stream);
 #endif
 
 }  // namespace decode

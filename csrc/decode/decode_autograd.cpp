@@ -41,7 +41,7 @@ TORCH_LIBRARY_IMPL(pyhpe, Autograd, m) {
   for (const char* name :
        {"argmax_decode", "dark_decode", "simcc_decode", "_soft_argmax_forward",
         "_soft_argmax_backward", "_debiased_soft_argmax_forward",
-        "_debiased_soft_argmax_backward", "_dsnt_forward", "_dsnt_backward"}) {
+        "_debiased_soft_argmax_backward", "_dsnt_forward", "_dsnt_backward", "topdown_rescore"}) {
     m.impl(name, torch::CppFunction::makeFromBoxedFunction<
                      &autograd_guard::not_differentiable_kernel>());
   }

@@ -357,6 +357,69 @@ PYHPE_TARGET_AVX2 inline void grad_map(const float* h, float* o, int H, int W, b
   }
 }
 
+// numpy argmax of float v[0..n) (the first maximum): blocks of kArgmaxBlock values are
+// reduced with four 8-lane max accumulators, the first block holding the largest maximum is
+// kept (strict >), and the first index equal to it is searched in that block only. Returns
+// false (leaving the NaN rule to numpy_argmax) when n < kArgmaxBlock or any value is NaN.
+// The value written is v[*idx] itself, so -0.0 / 0.0 come out as numpy's.
+constexpr int64_t kArgmaxBlock = 256;
+
+PYHPE_TARGET_AVX2 inline bool argmax(const float* v, int64_t n, int64_t* idx, float* mx) {
+  if (n < kArgmaxBlock) return false;
+  __m256 nan = _mm256_setzero_ps();
+  float best = 0.0f;
+  int64_t best_block = 0;
+  const int64_t full = n / kArgmaxBlock * kArgmaxBlock;
+  for (int64_t b = 0; b < full; b += kArgmaxBlock) {
+    const float* p = v + b;
+    __m256 m0 = _mm256_loadu_ps(p), m1 = _mm256_loadu_ps(p + 8);
+    __m256 m2 = _mm256_loadu_ps(p + 16), m3 = _mm256_loadu_ps(p + 24);
+    nan = _mm256_or_ps(nan, _mm256_or_ps(_mm256_cmp_ps(m0, m1, _CMP_UNORD_Q),
+                                         _mm256_cmp_ps(m2, m3, _CMP_UNORD_Q)));
+    for (int64_t j = 32; j < kArgmaxBlock; j += 32) {
+      const __m256 a0 = _mm256_loadu_ps(p + j), a1 = _mm256_loadu_ps(p + j + 8);
+      const __m256 a2 = _mm256_loadu_ps(p + j + 16), a3 = _mm256_loadu_ps(p + j + 24);
+      nan = _mm256_or_ps(nan, _mm256_or_ps(_mm256_cmp_ps(a0, a1, _CMP_UNORD_Q),
+                                           _mm256_cmp_ps(a2, a3, _CMP_UNORD_Q)));
+      m0 = _mm256_max_ps(m0, a0);
+      m1 = _mm256_max_ps(m1, a1);
+      m2 = _mm256_max_ps(m2, a2);
+      m3 = _mm256_max_ps(m3, a3);
+    }
+    __m256 m = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3));
+    __m128 q = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    q = _mm_max_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_max_ss(q, _mm_shuffle_ps(q, q, 1));
+    const float bm = _mm_cvtss_f32(q);
+    if (b == 0 || bm > best) {
+      best = bm;
+      best_block = b;
+    }
+  }
+  if (_mm256_movemask_ps(nan)) return false;
+  int64_t best_i = -1;
+  for (int64_t j = full; j < n; ++j) {
+    if (v[j] != v[j]) return false;
+    if (v[j] > best) {
+      best = v[j];
+      best_i = j;
+    }
+  }
+  if (best_i < 0) {
+    const __m256 bv = _mm256_set1_ps(best);
+    for (int64_t j = best_block;; j += 8) {
+      const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + j), bv, _CMP_EQ_OQ));
+      if (hit) {
+        best_i = j + __builtin_ctz(static_cast<unsigned>(hit));
+        break;
+      }
+    }
+  }
+  *idx = best_i;
+  *mx = v[best_i];
+  return true;
+}
+
 }  // namespace avx2
 }  // namespace decode
 }  // namespace pyhpe

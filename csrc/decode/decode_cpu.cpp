@@ -11,10 +11,26 @@ namespace decode {
 
 template <typename T>
 void heatmap_decode_cpu(const HeatmapDecodeArgs<T>& args) {
-  // A map costs an H*W argmax plus O(k^2) samples; a handful of maps per task.
+  // A map costs an H*W argmax plus O(k^2) samples; a handful of maps per task. Float maps
+  // take the AVX2 argmax when the CPU has it (NaN maps and small ones fall back).
+  const bool avx2 = cpu::avx2_enabled();
   at::parallel_for(0, args.num_maps, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) heatmap_decode_element(args, m);
+    for (int64_t m = begin; m < end; ++m) {
+#ifdef PYHPE_DECODE_AVX2
+      if (std::is_same<T, float>::value && avx2) {
+        const int64_t HW = static_cast<int64_t>(args.H) * args.W;
+        int64_t idx;
+        float mx;
+        if (avx2::argmax(reinterpret_cast<const float*>(args.heatmaps) + m * HW, HW, &idx, &mx)) {
+          heatmap_decode_at(args, m, idx, static_cast<T>(mx));
+          continue;
+        }
+      }
+#endif
+      heatmap_decode_element(args, m);
+    }
   });
+  (void)avx2;
 }
 
 template <typename T>
@@ -103,13 +119,21 @@ void affine_points_cpu(const AffinePointsArgs<T>& args) {
   });
 }
 
+template <typename T>
+void topdown_rescore_cpu(const TopdownRescoreArgs<T>& args) {
+  at::parallel_for(0, args.N, 2048, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) topdown_rescore_element(args, n);
+  });
+}
+
 #define PYHPE_DECODE_INSTANTIATE(T)                                           \
   template void heatmap_decode_cpu<T>(const HeatmapDecodeArgs<T>&);           \
   template void simcc_decode_cpu<T>(const SimccDecodeArgs<T>&);               \
   template void expectation_forward_cpu<T>(const ExpectationArgs<T>&);        \
   template void expectation_backward_cpu<T>(const ExpectationArgs<T>&);       \
   template void transform_preds_cpu<T>(const TransformPredsArgs<T>&);         \
-  template void affine_points_cpu<T>(const AffinePointsArgs<T>&);
+  template void affine_points_cpu<T>(const AffinePointsArgs<T>&);             \
+  template void topdown_rescore_cpu<T>(const TopdownRescoreArgs<T>&);
 
 PYHPE_DECODE_INSTANTIATE(float)
 PYHPE_DECODE_INSTANTIATE(double)

@@ -112,6 +112,11 @@ __global__ void affine_points_kernel(AffinePointsArgs<T> args, int64_t total) {
   PYHPE_GRID_STRIDE_LOOP(i, total) { affine_points_element(args, i); }
 }
 
+template <typename T>
+__global__ void topdown_rescore_kernel(TopdownRescoreArgs<T> args) {
+  PYHPE_GRID_STRIDE_LOOP(n, args.N) { topdown_rescore_element(args, n); }
+}
+
 // Per-map kernels run few, long threads: small blocks spread them over more SMs.
 constexpr int kMapThreads = 64;
 
@@ -172,13 +177,22 @@ void affine_points_cuda(const AffinePointsArgs<T>& args, void* stream) {
   cuda::check_launch("affine_transform_points");
 }
 
+template <typename T>
+void topdown_rescore_cuda(const TopdownRescoreArgs<T>& args, void* stream) {
+  if (args.N == 0) return;
+  topdown_rescore_kernel<T><<<cuda::blocks_for(args.N, kMapThreads), kMapThreads, 0,
+                              cuda::as_stream(stream)>>>(args);
+  cuda::check_launch("topdown_rescore");
+}
+
 #define PYHPE_DECODE_INSTANTIATE(T)                                             \
   template void heatmap_decode_cuda<T>(const HeatmapDecodeArgs<T>&, void*);     \
   template void simcc_decode_cuda<T>(const SimccDecodeArgs<T>&, void*);         \
   template void expectation_forward_cuda<T>(const ExpectationArgs<T>&, void*);  \
   template void expectation_backward_cuda<T>(const ExpectationArgs<T>&, void*); \
   template void transform_preds_cuda<T>(const TransformPredsArgs<T>&, void*);   \
-  template void affine_points_cuda<T>(const AffinePointsArgs<T>&, void*);
+  template void affine_points_cuda<T>(const AffinePointsArgs<T>&, void*);       \
+  template void topdown_rescore_cuda<T>(const TopdownRescoreArgs<T>&, void*);
 
 PYHPE_DECODE_INSTANTIATE(float)
 PYHPE_DECODE_INSTANTIATE(double)

@@ -409,12 +409,13 @@ struct Blur2dMax {
   PYHPE_HD T operator()() const { return blur2d_max(hm, H, W, w, r); }
 };
 
+// Map m given its first maximum: index idx (row-major) and value maxval (the CPU loops may
+// find them with wider SIMD than numpy_argmax).
 template <typename T>
-PYHPE_HD void heatmap_decode_element(const HeatmapDecodeArgs<T>& a, int64_t m) {
+PYHPE_HD void heatmap_decode_at(const HeatmapDecodeArgs<T>& a, int64_t m, int64_t idx,
+                                T maxval) {
   const int H = a.H, W = a.W;
   const T* hm = a.heatmaps + m * static_cast<int64_t>(H) * W;
-  T maxval;
-  const int64_t idx = numpy_argmax(hm, static_cast<int64_t>(H) * W, &maxval);
   a.scores[m] = maxval;
   if (!(maxval > T(0))) {  // mmpose / HRNet sentinel: maps whose max <= 0 decode to -1
     a.coords[2 * m] = T(-1);
@@ -486,6 +487,14 @@ PYHPE_HD void heatmap_decode_element(const HeatmapDecodeArgs<T>& a, int64_t m) {
   }
   a.coords[2 * m] = fx;
   a.coords[2 * m + 1] = fy;
+}
+
+template <typename T>
+PYHPE_HD void heatmap_decode_element(const HeatmapDecodeArgs<T>& a, int64_t m) {
+  const int64_t HW = static_cast<int64_t>(a.H) * a.W;
+  T maxval;
+  const int64_t idx = numpy_argmax(a.heatmaps + m * HW, HW, &maxval);
+  heatmap_decode_at(a, m, idx, maxval);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1035,6 +1044,53 @@ PYHPE_HD void transform_preds_element(const TransformPredsArgs<T>& a, int64_t id
       add_rn(add_rn(mul_rn(a.coords[2 * idx], fx), a.center[2 * b]), -mul_rn(sx, T(0.5)));
   a.out[2 * idx + 1] =
       add_rn(add_rn(mul_rn(a.coords[2 * idx + 1], fy), a.center[2 * b + 1]), -mul_rn(sy, T(0.5)));
+}
+
+// Top-down crops back to the image with mmpose's rescoring, one call per instance n:
+//   (x, y) = coords / size * scale + center - 0.5 * scale, step by step in double and rounded
+//   to T at the end (mmpose 1.x add_pred_to_datasample: numpy promotes the division by the
+//   integer input_size to float64 and stores into the float32 keypoints); size = (W, H), or
+//   (W - 1, H - 1) for UDP crops; keypoints[n, k] = (x, y, score) in double;
+//   final[n] = box_score * mean of the scores > score_thr (compared in T; 0 when none; the
+//   mean summed in double in keypoint order).
+template <typename T>
+struct TopdownRescoreArgs {
+  const T* coords;           // N x K x 2, input pixels
+  const T* scores;           // N x K
+  const T* center;           // N x 2
+  const T* scale;            // N x 2
+  const double* box_scores;  // N
+  int64_t N, K;
+  T size_x, size_y;
+  T score_thr;
+  double* keypoints;  // N x K x 3
+  double* final_scores;  // N
+};
+
+template <typename T>
+PYHPE_HD void topdown_rescore_element(const TopdownRescoreArgs<T>& a, int64_t n) {
+  const double sx = a.scale[2 * n], sy = a.scale[2 * n + 1];
+  const double cx = a.center[2 * n], cy = a.center[2 * n + 1];
+  const double hx = mul_rn(0.5, sx), hy = mul_rn(0.5, sy);
+  const double wx = a.size_x, wy = a.size_y;
+  const T* c = a.coords + 2 * n * a.K;
+  const T* s = a.scores + n * a.K;
+  double* out = a.keypoints + 3 * n * a.K;
+  double sum = 0.0;
+  int64_t count = 0;
+  for (int64_t k = 0; k < a.K; ++k) {
+    const double x = add_rn(add_rn(mul_rn(static_cast<double>(c[2 * k]) / wx, sx), cx), -hx);
+    const double y =
+        add_rn(add_rn(mul_rn(static_cast<double>(c[2 * k + 1]) / wy, sy), cy), -hy);
+    out[3 * k] = round_as(x, T());
+    out[3 * k + 1] = round_as(y, T());
+    out[3 * k + 2] = static_cast<double>(s[k]);
+    if (s[k] > a.score_thr) {
+      sum += static_cast<double>(s[k]);
+      ++count;
+    }
+  }
+  a.final_scores[n] = a.box_scores[n] * (count > 0 ? sum / static_cast<double>(count) : 0.0);
 }
 
 // (x', y') = M[:, :2] @ (x, y) + M[:, 2] (mmpose affine_transform, batched).

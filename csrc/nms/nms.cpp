@@ -200,10 +200,29 @@ at::Tensor pose_scores(const at::Tensor& scores_in) {
 // Entries whose flag is set, and how many per image.
 std::tuple<at::Tensor, at::Tensor> compact(const at::Tensor& flags, const at::Tensor& values,
                                            const Segments& s) {
+  const int64_t M = s.M();
+  if (!flags.is_cuda()) {  // host: one pass, no tensor ops (small inputs are all overhead)
+    const bool* f = flags.data_ptr<bool>();
+    const at::Tensor v = values.contiguous();
+    const int64_t* src = v.data_ptr<int64_t>();
+    int64_t total = 0;
+    for (int64_t i = 0; i < flags.numel(); ++i) total += f[i] ? 1 : 0;
+    at::Tensor kept = at::empty({total}, long_on(flags));
+    at::Tensor counts = at::empty({M}, long_on(flags));
+    int64_t* out = kept.data_ptr<int64_t>();
+    int64_t* cnt = counts.data_ptr<int64_t>();
+    int64_t n = 0;
+    for (int64_t m = 0; m < M; ++m) {
+      const int64_t start = n;
+      for (int64_t i = s.host[m]; i < s.host[m + 1]; ++i)
+        if (f[i]) out[n++] = src[i];
+      cnt[m] = n - start;
+    }
+    return {kept, counts};
+  }
   at::Tensor pos = at::nonzero(flags).squeeze(1);
   at::Tensor kept = at::index_select(values, 0, pos);
   at::Tensor csum = at::cat({at::zeros({1}, long_on(flags)), at::cumsum(flags, 0, at::kLong)});
-  const int64_t M = s.M();
   at::Tensor ends = at::index_select(csum, 0, s.dev.slice(0, 1, M + 1));
   at::Tensor begins = at::index_select(csum, 0, s.dev.slice(0, 0, M));
   return {kept, ends.sub(begins)};
@@ -222,6 +241,26 @@ std::vector<int64_t> mask_offsets_of(const Segments& s) {
 // Keypoint boxes (x0, y0, x1, y1) over all K keypoints and max_k (2 sigma_k)^2, for the
 // O(1) pair pre-checks.
 at::Tensor keypoint_boxes(const at::Tensor& kpts) {
+  if (!kpts.is_cuda()) {  // host: one pass over the (contiguous) keypoints
+    const int64_t N = kpts.size(0), K = kpts.size(1);
+    at::Tensor out = at::empty({N, 4}, kpts.options());
+    AT_DISPATCH_FLOATING_TYPES(kpts.scalar_type(), "keypoint_boxes", [&] {
+      const scalar_t* p = kpts.data_ptr<scalar_t>();
+      scalar_t* o = out.data_ptr<scalar_t>();
+      for (int64_t i = 0; i < N; ++i, p += 3 * K, o += 4) {
+        scalar_t x0 = p[0], y0 = p[1], x1 = p[0], y1 = p[1];
+        for (int64_t k = 1; k < K; ++k) {  // a NaN sticks, as in amin / amax
+          const scalar_t x = p[3 * k], y = p[3 * k + 1];
+          x0 = (x < x0 || x != x) ? x : x0;
+          x1 = (x > x1 || x != x) ? x : x1;
+          y0 = (y < y0 || y != y) ? y : y0;
+          y1 = (y > y1 || y != y) ? y : y1;
+        }
+        o[0] = x0, o[1] = y0, o[2] = x1, o[3] = y1;
+      }
+    });
+    return out;
+  }
   at::Tensor xy = kpts.slice(2, 0, 2);
   return at::cat({at::amin(xy, {1}), at::amax(xy, {1})}, 1).contiguous();
 }

@@ -509,41 +509,50 @@ def _rows(outputs, start: int, stop: int):
     return outputs
 
 
-def topdown_postprocess(coords: torch.Tensor, scores: torch.Tensor, centers: torch.Tensor,
-                        scales: torch.Tensor, box_scores: torch.Tensor, areas: torch.Tensor,
-                        input_size, *, udp: bool = False, score_thr: float = 0.2,
-                        image_offsets: Optional[torch.Tensor] = None,
-                        nms_thr: Optional[float] = 0.9, sigmas=None, vis_thr: float = 0.2):
+def topdown_postprocess(coords, scores, centers, scales, box_scores, areas, input_size, *,
+                        udp: bool = False, score_thr: float = 0.2,
+                        image_offsets=None, nms_thr: Optional[float] = 0.9, sigmas=None,
+                        vis_thr: float = 0.2):
     """Decoded crops -> image keypoints, rescored, OKS-NMS'd, for a ragged batch of images in
-    one pass (no per-instance Python).
+    two op calls (no per-instance Python).
 
     ``coords (N, K, 2)`` input-pixel keypoints and ``scores (N, K)`` of the crops, their
-    ``centers`` / ``scales (N, 2)``, detector ``box_scores (N,)`` and box ``areas (N,)``;
-    ``image_offsets (M + 1,)`` the rows of each image (default: one image). Returns
-    ``(keypoints (N, K, 3) float64 numpy [x, y, score], final scores (N,) float64 numpy,
-    keep (P,) int64 numpy)``: mmpose's top-down rescoring (box score x the mean of the
-    keypoint scores above ``score_thr``, 0 when none) and the rows kept by
-    :func:`pyhpe.ops.oks_nms` (per image, descending score; all rows when ``nms_thr`` is
-    None)."""
+    ``centers`` / ``scales (N, 2)``, detector ``box_scores (N,)`` and box ``areas (N,)``
+    (tensors, all on one device, or arrays); ``image_offsets (M + 1,)`` the rows of each image
+    (default: one image). Returns ``(keypoints (N, K, 3) float64 numpy [x, y, score], final
+    scores (N,) float64 numpy, keep (P,) int64 numpy)``: :func:`pyhpe.ops.topdown_rescore`
+    (the crop's inverse and mmpose's top-down rescoring: box score x the mean of the keypoint
+    scores above ``score_thr``, 0 when none) and the rows kept by :func:`pyhpe.ops.oks_nms`
+    (per image, descending score; all rows when ``nms_thr`` is None). Non-finite inputs raise
+    a ValueError naming them."""
     from .. import ops
-    from ..data.topdown import to_image_space
-    xy = to_image_space(coords.float(), centers, scales, input_size, udp=udp)
-    sc = scores.float()
-    valid = sc > score_thr
-    cnt = valid.sum(1)
-    kp_score = torch.where(cnt > 0, (sc * valid).sum(1) / cnt.clamp(min=1), torch.zeros(()))
-    final = box_scores.double() * kp_score.double()
-    kps = torch.cat([xy.double(), sc.double()[..., None]], -1)
-    N = kps.shape[0]
+    coords = torch.as_tensor(coords)
+    kps, final = ops.topdown_rescore(coords, scores, centers, scales, box_scores, input_size,
+                                     udp=udp, score_thr=score_thr, validate=False)
+    kps_np, final_np = kps.cpu().numpy(), final.cpu().numpy()
+    # The op propagates NaN / inf; one check of its outputs covers every input it read.
+    if not (np.isfinite(kps_np).all() and np.isfinite(final_np).all()):
+        for name, t in (("coords", coords), ("scores", scores), ("centers", centers),
+                        ("scales", scales), ("box_scores", box_scores)):
+            if not np.isfinite(np.asarray(torch.as_tensor(t).detach().cpu(), np.float64)).all():
+                raise ValueError(f"topdown_postprocess: '{name}' contains NaN or infinite values")
+        raise ValueError("topdown_postprocess: the image keypoints overflow (huge 'coords' or "
+                         "'scales')")
+    N = kps_np.shape[0]
     if nms_thr is None or N == 0:
-        keep = torch.arange(N)
-    else:
-        if image_offsets is None:
-            image_offsets = torch.tensor([0, N], dtype=torch.int64)
-        sig = None if sigmas is None else torch.as_tensor(np.asarray(sigmas), dtype=torch.float64)
-        keep = ops.oks_nms(kps, final, areas.double(), thr=nms_thr, sigmas=sig,
-                           vis_thr=vis_thr, image_offsets=image_offsets.to(torch.int64)).keep
-    return kps.cpu().numpy(), final.cpu().numpy(), keep.cpu().numpy()
+        return kps_np, final_np, np.arange(N, dtype=np.int64)
+    areas = torch.as_tensor(areas, device=kps.device).double()
+    if not np.isfinite(areas.cpu().numpy()).all():
+        raise ValueError("topdown_postprocess: 'areas' contains NaN or infinite values")
+    if sigmas is not None:
+        sig = (sigmas.detach().cpu().numpy() if isinstance(sigmas, torch.Tensor)
+               else np.asarray(sigmas, np.float64))
+        if not (np.isfinite(sig).all() and (sig > 0).all()):
+            raise ValueError(f"topdown_postprocess: 'sigmas' must be positive and finite, got "
+                             f"{sig.tolist()}")
+    keep = ops.oks_nms(kps, final, areas, thr=nms_thr, sigmas=sigmas, vis_thr=vis_thr,
+                       image_offsets=image_offsets, validate=False).keep
+    return kps_np, final_np, keep.cpu().numpy()
 
 
 __all__ = ["IMAGE_EXTS", "InferenceResult", "Inferencer", "VIDEO_EXTS", "collect_inputs",

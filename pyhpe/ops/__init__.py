@@ -17,23 +17,26 @@ The contract every op here keeps:
   :class:`DSNT2d`); every other op refuses inputs that require grad.
 """
 from ._types import (AlphaPoseNMSResult, Decoded, GroupedPoses, HeatmapTargets,  # noqa: F401
-                     NMSResult, PAFTargets, Peaks, Poses, RaggedOKS, SimCCTargets)
+                     NMSResult, PAFTargets, Peaks, Poses, RaggedOKS, RescoredPoses,
+                     SimCCTargets)
 from .oks import oks_matrix, oks_matrix_ragged  # noqa: F401
 from .paf import PAFGrouper, find_peaks, group_poses, paf_group, paf_scores  # noqa: F401
 from .nms import oks_nms, pose_nms_alphapose, soft_oks_nms  # noqa: F401
 from .heatmap import msra_heatmaps, paf_targets, simcc_labels, udp_heatmaps, unbiased_heatmaps  # noqa: F401
 from .decode import (DSNT2d, DebiasedSoftArgmax2d, SoftArgmax2d,  # noqa: F401
                      affine_transform_points, argmax_decode, dark_decode, debiased_soft_argmax,
-                     dsnt, simcc_dark_kernel, simcc_decode, soft_argmax, transform_preds)
+                     dsnt, simcc_dark_kernel, simcc_decode, soft_argmax, topdown_rescore,
+                     transform_preds)
 from .ae import AEGroups, ae_group  # noqa: F401
 
 __all__ = [
     "AEGroups", "ae_group", "AlphaPoseNMSResult", "DSNT2d", "Decoded", "DebiasedSoftArgmax2d", "GroupedPoses",
     "HeatmapTargets", "NMSResult", "PAFGrouper", "PAFTargets", "Peaks", "Poses", "RaggedOKS",
+    "RescoredPoses",
     "SimCCTargets", "SoftArgmax2d", "affine_transform_points", "argmax_decode", "dark_decode",
     "debiased_soft_argmax", "dsnt", "find_peaks", "group_poses", "msra_heatmaps", "oks_matrix",
     "oks_matrix_ragged", "oks_nms", "paf_group", "paf_scores", "paf_targets",
     "pose_nms_alphapose", "simcc_dark_kernel", "simcc_decode", "simcc_labels", "soft_argmax",
-    "soft_oks_nms", "transform_preds", "udp_heatmaps", "unbiased_heatmaps",
+    "soft_oks_nms", "topdown_rescore", "transform_preds", "udp_heatmaps", "unbiased_heatmaps",
 ]
 from .volume import *  # noqa: F401,F403,E402  (SoftArgmax3d, soft_argmax_3d, gaussian_volumes, ...)

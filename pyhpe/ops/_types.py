@@ -39,6 +39,12 @@ class Decoded(NamedTuple):
     scores: Tensor
 
 
+class RescoredPoses(NamedTuple):
+    """Image keypoints ``(N, K, 3)`` float64 ``[x, y, score]`` and instance scores ``(N,)``."""
+    keypoints: Tensor
+    scores: Tensor
+
+
 class NMSResult(NamedTuple):
     """Kept rows ``(P,)`` int64 (per image, in keep order) and kept poses per image ``(M,)``."""
     keep: Tensor

@@ -15,8 +15,8 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from ._common import as_float_tensor, float_option, float_pair, int_option, int_pair
-from ._types import Decoded
+from ._common import as_float_tensor, check_finite, float_option, float_pair, int_option, int_pair
+from ._types import Decoded, RescoredPoses
 
 Tensor = torch.Tensor
 
@@ -71,6 +71,14 @@ for _name in ("soft_argmax", "debiased_soft_argmax", "dsnt"):
 @torch.library.register_fake("pyhpe::transform_preds")
 def _transform_preds_fake(coords, center, scale, width, height, use_udp=False):
     return coords.new_empty(coords.shape)
+
+
+@torch.library.register_fake("pyhpe::topdown_rescore")
+def _topdown_rescore_fake(coords, scores, center, scale, box_scores, width, height,
+                          use_udp=False, score_thr=0.2):
+    N, K = coords.shape[0], coords.shape[1]
+    return (coords.new_empty((N, K, 3), dtype=torch.float64),
+            coords.new_empty((N,), dtype=torch.float64))
 
 
 @torch.library.register_fake("pyhpe::affine_transform_points")
@@ -355,6 +363,47 @@ def affine_transform_points(coords: Tensor, matrix: Tensor) -> Tensor:
     return torch.ops.pyhpe.affine_transform_points(coords, matrix)
 
 
+def topdown_rescore(coords: Tensor, scores: Tensor, center: Tensor, scale: Tensor,
+                    box_scores: Tensor, input_size: Sequence[int], *, udp: bool = False,
+                    score_thr: float = 0.2, validate: bool = True) -> RescoredPoses:
+    """Top-down crops back to the image with mmpose's rescoring, one fused pass.
+
+    ``coords (N, K, 2)`` input-pixel keypoints of N crops, ``scores (N, K)``, the crops'
+    ``center`` / ``scale (N, 2)`` (pixels), detector ``box_scores (N,)``, ``input_size (W, H)``
+    -> :class:`RescoredPoses` ``(keypoints (N, K, 3)`` float64 ``[x, y, score]`` in image pixels,
+    ``scores (N,)`` float64 instance scores).
+
+    * position: ``coords / input_size * scale + center - 0.5 * scale`` one step at a time in
+      float64, rounded to the coords' dtype: mmpose 1.x ``add_pred_to_datasample`` bit for
+      bit (numpy promotes the division by the integer ``input_size`` to float64 and stores
+      the result into the float32 keypoints); ``input_size - 1`` for UDP crops
+      (``udp=True``, as :func:`pyhpe.data.to_image_space`);
+    * score: ``box_score x`` the mean of the keypoint scores ``> score_thr`` (compared in the
+      scores' dtype, as numpy compares a float32 array with a Python float; summed in float64),
+      0 when no keypoint passes: the top-down rescoring of mmpose's COCO metric.
+
+    ``center``, ``scale`` take the coords' dtype and ``box_scores`` float64 here. With
+    ``validate`` (default) NaN or infinite inputs raise a ValueError naming them;
+    ``validate=False`` lets them propagate. Not differentiable (inputs that require grad
+    raise).
+    """
+    op = "pyhpe.topdown_rescore"
+    coords = as_float_tensor(coords, "coords")
+    scores = as_float_tensor(scores, "scores", like=coords)
+    center = as_float_tensor(center, "center", like=coords).to(coords.dtype)
+    scale = as_float_tensor(scale, "scale", like=coords).to(coords.dtype)
+    box_scores = as_float_tensor(box_scores, "box_scores", like=coords).to(torch.float64)
+    width, height = int_pair(op, input_size, "input_size")
+    score_thr = float_option(op, score_thr, "score_thr", finite=True)
+    if validate:
+        for name, t in (("coords", coords), ("scores", scores), ("center", center),
+                        ("scale", scale), ("box_scores", box_scores)):
+            check_finite(t, name, op)
+    return RescoredPoses(*torch.ops.pyhpe.topdown_rescore(coords, scores, center, scale, box_scores,
+                                                          width, height, bool(udp),
+                                                          score_thr))
+
+
 class SoftArgmax2d(torch.nn.Module):
     """Module form of :func:`soft_argmax`: ``(B, K, H, W) -> (B, K, 2)`` in pixels.
 
@@ -408,4 +457,4 @@ class DSNT2d(torch.nn.Module):
 
 __all__ = ["DSNT2d", "DebiasedSoftArgmax2d", "SoftArgmax2d", "affine_transform_points",
            "argmax_decode", "dark_decode", "debiased_soft_argmax", "dsnt", "simcc_dark_kernel",
-           "simcc_decode", "soft_argmax", "transform_preds"]
+           "simcc_decode", "soft_argmax", "topdown_rescore", "transform_preds"]

@@ -15,7 +15,7 @@ decodes each image once; 0.32 decodes per sample here, 0.38 on COCO train2017).
 mmpose runs only when importable (``PYTHONPATH=/tmp/mmref`` and the reference harness's
 stubs, see shared/tools/mmpose-reference); otherwise its cases skip with the reason.
 ``PYHPE_BENCH_MMPOSE_STUBS`` names the stubs file. Each case records samples/s and (with
-workers) the workers' peak resident memory in ``extra_info``; ``test_zz_summary`` prints the
+workers) the workers' peak resident and private memory in ``extra_info``; ``test_zz_summary`` prints the
 ratios of this run. OpenCV runs single-threaded in every process (``cv2.setNumThreads(0)``,
 what mmengine's runner sets for mmpose's training).
 """
@@ -100,19 +100,23 @@ def import_mmpose():
     return m
 
 
-def worker_peak_rss_mb(loader) -> float:
-    """The largest peak resident set (VmHWM) of the loader's workers, in MiB (0 without)."""
+def worker_memory_mb(loader):
+    """``(peak, private)`` MiB, each the largest over the loader's workers ((0, 0) without):
+    the peak resident set (VmHWM, which counts every page a worker shares with the process it
+    was forked from) and the private memory at the end of the timed epochs (Private_Clean +
+    Private_Dirty of /proc/PID/smaps_rollup: what the worker holds of its own)."""
     it = getattr(loader, "_iterator", None)
-    peaks = []
+    peaks, private = [0.0], [0.0]
     for w in getattr(it, "_workers", []) or []:
         try:
             with open(f"/proc/{w.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        peaks.append(int(line.split()[1]) / 1024)
+                peaks += [int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:")]
+            with open(f"/proc/{w.pid}/smaps_rollup") as f:
+                private.append(sum(int(line.split()[1]) for line in f
+                                   if line.startswith(("Private_Clean:", "Private_Dirty:"))) / 1024)
         except OSError:
             pass
-    return max(peaks) if peaks else 0.0
+    return max(peaks), max(private)
 
 
 def pyhpe_loader(coco, workers: int, order: str, udp: bool):
@@ -187,8 +191,9 @@ def _run(benchmark, key, loader, epoch, *args):
     n = epoch(loader, *args)               # warm-up: starts the persistent workers
     benchmark.pedantic(epoch, args=(loader,) + args, rounds=3, iterations=1)
     rate = n / benchmark.stats.stats.min
-    mem = worker_peak_rss_mb(loader)
-    benchmark.extra_info.update(samples_per_s=round(rate, 1), worker_peak_rss_mib=round(mem, 1))
+    mem = worker_memory_mb(loader)
+    benchmark.extra_info.update(samples_per_s=round(rate, 1), worker_peak_rss_mib=round(mem[0], 1),
+                                worker_private_mib=round(mem[1], 1))
     RESULTS[key] = (rate, mem)
 
 
@@ -265,11 +270,12 @@ def test_trainer(benchmark, coco_file, case, sampler):
     try:
         n = trainer_epoch(trainer)         # warm-up: starts the persistent workers
         benchmark.pedantic(trainer_epoch, args=(trainer,), rounds=3, iterations=1)
-        mem = worker_peak_rss_mb(_LAST_LOADER[0])
+        mem = worker_memory_mb(_LAST_LOADER[0])
     finally:
         trainer.close()
     rate = n / benchmark.stats.stats.min
-    benchmark.extra_info.update(samples_per_s=round(rate, 1), worker_peak_rss_mib=round(mem, 1))
+    benchmark.extra_info.update(samples_per_s=round(rate, 1), worker_peak_rss_mib=round(mem[0], 1),
+                                worker_private_mib=round(mem[1], 1))
     RESULTS[(f"trainer-{sampler}",) + case] = (rate, mem)
 
 
@@ -277,15 +283,15 @@ def test_zz_summary():
     """The ratios of this run (printed; run with -s to see them)."""
     if not RESULTS:
         pytest.skip("no benchmark ran")
-    lines = ["targets | workers | mmpose samples/s (peak worker MiB) | pyhpe random | "
-             "pyhpe grouped | ratios random / grouped"]
+    lines = ["targets | workers | mmpose samples/s (worker MiB: peak RSS / private) | "
+             "pyhpe random | pyhpe grouped | ratios random / grouped"]
     for workers, udp in CASES:
         mm = RESULTS.get(("mmpose", workers, udp))
         r = RESULTS.get(("pyhpe-random", workers, udp))
         g = RESULTS.get(("pyhpe-grouped", workers, udp))
         if r is None or g is None:
             continue
-        fmt = lambda v: f"{v[0]:.1f} ({v[1]:.0f})" if v else "-"  # noqa: E731
+        fmt = lambda v: f"{v[0]:.1f} ({v[1][0]:.0f} / {v[1][1]:.0f})" if v else "-"  # noqa: E731
         ratio = f"{r[0] / mm[0]:.2f}x / {g[0] / mm[0]:.2f}x" if mm else "-"
         lines.append(f"{'udp' if udp else 'msra'} | {workers} | {fmt(mm)} | {fmt(r)} | {fmt(g)} "
                      f"| {ratio}")
@@ -299,5 +305,7 @@ def test_zz_summary():
         if r is None or g is None:
             continue
         ratio = f"{r[0] / mm[0]:.2f}x / {g[0] / mm[0]:.2f}x" if mm else "-"
-        lines.append(f"{'udp' if udp else 'msra'} | {workers} | {r[0]:.1f} / {g[0]:.1f} | {ratio}")
+        lines.append(f"{'udp' if udp else 'msra'} | {workers} | {r[0]:.1f} / {g[0]:.1f} "
+                     f"(worker MiB {r[1][0]:.0f} / {r[1][1]:.0f}, {g[1][0]:.0f} / {g[1][1]:.0f}) "
+                     f"| {ratio}")
     print("\n" + "\n".join(lines))

@@ -87,6 +87,21 @@ def test_topdown_dataset_items_and_augmentation():
     assert x.shape == (len(plain), 3, 64, 48) and x.dtype == torch.float32
 
 
+def test_normalize_images_is_the_broadcast_formula_bit_for_bit():
+    """BGR uint8 (B, H, W, 3) -> RGB float32 (B, 3, H, W), (x - mean) / std per channel: the
+    per-channel passes give exactly the float32 broadcast over the flipped, permuted copy."""
+    from pyhpe.data.topdown import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+    img = torch.randint(0, 256, (3, 21, 13, 3), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(0))
+    x = img.flip(-1).permute(0, 3, 1, 2).float()
+    want = (x - torch.tensor(IMAGENET_MEAN_RGB).view(1, 3, 1, 1)) / torch.tensor(
+        IMAGENET_STD_RGB).view(1, 3, 1, 1)
+    got = normalize_images(img)
+    assert got.is_contiguous() and got.dtype == torch.float32
+    assert torch.equal(got, want)
+    assert normalize_images(img[:0]).shape == (0, 3, 21, 13)
+
+
 def test_topdown_items_carry_no_targets():
     ds, coco = _tiny_coco()
     item = TopDownDataset(records_from_coco(coco), ds.image_by_id, input_size=(48, 64))[0]

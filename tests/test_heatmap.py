@@ -695,3 +695,22 @@ def test_results_are_named_and_options_keyword_only():
     assert isinstance(pafs, pyhpe.ops.PAFTargets) and pafs.counts.shape == (2, 1, 5, 6)
     with pytest.raises(TypeError):
         pyhpe.ops.paf_targets(kp, vis, [[0, 1]], (6, 5), 1.0)
+
+
+@cpu_and_cuda()
+def test_paf_limbs_from_the_host_or_the_device_agree(device):
+    """Limbs may be a list, a CPU tensor (checked on the host, copied to the device
+    asynchronously: no synchronisation in a GPU training step) or a tensor on the keypoints'
+    device; the fields are the same, and bad limbs are refused whichever way they come."""
+    g = torch.Generator().manual_seed(3)
+    kp = (torch.rand(2, 3, 4, 2, generator=g) * 12).to(device)
+    vis = torch.ones(2, 3, 4, device=device)
+    pairs = [[0, 1], [1, 2], [2, 3]]
+    want = pyhpe.ops.paf_targets(kp, vis, torch.tensor(pairs, device=device), (12, 10))
+    for limbs in (pairs, torch.tensor(pairs), torch.tensor(pairs, dtype=torch.int32)):
+        got = pyhpe.ops.paf_targets(kp, vis, limbs, (12, 10))
+        assert got.pafs.device == kp.device
+        assert torch.equal(got.pafs, want.pafs) and torch.equal(got.counts, want.counts)
+    for limbs in ([[0, 4]], torch.tensor([[0, 4]]), torch.tensor([[0, 4]], device=device)):
+        with pytest.raises(ValueError, match=r"'limbs' entries must be keypoint indices"):
+            pyhpe.ops.paf_targets(kp, vis, limbs, (12, 10))

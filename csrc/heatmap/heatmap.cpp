@@ -305,15 +305,17 @@ at::Tensor simcc_labels_out(const at::Tensor& keypoints, const at::Tensor& visib
 // Part affinity fields
 // ----------------------------------------------------------------------------------------
 
-// Validated (L, 2) int64 limb list on the keypoints' device.
+// Validated (L, 2) int64 limb list on the keypoints' device. Limbs are checked on the host:
+// limbs on the CPU (what the Python wrapper and the codecs pass) need no copy back from the
+// device, and reach a CUDA device by an asynchronous copy from pinned memory, so a training
+// step that makes PAF targets on the GPU never waits for it; limbs already on the device are
+// copied to the host for the check (a synchronisation).
 at::Tensor checked_limbs(const char* op, const at::Tensor& limbs, const at::Tensor& kp) {
   checks::integral(op, limbs, "limbs");
-  checks::same_device(op, limbs, "limbs", kp, "keypoints");
+  if (!limbs.is_cpu()) checks::same_device(op, limbs, "limbs", kp, "keypoints");
   checks::dim(op, limbs, "limbs", 2, "(L, 2)");
   checks::size(op, limbs, "limbs", 1, 2, "(L, 2)");
-  at::Tensor lim = limbs.to(at::kLong).contiguous();
-  // Limb lists are tiny: checking them on the host keeps every index in bounds.
-  at::Tensor host = lim.to(at::kCPU);
+  at::Tensor host = limbs.to(at::kLong).to(at::kCPU).contiguous();
   const int64_t* p = host.data_ptr<int64_t>();
   const int64_t K = kp.size(2);
   for (int64_t i = 0; i < host.numel(); ++i) {
@@ -321,7 +323,9 @@ at::Tensor checked_limbs(const char* op, const at::Tensor& limbs, const at::Tens
                       "[0, K=", K, "), got limbs[", i / 2, "] = (", p[i - i % 2], ", ",
                       p[i - i % 2 + 1], ")");
   }
-  return lim;
+  if (kp.is_cpu()) return host;
+  if (!limbs.is_cpu()) return limbs.to(at::kLong).contiguous();
+  return host.pin_memory().to(kp.device(), /*non_blocking=*/true);
 }
 
 at::Tensor paf_impl(const char* op, const at::Tensor& kp_in, const at::Tensor& vis_in,

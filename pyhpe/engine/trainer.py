@@ -194,8 +194,13 @@ def eval_mode(model: nn.Module):
         model.train(was_training)
 
 
-def _mean(values: List[float]) -> float:
-    return float(np.mean(values)) if values else float("nan")
+def _mean(values) -> float:
+    """The mean of a step log (numbers or 0-d tensors: reading them waits for the device)."""
+    return float(np.mean([float(v) for v in values])) if values else float("nan")
+
+
+def _as_numbers(acc: Dict[str, list]) -> Dict[str, List[float]]:
+    return {k: [float(v) for v in vals] for k, vals in acc.items()}
 
 
 class Trainer:
@@ -324,8 +329,9 @@ class Trainer:
                 "ema": self.ema.state_dict() if self.ema else None, "epoch": self.epoch,
                 "step": self.step, "step_in_epoch": self.step_in_epoch, "best": self.best,
                 "metric": self.task.metric, "last_metrics": self.last_metrics,
-                "history": self.history, "loss_log": self.loss_log, "curve_acc": self._curve_acc,
-                "epoch_acc": self._epoch_acc, "elapsed_s": self.elapsed_s,
+                "history": self.history, "loss_log": self.loss_log,
+                "curve_acc": _as_numbers(self._curve_acc), "epoch_acc": _as_numbers(self._epoch_acc),
+                "elapsed_s": self.elapsed_s,
                 "finished": self.finished, "run_length": self._run_length, "rng": get_rng_state(),
                 "config": plain(self.cfg.to_dict()), "task_config": plain(self.task.config.to_dict()),
                 "total_steps": self.total_steps}
@@ -360,7 +366,12 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def train_step(self, batch) -> Dict[str, float]:
+    def train_step(self, batch, sync: bool = True) -> Dict[str, float]:
+        """One optimisation step on ``batch``; returns the step's named losses (and their sum,
+        ``loss``). With ``sync=False`` (what :meth:`fit` runs) they stay detached 0-d tensors
+        on the training device, so on a GPU the step queues its work (targets, forward,
+        backward, update) without waiting for it; :meth:`fit` reads them every ``log_every``
+        steps."""
         self.model.train()
         inputs, targets = self.task.prepare(batch, self.device)
         with self._autocast():
@@ -380,9 +391,9 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
         self.step += 1
-        values = {"loss": float(loss.detach())}
-        values.update({k: float(v.detach()) for k, v in losses.items()})
-        return values
+        values = {"loss": loss.detach()}
+        values.update({k: v.detach() for k, v in losses.items()})
+        return {k: float(v) for k, v in values.items()} if sync else values
 
     # -- evaluation ---------------------------------------------------------------------------
     def eval_model(self) -> nn.Module:
@@ -426,15 +437,22 @@ class Trainer:
                            "loss_curve": self.loss_log}, f, indent=1)
             os.replace(tmp, self.json_path)
 
-    def _accumulate(self, values: Dict[str, float]) -> None:
+    def _accumulate(self, values) -> Optional[Dict]:
+        """Keeps a step's values (numbers, or 0-d tensors not yet read); every ``log_every``
+        steps appends their means to the loss curve and returns that point."""
         for acc in (self._curve_acc, self._epoch_acc):
             for k, v in values.items():
                 acc.setdefault(k, []).append(v)
-        if len(self._curve_acc["loss"]) >= self.cfg.log_every:
+        n = len(self._curve_acc["loss"])
+        if n >= self.cfg.log_every:
             point = {"step": self.step, "lr": self.lr}
             point.update({k: _mean(v) for k, v in self._curve_acc.items()})
+            for vals in self._epoch_acc.values():   # read now: the epoch keeps numbers
+                vals[-n:] = [float(v) for v in vals[-n:]]
             self.loss_log.append(point)
             self._curve_acc = {}
+            return point
+        return None
 
     def result(self) -> Dict:
         return {"task": self.task.name, "epoch": self.epoch, "step": self.step,
@@ -462,7 +480,8 @@ class Trainer:
         if cfg.num_workers == 0:
             return torch.utils.data.DataLoader(
                 self.train_dataset, batch_size=cfg.batch_size, sampler=self.sampler,
-                drop_last=True, collate_fn=self.task.collate, num_workers=0, generator=generator)
+                drop_last=True, collate_fn=self.task.collate, num_workers=0, generator=generator,
+                pin_memory=self.device.type == "cuda")
         # with workers: one DataLoader for the whole run, its workers kept alive across epochs
         # (started once, not every epoch). The sampler is iterated in this process when each
         # epoch starts, so its epoch / skip_batches (exact mid-epoch resume) take effect as
@@ -472,7 +491,8 @@ class Trainer:
             self._loader = torch.utils.data.DataLoader(
                 _EpochAwareDataset(self.train_dataset), batch_size=cfg.batch_size,
                 sampler=_EpochTagged(self.sampler), drop_last=True, collate_fn=self.task.collate,
-                num_workers=cfg.num_workers, persistent_workers=True, generator=generator)
+                num_workers=cfg.num_workers, persistent_workers=True, generator=generator,
+                pin_memory=self.device.type == "cuda")
         else:
             self._loader.generator.set_state(generator.get_state())
         return self._loader
@@ -504,10 +524,11 @@ class Trainer:
                 if self._should_stop():
                     stop = True
                     break
-                values = self.train_step(batch)
-                self._accumulate(values)
+                point = self._accumulate(self.train_step(batch, sync=False))
                 self.step_in_epoch += 1
-                bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, lr=f"{self.lr:.2e}")
+                if point is not None:     # numbers only where the loss curve reads them
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in point.items()
+                                     if k not in ("step", "lr")}, lr=f"{self.lr:.2e}")
                 self.elapsed_s = elapsed0 + time.time() - t_start
                 if cfg.save_every_steps and self.step % cfg.save_every_steps == 0:
                     self.save_checkpoint()

@@ -334,7 +334,10 @@ def paf_targets(keypoints, visibility, limbs, heatmap_size: Size, *, limb_width:
     Args:
       keypoints: ``(B, N, K, 2)`` (x, y first) in heatmap pixels, or ``(N, K, 2)``.
       visibility: ``(B, N, K)`` (None: all visible).
-      limbs: ``(L, 2)`` int keypoint index pairs (source, destination).
+      limbs: ``(L, 2)`` int keypoint index pairs (source, destination): a list, or a
+        tensor on the CPU or the keypoints' device. They are bounds-checked on the host, so
+        CPU limbs (lists become CPU tensors) cost a CUDA step no synchronisation; limbs on
+        the device are copied back for the check.
       heatmap_size: ``(W, H)``.
       limb_width: half-width in pixels of the limb band.
       out: optional preallocated ``(B, 2L, H, W)`` tensor for the fields.
@@ -344,7 +347,7 @@ def paf_targets(keypoints, visibility, limbs, heatmap_size: Size, *, limb_width:
     if mode not in ("hard", "soft"):
         raise ValueError(f"{op}: 'mode' must be 'hard' or 'soft', got {mode!r}")
     W, H = _wh(op, heatmap_size, "heatmap_size")
-    lim = _tensor_arg(op, limbs, "limbs", lambda v: torch.as_tensor(v, device=kp.device))
+    lim = _tensor_arg(op, limbs, "limbs", torch.as_tensor)      # lists become CPU tensors
     if lim.numel() == 0:
         lim = lim.reshape(0, 2)
     if lim.is_floating_point() or lim.dtype == torch.bool:

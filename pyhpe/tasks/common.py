@@ -176,8 +176,10 @@ class ImageTask(Task):
 
     def prepare(self, batch, device):
         from ..data import normalize_images
-        inputs = normalize_images(batch["image"].to(device))
-        targets = self.codec.encode(batch["keypoints"].to(device), batch["visibility"].to(device))
+        # non_blocking: from the loader's pinned batches the copies queue behind the step
+        inputs = normalize_images(batch["image"].to(device, non_blocking=True))
+        targets = self.codec.encode(batch["keypoints"].to(device, non_blocking=True),
+                                    batch["visibility"].to(device, non_blocking=True))
         return inputs, targets
 
     def predict(self, model, dataset, device="cpu") -> List[Dict]:

@@ -103,3 +103,24 @@ def test_fit_reads_losses_only_at_log_points(tmp_path, monkeypatch):
     for i, point in enumerate(res["loss_log"]):
         assert point["loss"] == pytest.approx(sum(losses[3 * i:3 * i + 3]) / 3, rel=1e-12)
     assert res["history"][0]["loss"] == pytest.approx(sum(losses) / len(losses), rel=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("config", ["topdown_simplebaseline_synthetic.json",
+                                    "topdown_udp_synthetic.json", "bottomup_paf_synthetic.json"])
+def test_training_step_on_cuda_never_synchronizes(config, tmp_path):
+    """On the GPU, torch's sync debug mode set to 'error' raises at any synchronising call:
+    a training step (pinned batch copied non-blocking, targets by pyhpe's kernels on the
+    device, forward, backward, update) runs through it."""
+    cfg = _small(config, tmp_path)
+    cfg["train"]["device"] = "cuda"
+    trainer = Trainer(build_task(cfg), log=lambda *a, **k: None)
+    batch = next(iter(trainer.train_loader()))
+    trainer.train_step(batch, sync=False)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        values = trainer.train_step(batch, sync=False)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.isfinite(v).item() for v in values.values())

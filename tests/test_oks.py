@@ -40,6 +40,32 @@ def test_coco_mode_matches_pycocotools_loop_bitwise(device, K):
         np.testing.assert_allclose(out, ref, rtol=0, atol=1e-12)
 
 
+def test_far_keypoints_skipped_exactly_around_the_exp_underflow():
+    """Keypoints whose exp(-e) underflows to 0 skip the divisions and exp; the OKS stays
+    pycocotools' bit for bit with e swept finely across the bound (740..752), tiny and zero
+    areas and boxes-only GT included."""
+    rng = np.random.default_rng(11)
+    K, D = 17, 64
+    sig = COCO_SIGMAS.numpy()
+    var = (2 * sig) ** 2
+    gt = np.zeros((3, K, 3))
+    gt[..., 2] = 2.0
+    gt[2, :, 2] = 0.0                                        # boxes-only GT
+    areas = np.array([900.0, 1e-9, 400.0])
+    boxes = np.array([[0, 0, 30, 30], [0, 0, 1, 1], [5, 5, 20, 20]], float)
+    e = np.linspace(740.0, 752.0, D)[:, None] + rng.uniform(-0.01, 0.01, (D, K))
+    # d^2 = e * var * (area + eps) * 2 (the first GT): dx carries it all
+    d = np.sqrt(e * var * (areas[0] + np.spacing(1.0)) * 2)
+    dt = np.zeros((D, K, 3))
+    dt[..., 0] = d
+    dt[:8, :3, 0] *= 0.1                                      # a few near keypoints too
+    ref = coco_oks_matrix(dt, gt, areas, sig, boxes)
+    t = lambda a: torch.tensor(a, dtype=torch.float64)      # noqa: E731
+    out = oks_matrix(t(dt), t(gt), t(areas), sigmas=t(sig), gt_boxes=t(boxes)).numpy()
+    assert np.array_equal(out, ref)
+    assert (ref[:, 0] > 0).any() and (ref[-8:, 0] == 0).all()
+
+
 @cpu_and_cuda()
 def test_float32_close_and_xy_only_detections(device):
     rng = np.random.default_rng(1)

@@ -210,14 +210,14 @@ Accumulated KeypointEvaluator::accumulate(const std::vector<int64_t>& image_indi
 
   at::parallel_for(0, K * A * M, 1, [&](int64_t begin, int64_t end) {
     std::vector<double> scores;
-    std::vector<int64_t> owner_image, owner_pos, order;
+    std::vector<int64_t> order;
     std::vector<double> tp, fp, pr;
+    std::vector<uint8_t> by_image, outcome;
     for (int64_t kam = begin; kam < end; ++kam) {
       const int64_t k = kam / (A * M), a = (kam / M) % A, m = kam % M;
       const int64_t max_det = p.max_dets[m];
       scores.clear();
-      owner_image.clear();
-      owner_pos.clear();
+      by_image.clear();
       int64_t npig = 0;
       bool any = false;
       for (int64_t img : image_indices) {
@@ -227,8 +227,14 @@ Accumulated KeypointEvaluator::accumulate(const std::vector<int64_t>& image_indi
         const int64_t n = std::min<int64_t>(r.num_dt, max_det);
         for (int64_t i = 0; i < n; ++i) {
           scores.push_back(r.dt_scores[i]);
-          owner_image.push_back(img);
-          owner_pos.push_back(i);
+          // the detection's outcome per threshold (0 ignored, 1 true, 2 false positive),
+          // read here in image order (each image's cells are contiguous)
+          for (int64_t t = 0; t < T; ++t) {
+            const int64_t cell = t * r.num_dt + i;
+            const int64_t match = r.dt_matches[cell];
+            const bool matched = zero_mode ? match != 0 : match >= 0;
+            by_image.push_back(r.dt_ignore[cell] ? 0 : (matched ? 1 : 2));
+          }
         }
         for (uint8_t ig : r.gt_ignore) npig += ig == 0;
       }
@@ -241,17 +247,18 @@ Accumulated KeypointEvaluator::accumulate(const std::vector<int64_t>& image_indi
       tp.resize(nd);
       fp.resize(nd);
       pr.resize(nd);
+      // in score order, one row per threshold, for the threshold loops below
+      outcome.resize(T * nd);
+      for (int64_t s = 0; s < nd; ++s) {
+        const uint8_t* src = by_image.data() + order[s] * T;
+        for (int64_t t = 0; t < T; ++t) outcome[t * nd + s] = src[t];
+      }
       for (int64_t t = 0; t < T; ++t) {
         double tp_sum = 0, fp_sum = 0;
+        const uint8_t* oc = outcome.data() + t * nd;
         for (int64_t s = 0; s < nd; ++s) {
-          const int64_t o = order[s];
-          const ImageResult& r = results_[(k * A + a) * p.num_images + owner_image[o]];
-          const int64_t cell = t * r.num_dt + owner_pos[o];
-          const int64_t match = r.dt_matches[cell];
-          const bool matched = zero_mode ? match != 0 : match >= 0;
-          if (!r.dt_ignore[cell]) {
-            if (matched) tp_sum += 1; else fp_sum += 1;
-          }
+          tp_sum += oc[s] == 1;
+          fp_sum += oc[s] == 2;
           tp[s] = tp_sum;
           fp[s] = fp_sum;
         }

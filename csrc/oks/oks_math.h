@@ -78,7 +78,17 @@ struct OksPair {
     }
     const T two_sigma = mul_rn(sigmas[k], T(2));
     const T var = mul_rn(two_sigma, two_sigma);
-    const T e = add_rn(mul_rn(dx, dx), mul_rn(dy, dy)) / var / denom / T(2);
+    // Far keypoints: exp(-e) is exactly 0 on every exp path (each rounds exp(-746) and
+    // expf(-105) to 0). Where d^2 exceeds 2 * var * denom * that bound (0.1% over it, far
+    // beyond the three divisions' rounding) e does too, so neither the divisions nor exp
+    // run; NaN fails the comparisons and propagates, and a non-positive bound (zero
+    // sigma or area, a negative area) never skips.
+    constexpr T kUnderflow = T(sizeof(T) == sizeof(double) ? 746.0 : 105.0);
+    const T d2 = add_rn(mul_rn(dx, dx), mul_rn(dy, dy));
+    const T far = mul_rn(mul_rn(var, denom), T(2.002) * kUnderflow);
+    if (far > T(0) && d2 > far) return T(0);
+    const T e = d2 / var / denom / T(2);
+    if (e > kUnderflow) return T(0);
     return exp_like_numpy(-e, exp_path);
   }
 };

@@ -42,12 +42,12 @@ def test_stats_identical(dataset):
 
 
 def test_pyhpe(benchmark, dataset):
-    benchmark.pedantic(run_pyhpe, setup=lambda: fresh(dataset), rounds=5)
+    benchmark.pedantic(run_pyhpe, setup=lambda: fresh(dataset), rounds=10)
 
 
 def test_faster_coco_eval(benchmark, dataset):
     pytest.importorskip("faster_coco_eval")
-    benchmark.pedantic(run_faster_coco_eval, setup=lambda: fresh(dataset), rounds=3)
+    benchmark.pedantic(run_faster_coco_eval, setup=lambda: fresh(dataset), rounds=5)
 
 
 def test_pycocotools(benchmark, dataset):

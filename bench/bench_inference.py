@@ -350,7 +350,7 @@ def test_postprocess_mmpose(benchmark, post, one_thread):
     def setup():     # fresh data samples each round (the back-transform writes into them)
         samples = mmpose_samples(boxes, centers, scales, box_scores)
         return (head, hm, samples, boxes[:, 2] * boxes[:, 3], ni, pi, sigmas), {}
-    benchmark.pedantic(mmpose_postprocess, setup=setup, rounds=5, iterations=1)
+    benchmark.pedantic(mmpose_postprocess, setup=setup, rounds=10, iterations=1)
     RESULTS["post-mmpose"] = benchmark.stats.stats.min
 
 
@@ -359,7 +359,7 @@ def test_postprocess_pyhpe(benchmark, post, one_thread):
     from pyhpe.keypoints import get_keypoint_set
     codec = build_codec("msra", input_size=(192, 256), heatmap_size=(48, 64), sigma=2.0)
     sigmas = get_keypoint_set("coco17").sigmas
-    benchmark.pedantic(pyhpe_postprocess, args=(codec,) + post + (sigmas,), rounds=50,
+    benchmark.pedantic(pyhpe_postprocess, args=(codec,) + post + (sigmas,), rounds=200,
                        iterations=1, warmup_rounds=3)
     RESULTS["post-pyhpe"] = benchmark.stats.stats.min
 

@@ -304,3 +304,59 @@ def test_real_image_plain_and_udp_crops_differ_by_the_pixel_convention():
     ka, kb = a["keypoints"].numpy(), b["keypoints"].numpy()
     np.testing.assert_allclose(kb, ka * np.array([191 / 192, 255 / 256]), atol=1e-3)
     assert np.abs(kb - ka).max() > 0.1
+
+
+def test_record_table_rows_equal_the_records_and_hold_no_python_objects():
+    from pyhpe.data import RecordTable
+    _, coco = _tiny_coco()
+    recs = records_from_coco(coco)
+    recs[0]["ann_id"] = None                                     # a None among ints
+    table = RecordTable(recs)
+    assert len(table) == len(recs)
+    for i, (row, rec) in enumerate(zip(table, recs)):
+        assert list(row) == list(rec)
+        for k in rec:
+            assert type(row[k]) is type(rec[k]), k
+            if isinstance(rec[k], np.ndarray):
+                assert row[k].dtype == rec[k].dtype and np.array_equal(row[k], rec[k])
+            else:
+                assert row[k] == rec[k]
+        assert table[i - len(recs)]["image_id"] == rec["image_id"]   # negative indices
+    row = table[0]
+    row["keypoints"][:] = -5                                     # rows are copies
+    assert not np.array_equal(table[0]["keypoints"], row["keypoints"])
+    assert [r["image_id"] for r in table[1:3]] == [r["image_id"] for r in recs[1:3]]
+    with pytest.raises(IndexError):
+        table[len(recs)]
+    # every field but the one holding None is a plain numeric column
+    for k in ("image_id", "bbox", "keypoints", "visibility", "area", "score"):
+        assert table.column(k).dtype != object, k
+    assert table.column("ann_id").dtype == object
+    with pytest.raises(ValueError, match="same keys"):
+        RecordTable([{"a": 1}, {"b": 2}])
+    assert len(RecordTable([])) == 0
+    ds = TopDownDataset(recs, lambda _i: np.zeros((8, 8, 3), np.uint8), input_size=(48, 64))
+    assert isinstance(ds.records, RecordTable)
+    assert ds.instance_image_ids() == [r["image_id"] for r in recs]
+
+
+class _FreezeCount(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        import gc
+        return gc.get_freeze_count()
+
+
+def test_trainer_workers_start_with_the_parent_heap_frozen():
+    """The training loader forks its workers with the parent's objects frozen out of the
+    garbage collector (their collections then never write to the shared pages); the parent
+    unfreezes right after."""
+    import gc
+    from pyhpe.engine.trainer import _SharedHeapLoader
+    keep = [{"x": [i]} for i in range(1000)]                   # parent containers
+    loader = _SharedHeapLoader(_FreezeCount(), batch_size=None, num_workers=1)
+    counts = list(loader)
+    assert min(counts) >= len(keep)
+    assert gc.get_freeze_count() == 0

@@ -17,8 +17,8 @@ from .readers import (READERS, read_aic, read_coco, read_coco_wholebody, read_cr
                       read_halpe, read_jhmdb, read_keypoint_file, read_mpii, read_ochuman,
                       read_posetrack18, split_wholebody)
 from .synthetic import SyntheticPoseDataset, random_pose_3d, render_sample
-from .topdown import (TopDownDataset, collate_topdown, normalize_images, records_from_boxes,
-                      records_from_coco, to_image_space)
+from .topdown import (RecordTable, TopDownDataset, collate_topdown, normalize_images,
+                      records_from_boxes, records_from_coco, to_image_space)
 from .transforms import (TopDownAugment, affine_points, bbox_xywh_to_center_scale, crop,
                          flip_keypoints, get_udp_warp_matrix, get_warp_matrix,
                          half_body_center_scale)
@@ -34,5 +34,5 @@ __all__ = ["BottomUpDataset", "CocoImageLoader", "H36M_TEST_SUBJECTS", "H36M_TRA
            "read_coco", "read_coco_wholebody", "read_crowdpose", "read_h36m", "read_halpe",
            "read_jhmdb", "read_keypoint_file", "read_mpi_inf_3dhp", "read_mpii", "read_mpii_mat",
            "read_ochuman", "read_panoptic_body3d", "read_panoptic_calibration", "read_posetrack18",
-           "records_from_boxes", "records_from_coco", "render_sample", "split_wholebody",
+           "RecordTable", "records_from_boxes", "records_from_coco", "render_sample", "split_wholebody",
            "synthetic_lifting_data", "to_image_space"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import gc
 import json
 import os
 import sys
@@ -145,6 +146,25 @@ class _EpochTagged(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self.sampler)
+
+
+class _SharedHeapLoader(torch.utils.data.DataLoader):
+    """A DataLoader whose worker processes start with the parent's objects frozen out of the
+    garbage collector (``gc.freeze()`` around the fork). A forked worker shares the parent's
+    memory until it writes to a page; a collection in the worker would write to every
+    container the parent holds (annotation dicts, records, the model's Python objects) and so
+    copy the whole Python heap into each worker. Frozen, they are never visited there; the
+    parent unfreezes right after the fork."""
+
+    def _get_iterator(self):
+        if self.num_workers == 0:
+            return super()._get_iterator()
+        gc.collect()
+        gc.freeze()
+        try:
+            return super()._get_iterator()
+        finally:
+            gc.unfreeze()
 
 
 class _EpochAwareDataset(torch.utils.data.Dataset):
@@ -488,7 +508,7 @@ class Trainer:
         # before; the epoch reaches the workers' dataset copies with every index, so each
         # item's augmentation is the one of a fresh loader (and of num_workers=0)
         if self._loader is None:
-            self._loader = torch.utils.data.DataLoader(
+            self._loader = _SharedHeapLoader(
                 _EpochAwareDataset(self.train_dataset), batch_size=cfg.batch_size,
                 sampler=_EpochTagged(self.sampler), drop_last=True, collate_fn=self.task.collate,
                 num_workers=cfg.num_workers, persistent_workers=True, generator=generator,

@@ -368,25 +368,34 @@ void check_points(const char* op, const at::Tensor& coords) {
   require_cuda_build(op, coords);
 }
 
+// One (x, y) pair per row of coords: (B, 2) of coords' dtype and device.
+void check_pairs(const char* op, const at::Tensor& t, const char* name, const at::Tensor& coords,
+                 const char* shape) {
+  checks::dim(op, t, name, 2, shape);
+  checks::same_dtype(op, t, name, coords, "coords");
+  checks::same_device(op, t, name, coords, "coords");
+  checks::size(op, t, name, 0, coords.size(0), shape);
+  checks::size(op, t, name, 1, 2, shape);
+}
+
+// The (W, H) a back-transform divides by: >= 1, or >= 2 for UDP's W - 1 and H - 1.
+void check_crop_size(const char* op, const char* name, int64_t width, int64_t height,
+                     bool use_udp) {
+  const int64_t min_size = use_udp ? 2 : 1;
+  TORCH_CHECK_VALUE(width >= min_size && height >= min_size, op, ": '", name,
+                    "' (W, H) must be >= ", min_size, use_udp ? " with use_udp" : "", ", got (",
+                    width, ", ", height, ")");
+}
+
 at::Tensor transform_preds(const at::Tensor& coords_in, const at::Tensor& center_in,
                            const at::Tensor& scale_in, int64_t width, int64_t height,
                            bool use_udp) {
   const char* op = "pyhpe.transform_preds";
   check_points(op, coords_in);
   const int64_t B = coords_in.size(0), K = coords_in.size(1);
-  auto check_row = [&](const at::Tensor& t, const char* name) {
-    checks::dim(op, t, name, 2, "(B, 2)");
-    checks::same_dtype(op, t, name, coords_in, "coords");
-    checks::same_device(op, t, name, coords_in, "coords");
-    checks::size(op, t, name, 0, B, "(B, 2)");
-    checks::size(op, t, name, 1, 2, "(B, 2)");
-  };
-  check_row(center_in, "center");
-  check_row(scale_in, "scale");
-  const int64_t min_size = use_udp ? 2 : 1;
-  TORCH_CHECK_VALUE(width >= min_size && height >= min_size, op,
-                    ": 'heatmap_size' (W, H) must be >= ", min_size, use_udp ? " with use_udp" : "",
-                    ", got (", width, ", ", height, ")");
+  check_pairs(op, center_in, "center", coords_in, "(B, 2)");
+  check_pairs(op, scale_in, "scale", coords_in, "(B, 2)");
+  check_crop_size(op, "heatmap_size", width, height, use_udp);
   at::Tensor out = at::empty({B, K, 2}, coords_in.options());
   if (out.numel() == 0) return out;
   at::Tensor coords = coords_in.contiguous(), center = center_in.contiguous(),
@@ -443,24 +452,14 @@ std::tuple<at::Tensor, at::Tensor> topdown_rescore(
   checks::same_device(op, scores_in, "scores", coords_in, "coords");
   checks::size(op, scores_in, "scores", 0, N, "(N, K)");
   checks::size(op, scores_in, "scores", 1, K, "(N, K)");
-  auto check_row = [&](const at::Tensor& t, const char* name) {
-    checks::dim(op, t, name, 2, "(N, 2)");
-    checks::same_dtype(op, t, name, coords_in, "coords");
-    checks::same_device(op, t, name, coords_in, "coords");
-    checks::size(op, t, name, 0, N, "(N, 2)");
-    checks::size(op, t, name, 1, 2, "(N, 2)");
-  };
-  check_row(center_in, "center");
-  check_row(scale_in, "scale");
+  check_pairs(op, center_in, "center", coords_in, "(N, 2)");
+  check_pairs(op, scale_in, "scale", coords_in, "(N, 2)");
   TORCH_CHECK_TYPE(box_scores_in.scalar_type() == at::kDouble, op,
                    ": 'box_scores' must be float64, got ", checks::describe(box_scores_in));
   checks::same_device(op, box_scores_in, "box_scores", coords_in, "coords");
   checks::dim(op, box_scores_in, "box_scores", 1, "(N,)");
   checks::size(op, box_scores_in, "box_scores", 0, N, "(N,)");
-  const int64_t min_size = use_udp ? 2 : 1;
-  TORCH_CHECK_VALUE(width >= min_size && height >= min_size, op,
-                    ": 'input_size' (W, H) must be >= ", min_size, use_udp ? " with use_udp" : "",
-                    ", got (", width, ", ", height, ")");
+  check_crop_size(op, "input_size", width, height, use_udp);
   TORCH_CHECK_VALUE(std::isfinite(score_thr), op, ": 'score_thr' must be finite, got ",
                     score_thr);
   const auto f64 = coords_in.options().dtype(at::kDouble);

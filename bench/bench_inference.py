@@ -192,7 +192,7 @@ def test_keypoints_identical_to_mmpose(weights, inputs, flip):
 
 
 # ----------------------------------------------------------------------------- end to end
-def _timed(benchmark, key, fn, n_images, rounds=2):
+def _timed(benchmark, key, fn, n_images, rounds=4):
     fn()                                    # warm-up (oneDNN primitives, caches)
     benchmark.pedantic(fn, rounds=rounds, iterations=1)
     RESULTS[key] = n_images / benchmark.stats.stats.min

@@ -218,3 +218,65 @@ def test_flip_shift_option():
         build_codec("msra", flip_shift="one_pixel")
     with pytest.raises(ConfigError, match="flip_shift"):
         build_task({"task": "topdown", "codec": {"name": "msra", "flip_shift": "x"}}).codec
+
+
+class _Blocks(torch.nn.Module):
+    """Every pattern the pointwise fusion handles, and ones it must leave alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.a = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.b = torch.nn.Conv2d(8, 8, 1)
+        self.c = torch.nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.d = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.e = torch.nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = self.relu(self.stem(x))                   # conv -> ReLU module
+        y = self.relu(self.a(x) + x)                  # conv + other -> ReLU (residual)
+        y = x + self.b(y)                             # other + conv, no ReLU
+        z = torch.relu(self.c(y))                     # grouped conv -> torch.relu
+        w = self.d(z)
+        return self.e(w) * 2, w.mean()                # d has two uses, e none fusable: kept
+
+
+def test_conv_pointwise_fusion_equals_the_separate_ops():
+    """Conv2d + add and / or ReLU become one oneDNN call on the CPU, with the separate ops'
+    outputs; with autograd the module runs the separate ops (gradients flow)."""
+    from pyhpe.apis.inferencer import _ConvPointwise, _has_conv_pointwise, fuse_conv_pointwise
+    if not _has_conv_pointwise():
+        pytest.skip("this torch has no oneDNN fused convolution")
+    torch.manual_seed(0)
+    model = _Blocks().eval()
+    x = torch.randn(2, 3, 33, 25)
+    with torch.no_grad():
+        want = model(x)
+    gm = fuse_conv_pointwise(torch.fx.symbolic_trace(model))
+    fused = [m for m in gm.modules() if isinstance(m, _ConvPointwise)]
+    assert [(m.add, m.relu) for m in fused] == [(False, True), (True, True), (True, False),
+                                                (False, True)]
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        gm = gm.to(memory_format=fmt)
+        with torch.inference_mode():
+            got = gm(x.contiguous(memory_format=fmt))
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6)
+    xg = x.clone().requires_grad_(True)
+    out = gm(xg)[0].sum()
+    out.backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all()
+    assert fuse_conv_pointwise(model) is model                  # not a GraphModule: unchanged
+
+
+def test_inferencer_on_cpu_runs_fused_pointwise_convolutions():
+    from pyhpe.apis.inferencer import _ConvPointwise, _has_conv_pointwise
+    task = build_task({"task": "topdown", "keypoints": "coco17", "input_size": [48, 64],
+                       "model": {"name": "simple_baseline", "config": "tiny"},
+                       "codec": {"name": "msra", "heatmap_size": [12, 16], "sigma": 2.0},
+                       "train": {"device": "cpu"}})
+    inf = Inferencer(task=task, device="cpu", log=lambda *a: None)
+    assert inf.batch_size == 4                                  # 8 crops a pass with flip
+    n = sum(isinstance(m, _ConvPointwise) for m in inf._net.modules())
+    assert (n > 0) == _has_conv_pointwise()

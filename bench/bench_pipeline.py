@@ -228,7 +228,8 @@ def coco_file(coco, tmp_path_factory):
 def trainer_path(coco_file, workers: int, sampler: str, udp: bool):
     """A Trainer built from a top-down config over the same images (``train.sampler``, the
     workers): its ``train_loader()`` is the DataLoader that ``fit`` iterates and
-    ``task.prepare`` makes the batch's targets and normalised inputs, as each training step does."""
+    ``Trainer.prepare`` (the task's ``prepare``) makes the batch's targets and normalised inputs,
+    as each training step does."""
     from pyhpe.engine import Trainer
     from pyhpe.tasks import build_task
     codec = ({"name": "udp", "heatmap_size": list(HEATMAP), "sigma": 2.0} if udp else
@@ -245,14 +246,14 @@ def trainer_path(coco_file, workers: int, sampler: str, udp: bool):
 
 
 def trainer_epoch(trainer):
-    """One epoch through the Trainer's loader and ``task.prepare`` per batch, then the next
+    """One epoch through the Trainer's loader and ``Trainer.prepare`` per batch, then the next
     epoch is set up as ``fit`` does (new order, new augmentation). With workers the loader is
     the same every epoch and its workers persist (started by the warm-up epoch, as mmpose's
     persistent workers are)."""
     n = 0
     loader = trainer.train_loader()
     for batch in loader:
-        inputs, targets = trainer.task.prepare(batch, trainer.device)
+        inputs, targets = trainer.prepare(batch)
         n += inputs.shape[0]
     _LAST_LOADER[0] = loader
     trainer.epoch += 1
@@ -296,7 +297,7 @@ def test_zz_summary():
         lines.append(f"{'udp' if udp else 'msra'} | {workers} | {fmt(mm)} | {fmt(r)} | {fmt(g)} "
                      f"| {ratio}")
     lines.append("")
-    lines.append("targets | workers | Trainer loader + task.prepare samples/s: random / "
+    lines.append("targets | workers | Trainer loader + prepare samples/s: random / "
                  "image_grouped | ratios to mmpose")
     for workers, udp in CASES:
         mm = RESULTS.get(("mmpose", workers, udp))

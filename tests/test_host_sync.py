@@ -124,3 +124,30 @@ def test_training_step_on_cuda_never_synchronizes(config, tmp_path):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert all(torch.isfinite(v).item() for v in values.values())
+
+
+def test_prepare_runs_on_the_calling_thread_beside_workers(tmp_path, monkeypatch):
+    """With DataLoader workers on the CPU, a step's prepare (targets, normalised inputs) runs
+    with one intra-op thread (the workers hold the cores) and the thread count comes back,
+    also when prepare raises; without workers it keeps the pool."""
+    cfg = _small("topdown_simplebaseline_synthetic.json", tmp_path)
+    seen = []
+    for workers in (0, 1):
+        cfg["train"]["num_workers"] = workers
+        trainer = Trainer(build_task(cfg), log=lambda *a, **k: None)
+        real = trainer.task.prepare
+
+        def spy(batch, device, real=real):
+            seen.append((workers, torch.get_num_threads()))
+            return real(batch, device)
+        monkeypatch.setattr(trainer.task, "prepare", spy)
+        before = torch.get_num_threads()
+        batch = next(iter(trainer.train_loader()))
+        trainer.prepare(batch)
+        assert torch.get_num_threads() == before
+        monkeypatch.setattr(trainer.task, "prepare", lambda *a: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            trainer.prepare(batch)
+        assert torch.get_num_threads() == before
+        trainer.close()
+    assert seen == [(0, torch.get_num_threads()), (1, 1)]

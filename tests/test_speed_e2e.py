@@ -239,7 +239,7 @@ class _Blocks(torch.nn.Module):
         y = x + self.b(y)                             # other + conv, no ReLU
         z = torch.relu(self.c(y))                     # grouped conv -> torch.relu
         w = self.d(z)
-        return self.e(w) * 2, w.mean()                # d has two uses, e none fusable: kept
+        return self.e(w) * 2, w.mean()                # d has two uses: kept; e alone
 
 
 def test_conv_pointwise_fusion_equals_the_separate_ops():
@@ -256,7 +256,7 @@ def test_conv_pointwise_fusion_equals_the_separate_ops():
     gm = fuse_conv_pointwise(torch.fx.symbolic_trace(model))
     fused = [m for m in gm.modules() if isinstance(m, _ConvPointwise)]
     assert [(m.add, m.relu) for m in fused] == [(False, True), (True, True), (True, False),
-                                                (False, True)]
+                                                (False, True), (False, False)]
     for fmt in (torch.contiguous_format, torch.channels_last):
         gm = gm.to(memory_format=fmt)
         with torch.inference_mode():

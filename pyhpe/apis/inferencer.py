@@ -518,6 +518,22 @@ class _ConvPointwise(torch.nn.Module):
     def __init__(self, conv: torch.nn.Conv2d, add: bool, relu: bool):
         super().__init__()
         self.conv, self.add, self.relu = conv, add, relu
+        self._packed = None   # the weight in oneDNN's blocked layout (made at the first call)
+
+    def _weight(self, x):
+        """The weight reordered once into oneDNN's layout for this convolution (reordering
+        it at every call costs low-resolution layers ~15%); the plain weight where this torch
+        cannot. Read-only inference use: later changes to ``conv.weight`` are not seen."""
+        if self._packed is None:
+            c = self.conv
+            try:
+                with torch.inference_mode(False), torch.no_grad():
+                    self._packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                        c.weight.detach().contiguous().to_mkldnn(), list(c.padding),
+                        list(c.stride), list(c.dilation), c.groups, list(x.shape))
+            except (AttributeError, RuntimeError, NotImplementedError):
+                self._packed = False
+        return self._packed if self._packed is not False else self.conv.weight
 
     def _fused(self, x, other) -> bool:
         w = self.conv.weight
@@ -537,11 +553,13 @@ class _ConvPointwise(torch.nn.Module):
     def forward(self, x, other=None):
         c = self.conv
         if self._fused(x, other):
-            args = (c.weight, c.bias, list(c.padding), list(c.stride), list(c.dilation), c.groups)
+            args = (self._weight(x), c.bias, list(c.padding), list(c.stride), list(c.dilation),
+                    c.groups)
             if self.add:
                 return torch.ops.mkldnn._convolution_pointwise.binary(
                     x, other, *args, "add", None, "relu" if self.relu else None, [], "")
-            return torch.ops.mkldnn._convolution_pointwise(x, *args, "relu", [], "")
+            return torch.ops.mkldnn._convolution_pointwise(x, *args, "relu" if self.relu
+                                                           else "none", [], "")
         y = c(x)
         if self.add:
             y = y + other
@@ -550,9 +568,9 @@ class _ConvPointwise(torch.nn.Module):
 
 def fuse_conv_pointwise(gm: torch.nn.Module) -> torch.nn.Module:
     """``gm`` (a ``torch.fx`` GraphModule, e.g. from :func:`fold_batchnorm`) with each
-    ``Conv2d`` whose only use is ``+ other`` and / or a ReLU replaced by one
-    :class:`_ConvPointwise` (in place; returned). A module that is no GraphModule, or a torch
-    without oneDNN's fused convolution, is returned unchanged."""
+    ``Conv2d`` that has one use replaced by one :class:`_ConvPointwise`, together with the
+    ``+ other`` and / or ReLU that use it (in place; returned). A module that is no
+    GraphModule, or a torch without oneDNN's fused convolution, is returned unchanged."""
     import operator
     from torch.fx import GraphModule
     if not isinstance(gm, GraphModule) or not _has_conv_pointwise():
@@ -572,7 +590,7 @@ def fuse_conv_pointwise(gm: torch.nn.Module) -> torch.nn.Module:
                 len(node.args) == 1 and not node.kwargs):
             continue
         (user,) = node.users
-        other = None
+        other, last = None, node
         if (user.op == "call_function" and user.target in (operator.add, torch.add) and
                 len(user.args) == 2 and not user.kwargs):
             a, b = user.args
@@ -584,8 +602,6 @@ def fuse_conv_pointwise(gm: torch.nn.Module) -> torch.nn.Module:
                 last = next(iter(user.users))
         elif is_relu(user):
             last = user
-        else:
-            continue
         name = f"pointwise_{count}"
         count += 1
         gm.add_submodule(name, _ConvPointwise(conv, other is not None, is_relu(last)))
@@ -593,7 +609,7 @@ def fuse_conv_pointwise(gm: torch.nn.Module) -> torch.nn.Module:
             fused = gm.graph.call_module(name, (node.args[0],) if other is None
                                          else (node.args[0], other))
         last.replace_all_uses_with(fused)
-        for dead in ([last, user] if last is not user else [last]) + [node]:
+        for dead in dict.fromkeys([last, user if other is not None else last, node]):
             gm.graph.erase_node(dead)
     if count:
         gm.graph.lint()

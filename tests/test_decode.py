@@ -513,6 +513,10 @@ def test_topdown_rescore_matches_mmpose(device, dtype, udp, rng):
                                                  (192, 256), udp, 0.2)
     assert kps.dtype == final.dtype == torch.float64 and kps.device.type == device
     np.testing.assert_array_equal(kps.cpu().numpy(), exp_kps)     # mmpose's bits
+    from pyhpe.data import to_image_space                         # the torch form agrees
+    xy = to_image_space(to_t(coords, device), to_t(center, device), to_t(scale, device),
+                        (192, 256), udp=udp)
+    np.testing.assert_array_equal(xy.double().cpu().numpy(), exp_kps[..., :2])
     np.testing.assert_allclose(final.cpu().numpy(), exp_final, rtol=1e-12, atol=0)
     assert final[3] == 0.0
 

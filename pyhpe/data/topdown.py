@@ -313,14 +313,19 @@ def to_image_space(coords: torch.Tensor, center: torch.Tensor, scale: torch.Tens
                    udp: bool = False) -> torch.Tensor:
     """Input-pixel ``(B, K, 2)`` keypoints back to the image: the inverse of the unrotated crop.
 
-    Plain crop (mmpose 1.x): ``coords / input_size * scale + center - 0.5 * scale``. UDP crop
+    Plain crop (mmpose 1.x): ``coords / input_size * scale + center - 0.5 * scale``, in
+    float64 and returned in the coords' dtype (mmpose's bits). UDP crop
     (``udp=True``, the inverse of :func:`get_udp_warp_matrix`, as mmpose 0.x
     ``transform_preds(use_udp=True)``): ``coords / (input_size - 1) * scale + center - 0.5 *
     scale``. ``center``/``scale`` are ``(B, 2)``.
     """
-    size = torch.as_tensor(input_size, dtype=coords.dtype, device=coords.device)
+    # float64 steps rounded to the coords' dtype, as mmpose 1.x computes it (numpy promotes
+    # the division by the integer input size) and as pyhpe.ops.topdown_rescore does
+    wide = torch.float64 if coords.device.type != "mps" else torch.float32
+    size = torch.as_tensor(input_size, dtype=wide, device=coords.device)
     if udp:
         size = size - 1
-    scale = scale.to(coords.dtype)
-    center = center.to(coords.dtype)
-    return coords / size * scale[:, None, :] + center[:, None, :] - 0.5 * scale[:, None, :]
+    scale = scale.to(wide)
+    center = center.to(wide)
+    out = coords.to(wide) / size * scale[:, None, :] + center[:, None, :] - 0.5 * scale[:, None, :]
+    return out.to(coords.dtype)

@@ -109,8 +109,20 @@ def case_find_peaks(device, g):
                                                              max_peaks=4)), 1e-5
 
 
+def case_topdown_rescore(device, g):
+    c = torch.rand(9, 17, 2, generator=g) * 200
+    s = torch.rand(9, 17, generator=g)
+    ctr, sc = torch.rand(9, 2, generator=g) * 400, torch.rand(9, 2, generator=g) * 200 + 50
+    box = torch.rand(9, generator=g, dtype=torch.float64)
+    yield "9x17 udp", (lambda d: ops.topdown_rescore(*(_to(t, d) for t in (c, s, ctr, sc, box)),
+                                                     (192, 256), udp=True)), 0
+    yield "empty", (lambda d: ops.topdown_rescore(*(_to(t[:0], d) for t in (c, s, ctr, sc, box)),
+                                                  (192, 256))), 0
+
+
 CASES = [("oks_matrix", case_oks_matrix), ("msra_heatmaps", case_msra_heatmaps),
-         ("soft_argmax", case_soft_argmax), ("oks_nms", case_oks_nms), ("find_peaks", case_find_peaks)]
+         ("soft_argmax", case_soft_argmax), ("oks_nms", case_oks_nms), ("find_peaks", case_find_peaks),
+         ("topdown_rescore", case_topdown_rescore)]
 
 
 def main(argv=None) -> int:

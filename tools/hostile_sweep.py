@@ -45,6 +45,7 @@ BASE = {
   "dsnt": (O.dsnt, (hm,), {"beta": 1.0}),
   "simcc_decode": (O.simcc_decode, (torch.rand(2, 17, 96), torch.rand(2, 17, 128)), {"split_ratio": 2.0}),
   "transform_preds": (O.transform_preds, (torch.rand(2, 17, 2) * 48, torch.rand(2, 2) * 100, torch.rand(2, 2) + 1, (48, 64)), {}),
+  "topdown_rescore": (O.topdown_rescore, (torch.rand(2, 17, 2) * 192, torch.rand(2, 17), torch.rand(2, 2) * 100, torch.rand(2, 2) + 1, torch.rand(2, dtype=torch.float64), (192, 256)), {}),
   "oks_matrix": (O.oks_matrix, (oks_dt, oks_gt, areas), {}),
   "oks_matrix_ragged": (O.oks_matrix_ragged, (oks_dt, oks_gt, areas, torch.tensor([0, 2, 5]), torch.tensor([0, 1, 4])), {}),
   "oks_nms": (O.oks_nms, (nms_k, torch.rand(6), torch.rand(6) * 1000 + 10), {"thr": 0.9}),

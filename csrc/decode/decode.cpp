@@ -15,6 +15,7 @@
 #include "common/checks.h"
 #include "common/cpu_cache.h"
 #include "common/torch_utils.h"
+#include "decode/expectation_options.h"
 #include "decode/decode.h"
 
 namespace pyhpe {
@@ -172,14 +173,6 @@ struct ExpectationParams {
   bool dsnt_grid = false;
   int debias = kDebiasNone;
 };
-
-int parse_normalize(const char* op, c10::string_view s) {
-  if (s == "softmax") return kNormSoftmax;
-  if (s == "sum") return kNormSum;
-  if (s == "none") return kNormNone;
-  TORCH_CHECK_VALUE(false, op, ": 'normalize' must be 'softmax', 'sum' or 'none', got '",
-                    std::string(s), "'");
-}
 
 int parse_form(const char* op, c10::string_view s) {
   if (s == "paper") return kDebiasPaper;

@@ -16,6 +16,7 @@
 #include "common/checks.h"
 #include "common/cpu_cache.h"
 #include "common/torch_utils.h"
+#include "decode/expectation_options.h"
 #include "volume/volume.h"
 
 namespace pyhpe {
@@ -37,13 +38,11 @@ void check_volumes(const char* op, const at::Tensor& t, const char* name) {
   require_cuda_build(op, t);
 }
 
-int parse_normalize(const char* op, c10::string_view s) {
-  if (s == "softmax") return kNormSoftmax;
-  if (s == "sum") return kNormSum;
-  if (s == "none") return kNormNone;
-  TORCH_CHECK_VALUE(false, op, ": 'normalize' must be 'softmax', 'sum' or 'none', got '",
-                    std::string(s), "'");
-}
+// The 3-D family keeps its own Normalize enum (volume_math.h); the option strings are parsed
+// by the 2-D family's parser, whose values are these.
+static_assert(kNormSoftmax == decode::kNormSoftmax && kNormSum == decode::kNormSum &&
+                  kNormNone == decode::kNormNone,
+              "volume and decode Normalize enums must agree");
 
 struct Params {
   int normalize = kNormSoftmax;
@@ -55,7 +54,7 @@ Params soft_params(const char* op, double beta, c10::string_view normalize) {
   TORCH_CHECK_VALUE(std::isfinite(beta), op, ": 'beta' must be finite, got ", beta);
   Params p;
   p.beta = beta;
-  p.normalize = parse_normalize(op, normalize);
+  p.normalize = decode::parse_normalize(op, normalize);
   return p;
 }
 

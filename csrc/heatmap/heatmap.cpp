@@ -315,7 +315,8 @@ at::Tensor checked_limbs(const char* op, const at::Tensor& limbs, const at::Tens
   if (!limbs.is_cpu()) checks::same_device(op, limbs, "limbs", kp, "keypoints");
   checks::dim(op, limbs, "limbs", 2, "(L, 2)");
   checks::size(op, limbs, "limbs", 1, 2, "(L, 2)");
-  at::Tensor host = limbs.to(at::kLong).to(at::kCPU).contiguous();
+  const at::Tensor lim = limbs.to(at::kLong);
+  at::Tensor host = lim.to(at::kCPU).contiguous();
   const int64_t* p = host.data_ptr<int64_t>();
   const int64_t K = kp.size(2);
   for (int64_t i = 0; i < host.numel(); ++i) {
@@ -324,7 +325,7 @@ at::Tensor checked_limbs(const char* op, const at::Tensor& limbs, const at::Tens
                       p[i - i % 2 + 1], ")");
   }
   if (kp.is_cpu()) return host;
-  if (!limbs.is_cpu()) return limbs.to(at::kLong).contiguous();
+  if (!limbs.is_cpu()) return lim.contiguous();
   return host.pin_memory().to(kp.device(), /*non_blocking=*/true);
 }
 

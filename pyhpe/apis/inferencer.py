@@ -113,11 +113,12 @@ class Inferencer:
     ``inference_mode``. The default is 32 boxes on a GPU and 8 crops per pass on the CPU (4
     boxes with flip test), where oneDNN runs small batches faster per crop (their
     activations stay in cache: HRNet-W32 at 256x192 takes 44-47 ms per crop in passes of 4-7
-    crops and 54-60 ms in passes of 14-28 on a 2-core AMD EPYC); ``channels_last`` puts the model and its input in the NHWC layout
-    and ``fuse_bn`` runs a copy of the model with its BatchNorms folded into the preceding
-    convolutions (:func:`fold_batchnorm`), on the CPU also with each convolution's following
-    addition and ReLU in the same oneDNN call (:func:`fuse_conv_pointwise`). Both default to on for a model the Inferencer
-    builds and off for a given one (``from_task``), which is never changed.
+    crops and 54-60 ms in passes of 14-28 on a 2-core AMD EPYC). ``channels_last`` puts the
+    model and its input in the NHWC layout and ``fuse_bn`` runs a copy of the model with its
+    BatchNorms folded into the preceding convolutions (:func:`fold_batchnorm`), on the CPU
+    also with each convolution's following addition and ReLU in the same oneDNN call
+    (:func:`fuse_conv_pointwise`). Both default to on for a model the Inferencer builds and
+    off for a given one (``from_task``), which is never changed.
     """
 
     def __init__(self, config=None, checkpoint: Optional[str] = None, *, overrides=(),
@@ -648,6 +649,7 @@ def topdown_postprocess(coords, scores, centers, scales, box_scores, areas, inpu
     (per image, descending score; all rows when ``nms_thr`` is None). Non-finite inputs raise
     a ValueError naming them."""
     from .. import ops
+    from ..ops._common import check_finite
     coords = torch.as_tensor(coords)
     kps, final = ops.topdown_rescore(coords, scores, centers, scales, box_scores, input_size,
                                      udp=udp, score_thr=score_thr, validate=False)
@@ -656,16 +658,14 @@ def topdown_postprocess(coords, scores, centers, scales, box_scores, areas, inpu
     if not (np.isfinite(kps_np).all() and np.isfinite(final_np).all()):
         for name, t in (("coords", coords), ("scores", scores), ("centers", centers),
                         ("scales", scales), ("box_scores", box_scores)):
-            if not np.isfinite(np.asarray(torch.as_tensor(t).detach().cpu(), np.float64)).all():
-                raise ValueError(f"topdown_postprocess: '{name}' contains NaN or infinite values")
+            check_finite(torch.as_tensor(t), name, "topdown_postprocess")
         raise ValueError("topdown_postprocess: the image keypoints overflow (huge 'coords' or "
                          "'scales')")
     N = kps_np.shape[0]
     if nms_thr is None or N == 0:
         return kps_np, final_np, np.arange(N, dtype=np.int64)
     areas = torch.as_tensor(areas, device=kps.device).double()
-    if not np.isfinite(areas.cpu().numpy()).all():
-        raise ValueError("topdown_postprocess: 'areas' contains NaN or infinite values")
+    check_finite(areas, "areas", "topdown_postprocess")
     if sigmas is not None:
         sig = (sigmas.detach().cpu().numpy() if isinstance(sigmas, torch.Tensor)
                else np.asarray(sigmas, np.float64))

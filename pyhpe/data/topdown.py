@@ -86,11 +86,11 @@ class RecordTable(SequenceABC):
     def __init__(self, records: Sequence[Dict]):
         records = list(records)
         self._n = len(records)
-        self._keys = list(records[0]) if records else []
-        if any(list(r) != self._keys for r in records):
+        keys = list(records[0]) if records else []
+        if any(list(r) != keys for r in records):
             raise ValueError("RecordTable: every record must have the same keys in the same "
                              "order")
-        self._columns = {k: _column([r[k] for r in records]) for k in self._keys}
+        self._columns = {k: _column([r[k] for r in records]) for k in keys}
 
     def __len__(self) -> int:
         return self._n
